@@ -1,0 +1,54 @@
+# rtcms - top-level Makefile. Quick start: `make demo`, `make test`.
+# Builds go to build/ (release), build-asan/ (ASan+UBSan), build-fuzz/ (clang).
+
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 5
+
+.PHONY: all deps build test test-asan fuzz demo bench clean help
+
+all: build
+
+help:
+	@echo "make demo       install deps, build, run the demo cluster"
+	@echo "make test       install deps, build, run every test (unit, integration, fuzz)"
+	@echo "make test-asan  unit and integration tests under ASan+UBSan"
+	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 5)"
+	@echo "make bench      run the benchmarks and rewrite docs/benchmarks.md"
+
+deps:
+	@scripts/install-deps -q
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@$(MAKE) --no-print-directory fuzz-build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE fuzz
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
+test-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRTCMS_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|integration'
+
+fuzz-build: deps
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRTCMS_FUZZ=ON -DRTCMS_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $$(cd tests/fuzz && ls fuzz_*.c 2>/dev/null | sed 's/\.c$$//')
+
+fuzz: fuzz-build
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+bench: build
+	@$(BUILD)/bench/bench_store --out docs/benchmarks.md
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,214 @@
+/*
+ * rtcmsctl - the rtcms operator CLI.
+ *
+ *   rtcmsctl [global options] COMMAND [args]
+ *
+ * Commands are table-dispatched; each lives in its own cmd_*.c file.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "rtcms_error.h"
+#include "util/keyfile.h"
+
+static const struct cli_command commands[] = {
+	{ "keygen", "FILE [--force]", "write a new random cluster key to FILE", cmd_keygen },
+	{ "store", "SUBCOMMAND ...", "talk to rtcms-store (put get list claim commit release delete scrub status)", cmd_store },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: rtcmsctl [--key FILE] [--store HOST:PORT] [--json] [--timeout MS] COMMAND [ARGS]\n"
+"\n"
+"global options:\n"
+"  -k, --key FILE          cluster key file (default $RTCMS_KEY)\n"
+"  -s, --store HOST:PORT   rtcms-store address (default $RTCMS_STORE or 127.0.0.1:7400)\n"
+"  -j, --json              machine-readable output\n"
+"  -t, --timeout MS        per-operation network timeout (default 10000)\n"
+"  -h, --help              this help; `rtcmsctl COMMAND --help` for a command\n"
+"\ncommands:\n");
+	for (const struct cli_command *c = commands; c->name; c++)
+		fprintf(f, "  %-8s %-16s %s\n", c->name, c->args, c->help);
+}
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("rtcmsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_FAIL;
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("rtcmsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see --help)\n", stderr);
+	return CLI_USAGE;
+}
+
+int cli_fail_rc(struct net_client *c, const char *what, int rc)
+{
+	const struct proto_error *e = c ? net_client_last_error(c) : NULL;
+	if (e && e->code == rc && e->text[0])
+		return cli_fail("%s: %s (%s)", what, e->text, rtcms_errname(rc));
+	return cli_fail("%s: %s (%s)", what, rtcms_strerror(rc), rtcms_errname(rc));
+}
+
+struct net_client *cli_connect(struct cli *cli, const char *addr)
+{
+	struct proto_key key;
+	struct net_client *c = NULL;
+	char err[1024];
+	int rc;
+
+	if (!cli->key_file) {
+		cli_fail("no cluster key: give --key FILE or set RTCMS_KEY");
+		return NULL;
+	}
+	if (keyfile_load(cli->key_file, &key, err, sizeof(err)) != 0) {
+		cli_fail("%s", err);
+		return NULL;
+	}
+	rc = net_client_connect(addr, &key, PROTO_ROLE_CLI, "rtcmsctl",
+				cli->timeout_ms, &c);
+	sodium_memzero(&key, sizeof(key));
+	if (rc) {
+		if (rc == RTCMS_EINVAL)
+			cli_fail("invalid address \"%s\" (expected HOST:PORT)", addr);
+		else if (rc == RTCMS_EAUTH)
+			cli_fail("%s refused the handshake: wrong cluster key?", addr);
+		else
+			cli_fail("cannot connect to %s: %s", addr, rtcms_strerror(rc));
+		return NULL;
+	}
+	return c;
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || *s == '\0' || *s == '-')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+void cli_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+const char *cli_hex(const uint8_t *p, size_t n, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 3 <= len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%02x", p[i]);
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *cli_time(uint64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03u", (unsigned)(ms % 1000));
+	return buf;
+}
+
+const char *cli_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "store", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli cli = {
+		.key_file = getenv("RTCMS_KEY"),
+		.store_addr = getenv("RTCMS_STORE"),
+		.timeout_ms = 10000,
+	};
+	int c;
+
+	if (!cli.store_addr)
+		cli.store_addr = "127.0.0.1:7400";
+	signal(SIGPIPE, SIG_IGN);
+	/* "+": stop at the command name; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+k:s:jt:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': cli.key_file = optarg; break;
+		case 's': cli.store_addr = optarg; break;
+		case 'j': cli.json = 1; break;
+		case 't': {
+			uint64_t v;
+			if (cli_parse_u64(optarg, &v) || v == 0 || v > 3600000)
+				return cli_usage("--timeout: expected milliseconds, 1..3600000");
+			cli.timeout_ms = (int)v;
+			break;
+		}
+		case 'h': usage(stdout); return CLI_OK;
+		default: usage(stderr); return CLI_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	for (const struct cli_command *cmd = commands; cmd->name; cmd++) {
+		if (strcmp(cmd->name, argv[optind]) == 0) {
+			optind++;
+			return cmd->run(&cli, argc - optind + 1, argv + optind - 1);
+		}
+	}
+	return cli_usage("unknown command \"%s\"", argv[optind]);
+}

@@ -1,0 +1,53 @@
+/*
+ * store_client.h - streaming PUT and GET against rtcms-store over a
+ * net_client connection. Both directions verify every chunk hash and the
+ * image hash (a checkpoint is checked at every hop). Memory use is one
+ * chunk, whatever the checkpoint size.
+ */
+#ifndef RTCMS_CLIENT_STORE_CLIENT_H
+#define RTCMS_CLIENT_STORE_CLIENT_H
+
+#include <stdint.h>
+
+#include "net/client.h"
+
+/* Reads len bytes of the image at off into buf; returns 0 or an error. */
+typedef int (*store_client_read_fn)(void *ctx, uint64_t off, uint8_t *buf,
+				    size_t len);
+/* Receives one verified chunk; returns 0 or an error to abort. */
+typedef int (*store_client_write_fn)(void *ctx, const struct proto_chunk *chunk);
+
+/*
+ * Store a checkpoint. meta supplies process, incarnation, sequence, node,
+ * size, created_ms and spec; chunk_count and hash are computed here (one
+ * hashing pass over the reader, then one sending pass). chunk_size is
+ * 1..PROTO_MAX_CHUNK. Returns 0 and *ack once the store has made it
+ * durable, or an error (the store's ERROR code, RTCMS_EFENCED etc.).
+ */
+int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
+		     uint32_t chunk_size, store_client_read_fn read, void *ctx,
+		     struct proto_put_ack *ack);
+
+/*
+ * Fetch a checkpoint (sequence 0 = latest; incarnation 0 = any). meta_out
+ * is filled from GET_META (its spec pointer is only valid during the call:
+ * copy it in the first write callback or pass meta_only). Every chunk is
+ * verified before write is called; at the end the image hash is checked
+ * (RTCMS_ECORRUPT on mismatch). write may be NULL with meta_only.
+ */
+int store_client_get(struct net_client *c, const char *process,
+		     uint64_t incarnation, uint64_t sequence, int meta_only,
+		     struct proto_ckpt_meta *meta_out, store_client_write_fn write,
+		     void *ctx, struct proto_get_end *end);
+
+/* A reader over a memory buffer (ctx = struct store_client_buf *). */
+struct store_client_buf {
+	const uint8_t *data;
+	uint64_t len;
+};
+int store_client_read_buf(void *ctx, uint64_t off, uint8_t *buf, size_t len);
+
+/* A reader over a file descriptor (ctx = int *fd), using pread. */
+int store_client_read_fd(void *ctx, uint64_t off, uint8_t *buf, size_t len);
+
+#endif

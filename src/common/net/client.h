@@ -1,0 +1,71 @@
+/*
+ * client.h - a blocking, authenticated rtcms connection (client side).
+ *
+ * Used by rtcmsctl, the tests and the benchmarks; every call has a timeout
+ * so no caller can hang on a dead peer. Not thread-safe: one connection per
+ * thread.
+ */
+#ifndef RTCMS_NET_CLIENT_H
+#define RTCMS_NET_CLIENT_H
+
+#include <stdint.h>
+
+#include "proto/msg.h"
+#include "proto/session.h"
+
+struct net_client;
+
+/*
+ * Connect to addr ("host:port"), run the handshake with the cluster key and
+ * return the connection in *out. timeout_ms bounds the connect, the
+ * handshake and every later send or receive. Returns 0, RTCMS_EINVAL (bad
+ * address), RTCMS_ECONN, RTCMS_ETIMEDOUT or RTCMS_EAUTH (wrong key).
+ */
+int net_client_connect(const char *addr, const struct proto_key *key,
+		       uint8_t role, const char *name, int timeout_ms,
+		       struct net_client **out);
+
+/* Close and free. net_client_free(NULL) is a no-op. */
+void net_client_free(struct net_client *c);
+
+/* Send one message; *request (may be NULL) receives its request id. */
+int net_client_send(struct net_client *c, uint8_t type, uint16_t flags,
+		    const union proto_msg *msg, uint32_t *request);
+
+/*
+ * Receive the next frame. Borrowed pointers in *msg stay valid until the
+ * next receive. Returns 0 or RTCMS_ECONN / RTCMS_ETIMEDOUT / a decode error.
+ * An ERROR frame is returned as such (hdr->type == PROTO_ERROR), not as an
+ * error code.
+ */
+int net_client_recv(struct net_client *c, struct proto_header *hdr,
+		    union proto_msg *msg);
+
+/*
+ * Send a request and wait for its reply of type expect. If the peer answers
+ * ERROR, returns its code and keeps it for net_client_last_error(). A reply
+ * of another type is RTCMS_EPROTO.
+ */
+int net_client_call(struct net_client *c, uint8_t type,
+		    const union proto_msg *req, uint8_t expect,
+		    struct proto_header *hdr, union proto_msg *reply);
+
+/* The last ERROR received (code 0 if none). */
+const struct proto_error *net_client_last_error(const struct net_client *c);
+
+/* Remember an ERROR message received by a caller of net_client_recv(). */
+void net_client_set_error(struct net_client *c, const struct proto_error *e);
+
+/* Peer name from its HELLO_ACK. */
+const char *net_client_peer(const struct net_client *c);
+
+/* Set the timeout for later calls. */
+void net_client_set_timeout(struct net_client *c, int timeout_ms);
+
+/* Send raw bytes (tests of bad input only). */
+int net_client_send_raw(struct net_client *c, const void *buf, size_t len);
+
+/* The session, for tests that craft frames by hand. */
+struct proto_session *net_client_session(struct net_client *c);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * msg.h - typed payloads of rtcms frames: encode and decode.
+ *
+ * Payload encoding: big-endian integers; a "str" is u16 length + bytes
+ * (no NUL; printable ASCII 0x20..0x7e only; each field has its own cap);
+ * a "blob" is u32 length + bytes; a hash is 32 raw bytes; CHUNK data is
+ * the rest of the payload. Decoders copy short strings into fixed arrays
+ * (always NUL-terminated) and point blobs and chunk data into the input
+ * buffer (borrowed: valid as long as the buffer is).
+ *
+ * Decoders are pure: proto_msg_decode(type, buf, len, out) returns len on
+ * success, or RTCMS_EPROTO (malformed, trailing bytes, bad string),
+ * RTCMS_ETOOBIG (a field over its cap). Encoders return the payload length
+ * or RTCMS_ETOOBIG if cap is too small or a field is over its cap, and
+ * RTCMS_EINVAL for a field a decoder would refuse.
+ */
+#ifndef RTCMS_PROTO_MSG_H
+#define RTCMS_PROTO_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+#include "frame.h"
+
+#define PROTO_HASH_SIZE     32    /* BLAKE2b-256 */
+#define PROTO_NONCE_SIZE    32    /* handshake nonce */
+#define PROTO_ID_MAX        128   /* process id, claimant, node/peer name */
+#define PROTO_TEXT_MAX      512   /* error message, paths in replies */
+#define PROTO_SPEC_MAX      16384 /* program spec blob */
+#define PROTO_LIST_MAX      256   /* entries per LIST_REPLY page */
+#define PROTO_MIRRORS_MAX   16    /* mirrors reported by SCRUB/STATUS */
+
+enum proto_type {
+	/* handshake (plaintext, MAC under the cluster key) */
+	PROTO_HELLO        = 0x01,
+	PROTO_HELLO_ACK    = 0x02,
+	/* generic replies */
+	PROTO_ERROR        = 0x03,
+	PROTO_OK           = 0x04,
+	/* store */
+	PROTO_PUT_BEGIN    = 0x10,
+	PROTO_PUT_READY    = 0x11,
+	PROTO_CHUNK        = 0x12,
+	PROTO_PUT_END      = 0x13,
+	PROTO_PUT_ACK      = 0x14,
+	PROTO_GET          = 0x15,
+	PROTO_GET_META     = 0x16,
+	PROTO_GET_END      = 0x17,
+	PROTO_LIST         = 0x18,
+	PROTO_LIST_REPLY   = 0x19,
+	PROTO_DELETE       = 0x1A,
+	PROTO_CLAIM        = 0x1B,
+	PROTO_CLAIM_OK     = 0x1C,
+	PROTO_COMMIT       = 0x1D,
+	PROTO_COMMIT_OK    = 0x1E,
+	PROTO_RELEASE      = 0x1F,
+	PROTO_SCRUB        = 0x20,
+	PROTO_SCRUB_REPLY  = 0x21,
+	PROTO_STATUS       = 0x22,
+	PROTO_STATUS_REPLY = 0x23,
+	/* reserved for the manager and agent (later issues); decoders refuse
+	 * them with RTCMS_EPROTO until their payloads are defined */
+	PROTO_REGISTER     = 0x40, /* thesis op 0: agent -> manager */
+	PROTO_REGISTER_OK  = 0x41,
+	PROTO_CKPT_NOTIFY  = 0x42, /* thesis op 1: agent -> manager */
+	PROTO_MIGRATE      = 0x43, /* thesis op 2: agent/operator -> manager */
+	PROTO_MIGRATE_OK   = 0x44,
+	PROTO_INFO         = 0x50, /* manager -> agent info interface */
+	PROTO_INFO_REPLY   = 0x51,
+	PROTO_RESTORE      = 0x52, /* manager -> agent restore interface */
+	PROTO_RESTORE_OK   = 0x53,
+	PROTO_PULL         = 0x54, /* manager pulls a checkpoint from an agent */
+	PROTO_HEARTBEAT    = 0x60, /* UDP, agent -> manager */
+};
+
+/* Roles announced in HELLO. */
+enum proto_role {
+	PROTO_ROLE_CLI = 1,
+	PROTO_ROLE_AGENT = 2,
+	PROTO_ROLE_MANAGER = 3,
+	PROTO_ROLE_STORE = 4,
+};
+
+/* Name of a message type ("PUT_BEGIN"), or NULL if the type is unknown. */
+const char *proto_type_name(uint8_t type);
+
+/* True if type is defined in this version (including reserved ones). */
+bool proto_type_known(uint8_t type);
+
+/* Largest payload a frame of this type may carry (<= PROTO_MAX_PAYLOAD). */
+uint32_t proto_type_max_payload(uint8_t type);
+
+struct proto_hello {          /* HELLO and HELLO_ACK */
+	uint8_t nonce[PROTO_NONCE_SIZE];   /* sender's fresh random nonce */
+	uint8_t echo[PROTO_NONCE_SIZE];    /* HELLO_ACK: the client's nonce; HELLO: zero */
+	uint8_t role;                      /* enum proto_role */
+	char name[PROTO_ID_MAX + 1];       /* sender's name, for logs */
+};
+
+struct proto_error {          /* ERROR */
+	int32_t code;                      /* negative RTCMS_E* */
+	uint64_t detail;                   /* ECLAIMED: lease expiry (unix ms); EFENCED: current incarnation */
+	char who[PROTO_ID_MAX + 1];        /* ECLAIMED: the current claimant */
+	char text[PROTO_TEXT_MAX + 1];     /* human-readable message */
+};
+
+/* Checkpoint metadata: PUT_BEGIN and GET_META. */
+struct proto_ckpt_meta {
+	char process[PROTO_ID_MAX + 1];    /* process id: [A-Za-z0-9._:-], 1..128 */
+	uint64_t incarnation;              /* >= 1 */
+	uint64_t sequence;                 /* >= 1 */
+	uint64_t node;                     /* origin node id */
+	uint64_t size;                     /* image size in bytes */
+	uint64_t created_ms;               /* unix ms when the checkpoint was taken */
+	uint32_t chunk_count;              /* number of CHUNK frames that follow */
+	uint8_t hash[PROTO_HASH_SIZE];     /* image hash (proto_image_hash) */
+	const uint8_t *spec;               /* program spec blob (borrowed) */
+	uint32_t spec_len;                 /* <= PROTO_SPEC_MAX */
+};
+
+struct proto_chunk {          /* CHUNK */
+	uint64_t offset;                   /* byte offset in the image */
+	uint8_t hash[PROTO_HASH_SIZE];     /* BLAKE2b-256 of data */
+	const uint8_t *data;               /* borrowed */
+	uint32_t len;                      /* 1..PROTO_MAX_CHUNK */
+};
+
+struct proto_put_end {        /* PUT_END */
+	uint32_t chunk_count;
+};
+
+struct proto_put_ack {        /* PUT_ACK */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;
+	uint64_t sequence;
+	uint64_t size;
+	uint8_t hash[PROTO_HASH_SIZE];
+	uint8_t copies;                    /* mirrors that hold it durably */
+	uint8_t existed;                   /* 1 if it was already stored (idempotent PUT) */
+};
+
+struct proto_get {            /* GET */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;              /* 0 = any */
+	uint64_t sequence;                 /* 0 = latest */
+	uint8_t meta_only;                 /* 1 = reply GET_META only, no data */
+};
+
+struct proto_get_end {        /* GET_END */
+	uint32_t chunk_count;
+	uint32_t repaired;                 /* bad copies repaired while reading */
+};
+
+struct proto_list {           /* LIST */
+	uint64_t node;                     /* 0 = any node */
+	char process[PROTO_ID_MAX + 1];    /* "" = any process */
+	uint32_t offset;                   /* page start */
+	uint16_t limit;                    /* page size, 1..PROTO_LIST_MAX */
+};
+
+struct proto_list_entry {
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;
+	uint64_t sequence;
+	uint64_t node;
+	uint64_t size;
+	uint64_t created_ms;
+	uint8_t hash[PROTO_HASH_SIZE];
+	uint8_t claimed;                   /* 1 if pinned by an open claim */
+};
+
+struct proto_list_reply {     /* LIST_REPLY; more is the PROTO_F_MORE flag */
+	uint16_t count;
+	struct proto_list_entry *entries;  /* caller-provided array, PROTO_LIST_MAX long */
+};
+
+struct proto_delete {         /* DELETE */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;              /* 0 with sequence 0: every checkpoint of process */
+	uint64_t sequence;
+};
+
+struct proto_claim {          /* CLAIM */
+	char process[PROTO_ID_MAX + 1];
+	char claimant[PROTO_ID_MAX + 1];
+	uint32_t lease_ms;                 /* 1..3600000 */
+};
+
+struct proto_claim_ok {       /* CLAIM_OK */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t claim_id;
+	uint64_t incarnation;              /* incarnation of the claimed checkpoint */
+	uint64_t sequence;                 /* sequence of the claimed checkpoint */
+	uint64_t node;                     /* node the process is recorded on */
+	uint64_t expires_ms;               /* unix ms */
+};
+
+struct proto_commit {         /* COMMIT */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t claim_id;
+	uint64_t new_node;
+};
+
+struct proto_commit_ok {      /* COMMIT_OK */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;              /* the new incarnation */
+	uint64_t node;
+};
+
+struct proto_release {        /* RELEASE */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t claim_id;
+};
+
+struct proto_scrub {          /* SCRUB */
+	uint8_t repair;
+};
+
+struct proto_mirror_report {
+	char path[PROTO_TEXT_MAX + 1];
+	uint8_t online;
+	uint64_t chunks;                   /* chunk files checked */
+	uint64_t bytes;                    /* bytes verified */
+	uint32_t missing;
+	uint32_t corrupt;
+	uint32_t repaired;
+};
+
+struct proto_scrub_reply {    /* SCRUB_REPLY and STATUS_REPLY */
+	uint64_t processes;
+	uint64_t checkpoints;
+	uint64_t chunks;                   /* distinct chunks referenced */
+	uint64_t bytes;                    /* distinct chunk bytes */
+	uint32_t unrepairable;             /* chunks with no good copy anywhere */
+	uint8_t mirror_count;
+	struct proto_mirror_report mirrors[PROTO_MIRRORS_MAX];
+};
+
+/* One decoded payload. Which member is valid depends on the frame type;
+ * OK, PUT_READY, SCRUB-less STATUS carry no payload. */
+union proto_msg {
+	struct proto_hello hello;
+	struct proto_error error;
+	struct proto_ckpt_meta meta;
+	struct proto_chunk chunk;
+	struct proto_put_end put_end;
+	struct proto_put_ack put_ack;
+	struct proto_get get;
+	struct proto_get_end get_end;
+	struct proto_list list;
+	struct proto_list_reply list_reply;
+	struct proto_delete del;
+	struct proto_claim claim;
+	struct proto_claim_ok claim_ok;
+	struct proto_commit commit;
+	struct proto_commit_ok commit_ok;
+	struct proto_release release;
+	struct proto_scrub scrub;
+	struct proto_scrub_reply scrub_reply;
+};
+
+/*
+ * Encode msg as the payload of a frame of the given type into buf.
+ * Returns the payload length or a negative RTCMS_E* code.
+ */
+int proto_msg_encode(uint8_t type, const union proto_msg *msg, uint8_t *buf,
+		     size_t cap);
+
+/*
+ * Decode the payload of a frame of the given type. For LIST_REPLY the
+ * caller sets out->list_reply.entries to an array of PROTO_LIST_MAX
+ * entries before calling. Returns len or a negative RTCMS_E* code.
+ */
+int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
+		     union proto_msg *out);
+
+/* True if s (NUL-terminated) is a valid process id. */
+bool proto_process_id_valid(const char *s);
+
+/*
+ * Image hash: BLAKE2b-256 of "rtcms-image-v1" || be64(size) || for each
+ * chunk in offset order: be64(offset) || be32(len) || chunk hash.
+ * Chunks must tile [0, size) without gap or overlap. Incremental use:
+ * proto_image_hash_init/update/final.
+ */
+struct proto_image_hash {
+	crypto_generichash_state state;
+	uint64_t size;
+	uint64_t next_offset;
+};
+void proto_image_hash_init(struct proto_image_hash *h, uint64_t size);
+/* Returns RTCMS_EPROTO if offset is not where the previous chunk ended. */
+int proto_image_hash_update(struct proto_image_hash *h, uint64_t offset,
+			    uint32_t len, const uint8_t hash[PROTO_HASH_SIZE]);
+/* Returns RTCMS_EPROTO if the chunks did not reach size. */
+int proto_image_hash_final(struct proto_image_hash *h,
+			   uint8_t out[PROTO_HASH_SIZE]);
+
+/* BLAKE2b-256 of a chunk of data. */
+void proto_chunk_hash(const uint8_t *data, size_t len,
+		      uint8_t out[PROTO_HASH_SIZE]);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * session.h - connection handshake, session keys and replay protection.
+ *
+ * The client sends HELLO (its fresh 32-byte nonce Nc, role, name), MACed
+ * under the cluster key. The server answers HELLO_ACK (its fresh nonce Ns,
+ * the echoed Nc, role, name), MACed under the cluster key. Both derive
+ *   Kc2s = BLAKE2b-256(key = cluster key, "rtcms-c2s-v1" || Nc || Ns)
+ *   Ks2c = BLAKE2b-256(key = cluster key, "rtcms-s2c-v1" || Nc || Ns)
+ * Every later frame is sealed under the key of its direction with a
+ * counter starting at 1 and rising by exactly one per frame; the receiver
+ * refuses any other counter. Hence a frame replayed from another connection
+ * fails authentication (other keys), and a frame replayed, dropped or
+ * reordered within a connection fails the counter check. A replayed HELLO
+ * gets a fresh Ns, so its sender cannot derive the keys. A replayed
+ * HELLO_ACK fails the echo check.
+ *
+ * Pure state machine: no I/O. The caller moves bytes.
+ */
+#ifndef RTCMS_PROTO_SESSION_H
+#define RTCMS_PROTO_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+#include "msg.h"
+
+struct proto_session {
+	struct proto_key cluster;
+	struct proto_key tx_key;
+	struct proto_key rx_key;
+	uint64_t tx_counter;              /* counter of the next frame sent */
+	uint64_t rx_counter;              /* counter expected of the next frame */
+	uint64_t self_node;               /* put in the sender field */
+	bool is_client;
+	bool established;
+	uint8_t my_nonce[PROTO_NONCE_SIZE];
+	uint8_t peer_role;
+	char peer_name[PROTO_ID_MAX + 1];
+};
+
+/* Prepare a session for either side. Does not fail. */
+void proto_session_init(struct proto_session *s, const struct proto_key *cluster,
+			bool is_client, uint64_t self_node);
+
+/*
+ * Client: build the HELLO frame into out. Returns the frame size or an
+ * error (RTCMS_ETOOBIG if cap is too small).
+ */
+int proto_session_hello(struct proto_session *s, uint8_t role,
+			const char *name, uint8_t *out, size_t cap);
+
+/*
+ * Server: check a received HELLO frame (len bytes) and build the HELLO_ACK
+ * into out. On success the session is established and the frame size of
+ * the HELLO_ACK is returned. RTCMS_EAUTH if the MAC is wrong (wrong key),
+ * RTCMS_EPROTO if it is not a well-formed HELLO.
+ */
+int proto_session_accept(struct proto_session *s, const uint8_t *hello,
+			 size_t len, uint8_t role, const char *name,
+			 uint8_t *out, size_t cap);
+
+/*
+ * Client: check the HELLO_ACK frame. On success the session is established.
+ * RTCMS_EAUTH for a wrong MAC or echo; an ERROR frame sent by the server
+ * before the handshake (plaintext, MACed) yields its code.
+ */
+int proto_session_finish(struct proto_session *s, const uint8_t *ack,
+			 size_t len);
+
+/*
+ * Seal a message of the given type as the next frame. hdr_in supplies
+ * flags, epoch and request id (type, sender, counter and length are set
+ * here). Returns the frame size or an error.
+ */
+int proto_session_seal(struct proto_session *s, uint8_t type, uint16_t flags,
+		       uint64_t epoch, uint32_t request,
+		       const union proto_msg *msg, uint8_t *out, size_t cap);
+
+/*
+ * Open the next received frame (exactly len bytes) and decode its payload.
+ * plain is scratch space of at least PROTO_MAX_PAYLOAD bytes that holds the
+ * decrypted payload; borrowed pointers in *msg point into it. Returns 0
+ * or RTCMS_EREPLAY / RTCMS_EAUTH / RTCMS_EPROTO / RTCMS_ETOOBIG.
+ */
+int proto_session_open(struct proto_session *s, const uint8_t *frame,
+		       size_t len, struct proto_header *hdr, uint8_t *plain,
+		       size_t plain_cap, union proto_msg *msg);
+
+/*
+ * Build an unauthenticated-peer ERROR frame (plaintext, MACed under the
+ * cluster key) for a peer whose handshake failed; the peer can check it
+ * only if it holds the key. Returns the frame size or an error.
+ */
+int proto_session_plain_error(const struct proto_key *cluster, int code,
+			      const char *text, uint8_t *out, size_t cap);
+
+#endif

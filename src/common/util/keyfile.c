@@ -1,0 +1,97 @@
+/* keyfile.c - load and generate the cluster key file. */
+#include "keyfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rtcms_error.h"
+
+#define KEY_PREFIX "rtcms-key-v1 "
+
+int keyfile_load(const char *path, struct proto_key *key, char *err,
+		 size_t errlen)
+{
+	char buf[256];
+	size_t bin_len = 0;
+	const char *end = NULL;
+	ssize_t n;
+	int fd;
+
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		return RTCMS_EINTERNAL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open key file: %s", path,
+			 strerror(errno));
+		return RTCMS_ECONFIG;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "%s: cannot read key file: %s", path,
+			 strerror(errno));
+		return RTCMS_EIO;
+	}
+	buf[n] = '\0';
+	if (strncmp(buf, KEY_PREFIX, strlen(KEY_PREFIX)) != 0) {
+		snprintf(err, errlen,
+			 "%s:1: not an rtcms key file (expected \"%s<64 hex digits>\"; "
+			 "create one with `rtcmsctl keygen %s`)",
+			 path, KEY_PREFIX, path);
+		return RTCMS_ECONFIG;
+	}
+	const char *hex = buf + strlen(KEY_PREFIX);
+	if (sodium_hex2bin(key->bytes, sizeof(key->bytes), hex, strlen(hex),
+			   NULL, &bin_len, &end) != 0 ||
+	    bin_len != sizeof(key->bytes) ||
+	    (*end != '\0' && *end != '\n')) {
+		snprintf(err, errlen, "%s:1: key must be exactly 64 hex digits",
+			 path);
+		sodium_memzero(buf, sizeof(buf));
+		return RTCMS_ECONFIG;
+	}
+	sodium_memzero(buf, sizeof(buf));
+	return 0;
+}
+
+int keyfile_generate(const char *path, int force, char *err, size_t errlen)
+{
+	uint8_t key[PROTO_KEY_SIZE];
+	char hex[2 * PROTO_KEY_SIZE + 1];
+	char line[sizeof(KEY_PREFIX) + sizeof(hex) + 1];
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+	int fd, rc = 0;
+
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		return RTCMS_EINTERNAL;
+	}
+	fd = open(path, flags, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot create key file: %s%s", path,
+			 strerror(errno),
+			 errno == EEXIST ? " (use --force to overwrite)" : "");
+		return errno == EEXIST ? RTCMS_EEXIST : RTCMS_EIO;
+	}
+	randombytes_buf(key, sizeof(key));
+	sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
+	int len = snprintf(line, sizeof(line), "%s%s\n", KEY_PREFIX, hex);
+	if (fchmod(fd, 0600) != 0 || write(fd, line, (size_t)len) != len ||
+	    fsync(fd) != 0) {
+		snprintf(err, errlen, "%s: cannot write key file: %s", path,
+			 strerror(errno));
+		rc = RTCMS_EIO;
+	}
+	close(fd);
+	sodium_memzero(key, sizeof(key));
+	sodium_memzero(hex, sizeof(hex));
+	sodium_memzero(line, sizeof(line));
+	return rc;
+}

@@ -1,0 +1,230 @@
+/*
+ * rtcms-store - the durable, mirrored checkpoint store (the thesis' NAS).
+ *
+ *   rtcms-store --config /etc/rtcms/store.ini
+ *   rtcms-store --listen 127.0.0.1:7400 --mirror /srv/a --mirror /srv/b --key k
+ *
+ * Command-line options override the config file.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log/log.h"
+#include "rtcms_error.h"
+#include "server.h"
+#include "store.h"
+#include "util/config.h"
+#include "util/keyfile.h"
+
+struct settings {
+	char listen[128];
+	char key[1024];
+	char name[PROTO_ID_MAX + 1];
+	char log_level[16];
+	char ready_file[1024];
+	struct config_list mirrors;
+	uint64_t retain;
+	uint64_t client_timeout_ms;
+	uint64_t max_connections;
+};
+
+static struct settings cfg = {
+	.listen = "127.0.0.1:7400",
+	.name = "store",
+	.log_level = "info",
+	.retain = 2,
+	.client_timeout_ms = 10000,
+	.max_connections = 64,
+};
+
+static const struct config_field fields[] = {
+	{ "store", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
+	{ "store", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0 },
+	{ "store", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
+	{ "store", "mirror", CONFIG_LIST, &cfg.mirrors, 0, 0, 0 },
+	{ "store", "retain", CONFIG_U64, &cfg.retain, 0, 1, 1000 },
+	{ "store", "client_timeout", CONFIG_U64, &cfg.client_timeout_ms, 0, 100, 3600000 },
+	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096 },
+	{ "store", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
+	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0 },
+	{ NULL, NULL, 0, NULL, 0, 0, 0 },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: rtcms-store [--config FILE] [options]\n"
+"\n"
+"The rtcms checkpoint store: durable, checksummed, mirrored (RAID-1)\n"
+"checkpoint storage with atomic, lease-based claims for restoration.\n"
+"\n"
+"options (override the config file, section [store]):\n"
+"  -c, --config FILE        INI config file (see contrib/store.ini)\n"
+"  -l, --listen HOST:PORT   address to listen on (default 127.0.0.1:7400;\n"
+"                           port 0 picks a free port)\n"
+"  -m, --mirror DIR         a mirror directory; give it once per mirror\n"
+"  -k, --key FILE           cluster key file (rtcmsctl keygen FILE)\n"
+"  -r, --retain N           checkpoints kept per process (default 2)\n"
+"  -n, --name NAME          name announced to peers (default store)\n"
+"      --client-timeout MS  a frame must arrive within this (default 10s)\n"
+"      --max-connections N  refuse connections beyond N (default 64)\n"
+"      --ready-file FILE    write the bound address here once listening\n"
+"  -v, --log-level LEVEL    error, warn, info (default) or debug\n"
+"  -h, --help               this help\n");
+}
+
+static uint64_t real_now_ms(void *ctx)
+{
+	struct timespec ts;
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void store_log(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	log_msg((enum log_level)level, "%s", msg);
+}
+
+static const struct config_field *field(const char *name)
+{
+	for (const struct config_field *f = fields; f->name; f++)
+		if (strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "mirror", required_argument, NULL, 'm' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "retain", required_argument, NULL, 'r' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "client-timeout", required_argument, NULL, 'T' },
+		{ "max-connections", required_argument, NULL, 'M' },
+		{ "ready-file", required_argument, NULL, 'R' },
+		{ "log-level", required_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL;
+	char err[1024];
+	struct config_list cli_mirrors = { 0 };
+	int c;
+
+	/* First pass: find --config, so options given later override it. */
+	while ((c = getopt_long(argc, argv, "c:l:m:k:r:n:v:h", opts, NULL)) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else if (c == '?') {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rtcms-store: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	if (config && config_load(config, fields, err, sizeof(err)) != 0) {
+		fprintf(stderr, "rtcms-store: %s\n", err);
+		return 2;
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:l:m:k:r:n:v:h", opts, NULL)) != -1) {
+		const char *name = NULL;
+		switch (c) {
+		case 'l': name = "listen"; break;
+		case 'k': name = "key"; break;
+		case 'r': name = "retain"; break;
+		case 'n': name = "name"; break;
+		case 'T': name = "client_timeout"; break;
+		case 'M': name = "max_connections"; break;
+		case 'R': name = "ready_file"; break;
+		case 'v': name = "level"; break;
+		case 'm': {
+			struct config_field f = { "store", "mirror", CONFIG_LIST,
+						  &cli_mirrors, 0, 0, 0 };
+			if (config_set(&f, optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "rtcms-store: --mirror: %s\n", err);
+				return 2;
+			}
+			continue;
+		}
+		default:
+			continue;
+		}
+		if (config_set(field(name), optarg, err, sizeof(err)) != 0) {
+			fprintf(stderr, "rtcms-store: option for %s: %s\n", name, err);
+			return 2;
+		}
+	}
+	if (cli_mirrors.count > 0)
+		cfg.mirrors = cli_mirrors; /* --mirror replaces the file's list */
+
+	int level = log_level_parse(cfg.log_level);
+	if (level < 0) {
+		fprintf(stderr, "rtcms-store: log level \"%s\": expected error, "
+			"warn, info or debug\n", cfg.log_level);
+		return 2;
+	}
+	log_init("store", (enum log_level)level);
+	if (cfg.mirrors.count == 0) {
+		fprintf(stderr, "rtcms-store: no mirror directory: give --mirror DIR "
+			"(once per mirror) or mirror = DIR in [store]\n");
+		return 2;
+	}
+	if (cfg.key[0] == '\0') {
+		fprintf(stderr, "rtcms-store: no cluster key: give --key FILE or "
+			"key = FILE in [store] (create one with `rtcmsctl keygen FILE`)\n");
+		return 2;
+	}
+	struct proto_key key;
+	if (keyfile_load(cfg.key, &key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "rtcms-store: %s\n", err);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	const char *mirrors[CONFIG_LIST_MAX];
+	for (size_t i = 0; i < cfg.mirrors.count; i++) {
+		mirrors[i] = cfg.mirrors.items[i];
+		log_info("mirror %zu: %s", i, mirrors[i]);
+	}
+	struct store_options so = {
+		.mirrors = mirrors,
+		.mirror_count = cfg.mirrors.count,
+		.retain = (unsigned)cfg.retain,
+		.now_ms = real_now_ms,
+		.log = store_log,
+	};
+	struct store *st = NULL;
+	int rc = store_open(&so, &st);
+	if (rc != 0) {
+		log_error("cannot open the store: %s", rtcms_strerror(rc));
+		return 1;
+	}
+	struct server_options sv = {
+		.listen = cfg.listen,
+		.key = &key,
+		.name = cfg.name,
+		.ready_file = cfg.ready_file[0] ? cfg.ready_file : NULL,
+		.client_timeout_ms = cfg.client_timeout_ms,
+		.max_connections = cfg.max_connections,
+	};
+	rc = server_run(&sv, st);
+	store_free(st);
+	sodium_memzero(&key, sizeof(key));
+	return rc == 0 ? 0 : 1;
+}

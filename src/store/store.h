@@ -1,0 +1,185 @@
+/*
+ * store.h - the checkpoint store engine behind rtcms-store (the NAS).
+ *
+ * Synchronous and thread-safe: the daemon calls these from libuv's thread
+ * pool. Layout on every mirror directory M (RAID-1: all mirrors hold the
+ * same files):
+ *
+ *   M/MIRROR               identity file: "rtcms-mirror v1 <uuid>\n"
+ *   M/meta.db              SQLite (WAL, synchronous=FULL): processes,
+ *                          checkpoints, their chunk lists, chunk refcounts,
+ *                          claims; one copy per mirror, every transaction
+ *                          applied to each
+ *   M/chunks/ab/<hex>      content-addressed chunk files, named by the
+ *                          BLAKE2b-256 of their content (64 hex digits),
+ *                          fanned out by the first byte
+ *
+ * A chunk file is written (and fdatasync'ed) on every online mirror before
+ * the transaction that references it commits, and a checkpoint becomes
+ * visible only when that transaction commits: an acknowledged PUT survives
+ * kill -9 and power loss; a half-received PUT is never visible. Reads verify
+ * each chunk's hash and fall back to, and repair from, another mirror.
+ */
+#ifndef RTCMS_STORE_STORE_H
+#define RTCMS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/msg.h"
+
+#define STORE_MAX_MIRRORS PROTO_MIRRORS_MAX
+
+struct store;
+struct store_put;
+struct store_get;
+
+struct store_options {
+	const char *const *mirrors;   /* mirror directories (created if absent) */
+	size_t mirror_count;          /* 1..STORE_MAX_MIRRORS */
+	unsigned retain;              /* sequences kept per process (>= 1; default 2) */
+	/* Clock in unix ms; NULL = real time. Tests inject their own. */
+	uint64_t (*now_ms)(void *ctx);
+	void *now_ctx;
+	/* Log sink for repair/resync events; NULL = silent. */
+	void (*log)(void *ctx, int level, const char *msg);
+	void *log_ctx;
+};
+
+/*
+ * Open (or create) the store over its mirrors: create missing directories,
+ * bring every mirror's meta.db to the newest generation among them, and
+ * resynchronise any mirror that is new, wiped or missing chunk files
+ * (copying from a good mirror). Returns 0 and *out, or RTCMS_EIO /
+ * RTCMS_ECONFIG / RTCMS_ECORRUPT with a message through the log callback.
+ */
+int store_open(const struct store_options *opt, struct store **out);
+
+/* Close the store. store_free(NULL) is a no-op. */
+void store_free(struct store *st);
+
+/*
+ * Begin a PUT. Returns 0 and *out (a handle to feed chunks to), or:
+ *  - 1 if the same (process, incarnation, sequence) is already stored with
+ *    the same image hash: nothing to do (idempotent PUT); *out is NULL and
+ *    *ack is filled in;
+ *  - RTCMS_EEXIST if it is stored with another hash;
+ *  - RTCMS_EFENCED if incarnation < the process' current incarnation
+ *    (ack->incarnation then holds the current one);
+ *  - RTCMS_EINVAL for invalid metadata (bad id, zero incarnation, a size
+ *    that does not fit chunk_count * PROTO_MAX_CHUNK, ...).
+ * meta->spec is copied.
+ */
+int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
+		    struct store_put **out, struct proto_put_ack *ack);
+
+/*
+ * Check the next chunk of a PUT: in offset order, contiguous, hash matching
+ * data, within size. Cheap; call it on the event loop thread before
+ * store_put_write(). Returns 0, RTCMS_EPROTO (order, size) or
+ * RTCMS_ECORRUPT (hash mismatch). Not thread-safe for one put.
+ */
+int store_put_check(struct store_put *put, const struct proto_chunk *chunk);
+
+/*
+ * Write a checked chunk durably to every online mirror (skipped where an
+ * identical chunk is already stored). Several chunks of one PUT may be
+ * written concurrently from different threads. Returns 0 or RTCMS_EIO /
+ * RTCMS_ENOSPC.
+ */
+int store_put_write(struct store_put *put, const struct proto_chunk *chunk);
+
+/*
+ * Finish a PUT after all its chunks were written: check the chunk count,
+ * size and image hash, commit the metadata on every mirror, apply
+ * retention, and free the handle (whatever the result). Fills *ack on
+ * success. Returns 0, RTCMS_EPROTO (count/size), RTCMS_ECORRUPT (image hash
+ * mismatch), RTCMS_EFENCED (a COMMIT raised the incarnation meanwhile),
+ * RTCMS_EIO.
+ */
+int store_put_commit(struct store_put *put, uint32_t chunk_count,
+		     struct proto_put_ack *ack);
+
+/* Abandon a PUT and free the handle; nothing of it becomes visible.
+ * store_put_abort(NULL) is a no-op. */
+void store_put_abort(struct store_put *put);
+
+/*
+ * Open a checkpoint for reading: the given (incarnation, sequence), or the
+ * latest when sequence is 0 (latest of any incarnation when incarnation is
+ * 0). Fills *meta (meta->spec points into memory owned by the handle).
+ * Returns 0 or RTCMS_ENOENT.
+ */
+int store_get_open(struct store *st, const char *process, uint64_t incarnation,
+		   uint64_t sequence, struct store_get **out,
+		   struct proto_ckpt_meta *meta);
+
+/*
+ * Read the next chunk into buf (capacity >= PROTO_MAX_CHUNK): verified
+ * against its hash, from the first mirror with a good copy; bad or missing
+ * copies on other mirrors are rewritten. Fills *chunk (data points to buf).
+ * Returns 0, RTCMS_EEOF after the last chunk, or RTCMS_ECORRUPT if no
+ * mirror has a good copy.
+ */
+int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk);
+
+/* Copies repaired so far by this read. */
+uint32_t store_get_repaired(const struct store_get *g);
+
+/* Close a read handle. store_get_close(NULL) is a no-op. */
+void store_get_close(struct store_get *g);
+
+/*
+ * List checkpoints (metadata only), ordered by process, incarnation,
+ * sequence; filter by node (0 = any) and process ("" or NULL = any); skip
+ * offset entries, return at most limit in entries[]. *more is set if there
+ * are further entries. Returns the number of entries or RTCMS_EIO.
+ */
+int store_list(struct store *st, uint64_t node, const char *process,
+	       uint32_t offset, uint16_t limit,
+	       struct proto_list_entry *entries, bool *more);
+
+/*
+ * Delete one checkpoint, or all of a process when incarnation and
+ * sequence are 0. A checkpoint pinned by an open claim is not deleted:
+ * RTCMS_ECLAIMED. Returns the number deleted (>= 1) or RTCMS_ENOENT.
+ */
+int store_delete(struct store *st, const char *process, uint64_t incarnation,
+		 uint64_t sequence);
+
+/*
+ * Claim the latest checkpoint of process for restoration, atomically.
+ * Exactly one concurrent claimant wins. Claiming again by the same
+ * claimant renews its lease (same claim id). Fills *ok. On RTCMS_ECLAIMED,
+ * *err names the holder and the lease expiry. RTCMS_ENOENT if the process
+ * has no checkpoint.
+ */
+int store_claim(struct store *st, const char *process, const char *claimant,
+		uint32_t lease_ms, struct proto_claim_ok *ok,
+		struct proto_error *err);
+
+/*
+ * Commit a claim: record process on new_node and increment its incarnation
+ * (later PUTs with an older incarnation get RTCMS_EFENCED), and close the
+ * claim. Committing an already committed claim id again returns the same
+ * result (idempotent retry). RTCMS_ENOENT for an unknown claim id,
+ * RTCMS_ECLAIMED if the lease expired and another claimant holds it.
+ */
+int store_commit(struct store *st, const char *process, uint64_t claim_id,
+		 uint64_t new_node, struct proto_commit_ok *ok);
+
+/* Release a claim without moving the process. RTCMS_ENOENT if no such
+ * open claim. */
+int store_release(struct store *st, const char *process, uint64_t claim_id);
+
+/*
+ * Verify every byte of every referenced chunk on every mirror; with repair,
+ * rewrite missing or corrupt copies from a good one. Fills *report.
+ */
+int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *report);
+
+/* Counts and mirror states without reading data. */
+int store_status(struct store *st, struct proto_scrub_reply *report);
+
+#endif

@@ -1,0 +1,200 @@
+/* testutil.c - temporary dirs, keys and real daemons for tests. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/keyfile.h"
+
+char *tu_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+
+	if (!base)
+		base = "/tmp";
+	if (asprintf(&path, "%s/rtcms-%s-XXXXXX", base, tag) < 0)
+		abort();
+	if (!mkdtemp(path)) {
+		perror("mkdtemp");
+		abort();
+	}
+	return path;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb; (void)flag; (void)f;
+	return remove(p);
+}
+
+void tu_rmrf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_keyfile(const char *dir, struct proto_key *key)
+{
+	char *path;
+	char err[512];
+
+	if (asprintf(&path, "%s/key", dir) < 0)
+		abort();
+	if (keyfile_generate(path, 1, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	if (key && keyfile_load(path, key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	return path;
+}
+
+uint64_t tu_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int tu_store_start(struct tu_daemon *d, const char *dir, const char *key_file,
+		   int mirrors, const char *listen_ip, const char *const *extra)
+{
+	char ready[600], listen[80], mdir[16][600];
+	const char *argv[64];
+	int n = 0;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "%s", dir);
+	snprintf(d->log, sizeof(d->log), "%s/store.log", dir);
+	snprintf(ready, sizeof(ready), "%s/store.ready", dir);
+	snprintf(listen, sizeof(listen), "%s:0", listen_ip ? listen_ip : "127.0.0.1");
+	unlink(ready);
+	argv[n++] = RTCMS_BIN_DIR "/rtcms-store";
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--key";
+	argv[n++] = key_file;
+	argv[n++] = "--ready-file";
+	argv[n++] = ready;
+	for (int i = 0; i < mirrors && i < 16; i++) {
+		snprintf(mdir[i], sizeof(mdir[i]), "%s/m%d", dir, i);
+		argv[n++] = "--mirror";
+		argv[n++] = mdir[i];
+	}
+	for (int i = 0; extra && extra[i] && n < 62; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	d->pid = pid;
+	uint64_t deadline = tu_now_ms() + 20000;
+	while (tu_now_ms() < deadline) {
+		FILE *f = fopen(ready, "r");
+		if (f) {
+			int ok = fgets(d->addr, sizeof(d->addr), f) != NULL;
+			fclose(f);
+			if (ok) {
+				d->addr[strcspn(d->addr, "\n")] = '\0';
+				return 0;
+			}
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			d->pid = 0;
+			fprintf(stderr, "rtcms-store exited early; log %s\n", d->log);
+			return -1;
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "rtcms-store not ready in time; log %s\n", d->log);
+	tu_daemon_stop(d, SIGKILL);
+	return -1;
+}
+
+int tu_daemon_stop(struct tu_daemon *d, int sig)
+{
+	int st = 0;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, sig);
+	while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	d->pid = 0;
+	return st;
+}
+
+int tu_daemon_alive(struct tu_daemon *d)
+{
+	int st;
+	if (d->pid <= 0)
+		return 0;
+	if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+		d->pid = 0;
+		return 0;
+	}
+	return 1;
+}
+
+int tu_log_count(const struct tu_daemon *d, const char *needle)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f = fopen(d->log, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+void tu_fill(uint8_t *buf, size_t len, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+}
+
+long tu_peak_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}

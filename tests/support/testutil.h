@@ -1,0 +1,58 @@
+/*
+ * testutil.h - helpers for rtcms tests: temporary directories, key files,
+ * and starting the real daemons on ephemeral loopback ports.
+ */
+#ifndef RTCMS_TESTUTIL_H
+#define RTCMS_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/frame.h"
+
+/* Create a fresh directory under $TMPDIR (or /tmp); aborts on failure.
+ * Returns a malloc'ed path. */
+char *tu_tmpdir(const char *tag);
+
+/* Remove path recursively (like rm -rf). */
+void tu_rmrf(const char *path);
+
+/* Write a new key file at dir/key and load it into *key (may be NULL).
+ * Returns the malloc'ed path. */
+char *tu_keyfile(const char *dir, struct proto_key *key);
+
+struct tu_daemon {
+	pid_t pid;
+	char addr[80];        /* "127.0.0.1:PORT" once ready */
+	char dir[512];        /* its working directory */
+	char log[600];        /* its stderr */
+};
+
+/*
+ * Start rtcms-store listening on listen_ip with an ephemeral port, with
+ * mirrors dir/m0 .. dir/m{n-1}, and extra argv (NULL-terminated, may be
+ * NULL). Waits for its ready file (10 s). Returns 0 or -1.
+ */
+int tu_store_start(struct tu_daemon *d, const char *dir, const char *key_file,
+		   int mirrors, const char *listen_ip, const char *const *extra);
+
+/* Send sig to the daemon and reap it. Returns its wait status. */
+int tu_daemon_stop(struct tu_daemon *d, int sig);
+
+/* 1 if the daemon still runs. */
+int tu_daemon_alive(struct tu_daemon *d);
+
+/* Count lines of the daemon's log containing needle. */
+int tu_log_count(const struct tu_daemon *d, const char *needle);
+
+/* Fill buf with deterministic pseudo-random bytes from seed. */
+void tu_fill(uint8_t *buf, size_t len, uint64_t seed);
+
+/* Monotonic clock in milliseconds. */
+uint64_t tu_now_ms(void);
+
+/* Peak resident set size (VmHWM) of pid in KiB, or -1. */
+long tu_peak_rss_kib(pid_t pid);
+
+#endif
