@@ -56,6 +56,7 @@ struct conn {
 	int reading;
 	int closing;                   /* conn_close() called */
 	int draining;                  /* a final frame is queued, then close */
+	int write_stalls;              /* timeouts seen with writes pending */
 	int closed;                    /* handles being closed */
 	int works;                     /* works queued on the thread pool */
 	char peer[80];
@@ -140,6 +141,7 @@ static void on_write(uv_write_t *req, int status)
 	free(w->frame);
 	free(w);
 	c->pending_writes--;
+	c->write_stalls = 0;
 	if (c->closing)
 		return;
 	if (status < 0) {
@@ -294,8 +296,13 @@ static void on_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
-	if (c->works > 0 || c->pending_writes > 0) {
-		/* Our side is working or the peer reads slowly: wait. */
+	if (c->works > 0) {
+		/* Our side is working: wait. */
+		uv_timer_again(t);
+		return;
+	}
+	if (c->pending_writes > 0 && ++c->write_stalls < 3) {
+		/* The peer reads slowly: give it a few more periods. */
 		uv_timer_again(t);
 		return;
 	}
@@ -650,9 +657,9 @@ static void after_commit(uv_work_t *w, int status)
 
 static void put_maybe_finish(struct conn *c)
 {
+	conn_read_stop(c); /* the client waits for PUT_ACK now */
 	if (c->inflight > 0)
 		return;
-	conn_read_stop(c);
 	c->end_pending = 0;
 	c->state = C_BUSY;
 	conn_queue(c, &c->work, c, work_commit, after_commit);
@@ -814,6 +821,7 @@ static void conn_frame(struct conn *c)
 	int rc;
 
 	uv_timer_again(&c->timer);
+	c->write_stalls = 0;
 	if (c->state == C_HANDSHAKE) {
 		conn_handshake(c);
 		goto next;
