@@ -42,6 +42,10 @@
 #define PROTO_MAX_PAYLOAD  (PROTO_MAX_CHUNK + 4096u)
 #define PROTO_MAX_FRAME    (PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD + PROTO_TAG_SIZE)
 
+/* Initialise the crypto library (idempotent, thread-safe). Returns 0 or
+ * RTCMS_EINTERNAL. Called by proto_session_init(). */
+int proto_init(void);
+
 /* Header flags. */
 #define PROTO_F_REPLY      0x0001u /* frame answers a request */
 #define PROTO_F_MORE       0x0002u /* more reply frames follow (streams, pages) */
@@ -97,6 +101,14 @@ static inline size_t proto_frame_size(uint32_t payload_len)
 int proto_frame_seal(const struct proto_key *key, struct proto_header *hdr,
 		     const uint8_t *payload, size_t payload_len,
 		     uint8_t *out, size_t cap);
+
+/*
+ * Like proto_frame_seal, but the payload_len plaintext bytes already sit at
+ * out + PROTO_HEADER_SIZE and are encrypted in place.
+ */
+int proto_frame_seal_inplace(const struct proto_key *key,
+			     struct proto_header *hdr, size_t payload_len,
+			     uint8_t *out, size_t cap);
 
 /*
  * Open a data frame of exactly len bytes sealed under key. Checks the header

@@ -1,0 +1,190 @@
+/* frame.c - frame header, AEAD sealing and handshake MACs. Pure. */
+#include "frame.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "msg.h"
+#include "rtcms_error.h"
+#include "util/bytes.h"
+
+int proto_header_encode(const struct proto_header *hdr,
+			uint8_t out[PROTO_HEADER_SIZE])
+{
+	if (hdr->length > PROTO_MAX_PAYLOAD)
+		return RTCMS_ETOOBIG;
+	put_be32(out, PROTO_MAGIC);
+	out[4] = hdr->version;
+	out[5] = hdr->type;
+	put_be16(out + 6, hdr->flags);
+	put_be64(out + 8, hdr->sender);
+	put_be64(out + 16, hdr->epoch);
+	put_be32(out + 24, hdr->request);
+	put_be32(out + 28, hdr->length);
+	put_be64(out + 32, hdr->counter);
+	return PROTO_HEADER_SIZE;
+}
+
+int proto_header_decode(const uint8_t *buf, size_t len,
+			struct proto_header *out)
+{
+	if (len < PROTO_HEADER_SIZE)
+		return RTCMS_EAGAIN;
+	if (get_be32(buf) != PROTO_MAGIC)
+		return RTCMS_EPROTO;
+	out->version = buf[4];
+	out->type = buf[5];
+	out->flags = get_be16(buf + 6);
+	out->sender = get_be64(buf + 8);
+	out->epoch = get_be64(buf + 16);
+	out->request = get_be32(buf + 24);
+	out->length = get_be32(buf + 28);
+	out->counter = get_be64(buf + 32);
+	if (out->version != PROTO_VERSION)
+		return RTCMS_EVERSION;
+	if (!proto_type_known(out->type) || (out->flags & ~PROTO_F_KNOWN))
+		return RTCMS_EPROTO;
+	if (out->length > proto_type_max_payload(out->type))
+		return RTCMS_ETOOBIG;
+	return PROTO_HEADER_SIZE;
+}
+
+/* 96-bit IETF nonce: 4 zero bytes, then the 64-bit counter big-endian. */
+static void make_nonce(uint8_t nonce[12], uint64_t counter)
+{
+	memset(nonce, 0, 4);
+	put_be64(nonce + 4, counter);
+}
+
+int proto_frame_seal(const struct proto_key *key, struct proto_header *hdr,
+		     const uint8_t *payload, size_t payload_len,
+		     uint8_t *out, size_t cap)
+{
+	uint8_t nonce[12];
+	unsigned long long clen = 0;
+
+	if (payload_len > PROTO_MAX_PAYLOAD ||
+	    payload_len > proto_type_max_payload(hdr->type))
+		return RTCMS_ETOOBIG;
+	size_t total = proto_frame_size((uint32_t)payload_len);
+	if (cap < total)
+		return RTCMS_ETOOBIG;
+	hdr->version = PROTO_VERSION;
+	hdr->length = (uint32_t)payload_len;
+	proto_header_encode(hdr, out);
+	make_nonce(nonce, hdr->counter);
+	crypto_aead_chacha20poly1305_ietf_encrypt(
+		out + PROTO_HEADER_SIZE, &clen, payload, payload_len,
+		out, PROTO_HEADER_SIZE, NULL, nonce, key->bytes);
+	return (int)total;
+}
+
+int proto_frame_seal_inplace(const struct proto_key *key,
+			     struct proto_header *hdr, size_t payload_len,
+			     uint8_t *out, size_t cap)
+{
+	uint8_t nonce[12];
+	unsigned long long clen = 0;
+
+	if (payload_len > PROTO_MAX_PAYLOAD ||
+	    payload_len > proto_type_max_payload(hdr->type))
+		return RTCMS_ETOOBIG;
+	size_t total = proto_frame_size((uint32_t)payload_len);
+	if (cap < total)
+		return RTCMS_ETOOBIG;
+	hdr->version = PROTO_VERSION;
+	hdr->length = (uint32_t)payload_len;
+	proto_header_encode(hdr, out);
+	make_nonce(nonce, hdr->counter);
+	crypto_aead_chacha20poly1305_ietf_encrypt(
+		out + PROTO_HEADER_SIZE, &clen, out + PROTO_HEADER_SIZE,
+		payload_len, out, PROTO_HEADER_SIZE, NULL, nonce, key->bytes);
+	return (int)total;
+}
+
+/* Check a complete frame's header and exact length. */
+static int frame_check(const uint8_t *frame, size_t len,
+		       struct proto_header *hdr)
+{
+	int rc = proto_header_decode(frame, len, hdr);
+	if (rc < 0)
+		return rc;
+	size_t total = proto_frame_size(hdr->length);
+	if (len < total)
+		return RTCMS_EAGAIN;
+	if (len > total)
+		return RTCMS_EPROTO;
+	return 0;
+}
+
+int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
+		     const uint8_t *frame, size_t len, struct proto_header *hdr,
+		     uint8_t *payload_out, size_t cap)
+{
+	uint8_t nonce[12];
+	unsigned long long mlen = 0;
+	int rc = frame_check(frame, len, hdr);
+
+	if (rc < 0)
+		return rc;
+	if (cap < hdr->length)
+		return RTCMS_ETOOBIG;
+	if (hdr->counter != expected_counter)
+		return RTCMS_EREPLAY;
+	make_nonce(nonce, hdr->counter);
+	if (crypto_aead_chacha20poly1305_ietf_decrypt(
+		    payload_out, &mlen, NULL, frame + PROTO_HEADER_SIZE,
+		    (unsigned long long)hdr->length + PROTO_TAG_SIZE, frame,
+		    PROTO_HEADER_SIZE, nonce, key->bytes) != 0)
+		return RTCMS_EAUTH;
+	return (int)mlen;
+}
+
+static void plain_mac(const struct proto_key *key, const uint8_t *frame,
+		      size_t body_len, uint8_t tag[PROTO_TAG_SIZE])
+{
+	crypto_generichash(tag, PROTO_TAG_SIZE, frame, body_len, key->bytes,
+			   PROTO_KEY_SIZE);
+}
+
+int proto_frame_seal_plain(const struct proto_key *key,
+			   struct proto_header *hdr, const uint8_t *payload,
+			   size_t payload_len, uint8_t *out, size_t cap)
+{
+	if (payload_len > PROTO_MAX_PAYLOAD ||
+	    payload_len > proto_type_max_payload(hdr->type))
+		return RTCMS_ETOOBIG;
+	size_t total = proto_frame_size((uint32_t)payload_len);
+	if (cap < total)
+		return RTCMS_ETOOBIG;
+	hdr->version = PROTO_VERSION;
+	hdr->length = (uint32_t)payload_len;
+	proto_header_encode(hdr, out);
+	if (payload_len)
+		memmove(out + PROTO_HEADER_SIZE, payload, payload_len);
+	plain_mac(key, out, PROTO_HEADER_SIZE + payload_len,
+		  out + PROTO_HEADER_SIZE + payload_len);
+	return (int)total;
+}
+
+int proto_frame_open_plain(const struct proto_key *key, const uint8_t *frame,
+			   size_t len, struct proto_header *hdr,
+			   const uint8_t **payload)
+{
+	uint8_t tag[PROTO_TAG_SIZE];
+	int rc = frame_check(frame, len, hdr);
+
+	if (rc < 0)
+		return rc;
+	plain_mac(key, frame, PROTO_HEADER_SIZE + hdr->length, tag);
+	if (sodium_memcmp(tag, frame + PROTO_HEADER_SIZE + hdr->length,
+			  PROTO_TAG_SIZE) != 0)
+		return RTCMS_EAUTH;
+	*payload = frame + PROTO_HEADER_SIZE;
+	return (int)hdr->length;
+}
+
+int proto_init(void)
+{
+	return sodium_init() < 0 ? RTCMS_EINTERNAL : 0;
+}

@@ -1,0 +1,714 @@
+/*
+ * msg.c - encode and decode the typed payloads of rtcms frames. Pure: no
+ * I/O, no logging, no allocation. Field order follows the structs in msg.h;
+ * docs/protocol.md has the byte tables.
+ */
+#include "msg.h"
+
+#include <string.h>
+
+#include "rtcms_error.h"
+#include "util/bytes.h"
+
+/* ---- cursors --------------------------------------------------------- */
+
+struct wr {
+	uint8_t *p;
+	size_t cap;
+	size_t len;
+	int err;
+};
+
+struct rd {
+	const uint8_t *p;
+	size_t len;
+	size_t off;
+	int err;
+};
+
+static uint8_t *w_take(struct wr *w, size_t n)
+{
+	if (w->err)
+		return NULL;
+	if (n > w->cap - w->len) {
+		w->err = RTCMS_ETOOBIG;
+		return NULL;
+	}
+	uint8_t *q = w->p + w->len;
+	w->len += n;
+	return q;
+}
+
+static void w_u8(struct wr *w, uint8_t v)
+{
+	uint8_t *q = w_take(w, 1);
+	if (q)
+		*q = v;
+}
+
+static void w_u16(struct wr *w, uint16_t v)
+{
+	uint8_t *q = w_take(w, 2);
+	if (q)
+		put_be16(q, v);
+}
+
+static void w_u32(struct wr *w, uint32_t v)
+{
+	uint8_t *q = w_take(w, 4);
+	if (q)
+		put_be32(q, v);
+}
+
+static void w_u64(struct wr *w, uint64_t v)
+{
+	uint8_t *q = w_take(w, 8);
+	if (q)
+		put_be64(q, v);
+}
+
+static void w_bytes(struct wr *w, const void *src, size_t n)
+{
+	uint8_t *q = w_take(w, n);
+	if (q && n)
+		memcpy(q, src, n);
+}
+
+/* Strings: no control characters (< 0x20, 0x7f). */
+static int str_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+static void w_str(struct wr *w, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (w->err)
+		return;
+	if (n > max) {
+		w->err = RTCMS_ETOOBIG;
+		return;
+	}
+	if (!str_ok(s, n)) {
+		w->err = RTCMS_EINVAL;
+		return;
+	}
+	w_u16(w, (uint16_t)n);
+	w_bytes(w, s, n);
+}
+
+static void w_process(struct wr *w, const char *s, int allow_empty)
+{
+	if (!w->err && !(allow_empty && s[0] == '\0') &&
+	    !proto_process_id_valid(s)) {
+		w->err = RTCMS_EINVAL;
+		return;
+	}
+	w_str(w, s, PROTO_ID_MAX);
+}
+
+static const uint8_t *r_take(struct rd *r, size_t n)
+{
+	if (r->err)
+		return NULL;
+	if (n > r->len - r->off) {
+		r->err = RTCMS_EPROTO;
+		return NULL;
+	}
+	const uint8_t *q = r->p + r->off;
+	r->off += n;
+	return q;
+}
+
+static uint8_t r_u8(struct rd *r)
+{
+	const uint8_t *q = r_take(r, 1);
+	return q ? *q : 0;
+}
+
+static uint16_t r_u16(struct rd *r)
+{
+	const uint8_t *q = r_take(r, 2);
+	return q ? get_be16(q) : 0;
+}
+
+static uint32_t r_u32(struct rd *r)
+{
+	const uint8_t *q = r_take(r, 4);
+	return q ? get_be32(q) : 0;
+}
+
+static uint64_t r_u64(struct rd *r)
+{
+	const uint8_t *q = r_take(r, 8);
+	return q ? get_be64(q) : 0;
+}
+
+static void r_bytes(struct rd *r, void *dst, size_t n)
+{
+	const uint8_t *q = r_take(r, n);
+	if (q)
+		memcpy(dst, q, n);
+	else
+		memset(dst, 0, n);
+}
+
+/* Copy a string of at most max bytes into dst[max + 1]. */
+static void r_str(struct rd *r, char *dst, size_t max)
+{
+	dst[0] = '\0';
+	uint16_t n = r_u16(r);
+	if (r->err)
+		return;
+	if (n > max) {
+		r->err = RTCMS_ETOOBIG;
+		return;
+	}
+	const uint8_t *q = r_take(r, n);
+	if (!q)
+		return;
+	if (!str_ok((const char *)q, n)) {
+		r->err = RTCMS_EPROTO;
+		return;
+	}
+	memcpy(dst, q, n);
+	dst[n] = '\0';
+}
+
+static void r_process(struct rd *r, char *dst, int allow_empty)
+{
+	r_str(r, dst, PROTO_ID_MAX);
+	if (!r->err && !(allow_empty && dst[0] == '\0') &&
+	    !proto_process_id_valid(dst))
+		r->err = RTCMS_EPROTO;
+}
+
+static void r_check(struct rd *r, int ok)
+{
+	if (!r->err && !ok)
+		r->err = RTCMS_EPROTO;
+}
+
+/* ---- types ----------------------------------------------------------- */
+
+static const struct {
+	uint8_t type;
+	const char *name;
+	uint32_t max;      /* payload cap */
+	uint8_t reserved;  /* payload not defined yet */
+} types[] = {
+	{ PROTO_HELLO, "HELLO", 256, 0 },
+	{ PROTO_HELLO_ACK, "HELLO_ACK", 256, 0 },
+	{ PROTO_ERROR, "ERROR", 1024, 0 },
+	{ PROTO_OK, "OK", 0, 0 },
+	{ PROTO_PUT_BEGIN, "PUT_BEGIN", 17408, 0 },
+	{ PROTO_PUT_READY, "PUT_READY", 0, 0 },
+	{ PROTO_CHUNK, "CHUNK", PROTO_MAX_PAYLOAD, 0 },
+	{ PROTO_PUT_END, "PUT_END", 4, 0 },
+	{ PROTO_PUT_ACK, "PUT_ACK", 1024, 0 },
+	{ PROTO_GET, "GET", 1024, 0 },
+	{ PROTO_GET_META, "GET_META", 17408, 0 },
+	{ PROTO_GET_END, "GET_END", 8, 0 },
+	{ PROTO_LIST, "LIST", 1024, 0 },
+	{ PROTO_LIST_REPLY, "LIST_REPLY", 65536, 0 },
+	{ PROTO_DELETE, "DELETE", 1024, 0 },
+	{ PROTO_CLAIM, "CLAIM", 1024, 0 },
+	{ PROTO_CLAIM_OK, "CLAIM_OK", 1024, 0 },
+	{ PROTO_COMMIT, "COMMIT", 1024, 0 },
+	{ PROTO_COMMIT_OK, "COMMIT_OK", 1024, 0 },
+	{ PROTO_RELEASE, "RELEASE", 1024, 0 },
+	{ PROTO_SCRUB, "SCRUB", 1, 0 },
+	{ PROTO_SCRUB_REPLY, "SCRUB_REPLY", 16384, 0 },
+	{ PROTO_STATUS, "STATUS", 0, 0 },
+	{ PROTO_STATUS_REPLY, "STATUS_REPLY", 16384, 0 },
+	{ PROTO_REGISTER, "REGISTER", 65536, 1 },
+	{ PROTO_REGISTER_OK, "REGISTER_OK", 65536, 1 },
+	{ PROTO_CKPT_NOTIFY, "CKPT_NOTIFY", 65536, 1 },
+	{ PROTO_MIGRATE, "MIGRATE", 65536, 1 },
+	{ PROTO_MIGRATE_OK, "MIGRATE_OK", 65536, 1 },
+	{ PROTO_INFO, "INFO", 65536, 1 },
+	{ PROTO_INFO_REPLY, "INFO_REPLY", 65536, 1 },
+	{ PROTO_RESTORE, "RESTORE", 65536, 1 },
+	{ PROTO_RESTORE_OK, "RESTORE_OK", 65536, 1 },
+	{ PROTO_PULL, "PULL", 65536, 1 },
+	{ PROTO_HEARTBEAT, "HEARTBEAT", 65536, 1 },
+};
+
+static int type_index(uint8_t type)
+{
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (types[i].type == type)
+			return (int)i;
+	return -1;
+}
+
+const char *proto_type_name(uint8_t type)
+{
+	int i = type_index(type);
+	return i < 0 ? NULL : types[i].name;
+}
+
+bool proto_type_known(uint8_t type)
+{
+	return type_index(type) >= 0;
+}
+
+uint32_t proto_type_max_payload(uint8_t type)
+{
+	int i = type_index(type);
+	return i < 0 ? 0 : types[i].max;
+}
+
+bool proto_process_id_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (n >= PROTO_ID_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == ':' || c == '-'))
+			return false;
+	}
+	return n >= 1;
+}
+
+/* ---- per-message codecs ------------------------------------------- */
+
+static void enc_meta(struct wr *w, const struct proto_ckpt_meta *m)
+{
+	w_process(w, m->process, 0);
+	w_u64(w, m->incarnation);
+	w_u64(w, m->sequence);
+	w_u64(w, m->node);
+	w_u64(w, m->size);
+	w_u64(w, m->created_ms);
+	w_u32(w, m->chunk_count);
+	w_bytes(w, m->hash, PROTO_HASH_SIZE);
+	if (!w->err && m->spec_len > PROTO_SPEC_MAX)
+		w->err = RTCMS_ETOOBIG;
+	w_u32(w, m->spec_len);
+	w_bytes(w, m->spec, m->spec_len);
+}
+
+/* size and chunk count agree: every chunk holds 1..PROTO_MAX_CHUNK bytes */
+static int meta_consistent(const struct proto_ckpt_meta *m)
+{
+	if (m->incarnation == 0 || m->sequence == 0)
+		return 0;
+	if (m->size == 0)
+		return m->chunk_count == 0;
+	return m->chunk_count >= 1 && m->chunk_count <= m->size &&
+	       m->size <= (uint64_t)m->chunk_count * PROTO_MAX_CHUNK;
+}
+
+static void dec_meta(struct rd *r, struct proto_ckpt_meta *m)
+{
+	r_process(r, m->process, 0);
+	m->incarnation = r_u64(r);
+	m->sequence = r_u64(r);
+	m->node = r_u64(r);
+	m->size = r_u64(r);
+	m->created_ms = r_u64(r);
+	m->chunk_count = r_u32(r);
+	r_bytes(r, m->hash, PROTO_HASH_SIZE);
+	m->spec_len = r_u32(r);
+	if (!r->err && m->spec_len > PROTO_SPEC_MAX)
+		r->err = RTCMS_ETOOBIG;
+	m->spec = r_take(r, m->spec_len);
+	r_check(r, meta_consistent(m));
+}
+
+static void enc_entry(struct wr *w, const struct proto_list_entry *e)
+{
+	w_process(w, e->process, 0);
+	w_u64(w, e->incarnation);
+	w_u64(w, e->sequence);
+	w_u64(w, e->node);
+	w_u64(w, e->size);
+	w_u64(w, e->created_ms);
+	w_bytes(w, e->hash, PROTO_HASH_SIZE);
+	w_u8(w, e->claimed ? 1 : 0);
+}
+
+static void dec_entry(struct rd *r, struct proto_list_entry *e)
+{
+	r_process(r, e->process, 0);
+	e->incarnation = r_u64(r);
+	e->sequence = r_u64(r);
+	e->node = r_u64(r);
+	e->size = r_u64(r);
+	e->created_ms = r_u64(r);
+	r_bytes(r, e->hash, PROTO_HASH_SIZE);
+	e->claimed = r_u8(r);
+	r_check(r, e->claimed <= 1);
+}
+
+static void enc_report(struct wr *w, const struct proto_scrub_reply *s)
+{
+	w_u64(w, s->processes);
+	w_u64(w, s->checkpoints);
+	w_u64(w, s->chunks);
+	w_u64(w, s->bytes);
+	w_u32(w, s->unrepairable);
+	if (!w->err && s->mirror_count > PROTO_MIRRORS_MAX)
+		w->err = RTCMS_ETOOBIG;
+	w_u8(w, s->mirror_count);
+	for (int i = 0; i < s->mirror_count && !w->err; i++) {
+		const struct proto_mirror_report *m = &s->mirrors[i];
+		w_str(w, m->path, PROTO_TEXT_MAX);
+		w_u8(w, m->online ? 1 : 0);
+		w_u64(w, m->chunks);
+		w_u64(w, m->bytes);
+		w_u32(w, m->missing);
+		w_u32(w, m->corrupt);
+		w_u32(w, m->repaired);
+	}
+}
+
+static void dec_report(struct rd *r, struct proto_scrub_reply *s)
+{
+	s->processes = r_u64(r);
+	s->checkpoints = r_u64(r);
+	s->chunks = r_u64(r);
+	s->bytes = r_u64(r);
+	s->unrepairable = r_u32(r);
+	s->mirror_count = r_u8(r);
+	if (!r->err && s->mirror_count > PROTO_MIRRORS_MAX) {
+		r->err = RTCMS_ETOOBIG;
+		return;
+	}
+	for (int i = 0; i < s->mirror_count && !r->err; i++) {
+		struct proto_mirror_report *m = &s->mirrors[i];
+		r_str(r, m->path, PROTO_TEXT_MAX);
+		m->online = r_u8(r);
+		r_check(r, m->online <= 1);
+		m->chunks = r_u64(r);
+		m->bytes = r_u64(r);
+		m->missing = r_u32(r);
+		m->corrupt = r_u32(r);
+		m->repaired = r_u32(r);
+	}
+}
+
+int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
+		     size_t cap)
+{
+	int i = type_index(type);
+	struct wr w = { buf, cap, 0, 0 };
+
+	if (i < 0 || types[i].reserved)
+		return RTCMS_EPROTO;
+	if (w.cap > types[i].max)
+		w.cap = types[i].max;
+	switch (type) {
+	case PROTO_HELLO:
+	case PROTO_HELLO_ACK:
+		w_bytes(&w, m->hello.nonce, PROTO_NONCE_SIZE);
+		w_bytes(&w, m->hello.echo, PROTO_NONCE_SIZE);
+		w_u8(&w, m->hello.role);
+		w_str(&w, m->hello.name, PROTO_ID_MAX);
+		break;
+	case PROTO_ERROR:
+		if (m->error.code >= 0 || m->error.code < RTCMS_EINTERNAL)
+			return RTCMS_EINVAL;
+		w_u32(&w, (uint32_t)m->error.code);
+		w_u64(&w, m->error.detail);
+		w_str(&w, m->error.who, PROTO_ID_MAX);
+		w_str(&w, m->error.text, PROTO_TEXT_MAX);
+		break;
+	case PROTO_OK:
+	case PROTO_PUT_READY:
+	case PROTO_STATUS:
+		break;
+	case PROTO_PUT_BEGIN:
+	case PROTO_GET_META:
+		if (!meta_consistent(&m->meta))
+			return RTCMS_EINVAL;
+		enc_meta(&w, &m->meta);
+		break;
+	case PROTO_CHUNK:
+		if (m->chunk.len == 0 || m->chunk.len > PROTO_MAX_CHUNK)
+			return RTCMS_EINVAL;
+		w_u64(&w, m->chunk.offset);
+		w_bytes(&w, m->chunk.hash, PROTO_HASH_SIZE);
+		w_bytes(&w, m->chunk.data, m->chunk.len);
+		break;
+	case PROTO_PUT_END:
+		w_u32(&w, m->put_end.chunk_count);
+		break;
+	case PROTO_PUT_ACK:
+		w_process(&w, m->put_ack.process, 0);
+		w_u64(&w, m->put_ack.incarnation);
+		w_u64(&w, m->put_ack.sequence);
+		w_u64(&w, m->put_ack.size);
+		w_bytes(&w, m->put_ack.hash, PROTO_HASH_SIZE);
+		w_u8(&w, m->put_ack.copies);
+		w_u8(&w, m->put_ack.existed ? 1 : 0);
+		break;
+	case PROTO_GET:
+		w_process(&w, m->get.process, 0);
+		w_u64(&w, m->get.incarnation);
+		w_u64(&w, m->get.sequence);
+		w_u8(&w, m->get.meta_only ? 1 : 0);
+		break;
+	case PROTO_GET_END:
+		w_u32(&w, m->get_end.chunk_count);
+		w_u32(&w, m->get_end.repaired);
+		break;
+	case PROTO_LIST:
+		if (m->list.limit == 0 || m->list.limit > PROTO_LIST_MAX)
+			return RTCMS_EINVAL;
+		w_u64(&w, m->list.node);
+		w_process(&w, m->list.process, 1);
+		w_u32(&w, m->list.offset);
+		w_u16(&w, m->list.limit);
+		break;
+	case PROTO_LIST_REPLY:
+		if (m->list_reply.count > PROTO_LIST_MAX)
+			return RTCMS_ETOOBIG;
+		w_u16(&w, m->list_reply.count);
+		for (uint16_t k = 0; k < m->list_reply.count && !w.err; k++)
+			enc_entry(&w, &m->list_reply.entries[k]);
+		break;
+	case PROTO_DELETE:
+		if ((m->del.incarnation == 0) != (m->del.sequence == 0))
+			return RTCMS_EINVAL;
+		w_process(&w, m->del.process, 0);
+		w_u64(&w, m->del.incarnation);
+		w_u64(&w, m->del.sequence);
+		break;
+	case PROTO_CLAIM:
+		if (m->claim.claimant[0] == '\0' || m->claim.lease_ms == 0 ||
+		    m->claim.lease_ms > 3600000)
+			return RTCMS_EINVAL;
+		w_process(&w, m->claim.process, 0);
+		w_str(&w, m->claim.claimant, PROTO_ID_MAX);
+		w_u32(&w, m->claim.lease_ms);
+		break;
+	case PROTO_CLAIM_OK:
+		w_process(&w, m->claim_ok.process, 0);
+		w_u64(&w, m->claim_ok.claim_id);
+		w_u64(&w, m->claim_ok.incarnation);
+		w_u64(&w, m->claim_ok.sequence);
+		w_u64(&w, m->claim_ok.node);
+		w_u64(&w, m->claim_ok.expires_ms);
+		break;
+	case PROTO_COMMIT:
+		w_process(&w, m->commit.process, 0);
+		w_u64(&w, m->commit.claim_id);
+		w_u64(&w, m->commit.new_node);
+		break;
+	case PROTO_COMMIT_OK:
+		w_process(&w, m->commit_ok.process, 0);
+		w_u64(&w, m->commit_ok.incarnation);
+		w_u64(&w, m->commit_ok.node);
+		break;
+	case PROTO_RELEASE:
+		w_process(&w, m->release.process, 0);
+		w_u64(&w, m->release.claim_id);
+		break;
+	case PROTO_SCRUB:
+		w_u8(&w, m->scrub.repair ? 1 : 0);
+		break;
+	case PROTO_SCRUB_REPLY:
+	case PROTO_STATUS_REPLY:
+		enc_report(&w, &m->scrub_reply);
+		break;
+	default:
+		return RTCMS_EPROTO;
+	}
+	return w.err ? w.err : (int)w.len;
+}
+
+int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
+		     union proto_msg *m)
+{
+	int i = type_index(type);
+	struct rd r = { buf, len, 0, 0 };
+
+	if (i < 0 || types[i].reserved)
+		return RTCMS_EPROTO;
+	if (len > types[i].max)
+		return RTCMS_ETOOBIG;
+	switch (type) {
+	case PROTO_HELLO:
+	case PROTO_HELLO_ACK:
+		r_bytes(&r, m->hello.nonce, PROTO_NONCE_SIZE);
+		r_bytes(&r, m->hello.echo, PROTO_NONCE_SIZE);
+		m->hello.role = r_u8(&r);
+		r_check(&r, m->hello.role >= PROTO_ROLE_CLI &&
+			    m->hello.role <= PROTO_ROLE_STORE);
+		r_str(&r, m->hello.name, PROTO_ID_MAX);
+		break;
+	case PROTO_ERROR:
+		m->error.code = (int32_t)r_u32(&r);
+		r_check(&r, m->error.code < 0 && m->error.code >= RTCMS_EINTERNAL);
+		m->error.detail = r_u64(&r);
+		r_str(&r, m->error.who, PROTO_ID_MAX);
+		r_str(&r, m->error.text, PROTO_TEXT_MAX);
+		break;
+	case PROTO_OK:
+	case PROTO_PUT_READY:
+	case PROTO_STATUS:
+		break;
+	case PROTO_PUT_BEGIN:
+	case PROTO_GET_META:
+		dec_meta(&r, &m->meta);
+		break;
+	case PROTO_CHUNK:
+		m->chunk.offset = r_u64(&r);
+		r_bytes(&r, m->chunk.hash, PROTO_HASH_SIZE);
+		if (r.err)
+			break;
+		m->chunk.len = (uint32_t)(r.len - r.off);
+		r_check(&r, m->chunk.len >= 1 && m->chunk.len <= PROTO_MAX_CHUNK &&
+			    m->chunk.offset <= UINT64_MAX - m->chunk.len);
+		m->chunk.data = r_take(&r, m->chunk.len);
+		break;
+	case PROTO_PUT_END:
+		m->put_end.chunk_count = r_u32(&r);
+		break;
+	case PROTO_PUT_ACK:
+		r_process(&r, m->put_ack.process, 0);
+		m->put_ack.incarnation = r_u64(&r);
+		m->put_ack.sequence = r_u64(&r);
+		m->put_ack.size = r_u64(&r);
+		r_bytes(&r, m->put_ack.hash, PROTO_HASH_SIZE);
+		m->put_ack.copies = r_u8(&r);
+		m->put_ack.existed = r_u8(&r);
+		r_check(&r, m->put_ack.existed <= 1);
+		break;
+	case PROTO_GET:
+		r_process(&r, m->get.process, 0);
+		m->get.incarnation = r_u64(&r);
+		m->get.sequence = r_u64(&r);
+		m->get.meta_only = r_u8(&r);
+		r_check(&r, m->get.meta_only <= 1);
+		break;
+	case PROTO_GET_END:
+		m->get_end.chunk_count = r_u32(&r);
+		m->get_end.repaired = r_u32(&r);
+		break;
+	case PROTO_LIST:
+		m->list.node = r_u64(&r);
+		r_process(&r, m->list.process, 1);
+		m->list.offset = r_u32(&r);
+		m->list.limit = r_u16(&r);
+		r_check(&r, m->list.limit >= 1 && m->list.limit <= PROTO_LIST_MAX);
+		break;
+	case PROTO_LIST_REPLY: {
+		uint16_t n = r_u16(&r);
+		if (!r.err && n > PROTO_LIST_MAX)
+			return RTCMS_ETOOBIG;
+		if (!m->list_reply.entries)
+			return RTCMS_EINVAL;
+		m->list_reply.count = n;
+		for (uint16_t k = 0; k < n && !r.err; k++)
+			dec_entry(&r, &m->list_reply.entries[k]);
+		break;
+	}
+	case PROTO_DELETE:
+		r_process(&r, m->del.process, 0);
+		m->del.incarnation = r_u64(&r);
+		m->del.sequence = r_u64(&r);
+		r_check(&r, (m->del.incarnation == 0) == (m->del.sequence == 0));
+		break;
+	case PROTO_CLAIM:
+		r_process(&r, m->claim.process, 0);
+		r_str(&r, m->claim.claimant, PROTO_ID_MAX);
+		m->claim.lease_ms = r_u32(&r);
+		r_check(&r, m->claim.claimant[0] != '\0' && m->claim.lease_ms >= 1 &&
+			    m->claim.lease_ms <= 3600000);
+		break;
+	case PROTO_CLAIM_OK:
+		r_process(&r, m->claim_ok.process, 0);
+		m->claim_ok.claim_id = r_u64(&r);
+		m->claim_ok.incarnation = r_u64(&r);
+		m->claim_ok.sequence = r_u64(&r);
+		m->claim_ok.node = r_u64(&r);
+		m->claim_ok.expires_ms = r_u64(&r);
+		break;
+	case PROTO_COMMIT:
+		r_process(&r, m->commit.process, 0);
+		m->commit.claim_id = r_u64(&r);
+		m->commit.new_node = r_u64(&r);
+		break;
+	case PROTO_COMMIT_OK:
+		r_process(&r, m->commit_ok.process, 0);
+		m->commit_ok.incarnation = r_u64(&r);
+		m->commit_ok.node = r_u64(&r);
+		break;
+	case PROTO_RELEASE:
+		r_process(&r, m->release.process, 0);
+		m->release.claim_id = r_u64(&r);
+		break;
+	case PROTO_SCRUB:
+		m->scrub.repair = r_u8(&r);
+		r_check(&r, m->scrub.repair <= 1);
+		break;
+	case PROTO_SCRUB_REPLY:
+	case PROTO_STATUS_REPLY:
+		dec_report(&r, &m->scrub_reply);
+		break;
+	default:
+		return RTCMS_EPROTO;
+	}
+	if (r.err)
+		return r.err;
+	if (r.off != r.len)
+		return RTCMS_EPROTO; /* trailing bytes */
+	return (int)len;
+}
+
+/* ---- hashes ---------------------------------------------------------- */
+
+void proto_chunk_hash(const uint8_t *data, size_t len,
+		      uint8_t out[PROTO_HASH_SIZE])
+{
+	crypto_generichash(out, PROTO_HASH_SIZE, data, len, NULL, 0);
+}
+
+void proto_image_hash_init(struct proto_image_hash *h, uint64_t size)
+{
+	static const char tag[] = "rtcms-image-v1";
+	uint8_t be[8];
+
+	crypto_generichash_init(&h->state, NULL, 0, PROTO_HASH_SIZE);
+	crypto_generichash_update(&h->state, (const uint8_t *)tag, sizeof(tag) - 1);
+	put_be64(be, size);
+	crypto_generichash_update(&h->state, be, sizeof(be));
+	h->size = size;
+	h->next_offset = 0;
+}
+
+int proto_image_hash_update(struct proto_image_hash *h, uint64_t offset,
+			    uint32_t len, const uint8_t hash[PROTO_HASH_SIZE])
+{
+	uint8_t rec[12];
+
+	if (offset != h->next_offset || len == 0 || len > PROTO_MAX_CHUNK ||
+	    len > h->size - offset)
+		return RTCMS_EPROTO;
+	put_be64(rec, offset);
+	put_be32(rec + 8, len);
+	crypto_generichash_update(&h->state, rec, sizeof(rec));
+	crypto_generichash_update(&h->state, hash, PROTO_HASH_SIZE);
+	h->next_offset = offset + len;
+	return 0;
+}
+
+int proto_image_hash_final(struct proto_image_hash *h,
+			   uint8_t out[PROTO_HASH_SIZE])
+{
+	if (h->next_offset != h->size)
+		return RTCMS_EPROTO;
+	crypto_generichash_final(&h->state, out, PROTO_HASH_SIZE);
+	return 0;
+}

@@ -1,0 +1,501 @@
+/*
+ * test_proto.c - the wire protocol: every message round-trips; every
+ * truncation and every flipped bit of a valid frame is refused; caps hold;
+ * the handshake refuses wrong keys and replays; counters refuse replays.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/frame.h"
+#include "proto/msg.h"
+#include "proto/session.h"
+#include "rtcms_error.h"
+#include "util/bytes.h"
+
+static uint8_t spec[100];
+static uint8_t chunk_data[5000];
+static struct proto_list_entry entries[3];
+
+/* One sample of every implemented message type, with non-trivial values. */
+static void sample(uint8_t type, union proto_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	switch (type) {
+	case PROTO_HELLO:
+	case PROTO_HELLO_ACK:
+		memset(m->hello.nonce, 0xA5, PROTO_NONCE_SIZE);
+		memset(m->hello.echo, 0x5A, PROTO_NONCE_SIZE);
+		m->hello.role = PROTO_ROLE_MANAGER;
+		strcpy(m->hello.name, "manager-1");
+		break;
+	case PROTO_ERROR:
+		m->error.code = RTCMS_ECLAIMED;
+		m->error.detail = 1764000000123ull;
+		strcpy(m->error.who, "manager-2");
+		strcpy(m->error.text, "already claimed by manager-2");
+		break;
+	case PROTO_PUT_BEGIN:
+	case PROTO_GET_META:
+		strcpy(m->meta.process, "counter.1:a_b-c");
+		m->meta.incarnation = 3;
+		m->meta.sequence = 0x0102030405060708ull;
+		m->meta.node = 0xAABBCCDDEEFFull;
+		m->meta.size = 3 * PROTO_MAX_CHUNK + 7;
+		m->meta.created_ms = 1764000000000ull;
+		m->meta.chunk_count = 4;
+		memset(m->meta.hash, 0x11, PROTO_HASH_SIZE);
+		for (size_t i = 0; i < sizeof(spec); i++)
+			spec[i] = (uint8_t)(i * 7);
+		m->meta.spec = spec;
+		m->meta.spec_len = sizeof(spec);
+		break;
+	case PROTO_CHUNK:
+		for (size_t i = 0; i < sizeof(chunk_data); i++)
+			chunk_data[i] = (uint8_t)(i * 13 + 1);
+		m->chunk.offset = 1u << 20;
+		proto_chunk_hash(chunk_data, sizeof(chunk_data), m->chunk.hash);
+		m->chunk.data = chunk_data;
+		m->chunk.len = sizeof(chunk_data);
+		break;
+	case PROTO_PUT_END:
+		m->put_end.chunk_count = 77;
+		break;
+	case PROTO_PUT_ACK:
+		strcpy(m->put_ack.process, "p");
+		m->put_ack.incarnation = 2;
+		m->put_ack.sequence = 9;
+		m->put_ack.size = 12345;
+		memset(m->put_ack.hash, 0x22, PROTO_HASH_SIZE);
+		m->put_ack.copies = 2;
+		m->put_ack.existed = 1;
+		break;
+	case PROTO_GET:
+		strcpy(m->get.process, "p2");
+		m->get.incarnation = 4;
+		m->get.sequence = 5;
+		m->get.meta_only = 1;
+		break;
+	case PROTO_GET_END:
+		m->get_end.chunk_count = 10;
+		m->get_end.repaired = 2;
+		break;
+	case PROTO_LIST:
+		m->list.node = 42;
+		strcpy(m->list.process, "p3");
+		m->list.offset = 256;
+		m->list.limit = 100;
+		break;
+	case PROTO_LIST_REPLY:
+		for (int i = 0; i < 3; i++) {
+			snprintf(entries[i].process, sizeof(entries[i].process), "proc-%d", i);
+			entries[i].incarnation = (uint64_t)i + 1;
+			entries[i].sequence = (uint64_t)i + 10;
+			entries[i].node = (uint64_t)i + 100;
+			entries[i].size = (uint64_t)i * 4096;
+			entries[i].created_ms = 1000 + (uint64_t)i;
+			memset(entries[i].hash, i + 1, PROTO_HASH_SIZE);
+			entries[i].claimed = (uint8_t)(i & 1);
+		}
+		m->list_reply.count = 3;
+		m->list_reply.entries = entries;
+		break;
+	case PROTO_DELETE:
+		strcpy(m->del.process, "p4");
+		m->del.incarnation = 1;
+		m->del.sequence = 2;
+		break;
+	case PROTO_CLAIM:
+		strcpy(m->claim.process, "p5");
+		strcpy(m->claim.claimant, "manager-1");
+		m->claim.lease_ms = 5000;
+		break;
+	case PROTO_CLAIM_OK:
+		strcpy(m->claim_ok.process, "p5");
+		m->claim_ok.claim_id = 0xDEADBEEFCAFEull;
+		m->claim_ok.incarnation = 1;
+		m->claim_ok.sequence = 8;
+		m->claim_ok.node = 7;
+		m->claim_ok.expires_ms = 1764000005000ull;
+		break;
+	case PROTO_COMMIT:
+		strcpy(m->commit.process, "p5");
+		m->commit.claim_id = 0xDEADBEEFCAFEull;
+		m->commit.new_node = 9;
+		break;
+	case PROTO_COMMIT_OK:
+		strcpy(m->commit_ok.process, "p5");
+		m->commit_ok.incarnation = 2;
+		m->commit_ok.node = 9;
+		break;
+	case PROTO_RELEASE:
+		strcpy(m->release.process, "p5");
+		m->release.claim_id = 77;
+		break;
+	case PROTO_SCRUB:
+		m->scrub.repair = 1;
+		break;
+	case PROTO_SCRUB_REPLY:
+	case PROTO_STATUS_REPLY:
+		m->scrub_reply.processes = 3;
+		m->scrub_reply.checkpoints = 6;
+		m->scrub_reply.chunks = 60;
+		m->scrub_reply.bytes = 60ull << 20;
+		m->scrub_reply.unrepairable = 1;
+		m->scrub_reply.mirror_count = 2;
+		strcpy(m->scrub_reply.mirrors[0].path, "/srv/a");
+		m->scrub_reply.mirrors[0].online = 1;
+		m->scrub_reply.mirrors[0].chunks = 60;
+		m->scrub_reply.mirrors[0].bytes = 1234;
+		strcpy(m->scrub_reply.mirrors[1].path, "/srv/b");
+		m->scrub_reply.mirrors[1].missing = 3;
+		m->scrub_reply.mirrors[1].corrupt = 4;
+		m->scrub_reply.mirrors[1].repaired = 7;
+		break;
+	default:
+		break;
+	}
+}
+
+static const uint8_t all_types[] = {
+	PROTO_HELLO, PROTO_HELLO_ACK, PROTO_ERROR, PROTO_OK, PROTO_PUT_BEGIN,
+	PROTO_PUT_READY, PROTO_CHUNK, PROTO_PUT_END, PROTO_PUT_ACK, PROTO_GET,
+	PROTO_GET_META, PROTO_GET_END, PROTO_LIST, PROTO_LIST_REPLY,
+	PROTO_DELETE, PROTO_CLAIM, PROTO_CLAIM_OK, PROTO_COMMIT,
+	PROTO_COMMIT_OK, PROTO_RELEASE, PROTO_SCRUB, PROTO_SCRUB_REPLY,
+	PROTO_STATUS, PROTO_STATUS_REPLY,
+};
+#define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
+
+static uint8_t buf[PROTO_MAX_FRAME], buf2[PROTO_MAX_FRAME];
+
+static void test_roundtrip_every_message(void **state)
+{
+	(void)state;
+	for (size_t t = 0; t < NTYPES; t++) {
+		uint8_t type = all_types[t];
+		union proto_msg m, d;
+		struct proto_list_entry out_entries[PROTO_LIST_MAX];
+		sample(type, &m);
+		int n = proto_msg_encode(type, &m, buf, sizeof(buf));
+		if (n < 0)
+			fail_msg("encode %s: %s", proto_type_name(type), rtcms_strerror(n));
+		memset(&d, 0, sizeof(d));
+		d.list_reply.entries = out_entries;
+		assert_int_equal(proto_msg_decode(type, buf, (size_t)n, &d), n);
+		/* re-encoding the decoded message gives the same bytes */
+		int n2 = proto_msg_encode(type, &d, buf2, sizeof(buf2));
+		assert_int_equal(n2, n);
+		assert_memory_equal(buf, buf2, (size_t)n);
+		if (type == PROTO_PUT_BEGIN) {
+			assert_string_equal(d.meta.process, m.meta.process);
+			assert_int_equal(d.meta.sequence, m.meta.sequence);
+			assert_int_equal(d.meta.spec_len, sizeof(spec));
+			assert_memory_equal(d.meta.spec, spec, sizeof(spec));
+		}
+		if (type == PROTO_LIST_REPLY) {
+			assert_int_equal(d.list_reply.count, 3);
+			assert_string_equal(out_entries[2].process, "proc-2");
+			assert_int_equal(out_entries[1].claimed, 1);
+		}
+		if (type == PROTO_ERROR) {
+			assert_int_equal(d.error.code, RTCMS_ECLAIMED);
+			assert_string_equal(d.error.who, "manager-2");
+		}
+	}
+}
+
+static void test_every_truncation_refused(void **state)
+{
+	(void)state;
+	for (size_t t = 0; t < NTYPES; t++) {
+		uint8_t type = all_types[t];
+		union proto_msg m, d;
+		struct proto_list_entry out_entries[PROTO_LIST_MAX];
+		sample(type, &m);
+		int n = proto_msg_encode(type, &m, buf, sizeof(buf));
+		assert_true(n >= 0);
+		/* CHUNK data is "the rest": a shorter chunk is still a valid
+		 * message down to one data byte; the hash check is the
+		 * receiver's. Everything before the data must be complete. */
+		int min_valid = type == PROTO_CHUNK ? 8 + PROTO_HASH_SIZE + 1 : n;
+		for (int cut = 0; cut < min_valid; cut++) {
+			d.list_reply.entries = out_entries;
+			int rc = proto_msg_decode(type, buf, (size_t)cut, &d);
+			if (rc >= 0)
+				fail_msg("%s truncated to %d of %d bytes was accepted",
+					 proto_type_name(type), cut, n);
+		}
+		/* one trailing byte is refused too */
+		if (type != PROTO_CHUNK) {
+			buf[n] = 0;
+			d.list_reply.entries = out_entries;
+			assert_true(proto_msg_decode(type, buf, (size_t)n + 1, &d) < 0);
+		}
+	}
+}
+
+static void test_field_caps_and_validation(void **state)
+{
+	(void)state;
+	union proto_msg m, d;
+
+	/* process id: bad characters and lengths */
+	assert_true(proto_process_id_valid("a"));
+	assert_false(proto_process_id_valid(""));
+	assert_false(proto_process_id_valid("a b"));
+	assert_false(proto_process_id_valid("a/b"));
+	char longid[PROTO_ID_MAX + 2];
+	memset(longid, 'x', sizeof(longid));
+	longid[PROTO_ID_MAX] = '\0';
+	assert_true(proto_process_id_valid(longid));
+	longid[PROTO_ID_MAX] = 'x';
+	longid[PROTO_ID_MAX + 1] = '\0';
+	assert_false(proto_process_id_valid(longid));
+
+	/* a GET whose process id has a slash is refused by the decoder */
+	sample(PROTO_GET, &m);
+	int n = proto_msg_encode(PROTO_GET, &m, buf, sizeof(buf));
+	assert_true(n > 0);
+	buf[3] = '/';
+	assert_int_equal(proto_msg_decode(PROTO_GET, buf, (size_t)n, &d), RTCMS_EPROTO);
+
+	/* string length over the cap: refused before anything is copied */
+	put_be16(buf, PROTO_ID_MAX + 1);
+	assert_true(proto_msg_decode(PROTO_GET, buf, (size_t)n, &d) < 0);
+
+	/* spec over its cap */
+	sample(PROTO_PUT_BEGIN, &m);
+	m.meta.spec_len = PROTO_SPEC_MAX + 1;
+	assert_true(proto_msg_encode(PROTO_PUT_BEGIN, &m, buf, sizeof(buf)) < 0);
+
+	/* inconsistent size / chunk count */
+	sample(PROTO_PUT_BEGIN, &m);
+	m.meta.chunk_count = 1;
+	assert_int_equal(proto_msg_encode(PROTO_PUT_BEGIN, &m, buf, sizeof(buf)), RTCMS_EINVAL);
+
+	/* LIST_REPLY count over the cap */
+	put_be16(buf, PROTO_LIST_MAX + 1);
+	struct proto_list_entry e[PROTO_LIST_MAX];
+	d.list_reply.entries = e;
+	assert_int_equal(proto_msg_decode(PROTO_LIST_REPLY, buf, 2, &d), RTCMS_ETOOBIG);
+
+	/* ERROR code must be a known negative code */
+	sample(PROTO_ERROR, &m);
+	m.error.code = 5;
+	assert_int_equal(proto_msg_encode(PROTO_ERROR, &m, buf, sizeof(buf)), RTCMS_EINVAL);
+
+	/* reserved types are known but have no payload codec yet */
+	assert_true(proto_type_known(PROTO_HEARTBEAT));
+	assert_int_equal(proto_msg_decode(PROTO_HEARTBEAT, buf, 0, &d), RTCMS_EPROTO);
+	assert_false(proto_type_known(0x7f));
+}
+
+static void test_header(void **state)
+{
+	(void)state;
+	struct proto_header h = { PROTO_VERSION, PROTO_CHUNK, PROTO_F_REPLY, 1, 2, 3, 100, 4 };
+	struct proto_header d;
+	uint8_t b[PROTO_HEADER_SIZE];
+
+	assert_int_equal(proto_header_encode(&h, b), PROTO_HEADER_SIZE);
+	assert_int_equal(proto_header_decode(b, sizeof(b), &d), PROTO_HEADER_SIZE);
+	assert_int_equal(d.type, PROTO_CHUNK);
+	assert_int_equal(d.sender, 1);
+	assert_int_equal(d.epoch, 2);
+	assert_int_equal(d.request, 3);
+	assert_int_equal(d.length, 100);
+	assert_int_equal(d.counter, 4);
+	for (size_t cut = 0; cut < sizeof(b); cut++)
+		assert_int_equal(proto_header_decode(b, cut, &d), RTCMS_EAGAIN);
+	b[0] ^= 1;
+	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_EPROTO);
+	b[0] ^= 1;
+	b[4] = 2;
+	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_EVERSION);
+	b[4] = PROTO_VERSION;
+	b[5] = 0x7f;
+	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_EPROTO);
+	b[5] = PROTO_CHUNK;
+	b[7] = 0x80; /* unknown flag */
+	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_EPROTO);
+	b[7] = 0;
+	put_be32(b + 28, PROTO_MAX_PAYLOAD + 1);
+	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_ETOOBIG);
+	b[5] = PROTO_GET; /* small per-type cap */
+	put_be32(b + 28, 5000);
+	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_ETOOBIG);
+}
+
+/* A connected pair of sessions. */
+static void pair(struct proto_session *c, struct proto_session *s,
+		 const struct proto_key *kc, const struct proto_key *ks)
+{
+	uint8_t hello[512], ack[512];
+	proto_session_init(c, kc, true, 1);
+	proto_session_init(s, ks, false, 2);
+	int n = proto_session_hello(c, PROTO_ROLE_CLI, "client", hello, sizeof(hello));
+	assert_true(n > 0);
+	int m = proto_session_accept(s, hello, (size_t)n, PROTO_ROLE_STORE, "store",
+				     ack, sizeof(ack));
+	assert_true(m > 0);
+	assert_int_equal(proto_session_finish(c, ack, (size_t)m), 0);
+	assert_string_equal(c->peer_name, "store");
+	assert_string_equal(s->peer_name, "client");
+}
+
+static struct proto_key key_a, key_b;
+
+static int setup(void **state)
+{
+	(void)state;
+	proto_init();
+	randombytes_buf(key_a.bytes, sizeof(key_a.bytes));
+	randombytes_buf(key_b.bytes, sizeof(key_b.bytes));
+	return 0;
+}
+
+static uint8_t plain[PROTO_MAX_PAYLOAD];
+
+static void test_session_roundtrip_and_bitflips(void **state)
+{
+	(void)state;
+	struct proto_session c, s;
+	struct proto_header h;
+	union proto_msg m, d;
+
+	pair(&c, &s, &key_a, &key_a);
+	for (size_t t = 0; t < NTYPES; t++) {
+		uint8_t type = all_types[t];
+		if (type == PROTO_HELLO || type == PROTO_HELLO_ACK)
+			continue;
+		struct proto_list_entry e[PROTO_LIST_MAX];
+		sample(type, &m);
+		int n = proto_session_seal(&c, type, 0, 7, 99, &m, buf, sizeof(buf));
+		assert_true(n > 0);
+		d.list_reply.entries = e;
+		assert_int_equal(proto_session_open(&s, buf, (size_t)n, &h, plain,
+						    sizeof(plain), &d), 0);
+		assert_int_equal(h.type, type);
+		assert_int_equal(h.request, 99);
+		assert_int_equal(h.epoch, 7);
+	}
+
+	/* every single flipped bit of a sealed frame is refused */
+	sample(PROTO_CLAIM, &m);
+	int n = proto_session_seal(&c, PROTO_CLAIM, 0, 0, 1, &m, buf, sizeof(buf));
+	assert_true(n > 0);
+	uint64_t expect = s.rx_counter;
+	for (int bit = 0; bit < n * 8; bit++) {
+		memcpy(buf2, buf, (size_t)n);
+		buf2[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		int rc = proto_frame_open(&s.rx_key, expect, buf2, (size_t)n, &h,
+					  plain, sizeof(plain));
+		if (rc >= 0)
+			fail_msg("frame with bit %d flipped was accepted", bit);
+	}
+	/* every truncation of a sealed frame is refused */
+	for (int cut = 0; cut < n; cut++)
+		assert_true(proto_frame_open(&s.rx_key, expect, buf, (size_t)cut, &h,
+					     plain, sizeof(plain)) < 0);
+	/* the intact frame opens; the same frame again is a replay */
+	assert_int_equal(proto_session_open(&s, buf, (size_t)n, &h, plain,
+					    sizeof(plain), &d), 0);
+	assert_int_equal(proto_session_open(&s, buf, (size_t)n, &h, plain,
+					    sizeof(plain), &d), RTCMS_EREPLAY);
+
+	/* the server's replies open at the client, not at the server */
+	sample(PROTO_OK, &m);
+	n = proto_session_seal(&s, PROTO_OK, PROTO_F_REPLY, 0, 1, &m, buf, sizeof(buf));
+	assert_int_equal(proto_session_open(&c, buf, (size_t)n, &h, plain,
+					    sizeof(plain), &d), 0);
+}
+
+static void test_cross_session_and_wrong_key(void **state)
+{
+	(void)state;
+	struct proto_session c1, s1, c2, s2;
+	struct proto_header h;
+	union proto_msg m, d;
+
+	pair(&c1, &s1, &key_a, &key_a);
+	pair(&c2, &s2, &key_a, &key_a);
+	/* a frame of connection 1 replayed into connection 2 */
+	sample(PROTO_DELETE, &m);
+	int n = proto_session_seal(&c1, PROTO_DELETE, 0, 0, 1, &m, buf, sizeof(buf));
+	assert_int_equal(proto_session_open(&s2, buf, (size_t)n, &h, plain,
+					    sizeof(plain), &d), RTCMS_EAUTH);
+
+	/* wrong cluster key: the server refuses the HELLO */
+	struct proto_session c, s;
+	uint8_t hello[512], ack[512];
+	proto_session_init(&c, &key_b, true, 1);
+	proto_session_init(&s, &key_a, false, 2);
+	n = proto_session_hello(&c, PROTO_ROLE_CLI, "x", hello, sizeof(hello));
+	assert_int_equal(proto_session_accept(&s, hello, (size_t)n, PROTO_ROLE_STORE,
+					      "store", ack, sizeof(ack)), RTCMS_EAUTH);
+	assert_false(s.established);
+
+	/* a replayed HELLO_ACK (answer to another client's nonce) is refused */
+	struct proto_session c3, s3, c4;
+	proto_session_init(&c3, &key_a, true, 1);
+	proto_session_init(&s3, &key_a, false, 2);
+	proto_session_init(&c4, &key_a, true, 1);
+	n = proto_session_hello(&c3, PROTO_ROLE_CLI, "c3", hello, sizeof(hello));
+	int m2 = proto_session_accept(&s3, hello, (size_t)n, PROTO_ROLE_STORE, "s",
+				      ack, sizeof(ack));
+	assert_true(m2 > 0);
+	n = proto_session_hello(&c4, PROTO_ROLE_CLI, "c4", hello, sizeof(hello));
+	assert_int_equal(proto_session_finish(&c4, ack, (size_t)m2), RTCMS_EAUTH);
+
+	/* a plain ERROR frame before the handshake yields its code */
+	struct proto_session c5;
+	proto_session_init(&c5, &key_a, true, 1);
+	proto_session_hello(&c5, PROTO_ROLE_CLI, "c5", hello, sizeof(hello));
+	n = proto_session_plain_error(&key_a, RTCMS_EBUSY, "too many", ack, sizeof(ack));
+	assert_int_equal(proto_session_finish(&c5, ack, (size_t)n), RTCMS_EBUSY);
+}
+
+static void test_image_hash(void **state)
+{
+	(void)state;
+	struct proto_image_hash ih;
+	uint8_t h[PROTO_HASH_SIZE], a[PROTO_HASH_SIZE], b[PROTO_HASH_SIZE];
+
+	memset(h, 1, sizeof(h));
+	proto_image_hash_init(&ih, 300);
+	assert_int_equal(proto_image_hash_update(&ih, 0, 100, h), 0);
+	assert_int_equal(proto_image_hash_update(&ih, 150, 100, h), RTCMS_EPROTO); /* gap */
+	assert_int_equal(proto_image_hash_update(&ih, 50, 100, h), RTCMS_EPROTO);  /* overlap */
+	assert_int_equal(proto_image_hash_final(&ih, a), RTCMS_EPROTO);            /* short */
+	assert_int_equal(proto_image_hash_update(&ih, 100, 200, h), 0);
+	assert_int_equal(proto_image_hash_update(&ih, 300, 1, h), RTCMS_EPROTO);   /* past size */
+	assert_int_equal(proto_image_hash_final(&ih, a), 0);
+
+	/* the same bytes cut differently hash differently: the chunk list is
+	 * part of the image hash; one changed chunk hash changes it */
+	proto_image_hash_init(&ih, 300);
+	proto_image_hash_update(&ih, 0, 100, h);
+	h[0] = 2;
+	proto_image_hash_update(&ih, 100, 200, h);
+	proto_image_hash_final(&ih, b);
+	assert_memory_not_equal(a, b, sizeof(a));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_every_message),
+		cmocka_unit_test(test_every_truncation_refused),
+		cmocka_unit_test(test_field_caps_and_validation),
+		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_session_roundtrip_and_bitflips),
+		cmocka_unit_test(test_cross_session_and_wrong_key),
+		cmocka_unit_test(test_image_hash),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
