@@ -75,17 +75,19 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 		    struct store_put **out, struct proto_put_ack *ack);
 
 /*
- * Check the next chunk of a PUT: in offset order, contiguous, hash matching
- * data, within size. Cheap; call it on the event loop thread before
- * store_put_write(). Returns 0, RTCMS_EPROTO (order, size) or
- * RTCMS_ECORRUPT (hash mismatch). Not thread-safe for one put.
+ * Check the next chunk of a PUT: in offset order, contiguous, within size,
+ * and record its (offset, length, hash) for the image hash. Cheap (no
+ * hashing of data); call it on the event loop thread, in arrival order,
+ * before store_put_write(). Returns 0 or RTCMS_EPROTO. Not thread-safe for
+ * one put.
  */
 int store_put_check(struct store_put *put, const struct proto_chunk *chunk);
 
 /*
- * Write a checked chunk durably to every online mirror (skipped where an
- * identical chunk is already stored). Several chunks of one PUT may be
- * written concurrently from different threads. Returns 0 or RTCMS_EIO /
+ * Verify a checked chunk's data against its hash (RTCMS_ECORRUPT) and
+ * write it durably to every online mirror (skipped where an identical chunk
+ * is already stored). Several chunks of one PUT may be written concurrently
+ * from different threads. Returns 0 or RTCMS_ECORRUPT / RTCMS_EIO /
  * RTCMS_ENOSPC.
  */
 int store_put_write(struct store_put *put, const struct proto_chunk *chunk);

@@ -1,0 +1,54 @@
+/*
+ * chunkfile.h - content-addressed chunk files in one mirror directory:
+ * M/chunks/ab/<64 hex digits of BLAKE2b-256>. Synchronous, thread-safe
+ * (no shared state).
+ */
+#ifndef RTCMS_STORE_CHUNKFILE_H
+#define RTCMS_STORE_CHUNKFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/msg.h"
+
+/* Write the path of chunk hash in mirror dir into buf (>= 4200 bytes). */
+void chunkfile_path(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
+		    char *buf, size_t len);
+
+/* Create M/chunks and its 256 fan-out directories, durably. 0 or RTCMS_EIO. */
+int chunkfile_prepare(const char *dir);
+
+/*
+ * Write data as chunk hash durably: temporary file, fdatasync, rename,
+ * fsync of the directory. 0, RTCMS_EIO or RTCMS_ENOSPC.
+ */
+int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
+		    const uint8_t *data, size_t len);
+
+/*
+ * Read chunk hash of the given size into buf and verify its hash.
+ * 0, RTCMS_ENOENT (missing), RTCMS_ECORRUPT (wrong size or hash), RTCMS_EIO.
+ */
+int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
+		   size_t size, uint8_t *buf);
+
+/* 1 if the chunk file exists with the given size, else 0. */
+int chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
+		      size_t size);
+
+/* Remove a chunk file (missing is fine). */
+void chunkfile_remove(const char *dir, const uint8_t hash[PROTO_HASH_SIZE]);
+
+/* Parse 64 hex digits into a hash; 0 or -1. */
+int chunkfile_parse_name(const char *name, uint8_t hash[PROTO_HASH_SIZE]);
+
+/*
+ * Failure injection (tests): when set, the hook is asked before every
+ * chunk write and metadata commit; a non-zero answer makes that operation
+ * fail with RTCMS_EIO. site is "chunk_write" or "meta_commit", dir the
+ * mirror. Set to NULL to disable.
+ */
+typedef int (*store_fault_fn)(const char *site, const char *dir);
+extern store_fault_fn store_fault_hook;
+
+#endif

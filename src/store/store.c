@@ -1,0 +1,1788 @@
+/*
+ * store.c - the checkpoint store engine (see store.h for the layout).
+ *
+ * Metadata: every mirror has its own meta.db. A mutating operation is a
+ * deterministic function of its parameters (claim ids and times are chosen
+ * once, before), run in one transaction on every online mirror's database
+ * in turn under the store mutex; results are read from the first online
+ * mirror. A `generation` counter, bumped by every mutation, tells at open
+ * which database is newest; stale ones are replaced by a copy of it.
+ *
+ * Chunk files are written outside the mutex (several in parallel) and
+ * pinned in memory while a PUT or GET uses them, so that retention's
+ * garbage collection never removes a file an open PUT is about to
+ * reference.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chunkfile.h"
+#include "log/log.h"
+#include "rtcms_error.h"
+
+struct mirror {
+	char path[PROTO_TEXT_MAX + 1];
+	sqlite3 *db;
+	int online;
+	uint32_t repaired;            /* copies rewritten since start */
+};
+
+/* In-memory pins: hash -> count, open addressing. */
+struct pin {
+	uint8_t hash[PROTO_HASH_SIZE];
+	uint32_t count;               /* 0 = empty slot */
+	uint8_t tomb;                 /* was used: keep probing */
+};
+
+struct store {
+	struct mirror m[STORE_MAX_MIRRORS];
+	size_t n;
+	unsigned retain;
+	pthread_mutex_t mu;
+	uint64_t (*now_ms)(void *);
+	void *now_ctx;
+	void (*log)(void *, int, const char *);
+	void *log_ctx;
+	struct pin *pins;
+	size_t pin_cap;               /* power of two */
+	size_t pin_used;              /* slots used or tombstoned */
+};
+
+struct chunk_ref {
+	uint64_t offset;
+	uint32_t len;
+	uint8_t hash[PROTO_HASH_SIZE];
+};
+
+struct store_put {
+	struct store *st;
+	struct proto_ckpt_meta meta;
+	uint8_t *spec;
+	struct chunk_ref *chunks;     /* in offset order */
+	uint32_t count;
+	uint32_t cap;
+	uint64_t next_offset;
+	struct proto_image_hash ih;
+	int failed;
+};
+
+struct store_get {
+	struct store *st;
+	uint8_t *spec;
+	struct chunk_ref *chunks;
+	uint32_t count;
+	uint32_t next;
+	uint32_t repaired;
+};
+
+/* ---- small helpers ------------------------------------------------- */
+
+static void slog(struct store *st, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void slog(struct store *st, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	if (!st->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	st->log(st->log_ctx, level, msg);
+}
+
+static uint64_t default_now(void *ctx)
+{
+	struct timespec ts;
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t now(struct store *st)
+{
+	return st->now_ms(st->now_ctx);
+}
+
+static const char *hexs(const uint8_t *h, char *buf)
+{
+	sodium_bin2hex(buf, 17, h, 8);
+	return buf;
+}
+
+/* First online mirror, or NULL. */
+static struct mirror *primary(struct store *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		if (st->m[i].online)
+			return &st->m[i];
+	return NULL;
+}
+
+static size_t online_count(struct store *st)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < st->n; i++)
+		k += st->m[i].online ? 1 : 0;
+	return k;
+}
+
+static void mirror_offline(struct store *st, struct mirror *m, const char *why)
+{
+	if (!m->online)
+		return;
+	m->online = 0;
+	slog(st, LOG_ERROR, "mirror %s taken OFFLINE: %s; continuing on %zu "
+	     "mirror(s) — restart the store to resynchronise it", m->path, why,
+	     online_count(st));
+}
+
+/* ---- pins ---------------------------------------------------------- */
+
+static uint64_t pin_slot0(const uint8_t *h)
+{
+	uint64_t v;
+	memcpy(&v, h, sizeof(v));
+	return v;
+}
+
+static struct pin *pin_find(struct store *st, const uint8_t *h, int for_insert)
+{
+	size_t mask = st->pin_cap - 1;
+	struct pin *free_slot = NULL;
+	for (size_t i = pin_slot0(h) & mask, k = 0; k < st->pin_cap;
+	     i = (i + 1) & mask, k++) {
+		struct pin *p = &st->pins[i];
+		if (p->count && memcmp(p->hash, h, PROTO_HASH_SIZE) == 0)
+			return p;
+		if (!p->count) {
+			if (!free_slot)
+				free_slot = p;
+			if (!p->tomb)
+				break;
+		}
+	}
+	return for_insert ? free_slot : NULL;
+}
+
+static int pin_grow(struct store *st)
+{
+	size_t cap = st->pin_cap ? st->pin_cap * 2 : 1024;
+	struct pin *old = st->pins;
+	size_t oldcap = st->pin_cap;
+	struct pin *np = calloc(cap, sizeof(*np));
+	if (!np)
+		return RTCMS_ENOMEM;
+	st->pins = np;
+	st->pin_cap = cap;
+	st->pin_used = 0;
+	for (size_t i = 0; i < oldcap; i++) {
+		if (!old[i].count)
+			continue;
+		struct pin *p = pin_find(st, old[i].hash, 1);
+		*p = old[i];
+		p->tomb = 0;
+		st->pin_used++;
+	}
+	free(old);
+	return 0;
+}
+
+/* Call with st->mu held. */
+static int pin_add(struct store *st, const uint8_t *h)
+{
+	if ((st->pin_used + 1) * 2 > st->pin_cap && pin_grow(st) != 0)
+		return RTCMS_ENOMEM;
+	struct pin *p = pin_find(st, h, 1);
+	if (p->count) {
+		p->count++;
+		return 0;
+	}
+	if (!p->tomb)
+		st->pin_used++;
+	memcpy(p->hash, h, PROTO_HASH_SIZE);
+	p->count = 1;
+	p->tomb = 0;
+	return 0;
+}
+
+static void pin_del(struct store *st, const uint8_t *h)
+{
+	if (!st->pin_cap)
+		return;
+	struct pin *p = pin_find(st, h, 0);
+	if (p && --p->count == 0)
+		p->tomb = 1;
+}
+
+static int pinned(struct store *st, const uint8_t *h)
+{
+	return st->pin_cap && pin_find(st, h, 0) != NULL;
+}
+
+/* ---- SQL ----------------------------------------------------------- */
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO meta VALUES('generation', 0);"
+	"CREATE TABLE IF NOT EXISTS processes("
+	" process TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, node INTEGER NOT NULL,"
+	" claim_id INTEGER NOT NULL DEFAULT 0, claimant TEXT NOT NULL DEFAULT '',"
+	" claim_expires INTEGER NOT NULL DEFAULT 0, claim_inc INTEGER NOT NULL DEFAULT 0,"
+	" claim_seq INTEGER NOT NULL DEFAULT 0, last_claim INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS checkpoints("
+	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
+	" node INTEGER NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL,"
+	" created_ms INTEGER NOT NULL, spec BLOB, chunk_count INTEGER NOT NULL,"
+	" PRIMARY KEY(process, incarnation, sequence));"
+	"CREATE INDEX IF NOT EXISTS checkpoints_node ON checkpoints(node);"
+	"CREATE TABLE IF NOT EXISTS ckpt_chunks("
+	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
+	" idx INTEGER NOT NULL, offset INTEGER NOT NULL, len INTEGER NOT NULL,"
+	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
+	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
+	" refs INTEGER NOT NULL);";
+
+static int db_exec(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	sqlite3_free(err);
+	return rc == SQLITE_OK ? 0 : RTCMS_EIO;
+}
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	return s;
+}
+
+static int64_t db_generation(sqlite3 *db)
+{
+	sqlite3_stmt *s = prep(db, "SELECT value FROM meta WHERE key='generation'");
+	int64_t g = -1;
+	if (s && sqlite3_step(s) == SQLITE_ROW)
+		g = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return g;
+}
+
+static int db_open(const char *dir, sqlite3 **out)
+{
+	char path[4200];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/meta.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(db, 5000);
+	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			"PRAGMA foreign_keys=OFF;") != 0 ||
+	    db_exec(db, schema) != 0)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	sqlite3_close(db);
+	return RTCMS_EIO;
+}
+
+/* A mutation: run on one database inside a transaction. */
+typedef int (*mutation_fn)(sqlite3 *db, void *arg);
+
+/*
+ * Apply fn to every online mirror's database, each in one transaction that
+ * also bumps the generation. A mirror whose transaction fails goes offline
+ * (the generation tells at restart that it is stale). Returns fn's result
+ * on the first mirror that succeeded, or RTCMS_EIO if none did. Call with
+ * st->mu held. fn must be deterministic: same state + arg, same result.
+ */
+static int apply(struct store *st, mutation_fn fn, void *arg)
+{
+	int result = RTCMS_EIO, have = 0;
+
+	for (size_t i = 0; i < st->n; i++) {
+		struct mirror *m = &st->m[i];
+		if (!m->online)
+			continue;
+		int rc;
+		if (store_fault_hook && store_fault_hook("meta_commit", m->path)) {
+			mirror_offline(st, m, "metadata commit failed (injected)");
+			continue;
+		}
+		if (db_exec(m->db, "BEGIN IMMEDIATE") != 0) {
+			mirror_offline(st, m, sqlite3_errmsg(m->db));
+			continue;
+		}
+		rc = fn(m->db, arg);
+		if (rc < 0 && rc != RTCMS_EIO) {
+			/* a refusal (same on every mirror): roll back, stop */
+			db_exec(m->db, "ROLLBACK");
+			if (!have)
+				return rc;
+			continue;
+		}
+		if (rc == RTCMS_EIO ||
+		    db_exec(m->db, "UPDATE meta SET value = value + 1 WHERE key='generation'") != 0 ||
+		    db_exec(m->db, "COMMIT") != 0) {
+			char why[256];
+			snprintf(why, sizeof(why), "metadata transaction failed: %s",
+				 sqlite3_errmsg(m->db));
+			db_exec(m->db, "ROLLBACK");
+			mirror_offline(st, m, why);
+			continue;
+		}
+		if (!have) {
+			result = rc;
+			have = 1;
+		}
+	}
+	return result;
+}
+
+/* Bind helpers. */
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+	sqlite3_bind_int64(s, i, (int64_t)v);
+}
+
+static uint64_t col_u64(sqlite3_stmt *s, int i)
+{
+	return (uint64_t)sqlite3_column_int64(s, i);
+}
+
+static void col_hash(sqlite3_stmt *s, int i, uint8_t out[PROTO_HASH_SIZE])
+{
+	const void *p = sqlite3_column_blob(s, i);
+	if (p && sqlite3_column_bytes(s, i) == PROTO_HASH_SIZE)
+		memcpy(out, p, PROTO_HASH_SIZE);
+	else
+		memset(out, 0, PROTO_HASH_SIZE);
+}
+
+/* Run a statement to completion; 0 or RTCMS_EIO. */
+static int step_done(sqlite3_stmt *s)
+{
+	int rc = s ? sqlite3_step(s) : SQLITE_ERROR;
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+/* ---- process rows -------------------------------------------------- */
+
+struct proc_row {
+	int found;
+	uint64_t incarnation, node;
+	uint64_t claim_id, claim_expires, claim_inc, claim_seq, last_claim;
+	char claimant[PROTO_ID_MAX + 1];
+};
+
+static int proc_load(sqlite3 *db, const char *process, struct proc_row *r)
+{
+	sqlite3_stmt *s = prep(db, "SELECT incarnation, node, claim_id, claimant,"
+			       " claim_expires, claim_inc, claim_seq, last_claim"
+			       " FROM processes WHERE process = ?");
+	memset(r, 0, sizeof(*r));
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, process);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		r->found = 1;
+		r->incarnation = col_u64(s, 0);
+		r->node = col_u64(s, 1);
+		r->claim_id = col_u64(s, 2);
+		snprintf(r->claimant, sizeof(r->claimant), "%s",
+			 (const char *)sqlite3_column_text(s, 3));
+		r->claim_expires = col_u64(s, 4);
+		r->claim_inc = col_u64(s, 5);
+		r->claim_seq = col_u64(s, 6);
+		r->last_claim = col_u64(s, 7);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+/* An open claim pins (claim_inc, claim_seq) until COMMIT or RELEASE —
+ * even past its lease, until someone else claims (never deleted before
+ * the restore is confirmed). */
+static int claim_pins(const struct proc_row *r, uint64_t inc, uint64_t seq)
+{
+	return r->found && r->claim_id != 0 && r->claim_inc == inc &&
+	       r->claim_seq == seq;
+}
+
+/* ---- garbage collection -------------------------------------------- */
+
+struct victim_list {
+	uint8_t (*hash)[PROTO_HASH_SIZE];
+	size_t n, cap;
+};
+
+static int victims_add(struct victim_list *v, const uint8_t *h)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		void *p = realloc(v->hash, cap * PROTO_HASH_SIZE);
+		if (!p)
+			return RTCMS_ENOMEM;
+		v->hash = p;
+		v->cap = cap;
+	}
+	memcpy(v->hash[v->n++], h, PROTO_HASH_SIZE);
+	return 0;
+}
+
+/*
+ * Delete one checkpoint's rows and drop its chunk references; hashes whose
+ * count reaches 0 are deleted from `chunks` and, when gc is given, listed
+ * there for unlinking after the commit.
+ */
+static int delete_ckpt(sqlite3 *db, const char *process, uint64_t inc,
+		       uint64_t seq, struct victim_list *gc)
+{
+	sqlite3_stmt *s = prep(db, "SELECT hash FROM ckpt_chunks WHERE process=?"
+			       " AND incarnation=? AND sequence=?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, process);
+	bind_u64(s, 2, inc);
+	bind_u64(s, 3, seq);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint8_t h[PROTO_HASH_SIZE];
+		col_hash(s, 0, h);
+		sqlite3_stmt *u = prep(db, "UPDATE chunks SET refs = refs - 1 WHERE hash=?");
+		if (!u) {
+			sqlite3_finalize(s);
+			return RTCMS_EIO;
+		}
+		sqlite3_bind_blob(u, 1, h, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+		if (step_done(u) != 0) {
+			sqlite3_finalize(s);
+			return RTCMS_EIO;
+		}
+		sqlite3_stmt *q = prep(db, "SELECT refs FROM chunks WHERE hash=?");
+		sqlite3_bind_blob(q, 1, h, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+		int zero = q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) <= 0;
+		sqlite3_finalize(q);
+		if (zero) {
+			sqlite3_stmt *d = prep(db, "DELETE FROM chunks WHERE hash=?");
+			sqlite3_bind_blob(d, 1, h, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+			if (step_done(d) != 0 || (gc && victims_add(gc, h) != 0)) {
+				sqlite3_finalize(s);
+				return RTCMS_EIO;
+			}
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return RTCMS_EIO;
+	s = prep(db, "DELETE FROM ckpt_chunks WHERE process=? AND incarnation=? AND sequence=?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, process);
+	bind_u64(s, 2, inc);
+	bind_u64(s, 3, seq);
+	if (step_done(s) != 0)
+		return RTCMS_EIO;
+	s = prep(db, "DELETE FROM checkpoints WHERE process=? AND incarnation=? AND sequence=?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, process);
+	bind_u64(s, 2, inc);
+	bind_u64(s, 3, seq);
+	return step_done(s);
+}
+
+/* Unlink the files of unreferenced chunks on every mirror, unless an open
+ * PUT or GET pins them. Call with st->mu held, after the commit. */
+static void gc_files(struct store *st, struct victim_list *gc)
+{
+	for (size_t k = 0; k < gc->n; k++) {
+		if (pinned(st, gc->hash[k]))
+			continue;
+		for (size_t i = 0; i < st->n; i++)
+			chunkfile_remove(st->m[i].path, gc->hash[k]);
+	}
+	free(gc->hash);
+	gc->hash = NULL;
+	gc->n = gc->cap = 0;
+}
+
+/* ---- open / resync ------------------------------------------------- */
+
+static int mirror_identity(struct store *st, struct mirror *m, int *fresh)
+{
+	char path[4200], line[128];
+	snprintf(path, sizeof(path), "%s/MIRROR", m->path);
+	FILE *f = fopen(path, "r");
+	*fresh = 0;
+	if (f) {
+		int ok = fgets(line, sizeof(line), f) &&
+			 strncmp(line, "rtcms-mirror v1 ", 16) == 0;
+		fclose(f);
+		if (ok)
+			return 0;
+		slog(st, LOG_WARN, "mirror %s: MIRROR file unreadable; treating "
+		     "the mirror as new", m->path);
+	}
+	*fresh = 1;
+	uint8_t id[16];
+	char hex[33];
+	randombytes_buf(id, sizeof(id));
+	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
+	char tmp[4300];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return RTCMS_EIO;
+	int n = snprintf(line, sizeof(line), "rtcms-mirror v1 %s\n", hex);
+	int rc = write(fd, line, (size_t)n) == n && fsync(fd) == 0 ? 0 : RTCMS_EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = RTCMS_EIO;
+	return rc;
+}
+
+/* Replace dst's database by a copy of src's. */
+static int db_copy(struct mirror *dst, struct mirror *src)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst->db, "main", src->db, "main");
+	if (!b)
+		return RTCMS_EIO;
+	int rc = sqlite3_backup_step(b, -1);
+	sqlite3_backup_finish(b);
+	return rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+/* Bring every mirror's chunk files up to date: copy referenced chunks that
+ * are missing or have the wrong size from a mirror with a good copy. */
+static int resync_chunks(struct store *st)
+{
+	struct mirror *p = primary(st);
+	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+	uint64_t copied = 0, lost = 0;
+	int rc = 0;
+
+	if (!p || !buf) {
+		free(buf);
+		return p ? RTCMS_ENOMEM : RTCMS_EIO;
+	}
+	sqlite3_stmt *s = prep(p->db, "SELECT hash, size FROM chunks");
+	if (!s) {
+		free(buf);
+		return RTCMS_EIO;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		uint8_t h[PROTO_HASH_SIZE];
+		col_hash(s, 0, h);
+		size_t size = (size_t)sqlite3_column_int64(s, 1);
+		int missing[STORE_MAX_MIRRORS] = { 0 }, nmissing = 0;
+		for (size_t i = 0; i < st->n; i++) {
+			if (st->m[i].online && !chunkfile_present(st->m[i].path, h, size)) {
+				missing[i] = 1;
+				nmissing++;
+			}
+		}
+		if (!nmissing)
+			continue;
+		int good = -1;
+		for (size_t i = 0; i < st->n && good < 0; i++)
+			if (st->m[i].online && !missing[i] &&
+			    chunkfile_read(st->m[i].path, h, size, buf) == 0)
+				good = (int)i;
+		if (good < 0) {
+			char hx[17];
+			lost++;
+			slog(st, LOG_ERROR, "resync: chunk %s… has no good copy on "
+			     "any mirror", hexs(h, hx));
+			continue;
+		}
+		for (size_t i = 0; i < st->n; i++) {
+			if (!missing[i])
+				continue;
+			if (chunkfile_write(st->m[i].path, h, buf, size) != 0) {
+				mirror_offline(st, &st->m[i], "resync write failed");
+				continue;
+			}
+			copied++;
+		}
+	}
+	sqlite3_finalize(s);
+	free(buf);
+	if (copied)
+		slog(st, LOG_WARN, "resync: copied %" PRIu64 " chunk file(s) to "
+		     "mirrors that lacked them", copied);
+	if (lost)
+		slog(st, LOG_ERROR, "resync: %" PRIu64 " chunk(s) have no good "
+		     "copy; `rtcmsctl store scrub` lists the damage", lost);
+	return rc;
+}
+
+/* Remove temporary files and chunk files no checkpoint references. */
+static void sweep_orphans(struct store *st, struct mirror *m)
+{
+	struct mirror *p = primary(st);
+	char dir[4200], path[4600];
+	uint64_t removed = 0;
+	sqlite3_stmt *q = prep(p->db, "SELECT 1 FROM chunks WHERE hash=?");
+
+	if (!q)
+		return;
+	for (int i = 0; i < 256; i++) {
+		snprintf(dir, sizeof(dir), "%s/chunks/%02x", m->path, i);
+		DIR *d = opendir(dir);
+		if (!d)
+			continue;
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			uint8_t h[PROTO_HASH_SIZE];
+			if (e->d_name[0] == '.' && (e->d_name[1] == '\0' ||
+			    (e->d_name[1] == '.' && e->d_name[2] == '\0')))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			if (chunkfile_parse_name(e->d_name, h) != 0) {
+				if (strstr(e->d_name, ".tmp.")) {
+					unlink(path);
+					removed++;
+				}
+				continue;
+			}
+			sqlite3_reset(q);
+			sqlite3_bind_blob(q, 1, h, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+			if (sqlite3_step(q) != SQLITE_ROW) {
+				unlink(path);
+				removed++;
+			}
+		}
+		closedir(d);
+	}
+	sqlite3_finalize(q);
+	if (removed)
+		slog(st, LOG_INFO, "mirror %s: removed %" PRIu64 " unreferenced "
+		     "or temporary file(s) left by an interrupted run", m->path,
+		     removed);
+}
+
+int store_open(const struct store_options *opt, struct store **out)
+{
+	struct store *st;
+	int64_t gen[STORE_MAX_MIRRORS];
+	int fresh[STORE_MAX_MIRRORS];
+	int rc = RTCMS_EIO;
+
+	*out = NULL;
+	if (proto_init() != 0)
+		return RTCMS_EINTERNAL;
+	if (opt->mirror_count < 1 || opt->mirror_count > STORE_MAX_MIRRORS)
+		return RTCMS_ECONFIG;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return RTCMS_ENOMEM;
+	pthread_mutex_init(&st->mu, NULL);
+	st->n = opt->mirror_count;
+	st->retain = opt->retain ? opt->retain : 2;
+	st->now_ms = opt->now_ms ? opt->now_ms : default_now;
+	st->now_ctx = opt->now_ctx;
+	st->log = opt->log;
+	st->log_ctx = opt->log_ctx;
+
+	for (size_t i = 0; i < st->n; i++) {
+		struct mirror *m = &st->m[i];
+		if (strlen(opt->mirrors[i]) > PROTO_TEXT_MAX) {
+			slog(st, LOG_ERROR, "mirror path too long: %s", opt->mirrors[i]);
+			rc = RTCMS_ECONFIG;
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(st->m[j].path, opt->mirrors[i]) == 0) {
+				slog(st, LOG_ERROR, "mirror %s given twice", opt->mirrors[i]);
+				rc = RTCMS_ECONFIG;
+				goto fail;
+			}
+		}
+		snprintf(m->path, sizeof(m->path), "%s", opt->mirrors[i]);
+		if (chunkfile_prepare(m->path) != 0 ||
+		    mirror_identity(st, m, &fresh[i]) != 0) {
+			slog(st, LOG_ERROR, "mirror %s: cannot prepare the directory: %s",
+			     m->path, strerror(errno));
+			gen[i] = -2;
+			continue;
+		}
+		if (fresh[i]) {
+			/* new or wiped: never trust a leftover database */
+			char p[4200];
+			snprintf(p, sizeof(p), "%s/meta.db", m->path);
+			unlink(p);
+			snprintf(p, sizeof(p), "%s/meta.db-wal", m->path);
+			unlink(p);
+			snprintf(p, sizeof(p), "%s/meta.db-shm", m->path);
+			unlink(p);
+		}
+		if (db_open(m->path, &m->db) != 0) {
+			slog(st, LOG_ERROR, "mirror %s: cannot open meta.db", m->path);
+			gen[i] = -2;
+			continue;
+		}
+		gen[i] = fresh[i] ? -1 : db_generation(m->db);
+		m->online = 1;
+	}
+	/* The newest metadata wins and is copied over stale copies. */
+	int best = -1;
+	for (size_t i = 0; i < st->n; i++)
+		if (st->m[i].online && (best < 0 || gen[i] > gen[best]))
+			best = (int)i;
+	if (best < 0) {
+		slog(st, LOG_ERROR, "no usable mirror");
+		goto fail;
+	}
+	for (size_t i = 0; i < st->n; i++) {
+		if (!st->m[i].online || (int)i == best || gen[i] == gen[best])
+			continue;
+		slog(st, LOG_WARN, "mirror %s: metadata %s (generation %" PRId64
+		     ", newest %" PRId64 "): copying from %s", st->m[i].path,
+		     fresh[i] ? "new" : "stale", gen[i], gen[best], st->m[best].path);
+		if (db_copy(&st->m[i], &st->m[best]) != 0)
+			mirror_offline(st, &st->m[i], "cannot copy the metadata");
+	}
+	/* Reorder nothing: primary() is the first online mirror, which now
+	 * holds the newest metadata like every other online one. */
+	for (size_t i = 0; i < st->n; i++)
+		if (st->m[i].online)
+			sweep_orphans(st, &st->m[i]);
+	rc = resync_chunks(st);
+	if (rc)
+		goto fail;
+	slog(st, LOG_INFO, "store open: %zu of %zu mirror(s) online, metadata "
+	     "generation %" PRId64, online_count(st), st->n, gen[best] < 0 ? 0 : gen[best]);
+	*out = st;
+	return 0;
+fail:
+	store_free(st);
+	return rc;
+}
+
+void store_free(struct store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n; i++)
+		sqlite3_close(st->m[i].db);
+	free(st->pins);
+	pthread_mutex_destroy(&st->mu);
+	free(st);
+}
+
+/* ---- PUT ----------------------------------------------------------- */
+
+/* Look up a stored checkpoint's hash: 1 found, 0 not, <0 error. */
+static int ckpt_hash(sqlite3 *db, const char *process, uint64_t inc,
+		     uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size)
+{
+	sqlite3_stmt *s = prep(db, "SELECT hash, size FROM checkpoints WHERE process=?"
+			       " AND incarnation=? AND sequence=?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, process);
+	bind_u64(s, 2, inc);
+	bind_u64(s, 3, seq);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		col_hash(s, 0, hash);
+		*size = col_u64(s, 1);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+static void fill_ack(struct proto_put_ack *ack, const struct proto_ckpt_meta *m,
+		     uint8_t copies, uint8_t existed)
+{
+	memset(ack, 0, sizeof(*ack));
+	snprintf(ack->process, sizeof(ack->process), "%s", m->process);
+	ack->incarnation = m->incarnation;
+	ack->sequence = m->sequence;
+	ack->size = m->size;
+	memcpy(ack->hash, m->hash, PROTO_HASH_SIZE);
+	ack->copies = copies;
+	ack->existed = existed;
+}
+
+/* Under st->mu: idempotency and fencing checks shared by begin and commit. */
+static int put_precheck(struct store *st, const struct proto_ckpt_meta *meta,
+			struct proto_put_ack *ack)
+{
+	struct mirror *p = primary(st);
+	uint8_t h[PROTO_HASH_SIZE];
+	uint64_t size;
+	struct proc_row r;
+
+	if (!p)
+		return RTCMS_EIO;
+	int rc = ckpt_hash(p->db, meta->process, meta->incarnation,
+			   meta->sequence, h, &size);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		if (sodium_memcmp(h, meta->hash, PROTO_HASH_SIZE) == 0 &&
+		    size == meta->size) {
+			fill_ack(ack, meta, (uint8_t)online_count(st), 1);
+			return 1;
+		}
+		return RTCMS_EEXIST;
+	}
+	if (proc_load(p->db, meta->process, &r) != 0)
+		return RTCMS_EIO;
+	if (r.found && meta->incarnation < r.incarnation) {
+		memset(ack, 0, sizeof(*ack));
+		ack->incarnation = r.incarnation;
+		return RTCMS_EFENCED;
+	}
+	return 0;
+}
+
+int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
+		    struct store_put **out, struct proto_put_ack *ack)
+{
+	struct store_put *put;
+	int rc;
+
+	*out = NULL;
+	if (!proto_process_id_valid(meta->process) || meta->incarnation == 0 ||
+	    meta->sequence == 0 || meta->spec_len > PROTO_SPEC_MAX ||
+	    (meta->size == 0) != (meta->chunk_count == 0) ||
+	    meta->chunk_count > meta->size ||
+	    meta->size > (uint64_t)meta->chunk_count * PROTO_MAX_CHUNK ||
+	    meta->incarnation > INT64_MAX || meta->sequence > INT64_MAX ||
+	    meta->size > INT64_MAX)
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	rc = put_precheck(st, meta, ack);
+	pthread_mutex_unlock(&st->mu);
+	if (rc != 0)
+		return rc;
+	put = calloc(1, sizeof(*put));
+	if (!put)
+		return RTCMS_ENOMEM;
+	put->st = st;
+	put->meta = *meta;
+	if (meta->spec_len) {
+		put->spec = malloc(meta->spec_len);
+		if (!put->spec) {
+			free(put);
+			return RTCMS_ENOMEM;
+		}
+		memcpy(put->spec, meta->spec, meta->spec_len);
+	}
+	put->meta.spec = put->spec;
+	proto_image_hash_init(&put->ih, meta->size);
+	*out = put;
+	return 0;
+}
+
+int store_put_check(struct store_put *put, const struct proto_chunk *chunk)
+{
+	if (put->failed)
+		return put->failed;
+	if (put->count >= put->meta.chunk_count ||
+	    chunk->offset != put->next_offset || chunk->len == 0 ||
+	    chunk->len > PROTO_MAX_CHUNK ||
+	    chunk->len > put->meta.size - chunk->offset)
+		return put->failed = RTCMS_EPROTO;
+	if (proto_image_hash_update(&put->ih, chunk->offset, chunk->len,
+				    chunk->hash) != 0)
+		return put->failed = RTCMS_EPROTO;
+	if (put->count == put->cap) {
+		size_t cap = put->cap ? (size_t)put->cap * 2 : 16;
+		if (cap > put->meta.chunk_count)
+			cap = put->meta.chunk_count;
+		void *p = realloc(put->chunks, cap * sizeof(*put->chunks));
+		if (!p)
+			return put->failed = RTCMS_ENOMEM;
+		put->chunks = p;
+		put->cap = (uint32_t)cap;
+	}
+	struct chunk_ref *c = &put->chunks[put->count++];
+	c->offset = chunk->offset;
+	c->len = chunk->len;
+	memcpy(c->hash, chunk->hash, PROTO_HASH_SIZE);
+	put->next_offset += chunk->len;
+	return 0;
+}
+
+int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
+{
+	struct store *st = put->st;
+	uint8_t h[PROTO_HASH_SIZE];
+	const char *dirs[STORE_MAX_MIRRORS];
+	size_t ndirs = 0;
+	int rc = 0;
+
+	/* The data must be what its hash says (checked off the event loop). */
+	proto_chunk_hash(chunk->data, chunk->len, h);
+	if (sodium_memcmp(h, chunk->hash, PROTO_HASH_SIZE) != 0)
+		return RTCMS_ECORRUPT;
+
+	pthread_mutex_lock(&st->mu);
+	rc = pin_add(st, h);
+	for (size_t i = 0; i < st->n; i++)
+		if (st->m[i].online)
+			dirs[ndirs++] = st->m[i].path;
+	pthread_mutex_unlock(&st->mu);
+	if (rc)
+		return rc;
+
+	size_t written = 0;
+	for (size_t i = 0; i < ndirs; i++) {
+		if (chunkfile_present(dirs[i], h, chunk->len)) {
+			written++; /* deduplicated: an identical chunk is stored */
+			continue;
+		}
+		int w = chunkfile_write(dirs[i], h, chunk->data, chunk->len);
+		if (w == 0) {
+			written++;
+			continue;
+		}
+		pthread_mutex_lock(&st->mu);
+		for (size_t k = 0; k < st->n; k++)
+			if (strcmp(st->m[k].path, dirs[i]) == 0)
+				mirror_offline(st, &st->m[k], w == RTCMS_ENOSPC
+					       ? "disk full" : "chunk write failed");
+		pthread_mutex_unlock(&st->mu);
+		rc = w;
+	}
+	return written > 0 ? 0 : (rc ? rc : RTCMS_EIO);
+}
+
+struct put_args {
+	struct store_put *put;
+	uint64_t now;
+	unsigned retain;
+	struct victim_list *gc;       /* filled on the first mirror only */
+	int first;
+	uint32_t deleted;
+};
+
+/* Insert the checkpoint, then apply retention. */
+static int put_apply(sqlite3 *db, void *arg)
+{
+	struct put_args *a = arg;
+	struct store_put *put = a->put;
+	const struct proto_ckpt_meta *m = &put->meta;
+	struct proc_row r;
+	sqlite3_stmt *s;
+
+	if (proc_load(db, m->process, &r) != 0)
+		return RTCMS_EIO;
+	if (r.found && m->incarnation < r.incarnation)
+		return RTCMS_EFENCED;
+	if (!r.found) {
+		s = prep(db, "INSERT INTO processes(process, incarnation, node) VALUES(?,?,?)");
+		if (!s)
+			return RTCMS_EIO;
+		bind_text(s, 1, m->process);
+		bind_u64(s, 2, m->incarnation);
+		bind_u64(s, 3, m->node);
+		if (step_done(s))
+			return RTCMS_EIO;
+	} else if (m->incarnation > r.incarnation) {
+		/* A checkpoint of a newer incarnation (taken after a restore
+		 * committed elsewhere, e.g. through another store path) raises
+		 * the fencing token: older ones are refused from now on. */
+		s = prep(db, "UPDATE processes SET incarnation=?, node=? WHERE process=?");
+		if (!s)
+			return RTCMS_EIO;
+		bind_u64(s, 1, m->incarnation);
+		bind_u64(s, 2, m->node);
+		bind_text(s, 3, m->process);
+		if (step_done(s))
+			return RTCMS_EIO;
+	}
+	s = prep(db, "INSERT INTO checkpoints(process, incarnation, sequence, node, size,"
+		 " hash, created_ms, spec, chunk_count) VALUES(?,?,?,?,?,?,?,?,?)");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, m->process);
+	bind_u64(s, 2, m->incarnation);
+	bind_u64(s, 3, m->sequence);
+	bind_u64(s, 4, m->node);
+	bind_u64(s, 5, m->size);
+	sqlite3_bind_blob(s, 6, m->hash, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+	bind_u64(s, 7, m->created_ms ? m->created_ms : a->now);
+	sqlite3_bind_blob(s, 8, put->spec ? (const void *)put->spec : "", (int)m->spec_len,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 9, put->count);
+	if (step_done(s))
+		return RTCMS_EIO;
+
+	sqlite3_stmt *ins = prep(db, "INSERT INTO ckpt_chunks VALUES(?,?,?,?,?,?,?)");
+	sqlite3_stmt *ref = prep(db, "INSERT INTO chunks(hash, size, refs) VALUES(?,?,1)"
+				 " ON CONFLICT(hash) DO UPDATE SET refs = refs + 1");
+	int rc = ins && ref ? 0 : RTCMS_EIO;
+	for (uint32_t i = 0; i < put->count && rc == 0; i++) {
+		const struct chunk_ref *c = &put->chunks[i];
+		sqlite3_reset(ins);
+		bind_text(ins, 1, m->process);
+		bind_u64(ins, 2, m->incarnation);
+		bind_u64(ins, 3, m->sequence);
+		sqlite3_bind_int64(ins, 4, i);
+		bind_u64(ins, 5, c->offset);
+		sqlite3_bind_int64(ins, 6, c->len);
+		sqlite3_bind_blob(ins, 7, c->hash, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+		sqlite3_reset(ref);
+		sqlite3_bind_blob(ref, 1, c->hash, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(ref, 2, c->len);
+		if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(ref) != SQLITE_DONE)
+			rc = RTCMS_EIO;
+	}
+	sqlite3_finalize(ins);
+	sqlite3_finalize(ref);
+	if (rc)
+		return rc;
+
+	/* Retention: keep the newest `retain`, never one an open claim pins. */
+	if (proc_load(db, m->process, &r) != 0)
+		return RTCMS_EIO;
+	s = prep(db, "SELECT incarnation, sequence FROM checkpoints WHERE process=?"
+		 " ORDER BY incarnation DESC, sequence DESC LIMIT -1 OFFSET ?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, m->process);
+	sqlite3_bind_int64(s, 2, a->retain);
+	uint64_t old[64][2];
+	int nold = 0;
+	while (nold < 64 && sqlite3_step(s) == SQLITE_ROW) {
+		old[nold][0] = col_u64(s, 0);
+		old[nold][1] = col_u64(s, 1);
+		nold++;
+	}
+	sqlite3_finalize(s);
+	a->deleted = 0;
+	for (int i = 0; i < nold; i++) {
+		if (claim_pins(&r, old[i][0], old[i][1]))
+			continue;
+		if (delete_ckpt(db, m->process, old[i][0], old[i][1],
+				a->first ? a->gc : NULL) != 0)
+			return RTCMS_EIO;
+		a->deleted++;
+	}
+	a->first = 0;
+	return 0;
+}
+
+static void put_unpin(struct store_put *put)
+{
+	struct store *st = put->st;
+	pthread_mutex_lock(&st->mu);
+	for (uint32_t i = 0; i < put->count; i++)
+		pin_del(st, put->chunks[i].hash);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void put_free(struct store_put *put)
+{
+	free(put->chunks);
+	free(put->spec);
+	free(put);
+}
+
+int store_put_commit(struct store_put *put, uint32_t chunk_count,
+		     struct proto_put_ack *ack)
+{
+	struct store *st = put->st;
+	struct victim_list gc = { 0 };
+	uint8_t img[PROTO_HASH_SIZE];
+	int rc;
+
+	if (put->failed)
+		rc = put->failed;
+	else if (chunk_count != put->count || put->count != put->meta.chunk_count ||
+		 put->next_offset != put->meta.size)
+		rc = RTCMS_EPROTO;
+	else if (proto_image_hash_final(&put->ih, img) != 0)
+		rc = RTCMS_EPROTO;
+	else if (sodium_memcmp(img, put->meta.hash, PROTO_HASH_SIZE) != 0)
+		rc = RTCMS_ECORRUPT;
+	else
+		rc = 0;
+	if (rc) {
+		store_put_abort(put);
+		return rc;
+	}
+
+	pthread_mutex_lock(&st->mu);
+	/* Every chunk must be on every online mirror before the commit (a
+	 * mirror may have gone offline, or a dedup hit may be stale). */
+	rc = put_precheck(st, &put->meta, ack);
+	if (rc == 0) {
+		struct put_args a = { put, now(st), st->retain, &gc, 1, 0 };
+		rc = apply(st, put_apply, &a);
+		if (rc == 0) {
+			fill_ack(ack, &put->meta, (uint8_t)online_count(st), 0);
+			if (a.deleted)
+				slog(st, LOG_DEBUG, "retention: removed %u old "
+				     "checkpoint(s) of %s", a.deleted,
+				     put->meta.process);
+		}
+	} else if (rc == 1) {
+		rc = 0; /* stored meanwhile by someone else: same content */
+	}
+	for (uint32_t i = 0; i < put->count; i++)
+		pin_del(st, put->chunks[i].hash);
+	gc_files(st, &gc);
+	pthread_mutex_unlock(&st->mu);
+	put_free(put);
+	return rc;
+}
+
+void store_put_abort(struct store_put *put)
+{
+	if (!put)
+		return;
+	/* Chunks written for it stay as orphans only if nothing references
+	 * them; they are swept at the next start. */
+	put_unpin(put);
+	put_free(put);
+}
+
+/* ---- GET ----------------------------------------------------------- */
+
+int store_get_open(struct store *st, const char *process, uint64_t incarnation,
+		   uint64_t sequence, struct store_get **out,
+		   struct proto_ckpt_meta *meta)
+{
+	struct store_get *g = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc = RTCMS_ENOENT;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = primary(st);
+	if (!p) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	const char *sql =
+		sequence ? (incarnation
+			    ? "SELECT * FROM checkpoints WHERE process=?1 AND incarnation=?2 AND sequence=?3"
+			    : "SELECT * FROM checkpoints WHERE process=?1 AND sequence=?3"
+			      " ORDER BY incarnation DESC LIMIT 1")
+			 : (incarnation
+			    ? "SELECT * FROM checkpoints WHERE process=?1 AND incarnation=?2"
+			      " ORDER BY sequence DESC LIMIT 1"
+			    : "SELECT * FROM checkpoints WHERE process=?1"
+			      " ORDER BY incarnation DESC, sequence DESC LIMIT 1");
+	s = prep(p->db, sql);
+	if (!s) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	bind_text(s, 1, process);
+	bind_u64(s, 2, incarnation);
+	bind_u64(s, 3, sequence);
+	if (sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		rc = RTCMS_ENOMEM;
+		goto out;
+	}
+	g->st = st;
+	memset(meta, 0, sizeof(*meta));
+	snprintf(meta->process, sizeof(meta->process), "%s",
+		 (const char *)sqlite3_column_text(s, 0));
+	meta->incarnation = col_u64(s, 1);
+	meta->sequence = col_u64(s, 2);
+	meta->node = col_u64(s, 3);
+	meta->size = col_u64(s, 4);
+	col_hash(s, 5, meta->hash);
+	meta->created_ms = col_u64(s, 6);
+	meta->spec_len = (uint32_t)sqlite3_column_bytes(s, 7);
+	if (meta->spec_len > PROTO_SPEC_MAX)
+		meta->spec_len = 0;
+	if (meta->spec_len) {
+		g->spec = malloc(meta->spec_len);
+		if (!g->spec) {
+			rc = RTCMS_ENOMEM;
+			goto out;
+		}
+		memcpy(g->spec, sqlite3_column_blob(s, 7), meta->spec_len);
+	}
+	meta->spec = g->spec;
+	meta->chunk_count = (uint32_t)sqlite3_column_int64(s, 8);
+	sqlite3_finalize(s);
+	s = NULL;
+
+	if (meta->chunk_count) {
+		g->chunks = calloc(meta->chunk_count, sizeof(*g->chunks));
+		if (!g->chunks) {
+			rc = RTCMS_ENOMEM;
+			goto out;
+		}
+	}
+	s = prep(p->db, "SELECT offset, len, hash FROM ckpt_chunks WHERE process=?"
+		 " AND incarnation=? AND sequence=? ORDER BY idx");
+	if (!s) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	bind_text(s, 1, meta->process);
+	bind_u64(s, 2, meta->incarnation);
+	bind_u64(s, 3, meta->sequence);
+	while (sqlite3_step(s) == SQLITE_ROW && g->count < meta->chunk_count) {
+		struct chunk_ref *c = &g->chunks[g->count++];
+		c->offset = col_u64(s, 0);
+		c->len = (uint32_t)sqlite3_column_int64(s, 1);
+		col_hash(s, 2, c->hash);
+		pin_add(st, c->hash);
+	}
+	if (g->count != meta->chunk_count) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	rc = 0;
+	*out = g;
+	g = NULL;
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	store_get_close(g);
+	return rc;
+}
+
+int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk)
+{
+	struct store *st = g->st;
+	const char *dirs[STORE_MAX_MIRRORS];
+	int bad[STORE_MAX_MIRRORS] = { 0 };
+	size_t ndirs = 0;
+	int good = -1;
+
+	if (g->next >= g->count)
+		return RTCMS_EEOF;
+	const struct chunk_ref *c = &g->chunks[g->next];
+	if (c->len == 0 || c->len > PROTO_MAX_CHUNK)
+		return RTCMS_ECORRUPT;
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < st->n; i++)
+		if (st->m[i].online)
+			dirs[ndirs++] = st->m[i].path;
+	pthread_mutex_unlock(&st->mu);
+
+	for (size_t i = 0; i < ndirs && good < 0; i++) {
+		int rc = chunkfile_read(dirs[i], c->hash, c->len, buf);
+		if (rc == 0)
+			good = (int)i;
+		else
+			bad[i] = rc;
+	}
+	if (good < 0) {
+		char hx[17];
+		slog(st, LOG_ERROR, "chunk %s… at offset %" PRIu64 ": no good copy "
+		     "on any mirror", hexs(c->hash, hx), c->offset);
+		return RTCMS_ECORRUPT;
+	}
+	/* Repair the bad copies met before the good one. */
+	for (int i = 0; i < good; i++) {
+		char hx[17];
+		if (chunkfile_write(dirs[i], c->hash, buf, c->len) == 0) {
+			g->repaired++;
+			slog(st, LOG_WARN, "mirror %s: chunk %s… was %s; repaired "
+			     "from %s", dirs[i], hexs(c->hash, hx),
+			     bad[i] == RTCMS_ENOENT ? "missing" : "corrupt", dirs[good]);
+			pthread_mutex_lock(&st->mu);
+			for (size_t k = 0; k < st->n; k++)
+				if (strcmp(st->m[k].path, dirs[i]) == 0)
+					st->m[k].repaired++;
+			pthread_mutex_unlock(&st->mu);
+		}
+	}
+	chunk->offset = c->offset;
+	chunk->len = c->len;
+	chunk->data = buf;
+	memcpy(chunk->hash, c->hash, PROTO_HASH_SIZE);
+	g->next++;
+	return 0;
+}
+
+uint32_t store_get_repaired(const struct store_get *g)
+{
+	return g->repaired;
+}
+
+void store_get_close(struct store_get *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->st->mu);
+	for (uint32_t i = 0; i < g->count; i++)
+		pin_del(g->st, g->chunks[i].hash);
+	pthread_mutex_unlock(&g->st->mu);
+	free(g->chunks);
+	free(g->spec);
+	free(g);
+}
+
+/* ---- LIST / DELETE ------------------------------------------------- */
+
+int store_list(struct store *st, uint64_t node, const char *process,
+	       uint32_t offset, uint16_t limit,
+	       struct proto_list_entry *entries, bool *more)
+{
+	int n = 0;
+
+	*more = false;
+	if (limit == 0 || limit > PROTO_LIST_MAX)
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = primary(st);
+	sqlite3_stmt *s = p ? prep(p->db,
+		"SELECT c.process, c.incarnation, c.sequence, c.node, c.size,"
+		" c.created_ms, c.hash, (p.claim_id != 0 AND p.claim_inc = c.incarnation"
+		" AND p.claim_seq = c.sequence)"
+		" FROM checkpoints c LEFT JOIN processes p ON p.process = c.process"
+		" WHERE (?1 = 0 OR c.node = ?1) AND (?2 = '' OR c.process = ?2)"
+		" ORDER BY c.process, c.incarnation, c.sequence LIMIT ?3 OFFSET ?4") : NULL;
+	if (!s) {
+		pthread_mutex_unlock(&st->mu);
+		return RTCMS_EIO;
+	}
+	bind_u64(s, 1, node);
+	bind_text(s, 2, process ? process : "");
+	sqlite3_bind_int64(s, 3, (int64_t)limit + 1);
+	sqlite3_bind_int64(s, 4, offset);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if (n == limit) {
+			*more = true;
+			break;
+		}
+		struct proto_list_entry *e = &entries[n++];
+		memset(e, 0, sizeof(*e));
+		snprintf(e->process, sizeof(e->process), "%s",
+			 (const char *)sqlite3_column_text(s, 0));
+		e->incarnation = col_u64(s, 1);
+		e->sequence = col_u64(s, 2);
+		e->node = col_u64(s, 3);
+		e->size = col_u64(s, 4);
+		e->created_ms = col_u64(s, 5);
+		col_hash(s, 6, e->hash);
+		e->claimed = sqlite3_column_int(s, 7) ? 1 : 0;
+	}
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	return n;
+}
+
+struct delete_args {
+	const char *process;
+	uint64_t inc, seq;
+	struct victim_list *gc;
+	int first;
+};
+
+static int delete_apply(sqlite3 *db, void *arg)
+{
+	struct delete_args *a = arg;
+	struct proc_row r;
+	uint64_t (*list)[2] = NULL;
+	int n = 0, cap = 0, rc = 0;
+
+	if (proc_load(db, a->process, &r) != 0)
+		return RTCMS_EIO;
+	sqlite3_stmt *s = prep(db, a->seq
+		? "SELECT incarnation, sequence FROM checkpoints WHERE process=?1"
+		  " AND incarnation=?2 AND sequence=?3"
+		: "SELECT incarnation, sequence FROM checkpoints WHERE process=?1");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, a->process);
+	bind_u64(s, 2, a->inc);
+	bind_u64(s, 3, a->seq);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			void *p = realloc(list, (size_t)cap * sizeof(*list));
+			if (!p) {
+				rc = RTCMS_ENOMEM;
+				break;
+			}
+			list = p;
+		}
+		list[n][0] = col_u64(s, 0);
+		list[n][1] = col_u64(s, 1);
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (rc == 0 && n == 0)
+		rc = RTCMS_ENOENT;
+	for (int i = 0; i < n && rc == 0; i++)
+		if (claim_pins(&r, list[i][0], list[i][1]))
+			rc = RTCMS_ECLAIMED;
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = delete_ckpt(db, a->process, list[i][0], list[i][1],
+				 a->first ? a->gc : NULL);
+	free(list);
+	a->first = 0;
+	return rc == 0 ? n : rc;
+}
+
+int store_delete(struct store *st, const char *process, uint64_t incarnation,
+		 uint64_t sequence)
+{
+	struct victim_list gc = { 0 };
+	struct delete_args a = { process, incarnation, sequence, &gc, 1 };
+
+	if (!proto_process_id_valid(process) || (incarnation == 0) != (sequence == 0))
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	int rc = apply(st, delete_apply, &a);
+	gc_files(st, &gc);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* ---- CLAIM / COMMIT / RELEASE -------------------------------------- */
+
+struct claim_args {
+	const char *process;
+	const char *claimant;
+	uint64_t claim_id, expires, inc, seq;
+};
+
+static int claim_apply(sqlite3 *db, void *arg)
+{
+	struct claim_args *a = arg;
+	sqlite3_stmt *s = prep(db, "UPDATE processes SET claim_id=?, claimant=?,"
+			       " claim_expires=?, claim_inc=?, claim_seq=? WHERE process=?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_u64(s, 1, a->claim_id);
+	bind_text(s, 2, a->claimant);
+	bind_u64(s, 3, a->expires);
+	bind_u64(s, 4, a->inc);
+	bind_u64(s, 5, a->seq);
+	bind_text(s, 6, a->process);
+	return step_done(s);
+}
+
+int store_claim(struct store *st, const char *process, const char *claimant,
+		uint32_t lease_ms, struct proto_claim_ok *ok,
+		struct proto_error *err)
+{
+	struct proc_row r;
+	int rc;
+
+	if (!proto_process_id_valid(process) || !claimant[0] ||
+	    strlen(claimant) > PROTO_ID_MAX || lease_ms == 0 || lease_ms > 3600000)
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = primary(st);
+	uint64_t t = now(st);
+	if (!p) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	if ((rc = proc_load(p->db, process, &r)) != 0)
+		goto out;
+	if (!r.found) {
+		rc = RTCMS_ENOENT;
+		goto out;
+	}
+	if (r.claim_id && r.claim_expires > t && strcmp(r.claimant, claimant) != 0) {
+		memset(err, 0, sizeof(*err));
+		err->code = RTCMS_ECLAIMED;
+		err->detail = r.claim_expires;
+		snprintf(err->who, sizeof(err->who), "%s", r.claimant);
+		snprintf(err->text, sizeof(err->text), "process %s is already claimed "
+			 "by %s for %" PRIu64 " more ms", process, r.claimant,
+			 r.claim_expires - t);
+		rc = RTCMS_ECLAIMED;
+		goto out;
+	}
+	struct claim_args a = { process, claimant, 0, t + lease_ms, 0, 0 };
+	if (r.claim_id && strcmp(r.claimant, claimant) == 0) {
+		/* renewal by the holder (also after expiry, if nobody took it) */
+		a.claim_id = r.claim_id;
+		a.inc = r.claim_inc;
+		a.seq = r.claim_seq;
+	} else {
+		sqlite3_stmt *s = prep(p->db, "SELECT incarnation, sequence FROM checkpoints"
+				       " WHERE process=? ORDER BY incarnation DESC,"
+				       " sequence DESC LIMIT 1");
+		if (!s) {
+			rc = RTCMS_EIO;
+			goto out;
+		}
+		bind_text(s, 1, process);
+		int found = sqlite3_step(s) == SQLITE_ROW;
+		if (found) {
+			a.inc = col_u64(s, 0);
+			a.seq = col_u64(s, 1);
+		}
+		sqlite3_finalize(s);
+		if (!found) {
+			rc = RTCMS_ENOENT;
+			goto out;
+		}
+		do
+			randombytes_buf(&a.claim_id, sizeof(a.claim_id));
+		while (a.claim_id == 0 || a.claim_id == r.last_claim ||
+		       a.claim_id > INT64_MAX);
+	}
+	rc = apply(st, claim_apply, &a);
+	if (rc == 0) {
+		memset(ok, 0, sizeof(*ok));
+		snprintf(ok->process, sizeof(ok->process), "%s", process);
+		ok->claim_id = a.claim_id;
+		ok->incarnation = a.inc;
+		ok->sequence = a.seq;
+		ok->node = r.node;
+		ok->expires_ms = a.expires;
+	}
+out:
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+struct commit_args {
+	const char *process;
+	uint64_t claim_id, new_node;
+};
+
+static int commit_apply(sqlite3 *db, void *arg)
+{
+	struct commit_args *a = arg;
+	sqlite3_stmt *s = prep(db, "UPDATE processes SET incarnation = incarnation + 1,"
+			       " node=?, last_claim=claim_id, claim_id=0, claimant='',"
+			       " claim_expires=0, claim_inc=0, claim_seq=0"
+			       " WHERE process=? AND claim_id=?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_u64(s, 1, a->new_node);
+	bind_text(s, 2, a->process);
+	bind_u64(s, 3, a->claim_id);
+	int rc = step_done(s);
+	if (rc == 0 && sqlite3_changes(db) != 1)
+		rc = RTCMS_ENOENT;
+	return rc;
+}
+
+int store_commit(struct store *st, const char *process, uint64_t claim_id,
+		 uint64_t new_node, struct proto_commit_ok *ok)
+{
+	struct proc_row r;
+	int rc;
+
+	if (!proto_process_id_valid(process) || claim_id == 0)
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = primary(st);
+	if (!p) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	if ((rc = proc_load(p->db, process, &r)) != 0)
+		goto out;
+	if (!r.found) {
+		rc = RTCMS_ENOENT;
+		goto out;
+	}
+	if (r.last_claim == claim_id && r.claim_id != claim_id) {
+		/* a retry of a commit that already happened: same answer */
+		rc = 0;
+	} else if (r.claim_id != claim_id) {
+		rc = r.claim_id && r.claim_expires > now(st) ? RTCMS_ECLAIMED
+							      : RTCMS_ENOENT;
+		goto out;
+	} else {
+		struct commit_args a = { process, claim_id, new_node };
+		rc = apply(st, commit_apply, &a);
+		if (rc)
+			goto out;
+		proc_load(primary(st)->db, process, &r);
+	}
+	memset(ok, 0, sizeof(*ok));
+	snprintf(ok->process, sizeof(ok->process), "%s", process);
+	ok->incarnation = r.incarnation;
+	ok->node = r.node;
+out:
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+static int release_apply(sqlite3 *db, void *arg)
+{
+	struct commit_args *a = arg;
+	sqlite3_stmt *s = prep(db, "UPDATE processes SET claim_id=0, claimant='',"
+			       " claim_expires=0, claim_inc=0, claim_seq=0"
+			       " WHERE process=? AND claim_id=?");
+	if (!s)
+		return RTCMS_EIO;
+	bind_text(s, 1, a->process);
+	bind_u64(s, 2, a->claim_id);
+	int rc = step_done(s);
+	if (rc == 0 && sqlite3_changes(db) != 1)
+		rc = RTCMS_ENOENT;
+	return rc;
+}
+
+int store_release(struct store *st, const char *process, uint64_t claim_id)
+{
+	struct commit_args a = { process, claim_id, 0 };
+
+	if (!proto_process_id_valid(process) || claim_id == 0)
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&st->mu);
+	int rc = apply(st, release_apply, &a);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* ---- SCRUB / STATUS ------------------------------------------------ */
+
+static int counts(struct store *st, struct proto_scrub_reply *r)
+{
+	struct mirror *p = primary(st);
+	memset(r, 0, sizeof(*r));
+	if (!p)
+		return RTCMS_EIO;
+	sqlite3_stmt *s = prep(p->db,
+		"SELECT (SELECT count(*) FROM processes), (SELECT count(*) FROM checkpoints),"
+		" (SELECT count(*) FROM chunks), (SELECT coalesce(sum(size),0) FROM chunks)");
+	if (!s || sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return RTCMS_EIO;
+	}
+	r->processes = col_u64(s, 0);
+	r->checkpoints = col_u64(s, 1);
+	r->chunks = col_u64(s, 2);
+	r->bytes = col_u64(s, 3);
+	sqlite3_finalize(s);
+	r->mirror_count = (uint8_t)st->n;
+	for (size_t i = 0; i < st->n; i++) {
+		snprintf(r->mirrors[i].path, sizeof(r->mirrors[i].path), "%s", st->m[i].path);
+		r->mirrors[i].online = (uint8_t)st->m[i].online;
+		r->mirrors[i].repaired = st->m[i].repaired;
+	}
+	return 0;
+}
+
+int store_status(struct store *st, struct proto_scrub_reply *report)
+{
+	pthread_mutex_lock(&st->mu);
+	int rc = counts(st, report);
+	if (rc == 0)
+		for (size_t i = 0; i < st->n; i++) {
+			report->mirrors[i].chunks = st->m[i].online ? report->chunks : 0;
+			report->mirrors[i].bytes = st->m[i].online ? report->bytes : 0;
+		}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
+{
+	uint8_t (*hashes)[PROTO_HASH_SIZE] = NULL;
+	uint32_t *sizes = NULL;
+	size_t n = 0;
+	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+	int rc;
+
+	if (!buf)
+		return RTCMS_ENOMEM;
+	/* Snapshot the chunk list, then verify without holding the mutex. */
+	pthread_mutex_lock(&st->mu);
+	rc = counts(st, r);
+	if (rc == 0) {
+		size_t cap = (size_t)r->chunks + 1;
+		hashes = malloc(cap * PROTO_HASH_SIZE);
+		sizes = malloc(cap * sizeof(*sizes));
+		sqlite3_stmt *s = prep(primary(st)->db, "SELECT hash, size FROM chunks");
+		if (!hashes || !sizes || !s)
+			rc = RTCMS_ENOMEM;
+		while (rc == 0 && n < cap && sqlite3_step(s) == SQLITE_ROW) {
+			col_hash(s, 0, hashes[n]);
+			sizes[n] = (uint32_t)sqlite3_column_int64(s, 1);
+			pin_add(st, hashes[n]);
+			n++;
+		}
+		sqlite3_finalize(s);
+	}
+	pthread_mutex_unlock(&st->mu);
+
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		int res[STORE_MAX_MIRRORS];
+		int good = -1;
+		if (sizes[k] == 0 || sizes[k] > PROTO_MAX_CHUNK)
+			continue;
+		for (size_t i = 0; i < st->n; i++) {
+			res[i] = chunkfile_read(st->m[i].path, hashes[k], sizes[k], buf);
+			if (res[i] == 0) {
+				r->mirrors[i].chunks++;
+				r->mirrors[i].bytes += sizes[k];
+				if (good < 0)
+					good = (int)i;
+			} else if (res[i] == RTCMS_ENOENT) {
+				r->mirrors[i].missing++;
+			} else {
+				r->mirrors[i].corrupt++;
+			}
+		}
+		if (good < 0) {
+			char hx[17];
+			r->unrepairable++;
+			slog(st, LOG_ERROR, "scrub: chunk %s… has no good copy on any "
+			     "mirror", hexs(hashes[k], hx));
+			continue;
+		}
+		if (!repair)
+			continue;
+		int have = 0;
+		for (size_t i = 0; i < st->n; i++) {
+			if (res[i] == 0)
+				continue;
+			if (!have && chunkfile_read(st->m[good].path, hashes[k],
+						    sizes[k], buf) != 0)
+				break;
+			have = 1;
+			if (chunkfile_write(st->m[i].path, hashes[k], buf, sizes[k]) == 0) {
+				char hx[17];
+				r->mirrors[i].repaired++;
+				slog(st, LOG_WARN, "scrub: mirror %s: chunk %s… was %s; "
+				     "repaired", st->m[i].path, hexs(hashes[k], hx),
+				     res[i] == RTCMS_ENOENT ? "missing" : "corrupt");
+			}
+		}
+	}
+	pthread_mutex_lock(&st->mu);
+	for (size_t k = 0; k < n; k++)
+		pin_del(st, hashes[k]);
+	pthread_mutex_unlock(&st->mu);
+	free(hashes);
+	free(sizes);
+	free(buf);
+	return rc;
+}
