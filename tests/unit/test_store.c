@@ -1,0 +1,566 @@
+/*
+ * test_store.c - the store engine: PUT/GET, idempotency, retention and
+ * garbage collection, shared chunks, claims (with an injected clock),
+ * concurrent claims, fencing, mirror repair, resync at open, stale
+ * metadata, and a failing mirror (fault injection).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto/msg.h"
+#include "rtcms_error.h"
+#include "store/chunkfile.h"
+#include "store/store.h"
+#include "testutil.h"
+
+struct fixture {
+	char *dir;
+	char m0[512], m1[512];
+	const char *mirrors[2];
+	uint64_t clock;
+	struct store *st;
+	unsigned retain;
+};
+
+static uint64_t fake_now(void *ctx)
+{
+	return ((struct fixture *)ctx)->clock;
+}
+
+static void open_store(struct fixture *f)
+{
+	struct store_options o = {
+		.mirrors = f->mirrors, .mirror_count = 2, .retain = f->retain,
+		.now_ms = fake_now, .now_ctx = f,
+	};
+	assert_int_equal(store_open(&o, &f->st), 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->dir = tu_tmpdir("store");
+	snprintf(f->m0, sizeof(f->m0), "%s/m0", f->dir);
+	snprintf(f->m1, sizeof(f->m1), "%s/m1", f->dir);
+	f->mirrors[0] = f->m0;
+	f->mirrors[1] = f->m1;
+	f->clock = 1000000;
+	f->retain = 2;
+	open_store(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_fault_hook = NULL;
+	store_free(f->st);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Store size bytes of content seed as (process, inc, seq) in chunks of
+ * chunk bytes; returns the engine's result. */
+static int put(struct store *st, const char *process, uint64_t inc,
+	       uint64_t seq, size_t size, uint64_t seed, size_t chunk)
+{
+	uint8_t *data = malloc(size ? size : 1);
+	struct proto_ckpt_meta m;
+	struct proto_image_hash ih;
+	struct proto_put_ack ack;
+	struct store_put *p;
+	uint32_t count = 0;
+
+	tu_fill(data, size, seed);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.process, sizeof(m.process), "%s", process);
+	m.incarnation = inc;
+	m.sequence = seq;
+	m.node = 7;
+	m.size = size;
+	m.spec = (const uint8_t *)"spec";
+	m.spec_len = 4;
+	proto_image_hash_init(&ih, size);
+	for (size_t off = 0; off < size; off += chunk) {
+		uint8_t h[PROTO_HASH_SIZE];
+		size_t len = size - off < chunk ? size - off : chunk;
+		proto_chunk_hash(data + off, len, h);
+		proto_image_hash_update(&ih, off, (uint32_t)len, h);
+		count++;
+	}
+	proto_image_hash_final(&ih, m.hash);
+	m.chunk_count = count;
+	int rc = store_put_begin(st, &m, &p, &ack);
+	if (rc != 0) {
+		free(data);
+		return rc;
+	}
+	for (size_t off = 0; off < size; off += chunk) {
+		struct proto_chunk c;
+		c.offset = off;
+		c.len = (uint32_t)(size - off < chunk ? size - off : chunk);
+		c.data = data + off;
+		proto_chunk_hash(c.data, c.len, c.hash);
+		rc = store_put_check(p, &c);
+		if (rc == 0)
+			rc = store_put_write(p, &c);
+		if (rc) {
+			store_put_abort(p);
+			free(data);
+			return rc;
+		}
+	}
+	rc = store_put_commit(p, count, &ack);
+	free(data);
+	return rc;
+}
+
+/* Read (process, inc, seq) back and compare with content seed. */
+static int get_check(struct store *st, const char *process, uint64_t inc,
+		     uint64_t seq, size_t size, uint64_t seed, uint32_t *repaired)
+{
+	struct proto_ckpt_meta m;
+	struct store_get *g;
+	uint8_t *want = malloc(size ? size : 1);
+	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+	struct proto_chunk c;
+	uint64_t got = 0;
+	int rc;
+
+	tu_fill(want, size, seed);
+	rc = store_get_open(st, process, inc, seq, &g, &m);
+	if (rc)
+		goto out;
+	assert_int_equal(m.size, size);
+	assert_int_equal(m.spec_len, 4);
+	assert_memory_equal(m.spec, "spec", 4);
+	while ((rc = store_get_next(g, buf, &c)) == 0) {
+		assert_int_equal(c.offset, got);
+		assert_memory_equal(c.data, want + c.offset, c.len);
+		got += c.len;
+	}
+	if (repaired)
+		*repaired = store_get_repaired(g);
+	store_get_close(g);
+	if (rc == RTCMS_EEOF)
+		rc = got == size ? 0 : RTCMS_EPROTO;
+out:
+	free(want);
+	free(buf);
+	return rc;
+}
+
+static int count_files(const char *mirror)
+{
+	char path[600];
+	int n = 0;
+	for (int i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			n += e->d_name[0] != '.';
+		if (d)
+			closedir(d);
+	}
+	return n;
+}
+
+static void test_put_get_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(put(f->st, "p", 1, 1, 0, 1, 4096), 0);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 0, 1, NULL), 0);
+	assert_int_equal(put(f->st, "q", 1, 1, 3 * 1048576 + 5, 2, 1048576), 0);
+	assert_int_equal(get_check(f->st, "q", 0, 0, 3 * 1048576 + 5, 2, NULL), 0);
+	assert_int_equal(put(f->st, "r", 1, 1, 100001, 3, 4096), 0);
+	assert_int_equal(get_check(f->st, "r", 1, 0, 100001, 3, NULL), 0);
+	assert_int_equal(get_check(f->st, "nobody", 0, 0, 0, 0, NULL), RTCMS_ENOENT);
+	/* both mirrors hold every chunk */
+	assert_int_equal(count_files(f->m0), count_files(f->m1));
+	assert_int_equal(count_files(f->m0), 4 + 25);
+}
+
+static void test_idempotent_and_conflicting_put(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 0);
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 1); /* same: done */
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 2, 4096), RTCMS_EEXIST);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 10000, 1, NULL), 0);
+}
+
+static void test_bad_chunks_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_ckpt_meta m;
+	struct proto_put_ack ack;
+	struct store_put *p;
+	uint8_t data[100];
+	struct proto_chunk c = { 0, { 0 }, data, 100 };
+
+	memset(&m, 0, sizeof(m));
+	strcpy(m.process, "p");
+	m.incarnation = m.sequence = 1;
+	m.size = 200;
+	m.chunk_count = 2;
+	tu_fill(data, sizeof(data), 1);
+	assert_int_equal(store_put_begin(f->st, &m, &p, &ack), 0);
+	proto_chunk_hash(data, 100, c.hash);
+	c.offset = 100; /* out of order */
+	assert_int_equal(store_put_check(p, &c), RTCMS_EPROTO);
+	store_put_abort(p);
+
+	assert_int_equal(store_put_begin(f->st, &m, &p, &ack), 0);
+	c.offset = 0;
+	c.hash[0] ^= 1; /* hash does not match the data */
+	assert_int_equal(store_put_check(p, &c), 0);
+	assert_int_equal(store_put_write(p, &c), RTCMS_ECORRUPT);
+	store_put_abort(p);
+
+	/* a complete stream whose image hash differs from the announced one */
+	assert_int_equal(store_put_begin(f->st, &m, &p, &ack), 0);
+	for (int i = 0; i < 2; i++) {
+		c.offset = (uint64_t)i * 100;
+		proto_chunk_hash(data, 100, c.hash);
+		assert_int_equal(store_put_check(p, &c), 0);
+		assert_int_equal(store_put_write(p, &c), 0);
+	}
+	assert_int_equal(store_put_commit(p, 2, &ack), RTCMS_ECORRUPT);
+	assert_int_equal(get_check(f->st, "p", 0, 0, 0, 0, NULL), RTCMS_ENOENT);
+
+	/* invalid metadata */
+	m.incarnation = 0;
+	assert_int_equal(store_put_begin(f->st, &m, &p, &ack), RTCMS_EINVAL);
+}
+
+static void test_retention_and_gc(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_list_entry e[PROTO_LIST_MAX];
+	bool more;
+
+	for (uint64_t s = 1; s <= 5; s++)
+		assert_int_equal(put(f->st, "p", 1, s, 8192, s, 4096), 0);
+	assert_int_equal(store_list(f->st, 0, "p", 0, 100, e, &more), 2);
+	assert_int_equal(e[0].sequence, 4);
+	assert_int_equal(e[1].sequence, 5);
+	assert_int_equal(get_check(f->st, "p", 1, 3, 8192, 3, NULL), RTCMS_ENOENT);
+	/* chunk files of removed sequences are gone from both mirrors */
+	assert_int_equal(count_files(f->m0), 4);
+	assert_int_equal(count_files(f->m1), 4);
+}
+
+static void test_shared_chunks_survive(void **state)
+{
+	struct fixture *f = *state;
+	/* the same content under two processes shares its chunks */
+	assert_int_equal(put(f->st, "a", 1, 1, 16384, 9, 4096), 0);
+	assert_int_equal(put(f->st, "b", 1, 1, 16384, 9, 4096), 0);
+	assert_int_equal(count_files(f->m0), 4);
+	assert_int_equal(store_delete(f->st, "a", 0, 0), 1);
+	assert_int_equal(count_files(f->m0), 4);
+	assert_int_equal(get_check(f->st, "b", 1, 1, 16384, 9, NULL), 0);
+	assert_int_equal(store_delete(f->st, "b", 1, 1), 1);
+	assert_int_equal(count_files(f->m0), 0);
+	assert_int_equal(store_delete(f->st, "b", 1, 1), RTCMS_ENOENT);
+}
+
+static void test_list_filters_and_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_list_entry e[PROTO_LIST_MAX];
+	bool more;
+	char name[32];
+
+	f->retain = 1000;
+	store_free(f->st);
+	open_store(f);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "proc-%03d", i);
+		assert_int_equal(put(f->st, name, 1, 1, 10, (uint64_t)i, 10), 0);
+	}
+	assert_int_equal(store_list(f->st, 0, "", 0, PROTO_LIST_MAX, e, &more), PROTO_LIST_MAX);
+	assert_true(more);
+	assert_string_equal(e[0].process, "proc-000");
+	assert_int_equal(store_list(f->st, 0, "", PROTO_LIST_MAX, PROTO_LIST_MAX, e, &more), 44);
+	assert_false(more);
+	assert_int_equal(store_list(f->st, 0, "proc-123", 0, 10, e, &more), 1);
+	assert_int_equal(store_list(f->st, 7, "", 0, 10, e, &more), 10);
+	assert_int_equal(store_list(f->st, 8, "", 0, 10, e, &more), 0);
+}
+
+static void test_claims(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_claim_ok ok, ok2;
+	struct proto_commit_ok cok;
+	struct proto_error err;
+
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok, &err), RTCMS_ENOENT);
+	assert_int_equal(put(f->st, "p", 1, 1, 5000, 1, 4096), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok, &err), 0);
+	assert_int_equal(ok.incarnation, 1);
+	assert_int_equal(ok.sequence, 1);
+	assert_int_equal(ok.expires_ms, f->clock + 1000);
+	/* another claimant is refused, told who holds it and until when */
+	assert_int_equal(store_claim(f->st, "p", "m2", 1000, &ok2, &err), RTCMS_ECLAIMED);
+	assert_string_equal(err.who, "m1");
+	assert_int_equal(err.detail, f->clock + 1000);
+	/* the holder renews: same claim id */
+	f->clock += 500;
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok2, &err), 0);
+	assert_int_equal(ok2.claim_id, ok.claim_id);
+	/* the claimed checkpoint is neither deleted nor retained away */
+	assert_int_equal(store_delete(f->st, "p", 1, 1), RTCMS_ECLAIMED);
+	for (uint64_t s = 2; s <= 4; s++)
+		assert_int_equal(put(f->st, "p", 1, s, 5000, s, 4096), 0);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 5000, 1, NULL), 0);
+	/* after the lease, the other claimant wins */
+	f->clock += 1001;
+	assert_int_equal(store_claim(f->st, "p", "m2", 1000, &ok2, &err), 0);
+	assert_int_not_equal(ok2.claim_id, ok.claim_id);
+	assert_int_equal(ok2.sequence, 4);
+	/* the old claim can no longer commit or release */
+	assert_int_equal(store_commit(f->st, "p", ok.claim_id, 9, &cok), RTCMS_ECLAIMED);
+	assert_int_equal(store_release(f->st, "p", ok.claim_id), RTCMS_ENOENT);
+	/* commit moves the process and raises the incarnation */
+	assert_int_equal(store_commit(f->st, "p", ok2.claim_id, 9, &cok), 0);
+	assert_int_equal(cok.incarnation, 2);
+	assert_int_equal(cok.node, 9);
+	/* a retried commit gives the same answer, not a second increment */
+	assert_int_equal(store_commit(f->st, "p", ok2.claim_id, 9, &cok), 0);
+	assert_int_equal(cok.incarnation, 2);
+	/* fencing: the old incarnation is refused, the new one accepted */
+	assert_int_equal(put(f->st, "p", 1, 5, 5000, 5, 4096), RTCMS_EFENCED);
+	assert_int_equal(put(f->st, "p", 2, 5, 5000, 5, 4096), 0);
+	/* release */
+	assert_int_equal(store_claim(f->st, "p", "m3", 1000, &ok, &err), 0);
+	assert_int_equal(store_release(f->st, "p", ok.claim_id), 0);
+	assert_int_equal(store_claim(f->st, "p", "m4", 1000, &ok, &err), 0);
+}
+
+struct racer {
+	struct store *st;
+	pthread_barrier_t *bar;
+	const char *name;
+	int wins;
+	uint64_t ids[100];
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	for (int round = 0; round < 100; round++) {
+		struct proto_claim_ok ok;
+		struct proto_error err;
+		pthread_barrier_wait(r->bar);
+		int rc = store_claim(r->st, "p", r->name, 60000, &ok, &err);
+		r->ids[round] = rc == 0 ? ok.claim_id : 0;
+		if (rc == 0)
+			r->wins++;
+		else
+			assert_int_equal(rc, RTCMS_ECLAIMED);
+		pthread_barrier_wait(r->bar); /* both have tried */
+		if (rc == 0)
+			assert_int_equal(store_release(r->st, "p", ok.claim_id), 0);
+		pthread_barrier_wait(r->bar); /* released before the next round */
+	}
+	return NULL;
+}
+
+static void test_concurrent_claims(void **state)
+{
+	struct fixture *f = *state;
+	pthread_barrier_t bar;
+	struct racer a = { f->st, &bar, "m1", 0, { 0 } };
+	struct racer b = { f->st, &bar, "m2", 0, { 0 } };
+	pthread_t ta, tb;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 100, 1, 100), 0);
+	pthread_barrier_init(&bar, NULL, 2);
+	pthread_create(&ta, NULL, race, &a);
+	pthread_create(&tb, NULL, race, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(a.wins + b.wins, 100);
+	for (int i = 0; i < 100; i++)
+		assert_true((a.ids[i] != 0) != (b.ids[i] != 0)); /* exactly one */
+}
+
+static void flip_byte(const char *path)
+{
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	int c = fgetc(fp);
+	fseek(fp, 0, SEEK_SET);
+	fputc(c ^ 0xff, fp);
+	fclose(fp);
+}
+
+/* Paths of the chunk files of content seed (chunks of 4096). */
+static void chunk_path(const char *mirror, size_t size, uint64_t seed, int idx,
+		       char *out, size_t len)
+{
+	uint8_t *data = malloc(size), h[PROTO_HASH_SIZE];
+	tu_fill(data, size, seed);
+	size_t off = (size_t)idx * 4096;
+	size_t n = size - off < 4096 ? size - off : 4096;
+	proto_chunk_hash(data + off, n, h);
+	chunkfile_path(mirror, h, out, len);
+	free(data);
+}
+
+static void test_read_repair_and_scrub(void **state)
+{
+	struct fixture *f = *state;
+	char p0[4200], p1[4200], p2[4200];
+	uint32_t repaired = 0;
+	struct proto_scrub_reply r;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 4 * 4096, 5, 4096), 0);
+	/* mirror 0 (read first): one corrupt, one truncated, one deleted */
+	chunk_path(f->m0, 4 * 4096, 5, 0, p0, sizeof(p0));
+	chunk_path(f->m0, 4 * 4096, 5, 1, p1, sizeof(p1));
+	chunk_path(f->m0, 4 * 4096, 5, 2, p2, sizeof(p2));
+	flip_byte(p0);
+	assert_int_equal(truncate(p1, 100), 0);
+	assert_int_equal(unlink(p2), 0);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 4 * 4096, 5, &repaired), 0);
+	assert_int_equal(repaired, 3);
+	/* repaired in place: a scrub now finds nothing */
+	assert_int_equal(store_scrub(f->st, true, &r), 0);
+	assert_int_equal(r.mirrors[0].corrupt + r.mirrors[0].missing, 0);
+	assert_int_equal(r.unrepairable, 0);
+	assert_int_equal(r.mirrors[0].chunks, 4);
+
+	/* damage mirror 1: scrub reports and repairs; a second scrub is clean */
+	chunk_path(f->m1, 4 * 4096, 5, 3, p0, sizeof(p0));
+	chunk_path(f->m1, 4 * 4096, 5, 0, p1, sizeof(p1));
+	flip_byte(p0);
+	unlink(p1);
+	assert_int_equal(store_scrub(f->st, false, &r), 0);
+	assert_int_equal(r.mirrors[1].corrupt, 1);
+	assert_int_equal(r.mirrors[1].missing, 1);
+	assert_int_equal(r.mirrors[1].repaired, 0);
+	assert_int_equal(store_scrub(f->st, true, &r), 0);
+	assert_int_equal(r.mirrors[1].repaired, 2);
+	assert_int_equal(store_scrub(f->st, true, &r), 0);
+	assert_int_equal(r.mirrors[1].corrupt + r.mirrors[1].missing, 0);
+
+	/* both copies bad: unrepairable, reported, and GET says so */
+	chunk_path(f->m0, 4 * 4096, 5, 1, p0, sizeof(p0));
+	chunk_path(f->m1, 4 * 4096, 5, 1, p1, sizeof(p1));
+	flip_byte(p0);
+	flip_byte(p1);
+	assert_int_equal(store_scrub(f->st, true, &r), 0);
+	assert_int_equal(r.unrepairable, 1);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 4 * 4096, 5, NULL), RTCMS_ECORRUPT);
+}
+
+static void test_resync_wiped_mirror(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[1200];
+
+	assert_int_equal(put(f->st, "p", 1, 1, 40000, 1, 4096), 0);
+	assert_int_equal(put(f->st, "q", 1, 1, 40000, 2, 4096), 0);
+	store_free(f->st);
+	f->st = NULL;
+	tu_rmrf(f->m1);
+	open_store(f);
+	assert_int_equal(count_files(f->m1), count_files(f->m0));
+	/* mirror 1 alone now holds everything: wipe mirror 0's chunks */
+	store_free(f->st);
+	snprintf(cmd, sizeof(cmd), "%s/chunks", f->m0);
+	tu_rmrf(cmd);
+	open_store(f);
+	assert_int_equal(count_files(f->m0), 20);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 40000, 1, NULL), 0);
+	assert_int_equal(get_check(f->st, "q", 1, 1, 40000, 2, NULL), 0);
+}
+
+static const char *fail_dir;
+
+static int fail_mirror(const char *site, const char *dir)
+{
+	(void)site;
+	return fail_dir && strcmp(dir, fail_dir) == 0;
+}
+
+static void test_failing_mirror_degrades(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_scrub_reply r;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 0);
+	fail_dir = f->m1;
+	store_fault_hook = fail_mirror;
+	/* writes to mirror 1 fail: it goes offline, the PUT succeeds on m0 */
+	assert_int_equal(put(f->st, "p", 1, 2, 10000, 2, 4096), 0);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[0].online, 1);
+	assert_int_equal(r.mirrors[1].online, 0);
+	assert_int_equal(get_check(f->st, "p", 1, 2, 10000, 2, NULL), 0);
+	/* after a restart without the fault, mirror 1 is brought up to date */
+	store_fault_hook = NULL;
+	store_free(f->st);
+	open_store(f);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[1].online, 1);
+	assert_int_equal(count_files(f->m1), count_files(f->m0));
+	assert_int_equal(r.checkpoints, 2);
+	/* and holds the newest metadata: remove m0 entirely and read from m1 */
+	store_free(f->st);
+	tu_rmrf(f->m0);
+	open_store(f);
+	assert_int_equal(get_check(f->st, "p", 1, 2, 10000, 2, NULL), 0);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 10000, 1, NULL), 0);
+}
+
+static void test_all_mirrors_failing(void **state)
+{
+	struct fixture *f = *state;
+	fail_dir = NULL;
+	store_fault_hook = NULL;
+	/* make every write fail */
+	store_fault_hook = (store_fault_fn)fail_mirror;
+	fail_dir = f->m0;
+	assert_int_equal(put(f->st, "p", 1, 1, 100, 1, 100), 0); /* m1 takes it */
+	fail_dir = f->m1;
+	assert_int_equal(put(f->st, "p", 1, 2, 100, 2, 100), RTCMS_EIO);
+	store_fault_hook = NULL;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_get_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotent_and_conflicting_put, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_chunks_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_and_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_chunks_survive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_filters_and_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claims, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_repair_and_scrub, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_wiped_mirror, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failing_mirror_degrades, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_all_mirrors_failing, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
