@@ -602,9 +602,14 @@ static void after_chunk(uv_work_t *w, int status)
 		return;
 	if (s->rc < 0 && !c->put_failed) {
 		c->put_failed = s->rc;
-		log_error("[peer %s] PUT %s: writing chunk at %" PRIu64
-			  " failed: %s", c->peer, c->msg.meta.process,
-			  s->chunk.offset, rtcms_strerror(s->rc));
+		if (s->rc == RTCMS_ECORRUPT)
+			log_warn("[peer %s] PUT %s: chunk at %" PRIu64 " does not "
+				 "match its hash; PUT refused", c->peer,
+				 c->msg.meta.process, s->chunk.offset);
+		else
+			log_error("[peer %s] PUT %s: writing chunk at %" PRIu64
+				  " failed: %s", c->peer, c->msg.meta.process,
+				  s->chunk.offset, rtcms_strerror(s->rc));
 	}
 	if (c->put_failed && c->inflight == 0) {
 		store_put_abort(c->put);
