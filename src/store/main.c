@@ -47,7 +47,7 @@ static const struct config_field fields[] = {
 	{ "store", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0 },
 	{ "store", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
 	{ "store", "mirror", CONFIG_LIST, &cfg.mirrors, 0, 0, 0 },
-	{ "store", "retain", CONFIG_U64, &cfg.retain, 0, 1, 1000 },
+	{ "store", "retain", CONFIG_U64, &cfg.retain, 0, 1, 1000000 },
 	{ "store", "client_timeout", CONFIG_U64, &cfg.client_timeout_ms, 0, 100, 3600000 },
 	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096 },
 	{ "store", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
