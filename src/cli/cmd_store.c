@@ -24,8 +24,19 @@ struct args {
 	const char *opt_val[16];
 };
 
-/* flags: space-separated names of options that take no value. */
-static int args_parse(int argc, char **argv, const char *flags, struct args *a)
+/* Is name one of the space-separated words of list? */
+static int in_list(const char *list, const char *name)
+{
+	size_t nl = strlen(name);
+	for (const char *f = strstr(list, name); f; f = strstr(f + 1, name))
+		if ((f == list || f[-1] == ' ') && (f[nl] == ' ' || f[nl] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* opts: options that take a value; flags: options that take none. */
+static int args_parse(int argc, char **argv, const char *opts,
+		      const char *flags, struct args *a)
 {
 	memset(a, 0, sizeof(*a));
 	for (int i = 2; i < argc; i++) {
@@ -33,10 +44,9 @@ static int args_parse(int argc, char **argv, const char *flags, struct args *a)
 		if (strncmp(s, "--", 2) == 0 && s[2]) {
 			const char *name = s + 2;
 			const char *val = NULL;
-			size_t nl = strlen(name);
-			const char *f = strstr(flags, name);
-			int is_flag = f && (f == flags || f[-1] == ' ') &&
-				      (f[nl] == ' ' || f[nl] == '\0');
+			int is_flag = in_list(flags, name);
+			if (!is_flag && !in_list(opts, name))
+				return cli_usage("unknown option --%s", name);
 			if (!is_flag) {
 				if (i + 1 >= argc)
 					return cli_usage("option --%s needs a value", name);
@@ -63,22 +73,6 @@ static const char *args_get(const struct args *a, const char *name)
 		if (strcmp(a->opt_name[i], name) == 0)
 			return a->opt_val[i];
 	return NULL;
-}
-
-/* Check that only known options were given. */
-static int args_only(const struct args *a, const char *known)
-{
-	for (int i = 0; i < a->nopt; i++) {
-		const char *n = a->opt_name[i];
-		size_t nl = strlen(n);
-		const char *f = strstr(known, n);
-		while (f && !((f == known || f[-1] == ' ') &&
-			      (f[nl] == ' ' || f[nl] == '\0')))
-			f = strstr(f + 1, n);
-		if (!f)
-			return cli_usage("unknown option --%s", n);
-	}
-	return 0;
 }
 
 static int args_u64(const struct args *a, const char *name, uint64_t dflt,
@@ -122,8 +116,6 @@ static int do_put(struct cli *cli, const struct args *a)
 	int rc, fd;
 	char hx[80], sz[32];
 
-	if ((rc = args_only(a, "incarnation sequence node spec chunk-size")))
-		return rc;
 	if (a->npos != 2)
 		return cli_usage("usage: store put PROCESS FILE --sequence N "
 				 "[--incarnation N] [--node ID] [--spec TEXT] [--chunk-size BYTES]");
@@ -232,8 +224,6 @@ static int do_get(struct cli *cli, const struct args *a)
 	int rc, fd = -1;
 	char tmp[4200], sz[32], hx[80];
 
-	if ((rc = args_only(a, "incarnation sequence output meta")))
-		return rc;
 	if (a->npos != 1)
 		return cli_usage("usage: store get PROCESS [--sequence N] "
 				 "[--incarnation N] (--output FILE | --meta)");
@@ -311,8 +301,6 @@ static int do_list(struct cli *cli, const struct args *a)
 	int rc, first = 1;
 	uint32_t total = 0;
 
-	if ((rc = args_only(a, "node process")))
-		return rc;
 	if (a->npos != 0)
 		return cli_usage("usage: store list [--process P] [--node ID]");
 	memset(&m, 0, sizeof(m));
@@ -388,8 +376,6 @@ static int do_claim(struct cli *cli, const struct args *a)
 	int rc;
 	char tm[40];
 
-	if ((rc = args_only(a, "claimant lease")))
-		return rc;
 	if (a->npos != 1)
 		return cli_usage("usage: store claim PROCESS --claimant NAME [--lease MS]");
 	if ((rc = check_process(a->pos[0])))
@@ -461,8 +447,6 @@ static int do_commit(struct cli *cli, const struct args *a)
 	union proto_msg m, r;
 	int rc;
 
-	if ((rc = args_only(a, "node")))
-		return rc;
 	if (a->npos != 2 || !args_get(a, "node"))
 		return cli_usage("usage: store commit PROCESS CLAIM_ID --node ID");
 	if ((rc = check_process(a->pos[0])))
@@ -524,8 +508,6 @@ static int do_release(struct cli *cli, const struct args *a)
 	int rc;
 	char done[256];
 
-	if ((rc = args_only(a, "")))
-		return rc;
 	if (a->npos != 2)
 		return cli_usage("usage: store release PROCESS CLAIM_ID");
 	if ((rc = check_process(a->pos[0])))
@@ -545,8 +527,6 @@ static int do_delete(struct cli *cli, const struct args *a)
 	int rc;
 	char done[256];
 
-	if ((rc = args_only(a, "incarnation sequence all")))
-		return rc;
 	if (a->npos != 1)
 		return cli_usage("usage: store delete PROCESS (--incarnation N "
 				 "--sequence N | --all)");
@@ -661,17 +641,21 @@ static const struct {
 	const char *name;
 	const char *help;
 	int (*run)(struct cli *, const struct args *);
+	const char *opts;
 	const char *flags;
 } subs[] = {
-	{ "put", "PROCESS FILE --sequence N [--incarnation N] [--node ID] [--spec TEXT]", do_put, "" },
-	{ "get", "PROCESS [--sequence N] [--incarnation N] (--output FILE | --meta)", do_get, "meta" },
-	{ "list", "[--process P] [--node ID]", do_list, "" },
-	{ "claim", "PROCESS --claimant NAME [--lease MS]", do_claim, "" },
-	{ "commit", "PROCESS CLAIM_ID --node ID", do_commit, "" },
-	{ "release", "PROCESS CLAIM_ID", do_release, "" },
-	{ "delete", "PROCESS (--incarnation N --sequence N | --all)", do_delete, "all" },
-	{ "scrub", "[--no-repair]   verify every byte on every mirror, repair", do_scrub, "no-repair" },
-	{ "status", "               mirrors and counts", do_status, "" },
+	{ "put", "PROCESS FILE --sequence N [--incarnation N] [--node ID] [--spec TEXT] [--chunk-size BYTES]",
+	  do_put, "incarnation sequence node spec chunk-size", "" },
+	{ "get", "PROCESS [--sequence N] [--incarnation N] (--output FILE | --meta)",
+	  do_get, "incarnation sequence output", "meta" },
+	{ "list", "[--process P] [--node ID]", do_list, "node process", "" },
+	{ "claim", "PROCESS --claimant NAME [--lease MS]", do_claim, "claimant lease", "" },
+	{ "commit", "PROCESS CLAIM_ID --node ID", do_commit, "node", "" },
+	{ "release", "PROCESS CLAIM_ID", do_release, "", "" },
+	{ "delete", "PROCESS (--incarnation N --sequence N | --all)", do_delete,
+	  "incarnation sequence", "all" },
+	{ "scrub", "[--no-repair]   verify every byte on every mirror, repair", do_scrub, "", "no-repair" },
+	{ "status", "               mirrors and counts", do_status, "", "" },
 };
 
 int cmd_store(struct cli *cli, int argc, char **argv)
@@ -696,7 +680,7 @@ int cmd_store(struct cli *cli, int argc, char **argv)
 				return CLI_OK;
 			}
 		}
-		if ((rc = args_parse(argc, argv, subs[i].flags, &a)))
+		if ((rc = args_parse(argc, argv, subs[i].opts, subs[i].flags, &a)))
 			return rc;
 		return subs[i].run(cli, &a);
 	}

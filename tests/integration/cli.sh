@@ -1,0 +1,125 @@
+#!/bin/bash
+# cli.sh - rtcmsctl and rtcms-store as an operator uses them: key files,
+# config files and their errors, every store subcommand, tables and --json,
+# exit statuses and error messages. Usage: cli.sh BUILD_DIR
+set -euo pipefail
+
+BUILD=$(cd "${1:?usage: cli.sh BUILD_DIR}" && pwd)
+CTL="$BUILD/rtcmsctl"
+STORE="$BUILD/rtcms-store"
+DIR=$(mktemp -d /tmp/rtcms-cli-XXXXXX)
+PID=""
+CHECKS=0
+
+cleanup() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+ok() { CHECKS=$((CHECKS + 1)); }
+fail() { echo "cli.sh: FAILED: $*" >&2; [ -f "$DIR/store.log" ] && tail -20 "$DIR/store.log" >&2; exit 1; }
+
+# expect STATUS PATTERN -- command...: exit status and a pattern in stdout+stderr
+expect() {
+	local want=$1 pattern=$2
+	shift 3
+	local out status=0
+	out=$("$@" 2>&1) || status=$?
+	[ "$status" -eq "$want" ] || fail "'$*' exited $status, expected $want: $out"
+	grep -q -- "$pattern" <<<"$out" || fail "'$*' output lacks '$pattern': $out"
+	ok
+}
+
+# keys
+expect 0 "wrote a new cluster key" -- "$CTL" keygen "$DIR/key"
+[ "$(stat -c %a "$DIR/key")" = 600 ] || fail "key file mode is not 600"; ok
+expect 1 "use --force" -- "$CTL" keygen "$DIR/key"
+expect 0 "wrote" -- "$CTL" keygen "$DIR/other.key"
+expect 2 "FILE missing" -- "$CTL" keygen
+
+# help and usage
+expect 0 "usage: rtcms-store" -- "$STORE" --help
+expect 0 "usage: rtcmsctl" -- "$CTL" --help
+expect 2 "unknown command" -- "$CTL" frobnicate
+expect 2 "unknown store subcommand" -- "$CTL" store frobnicate
+expect 0 "store put" -- "$CTL" store --help
+
+# config errors name the file, the line and the field
+printf '[store]\nlisten = 127.0.0.1:0\nretain = zero\n' > "$DIR/bad.ini"
+expect 2 "bad.ini:3: \[store\] retain" -- "$STORE" --config "$DIR/bad.ini"
+printf '[store]\nlisten = 127.0.0.1:0\nmirorr = /x\n' > "$DIR/bad2.ini"
+expect 2 "bad2.ini:3: \[store\] mirorr: unknown setting" -- "$STORE" --config "$DIR/bad2.ini"
+expect 2 "no mirror directory" -- "$STORE" --key "$DIR/key"
+expect 2 "no cluster key" -- "$STORE" --mirror "$DIR/m0"
+expect 2 "not an rtcms key file" -- "$STORE" --mirror "$DIR/m0" --key "$DIR/bad.ini"
+
+# a store from a config file
+cat > "$DIR/store.ini" <<INI
+[store]
+listen = 127.0.0.1:0
+key = $DIR/key
+mirror = $DIR/m0
+mirror = $DIR/m1
+ready_file = $DIR/ready
+[log]
+level = debug
+INI
+"$STORE" --config "$DIR/store.ini" 2>"$DIR/store.log" &
+PID=$!
+for _ in $(seq 200); do [ -s "$DIR/ready" ] && break; sleep 0.05; done
+[ -s "$DIR/ready" ] || fail "store did not start"
+export RTCMS_KEY="$DIR/key" RTCMS_STORE
+RTCMS_STORE=$(cat "$DIR/ready")
+ok
+
+# put, list, get
+head -c 3000000 /dev/urandom > "$DIR/img"
+expect 0 "durable on 2 mirror" -- "$CTL" store put app "$DIR/img" --sequence 1 --node 0x1234 --spec "/bin/app --restore"
+expect 0 "already stored" -- "$CTL" store put app "$DIR/img" --sequence 1 --node 0x1234 --spec "/bin/app --restore"
+expect 0 "^app " -- "$CTL" store list
+expect 0 "0000000000001234" -- "$CTL" store list --node 0x1234
+expect 0 "no checkpoints" -- "$CTL" store list --node 0x9999
+"$CTL" --json store list | python3 -c 'import json,sys; l=json.load(sys.stdin); assert l[0]["process"]=="app" and l[0]["size"]==3000000' || fail "list --json"; ok
+expect 0 "verified, written to" -- "$CTL" store get app --output "$DIR/back"
+cmp -s "$DIR/img" "$DIR/back" || fail "get returned other bytes"; ok
+"$CTL" store get app --output - | cmp -s - "$DIR/img" || fail "get to stdout"; ok
+"$CTL" --json store get app --meta | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["sequence"]==1 and m["chunks"]==12' || fail "get --meta --json"; ok
+expect 1 "no such process" -- "$CTL" store get nobody --output "$DIR/x"
+[ ! -e "$DIR/x" ] && [ ! -e "$DIR/x.part" ] || fail "a failed get left a file"; ok
+expect 2 "not a valid process id" -- "$CTL" store get "a/b" --output "$DIR/x"
+expect 2 "needs a value" -- "$CTL" store put app "$DIR/img" --sequence
+expect 2 "unknown option --colour" -- "$CTL" store list --colour
+
+# claims
+out=$("$CTL" store claim app --claimant manager-1 --lease 60000) || fail "claim"
+CLAIM=$(sed -n 's/.*claim \([0-9a-f]\{16\}\).*/\1/p' <<<"$out"); ok
+expect 1 "already claimed by manager-1 until" -- "$CTL" store claim app --claimant manager-2
+"$CTL" --json store claim app --claimant manager-2 | python3 -c 'import json,sys; e=json.load(sys.stdin); assert e["claimant"]=="manager-1"' && fail "json claim should exit 1" || true; ok
+expect 1 "ECLAIMED" -- "$CTL" store delete app --all
+expect 0 "released" -- "$CTL" store release app "$CLAIM"
+expect 1 "ENOENT" -- "$CTL" store release app "$CLAIM"
+out=$("$CTL" store claim app --claimant manager-2) || fail "claim 2"
+CLAIM=$(sed -n 's/.*claim \([0-9a-f]\{16\}\).*/\1/p' <<<"$out"); ok
+expect 0 "incarnation 2 on node 0000000000005678" -- "$CTL" store commit app "$CLAIM" --node 0x5678
+expect 1 "EFENCED" -- "$CTL" store put app "$DIR/img" --sequence 2
+expect 0 "incarnation 2 sequence 2" -- "$CTL" store put app "$DIR/img" --sequence 2 --incarnation 2
+
+# scrub and status, damage included
+expect 0 "every referenced chunk has a good copy" -- "$CTL" store scrub
+victim=$(find "$DIR/m1/chunks" -type f | head -1)
+rm -f "$victim"
+expect 0 "online" -- "$CTL" store scrub
+"$CTL" --json store scrub | python3 -c 'import json,sys; r=json.load(sys.stdin); assert all(m["missing"]==0 for m in r["mirrors"])' || fail "second scrub not clean"; ok
+expect 0 "OFFLINE\|online" -- "$CTL" store status
+expect 0 "deleted every checkpoint of app" -- "$CTL" store delete app --all
+
+# wrong key, missing key, unreachable store
+expect 1 "wrong cluster key" -- "$CTL" --key "$DIR/other.key" store list
+expect 1 "no cluster key" -- env -u RTCMS_KEY "$CTL" store list
+expect 1 "cannot connect" -- "$CTL" --store 127.0.0.1:1 store list
+expect 1 "invalid address" -- "$CTL" --store nowhere store list
+
+kill "$PID"; wait "$PID" || true; PID=""
+grep -q "handshake refused" "$DIR/store.log" || fail "wrong key not logged"; ok
+echo "cli.sh: $CHECKS checks passed"
