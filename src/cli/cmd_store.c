@@ -600,8 +600,6 @@ static int do_report(struct cli *cli, const struct args *a, int scrub)
 	union proto_msg m, r;
 	int rc;
 
-	if ((rc = args_only(a, scrub ? "no-repair" : "")))
-		return rc;
 	if (a->npos != 0)
 		return cli_usage("usage: store %s", scrub ? "scrub [--no-repair]" : "status");
 	memset(&m, 0, sizeof(m));
