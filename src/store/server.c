@@ -123,6 +123,7 @@ static void conn_read_start(struct conn *c);
 static void conn_read_stop(struct conn *c);
 static void conn_frame(struct conn *c);
 static void put_maybe_finish(struct conn *c);
+static void put_fail(struct conn *c, int rc);
 static void get_next(struct conn *c);
 
 static uint64_t mono_ns(void)
@@ -611,11 +612,8 @@ static void after_chunk(uv_work_t *w, int status)
 				  " failed: %s", c->peer, c->msg.meta.process,
 				  s->chunk.offset, rtcms_strerror(s->rc));
 	}
-	if (c->put_failed && c->inflight == 0) {
-		store_put_abort(c->put);
-		c->put = NULL;
-		c->state = C_READY;
-		conn_error(c, c->put_request, c->put_failed, NULL, 1);
+	if (c->put_failed) {
+		put_fail(c, c->put_failed);
 		return;
 	}
 	if (c->end_pending) {
@@ -668,6 +666,23 @@ static void put_maybe_finish(struct conn *c)
 	c->end_pending = 0;
 	c->state = C_BUSY;
 	conn_queue(c, &c->work, c, work_commit, after_commit);
+}
+
+/*
+ * A PUT stream failed: read nothing more; once no chunk write is in flight,
+ * drop the PUT, answer ERROR and close (after_chunk finishes it otherwise).
+ */
+static void put_fail(struct conn *c, int rc)
+{
+	if (!c->put_failed)
+		c->put_failed = rc;
+	conn_read_stop(c);
+	if (c->inflight > 0)
+		return;
+	store_put_abort(c->put);
+	c->put = NULL;
+	c->state = C_READY;
+	conn_error(c, c->put_request, c->put_failed, NULL, 1);
 }
 
 static struct chunk_slot *slot_free(struct conn *c)
@@ -864,14 +879,7 @@ static void conn_frame(struct conn *c)
 					 " refused: %s; closing", c->peer,
 					 c->msg.meta.process, msg.chunk.offset,
 					 rtcms_strerror(rc));
-				c->put_failed = rc;
-				conn_read_stop(c);
-				if (c->inflight == 0) {
-					store_put_abort(c->put);
-					c->put = NULL;
-					c->state = C_READY;
-					conn_error(c, c->put_request, rc, NULL, 1);
-				}
+				put_fail(c, rc);
 				return;
 			}
 			slot->chunk = msg.chunk;
@@ -889,14 +897,7 @@ static void conn_frame(struct conn *c)
 		}
 		log_warn("[peer %s] %s during a PUT stream; closing", c->peer,
 			 proto_type_name(hdr.type));
-		c->put_failed = RTCMS_EPROTO;
-		conn_read_stop(c);
-		if (c->inflight == 0) {
-			store_put_abort(c->put);
-			c->put = NULL;
-			c->state = C_READY;
-			conn_error(c, c->put_request, RTCMS_EPROTO, NULL, 1);
-		}
+		put_fail(c, RTCMS_EPROTO);
 		return;
 	}
 

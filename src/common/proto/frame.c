@@ -56,29 +56,6 @@ static void make_nonce(uint8_t nonce[12], uint64_t counter)
 	put_be64(nonce + 4, counter);
 }
 
-int proto_frame_seal(const struct proto_key *key, struct proto_header *hdr,
-		     const uint8_t *payload, size_t payload_len,
-		     uint8_t *out, size_t cap)
-{
-	uint8_t nonce[12];
-	unsigned long long clen = 0;
-
-	if (payload_len > PROTO_MAX_PAYLOAD ||
-	    payload_len > proto_type_max_payload(hdr->type))
-		return RTCMS_ETOOBIG;
-	size_t total = proto_frame_size((uint32_t)payload_len);
-	if (cap < total)
-		return RTCMS_ETOOBIG;
-	hdr->version = PROTO_VERSION;
-	hdr->length = (uint32_t)payload_len;
-	proto_header_encode(hdr, out);
-	make_nonce(nonce, hdr->counter);
-	crypto_aead_chacha20poly1305_ietf_encrypt(
-		out + PROTO_HEADER_SIZE, &clen, payload, payload_len,
-		out, PROTO_HEADER_SIZE, NULL, nonce, key->bytes);
-	return (int)total;
-}
-
 int proto_frame_seal_inplace(const struct proto_key *key,
 			     struct proto_header *hdr, size_t payload_len,
 			     uint8_t *out, size_t cap)
@@ -100,6 +77,18 @@ int proto_frame_seal_inplace(const struct proto_key *key,
 		out + PROTO_HEADER_SIZE, &clen, out + PROTO_HEADER_SIZE,
 		payload_len, out, PROTO_HEADER_SIZE, NULL, nonce, key->bytes);
 	return (int)total;
+}
+
+int proto_frame_seal(const struct proto_key *key, struct proto_header *hdr,
+		     const uint8_t *payload, size_t payload_len,
+		     uint8_t *out, size_t cap)
+{
+	if (payload_len > PROTO_MAX_PAYLOAD ||
+	    cap < proto_frame_size((uint32_t)payload_len))
+		return RTCMS_ETOOBIG;
+	if (payload_len)
+		memcpy(out + PROTO_HEADER_SIZE, payload, payload_len);
+	return proto_frame_seal_inplace(key, hdr, payload_len, out, cap);
 }
 
 /* Check a complete frame's header and exact length. */
