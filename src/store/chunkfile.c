@@ -65,8 +65,20 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
+int chunkfile_sync(const char *dir)
+{
+	if (store_fault_hook && store_fault_hook("chunk_sync", dir))
+		return RTCMS_EIO;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return RTCMS_EIO;
+	int rc = syncfs(fd) == 0 ? 0 : RTCMS_EIO;
+	close(fd);
+	return rc;
+}
+
 int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
-		    const uint8_t *data, size_t len)
+		    const uint8_t *data, size_t len, int durable)
 {
 	char path[4200], tmp[4300], sub[4200];
 	uint32_t rnd = randombytes_random();
@@ -84,7 +96,7 @@ int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	if (fd < 0)
 		return errno == ENOSPC ? RTCMS_ENOSPC : RTCMS_EIO;
 	rc = write_all(fd, data, len);
-	if (rc == 0 && fdatasync(fd) != 0)
+	if (rc == 0 && durable && fdatasync(fd) != 0)
 		rc = RTCMS_EIO;
 	if (close(fd) != 0 && rc == 0)
 		rc = RTCMS_EIO;
@@ -94,6 +106,8 @@ int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		unlink(tmp);
 		return rc;
 	}
+	if (!durable)
+		return 0;
 	snprintf(sub, sizeof(sub), "%.*s", (int)(strrchr(path, '/') - path), path);
 	return fsync_dir(sub);
 }

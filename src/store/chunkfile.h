@@ -19,11 +19,21 @@ void chunkfile_path(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 int chunkfile_prepare(const char *dir);
 
 /*
- * Write data as chunk hash durably: temporary file, fdatasync, rename,
- * fsync of the directory. 0, RTCMS_EIO or RTCMS_ENOSPC.
+ * Write data as chunk hash: temporary file, then rename, so the chunk's
+ * name only ever shows complete content. With durable, also fdatasync the
+ * file before the rename and fsync the directory after it; without, the
+ * caller makes it durable later with chunkfile_sync() (one flush for many
+ * chunks). 0, RTCMS_EIO or RTCMS_ENOSPC.
  */
 int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
-		    const uint8_t *data, size_t len);
+		    const uint8_t *data, size_t len, int durable);
+
+/*
+ * Make everything written to the mirror's file system durable (syncfs):
+ * file data, and the directory entries of renamed chunk files. 0 or
+ * RTCMS_EIO (also for a write-back error since the last sync).
+ */
+int chunkfile_sync(const char *dir);
 
 /*
  * Read chunk hash of the given size into buf and verify its hash.

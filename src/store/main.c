@@ -196,6 +196,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Chunk writes, reads and syncs wait on disks: give libuv's pool more
+	 * threads than cores (an explicit UV_THREADPOOL_SIZE wins). */
+	setenv("UV_THREADPOOL_SIZE", "8", 0);
 
 	const char *mirrors[CONFIG_LIST_MAX];
 	for (size_t i = 0; i < cfg.mirrors.count; i++) {

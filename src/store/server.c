@@ -32,7 +32,7 @@
 #include "proto/session.h"
 #include "rtcms_error.h"
 
-#define PUT_INFLIGHT 3
+#define PUT_INFLIGHT 4
 
 enum conn_state { C_HANDSHAKE, C_READY, C_BUSY, C_PUT, C_GET, C_CLOSING };
 

@@ -47,26 +47,34 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 	struct proto_header hdr;
 	union proto_msg m, reply;
 	uint8_t *buf;
+	uint8_t (*hashes)[PROTO_HASH_SIZE] = NULL;
 	uint32_t count = 0;
 	int rc;
 
 	if (chunk_size == 0 || chunk_size > PROTO_MAX_CHUNK)
 		return RTCMS_EINVAL;
+	uint64_t nchunks = (meta->size + chunk_size - 1) / chunk_size;
+	if (nchunks > UINT32_MAX)
+		return RTCMS_ETOOBIG;
 	buf = malloc(chunk_size);
-	if (!buf)
+	/* chunk hashes of pass 1, reused in pass 2: each chunk hashed once */
+	hashes = malloc((size_t)(nchunks ? nchunks : 1) * PROTO_HASH_SIZE);
+	if (!buf || !hashes) {
+		free(buf);
+		free(hashes);
 		return RTCMS_ENOMEM;
+	}
 
 	/* Pass 1: chunk hashes -> image hash. */
 	m.meta = *meta;
 	proto_image_hash_init(&ih, meta->size);
 	for (uint64_t off = 0; off < meta->size; off += chunk_size) {
 		uint32_t len = chunk_len(meta->size, off, chunk_size);
-		uint8_t h[PROTO_HASH_SIZE];
 		rc = read(ctx, off, buf, len);
 		if (rc)
 			goto out;
-		proto_chunk_hash(buf, len, h);
-		rc = proto_image_hash_update(&ih, off, len, h);
+		proto_chunk_hash(buf, len, hashes[count]);
+		rc = proto_image_hash_update(&ih, off, len, hashes[count]);
 		if (rc)
 			goto out;
 		count++;
@@ -98,7 +106,8 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 
 	/* Pass 2: stream the chunks; the store answers only at the end
 	 * (or with an ERROR, which we see when we read the reply). */
-	for (uint64_t off = 0; off < meta->size; off += chunk_size) {
+	uint32_t i = 0;
+	for (uint64_t off = 0; off < meta->size; off += chunk_size, i++) {
 		uint32_t len = chunk_len(meta->size, off, chunk_size);
 		rc = read(ctx, off, buf, len);
 		if (rc)
@@ -106,7 +115,9 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		m.chunk.offset = off;
 		m.chunk.data = buf;
 		m.chunk.len = len;
-		proto_chunk_hash(buf, len, m.chunk.hash);
+		/* The reader must return the same bytes twice; if it did not,
+		 * the store refuses the chunk (ECORRUPT), never stores it. */
+		memcpy(m.chunk.hash, hashes[i], PROTO_HASH_SIZE);
 		rc = net_client_send(c, PROTO_CHUNK, 0, &m, NULL);
 		if (rc)
 			break; /* the store may have closed after an ERROR */
@@ -128,6 +139,7 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 	}
 out:
 	free(buf);
+	free(hashes);
 	return rc;
 }
 
