@@ -377,6 +377,33 @@ static void test_read_repair_over_network(void **state)
 	net_client_free(c);
 }
 
+static void test_wiped_mirror_resynced_at_start(void **state)
+{
+	struct env *e = *state;
+	struct net_client *c = conn(e, "t");
+	char path[600];
+	const char *extra[] = { "--retain", "1000", NULL };
+
+	assert_int_equal(put(c, "p", 1, 1, 2500000, 11, 1048576, NULL), 0);
+	assert_int_equal(put(c, "q", 1, 1, 70000, 12, 4096, NULL), 0);
+	net_client_free(c);
+	/* the store stops; mirror 1 is lost and replaced by an empty disk */
+	tu_daemon_stop(&e->d, SIGTERM);
+	snprintf(path, sizeof(path), "%s/m1", e->dir);
+	tu_rmrf(path);
+	assert_int_equal(tu_store_start(&e->d, e->dir, e->keyfile, 2, "127.0.0.1", extra), 0);
+	assert_true(tu_log_count(&e->d, "copying from") >= 1);
+	/* now mirror 0 is lost: mirror 1 alone must hold everything */
+	tu_daemon_stop(&e->d, SIGTERM);
+	snprintf(path, sizeof(path), "%s/m0", e->dir);
+	tu_rmrf(path);
+	assert_int_equal(tu_store_start(&e->d, e->dir, e->keyfile, 2, "127.0.0.1", extra), 0);
+	c = conn(e, "t");
+	assert_int_equal(get_check(c, "p", 1, 2500000, 11, NULL), 0);
+	assert_int_equal(get_check(c, "q", 1, 70000, 12, NULL), 0);
+	net_client_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +413,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_commit_fence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_repair_over_network, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wiped_mirror_resynced_at_start, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
