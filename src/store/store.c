@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include "chunkfile.h"
+#include "meta.h"
+#include "pinset.h"
 #include "log/log.h"
 #include "rtcms_error.h"
 
@@ -39,13 +41,6 @@ struct mirror {
 	sqlite3 *db;
 	int online;
 	uint32_t repaired;            /* copies rewritten since start */
-};
-
-/* In-memory pins: hash -> count, open addressing. */
-struct pin {
-	uint8_t hash[PROTO_HASH_SIZE];
-	uint32_t count;               /* 0 = empty slot */
-	uint8_t tomb;                 /* was used: keep probing */
 };
 
 struct store {
@@ -57,9 +52,7 @@ struct store {
 	void *now_ctx;
 	void (*log)(void *, int, const char *);
 	void *log_ctx;
-	struct pin *pins;
-	size_t pin_cap;               /* power of two */
-	size_t pin_used;              /* slots used or tombstoned */
+	struct pinset pins;           /* chunks open PUTs/GETs use */
 };
 
 struct chunk_ref {
@@ -78,6 +71,10 @@ struct store_put {
 	uint64_t next_offset;
 	struct proto_image_hash ih;
 	int failed;
+	/* hashes this PUT pinned (in store_put_write, under st->mu): exactly
+	 * these are unpinned at the end, never a chunk only checked */
+	uint8_t (*pinned)[PROTO_HASH_SIZE];
+	uint32_t npinned, pinned_cap;
 };
 
 struct store_get {
@@ -152,158 +149,6 @@ static void mirror_offline(struct store *st, struct mirror *m, const char *why)
 	     online_count(st));
 }
 
-/* ---- pins ---------------------------------------------------------- */
-
-static uint64_t pin_slot0(const uint8_t *h)
-{
-	uint64_t v;
-	memcpy(&v, h, sizeof(v));
-	return v;
-}
-
-static struct pin *pin_find(struct store *st, const uint8_t *h, int for_insert)
-{
-	size_t mask = st->pin_cap - 1;
-	struct pin *free_slot = NULL;
-	for (size_t i = pin_slot0(h) & mask, k = 0; k < st->pin_cap;
-	     i = (i + 1) & mask, k++) {
-		struct pin *p = &st->pins[i];
-		if (p->count && memcmp(p->hash, h, PROTO_HASH_SIZE) == 0)
-			return p;
-		if (!p->count) {
-			if (!free_slot)
-				free_slot = p;
-			if (!p->tomb)
-				break;
-		}
-	}
-	return for_insert ? free_slot : NULL;
-}
-
-static int pin_grow(struct store *st)
-{
-	size_t cap = st->pin_cap ? st->pin_cap * 2 : 1024;
-	struct pin *old = st->pins;
-	size_t oldcap = st->pin_cap;
-	struct pin *np = calloc(cap, sizeof(*np));
-	if (!np)
-		return RTCMS_ENOMEM;
-	st->pins = np;
-	st->pin_cap = cap;
-	st->pin_used = 0;
-	for (size_t i = 0; i < oldcap; i++) {
-		if (!old[i].count)
-			continue;
-		struct pin *p = pin_find(st, old[i].hash, 1);
-		*p = old[i];
-		p->tomb = 0;
-		st->pin_used++;
-	}
-	free(old);
-	return 0;
-}
-
-/* Call with st->mu held. */
-static int pin_add(struct store *st, const uint8_t *h)
-{
-	if ((st->pin_used + 1) * 2 > st->pin_cap && pin_grow(st) != 0)
-		return RTCMS_ENOMEM;
-	struct pin *p = pin_find(st, h, 1);
-	if (p->count) {
-		p->count++;
-		return 0;
-	}
-	if (!p->tomb)
-		st->pin_used++;
-	memcpy(p->hash, h, PROTO_HASH_SIZE);
-	p->count = 1;
-	p->tomb = 0;
-	return 0;
-}
-
-static void pin_del(struct store *st, const uint8_t *h)
-{
-	if (!st->pin_cap)
-		return;
-	struct pin *p = pin_find(st, h, 0);
-	if (p && --p->count == 0)
-		p->tomb = 1;
-}
-
-static int pinned(struct store *st, const uint8_t *h)
-{
-	return st->pin_cap && pin_find(st, h, 0) != NULL;
-}
-
-/* ---- SQL ----------------------------------------------------------- */
-
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT OR IGNORE INTO meta VALUES('generation', 0);"
-	"CREATE TABLE IF NOT EXISTS processes("
-	" process TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, node INTEGER NOT NULL,"
-	" claim_id INTEGER NOT NULL DEFAULT 0, claimant TEXT NOT NULL DEFAULT '',"
-	" claim_expires INTEGER NOT NULL DEFAULT 0, claim_inc INTEGER NOT NULL DEFAULT 0,"
-	" claim_seq INTEGER NOT NULL DEFAULT 0, last_claim INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE IF NOT EXISTS checkpoints("
-	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
-	" node INTEGER NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL,"
-	" created_ms INTEGER NOT NULL, spec BLOB, chunk_count INTEGER NOT NULL,"
-	" PRIMARY KEY(process, incarnation, sequence));"
-	"CREATE INDEX IF NOT EXISTS checkpoints_node ON checkpoints(node);"
-	"CREATE TABLE IF NOT EXISTS ckpt_chunks("
-	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
-	" idx INTEGER NOT NULL, offset INTEGER NOT NULL, len INTEGER NOT NULL,"
-	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
-	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
-	" refs INTEGER NOT NULL);";
-
-static int db_exec(sqlite3 *db, const char *sql)
-{
-	char *err = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-	sqlite3_free(err);
-	return rc == SQLITE_OK ? 0 : RTCMS_EIO;
-}
-
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		return NULL;
-	return s;
-}
-
-static int64_t db_generation(sqlite3 *db)
-{
-	sqlite3_stmt *s = prep(db, "SELECT value FROM meta WHERE key='generation'");
-	int64_t g = -1;
-	if (s && sqlite3_step(s) == SQLITE_ROW)
-		g = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return g;
-}
-
-static int db_open(const char *dir, sqlite3 **out)
-{
-	char path[4200];
-	sqlite3 *db = NULL;
-	snprintf(path, sizeof(path), "%s/meta.db", dir);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_busy_timeout(db, 5000);
-	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			"PRAGMA foreign_keys=OFF;") != 0 ||
-	    db_exec(db, schema) != 0)
-		goto fail;
-	*out = db;
-	return 0;
-fail:
-	sqlite3_close(db);
-	return RTCMS_EIO;
-}
-
 /* A mutation: run on one database inside a transaction. */
 typedef int (*mutation_fn)(sqlite3 *db, void *arg);
 
@@ -327,25 +172,25 @@ static int apply(struct store *st, mutation_fn fn, void *arg)
 			mirror_offline(st, m, "metadata commit failed (injected)");
 			continue;
 		}
-		if (db_exec(m->db, "BEGIN IMMEDIATE") != 0) {
+		if (meta_exec(m->db, "BEGIN IMMEDIATE") != 0) {
 			mirror_offline(st, m, sqlite3_errmsg(m->db));
 			continue;
 		}
 		rc = fn(m->db, arg);
 		if (rc < 0 && rc != RTCMS_EIO) {
 			/* a refusal (same on every mirror): roll back, stop */
-			db_exec(m->db, "ROLLBACK");
+			meta_exec(m->db, "ROLLBACK");
 			if (!have)
 				return rc;
 			continue;
 		}
 		if (rc == RTCMS_EIO ||
-		    db_exec(m->db, "UPDATE meta SET value = value + 1 WHERE key='generation'") != 0 ||
-		    db_exec(m->db, "COMMIT") != 0) {
+		    meta_exec(m->db, "UPDATE meta SET value = value + 1 WHERE key='generation'") != 0 ||
+		    meta_exec(m->db, "COMMIT") != 0) {
 			char why[256];
 			snprintf(why, sizeof(why), "metadata transaction failed: %s",
 				 sqlite3_errmsg(m->db));
-			db_exec(m->db, "ROLLBACK");
+			meta_exec(m->db, "ROLLBACK");
 			mirror_offline(st, m, why);
 			continue;
 		}
@@ -355,39 +200,6 @@ static int apply(struct store *st, mutation_fn fn, void *arg)
 		}
 	}
 	return result;
-}
-
-/* Bind helpers. */
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-}
-
-static void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
-{
-	sqlite3_bind_int64(s, i, (int64_t)v);
-}
-
-static uint64_t col_u64(sqlite3_stmt *s, int i)
-{
-	return (uint64_t)sqlite3_column_int64(s, i);
-}
-
-static void col_hash(sqlite3_stmt *s, int i, uint8_t out[PROTO_HASH_SIZE])
-{
-	const void *p = sqlite3_column_blob(s, i);
-	if (p && sqlite3_column_bytes(s, i) == PROTO_HASH_SIZE)
-		memcpy(out, p, PROTO_HASH_SIZE);
-	else
-		memset(out, 0, PROTO_HASH_SIZE);
-}
-
-/* Run a statement to completion; 0 or RTCMS_EIO. */
-static int step_done(sqlite3_stmt *s)
-{
-	int rc = s ? sqlite3_step(s) : SQLITE_ERROR;
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : RTCMS_EIO;
 }
 
 /* ---- process rows -------------------------------------------------- */
@@ -401,25 +213,25 @@ struct proc_row {
 
 static int proc_load(sqlite3 *db, const char *process, struct proc_row *r)
 {
-	sqlite3_stmt *s = prep(db, "SELECT incarnation, node, claim_id, claimant,"
+	sqlite3_stmt *s = meta_prep(db, "SELECT incarnation, node, claim_id, claimant,"
 			       " claim_expires, claim_inc, claim_seq, last_claim"
 			       " FROM processes WHERE process = ?");
 	memset(r, 0, sizeof(*r));
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, process);
+	meta_bind_text(s, 1, process);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		r->found = 1;
-		r->incarnation = col_u64(s, 0);
-		r->node = col_u64(s, 1);
-		r->claim_id = col_u64(s, 2);
+		r->incarnation = meta_col_u64(s, 0);
+		r->node = meta_col_u64(s, 1);
+		r->claim_id = meta_col_u64(s, 2);
 		snprintf(r->claimant, sizeof(r->claimant), "%s",
 			 (const char *)sqlite3_column_text(s, 3));
-		r->claim_expires = col_u64(s, 4);
-		r->claim_inc = col_u64(s, 5);
-		r->claim_seq = col_u64(s, 6);
-		r->last_claim = col_u64(s, 7);
+		r->claim_expires = meta_col_u64(s, 4);
+		r->claim_inc = meta_col_u64(s, 5);
+		r->claim_seq = meta_col_u64(s, 6);
+		r->last_claim = meta_col_u64(s, 7);
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
@@ -463,35 +275,35 @@ static int victims_add(struct victim_list *v, const uint8_t *h)
 static int delete_ckpt(sqlite3 *db, const char *process, uint64_t inc,
 		       uint64_t seq, struct victim_list *gc)
 {
-	sqlite3_stmt *s = prep(db, "SELECT hash FROM ckpt_chunks WHERE process=?"
+	sqlite3_stmt *s = meta_prep(db, "SELECT hash FROM ckpt_chunks WHERE process=?"
 			       " AND incarnation=? AND sequence=?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, process);
-	bind_u64(s, 2, inc);
-	bind_u64(s, 3, seq);
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, inc);
+	meta_bind_u64(s, 3, seq);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		uint8_t h[PROTO_HASH_SIZE];
-		col_hash(s, 0, h);
-		sqlite3_stmt *u = prep(db, "UPDATE chunks SET refs = refs - 1 WHERE hash=?");
+		meta_col_hash(s, 0, h);
+		sqlite3_stmt *u = meta_prep(db, "UPDATE chunks SET refs = refs - 1 WHERE hash=?");
 		if (!u) {
 			sqlite3_finalize(s);
 			return RTCMS_EIO;
 		}
 		sqlite3_bind_blob(u, 1, h, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
-		if (step_done(u) != 0) {
+		if (meta_step_done(u) != 0) {
 			sqlite3_finalize(s);
 			return RTCMS_EIO;
 		}
-		sqlite3_stmt *q = prep(db, "SELECT refs FROM chunks WHERE hash=?");
+		sqlite3_stmt *q = meta_prep(db, "SELECT refs FROM chunks WHERE hash=?");
 		sqlite3_bind_blob(q, 1, h, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
 		int zero = q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) <= 0;
 		sqlite3_finalize(q);
 		if (zero) {
-			sqlite3_stmt *d = prep(db, "DELETE FROM chunks WHERE hash=?");
+			sqlite3_stmt *d = meta_prep(db, "DELETE FROM chunks WHERE hash=?");
 			sqlite3_bind_blob(d, 1, h, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
-			if (step_done(d) != 0 || (gc && victims_add(gc, h) != 0)) {
+			if (meta_step_done(d) != 0 || (gc && victims_add(gc, h) != 0)) {
 				sqlite3_finalize(s);
 				return RTCMS_EIO;
 			}
@@ -500,21 +312,21 @@ static int delete_ckpt(sqlite3 *db, const char *process, uint64_t inc,
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return RTCMS_EIO;
-	s = prep(db, "DELETE FROM ckpt_chunks WHERE process=? AND incarnation=? AND sequence=?");
+	s = meta_prep(db, "DELETE FROM ckpt_chunks WHERE process=? AND incarnation=? AND sequence=?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, process);
-	bind_u64(s, 2, inc);
-	bind_u64(s, 3, seq);
-	if (step_done(s) != 0)
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, inc);
+	meta_bind_u64(s, 3, seq);
+	if (meta_step_done(s) != 0)
 		return RTCMS_EIO;
-	s = prep(db, "DELETE FROM checkpoints WHERE process=? AND incarnation=? AND sequence=?");
+	s = meta_prep(db, "DELETE FROM checkpoints WHERE process=? AND incarnation=? AND sequence=?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, process);
-	bind_u64(s, 2, inc);
-	bind_u64(s, 3, seq);
-	return step_done(s);
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, inc);
+	meta_bind_u64(s, 3, seq);
+	return meta_step_done(s);
 }
 
 /* Unlink the files of unreferenced chunks on every mirror, unless an open
@@ -522,7 +334,7 @@ static int delete_ckpt(sqlite3 *db, const char *process, uint64_t inc,
 static void gc_files(struct store *st, struct victim_list *gc)
 {
 	for (size_t k = 0; k < gc->n; k++) {
-		if (pinned(st, gc->hash[k]))
+		if (pinset_has(&st->pins, gc->hash[k]))
 			continue;
 		for (size_t i = 0; i < st->n; i++)
 			chunkfile_remove(st->m[i].path, gc->hash[k]);
@@ -567,17 +379,6 @@ static int mirror_identity(struct store *st, struct mirror *m, int *fresh)
 	return rc;
 }
 
-/* Replace dst's database by a copy of src's. */
-static int db_copy(struct mirror *dst, struct mirror *src)
-{
-	sqlite3_backup *b = sqlite3_backup_init(dst->db, "main", src->db, "main");
-	if (!b)
-		return RTCMS_EIO;
-	int rc = sqlite3_backup_step(b, -1);
-	sqlite3_backup_finish(b);
-	return rc == SQLITE_DONE ? 0 : RTCMS_EIO;
-}
-
 /* Bring every mirror's chunk files up to date: copy referenced chunks that
  * are missing or have the wrong size from a mirror with a good copy. */
 static int resync_chunks(struct store *st)
@@ -591,14 +392,14 @@ static int resync_chunks(struct store *st)
 		free(buf);
 		return p ? RTCMS_ENOMEM : RTCMS_EIO;
 	}
-	sqlite3_stmt *s = prep(p->db, "SELECT hash, size FROM chunks");
+	sqlite3_stmt *s = meta_prep(p->db, "SELECT hash, size FROM chunks");
 	if (!s) {
 		free(buf);
 		return RTCMS_EIO;
 	}
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		uint8_t h[PROTO_HASH_SIZE];
-		col_hash(s, 0, h);
+		meta_col_hash(s, 0, h);
 		size_t size = (size_t)sqlite3_column_int64(s, 1);
 		int missing[STORE_MAX_MIRRORS] = { 0 }, nmissing = 0;
 		for (size_t i = 0; i < st->n; i++) {
@@ -648,7 +449,7 @@ static void sweep_orphans(struct store *st, struct mirror *m)
 	struct mirror *p = primary(st);
 	char dir[4200], path[4600];
 	uint64_t removed = 0;
-	sqlite3_stmt *q = prep(p->db, "SELECT 1 FROM chunks WHERE hash=?");
+	sqlite3_stmt *q = meta_prep(p->db, "SELECT 1 FROM chunks WHERE hash=?");
 
 	if (!q)
 		return;
@@ -742,12 +543,12 @@ int store_open(const struct store_options *opt, struct store **out)
 			snprintf(p, sizeof(p), "%s/meta.db-shm", m->path);
 			unlink(p);
 		}
-		if (db_open(m->path, &m->db) != 0) {
+		if (meta_open(m->path, &m->db) != 0) {
 			slog(st, LOG_ERROR, "mirror %s: cannot open meta.db", m->path);
 			gen[i] = -2;
 			continue;
 		}
-		gen[i] = fresh[i] ? -1 : db_generation(m->db);
+		gen[i] = fresh[i] ? -1 : meta_generation(m->db);
 		m->online = 1;
 	}
 	/* The newest metadata wins and is copied over stale copies. */
@@ -765,7 +566,7 @@ int store_open(const struct store_options *opt, struct store **out)
 		slog(st, LOG_WARN, "mirror %s: metadata %s (generation %" PRId64
 		     ", newest %" PRId64 "): copying from %s", st->m[i].path,
 		     fresh[i] ? "new" : "stale", gen[i], gen[best], st->m[best].path);
-		if (db_copy(&st->m[i], &st->m[best]) != 0)
+		if (meta_copy(st->m[i].db, st->m[best].db) != 0)
 			mirror_offline(st, &st->m[i], "cannot copy the metadata");
 	}
 	/* Reorder nothing: primary() is the first online mirror, which now
@@ -791,7 +592,7 @@ void store_free(struct store *st)
 		return;
 	for (size_t i = 0; i < st->n; i++)
 		sqlite3_close(st->m[i].db);
-	free(st->pins);
+	pinset_free(&st->pins);
 	pthread_mutex_destroy(&st->mu);
 	free(st);
 }
@@ -802,17 +603,17 @@ void store_free(struct store *st)
 static int ckpt_hash(sqlite3 *db, const char *process, uint64_t inc,
 		     uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size)
 {
-	sqlite3_stmt *s = prep(db, "SELECT hash, size FROM checkpoints WHERE process=?"
+	sqlite3_stmt *s = meta_prep(db, "SELECT hash, size FROM checkpoints WHERE process=?"
 			       " AND incarnation=? AND sequence=?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, process);
-	bind_u64(s, 2, inc);
-	bind_u64(s, 3, seq);
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, inc);
+	meta_bind_u64(s, 3, seq);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		col_hash(s, 0, hash);
-		*size = col_u64(s, 1);
+		meta_col_hash(s, 0, hash);
+		*size = meta_col_u64(s, 1);
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
@@ -947,7 +748,17 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 		return RTCMS_ECORRUPT;
 
 	pthread_mutex_lock(&st->mu);
-	rc = pin_add(st, h);
+	if (put->npinned == put->pinned_cap) {
+		uint32_t cap = put->pinned_cap ? put->pinned_cap * 2 : 16;
+		void *np = realloc(put->pinned, (size_t)cap * PROTO_HASH_SIZE);
+		if (np) {
+			put->pinned = np;
+			put->pinned_cap = cap;
+		}
+	}
+	rc = put->npinned < put->pinned_cap ? pinset_add(&st->pins, h) : RTCMS_ENOMEM;
+	if (rc == 0)
+		memcpy(put->pinned[put->npinned++], h, PROTO_HASH_SIZE);
 	for (size_t i = 0; i < st->n; i++)
 		if (st->m[i].online)
 			dirs[ndirs++] = st->m[i].path;
@@ -1000,56 +811,56 @@ static int put_apply(sqlite3 *db, void *arg)
 	if (r.found && m->incarnation < r.incarnation)
 		return RTCMS_EFENCED;
 	if (!r.found) {
-		s = prep(db, "INSERT INTO processes(process, incarnation, node) VALUES(?,?,?)");
+		s = meta_prep(db, "INSERT INTO processes(process, incarnation, node) VALUES(?,?,?)");
 		if (!s)
 			return RTCMS_EIO;
-		bind_text(s, 1, m->process);
-		bind_u64(s, 2, m->incarnation);
-		bind_u64(s, 3, m->node);
-		if (step_done(s))
+		meta_bind_text(s, 1, m->process);
+		meta_bind_u64(s, 2, m->incarnation);
+		meta_bind_u64(s, 3, m->node);
+		if (meta_step_done(s))
 			return RTCMS_EIO;
 	} else if (m->incarnation > r.incarnation) {
 		/* A checkpoint of a newer incarnation (taken after a restore
 		 * committed elsewhere, e.g. through another store path) raises
 		 * the fencing token: older ones are refused from now on. */
-		s = prep(db, "UPDATE processes SET incarnation=?, node=? WHERE process=?");
+		s = meta_prep(db, "UPDATE processes SET incarnation=?, node=? WHERE process=?");
 		if (!s)
 			return RTCMS_EIO;
-		bind_u64(s, 1, m->incarnation);
-		bind_u64(s, 2, m->node);
-		bind_text(s, 3, m->process);
-		if (step_done(s))
+		meta_bind_u64(s, 1, m->incarnation);
+		meta_bind_u64(s, 2, m->node);
+		meta_bind_text(s, 3, m->process);
+		if (meta_step_done(s))
 			return RTCMS_EIO;
 	}
-	s = prep(db, "INSERT INTO checkpoints(process, incarnation, sequence, node, size,"
+	s = meta_prep(db, "INSERT INTO checkpoints(process, incarnation, sequence, node, size,"
 		 " hash, created_ms, spec, chunk_count) VALUES(?,?,?,?,?,?,?,?,?)");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, m->process);
-	bind_u64(s, 2, m->incarnation);
-	bind_u64(s, 3, m->sequence);
-	bind_u64(s, 4, m->node);
-	bind_u64(s, 5, m->size);
+	meta_bind_text(s, 1, m->process);
+	meta_bind_u64(s, 2, m->incarnation);
+	meta_bind_u64(s, 3, m->sequence);
+	meta_bind_u64(s, 4, m->node);
+	meta_bind_u64(s, 5, m->size);
 	sqlite3_bind_blob(s, 6, m->hash, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
-	bind_u64(s, 7, m->created_ms ? m->created_ms : a->now);
+	meta_bind_u64(s, 7, m->created_ms ? m->created_ms : a->now);
 	sqlite3_bind_blob(s, 8, put->spec ? (const void *)put->spec : "", (int)m->spec_len,
 			  SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 9, put->count);
-	if (step_done(s))
+	if (meta_step_done(s))
 		return RTCMS_EIO;
 
-	sqlite3_stmt *ins = prep(db, "INSERT INTO ckpt_chunks VALUES(?,?,?,?,?,?,?)");
-	sqlite3_stmt *ref = prep(db, "INSERT INTO chunks(hash, size, refs) VALUES(?,?,1)"
+	sqlite3_stmt *ins = meta_prep(db, "INSERT INTO ckpt_chunks VALUES(?,?,?,?,?,?,?)");
+	sqlite3_stmt *ref = meta_prep(db, "INSERT INTO chunks(hash, size, refs) VALUES(?,?,1)"
 				 " ON CONFLICT(hash) DO UPDATE SET refs = refs + 1");
 	int rc = ins && ref ? 0 : RTCMS_EIO;
 	for (uint32_t i = 0; i < put->count && rc == 0; i++) {
 		const struct chunk_ref *c = &put->chunks[i];
 		sqlite3_reset(ins);
-		bind_text(ins, 1, m->process);
-		bind_u64(ins, 2, m->incarnation);
-		bind_u64(ins, 3, m->sequence);
+		meta_bind_text(ins, 1, m->process);
+		meta_bind_u64(ins, 2, m->incarnation);
+		meta_bind_u64(ins, 3, m->sequence);
 		sqlite3_bind_int64(ins, 4, i);
-		bind_u64(ins, 5, c->offset);
+		meta_bind_u64(ins, 5, c->offset);
 		sqlite3_bind_int64(ins, 6, c->len);
 		sqlite3_bind_blob(ins, 7, c->hash, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
 		sqlite3_reset(ref);
@@ -1066,17 +877,17 @@ static int put_apply(sqlite3 *db, void *arg)
 	/* Retention: keep the newest `retain`, never one an open claim pins. */
 	if (proc_load(db, m->process, &r) != 0)
 		return RTCMS_EIO;
-	s = prep(db, "SELECT incarnation, sequence FROM checkpoints WHERE process=?"
+	s = meta_prep(db, "SELECT incarnation, sequence FROM checkpoints WHERE process=?"
 		 " ORDER BY incarnation DESC, sequence DESC LIMIT -1 OFFSET ?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, m->process);
+	meta_bind_text(s, 1, m->process);
 	sqlite3_bind_int64(s, 2, a->retain);
 	uint64_t old[64][2];
 	int nold = 0;
 	while (nold < 64 && sqlite3_step(s) == SQLITE_ROW) {
-		old[nold][0] = col_u64(s, 0);
-		old[nold][1] = col_u64(s, 1);
+		old[nold][0] = meta_col_u64(s, 0);
+		old[nold][1] = meta_col_u64(s, 1);
 		nold++;
 	}
 	sqlite3_finalize(s);
@@ -1097,13 +908,14 @@ static void put_unpin(struct store_put *put)
 {
 	struct store *st = put->st;
 	pthread_mutex_lock(&st->mu);
-	for (uint32_t i = 0; i < put->count; i++)
-		pin_del(st, put->chunks[i].hash);
+	for (uint32_t i = 0; i < put->npinned; i++)
+		pinset_del(&st->pins, put->pinned[i]);
 	pthread_mutex_unlock(&st->mu);
 }
 
 static void put_free(struct store_put *put)
 {
+	free(put->pinned);
 	free(put->chunks);
 	free(put->spec);
 	free(put);
@@ -1166,8 +978,8 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 	} else if (rc == 1) {
 		rc = 0; /* stored meanwhile by someone else: same content */
 	}
-	for (uint32_t i = 0; i < put->count; i++)
-		pin_del(st, put->chunks[i].hash);
+	for (uint32_t i = 0; i < put->npinned; i++)
+		pinset_del(&st->pins, put->pinned[i]);
 	gc_files(st, &gc);
 	pthread_mutex_unlock(&st->mu);
 	put_free(put);
@@ -1211,14 +1023,14 @@ int store_get_open(struct store *st, const char *process, uint64_t incarnation,
 			      " ORDER BY sequence DESC LIMIT 1"
 			    : "SELECT * FROM checkpoints WHERE process=?1"
 			      " ORDER BY incarnation DESC, sequence DESC LIMIT 1");
-	s = prep(p->db, sql);
+	s = meta_prep(p->db, sql);
 	if (!s) {
 		rc = RTCMS_EIO;
 		goto out;
 	}
-	bind_text(s, 1, process);
-	bind_u64(s, 2, incarnation);
-	bind_u64(s, 3, sequence);
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, incarnation);
+	meta_bind_u64(s, 3, sequence);
 	if (sqlite3_step(s) != SQLITE_ROW)
 		goto out;
 	g = calloc(1, sizeof(*g));
@@ -1230,12 +1042,12 @@ int store_get_open(struct store *st, const char *process, uint64_t incarnation,
 	memset(meta, 0, sizeof(*meta));
 	snprintf(meta->process, sizeof(meta->process), "%s",
 		 (const char *)sqlite3_column_text(s, 0));
-	meta->incarnation = col_u64(s, 1);
-	meta->sequence = col_u64(s, 2);
-	meta->node = col_u64(s, 3);
-	meta->size = col_u64(s, 4);
-	col_hash(s, 5, meta->hash);
-	meta->created_ms = col_u64(s, 6);
+	meta->incarnation = meta_col_u64(s, 1);
+	meta->sequence = meta_col_u64(s, 2);
+	meta->node = meta_col_u64(s, 3);
+	meta->size = meta_col_u64(s, 4);
+	meta_col_hash(s, 5, meta->hash);
+	meta->created_ms = meta_col_u64(s, 6);
 	meta->spec_len = (uint32_t)sqlite3_column_bytes(s, 7);
 	if (meta->spec_len > PROTO_SPEC_MAX)
 		meta->spec_len = 0;
@@ -1259,21 +1071,21 @@ int store_get_open(struct store *st, const char *process, uint64_t incarnation,
 			goto out;
 		}
 	}
-	s = prep(p->db, "SELECT offset, len, hash FROM ckpt_chunks WHERE process=?"
+	s = meta_prep(p->db, "SELECT offset, len, hash FROM ckpt_chunks WHERE process=?"
 		 " AND incarnation=? AND sequence=? ORDER BY idx");
 	if (!s) {
 		rc = RTCMS_EIO;
 		goto out;
 	}
-	bind_text(s, 1, meta->process);
-	bind_u64(s, 2, meta->incarnation);
-	bind_u64(s, 3, meta->sequence);
+	meta_bind_text(s, 1, meta->process);
+	meta_bind_u64(s, 2, meta->incarnation);
+	meta_bind_u64(s, 3, meta->sequence);
 	while (sqlite3_step(s) == SQLITE_ROW && g->count < meta->chunk_count) {
 		struct chunk_ref *c = &g->chunks[g->count++];
-		c->offset = col_u64(s, 0);
+		c->offset = meta_col_u64(s, 0);
 		c->len = (uint32_t)sqlite3_column_int64(s, 1);
-		col_hash(s, 2, c->hash);
-		pin_add(st, c->hash);
+		meta_col_hash(s, 2, c->hash);
+		pinset_add(&st->pins, c->hash);
 	}
 	if (g->count != meta->chunk_count) {
 		rc = RTCMS_EIO;
@@ -1355,7 +1167,7 @@ void store_get_close(struct store_get *g)
 		return;
 	pthread_mutex_lock(&g->st->mu);
 	for (uint32_t i = 0; i < g->count; i++)
-		pin_del(g->st, g->chunks[i].hash);
+		pinset_del(&g->st->pins, g->chunks[i].hash);
 	pthread_mutex_unlock(&g->st->mu);
 	free(g->chunks);
 	free(g->spec);
@@ -1375,7 +1187,7 @@ int store_list(struct store *st, uint64_t node, const char *process,
 		return RTCMS_EINVAL;
 	pthread_mutex_lock(&st->mu);
 	struct mirror *p = primary(st);
-	sqlite3_stmt *s = p ? prep(p->db,
+	sqlite3_stmt *s = p ? meta_prep(p->db,
 		"SELECT c.process, c.incarnation, c.sequence, c.node, c.size,"
 		" c.created_ms, c.hash, (p.claim_id != 0 AND p.claim_inc = c.incarnation"
 		" AND p.claim_seq = c.sequence)"
@@ -1386,8 +1198,8 @@ int store_list(struct store *st, uint64_t node, const char *process,
 		pthread_mutex_unlock(&st->mu);
 		return RTCMS_EIO;
 	}
-	bind_u64(s, 1, node);
-	bind_text(s, 2, process ? process : "");
+	meta_bind_u64(s, 1, node);
+	meta_bind_text(s, 2, process ? process : "");
 	sqlite3_bind_int64(s, 3, (int64_t)limit + 1);
 	sqlite3_bind_int64(s, 4, offset);
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -1399,12 +1211,12 @@ int store_list(struct store *st, uint64_t node, const char *process,
 		memset(e, 0, sizeof(*e));
 		snprintf(e->process, sizeof(e->process), "%s",
 			 (const char *)sqlite3_column_text(s, 0));
-		e->incarnation = col_u64(s, 1);
-		e->sequence = col_u64(s, 2);
-		e->node = col_u64(s, 3);
-		e->size = col_u64(s, 4);
-		e->created_ms = col_u64(s, 5);
-		col_hash(s, 6, e->hash);
+		e->incarnation = meta_col_u64(s, 1);
+		e->sequence = meta_col_u64(s, 2);
+		e->node = meta_col_u64(s, 3);
+		e->size = meta_col_u64(s, 4);
+		e->created_ms = meta_col_u64(s, 5);
+		meta_col_hash(s, 6, e->hash);
 		e->claimed = sqlite3_column_int(s, 7) ? 1 : 0;
 	}
 	sqlite3_finalize(s);
@@ -1428,15 +1240,15 @@ static int delete_apply(sqlite3 *db, void *arg)
 
 	if (proc_load(db, a->process, &r) != 0)
 		return RTCMS_EIO;
-	sqlite3_stmt *s = prep(db, a->seq
+	sqlite3_stmt *s = meta_prep(db, a->seq
 		? "SELECT incarnation, sequence FROM checkpoints WHERE process=?1"
 		  " AND incarnation=?2 AND sequence=?3"
 		: "SELECT incarnation, sequence FROM checkpoints WHERE process=?1");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, a->process);
-	bind_u64(s, 2, a->inc);
-	bind_u64(s, 3, a->seq);
+	meta_bind_text(s, 1, a->process);
+	meta_bind_u64(s, 2, a->inc);
+	meta_bind_u64(s, 3, a->seq);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -1447,8 +1259,8 @@ static int delete_apply(sqlite3 *db, void *arg)
 			}
 			list = p;
 		}
-		list[n][0] = col_u64(s, 0);
-		list[n][1] = col_u64(s, 1);
+		list[n][0] = meta_col_u64(s, 0);
+		list[n][1] = meta_col_u64(s, 1);
 		n++;
 	}
 	sqlite3_finalize(s);
@@ -1491,17 +1303,17 @@ struct claim_args {
 static int claim_apply(sqlite3 *db, void *arg)
 {
 	struct claim_args *a = arg;
-	sqlite3_stmt *s = prep(db, "UPDATE processes SET claim_id=?, claimant=?,"
+	sqlite3_stmt *s = meta_prep(db, "UPDATE processes SET claim_id=?, claimant=?,"
 			       " claim_expires=?, claim_inc=?, claim_seq=? WHERE process=?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_u64(s, 1, a->claim_id);
-	bind_text(s, 2, a->claimant);
-	bind_u64(s, 3, a->expires);
-	bind_u64(s, 4, a->inc);
-	bind_u64(s, 5, a->seq);
-	bind_text(s, 6, a->process);
-	return step_done(s);
+	meta_bind_u64(s, 1, a->claim_id);
+	meta_bind_text(s, 2, a->claimant);
+	meta_bind_u64(s, 3, a->expires);
+	meta_bind_u64(s, 4, a->inc);
+	meta_bind_u64(s, 5, a->seq);
+	meta_bind_text(s, 6, a->process);
+	return meta_step_done(s);
 }
 
 int store_claim(struct store *st, const char *process, const char *claimant,
@@ -1545,18 +1357,18 @@ int store_claim(struct store *st, const char *process, const char *claimant,
 		a.inc = r.claim_inc;
 		a.seq = r.claim_seq;
 	} else {
-		sqlite3_stmt *s = prep(p->db, "SELECT incarnation, sequence FROM checkpoints"
+		sqlite3_stmt *s = meta_prep(p->db, "SELECT incarnation, sequence FROM checkpoints"
 				       " WHERE process=? ORDER BY incarnation DESC,"
 				       " sequence DESC LIMIT 1");
 		if (!s) {
 			rc = RTCMS_EIO;
 			goto out;
 		}
-		bind_text(s, 1, process);
+		meta_bind_text(s, 1, process);
 		int found = sqlite3_step(s) == SQLITE_ROW;
 		if (found) {
-			a.inc = col_u64(s, 0);
-			a.seq = col_u64(s, 1);
+			a.inc = meta_col_u64(s, 0);
+			a.seq = meta_col_u64(s, 1);
 		}
 		sqlite3_finalize(s);
 		if (!found) {
@@ -1591,16 +1403,16 @@ struct commit_args {
 static int commit_apply(sqlite3 *db, void *arg)
 {
 	struct commit_args *a = arg;
-	sqlite3_stmt *s = prep(db, "UPDATE processes SET incarnation = incarnation + 1,"
+	sqlite3_stmt *s = meta_prep(db, "UPDATE processes SET incarnation = incarnation + 1,"
 			       " node=?, last_claim=claim_id, claim_id=0, claimant='',"
 			       " claim_expires=0, claim_inc=0, claim_seq=0"
 			       " WHERE process=? AND claim_id=?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_u64(s, 1, a->new_node);
-	bind_text(s, 2, a->process);
-	bind_u64(s, 3, a->claim_id);
-	int rc = step_done(s);
+	meta_bind_u64(s, 1, a->new_node);
+	meta_bind_text(s, 2, a->process);
+	meta_bind_u64(s, 3, a->claim_id);
+	int rc = meta_step_done(s);
 	if (rc == 0 && sqlite3_changes(db) != 1)
 		rc = RTCMS_ENOENT;
 	return rc;
@@ -1652,14 +1464,14 @@ out:
 static int release_apply(sqlite3 *db, void *arg)
 {
 	struct commit_args *a = arg;
-	sqlite3_stmt *s = prep(db, "UPDATE processes SET claim_id=0, claimant='',"
+	sqlite3_stmt *s = meta_prep(db, "UPDATE processes SET claim_id=0, claimant='',"
 			       " claim_expires=0, claim_inc=0, claim_seq=0"
 			       " WHERE process=? AND claim_id=?");
 	if (!s)
 		return RTCMS_EIO;
-	bind_text(s, 1, a->process);
-	bind_u64(s, 2, a->claim_id);
-	int rc = step_done(s);
+	meta_bind_text(s, 1, a->process);
+	meta_bind_u64(s, 2, a->claim_id);
+	int rc = meta_step_done(s);
 	if (rc == 0 && sqlite3_changes(db) != 1)
 		rc = RTCMS_ENOENT;
 	return rc;
@@ -1685,17 +1497,17 @@ static int counts(struct store *st, struct proto_scrub_reply *r)
 	memset(r, 0, sizeof(*r));
 	if (!p)
 		return RTCMS_EIO;
-	sqlite3_stmt *s = prep(p->db,
+	sqlite3_stmt *s = meta_prep(p->db,
 		"SELECT (SELECT count(*) FROM processes), (SELECT count(*) FROM checkpoints),"
 		" (SELECT count(*) FROM chunks), (SELECT coalesce(sum(size),0) FROM chunks)");
 	if (!s || sqlite3_step(s) != SQLITE_ROW) {
 		sqlite3_finalize(s);
 		return RTCMS_EIO;
 	}
-	r->processes = col_u64(s, 0);
-	r->checkpoints = col_u64(s, 1);
-	r->chunks = col_u64(s, 2);
-	r->bytes = col_u64(s, 3);
+	r->processes = meta_col_u64(s, 0);
+	r->checkpoints = meta_col_u64(s, 1);
+	r->chunks = meta_col_u64(s, 2);
+	r->bytes = meta_col_u64(s, 3);
 	sqlite3_finalize(s);
 	r->mirror_count = (uint8_t)st->n;
 	for (size_t i = 0; i < st->n; i++) {
@@ -1736,13 +1548,13 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 		size_t cap = (size_t)r->chunks + 1;
 		hashes = malloc(cap * PROTO_HASH_SIZE);
 		sizes = malloc(cap * sizeof(*sizes));
-		sqlite3_stmt *s = prep(primary(st)->db, "SELECT hash, size FROM chunks");
+		sqlite3_stmt *s = meta_prep(primary(st)->db, "SELECT hash, size FROM chunks");
 		if (!hashes || !sizes || !s)
 			rc = RTCMS_ENOMEM;
 		while (rc == 0 && n < cap && sqlite3_step(s) == SQLITE_ROW) {
-			col_hash(s, 0, hashes[n]);
+			meta_col_hash(s, 0, hashes[n]);
 			sizes[n] = (uint32_t)sqlite3_column_int64(s, 1);
-			pin_add(st, hashes[n]);
+			pinset_add(&st->pins, hashes[n]);
 			n++;
 		}
 		sqlite3_finalize(s);
@@ -1795,7 +1607,7 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 	}
 	pthread_mutex_lock(&st->mu);
 	for (size_t k = 0; k < n; k++)
-		pin_del(st, hashes[k]);
+		pinset_del(&st->pins, hashes[k]);
 	pthread_mutex_unlock(&st->mu);
 	free(hashes);
 	free(sizes);

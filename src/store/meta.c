@@ -1,0 +1,119 @@
+/* meta.c - a mirror's metadata database and SQLite helpers. */
+#include "meta.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rtcms_error.h"
+
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO meta VALUES('generation', 0);"
+	"CREATE TABLE IF NOT EXISTS processes("
+	" process TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, node INTEGER NOT NULL,"
+	" claim_id INTEGER NOT NULL DEFAULT 0, claimant TEXT NOT NULL DEFAULT '',"
+	" claim_expires INTEGER NOT NULL DEFAULT 0, claim_inc INTEGER NOT NULL DEFAULT 0,"
+	" claim_seq INTEGER NOT NULL DEFAULT 0, last_claim INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS checkpoints("
+	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
+	" node INTEGER NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL,"
+	" created_ms INTEGER NOT NULL, spec BLOB, chunk_count INTEGER NOT NULL,"
+	" PRIMARY KEY(process, incarnation, sequence));"
+	"CREATE INDEX IF NOT EXISTS checkpoints_node ON checkpoints(node);"
+	"CREATE TABLE IF NOT EXISTS ckpt_chunks("
+	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
+	" idx INTEGER NOT NULL, offset INTEGER NOT NULL, len INTEGER NOT NULL,"
+	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
+	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
+	" refs INTEGER NOT NULL);";
+
+int meta_exec(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	sqlite3_free(err);
+	return rc == SQLITE_OK ? 0 : RTCMS_EIO;
+}
+
+sqlite3_stmt *meta_prep(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	return s;
+}
+
+int64_t meta_generation(sqlite3 *db)
+{
+	sqlite3_stmt *s = meta_prep(db, "SELECT value FROM meta WHERE key='generation'");
+	int64_t g = -1;
+	if (s && sqlite3_step(s) == SQLITE_ROW)
+		g = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return g;
+}
+
+int meta_open(const char *dir, sqlite3 **out)
+{
+	char path[4200];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/meta.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(db, 5000);
+	if (meta_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			"PRAGMA foreign_keys=OFF;") != 0 ||
+	    meta_exec(db, schema) != 0)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	sqlite3_close(db);
+	return RTCMS_EIO;
+}
+
+void meta_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+void meta_bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+	sqlite3_bind_int64(s, i, (int64_t)v);
+}
+
+uint64_t meta_col_u64(sqlite3_stmt *s, int i)
+{
+	return (uint64_t)sqlite3_column_int64(s, i);
+}
+
+void meta_col_hash(sqlite3_stmt *s, int i, uint8_t out[PROTO_HASH_SIZE])
+{
+	const void *p = sqlite3_column_blob(s, i);
+	if (p && sqlite3_column_bytes(s, i) == PROTO_HASH_SIZE)
+		memcpy(out, p, PROTO_HASH_SIZE);
+	else
+		memset(out, 0, PROTO_HASH_SIZE);
+}
+
+/* Run a statement to completion; 0 or RTCMS_EIO. */
+int meta_step_done(sqlite3_stmt *s)
+{
+	int rc = s ? sqlite3_step(s) : SQLITE_ERROR;
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+/* Replace dst's database by a copy of src's. */
+int meta_copy(sqlite3 *dst, sqlite3 *src)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	if (!b)
+		return RTCMS_EIO;
+	int rc = sqlite3_backup_step(b, -1);
+	sqlite3_backup_finish(b);
+	return rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
