@@ -353,6 +353,65 @@ static void test_claims(void **state)
 	assert_int_equal(store_claim(f->st, "p", "m4", 1000, &ok, &err), 0);
 }
 
+/* Begin a PUT of content seed (one chunk of size bytes) and check (and,
+ * with write, write) its chunk; returns the open handle. */
+static struct store_put *put_open_one(struct store *st, const char *process,
+				      uint64_t seq, size_t size, uint64_t seed,
+				      int write, uint8_t *data)
+{
+	struct proto_ckpt_meta m;
+	struct proto_image_hash ih;
+	struct proto_put_ack ack;
+	struct store_put *p;
+	struct proto_chunk c;
+
+	tu_fill(data, size, seed);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.process, sizeof(m.process), "%s", process);
+	m.incarnation = 1;
+	m.sequence = seq;
+	m.size = size;
+	m.chunk_count = 1;
+	m.spec = (const uint8_t *)"spec";
+	m.spec_len = 4;
+	c.offset = 0;
+	c.len = (uint32_t)size;
+	c.data = data;
+	proto_chunk_hash(data, size, c.hash);
+	proto_image_hash_init(&ih, size);
+	proto_image_hash_update(&ih, 0, (uint32_t)size, c.hash);
+	proto_image_hash_final(&ih, m.hash);
+	assert_int_equal(store_put_begin(st, &m, &p, &ack), 0);
+	assert_int_equal(store_put_check(p, &c), 0);
+	if (write)
+		assert_int_equal(store_put_write(p, &c), 0);
+	return p;
+}
+
+/* A PUT that checked a chunk but never wrote it (the connection failed)
+ * must not drop another PUT's pin on the same chunk: garbage collection
+ * would then delete a file the other PUT is about to reference. */
+static void test_abort_keeps_other_pins(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_put_ack ack;
+	uint8_t a[4096], b[4096];
+
+	/* c:1 references the chunk of content 42 */
+	assert_int_equal(put(f->st, "c", 1, 1, 4096, 42, 4096), 0);
+	/* PUT a:1 writes the same chunk (a dedup hit) and stays open */
+	struct store_put *pa = put_open_one(f->st, "a", 1, 4096, 42, 1, a);
+	/* PUT b:1 checks it, fails before writing and is aborted, twice */
+	store_put_abort(put_open_one(f->st, "b", 1, 4096, 42, 0, b));
+	store_put_abort(put_open_one(f->st, "b", 1, 4096, 42, 0, b));
+	/* c:1 goes away: its chunk is unreferenced but still pinned by a:1 */
+	assert_int_equal(store_delete(f->st, "c", 0, 0), 1);
+	assert_int_equal(store_put_commit(pa, 1, &ack), 0);
+	assert_int_equal(get_check(f->st, "a", 1, 1, 4096, 42, NULL), 0);
+	assert_int_equal(count_files(f->m0), 1);
+	assert_int_equal(count_files(f->m1), 1);
+}
+
 struct racer {
 	struct store *st;
 	pthread_barrier_t *bar;
@@ -557,6 +616,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_filters_and_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_keeps_other_pins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_repair_and_scrub, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resync_wiped_mirror, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_mirror_degrades, setup, teardown),
