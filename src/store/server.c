@@ -34,7 +34,9 @@
 
 #define PUT_INFLIGHT 4
 
-enum conn_state { C_HANDSHAKE, C_READY, C_BUSY, C_PUT, C_GET, C_CLOSING };
+/* C_DISCARD: a streamed PUT (flag STREAM) was answered at PUT_BEGIN
+ * (refused, or already stored): its CHUNKs are dropped up to PUT_END. */
+enum conn_state { C_HANDSHAKE, C_READY, C_BUSY, C_PUT, C_DISCARD, C_GET, C_CLOSING };
 
 struct server;
 
@@ -535,8 +537,12 @@ static void after_request(uv_work_t *w, int status)
 	if (conn_work_done(c))
 		return;
 	log_result(c);
+	/* A streamed PUT answered now: its data follows and is dropped. */
+	enum conn_state after = c->req.type == PROTO_PUT_BEGIN &&
+				(c->req.flags & PROTO_F_STREAM) &&
+				c->msg.meta.chunk_count > 0 ? C_DISCARD : C_READY;
 	if (c->rc < 0) {
-		c->state = C_READY;
+		c->state = after;
 		conn_error(c, req, c->rc, &c->err, 0);
 		conn_read_start(c);
 		return;
@@ -548,7 +554,7 @@ static void after_request(uv_work_t *w, int status)
 				 ": already stored (idempotent)", c->peer,
 				 c->msg.meta.process, c->msg.meta.incarnation,
 				 c->msg.meta.sequence);
-			c->state = C_READY;
+			c->state = after;
 			conn_send(c, PROTO_PUT_ACK, 0, req, &c->reply, 0);
 			break;
 		}
@@ -871,6 +877,19 @@ static void conn_frame(struct conn *c)
 		return;
 	}
 
+	if (c->state == C_DISCARD) {
+		if (hdr.type == PROTO_CHUNK)
+			goto next;
+		if (hdr.type == PROTO_PUT_END) {
+			c->state = C_READY;
+			goto next;
+		}
+		log_warn("[peer %s] %s inside a refused PUT stream; closing",
+			 c->peer, proto_type_name(hdr.type));
+		conn_read_stop(c);
+		conn_error(c, hdr.request, RTCMS_EPROTO, NULL, 1);
+		return;
+	}
 	if (c->state == C_PUT) {
 		if (hdr.type == PROTO_CHUNK) {
 			rc = store_put_check(c->put, &msg.chunk);

@@ -84,24 +84,31 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		goto out;
 	m.meta.chunk_count = count;
 
-	rc = net_client_send(c, PROTO_PUT_BEGIN, 0, &m, NULL);
+	/* Small checkpoints are streamed without waiting for PUT_READY (one
+	 * round trip less); if the store answers PUT_BEGIN otherwise, it
+	 * drops the data that follows. */
+	int stream = meta->size <= STORE_CLIENT_STREAM_MAX;
+	rc = net_client_send(c, PROTO_PUT_BEGIN, stream ? PROTO_F_STREAM : 0,
+			     &m, NULL);
 	if (rc)
 		goto out;
-	rc = net_client_recv(c, &hdr, &reply);
-	if (rc)
-		goto out;
-	if (hdr.type == PROTO_PUT_ACK) { /* already stored: idempotent */
-		*ack = reply.put_ack;
-		goto out;
-	}
-	if (hdr.type == PROTO_ERROR) {
-		net_client_set_error(c, &reply.error);
-		rc = reply.error.code;
-		goto out;
-	}
-	if (hdr.type != PROTO_PUT_READY) {
-		rc = RTCMS_EPROTO;
-		goto out;
+	if (!stream) {
+		rc = net_client_recv(c, &hdr, &reply);
+		if (rc)
+			goto out;
+		if (hdr.type == PROTO_PUT_ACK) { /* already stored: idempotent */
+			*ack = reply.put_ack;
+			goto out;
+		}
+		if (hdr.type == PROTO_ERROR) {
+			net_client_set_error(c, &reply.error);
+			rc = reply.error.code;
+			goto out;
+		}
+		if (hdr.type != PROTO_PUT_READY) {
+			rc = RTCMS_EPROTO;
+			goto out;
+		}
 	}
 
 	/* Pass 2: stream the chunks; the store answers only at the end
@@ -127,6 +134,8 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		rc = net_client_send(c, PROTO_PUT_END, 0, &m, NULL);
 	}
 	int rrc = net_client_recv(c, &hdr, &reply);
+	if (stream && rrc == 0 && hdr.type == PROTO_PUT_READY)
+		rrc = net_client_recv(c, &hdr, &reply); /* then the outcome */
 	if (rrc == 0 && hdr.type == PROTO_ERROR) {
 		net_client_set_error(c, &reply.error);
 		rc = reply.error.code;

@@ -17,12 +17,17 @@ typedef int (*store_client_read_fn)(void *ctx, uint64_t off, uint8_t *buf,
 /* Receives one verified chunk; returns 0 or an error to abort. */
 typedef int (*store_client_write_fn)(void *ctx, const struct proto_chunk *chunk);
 
+/* Checkpoints up to this size are streamed right behind PUT_BEGIN. */
+#define STORE_CLIENT_STREAM_MAX (4u << 20)
+
 /*
  * Store a checkpoint. meta supplies process, incarnation, sequence, node,
  * size, created_ms and spec; chunk_count and hash are computed here (one
  * hashing pass over the reader, then one sending pass). chunk_size is
  * 1..PROTO_MAX_CHUNK. Returns 0 and *ack once the store has made it
  * durable, or an error (the store's ERROR code, RTCMS_EFENCED etc.).
+ * After an error other than a refusal by the store, close the connection:
+ * it may be in the middle of a stream.
  */
 int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		     uint32_t chunk_size, store_client_read_fn read, void *ctx,

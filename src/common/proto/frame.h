@@ -49,7 +49,9 @@ int proto_init(void);
 /* Header flags. */
 #define PROTO_F_REPLY      0x0001u /* frame answers a request */
 #define PROTO_F_MORE       0x0002u /* more reply frames follow (streams, pages) */
-#define PROTO_F_KNOWN      0x0003u /* every flag defined in this version */
+#define PROTO_F_STREAM     0x0004u /* PUT_BEGIN: CHUNKs and PUT_END follow at
+                                    * once, without waiting for PUT_READY */
+#define PROTO_F_KNOWN      0x0007u /* every flag defined in this version */
 
 struct proto_header {
 	uint8_t version;
