@@ -1,0 +1,156 @@
+/* area.c - the double-buffered, seqlock-validated checkpoint area. */
+#include "area.h"
+
+#include <string.h>
+
+#include "rtcms_error.h"
+
+#define READ_ATTEMPTS 8
+
+static uint64_t round_up(uint64_t v)
+{
+	return (v + AREA_ALIGN - 1) & ~(uint64_t)(AREA_ALIGN - 1);
+}
+
+static uint64_t slot_header_size(void)
+{
+	return round_up(sizeof(struct area_slot));
+}
+
+size_t area_size_for(uint64_t data_capacity)
+{
+	return (size_t)(round_up(sizeof(struct area_header)) +
+			2 * (slot_header_size() + round_up(data_capacity)));
+}
+
+int area_format(void *mem, size_t len)
+{
+	struct area_header *h = mem;
+	uint64_t head = round_up(sizeof(struct area_header));
+
+	if (len < area_size_for(AREA_ALIGN))
+		return RTCMS_EINVAL;
+	uint64_t slot = ((len - head) / 2) & ~(uint64_t)(AREA_ALIGN - 1);
+	memset(mem, 0, (size_t)head);
+	h->magic = AREA_MAGIC;
+	h->version = AREA_VERSION;
+	h->total_size = len;
+	h->slot_size = slot;
+	h->slot_offset[0] = head;
+	h->slot_offset[1] = head + slot;
+	for (int i = 0; i < 2; i++) {
+		struct area_slot *s = (struct area_slot *)((uint8_t *)mem + h->slot_offset[i]);
+		memset(s, 0, sizeof(*s));
+		atomic_store_explicit(&s->gen, 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&h->committed, 0, memory_order_release);
+	return 0;
+}
+
+int area_check(const void *mem, size_t len)
+{
+	const struct area_header *h = mem;
+	if (len < sizeof(*h) || h->magic != AREA_MAGIC || h->version != AREA_VERSION ||
+	    h->total_size != len || h->slot_size <= slot_header_size() ||
+	    h->slot_offset[0] < sizeof(*h) ||
+	    h->slot_offset[1] != h->slot_offset[0] + h->slot_size ||
+	    h->slot_offset[1] + h->slot_size > len)
+		return RTCMS_EPROTO;
+	return 0;
+}
+
+uint64_t area_data_capacity(const void *mem)
+{
+	const struct area_header *h = mem;
+	return h->slot_size - slot_header_size();
+}
+
+static struct area_slot *slot_at(const void *mem, unsigned i)
+{
+	const struct area_header *h = mem;
+	return (struct area_slot *)((uint8_t *)mem + h->slot_offset[i & 1]);
+}
+
+uint8_t *area_slot_data(void *mem, const struct area_slot *slot)
+{
+	(void)mem;
+	return (uint8_t *)slot + slot_header_size();
+}
+
+struct area_slot *area_write_begin(void *mem)
+{
+	struct area_header *h = mem;
+	uint64_t c = atomic_load_explicit(&h->committed, memory_order_relaxed);
+	/* the slot not committed; the very first checkpoint goes to slot 0 */
+	struct area_slot *s = slot_at(mem, c ? (unsigned)((c & 1) ^ 1) : 0);
+	uint64_t g = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	atomic_store_explicit(&s->gen, g + 1, memory_order_relaxed); /* odd */
+	/* the odd generation is visible before any byte of the new content */
+	atomic_thread_fence(memory_order_release);
+	return s;
+}
+
+void area_write_commit(void *mem, struct area_slot *s, uint64_t sequence)
+{
+	struct area_header *h = mem;
+	s->sequence = sequence;
+	uint64_t g = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	/* content complete, then even generation, then the commit pointer */
+	atomic_store_explicit(&s->gen, g + 1, memory_order_release);
+	unsigned idx = s == slot_at(mem, 1) ? 1 : 0;
+	atomic_store_explicit(&h->committed, sequence << 1 | idx,
+			      memory_order_release);
+}
+
+void area_write_abort(void *mem, struct area_slot *s)
+{
+	(void)mem;
+	uint64_t g = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	s->sequence = 0; /* whatever the slot held is gone */
+	atomic_store_explicit(&s->gen, g + 1, memory_order_release);
+}
+
+uint64_t area_committed_sequence(const void *mem)
+{
+	const struct area_header *h = mem;
+	return atomic_load_explicit(&((struct area_header *)h)->committed,
+				    memory_order_acquire) >> 1;
+}
+
+int area_read(const void *mem, uint8_t *out, size_t cap, uint64_t *data_size,
+	      struct area_region *regions, uint32_t *count, uint64_t *sequence)
+{
+	struct area_header *h = (struct area_header *)mem;
+
+	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		uint64_t c = atomic_load_explicit(&h->committed, memory_order_acquire);
+		if (c == 0)
+			return RTCMS_ENOENT;
+		struct area_slot *s = slot_at(mem, (unsigned)(c & 1));
+		uint64_t g1 = atomic_load_explicit(&s->gen, memory_order_acquire);
+		if (g1 & 1)
+			continue; /* being rewritten right now */
+		uint64_t seq = s->sequence;
+		uint64_t size = s->data_size;
+		uint32_t n = s->region_count;
+		if (n > AREA_MAX_REGIONS || size > area_data_capacity(mem)) {
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&s->gen, memory_order_relaxed) != g1)
+				continue;
+			return RTCMS_EPROTO;
+		}
+		if (size > cap)
+			return RTCMS_ETOOBIG;
+		memcpy(regions, s->regions, n * sizeof(*regions));
+		memcpy(out, area_slot_data((void *)mem, s), (size_t)size);
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t g2 = atomic_load_explicit(&s->gen, memory_order_relaxed);
+		if (g1 != g2 || seq != c >> 1)
+			continue; /* the writer came by: torn copy, discard */
+		*data_size = size;
+		*count = n;
+		*sequence = seq;
+		return 0;
+	}
+	return RTCMS_EAGAIN;
+}

@@ -1,0 +1,108 @@
+/*
+ * area.h - the checkpoint area: shared memory that librtcms (the writer,
+ * inside the protected program) fills and the node agent (the reader)
+ * copies out. libc and C11 atomics only: librtcms links it.
+ *
+ * Layout (all fields native-endian: the area never leaves the node):
+ *
+ *   struct area_header      magic, version, sizes, the committed pointer
+ *   slot 0                  struct area_slot + region table + data
+ *   slot 1                  struct area_slot + region table + data
+ *
+ * Double buffering with a commit pointer written last:
+ *   writer: picks the slot that is NOT committed, bumps its generation to
+ *           odd (release), writes the region table and data, bumps the
+ *           generation to even (release), then publishes
+ *           committed = (sequence, slot) (release).
+ *   reader: loads committed (acquire), reads the slot's generation g1
+ *           (acquire), copies, reads the generation again (after an acquire
+ *           fence) as g2; the copy is valid only if g1 == g2, g1 is even and
+ *           the slot still holds that sequence. Otherwise the writer came by
+ *           and the reader retries: a torn checkpoint is never accepted.
+ * The writer never waits for the reader (real time); a reader that keeps
+ * losing the race gets RTCMS_EAGAIN and tries again later.
+ */
+#ifndef RTCMS_AREA_H
+#define RTCMS_AREA_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AREA_MAGIC        0x52544341u /* "RTCA" */
+#define AREA_VERSION      1
+#define AREA_MAX_REGIONS  64
+#define AREA_ALIGN        64
+
+struct area_region {
+	uint32_t id;          /* the program's region id */
+	uint32_t reserved;
+	uint64_t size;        /* bytes */
+	uint64_t offset;      /* from the start of the slot's data */
+};
+
+struct area_slot {
+	_Atomic uint64_t gen;     /* odd while being written */
+	uint64_t sequence;        /* checkpoint sequence held (0 = none) */
+	uint64_t data_size;       /* bytes of data in use */
+	uint32_t region_count;
+	uint32_t reserved;
+	struct area_region regions[AREA_MAX_REGIONS];
+};
+
+struct area_header {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t total_size;      /* whole mapping */
+	uint64_t slot_size;       /* each slot, header included */
+	uint64_t slot_offset[2];
+	/* committed: sequence << 1 | slot; 0 = nothing committed yet */
+	_Atomic uint64_t committed;
+	/* reserved for the agent's lease (fencing, a later issue) */
+	_Atomic uint64_t lease_until_ms;
+	/* set by librtcms once a restored program refilled its regions and
+	 * goes on: the sequence it resumed from */
+	_Atomic uint64_t resumed;
+};
+
+/* Bytes needed for an area whose slots hold data_capacity bytes each. */
+size_t area_size_for(uint64_t data_capacity);
+
+/*
+ * Format mem (len bytes, zeroed or not) as an empty area. Returns 0, or
+ * RTCMS_EINVAL if len is too small for the header and two slots.
+ */
+int area_format(void *mem, size_t len);
+
+/* Check that mem holds a formatted area of len bytes. 0 or RTCMS_EPROTO. */
+int area_check(const void *mem, size_t len);
+
+/* Data capacity of each slot in bytes. */
+uint64_t area_data_capacity(const void *mem);
+
+/*
+ * Writer side. One writer at a time (librtcms serialises its callers).
+ * area_write_begin() returns the slot to fill (the one not committed) and
+ * marks it as being written; area_write_commit() publishes it as sequence.
+ */
+struct area_slot *area_write_begin(void *mem);
+uint8_t *area_slot_data(void *mem, const struct area_slot *slot);
+void area_write_commit(void *mem, struct area_slot *slot, uint64_t sequence);
+/* Give up a slot begun with area_write_begin(): nothing is published. */
+void area_write_abort(void *mem, struct area_slot *slot);
+
+/* The committed sequence (0 if none), acquire. */
+uint64_t area_committed_sequence(const void *mem);
+
+/*
+ * Reader side: copy the committed checkpoint into out (capacity cap bytes
+ * of data) and its region table into *regions / *count (caller provides
+ * AREA_MAX_REGIONS entries). Returns 0 and *sequence, RTCMS_ENOENT if
+ * nothing is committed, RTCMS_EAGAIN if the writer overwrote the slot
+ * during every attempt, RTCMS_ETOOBIG if out is too small, RTCMS_EPROTO if
+ * the area's content is inconsistent.
+ */
+int area_read(const void *mem, uint8_t *out, size_t cap, uint64_t *data_size,
+	      struct area_region *regions, uint32_t *count, uint64_t *sequence);
+
+#endif

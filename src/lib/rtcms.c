@@ -1,0 +1,284 @@
+/*
+ * rtcms.c - librtcms: protected regions, checkpoints into the shared
+ * checkpoint area, and restore. libc only; one mutex; no threads.
+ */
+#include "rtcms.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "area/area.h"
+
+struct region {
+	uint32_t id;
+	void *ptr;
+	size_t size;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	int ready;
+	void *area;
+	size_t area_len;
+	struct region regions[AREA_MAX_REGIONS];
+	uint32_t count;
+	uint64_t sequence;       /* last committed */
+	int restoring;
+	/* the checkpoint being restored (private copy, freed at resume) */
+	uint8_t *restore_data;
+	uint64_t restore_size;
+	struct area_region restore_regions[AREA_MAX_REGIONS];
+	uint32_t restore_count;
+} lib = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* Map the area the agent gave us, or make a private one. */
+static int map_area(const struct rtcms_config *cfg)
+{
+	const char *fd_env = getenv("RTCMS_AREA_FD");
+	const char *path = getenv("RTCMS_AREA");
+	int fd = -1, own = 0;
+	struct stat st;
+
+	if (fd_env && *fd_env) {
+		char *end;
+		long v = strtol(fd_env, &end, 10);
+		if (*end || v < 0 || v > 1 << 20)
+			return RTCMS_ECONFIG;
+		fd = (int)v;
+	} else if (path && *path) {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return RTCMS_ECONFIG;
+		own = 1;
+	}
+	if (fd >= 0) {
+		if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+			if (own)
+				close(fd);
+			return RTCMS_ECONFIG;
+		}
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, fd, 0);
+		if (own)
+			close(fd);
+		if (m == MAP_FAILED)
+			return RTCMS_ECONFIG;
+		if (area_check(m, (size_t)st.st_size) != 0) {
+			munmap(m, (size_t)st.st_size);
+			return RTCMS_ECONFIG;
+		}
+		lib.area = m;
+		lib.area_len = (size_t)st.st_size;
+		return 0;
+	}
+	uint64_t cap = cfg && cfg->area_capacity ? cfg->area_capacity : 64u << 20;
+	size_t len = area_size_for(cap);
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return RTCMS_ENOMEM;
+	area_format(m, len);
+	lib.area = m;
+	lib.area_len = len;
+	return 0;
+}
+
+int rtcms_init(const struct rtcms_config *cfg)
+{
+	int rc;
+
+	pthread_mutex_lock(&lib.mu);
+	if (lib.ready) {
+		rc = RTCMS_ESTATE;
+		goto out;
+	}
+	rc = map_area(cfg);
+	if (rc)
+		goto out;
+	lib.count = 0;
+	lib.sequence = area_committed_sequence(lib.area);
+	const char *restore = getenv("RTCMS_RESTORE");
+	lib.restoring = restore && strcmp(restore, "1") == 0;
+	if (lib.restoring) {
+		/* Take a private copy of the checkpoint to restore: the agent
+		 * wrote it before starting us, nobody writes it meanwhile. */
+		uint64_t cap = area_data_capacity(lib.area);
+		lib.restore_data = malloc(cap ? cap : 1);
+		if (!lib.restore_data) {
+			rc = RTCMS_ENOMEM;
+		} else {
+			rc = area_read(lib.area, lib.restore_data, cap, &lib.restore_size,
+				       lib.restore_regions, &lib.restore_count,
+				       &lib.sequence);
+		}
+		if (rc) {
+			free(lib.restore_data);
+			lib.restore_data = NULL;
+			munmap(lib.area, lib.area_len);
+			lib.area = NULL;
+			rc = rc == RTCMS_ENOENT ? RTCMS_ENOENT : RTCMS_ECONFIG;
+			goto out;
+		}
+	}
+	lib.ready = 1;
+out:
+	pthread_mutex_unlock(&lib.mu);
+	return rc;
+}
+
+static struct region *find(uint32_t id)
+{
+	for (uint32_t i = 0; i < lib.count; i++)
+		if (lib.regions[i].id == id)
+			return &lib.regions[i];
+	return NULL;
+}
+
+int rtcms_protect(uint32_t id, void *ptr, size_t size)
+{
+	int rc = 0;
+
+	if (!ptr && size)
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&lib.mu);
+	if (!lib.ready) {
+		rc = RTCMS_ESTATE;
+		goto out;
+	}
+	if (find(id)) {
+		rc = RTCMS_EEXIST;
+		goto out;
+	}
+	if (lib.count == AREA_MAX_REGIONS) {
+		rc = RTCMS_ETOOBIG;
+		goto out;
+	}
+	if (lib.restoring) {
+		const struct area_region *r = NULL;
+		for (uint32_t i = 0; i < lib.restore_count; i++)
+			if (lib.restore_regions[i].id == id)
+				r = &lib.restore_regions[i];
+		if (!r) {
+			rc = RTCMS_ENOENT;
+			goto out;
+		}
+		if (r->size != size || r->offset > lib.restore_size ||
+		    r->size > lib.restore_size - r->offset) {
+			rc = RTCMS_EINVAL;
+			goto out;
+		}
+		memcpy(ptr, lib.restore_data + r->offset, size);
+	}
+	lib.regions[lib.count++] = (struct region){ id, ptr, size };
+out:
+	pthread_mutex_unlock(&lib.mu);
+	return rc;
+}
+
+int rtcms_unprotect(uint32_t id)
+{
+	int rc = RTCMS_ENOENT;
+
+	pthread_mutex_lock(&lib.mu);
+	struct region *r = lib.ready ? find(id) : NULL;
+	if (r) {
+		*r = lib.regions[--lib.count];
+		rc = 0;
+	}
+	pthread_mutex_unlock(&lib.mu);
+	return rc;
+}
+
+int64_t rtcms_checkpoint(void)
+{
+	int64_t rc;
+
+	pthread_mutex_lock(&lib.mu);
+	if (!lib.ready) {
+		rc = RTCMS_ESTATE;
+		goto out;
+	}
+	uint64_t cap = area_data_capacity(lib.area);
+	uint64_t need = 0;
+	for (uint32_t i = 0; i < lib.count; i++)
+		need += (lib.regions[i].size + 63) & ~(uint64_t)63;
+	if (need > cap) {
+		rc = RTCMS_ENOSPC;
+		goto out;
+	}
+	struct area_slot *s = area_write_begin(lib.area);
+	uint8_t *data = area_slot_data(lib.area, s);
+	uint64_t off = 0;
+	for (uint32_t i = 0; i < lib.count; i++) {
+		const struct region *r = &lib.regions[i];
+		s->regions[i].id = r->id;
+		s->regions[i].reserved = 0;
+		s->regions[i].size = r->size;
+		s->regions[i].offset = off;
+		memcpy(data + off, r->ptr, r->size);
+		off += (r->size + 63) & ~(uint64_t)63;
+	}
+	s->region_count = lib.count;
+	s->data_size = off;
+	area_write_commit(lib.area, s, ++lib.sequence);
+	rc = (int64_t)lib.sequence;
+out:
+	pthread_mutex_unlock(&lib.mu);
+	return rc;
+}
+
+int rtcms_restoring(void)
+{
+	pthread_mutex_lock(&lib.mu);
+	int r = lib.ready && lib.restoring;
+	pthread_mutex_unlock(&lib.mu);
+	return r;
+}
+
+int rtcms_resume(void)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lib.mu);
+	if (!lib.ready || !lib.restoring) {
+		rc = RTCMS_ESTATE;
+	} else {
+		lib.restoring = 0;
+		free(lib.restore_data);
+		lib.restore_data = NULL;
+		struct area_header *h = lib.area;
+		atomic_store_explicit(&h->resumed, lib.sequence, memory_order_release);
+	}
+	pthread_mutex_unlock(&lib.mu);
+	return rc;
+}
+
+uint64_t rtcms_sequence(void)
+{
+	pthread_mutex_lock(&lib.mu);
+	uint64_t s = lib.sequence;
+	pthread_mutex_unlock(&lib.mu);
+	return s;
+}
+
+int rtcms_finalize(void)
+{
+	pthread_mutex_lock(&lib.mu);
+	if (lib.area)
+		munmap(lib.area, lib.area_len);
+	free(lib.restore_data);
+	lib.area = NULL;
+	lib.restore_data = NULL;
+	lib.count = 0;
+	lib.ready = 0;
+	lib.restoring = 0;
+	lib.sequence = 0;
+	pthread_mutex_unlock(&lib.mu);
+	return 0;
+}
