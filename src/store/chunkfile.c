@@ -1,6 +1,7 @@
 /* chunkfile.c - durable content-addressed chunk files. */
 #include "chunkfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -12,6 +13,14 @@
 #include "rtcms_error.h"
 
 store_fault_fn store_fault_hook;
+
+int store_fault(const char *site, const char *dir)
+{
+	int rc = store_fault_hook ? store_fault_hook(site, dir) : 0;
+	if (rc == 0)
+		return 0;
+	return rc < 0 && rc >= RTCMS_EINTERNAL ? rc : RTCMS_EIO;
+}
 
 void chunkfile_path(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		    char *buf, size_t len)
@@ -67,12 +76,13 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 
 int chunkfile_sync(const char *dir)
 {
-	if (store_fault_hook && store_fault_hook("chunk_sync", dir))
-		return RTCMS_EIO;
+	int rc = store_fault("chunk_sync", dir);
+	if (rc)
+		return rc;
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return RTCMS_EIO;
-	int rc = syncfs(fd) == 0 ? 0 : RTCMS_EIO;
+	rc = syncfs(fd) == 0 ? 0 : RTCMS_EIO;
 	close(fd);
 	return rc;
 }
@@ -84,8 +94,8 @@ int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	uint32_t rnd = randombytes_random();
 	int rc;
 
-	if (store_fault_hook && store_fault_hook("chunk_write", dir))
-		return RTCMS_EIO;
+	if ((rc = store_fault("chunk_write", dir)) != 0)
+		return rc;
 	chunkfile_path(dir, hash, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%.*s.tmp.%08x", (int)(strrchr(path, '/') - path + 1),
 		 path, rnd);
@@ -180,5 +190,47 @@ int chunkfile_parse_name(const char *name, uint8_t hash[PROTO_HASH_SIZE])
 	for (const char *p = name; *p; p++)
 		if (*p >= 'A' && *p <= 'F')
 			return -1;
+	return 0;
+}
+
+int chunkfile_probe(const char *dir)
+{
+	char path[4200];
+	static const char probe[] = "rtcms probe\n";
+	int rc = store_fault("mirror_probe", dir);
+
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/.probe", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == ENOSPC ? RTCMS_ENOSPC : RTCMS_EIO;
+	rc = write_all(fd, (const uint8_t *)probe, sizeof(probe) - 1);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = RTCMS_EIO;
+	close(fd);
+	if (unlink(path) != 0 && rc == 0)
+		rc = RTCMS_EIO;
+	return rc;
+}
+
+int chunkfile_any(const char *dir)
+{
+	char path[4200];
+	uint8_t h[PROTO_HASH_SIZE];
+
+	for (int i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/chunks/%02x", dir, i);
+		DIR *d = opendir(path);
+		struct dirent *e;
+		int found = 0;
+		if (!d)
+			continue;
+		while (!found && (e = readdir(d)) != NULL)
+			found = chunkfile_parse_name(e->d_name, h) == 0;
+		closedir(d);
+		if (found)
+			return 1;
+	}
 	return 0;
 }

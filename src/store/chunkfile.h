@@ -53,12 +53,29 @@ void chunkfile_remove(const char *dir, const uint8_t hash[PROTO_HASH_SIZE]);
 int chunkfile_parse_name(const char *name, uint8_t hash[PROTO_HASH_SIZE]);
 
 /*
- * Failure injection (tests): when set, the hook is asked before every
- * chunk write and metadata commit; a non-zero answer makes that operation
- * fail with RTCMS_EIO. site is "chunk_write" or "meta_commit", dir the
- * mirror. Set to NULL to disable.
+ * Make the directory able to take writes again: check that a file can be
+ * created, written, flushed and removed in it (M/.probe). Used before a
+ * mirror that failed is taken back. 0 or RTCMS_EIO / RTCMS_ENOSPC.
+ */
+int chunkfile_probe(const char *dir);
+
+/* 1 if the mirror holds at least one chunk file (named by a hash). */
+int chunkfile_any(const char *dir);
+
+/*
+ * Failure injection (tests), in the spirit of SQLite's sqlite3FaultSim:
+ * when set, the hook is asked before every chunk write ("chunk_write"),
+ * chunk flush ("chunk_sync"), mirror probe ("mirror_probe") and metadata
+ * commit ("meta_commit"); dir is the mirror. It returns 0 to let the
+ * operation run, a negative RTCMS_E* code to make it fail with that code
+ * (RTCMS_ENOSPC simulates a full disk), or any other non-zero value for
+ * RTCMS_EIO. Set it to NULL to disable; set it only while no other thread
+ * uses the store.
  */
 typedef int (*store_fault_fn)(const char *site, const char *dir);
 extern store_fault_fn store_fault_hook;
+
+/* What the hook says for site on dir: 0 or a negative RTCMS_E* code. */
+int store_fault(const char *site, const char *dir);
 
 #endif

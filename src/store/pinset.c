@@ -36,29 +36,38 @@ static struct pin *find(const struct pinset *ps, const uint8_t *h,
 	return for_insert ? free_slot : NULL;
 }
 
-static int grow(struct pinset *ps)
+/*
+ * Rehash into a table sized for the live entries (at least 4 slots per
+ * live entry, 1024 minimum): tombstones go away, and a set that saw many
+ * distinct hashes come and go does not keep growing.
+ */
+static int rehash(struct pinset *ps)
 {
-	struct pinset bigger = { NULL, ps->cap ? ps->cap * 2 : 1024, 0 };
+	size_t live = 0, cap = 1024;
 
-	bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
-	if (!bigger.slots)
+	for (size_t i = 0; i < ps->cap; i++)
+		live += ps->slots[i].count ? 1 : 0;
+	while (cap < 4 * (live + 1))
+		cap *= 2;
+	struct pinset fresh = { calloc(cap, sizeof(struct pin)), cap, 0 };
+	if (!fresh.slots)
 		return RTCMS_ENOMEM;
 	for (size_t i = 0; i < ps->cap; i++) {
 		if (!ps->slots[i].count)
 			continue;
-		struct pin *p = find(&bigger, ps->slots[i].hash, 1);
+		struct pin *p = find(&fresh, ps->slots[i].hash, 1);
 		*p = ps->slots[i];
 		p->tomb = 0;
-		bigger.used++;
+		fresh.used++;
 	}
 	free(ps->slots);
-	*ps = bigger;
+	*ps = fresh;
 	return 0;
 }
 
 int pinset_add(struct pinset *ps, const uint8_t hash[PROTO_HASH_SIZE])
 {
-	if ((ps->used + 1) * 2 > ps->cap && grow(ps) != 0)
+	if ((ps->used + 1) * 2 > ps->cap && rehash(ps) != 0)
 		return RTCMS_ENOMEM;
 	struct pin *p = find(ps, hash, 1);
 	if (p->count) {

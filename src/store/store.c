@@ -43,6 +43,11 @@ struct mirror {
 	uint32_t repaired;            /* copies rewritten since start */
 };
 
+struct victim_list {
+	uint8_t (*hash)[PROTO_HASH_SIZE];
+	size_t n, cap;
+};
+
 struct store {
 	struct mirror m[STORE_MAX_MIRRORS];
 	size_t n;
@@ -53,6 +58,8 @@ struct store {
 	void (*log)(void *, int, const char *);
 	void *log_ctx;
 	struct pinset pins;           /* chunks open PUTs/GETs use */
+	uint32_t open_puts;           /* PUT handles not yet committed/aborted */
+	struct victim_list deferred;  /* unreferenced but pinned: unlink later */
 };
 
 struct chunk_ref {
@@ -145,8 +152,8 @@ static void mirror_offline(struct store *st, struct mirror *m, const char *why)
 		return;
 	m->online = 0;
 	slog(st, LOG_ERROR, "mirror %s taken OFFLINE: %s; continuing on %zu "
-	     "mirror(s) — restart the store to resynchronise it", m->path, why,
-	     online_count(st));
+	     "mirror(s) — a repairing scrub or a restart resynchronises it",
+	     m->path, why, online_count(st));
 }
 
 /* A mutation: run on one database inside a transaction. */
@@ -155,9 +162,12 @@ typedef int (*mutation_fn)(sqlite3 *db, void *arg);
 /*
  * Apply fn to every online mirror's database, each in one transaction that
  * also bumps the generation. A mirror whose transaction fails goes offline
- * (the generation tells at restart that it is stale). Returns fn's result
- * on the first mirror that succeeded, or RTCMS_EIO if none did. Call with
- * st->mu held. fn must be deterministic: same state + arg, same result.
+ * (the generation tells at restart that it is stale), and so does one
+ * whose result differs from the first mirror's (its metadata diverged).
+ * Returns fn's result on the first mirror that succeeded, or RTCMS_EIO if
+ * none did. A refusal (a negative result other than RTCMS_EIO) on the
+ * first mirror changes nothing anywhere. Call with st->mu held. fn must be
+ * deterministic: same state + arg, same result.
  */
 static int apply(struct store *st, mutation_fn fn, void *arg)
 {
@@ -165,10 +175,11 @@ static int apply(struct store *st, mutation_fn fn, void *arg)
 
 	for (size_t i = 0; i < st->n; i++) {
 		struct mirror *m = &st->m[i];
+		char why[256];
 		if (!m->online)
 			continue;
 		int rc;
-		if (store_fault_hook && store_fault_hook("meta_commit", m->path)) {
+		if (store_fault("meta_commit", m->path) != 0) {
 			mirror_offline(st, m, "metadata commit failed (injected)");
 			continue;
 		}
@@ -177,17 +188,21 @@ static int apply(struct store *st, mutation_fn fn, void *arg)
 			continue;
 		}
 		rc = fn(m->db, arg);
+		if (have && rc != result && rc != RTCMS_EIO) {
+			meta_exec(m->db, "ROLLBACK");
+			snprintf(why, sizeof(why), "metadata diverged (result %d "
+				 "where the first mirror gave %d)", rc, result);
+			mirror_offline(st, m, why);
+			continue;
+		}
 		if (rc < 0 && rc != RTCMS_EIO) {
 			/* a refusal (same on every mirror): roll back, stop */
 			meta_exec(m->db, "ROLLBACK");
-			if (!have)
-				return rc;
-			continue;
+			return rc;
 		}
 		if (rc == RTCMS_EIO ||
 		    meta_exec(m->db, "UPDATE meta SET value = value + 1 WHERE key='generation'") != 0 ||
 		    meta_exec(m->db, "COMMIT") != 0) {
-			char why[256];
 			snprintf(why, sizeof(why), "metadata transaction failed: %s",
 				 sqlite3_errmsg(m->db));
 			meta_exec(m->db, "ROLLBACK");
@@ -248,10 +263,6 @@ static int claim_pins(const struct proc_row *r, uint64_t inc, uint64_t seq)
 
 /* ---- garbage collection -------------------------------------------- */
 
-struct victim_list {
-	uint8_t (*hash)[PROTO_HASH_SIZE];
-	size_t n, cap;
-};
 
 static int victims_add(struct victim_list *v, const uint8_t *h)
 {
@@ -330,12 +341,19 @@ static int delete_ckpt(sqlite3 *db, const char *process, uint64_t inc,
 }
 
 /* Unlink the files of unreferenced chunks on every mirror, unless an open
- * PUT or GET pins them. Call with st->mu held, after the commit. */
-static void gc_files(struct store *st, struct victim_list *gc)
+ * PUT or GET pins them; then empty the list. Call with st->mu held, after
+ * the commit; with committed 0 (no mirror committed: the rows still
+ * reference the chunks) only empty the list. */
+static void gc_files(struct store *st, struct victim_list *gc, int committed)
 {
-	for (size_t k = 0; k < gc->n; k++) {
-		if (pinset_has(&st->pins, gc->hash[k]))
+	for (size_t k = 0; committed && k < gc->n; k++) {
+		if (pinset_has(&st->pins, gc->hash[k])) {
+			/* in use by an open PUT, GET or scrub: look again
+			 * when it lets go (the list is best effort: what it
+			 * cannot hold is swept at the next start) */
+			victims_add(&st->deferred, gc->hash[k]);
 			continue;
+		}
 		for (size_t i = 0; i < st->n; i++)
 			chunkfile_remove(st->m[i].path, gc->hash[k]);
 	}
@@ -344,30 +362,85 @@ static void gc_files(struct store *st, struct victim_list *gc)
 	gc->n = gc->cap = 0;
 }
 
+/*
+ * Unlink the files of the given chunks that are neither pinned nor
+ * referenced any more (checked in the primary's database). Call with
+ * st->mu held.
+ */
+static void gc_unreferenced(struct store *st, const uint8_t (*hash)[PROTO_HASH_SIZE],
+			    size_t n)
+{
+	struct mirror *p = primary(st);
+	sqlite3_stmt *q;
+
+	if (!p || n == 0 || !(q = meta_prep(p->db, "SELECT 1 FROM chunks WHERE hash=?")))
+		return;
+	for (size_t k = 0; k < n; k++) {
+		if (pinset_has(&st->pins, hash[k]))
+			continue;
+		sqlite3_reset(q);
+		sqlite3_bind_blob(q, 1, hash[k], PROTO_HASH_SIZE, SQLITE_TRANSIENT);
+		int rc = sqlite3_step(q);
+		if (rc == SQLITE_DONE)
+			for (size_t i = 0; i < st->n; i++)
+				chunkfile_remove(st->m[i].path, hash[k]);
+	}
+	sqlite3_finalize(q);
+}
+
+/* Collect the deferred victims no longer pinned. Call with st->mu held,
+ * after unpinning. */
+static void gc_deferred(struct store *st)
+{
+	struct victim_list *d = &st->deferred;
+	size_t keep = 0;
+
+	if (d->n == 0)
+		return;
+	/* partition: still pinned first, the others after them */
+	for (size_t k = 0; k < d->n; k++) {
+		if (!pinset_has(&st->pins, d->hash[k]))
+			continue;
+		if (keep != k) {
+			uint8_t t[PROTO_HASH_SIZE];
+			memcpy(t, d->hash[keep], PROTO_HASH_SIZE);
+			memcpy(d->hash[keep], d->hash[k], PROTO_HASH_SIZE);
+			memcpy(d->hash[k], t, PROTO_HASH_SIZE);
+		}
+		keep++;
+	}
+	gc_unreferenced(st, (const uint8_t (*)[PROTO_HASH_SIZE])(d->hash + keep),
+			d->n - keep);
+	d->n = keep;
+}
+
 /* ---- open / resync ------------------------------------------------- */
 
-static int mirror_identity(struct store *st, struct mirror *m, int *fresh)
+/* 1 if M/MIRROR holds a valid identity, else 0 (missing or damaged). */
+static int mirror_identity_ok(const struct mirror *m)
 {
 	char path[4200], line[128];
 	snprintf(path, sizeof(path), "%s/MIRROR", m->path);
 	FILE *f = fopen(path, "r");
-	*fresh = 0;
-	if (f) {
-		int ok = fgets(line, sizeof(line), f) &&
-			 strncmp(line, "rtcms-mirror v1 ", 16) == 0;
-		fclose(f);
-		if (ok)
-			return 0;
-		slog(st, LOG_WARN, "mirror %s: MIRROR file unreadable; treating "
-		     "the mirror as new", m->path);
-	}
-	*fresh = 1;
+	if (!f)
+		return 0;
+	int ok = fgets(line, sizeof(line), f) &&
+		 strncmp(line, "rtcms-mirror v1 ", 16) == 0;
+	fclose(f);
+	return ok;
+}
+
+/* Write a new identity to M/MIRROR durably. 0 or RTCMS_EIO. */
+static int mirror_identity_write(const struct mirror *m)
+{
+	char path[4200], tmp[4300], line[128];
 	uint8_t id[16];
 	char hex[33];
+
+	snprintf(path, sizeof(path), "%s/MIRROR", m->path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	randombytes_buf(id, sizeof(id));
 	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
-	char tmp[4300];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return RTCMS_EIO;
@@ -376,7 +449,75 @@ static int mirror_identity(struct store *st, struct mirror *m, int *fresh)
 	close(fd);
 	if (rc == 0 && rename(tmp, path) != 0)
 		rc = RTCMS_EIO;
+	if (rc == 0 && (fd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		rc = fsync(fd) == 0 ? 0 : RTCMS_EIO;
+		close(fd);
+	}
 	return rc;
+}
+
+/* Remove M/meta.db and its WAL files; with aside, keep meta.db renamed to
+ * meta.db.bad-<ms> for a post-mortem. */
+static void meta_files_remove(struct store *st, const struct mirror *m, int aside)
+{
+	static const char *const names[] = { "meta.db", "meta.db-wal", "meta.db-shm" };
+	char p[4200], q[4300];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", m->path, names[i]);
+		if (i == 0 && aside) {
+			snprintf(q, sizeof(q), "%s.bad-%" PRIu64, p, now(st));
+			if (rename(p, q) == 0) {
+				slog(st, LOG_WARN, "mirror %s: unreadable meta.db "
+				     "kept as %s", m->path, q);
+				continue;
+			}
+		}
+		unlink(p);
+	}
+}
+
+/* The database's epoch: a random value set at every store_open on the
+ * online mirrors; equal generations with other epochs diverged. */
+static int64_t meta_epoch(sqlite3 *db)
+{
+	sqlite3_stmt *s = meta_prep(db, "SELECT value FROM meta WHERE key='epoch'");
+	int64_t e = 0;
+	if (s && sqlite3_step(s) == SQLITE_ROW)
+		e = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return e;
+}
+
+static int epoch_apply(sqlite3 *db, void *arg)
+{
+	sqlite3_stmt *s = meta_prep(db, "INSERT OR REPLACE INTO meta VALUES('epoch', ?)");
+	if (!s)
+		return RTCMS_EIO;
+	sqlite3_bind_int64(s, 1, *(int64_t *)arg);
+	return meta_step_done(s);
+}
+
+/*
+ * Give a mirror a fresh copy of the primary's metadata: recreate its
+ * meta.db and copy the primary's into it. 0, or RTCMS_EIO (the mirror's
+ * database is closed then).
+ */
+static int mirror_meta_reset(struct store *st, struct mirror *m,
+			     const struct mirror *from, int aside)
+{
+	sqlite3_close(m->db);
+	m->db = NULL;
+	meta_files_remove(st, m, aside);
+	if (meta_open(m->path, &m->db) != 0)
+		goto fail;
+	if (from && meta_copy(m->db, from->db) != 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_close(m->db);
+	m->db = NULL;
+	return RTCMS_EIO;
 }
 
 /* Bring every mirror's chunk files up to date: copy referenced chunks that
@@ -386,6 +527,7 @@ static int resync_chunks(struct store *st)
 	struct mirror *p = primary(st);
 	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
 	uint64_t copied = 0, lost = 0;
+	int wrote[STORE_MAX_MIRRORS] = { 0 };
 	int rc = 0;
 
 	if (!p || !buf) {
@@ -425,15 +567,21 @@ static int resync_chunks(struct store *st)
 		for (size_t i = 0; i < st->n; i++) {
 			if (!missing[i])
 				continue;
-			if (chunkfile_write(st->m[i].path, h, buf, size, 1) != 0) {
+			if (chunkfile_write(st->m[i].path, h, buf, size, 0) != 0) {
 				mirror_offline(st, &st->m[i], "resync write failed");
 				continue;
 			}
+			wrote[i] = 1;
 			copied++;
 		}
 	}
 	sqlite3_finalize(s);
 	free(buf);
+	/* one flush per mirror for all the copies */
+	for (size_t i = 0; i < st->n; i++)
+		if (wrote[i] && st->m[i].online && chunkfile_sync(st->m[i].path) != 0)
+			mirror_offline(st, &st->m[i], "flushing resynchronised chunk "
+				       "files failed");
 	if (copied)
 		slog(st, LOG_WARN, "resync: copied %" PRIu64 " chunk file(s) to "
 		     "mirrors that lacked them", copied);
@@ -488,11 +636,62 @@ static void sweep_orphans(struct store *st, struct mirror *m)
 		     removed);
 }
 
+/* SQLite's own consistency check of a database: 0 or RTCMS_ECORRUPT. */
+static int meta_check(sqlite3 *db)
+{
+	sqlite3_stmt *s = meta_prep(db, "PRAGMA quick_check");
+	int ok = s && sqlite3_step(s) == SQLITE_ROW &&
+		 strcmp((const char *)sqlite3_column_text(s, 0), "ok") == 0;
+	sqlite3_finalize(s);
+	return ok ? 0 : RTCMS_ECORRUPT;
+}
+
+/* What store_open found in one mirror directory. */
+struct mirror_scan {
+	int reachable;        /* directories exist or were created */
+	int identity;         /* M/MIRROR was valid */
+	int had_meta;         /* M/meta.db existed */
+	int trusted;          /* identity, and a sound meta.db that was updated */
+	int64_t gen, epoch;
+};
+
+static void mirror_scan(struct store *st, struct mirror *m, struct mirror_scan *sc)
+{
+	char path[4200];
+	struct stat sb;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->gen = -1;
+	if (chunkfile_prepare(m->path) != 0) {
+		slog(st, LOG_ERROR, "mirror %s: cannot prepare the directory: %s",
+		     m->path, strerror(errno));
+		return;
+	}
+	sc->reachable = 1;
+	sc->identity = mirror_identity_ok(m);
+	snprintf(path, sizeof(path), "%s/meta.db", m->path);
+	sc->had_meta = stat(path, &sb) == 0;
+	if (!sc->identity || !sc->had_meta)
+		return;
+	if (meta_open(m->path, &m->db) != 0 || meta_check(m->db) != 0 ||
+	    (sc->gen = meta_generation(m->db)) < 0) {
+		slog(st, LOG_ERROR, "mirror %s: meta.db is unreadable or damaged",
+		     m->path);
+		sqlite3_close(m->db);
+		m->db = NULL;
+		sc->gen = -1;
+		return;
+	}
+	sc->epoch = meta_epoch(m->db);
+	/* generation 0: never updated (every open commits an epoch), or
+	 * emptied by damage: nothing to trust */
+	sc->trusted = sc->gen >= 1;
+}
+
 int store_open(const struct store_options *opt, struct store **out)
 {
 	struct store *st;
-	int64_t gen[STORE_MAX_MIRRORS];
-	int fresh[STORE_MAX_MIRRORS];
+	struct mirror_scan sc[STORE_MAX_MIRRORS];
 	int rc = RTCMS_EIO;
 
 	*out = NULL;
@@ -512,7 +711,6 @@ int store_open(const struct store_options *opt, struct store **out)
 	st->log_ctx = opt->log_ctx;
 
 	for (size_t i = 0; i < st->n; i++) {
-		struct mirror *m = &st->m[i];
 		if (strlen(opt->mirrors[i]) > PROTO_TEXT_MAX) {
 			slog(st, LOG_ERROR, "mirror path too long: %s", opt->mirrors[i]);
 			rc = RTCMS_ECONFIG;
@@ -525,60 +723,106 @@ int store_open(const struct store_options *opt, struct store **out)
 				goto fail;
 			}
 		}
-		snprintf(m->path, sizeof(m->path), "%s", opt->mirrors[i]);
-		if (chunkfile_prepare(m->path) != 0 ||
-		    mirror_identity(st, m, &fresh[i]) != 0) {
-			slog(st, LOG_ERROR, "mirror %s: cannot prepare the directory: %s",
-			     m->path, strerror(errno));
-			gen[i] = -2;
-			continue;
-		}
-		if (fresh[i]) {
-			/* new or wiped: never trust a leftover database */
-			char p[4200];
-			snprintf(p, sizeof(p), "%s/meta.db", m->path);
-			unlink(p);
-			snprintf(p, sizeof(p), "%s/meta.db-wal", m->path);
-			unlink(p);
-			snprintf(p, sizeof(p), "%s/meta.db-shm", m->path);
-			unlink(p);
-		}
-		if (meta_open(m->path, &m->db) != 0) {
-			slog(st, LOG_ERROR, "mirror %s: cannot open meta.db", m->path);
-			gen[i] = -2;
-			continue;
-		}
-		gen[i] = fresh[i] ? -1 : meta_generation(m->db);
-		m->online = 1;
+		snprintf(st->m[i].path, sizeof(st->m[i].path), "%s", opt->mirrors[i]);
 	}
-	/* The newest metadata wins and is copied over stale copies. */
-	int best = -1;
-	for (size_t i = 0; i < st->n; i++)
-		if (st->m[i].online && (best < 0 || gen[i] > gen[best]))
+
+	/* 1. Look at every mirror before changing anything. */
+	int best = -1, any = 0;
+	for (size_t i = 0; i < st->n; i++) {
+		mirror_scan(st, &st->m[i], &sc[i]);
+		any |= sc[i].reachable;
+		if (sc[i].trusted && (best < 0 || sc[i].gen > sc[best].gen))
 			best = (int)i;
-	if (best < 0) {
+	}
+	if (!any) {
 		slog(st, LOG_ERROR, "no usable mirror");
 		goto fail;
 	}
-	for (size_t i = 0; i < st->n; i++) {
-		if (!st->m[i].online || (int)i == best || gen[i] == gen[best])
-			continue;
-		slog(st, LOG_WARN, "mirror %s: metadata %s (generation %" PRId64
-		     ", newest %" PRId64 "): copying from %s", st->m[i].path,
-		     fresh[i] ? "new" : "stale", gen[i], gen[best], st->m[best].path);
-		if (meta_copy(st->m[i].db, st->m[best].db) != 0)
-			mirror_offline(st, &st->m[i], "cannot copy the metadata");
+	if (best < 0) {
+		/* No metadata anywhere: a new store, unless chunk files say
+		 * that metadata was lost; then start nothing and remove
+		 * nothing, so that meta.db can be restored. */
+		for (size_t i = 0; i < st->n; i++) {
+			if (sc[i].reachable && chunkfile_any(st->m[i].path)) {
+				slog(st, LOG_ERROR, "mirror %s holds chunk files but no "
+				     "mirror has readable metadata (meta.db): refusing "
+				     "to start; restore a meta.db, or empty the mirrors "
+				     "to start a new store", st->m[i].path);
+				rc = RTCMS_ECORRUPT;
+				goto fail;
+			}
+		}
 	}
-	/* Reorder nothing: primary() is the first online mirror, which now
-	 * holds the newest metadata like every other online one. */
-	for (size_t i = 0; i < st->n; i++)
+
+	/* 2. The newest metadata wins and is copied over missing, unreadable,
+	 * stale and diverged copies. */
+	for (size_t i = 0; i < st->n; i++) {
+		struct mirror *m = &st->m[i];
+		struct mirror *from = best >= 0 ? &st->m[best] : NULL;
+		const char *what = NULL;
+		if (!sc[i].reachable)
+			continue;
+		if (!sc[i].identity && mirror_identity_write(m) != 0) {
+			slog(st, LOG_ERROR, "mirror %s: cannot write MIRROR", m->path);
+			sqlite3_close(m->db);
+			m->db = NULL;
+			continue;
+		}
+		if ((int)i == best) {
+			what = NULL;
+		} else if (!sc[i].identity) {
+			what = "new";
+		} else if (!sc[i].had_meta) {
+			what = "missing";
+		} else if (!sc[i].trusted) {
+			what = m->db ? "empty" : "unreadable";
+		} else if (best >= 0 && sc[i].gen < sc[best].gen) {
+			what = "stale";
+		} else if (best >= 0 && sc[i].epoch != sc[best].epoch) {
+			/* same generation reached by other histories: a mirror
+			 * ran alone while this one was away. One must go. */
+			what = "DIVERGED (each was updated without the other)";
+		}
+		if (what || !m->db) {
+			if (from)
+				slog(st, LOG_WARN, "mirror %s: metadata %s (generation "
+				     "%" PRId64 ", newest %" PRId64 "): copying from %s",
+				     m->path, what ? what : "new", sc[i].gen,
+				     sc[best].gen, from->path);
+			if (mirror_meta_reset(st, m, from, sc[i].identity &&
+					      sc[i].had_meta && !m->db) != 0) {
+				slog(st, LOG_ERROR, "mirror %s: cannot copy the "
+				     "metadata; leaving it offline", m->path);
+				continue;
+			}
+		}
+		m->online = 1;
+	}
+	if (!primary(st)) {
+		slog(st, LOG_ERROR, "no usable mirror");
+		goto fail;
+	}
+
+	/* 3. A new epoch on every online mirror: a mirror left out now and
+	 * updated alone later is recognised as diverged. */
+	int64_t epoch;
+	do
+		randombytes_buf(&epoch, sizeof(epoch));
+	while (epoch <= 0);
+	if ((rc = apply(st, epoch_apply, &epoch)) != 0)
+		goto fail;
+
+	/* 4. Remove what no checkpoint references (only with metadata that
+	 * can tell), and copy missing chunk files between mirrors. */
+	for (size_t i = 0; best >= 0 && i < st->n; i++)
 		if (st->m[i].online)
 			sweep_orphans(st, &st->m[i]);
 	rc = resync_chunks(st);
 	if (rc)
 		goto fail;
 	slog(st, LOG_INFO, "store open: %zu of %zu mirror(s) online, metadata "
-	     "generation %" PRId64, online_count(st), st->n, gen[best] < 0 ? 0 : gen[best]);
+	     "generation %" PRId64, online_count(st), st->n,
+	     meta_generation(primary(st)->db));
 	*out = st;
 	return 0;
 fail:
@@ -593,6 +837,7 @@ void store_free(struct store *st)
 	for (size_t i = 0; i < st->n; i++)
 		sqlite3_close(st->m[i].db);
 	pinset_free(&st->pins);
+	free(st->deferred.hash);
 	pthread_mutex_destroy(&st->mu);
 	free(st);
 }
@@ -680,11 +925,6 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 	    meta->incarnation > INT64_MAX || meta->sequence > INT64_MAX ||
 	    meta->size > INT64_MAX)
 		return RTCMS_EINVAL;
-	pthread_mutex_lock(&st->mu);
-	rc = put_precheck(st, meta, ack);
-	pthread_mutex_unlock(&st->mu);
-	if (rc != 0)
-		return rc;
 	put = calloc(1, sizeof(*put));
 	if (!put)
 		return RTCMS_ENOMEM;
@@ -700,6 +940,16 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 	}
 	put->meta.spec = put->spec;
 	proto_image_hash_init(&put->ih, meta->size);
+	pthread_mutex_lock(&st->mu);
+	rc = put_precheck(st, meta, ack);
+	if (rc == 0)
+		st->open_puts++;
+	pthread_mutex_unlock(&st->mu);
+	if (rc != 0) {
+		free(put->spec);
+		free(put);
+		return rc;
+	}
 	*out = put;
 	return 0;
 }
@@ -766,26 +1016,39 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 	if (rc)
 		return rc;
 
-	size_t written = 0;
+	size_t written = 0, failed = 0, full = 0;
+	int res[STORE_MAX_MIRRORS];
 	for (size_t i = 0; i < ndirs; i++) {
+		res[i] = 0;
 		if (chunkfile_present(dirs[i], h, chunk->len)) {
 			written++; /* deduplicated: an identical chunk is stored */
 			continue;
 		}
-		int w = chunkfile_write(dirs[i], h, chunk->data, chunk->len, 0);
-		if (w == 0) {
+		res[i] = chunkfile_write(dirs[i], h, chunk->data, chunk->len, 0);
+		if (res[i] == 0) {
 			written++;
 			continue;
 		}
-		pthread_mutex_lock(&st->mu);
-		for (size_t k = 0; k < st->n; k++)
-			if (strcmp(st->m[k].path, dirs[i]) == 0)
-				mirror_offline(st, &st->m[k], w == RTCMS_ENOSPC
-					       ? "disk full" : "chunk write failed");
-		pthread_mutex_unlock(&st->mu);
-		rc = w;
+		failed++;
+		full += res[i] == RTCMS_ENOSPC;
+		rc = res[i];
 	}
-	return written > 0 ? 0 : (rc ? rc : RTCMS_EIO);
+	if (!failed)
+		return 0;
+	/* Disk full everywhere: the PUT fails, but nothing diverged and the
+	 * mirrors stay online (for reads, and for writes once space is
+	 * freed). Otherwise a mirror that failed while another took the
+	 * chunk goes offline: the store goes on degraded. */
+	if (written == 0 && full == failed)
+		return RTCMS_ENOSPC;
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < ndirs; i++)
+		for (size_t k = 0; res[i] != 0 && k < st->n; k++)
+			if (strcmp(st->m[k].path, dirs[i]) == 0)
+				mirror_offline(st, &st->m[k], res[i] == RTCMS_ENOSPC
+					       ? "disk full" : "chunk write failed");
+	pthread_mutex_unlock(&st->mu);
+	return written > 0 ? 0 : rc;
 }
 
 struct put_args {
@@ -904,12 +1167,18 @@ static int put_apply(sqlite3 *db, void *arg)
 	return 0;
 }
 
+/* Unpin an abandoned PUT's chunks and remove the files it wrote that
+ * nothing else references or uses. */
 static void put_unpin(struct store_put *put)
 {
 	struct store *st = put->st;
 	pthread_mutex_lock(&st->mu);
 	for (uint32_t i = 0; i < put->npinned; i++)
 		pinset_del(&st->pins, put->pinned[i]);
+	st->open_puts--;
+	gc_unreferenced(st, (const uint8_t (*)[PROTO_HASH_SIZE])put->pinned,
+			put->npinned);
+	gc_deferred(st);
 	pthread_mutex_unlock(&st->mu);
 }
 
@@ -980,7 +1249,12 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 	}
 	for (uint32_t i = 0; i < put->npinned; i++)
 		pinset_del(&st->pins, put->pinned[i]);
-	gc_files(st, &gc);
+	st->open_puts--;
+	gc_files(st, &gc, rc == 0);
+	if (rc != 0)
+		gc_unreferenced(st, (const uint8_t (*)[PROTO_HASH_SIZE])put->pinned,
+				put->npinned);
+	gc_deferred(st);
 	pthread_mutex_unlock(&st->mu);
 	put_free(put);
 	return rc;
@@ -1081,11 +1355,16 @@ int store_get_open(struct store *st, const char *process, uint64_t incarnation,
 	meta_bind_u64(s, 2, meta->incarnation);
 	meta_bind_u64(s, 3, meta->sequence);
 	while (sqlite3_step(s) == SQLITE_ROW && g->count < meta->chunk_count) {
-		struct chunk_ref *c = &g->chunks[g->count++];
+		struct chunk_ref *c = &g->chunks[g->count];
 		c->offset = meta_col_u64(s, 0);
 		c->len = (uint32_t)sqlite3_column_int64(s, 1);
 		meta_col_hash(s, 2, c->hash);
-		pinset_add(&st->pins, c->hash);
+		/* count only what is pinned: close unpins exactly those */
+		if (pinset_add(&st->pins, c->hash) != 0) {
+			rc = RTCMS_ENOMEM;
+			goto out;
+		}
+		g->count++;
 	}
 	if (g->count != meta->chunk_count) {
 		rc = RTCMS_EIO;
@@ -1168,6 +1447,7 @@ void store_get_close(struct store_get *g)
 	pthread_mutex_lock(&g->st->mu);
 	for (uint32_t i = 0; i < g->count; i++)
 		pinset_del(&g->st->pins, g->chunks[i].hash);
+	gc_deferred(g->st);
 	pthread_mutex_unlock(&g->st->mu);
 	free(g->chunks);
 	free(g->spec);
@@ -1287,7 +1567,7 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
 		return RTCMS_EINVAL;
 	pthread_mutex_lock(&st->mu);
 	int rc = apply(st, delete_apply, &a);
-	gc_files(st, &gc);
+	gc_files(st, &gc, rc >= 0);
 	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
@@ -1531,6 +1811,42 @@ int store_status(struct store *st, struct proto_scrub_reply *report)
 	return rc;
 }
 
+/*
+ * Take an offline mirror back: it must take writes again (probe), then it
+ * gets a copy of the primary's metadata and goes online; the caller (a
+ * repairing scrub) fills in its chunk files. Only while no PUT is open: a
+ * PUT's chunks written before would be missing on it at its commit. Call
+ * with st->mu held. 0 or a negative RTCMS_E* code.
+ */
+static int mirror_revive(struct store *st, struct mirror *m)
+{
+	struct mirror *p = primary(st);
+	int rc;
+
+	if (!p)
+		return RTCMS_EIO;
+	if (st->open_puts) {
+		slog(st, LOG_WARN, "mirror %s stays offline for now: %u PUT(s) in "
+		     "progress; scrub again to bring it back", m->path, st->open_puts);
+		return RTCMS_EBUSY;
+	}
+	if ((rc = chunkfile_prepare(m->path)) != 0 ||
+	    (rc = chunkfile_probe(m->path)) != 0)
+		goto fail;
+	if (!mirror_identity_ok(m) && (rc = mirror_identity_write(m)) != 0)
+		goto fail;
+	if ((rc = mirror_meta_reset(st, m, p, 0)) != 0)
+		goto fail;
+	m->online = 1;
+	slog(st, LOG_WARN, "mirror %s back ONLINE: metadata copied from %s; "
+	     "copying the chunk files it lacks", m->path, p->path);
+	return 0;
+fail:
+	slog(st, LOG_ERROR, "mirror %s stays offline: %s", m->path,
+	     rtcms_strerror(rc));
+	return rc;
+}
+
 int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 {
 	uint8_t (*hashes)[PROTO_HASH_SIZE] = NULL;
@@ -1541,21 +1857,29 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 
 	if (!buf)
 		return RTCMS_ENOMEM;
-	/* Snapshot the chunk list, then verify without holding the mutex. */
+	/* Snapshot the chunk list, then verify without holding the mutex. A
+	 * repairing scrub first tries to take offline mirrors back. */
 	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; repair && i < st->n; i++)
+		if (!st->m[i].online)
+			mirror_revive(st, &st->m[i]);
 	rc = counts(st, r);
 	if (rc == 0) {
 		size_t cap = (size_t)r->chunks + 1;
 		hashes = malloc(cap * PROTO_HASH_SIZE);
 		sizes = malloc(cap * sizeof(*sizes));
 		sqlite3_stmt *s = meta_prep(primary(st)->db, "SELECT hash, size FROM chunks");
-		if (!hashes || !sizes || !s)
+		if (!s)
+			rc = RTCMS_EIO;
+		else if (!hashes || !sizes)
 			rc = RTCMS_ENOMEM;
 		while (rc == 0 && n < cap && sqlite3_step(s) == SQLITE_ROW) {
 			meta_col_hash(s, 0, hashes[n]);
 			sizes[n] = (uint32_t)sqlite3_column_int64(s, 1);
-			pinset_add(&st->pins, hashes[n]);
-			n++;
+			if (pinset_add(&st->pins, hashes[n]) != 0)
+				rc = RTCMS_ENOMEM;
+			else
+				n++;
 		}
 		sqlite3_finalize(s);
 	}
@@ -1608,6 +1932,7 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 	pthread_mutex_lock(&st->mu);
 	for (size_t k = 0; k < n; k++)
 		pinset_del(&st->pins, hashes[k]);
+	gc_deferred(st);
 	pthread_mutex_unlock(&st->mu);
 	free(hashes);
 	free(sizes);

@@ -14,11 +14,12 @@
  *                          BLAKE2b-256 of their content (64 hex digits),
  *                          fanned out by the first byte
  *
- * A chunk file is written (and fdatasync'ed) on every online mirror before
- * the transaction that references it commits, and a checkpoint becomes
- * visible only when that transaction commits: an acknowledged PUT survives
- * kill -9 and power loss; a half-received PUT is never visible. Reads verify
- * each chunk's hash and fall back to, and repair from, another mirror.
+ * A chunk file is written and flushed (one syncfs per mirror at commit) on
+ * every online mirror before the transaction that references it commits,
+ * and a checkpoint becomes visible only when that transaction commits: an
+ * acknowledged PUT survives kill -9 and power loss; a half-received PUT is
+ * never visible. Reads verify each chunk's hash and fall back to, and
+ * repair from, another mirror.
  */
 #ifndef RTCMS_STORE_STORE_H
 #define RTCMS_STORE_STORE_H
@@ -51,8 +52,12 @@ struct store_options {
  * Open (or create) the store over its mirrors: create missing directories,
  * bring every mirror's meta.db to the newest generation among them, and
  * resynchronise any mirror that is new, wiped or missing chunk files
- * (copying from a good mirror). Returns 0 and *out, or RTCMS_EIO /
- * RTCMS_ECONFIG / RTCMS_ECORRUPT with a message through the log callback.
+ * (copying from a good mirror). A missing, unreadable (kept as
+ * meta.db.bad-<ms>), stale or diverged meta.db is replaced by the newest
+ * one; a mirror that cannot be used starts offline. Returns 0 and *out, or
+ * RTCMS_EIO (no usable mirror) / RTCMS_ECONFIG / RTCMS_ECORRUPT (no mirror
+ * has readable metadata but chunk files exist: nothing is removed, so a
+ * meta.db can be restored), with a message through the log callback.
  */
 int store_open(const struct store_options *opt, struct store **out);
 
@@ -66,7 +71,9 @@ void store_free(struct store *st);
  *    *ack is filled in;
  *  - RTCMS_EEXIST if it is stored with another hash;
  *  - RTCMS_EFENCED if incarnation < the process' current incarnation
- *    (ack->incarnation then holds the current one);
+ *    (ack->incarnation then holds the current one); a PUT of a newer
+ *    incarnation is accepted and raises the process' incarnation when it
+ *    commits (older ones are fenced from then on);
  *  - RTCMS_EINVAL for invalid metadata (bad id, zero incarnation, a size
  *    that does not fit chunk_count * PROTO_MAX_CHUNK, ...).
  * meta->spec is copied.
@@ -85,10 +92,12 @@ int store_put_check(struct store_put *put, const struct proto_chunk *chunk);
 
 /*
  * Verify a checked chunk's data against its hash (RTCMS_ECORRUPT) and
- * write it durably to every online mirror (skipped where an identical chunk
- * is already stored). Several chunks of one PUT may be written concurrently
- * from different threads. Returns 0 or RTCMS_ECORRUPT / RTCMS_EIO /
- * RTCMS_ENOSPC.
+ * write it to every online mirror (skipped where an identical chunk is
+ * already stored); store_put_commit() makes the PUT's files durable. Several chunks of one PUT may be written concurrently
+ * from different threads. A mirror whose write fails while another took
+ * the chunk goes offline (the store goes on degraded); a full disk on
+ * every mirror fails the chunk with RTCMS_ENOSPC and leaves the mirrors
+ * online. Returns 0 or RTCMS_ECORRUPT / RTCMS_EIO / RTCMS_ENOSPC.
  */
 int store_put_write(struct store_put *put, const struct proto_chunk *chunk);
 
@@ -155,7 +164,9 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
  * Exactly one concurrent claimant wins. Claiming again by the same
  * claimant renews its lease (same claim id). Fills *ok. On RTCMS_ECLAIMED,
  * *err names the holder and the lease expiry. RTCMS_ENOENT if the process
- * has no checkpoint.
+ * has no checkpoint. The claimed checkpoint is pinned (kept from DELETE
+ * and retention) until COMMIT or RELEASE, even past the lease, until
+ * another claimant takes the process over.
  */
 int store_claim(struct store *st, const char *process, const char *claimant,
 		uint32_t lease_ms, struct proto_claim_ok *ok,
@@ -176,8 +187,11 @@ int store_commit(struct store *st, const char *process, uint64_t claim_id,
 int store_release(struct store *st, const char *process, uint64_t claim_id);
 
 /*
- * Verify every byte of every referenced chunk on every mirror; with repair,
- * rewrite missing or corrupt copies from a good one. Fills *report.
+ * Verify every byte of every referenced chunk on every mirror (offline ones
+ * too); with repair, first try to take offline mirrors back (they must
+ * take writes again, and no PUT may be open; their metadata is copied from
+ * the primary), then rewrite missing or corrupt copies from a good one.
+ * Fills *report. 0, RTCMS_EIO or RTCMS_ENOMEM.
  */
 int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *report);
 

@@ -16,6 +16,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* from the ASan runtime (sanitizer/allocator_interface.h, not shipped
+ * with every compiler) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#else
+#include <malloc.h>
+#endif
 
 #include "proto/msg.h"
 #include "rtcms_error.h"
@@ -605,6 +612,557 @@ static void test_all_mirrors_failing(void **state)
 	store_fault_hook = NULL;
 }
 
+
+
+/* An abandoned PUT leaves no files behind (without waiting for a restart),
+ * but never removes a chunk another checkpoint references. */
+static void test_abort_removes_its_files(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t a[4096], b[4096];
+
+	assert_int_equal(put(f->st, "c", 1, 1, 4096, 42, 4096), 0);
+	store_put_abort(put_open_one(f->st, "a", 1, 4096, 7, 1, a));
+	assert_int_equal(count_files(f->m0), 1);
+	assert_int_equal(count_files(f->m1), 1);
+	store_put_abort(put_open_one(f->st, "b", 1, 4096, 42, 1, b));
+	assert_int_equal(count_files(f->m0), 1);
+	assert_int_equal(get_check(f->st, "c", 1, 1, 4096, 42, NULL), 0);
+	/* a commit that fails (image hash) removes its files too */
+	struct store_put *p = put_open_one(f->st, "a", 1, 4096, 8, 1, a);
+	struct proto_put_ack ack;
+	assert_int_equal(store_put_commit(p, 2, &ack), RTCMS_EPROTO);
+	assert_int_equal(count_files(f->m0), 1);
+	assert_int_equal(count_files(f->m1), 1);
+}
+
+/* A checkpoint deleted while a GET streams it stays readable to the end;
+ * its files go when the GET closes. */
+static void test_delete_during_get(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_ckpt_meta m;
+	struct store_get *g;
+	struct proto_chunk c;
+	uint8_t *buf = malloc(PROTO_MAX_CHUNK), want[4096];
+	int n = 0, rc;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 3 * 4096, 5, 4096), 0);
+	assert_int_equal(store_get_open(f->st, "p", 1, 1, &g, &m), 0);
+	assert_int_equal(store_get_next(g, buf, &c), 0);
+	n++;
+	assert_int_equal(store_delete(f->st, "p", 1, 1), 1);
+	assert_int_equal(count_files(f->m0), 3);
+	while ((rc = store_get_next(g, buf, &c)) == 0) {
+		uint8_t all[3 * 4096];
+		tu_fill(all, sizeof(all), 5);
+		memcpy(want, all + c.offset, c.len);
+		assert_memory_equal(c.data, want, c.len);
+		n++;
+	}
+	assert_int_equal(rc, RTCMS_EEOF);
+	assert_int_equal(n, 3);
+	store_get_close(g);
+	assert_int_equal(count_files(f->m0), 0);
+	assert_int_equal(count_files(f->m1), 0);
+	free(buf);
+}
+
+
+static int log_diverged;
+
+static void count_diverged(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	(void)level;
+	log_diverged += strstr(msg, "DIVERGED") != NULL;
+}
+
+/* Open the fixture's store with only mirror `only` usable: the other
+ * path is replaced by a file for the time of the run. */
+static void run_alone(struct fixture *f, int only, const char *process,
+		      uint64_t seed)
+{
+	char away[600], *other = only == 0 ? f->m1 : f->m0;
+	struct proto_scrub_reply r;
+
+	snprintf(away, sizeof(away), "%s.away", other);
+	assert_int_equal(rename(other, away), 0);
+	FILE *fp = fopen(other, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	open_store(f);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[only].online, 1);
+	assert_int_equal(r.mirrors[1 - only].online, 0);
+	assert_int_equal(put(f->st, process, 1, 1, 5000, seed, 4096), 0);
+	store_free(f->st);
+	f->st = NULL;
+	assert_int_equal(unlink(other), 0);
+	assert_int_equal(rename(away, other), 0);
+}
+
+/* Each mirror ran alone once (a degraded start while the other was away)
+ * and took the same number of updates: equal generations, different
+ * histories. The next open sees it, keeps one history on both mirrors
+ * and says so, instead of serving two different stores. */
+static void test_diverged_metadata_detected(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+		.mirrors = f->mirrors, .mirror_count = 2, .retain = 2,
+		.now_ms = fake_now, .now_ctx = f, .log = count_diverged,
+	};
+
+	assert_int_equal(put(f->st, "base", 1, 1, 5000, 1, 4096), 0);
+	store_free(f->st);
+	f->st = NULL;
+	run_alone(f, 0, "only0", 2);
+	run_alone(f, 1, "only1", 3);
+	log_diverged = 0;
+	assert_int_equal(store_open(&o, &f->st), 0);
+	assert_int_equal(log_diverged, 1);
+	assert_int_equal(get_check(f->st, "only0", 1, 1, 5000, 2, NULL), 0);
+	assert_int_equal(get_check(f->st, "only1", 1, 1, 5000, 3, NULL), RTCMS_ENOENT);
+	/* both mirrors now hold the same history */
+	store_free(f->st);
+	tu_rmrf(f->m0);
+	open_store(f);
+	assert_int_equal(get_check(f->st, "base", 1, 1, 5000, 1, NULL), 0);
+	assert_int_equal(get_check(f->st, "only0", 1, 1, 5000, 2, NULL), 0);
+	assert_int_equal(get_check(f->st, "only1", 1, 1, 5000, 3, NULL), RTCMS_ENOENT);
+}
+
+
+#define PAR_CHUNKS 16
+#define PAR_LEN 4096
+
+struct par_put {
+	struct store_put *put;
+	const struct proto_chunk *chunks;
+	int first;
+	int rc;
+};
+
+static void *par_write(void *arg)
+{
+	struct par_put *w = arg;
+	for (int i = w->first; i < PAR_CHUNKS; i += 4) {
+		int rc = store_put_write(w->put, &w->chunks[i]);
+		if (rc)
+			w->rc = rc;
+	}
+	return NULL;
+}
+
+/* PUT the test image (chunk k holds content seed k) as (process, 1, seq),
+ * writing its chunks from 4 threads at once. */
+static int put_parallel(struct store *st, const char *process, uint64_t seq)
+{
+	uint8_t *data = malloc(PAR_CHUNKS * PAR_LEN);
+	struct proto_chunk chunks[PAR_CHUNKS];
+	struct proto_ckpt_meta m;
+	struct proto_image_hash ih;
+	struct proto_put_ack ack;
+	struct store_put *p;
+	struct par_put w[4];
+	pthread_t t[4];
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	snprintf(m.process, sizeof(m.process), "%s", process);
+	m.incarnation = 1;
+	m.sequence = seq;
+	m.size = PAR_CHUNKS * PAR_LEN;
+	m.chunk_count = PAR_CHUNKS;
+	proto_image_hash_init(&ih, m.size);
+	for (int k = 0; k < PAR_CHUNKS; k++) {
+		tu_fill(data + k * PAR_LEN, PAR_LEN, (uint64_t)k);
+		chunks[k].offset = (uint64_t)k * PAR_LEN;
+		chunks[k].len = PAR_LEN;
+		chunks[k].data = data + k * PAR_LEN;
+		proto_chunk_hash(chunks[k].data, PAR_LEN, chunks[k].hash);
+		proto_image_hash_update(&ih, chunks[k].offset, PAR_LEN, chunks[k].hash);
+	}
+	proto_image_hash_final(&ih, m.hash);
+	rc = store_put_begin(st, &m, &p, &ack);
+	if (rc)
+		goto out;
+	for (int k = 0; k < PAR_CHUNKS; k++)
+		assert_int_equal(store_put_check(p, &chunks[k]), 0);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct par_put){ p, chunks, i, 0 };
+		pthread_create(&t[i], NULL, par_write, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		if (w[i].rc && !rc)
+			rc = w[i].rc;
+	}
+	if (rc)
+		store_put_abort(p);
+	else
+		rc = store_put_commit(p, PAR_CHUNKS, &ack);
+out:
+	free(data);
+	return rc;
+}
+
+struct churner {
+	struct store *st;
+	const char *process;
+	int rounds;
+	int failures;
+};
+
+/* PUT the shared image under another name and delete it again, so that
+ * its chunks' reference counts fall to zero while other PUTs use them. */
+static void *churn(void *arg)
+{
+	struct churner *c = arg;
+	for (int i = 1; i <= c->rounds; i++) {
+		if (put_parallel(c->st, c->process, (uint64_t)i) != 0 ||
+		    store_delete(c->st, c->process, 0, 0) != 1)
+			c->failures++;
+	}
+	return NULL;
+}
+
+/* Chunk writes of several PUTs run in parallel with retention and
+ * deletions that drop the same chunks: no acknowledged checkpoint ever
+ * loses a chunk file, and nothing is left once all are deleted. */
+static void test_parallel_writes_and_gc(void **state)
+{
+	struct fixture *f = *state;
+	struct churner c = { f->st, "churn", 30, 0 };
+	pthread_t t;
+
+	pthread_create(&t, NULL, churn, &c);
+	for (uint64_t seq = 1; seq <= 30; seq++) {
+		assert_int_equal(put_parallel(f->st, "keep", seq), 0);
+		struct proto_ckpt_meta m;
+		struct store_get *g;
+		struct proto_chunk ch;
+		uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+		int rc, n = 0;
+		assert_int_equal(store_get_open(f->st, "keep", 1, seq, &g, &m), 0);
+		while ((rc = store_get_next(g, buf, &ch)) == 0)
+			n++;
+		assert_int_equal(rc, RTCMS_EEOF);
+		assert_int_equal(n, PAR_CHUNKS);
+		assert_int_equal(store_get_repaired(g), 0);
+		store_get_close(g);
+		free(buf);
+		/* the chunks' references drop to zero here too, sometimes
+		 * while the other thread's PUT holds them */
+		if (seq % 3) {
+			int del = store_delete(f->st, "keep", 0, 0);
+			assert_true(del == 1 || del == 2);
+		}
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(c.failures, 0);
+	assert_int_equal(count_files(f->m0), PAR_CHUNKS);
+	assert_int_equal(count_files(f->m1), PAR_CHUNKS);
+	assert_int_equal(store_delete(f->st, "keep", 0, 0), 1);
+	assert_int_equal(count_files(f->m0), 0);
+	assert_int_equal(count_files(f->m1), 0);
+}
+
+/* Fail chunk writes on every mirror with "disk full". */
+static int disk_full(const char *site, const char *dir)
+{
+	(void)dir;
+	return strcmp(site, "chunk_write") == 0 ? RTCMS_ENOSPC : 0;
+}
+
+/* A full disk on every mirror refuses the PUT with ENOSPC but takes no
+ * mirror offline: nothing diverged, and reads must go on. */
+static void test_disk_full_everywhere(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_scrub_reply r;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 0);
+	store_fault_hook = disk_full;
+	assert_int_equal(put(f->st, "p", 1, 2, 10000, 2, 4096), RTCMS_ENOSPC);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[0].online, 1);
+	assert_int_equal(r.mirrors[1].online, 1);
+	assert_int_equal(r.checkpoints, 1);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 10000, 1, NULL), 0);
+	store_fault_hook = NULL;
+	assert_int_equal(put(f->st, "p", 1, 2, 10000, 2, 4096), 0);
+	assert_int_equal(count_files(f->m1), count_files(f->m0));
+}
+
+static void write_garbage(const char *dir, const char *name)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	for (int i = 0; i < 8192; i++)
+		fputc((i * 7919) & 0xff, fp);
+	fclose(fp);
+}
+
+static void remove_meta(const char *dir)
+{
+	static const char *const names[] = { "meta.db", "meta.db-wal", "meta.db-shm" };
+	char path[700];
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+}
+
+/* An unreadable meta.db on one mirror is replaced by the other's at open;
+ * the mirror is online and holds the metadata afterwards. */
+static void test_unreadable_meta_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_scrub_reply r;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 0);
+	store_free(f->st);
+	f->st = NULL;
+	remove_meta(f->m1);
+	write_garbage(f->m1, "meta.db");
+	open_store(f);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[0].online, 1);
+	assert_int_equal(r.mirrors[1].online, 1);
+	/* damaged pages behind a sound header: also replaced */
+	assert_int_equal(put(f->st, "q", 1, 1, 10000, 2, 4096), 0);
+	store_free(f->st);
+	f->st = NULL;
+	char path[700];
+	snprintf(path, sizeof(path), "%s/meta.db", f->m1);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size > 8192);
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	fseek(fp, 4096, SEEK_SET);
+	for (long i = 4096; i < sb.st_size; i++)
+		fputc((int)(i * 131) & 0xff, fp);
+	fclose(fp);
+	open_store(f);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[1].online, 1);
+	/* mirror 1 alone serves it now */
+	store_free(f->st);
+	tu_rmrf(f->m0);
+	open_store(f);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 10000, 1, NULL), 0);
+	assert_int_equal(get_check(f->st, "q", 1, 1, 10000, 2, NULL), 0);
+}
+
+/* Metadata lost on every mirror (unreadable or deleted) while chunk files
+ * exist: the store refuses to start and removes nothing, so an operator
+ * can restore meta.db. */
+static void test_lost_metadata_refuses_start(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+		.mirrors = f->mirrors, .mirror_count = 2, .retain = 2,
+		.now_ms = fake_now, .now_ctx = f,
+	};
+	struct store *st = NULL;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 0);
+	store_free(f->st);
+	f->st = NULL;
+	remove_meta(f->m0);
+	write_garbage(f->m0, "meta.db");
+	remove_meta(f->m1);
+	write_garbage(f->m1, "meta.db");
+	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
+	assert_null(st);
+	assert_int_equal(count_files(f->m0), 3);
+	assert_int_equal(count_files(f->m1), 3);
+	remove_meta(f->m0);
+	remove_meta(f->m1);
+	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
+	assert_null(st);
+	assert_int_equal(count_files(f->m0), 3);
+	assert_int_equal(count_files(f->m1), 3);
+	/* a wiped mirror next to the lost one changes nothing */
+	tu_rmrf(f->m1);
+	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
+	assert_int_equal(count_files(f->m0), 3);
+}
+
+/* A mirror taken offline by failed writes is brought back by a repairing
+ * scrub: its metadata is copied, its chunk files are filled in, and later
+ * writes go to it again. */
+static void test_scrub_brings_mirror_back(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_scrub_reply r;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 0);
+	fail_dir = f->m1;
+	store_fault_hook = fail_mirror;
+	assert_int_equal(put(f->st, "p", 1, 2, 10000, 2, 4096), 0);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[1].online, 0);
+	/* still failing: the scrub cannot bring it back */
+	assert_int_equal(store_scrub(f->st, true, &r), 0);
+	assert_int_equal(r.mirrors[1].online, 0);
+	store_fault_hook = NULL;
+	/* a scrub without repair only reports */
+	assert_int_equal(store_scrub(f->st, false, &r), 0);
+	assert_int_equal(r.mirrors[1].online, 0);
+	assert_int_equal(r.mirrors[1].missing, 3);
+	assert_int_equal(store_scrub(f->st, true, &r), 0);
+	assert_int_equal(r.mirrors[1].online, 1);
+	assert_int_equal(r.mirrors[1].repaired, 3);
+	assert_int_equal(r.unrepairable, 0);
+	assert_int_equal(count_files(f->m1), count_files(f->m0));
+	assert_int_equal(put(f->st, "p", 1, 3, 10000, 3, 4096), 0);
+	assert_int_equal(store_status(f->st, &r), 0);
+	assert_int_equal(r.mirrors[1].online, 1);
+	/* mirror 1 alone holds everything, metadata included */
+	store_free(f->st);
+	tu_rmrf(f->m0);
+	open_store(f);
+	assert_int_equal(get_check(f->st, "p", 1, 2, 10000, 2, NULL), 0);
+	assert_int_equal(get_check(f->st, "p", 1, 3, 10000, 3, NULL), 0);
+}
+
+/* Live heap bytes of this process. */
+static size_t heap_bytes(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+#define BIG_SIZE ((size_t)64 << 20)
+
+/* A 64 MiB checkpoint streams through the engine: the heap never grows by
+ * more than a few chunks, in PUT or GET, whatever the image size. */
+static void test_stream_bounded_memory(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+	struct proto_ckpt_meta m;
+	struct proto_image_hash ih;
+	struct proto_put_ack ack;
+	struct proto_chunk c;
+	struct store_put *p;
+	struct store_get *g;
+	uint32_t n = (uint32_t)(BIG_SIZE / PROTO_MAX_CHUNK);
+	size_t base, peak = 0;
+
+	memset(&m, 0, sizeof(m));
+	strcpy(m.process, "big");
+	m.incarnation = m.sequence = 1;
+	m.size = BIG_SIZE;
+	m.chunk_count = n;
+	proto_image_hash_init(&ih, m.size);
+	for (uint32_t i = 0; i < n; i++) {
+		tu_fill(buf, PROTO_MAX_CHUNK, 1000 + i);
+		proto_chunk_hash(buf, PROTO_MAX_CHUNK, c.hash);
+		proto_image_hash_update(&ih, (uint64_t)i * PROTO_MAX_CHUNK,
+					PROTO_MAX_CHUNK, c.hash);
+	}
+	proto_image_hash_final(&ih, m.hash);
+
+	base = heap_bytes();
+	assert_int_equal(store_put_begin(f->st, &m, &p, &ack), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		tu_fill(buf, PROTO_MAX_CHUNK, 1000 + i);
+		c.offset = (uint64_t)i * PROTO_MAX_CHUNK;
+		c.len = PROTO_MAX_CHUNK;
+		c.data = buf;
+		proto_chunk_hash(buf, c.len, c.hash);
+		assert_int_equal(store_put_check(p, &c), 0);
+		assert_int_equal(store_put_write(p, &c), 0);
+		size_t h = heap_bytes();
+		peak = h > peak ? h : peak;
+	}
+	assert_int_equal(store_put_commit(p, n, &ack), 0);
+	assert_int_equal(ack.copies, 2);
+
+	uint8_t *want = malloc(PROTO_MAX_CHUNK);
+	uint32_t got = 0;
+	int rc;
+	assert_int_equal(store_get_open(f->st, "big", 0, 0, &g, &m), 0);
+	while ((rc = store_get_next(g, buf, &c)) == 0) {
+		tu_fill(want, PROTO_MAX_CHUNK, 1000 + got);
+		assert_int_equal(c.offset, (uint64_t)got * PROTO_MAX_CHUNK);
+		assert_memory_equal(c.data, want, c.len);
+		got++;
+		size_t h = heap_bytes();
+		peak = h > peak ? h : peak;
+	}
+	assert_int_equal(rc, RTCMS_EEOF);
+	assert_int_equal(got, n);
+	store_get_close(g);
+	print_message("64 MiB PUT+GET: heap grew by at most %zu KiB\n",
+		      peak > base ? (peak - base) / 1024 : 0);
+	/* the want buffer (1 MiB) plus SQLite's page caches, far below 64 MiB */
+	assert_true(peak < base + 8 * (size_t)PROTO_MAX_CHUNK);
+	free(want);
+	free(buf);
+}
+
+/* A PUT of a newer incarnation than the recorded one is accepted and
+ * raises the fencing token: older incarnations are refused from then on. */
+static void test_put_newer_incarnation_fences(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_ckpt_meta m;
+	struct proto_put_ack ack;
+	struct store_put *p;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 5000, 1, 4096), 0);
+	assert_int_equal(put(f->st, "p", 3, 1, 5000, 2, 4096), 0);
+	assert_int_equal(put(f->st, "p", 2, 9, 5000, 3, 4096), RTCMS_EFENCED);
+	memset(&m, 0, sizeof(m));
+	strcpy(m.process, "p");
+	m.incarnation = 1;
+	m.sequence = 2;
+	m.size = 1;
+	m.chunk_count = 1;
+	assert_int_equal(store_put_begin(f->st, &m, &p, &ack), RTCMS_EFENCED);
+	assert_int_equal(ack.incarnation, 3);
+	assert_int_equal(get_check(f->st, "p", 0, 0, 5000, 2, NULL), 0);
+}
+
+/* An expired claim nobody else took can still be committed; LIST shows
+ * which checkpoint a claim pins. */
+static void test_commit_after_lease_and_list_claimed(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_list_entry e[PROTO_LIST_MAX];
+	struct proto_claim_ok ok;
+	struct proto_commit_ok cok;
+	struct proto_error err;
+	bool more;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 5000, 1, 4096), 0);
+	assert_int_equal(put(f->st, "p", 1, 2, 5000, 2, 4096), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok, &err), 0);
+	assert_int_equal(store_list(f->st, 0, "p", 0, 10, e, &more), 2);
+	assert_int_equal(e[0].claimed, 0);
+	assert_int_equal(e[1].claimed, 1);
+	f->clock += 5000;
+	assert_int_equal(store_commit(f->st, "p", ok.claim_id, 3, &cok), 0);
+	assert_int_equal(cok.incarnation, 2);
+	assert_int_equal(cok.node, 3);
+	assert_int_equal(store_list(f->st, 0, "p", 0, 10, e, &more), 2);
+	assert_int_equal(e[1].claimed, 0);
+	assert_int_equal(store_release(f->st, "p", ok.claim_id), RTCMS_ENOENT);
+	assert_int_equal(store_commit(f->st, "p", 12345, 3, &cok), RTCMS_ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -621,6 +1179,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resync_wiped_mirror, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_mirror_degrades, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all_mirrors_failing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_everywhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_meta_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_metadata_refuses_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scrub_brings_mirror_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_bounded_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_newer_incarnation_fences, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_after_lease_and_list_claimed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_removes_its_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_during_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_diverged_metadata_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parallel_writes_and_gc, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
