@@ -1678,20 +1678,26 @@ out:
 struct commit_args {
 	const char *process;
 	uint64_t claim_id, new_node;
+	int commit;                   /* 1 COMMIT, 0 RELEASE */
 };
 
-static int commit_apply(sqlite3 *db, void *arg)
+/* Close an open claim: COMMIT (move the process, raise the incarnation)
+ * or RELEASE (leave everything as it was). */
+static int close_claim_apply(sqlite3 *db, void *arg)
 {
 	struct commit_args *a = arg;
-	sqlite3_stmt *s = meta_prep(db, "UPDATE processes SET incarnation = incarnation + 1,"
-			       " node=?, last_claim=claim_id, claim_id=0, claimant='',"
-			       " claim_expires=0, claim_inc=0, claim_seq=0"
-			       " WHERE process=? AND claim_id=?");
+	sqlite3_stmt *s = meta_prep(db, a->commit
+		? "UPDATE processes SET incarnation = incarnation + 1, node=?3,"
+		  " last_claim=claim_id, claim_id=0, claimant='', claim_expires=0,"
+		  " claim_inc=0, claim_seq=0 WHERE process=?1 AND claim_id=?2"
+		: "UPDATE processes SET claim_id=0, claimant='', claim_expires=0,"
+		  " claim_inc=0, claim_seq=0 WHERE process=?1 AND claim_id=?2");
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_u64(s, 1, a->new_node);
-	meta_bind_text(s, 2, a->process);
-	meta_bind_u64(s, 3, a->claim_id);
+	meta_bind_text(s, 1, a->process);
+	meta_bind_u64(s, 2, a->claim_id);
+	if (a->commit)
+		meta_bind_u64(s, 3, a->new_node);
 	int rc = meta_step_done(s);
 	if (rc == 0 && sqlite3_changes(db) != 1)
 		rc = RTCMS_ENOENT;
@@ -1726,8 +1732,8 @@ int store_commit(struct store *st, const char *process, uint64_t claim_id,
 							      : RTCMS_ENOENT;
 		goto out;
 	} else {
-		struct commit_args a = { process, claim_id, new_node };
-		rc = apply(st, commit_apply, &a);
+		struct commit_args a = { process, claim_id, new_node, 1 };
+		rc = apply(st, close_claim_apply, &a);
 		if (rc)
 			goto out;
 		proc_load(primary(st)->db, process, &r);
@@ -1741,30 +1747,14 @@ out:
 	return rc;
 }
 
-static int release_apply(sqlite3 *db, void *arg)
-{
-	struct commit_args *a = arg;
-	sqlite3_stmt *s = meta_prep(db, "UPDATE processes SET claim_id=0, claimant='',"
-			       " claim_expires=0, claim_inc=0, claim_seq=0"
-			       " WHERE process=? AND claim_id=?");
-	if (!s)
-		return RTCMS_EIO;
-	meta_bind_text(s, 1, a->process);
-	meta_bind_u64(s, 2, a->claim_id);
-	int rc = meta_step_done(s);
-	if (rc == 0 && sqlite3_changes(db) != 1)
-		rc = RTCMS_ENOENT;
-	return rc;
-}
-
 int store_release(struct store *st, const char *process, uint64_t claim_id)
 {
-	struct commit_args a = { process, claim_id, 0 };
+	struct commit_args a = { process, claim_id, 0, 0 };
 
 	if (!proto_process_id_valid(process) || claim_id == 0)
 		return RTCMS_EINVAL;
 	pthread_mutex_lock(&st->mu);
-	int rc = apply(st, release_apply, &a);
+	int rc = apply(st, close_claim_apply, &a);
 	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
