@@ -38,7 +38,9 @@ int main(int argc, char **argv)
 		PROTO_PUT_END, PROTO_PUT_ACK, PROTO_GET, PROTO_GET_END, PROTO_LIST,
 		PROTO_LIST_REPLY, PROTO_DELETE, PROTO_CLAIM, PROTO_CLAIM_OK,
 		PROTO_COMMIT, PROTO_COMMIT_OK, PROTO_RELEASE, PROTO_SCRUB,
-		PROTO_SCRUB_REPLY,
+		PROTO_SCRUB_REPLY, PROTO_REGISTER, PROTO_REGISTER_OK, PROTO_MIGRATE,
+		PROTO_MIGRATE_OK, PROTO_INFO, PROTO_INFO_REPLY, PROTO_RESTORE_OK,
+		PROTO_HEARTBEAT,
 	};
 	struct proto_list_entry entries[2];
 	uint8_t data[64];
@@ -77,6 +79,10 @@ int main(int argc, char **argv)
 		case PROTO_COMMIT_OK: strcpy(m.commit_ok.process, "p1"); break;
 		case PROTO_RELEASE: strcpy(m.release.process, "p1"); break;
 		case PROTO_SCRUB_REPLY: m.scrub_reply.mirror_count = 1; strcpy(m.scrub_reply.mirrors[0].path, "/m"); break;
+		case PROTO_REGISTER: strcpy(m.reg.name, "a"); strcpy(m.reg.address, "127.0.0.2:7500"); break;
+		case PROTO_MIGRATE: strcpy(m.migrate.process, "p1"); break;
+		case PROTO_MIGRATE_OK: strcpy(m.migrate_ok.process, "p1"); break;
+		case PROTO_RESTORE_OK: strcpy(m.restore_ok.process, "p1"); break;
 		default: break;
 		}
 		buf[0] = t;

@@ -41,6 +41,8 @@ static void sample(uint8_t type, union proto_msg *m)
 		break;
 	case PROTO_PUT_BEGIN:
 	case PROTO_GET_META:
+	case PROTO_CKPT_NOTIFY:
+	case PROTO_RESTORE:
 		strcpy(m->meta.process, "counter.1:a_b-c");
 		m->meta.incarnation = 3;
 		m->meta.sequence = 0x0102030405060708ull;
@@ -75,6 +77,7 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->put_ack.existed = 1;
 		break;
 	case PROTO_GET:
+	case PROTO_PULL:
 		strcpy(m->get.process, "p2");
 		m->get.incarnation = 4;
 		m->get.sequence = 5;
@@ -156,6 +159,56 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->scrub_reply.mirrors[1].corrupt = 4;
 		m->scrub_reply.mirrors[1].repaired = 7;
 		break;
+	case PROTO_REGISTER:
+		m->reg.node = 0x0000aabbccddeeffull;
+		strcpy(m->reg.name, "agent-2");
+		strcpy(m->reg.address, "127.0.0.3:7500");
+		m->reg.area_capacity = 64u << 20;
+		m->reg.mem_total = 24ull << 30;
+		m->reg.quota_max = 8;
+		memset(m->reg.boot, 0x3c, PROTO_BOOT_SIZE);
+		break;
+	case PROTO_REGISTER_OK:
+		strcpy(m->reg_ok.name, "manager-1");
+		m->reg_ok.epoch = 12;
+		m->reg_ok.heartbeat_ms = 50;
+		m->reg_ok.lease_ms = 200;
+		break;
+	case PROTO_MIGRATE:
+		strcpy(m->migrate.process, "p6");
+		m->migrate.target = 3;
+		m->migrate.allow_same = 1;
+		break;
+	case PROTO_MIGRATE_OK:
+		strcpy(m->migrate_ok.process, "p6");
+		m->migrate_ok.from = 2;
+		m->migrate_ok.to = 3;
+		m->migrate_ok.incarnation = 4;
+		break;
+	case PROTO_INFO_REPLY:
+		m->info.node = 3;
+		m->info.mem_total = 24ull << 30;
+		m->info.mem_available = 20ull << 30;
+		m->info.cpu_load_permille = 375;
+		m->info.quota_max = 8;
+		m->info.quota_free = 5;
+		m->info.area_capacity = 64u << 20;
+		m->info.area_used = 10u << 20;
+		m->info.processes = 3;
+		break;
+	case PROTO_RESTORE_OK:
+		strcpy(m->restore_ok.process, "p6");
+		m->restore_ok.incarnation = 4;
+		m->restore_ok.sequence = 77;
+		m->restore_ok.pid = 4242;
+		break;
+	case PROTO_HEARTBEAT:
+		m->heartbeat.node = 3;
+		memset(m->heartbeat.boot, 0x77, PROTO_BOOT_SIZE);
+		m->heartbeat.counter = 99;
+		m->heartbeat.sent_ms = 1764000000000ull;
+		m->heartbeat.processes = 2;
+		break;
 	default:
 		break;
 	}
@@ -167,7 +220,10 @@ static const uint8_t all_types[] = {
 	PROTO_GET_META, PROTO_GET_END, PROTO_LIST, PROTO_LIST_REPLY,
 	PROTO_DELETE, PROTO_CLAIM, PROTO_CLAIM_OK, PROTO_COMMIT,
 	PROTO_COMMIT_OK, PROTO_RELEASE, PROTO_SCRUB, PROTO_SCRUB_REPLY,
-	PROTO_STATUS, PROTO_STATUS_REPLY,
+	PROTO_STATUS, PROTO_STATUS_REPLY, PROTO_REGISTER, PROTO_REGISTER_OK,
+	PROTO_CKPT_NOTIFY, PROTO_MIGRATE, PROTO_MIGRATE_OK, PROTO_INFO,
+	PROTO_INFO_REPLY, PROTO_RESTORE, PROTO_RESTORE_OK, PROTO_PULL,
+	PROTO_HEARTBEAT,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -289,10 +345,12 @@ static void test_field_caps_and_validation(void **state)
 	m.error.code = 5;
 	assert_int_equal(proto_msg_encode(PROTO_ERROR, &m, buf, sizeof(buf)), RTCMS_EINVAL);
 
-	/* reserved types are known but have no payload codec yet */
-	assert_true(proto_type_known(PROTO_HEARTBEAT));
-	assert_int_equal(proto_msg_decode(PROTO_HEARTBEAT, buf, 0, &d), RTCMS_EPROTO);
+	/* INFO_REPLY fields keep their domains */
+	sample(PROTO_INFO_REPLY, &m);
+	m.info.cpu_load_permille = 1001;
+	assert_int_equal(proto_msg_encode(PROTO_INFO_REPLY, &m, buf, sizeof(buf)), RTCMS_EINVAL);
 	assert_false(proto_type_known(0x7f));
+	assert_int_equal(proto_msg_decode(0x7f, buf, 0, &d), RTCMS_EPROTO);
 }
 
 static void test_header(void **state)

@@ -226,17 +226,17 @@ static const struct {
 	{ PROTO_SCRUB_REPLY, "SCRUB_REPLY", 16384, 0 },
 	{ PROTO_STATUS, "STATUS", 0, 0 },
 	{ PROTO_STATUS_REPLY, "STATUS_REPLY", 16384, 0 },
-	{ PROTO_REGISTER, "REGISTER", 65536, 1 },
-	{ PROTO_REGISTER_OK, "REGISTER_OK", 65536, 1 },
-	{ PROTO_CKPT_NOTIFY, "CKPT_NOTIFY", 65536, 1 },
-	{ PROTO_MIGRATE, "MIGRATE", 65536, 1 },
-	{ PROTO_MIGRATE_OK, "MIGRATE_OK", 65536, 1 },
-	{ PROTO_INFO, "INFO", 65536, 1 },
-	{ PROTO_INFO_REPLY, "INFO_REPLY", 65536, 1 },
-	{ PROTO_RESTORE, "RESTORE", 65536, 1 },
-	{ PROTO_RESTORE_OK, "RESTORE_OK", 65536, 1 },
-	{ PROTO_PULL, "PULL", 65536, 1 },
-	{ PROTO_HEARTBEAT, "HEARTBEAT", 65536, 1 },
+	{ PROTO_REGISTER, "REGISTER", 1024, 0 },
+	{ PROTO_REGISTER_OK, "REGISTER_OK", 1024, 0 },
+	{ PROTO_CKPT_NOTIFY, "CKPT_NOTIFY", 17408, 0 },
+	{ PROTO_MIGRATE, "MIGRATE", 1024, 0 },
+	{ PROTO_MIGRATE_OK, "MIGRATE_OK", 1024, 0 },
+	{ PROTO_INFO, "INFO", 0, 0 },
+	{ PROTO_INFO_REPLY, "INFO_REPLY", 1024, 0 },
+	{ PROTO_RESTORE, "RESTORE", 17408, 0 },
+	{ PROTO_RESTORE_OK, "RESTORE_OK", 1024, 0 },
+	{ PROTO_PULL, "PULL", 1024, 0 },
+	{ PROTO_HEARTBEAT, "HEARTBEAT", 256, 0 },
 };
 
 static int type_index(uint8_t type)
@@ -426,12 +426,68 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 	case PROTO_OK:
 	case PROTO_PUT_READY:
 	case PROTO_STATUS:
+	case PROTO_INFO:
 		break;
 	case PROTO_PUT_BEGIN:
 	case PROTO_GET_META:
+	case PROTO_CKPT_NOTIFY:
+	case PROTO_RESTORE:
 		if (!meta_consistent(&m->meta))
 			return RTCMS_EINVAL;
 		enc_meta(&w, &m->meta);
+		break;
+	case PROTO_REGISTER:
+		w_u64(&w, m->reg.node);
+		w_str(&w, m->reg.name, PROTO_ID_MAX);
+		w_str(&w, m->reg.address, PROTO_ADDR_MAX);
+		w_u64(&w, m->reg.area_capacity);
+		w_u64(&w, m->reg.mem_total);
+		w_u32(&w, m->reg.quota_max);
+		w_bytes(&w, m->reg.boot, PROTO_BOOT_SIZE);
+		break;
+	case PROTO_REGISTER_OK:
+		w_str(&w, m->reg_ok.name, PROTO_ID_MAX);
+		w_u64(&w, m->reg_ok.epoch);
+		w_u32(&w, m->reg_ok.heartbeat_ms);
+		w_u32(&w, m->reg_ok.lease_ms);
+		break;
+	case PROTO_MIGRATE:
+		w_process(&w, m->migrate.process, 0);
+		w_u64(&w, m->migrate.target);
+		w_u8(&w, m->migrate.allow_same ? 1 : 0);
+		break;
+	case PROTO_MIGRATE_OK:
+		w_process(&w, m->migrate_ok.process, 0);
+		w_u64(&w, m->migrate_ok.from);
+		w_u64(&w, m->migrate_ok.to);
+		w_u64(&w, m->migrate_ok.incarnation);
+		break;
+	case PROTO_INFO_REPLY:
+		if (m->info.cpu_load_permille > 1000 ||
+		    m->info.quota_free > m->info.quota_max)
+			return RTCMS_EINVAL;
+		w_u64(&w, m->info.node);
+		w_u64(&w, m->info.mem_total);
+		w_u64(&w, m->info.mem_available);
+		w_u16(&w, m->info.cpu_load_permille);
+		w_u32(&w, m->info.quota_max);
+		w_u32(&w, m->info.quota_free);
+		w_u64(&w, m->info.area_capacity);
+		w_u64(&w, m->info.area_used);
+		w_u32(&w, m->info.processes);
+		break;
+	case PROTO_RESTORE_OK:
+		w_process(&w, m->restore_ok.process, 0);
+		w_u64(&w, m->restore_ok.incarnation);
+		w_u64(&w, m->restore_ok.sequence);
+		w_u32(&w, m->restore_ok.pid);
+		break;
+	case PROTO_HEARTBEAT:
+		w_u64(&w, m->heartbeat.node);
+		w_bytes(&w, m->heartbeat.boot, PROTO_BOOT_SIZE);
+		w_u64(&w, m->heartbeat.counter);
+		w_u64(&w, m->heartbeat.sent_ms);
+		w_u32(&w, m->heartbeat.processes);
 		break;
 	case PROTO_CHUNK:
 		if (m->chunk.len == 0 || m->chunk.len > PROTO_MAX_CHUNK)
@@ -453,6 +509,7 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		w_u8(&w, m->put_ack.existed ? 1 : 0);
 		break;
 	case PROTO_GET:
+	case PROTO_PULL:
 		w_process(&w, m->get.process, 0);
 		w_u64(&w, m->get.incarnation);
 		w_u64(&w, m->get.sequence);
@@ -557,10 +614,66 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 	case PROTO_OK:
 	case PROTO_PUT_READY:
 	case PROTO_STATUS:
+	case PROTO_INFO:
 		break;
 	case PROTO_PUT_BEGIN:
 	case PROTO_GET_META:
+	case PROTO_CKPT_NOTIFY:
+	case PROTO_RESTORE:
 		dec_meta(&r, &m->meta);
+		break;
+	case PROTO_REGISTER:
+		m->reg.node = r_u64(&r);
+		r_str(&r, m->reg.name, PROTO_ID_MAX);
+		r_str(&r, m->reg.address, PROTO_ADDR_MAX);
+		m->reg.area_capacity = r_u64(&r);
+		m->reg.mem_total = r_u64(&r);
+		m->reg.quota_max = r_u32(&r);
+		r_bytes(&r, m->reg.boot, PROTO_BOOT_SIZE);
+		break;
+	case PROTO_REGISTER_OK:
+		r_str(&r, m->reg_ok.name, PROTO_ID_MAX);
+		m->reg_ok.epoch = r_u64(&r);
+		m->reg_ok.heartbeat_ms = r_u32(&r);
+		m->reg_ok.lease_ms = r_u32(&r);
+		break;
+	case PROTO_MIGRATE:
+		r_process(&r, m->migrate.process, 0);
+		m->migrate.target = r_u64(&r);
+		m->migrate.allow_same = r_u8(&r);
+		r_check(&r, m->migrate.allow_same <= 1);
+		break;
+	case PROTO_MIGRATE_OK:
+		r_process(&r, m->migrate_ok.process, 0);
+		m->migrate_ok.from = r_u64(&r);
+		m->migrate_ok.to = r_u64(&r);
+		m->migrate_ok.incarnation = r_u64(&r);
+		break;
+	case PROTO_INFO_REPLY:
+		m->info.node = r_u64(&r);
+		m->info.mem_total = r_u64(&r);
+		m->info.mem_available = r_u64(&r);
+		m->info.cpu_load_permille = r_u16(&r);
+		m->info.quota_max = r_u32(&r);
+		m->info.quota_free = r_u32(&r);
+		m->info.area_capacity = r_u64(&r);
+		m->info.area_used = r_u64(&r);
+		m->info.processes = r_u32(&r);
+		r_check(&r, m->info.cpu_load_permille <= 1000 &&
+			    m->info.quota_free <= m->info.quota_max);
+		break;
+	case PROTO_RESTORE_OK:
+		r_process(&r, m->restore_ok.process, 0);
+		m->restore_ok.incarnation = r_u64(&r);
+		m->restore_ok.sequence = r_u64(&r);
+		m->restore_ok.pid = r_u32(&r);
+		break;
+	case PROTO_HEARTBEAT:
+		m->heartbeat.node = r_u64(&r);
+		r_bytes(&r, m->heartbeat.boot, PROTO_BOOT_SIZE);
+		m->heartbeat.counter = r_u64(&r);
+		m->heartbeat.sent_ms = r_u64(&r);
+		m->heartbeat.processes = r_u32(&r);
 		break;
 	case PROTO_CHUNK:
 		m->chunk.offset = r_u64(&r);
@@ -586,6 +699,7 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		r_check(&r, m->put_ack.existed <= 1);
 		break;
 	case PROTO_GET:
+	case PROTO_PULL:
 		r_process(&r, m->get.process, 0);
 		m->get.incarnation = r_u64(&r);
 		m->get.sequence = r_u64(&r);

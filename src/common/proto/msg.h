@@ -32,6 +32,8 @@
 #define PROTO_SPEC_MAX      16384 /* program spec blob */
 #define PROTO_LIST_MAX      256   /* entries per LIST_REPLY page */
 #define PROTO_MIRRORS_MAX   16    /* mirrors reported by SCRUB/STATUS */
+#define PROTO_ADDR_MAX      64    /* "host:port" */
+#define PROTO_BOOT_SIZE     16    /* per-boot random id of an agent */
 
 enum proto_type {
 	/* handshake (plaintext, MAC under the cluster key) */
@@ -61,19 +63,19 @@ enum proto_type {
 	PROTO_SCRUB_REPLY  = 0x21,
 	PROTO_STATUS       = 0x22,
 	PROTO_STATUS_REPLY = 0x23,
-	/* reserved for the manager and agent (later issues); decoders refuse
-	 * them with RTCMS_EPROTO until their payloads are defined */
+	/* manager and agent (payloads defined; the parts that send them come
+	 * with the end-to-end and failover issues) */
 	PROTO_REGISTER     = 0x40, /* thesis op 0: agent -> manager */
 	PROTO_REGISTER_OK  = 0x41,
-	PROTO_CKPT_NOTIFY  = 0x42, /* thesis op 1: agent -> manager */
+	PROTO_CKPT_NOTIFY  = 0x42, /* thesis op 1: agent -> manager (meta) */
 	PROTO_MIGRATE      = 0x43, /* thesis op 2: agent/operator -> manager */
 	PROTO_MIGRATE_OK   = 0x44,
-	PROTO_INFO         = 0x50, /* manager -> agent info interface */
+	PROTO_INFO         = 0x50, /* manager -> agent info interface (empty) */
 	PROTO_INFO_REPLY   = 0x51,
-	PROTO_RESTORE      = 0x52, /* manager -> agent restore interface */
+	PROTO_RESTORE      = 0x52, /* manager -> agent: meta, then CHUNKs, PUT_END */
 	PROTO_RESTORE_OK   = 0x53,
-	PROTO_PULL         = 0x54, /* manager pulls a checkpoint from an agent */
-	PROTO_HEARTBEAT    = 0x60, /* UDP, agent -> manager */
+	PROTO_PULL         = 0x54, /* manager -> agent (a GET): GET_META, CHUNKs, GET_END */
+	PROTO_HEARTBEAT    = 0x60, /* UDP, agent -> manager, plain + cluster-key MAC */
 };
 
 /* Roles announced in HELLO. */
@@ -239,6 +241,63 @@ struct proto_scrub_reply {    /* SCRUB_REPLY and STATUS_REPLY */
 	struct proto_mirror_report mirrors[PROTO_MIRRORS_MAX];
 };
 
+struct proto_register {       /* REGISTER: thesis op 0, "DSM establishment" */
+	uint64_t node;                     /* node id (from the MAC unless configured) */
+	char name[PROTO_ID_MAX + 1];       /* agent name */
+	char address[PROTO_ADDR_MAX + 1];  /* agent's TCP interface, host:port */
+	uint64_t area_capacity;            /* checkpoint area bytes per program */
+	uint64_t mem_total;                /* node RAM */
+	uint32_t quota_max;                /* protected programs the node takes */
+	uint8_t boot[PROTO_BOOT_SIZE];     /* random per agent start */
+};
+
+struct proto_register_ok {    /* REGISTER_OK */
+	char name[PROTO_ID_MAX + 1];       /* manager name */
+	uint64_t epoch;                    /* manager epoch */
+	uint32_t heartbeat_ms;             /* heartbeat interval the manager wants */
+	uint32_t lease_ms;                 /* agent lease (self-fencing) */
+};
+
+struct proto_migrate {        /* MIGRATE: thesis op 2 */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t target;                   /* node id, 0 = best by placement */
+	uint8_t allow_same;                /* 1: the current node may be chosen */
+};
+
+struct proto_migrate_ok {     /* MIGRATE_OK */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t from;
+	uint64_t to;
+	uint64_t incarnation;              /* the new one */
+};
+
+struct proto_info_reply {     /* INFO_REPLY: the agent's info interface */
+	uint64_t node;
+	uint64_t mem_total;
+	uint64_t mem_available;            /* MemAvailable */
+	uint16_t cpu_load_permille;        /* 0..1000 over a sliding window */
+	uint32_t quota_max;
+	uint32_t quota_free;
+	uint64_t area_capacity;
+	uint64_t area_used;
+	uint32_t processes;
+};
+
+struct proto_restore_ok {     /* RESTORE_OK: restored and resumed */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;
+	uint64_t sequence;
+	uint32_t pid;
+};
+
+struct proto_heartbeat {      /* HEARTBEAT (UDP) */
+	uint64_t node;
+	uint8_t boot[PROTO_BOOT_SIZE];
+	uint64_t counter;                  /* rises by 1 per heartbeat of this boot */
+	uint64_t sent_ms;                  /* sender's unix ms */
+	uint32_t processes;
+};
+
 /* One decoded payload. Which member is valid depends on the frame type;
  * OK, PUT_READY, SCRUB-less STATUS carry no payload. */
 union proto_msg {
@@ -260,6 +319,14 @@ union proto_msg {
 	struct proto_release release;
 	struct proto_scrub scrub;
 	struct proto_scrub_reply scrub_reply;
+	struct proto_register reg;
+	struct proto_register_ok reg_ok;
+	struct proto_migrate migrate;
+	struct proto_migrate_ok migrate_ok;
+	struct proto_info_reply info;
+	struct proto_restore_ok restore_ok;
+	struct proto_heartbeat heartbeat;
+	/* CKPT_NOTIFY and RESTORE use meta; PULL uses get */
 };
 
 /*
