@@ -169,10 +169,26 @@ typedef int (*mutation_fn)(sqlite3 *db, void *arg);
  * first mirror changes nothing anywhere. Call with st->mu held. fn must be
  * deterministic: same state + arg, same result.
  */
+struct commit_job {
+	sqlite3 *db;
+	int rc;
+};
+
+static void *commit_thread(void *arg)
+{
+	struct commit_job *j = arg;
+	j->rc = meta_exec(j->db, "COMMIT");
+	return NULL;
+}
+
 static int apply(struct store *st, mutation_fn fn, void *arg)
 {
 	int result = RTCMS_EIO, have = 0;
+	struct mirror *pending[STORE_MAX_MIRRORS];
+	size_t npending = 0;
 
+	/* Phase 1: run the mutation in a transaction on every online mirror
+	 * (in memory, fast) and compare the results. */
 	for (size_t i = 0; i < st->n; i++) {
 		struct mirror *m = &st->m[i];
 		char why[256];
@@ -196,25 +212,54 @@ static int apply(struct store *st, mutation_fn fn, void *arg)
 			continue;
 		}
 		if (rc < 0 && rc != RTCMS_EIO) {
-			/* a refusal (same on every mirror): roll back, stop */
+			/* a refusal (same on every mirror): roll back, stop; no
+			 * earlier mirror has a transaction open (have == 0) */
 			meta_exec(m->db, "ROLLBACK");
 			return rc;
 		}
 		if (rc == RTCMS_EIO ||
-		    meta_exec(m->db, "UPDATE meta SET value = value + 1 WHERE key='generation'") != 0 ||
-		    meta_exec(m->db, "COMMIT") != 0) {
+		    meta_exec(m->db, "UPDATE meta SET value = value + 1 WHERE key='generation'") != 0) {
 			snprintf(why, sizeof(why), "metadata transaction failed: %s",
 				 sqlite3_errmsg(m->db));
 			meta_exec(m->db, "ROLLBACK");
 			mirror_offline(st, m, why);
 			continue;
 		}
+		pending[npending++] = m;
 		if (!have) {
 			result = rc;
 			have = 1;
 		}
 	}
-	return result;
+	/* Phase 2: commit everywhere at once: each COMMIT waits for its WAL
+	 * flush, so mirrors on different disks flush in parallel. */
+	struct commit_job jobs[STORE_MAX_MIRRORS];
+	pthread_t th[STORE_MAX_MIRRORS];
+	int started[STORE_MAX_MIRRORS] = { 0 };
+	for (size_t k = 0; k < npending; k++) {
+		jobs[k].db = pending[k]->db;
+		jobs[k].rc = 0;
+		if (k > 0 && pthread_create(&th[k], NULL, commit_thread, &jobs[k]) == 0)
+			started[k] = 1;
+	}
+	for (size_t k = 0; k < npending; k++)
+		if (!started[k])
+			commit_thread(&jobs[k]);
+	size_t committed = 0;
+	for (size_t k = 0; k < npending; k++) {
+		if (started[k])
+			pthread_join(th[k], NULL);
+		if (jobs[k].rc == 0) {
+			committed++;
+			continue;
+		}
+		char why[256];
+		snprintf(why, sizeof(why), "metadata commit failed: %s",
+			 sqlite3_errmsg(pending[k]->db));
+		meta_exec(pending[k]->db, "ROLLBACK");
+		mirror_offline(st, pending[k], why);
+	}
+	return committed ? result : RTCMS_EIO;
 }
 
 /* ---- process rows -------------------------------------------------- */
@@ -1190,6 +1235,41 @@ static void put_free(struct store_put *put)
 	free(put);
 }
 
+struct sync_job {
+	const char *dir;
+	int rc;
+};
+
+static void *sync_thread(void *arg)
+{
+	struct sync_job *j = arg;
+	j->rc = chunkfile_sync(j->dir);
+	return NULL;
+}
+
+/* syncfs every directory at once (mirrors on different disks flush in
+ * parallel); rc[i] gets each result. */
+static void sync_all(const char *const *dirs, size_t n, int *rc)
+{
+	struct sync_job jobs[STORE_MAX_MIRRORS];
+	pthread_t th[STORE_MAX_MIRRORS];
+	int started[STORE_MAX_MIRRORS] = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = (struct sync_job){ dirs[i], 0 };
+		if (i > 0 && pthread_create(&th[i], NULL, sync_thread, &jobs[i]) == 0)
+			started[i] = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!started[i])
+			sync_thread(&jobs[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		rc[i] = jobs[i].rc;
+	}
+}
+
 int store_put_commit(struct store_put *put, uint32_t chunk_count,
 		     struct proto_put_ack *ack)
 {
@@ -1225,8 +1305,7 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 			dirs[ndirs++] = st->m[i].path;
 	pthread_mutex_unlock(&st->mu);
 	int synced[STORE_MAX_MIRRORS];
-	for (size_t i = 0; i < ndirs; i++)
-		synced[i] = chunkfile_sync(dirs[i]);
+	sync_all(dirs, ndirs, synced);
 
 	pthread_mutex_lock(&st->mu);
 	for (size_t i = 0; i < ndirs; i++)
