@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "area/image.h"
 #include "proto/session.h"
 
 static void put_file(const char *dir, const char *target, const char *name,
@@ -103,6 +104,21 @@ int main(int argc, char **argv)
 		if (n > 0)
 			put_file(argv[1], "fuzz_frame", proto_type_name(t),
 				 buf + 1 + PROTO_MAX_PAYLOAD / 2, (size_t)n);
+	}
+	/* a checkpoint image for the image fuzzer */
+	{
+		static uint8_t area[1 << 16];
+		area_format(area, sizeof(area));
+		struct area_slot *s = area_write_begin(area);
+		s->region_count = 2;
+		s->regions[0] = (struct area_region){ 1, 0, 8, 0 };
+		s->regions[1] = (struct area_region){ 2, 0, 100, 64 };
+		memset(area_slot_data(area, s), 7, 164);
+		s->data_size = 164;
+		area_write_commit(area, s, 3);
+		int64_t len = image_capture(area, buf, sizeof(buf));
+		if (len > 0)
+			put_file(argv[1], "fuzz_image", "two-regions", buf, (size_t)len);
 	}
 	/* handshake frames for the session fuzzer */
 	struct proto_session c;

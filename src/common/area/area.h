@@ -87,6 +87,7 @@ uint64_t area_data_capacity(const void *mem);
  */
 struct area_slot *area_write_begin(void *mem);
 uint8_t *area_slot_data(void *mem, const struct area_slot *slot);
+/* sequence must be below 2^63 (the area stores sequence << 1 | slot). */
 void area_write_commit(void *mem, struct area_slot *slot, uint64_t sequence);
 /* Give up a slot begun with area_write_begin(): nothing is published. */
 void area_write_abort(void *mem, struct area_slot *slot);

@@ -1,0 +1,55 @@
+/*
+ * image.h - the checkpoint image: what a program's checkpoint looks like
+ * off the node (in the store, on the wire). Built by the agent from the
+ * committed slot of a checkpoint area; installed into a fresh area before a
+ * restored program starts. Pure codec, libc only, big-endian:
+ *
+ *   offset size field
+ *   0      4    magic "RTCI" (0x52544349)
+ *   4      4    version (1)
+ *   8      8    sequence of the checkpoint (< 2^63)
+ *   16     4    region count n (<= AREA_MAX_REGIONS)
+ *   20     4    reserved (0)
+ *   24     8    data size d
+ *   32     24*n regions: id u32, reserved u32, size u64, offset u64 (into data)
+ *   32+24n d    data
+ */
+#ifndef RTCMS_AREA_IMAGE_H
+#define RTCMS_AREA_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "area.h"
+
+#define IMAGE_MAGIC   0x52544349u
+#define IMAGE_VERSION 1
+
+/* Size of the image of a checkpoint with n regions and d data bytes. */
+size_t image_size(uint32_t n, uint64_t d);
+
+/*
+ * Capture the committed checkpoint of area mem as an image into out
+ * (capacity cap). Returns the image size, or the errors of area_read()
+ * (RTCMS_ENOENT nothing committed, RTCMS_EAGAIN retry later) or
+ * RTCMS_ETOOBIG.
+ */
+int64_t image_capture(const void *mem, uint8_t *out, size_t cap);
+
+/*
+ * Check an image and describe it: region table into regions (caller gives
+ * AREA_MAX_REGIONS entries), *data points into img. Every region must lie
+ * inside the data. Returns 0 or RTCMS_EPROTO / RTCMS_ETOOBIG.
+ */
+int image_parse(const uint8_t *img, size_t len, uint64_t *sequence,
+		struct area_region *regions, uint32_t *count,
+		const uint8_t **data, uint64_t *data_size);
+
+/*
+ * Install an image as the committed checkpoint of area mem (an area nobody
+ * writes yet: the agent does this before it starts the restored program).
+ * Returns 0, RTCMS_EPROTO for a bad image, RTCMS_ENOSPC if it does not fit.
+ */
+int image_install(void *mem, const uint8_t *img, size_t len);
+
+#endif
