@@ -59,5 +59,6 @@ const char *cli_bytes(uint64_t n, char *buf, size_t len);
 
 int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_store(struct cli *cli, int argc, char **argv);
+int cmd_area(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@
 static const struct cli_command commands[] = {
 	{ "keygen", "FILE [--force]", "write a new random cluster key to FILE", cmd_keygen },
 	{ "store", "SUBCOMMAND ...", "talk to rtcms-store (put get list claim commit release delete scrub status)", cmd_store },
+	{ "area", "SUBCOMMAND ...", "checkpoint areas on this node (create show capture install)", cmd_area },
 	{ NULL, NULL, NULL, NULL },
 };
 

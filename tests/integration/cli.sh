@@ -120,6 +120,16 @@ expect 1 "no cluster key" -- env -u RTCMS_KEY "$CTL" store list
 expect 1 "cannot connect" -- "$CTL" --store 127.0.0.1:1 store list
 expect 1 "invalid address" -- "$CTL" --store nowhere store list
 
+# checkpoint areas
+expect 0 "created checkpoint area" -- "$CTL" area create "$DIR/area" --capacity 1M
+expect 1 "File exists" -- "$CTL" area create "$DIR/area"
+expect 0 "no checkpoint committed yet" -- "$CTL" area show "$DIR/area"
+expect 1 "not an rtcms checkpoint area" -- "$CTL" area show "$DIR/img"
+expect 1 "no such process, checkpoint or claim" -- "$CTL" area capture "$DIR/area" --output "$DIR/x.img"
+expect 1 "malformed" -- "$CTL" area install "$DIR/img" "$DIR/area"
+expect 2 "usage: area capture" -- "$CTL" area capture "$DIR/area"
+expect 2 "usage: rtcmsctl area" -- "$CTL" area
+
 kill "$PID"; wait "$PID" || true; PID=""
 grep -q "handshake refused" "$DIR/store.log" || fail "wrong key not logged"; ok
 echo "cli.sh: $CHECKS checks passed"
