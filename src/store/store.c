@@ -297,6 +297,20 @@ static int proc_load(sqlite3 *db, const char *process, struct proc_row *r)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
 }
 
+/* Load a process' row from the primary mirror, under st->mu: 0,
+ * RTCMS_ENOENT if the store has never seen it, RTCMS_EIO. */
+static int proc_load_known(struct store *st, const char *process,
+			   struct proc_row *r)
+{
+	struct mirror *p = primary(st);
+	if (!p)
+		return RTCMS_EIO;
+	int rc = proc_load(p->db, process, r);
+	if (rc == 0 && !r->found)
+		rc = RTCMS_ENOENT;
+	return rc;
+}
+
 /* An open claim pins (claim_inc, claim_seq) until COMMIT or RELEASE —
  * even past its lease, until someone else claims (never deleted before
  * the restore is confirmed). */
@@ -1688,16 +1702,8 @@ int store_claim(struct store *st, const char *process, const char *claimant,
 	pthread_mutex_lock(&st->mu);
 	struct mirror *p = primary(st);
 	uint64_t t = now(st);
-	if (!p) {
-		rc = RTCMS_EIO;
+	if ((rc = proc_load_known(st, process, &r)) != 0)
 		goto out;
-	}
-	if ((rc = proc_load(p->db, process, &r)) != 0)
-		goto out;
-	if (!r.found) {
-		rc = RTCMS_ENOENT;
-		goto out;
-	}
 	if (r.claim_id && r.claim_expires > t && strcmp(r.claimant, claimant) != 0) {
 		memset(err, 0, sizeof(*err));
 		err->code = RTCMS_ECLAIMED;
@@ -1792,17 +1798,8 @@ int store_commit(struct store *st, const char *process, uint64_t claim_id,
 	if (!proto_process_id_valid(process) || claim_id == 0)
 		return RTCMS_EINVAL;
 	pthread_mutex_lock(&st->mu);
-	struct mirror *p = primary(st);
-	if (!p) {
-		rc = RTCMS_EIO;
+	if ((rc = proc_load_known(st, process, &r)) != 0)
 		goto out;
-	}
-	if ((rc = proc_load(p->db, process, &r)) != 0)
-		goto out;
-	if (!r.found) {
-		rc = RTCMS_ENOENT;
-		goto out;
-	}
 	if (r.last_claim == claim_id && r.claim_id != claim_id) {
 		/* a retry of a commit that already happened: same answer */
 		rc = 0;
