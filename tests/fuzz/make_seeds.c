@@ -13,6 +13,7 @@
 
 #include "area/image.h"
 #include "proto/session.h"
+#include "proto/spec.h"
 
 static void put_file(const char *dir, const char *target, const char *name,
 		     const uint8_t *data, size_t len)
@@ -119,6 +120,14 @@ int main(int argc, char **argv)
 		int64_t len = image_capture(area, buf, sizeof(buf));
 		if (len > 0)
 			put_file(argv[1], "fuzz_image", "two-regions", buf, (size_t)len);
+	}
+	/* a program spec for the spec fuzzer */
+	{
+		struct proto_spec sp = { 2, { "/usr/bin/app", "--restore", NULL },
+					 1, { "LANG=C", NULL }, "/tmp" };
+		int sl = proto_spec_encode(&sp, buf, sizeof(buf));
+		if (sl > 0)
+			put_file(argv[1], "fuzz_spec", "app", buf, (size_t)sl);
 	}
 	/* handshake frames for the session fuzzer */
 	struct proto_session c;
