@@ -169,6 +169,28 @@ typedef int (*mutation_fn)(sqlite3 *db, void *arg);
  * first mirror changes nothing anywhere. Call with st->mu held. fn must be
  * deterministic: same state + arg, same result.
  */
+/*
+ * Run fn on each of n jobs (size bytes apart in jobs) at once: the first on
+ * this thread, the others on short-lived threads (or here too if a thread
+ * cannot be made); returns when all are done. For the per-mirror flushes,
+ * which wait on different disks.
+ */
+static void parallel_run(void *(*fn)(void *), void *jobs, size_t size, size_t n)
+{
+	pthread_t th[STORE_MAX_MIRRORS];
+	int started[STORE_MAX_MIRRORS] = { 0 };
+	uint8_t *base = jobs;
+
+	for (size_t i = 1; i < n; i++)
+		started[i] = pthread_create(&th[i], NULL, fn, base + i * size) == 0;
+	for (size_t i = 0; i < n; i++)
+		if (!started[i])
+			fn(base + i * size);
+	for (size_t i = 1; i < n; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+}
+
 struct commit_job {
 	sqlite3 *db;
 	int rc;
@@ -234,21 +256,11 @@ static int apply(struct store *st, mutation_fn fn, void *arg)
 	/* Phase 2: commit everywhere at once: each COMMIT waits for its WAL
 	 * flush, so mirrors on different disks flush in parallel. */
 	struct commit_job jobs[STORE_MAX_MIRRORS];
-	pthread_t th[STORE_MAX_MIRRORS];
-	int started[STORE_MAX_MIRRORS] = { 0 };
-	for (size_t k = 0; k < npending; k++) {
-		jobs[k].db = pending[k]->db;
-		jobs[k].rc = 0;
-		if (k > 0 && pthread_create(&th[k], NULL, commit_thread, &jobs[k]) == 0)
-			started[k] = 1;
-	}
 	for (size_t k = 0; k < npending; k++)
-		if (!started[k])
-			commit_thread(&jobs[k]);
+		jobs[k] = (struct commit_job){ pending[k]->db, 0 };
+	parallel_run(commit_thread, jobs, sizeof(jobs[0]), npending);
 	size_t committed = 0;
 	for (size_t k = 0; k < npending; k++) {
-		if (started[k])
-			pthread_join(th[k], NULL);
 		if (jobs[k].rc == 0) {
 			committed++;
 			continue;
@@ -1266,22 +1278,12 @@ static void *sync_thread(void *arg)
 static void sync_all(const char *const *dirs, size_t n, int *rc)
 {
 	struct sync_job jobs[STORE_MAX_MIRRORS];
-	pthread_t th[STORE_MAX_MIRRORS];
-	int started[STORE_MAX_MIRRORS] = { 0 };
 
-	for (size_t i = 0; i < n; i++) {
-		jobs[i] = (struct sync_job){ dirs[i], 0 };
-		if (i > 0 && pthread_create(&th[i], NULL, sync_thread, &jobs[i]) == 0)
-			started[i] = 1;
-	}
 	for (size_t i = 0; i < n; i++)
-		if (!started[i])
-			sync_thread(&jobs[i]);
-	for (size_t i = 0; i < n; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
+		jobs[i] = (struct sync_job){ dirs[i], 0 };
+	parallel_run(sync_thread, jobs, sizeof(jobs[0]), n);
+	for (size_t i = 0; i < n; i++)
 		rc[i] = jobs[i].rc;
-	}
 }
 
 int store_put_commit(struct store_put *put, uint32_t chunk_count,
