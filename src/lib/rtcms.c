@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -228,6 +229,13 @@ int64_t rtcms_checkpoint(void)
 	s->data_size = off;
 	area_write_commit(lib.area, s, ++lib.sequence);
 	rc = (int64_t)lib.sequence;
+	struct area_header *h = lib.area;
+	if (atomic_load_explicit(&h->control, memory_order_acquire) & AREA_CTL_FREEZE) {
+		/* migration: this is the final checkpoint; the agent thaws us
+		 * (SIGCONT) if the move fails, or kills us once it succeeded */
+		atomic_store_explicit(&h->frozen, lib.sequence, memory_order_release);
+		raise(SIGSTOP);
+	}
 out:
 	pthread_mutex_unlock(&lib.mu);
 	return rc;

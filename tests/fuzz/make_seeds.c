@@ -42,8 +42,11 @@ int main(int argc, char **argv)
 		PROTO_COMMIT, PROTO_COMMIT_OK, PROTO_RELEASE, PROTO_SCRUB,
 		PROTO_SCRUB_REPLY, PROTO_REGISTER, PROTO_REGISTER_OK, PROTO_MIGRATE,
 		PROTO_MIGRATE_OK, PROTO_INFO, PROTO_INFO_REPLY, PROTO_RESTORE_OK,
-		PROTO_HEARTBEAT,
+		PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
+		PROTO_MSTATUS_REPLY, PROTO_FREEZE, PROTO_FROZEN, PROTO_ADOPT,
 	};
+	struct proto_node_entry nodes[1];
+	struct proto_proc_entry procs[1];
 	struct proto_list_entry entries[2];
 	uint8_t data[64];
 	union proto_msg m;
@@ -75,6 +78,20 @@ int main(int argc, char **argv)
 			m.list_reply.count = 2; m.list_reply.entries = entries;
 			break;
 		case PROTO_DELETE: strcpy(m.del.process, "p1"); break;
+		case PROTO_RUN: strcpy(m.run.process, "p1"); m.run.spec = data; m.run.spec_len = 8; break;
+		case PROTO_RUN_OK: strcpy(m.run_ok.process, "p1"); break;
+		case PROTO_FREEZE: case PROTO_ADOPT: strcpy(m.ref.process, "p1"); m.ref.incarnation = 2; break;
+		case PROTO_FROZEN:
+			strcpy(m.meta.process, "p1"); m.meta.incarnation = 1; m.meta.sequence = 2;
+			m.meta.size = 64; m.meta.chunk_count = 1;
+			break;
+		case PROTO_MSTATUS_REPLY:
+			memset(nodes, 0, sizeof(nodes)); memset(procs, 0, sizeof(procs));
+			strcpy(nodes[0].name, "n1"); strcpy(procs[0].process, "p1");
+			procs[0].state = PROTO_PS_RUNNING;
+			m.mstatus.node_count = 1; m.mstatus.nodes = nodes;
+			m.mstatus.proc_count = 1; m.mstatus.procs = procs;
+			break;
 		case PROTO_CLAIM: strcpy(m.claim.process, "p1"); strcpy(m.claim.claimant, "m1"); m.claim.lease_ms = 100; break;
 		case PROTO_CLAIM_OK: strcpy(m.claim_ok.process, "p1"); break;
 		case PROTO_COMMIT: strcpy(m.commit.process, "p1"); break;

@@ -20,6 +20,8 @@
 static uint8_t spec[100];
 static uint8_t chunk_data[5000];
 static struct proto_list_entry entries[3];
+static struct proto_node_entry nodes[2];
+static struct proto_proc_entry procs[3];
 
 /* One sample of every implemented message type, with non-trivial values. */
 static void sample(uint8_t type, union proto_msg *m)
@@ -43,6 +45,7 @@ static void sample(uint8_t type, union proto_msg *m)
 	case PROTO_GET_META:
 	case PROTO_CKPT_NOTIFY:
 	case PROTO_RESTORE:
+	case PROTO_FROZEN:
 		strcpy(m->meta.process, "counter.1:a_b-c");
 		m->meta.incarnation = 3;
 		m->meta.sequence = 0x0102030405060708ull;
@@ -202,6 +205,73 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->restore_ok.sequence = 77;
 		m->restore_ok.pid = 4242;
 		break;
+	case PROTO_RUN:
+		strcpy(m->run.process, "table-2");
+		m->run.node = 0xAABBCCDDEEFFull;
+		for (size_t i = 0; i < sizeof(spec); i++)
+			spec[i] = (uint8_t)(i * 5);
+		m->run.spec = spec;
+		m->run.spec_len = sizeof(spec);
+		break;
+	case PROTO_RUN_OK:
+		strcpy(m->run_ok.process, "table-2");
+		m->run_ok.node = 7;
+		m->run_ok.incarnation = 1;
+		m->run_ok.pid = 31337;
+		break;
+	case PROTO_DRAIN:
+		m->drain.node = 0x0000112233445566ull;
+		break;
+	case PROTO_DRAIN_OK:
+		m->drain_ok.moved = 5;
+		m->drain_ok.failed = 1;
+		break;
+	case PROTO_EXITED:
+	case PROTO_FREEZE:
+	case PROTO_THAW:
+	case PROTO_STOP:
+	case PROTO_ADOPT:
+		strcpy(m->ref.process, "counter-1");
+		m->ref.incarnation = 9;
+		m->ref.arg = 2500;
+		break;
+	case PROTO_MSTATUS_REPLY:
+		strcpy(m->mstatus.name, "manager-1");
+		strcpy(m->mstatus.store, "127.0.0.1:7400");
+		m->mstatus.store_up = 1;
+		m->mstatus.pending = 2;
+		strcpy(m->mstatus.store_error, "connection refused");
+		for (int i = 0; i < 2; i++) {
+			memset(&nodes[i], 0, sizeof(nodes[i]));
+			nodes[i].node = 0x10 + (uint64_t)i;
+			snprintf(nodes[i].name, sizeof(nodes[i].name), "node-%d", i);
+			snprintf(nodes[i].address, sizeof(nodes[i].address), "127.0.0.%d:7500", i + 2);
+			nodes[i].alive = (uint8_t)(i & 1);
+			nodes[i].seen_ago_ms = 12;
+			nodes[i].mem_total = 24ull << 30;
+			nodes[i].mem_available = 20ull << 30;
+			nodes[i].cpu_load_permille = 250;
+			nodes[i].quota_max = 8;
+			nodes[i].quota_free = 7;
+			nodes[i].area_used = 1 << 20;
+			nodes[i].processes = 1;
+		}
+		for (int i = 0; i < 3; i++) {
+			memset(&procs[i], 0, sizeof(procs[i]));
+			snprintf(procs[i].process, sizeof(procs[i].process), "p-%d", i);
+			procs[i].node = 0x10;
+			procs[i].incarnation = 2;
+			procs[i].durable = 40 + (uint64_t)i;
+			procs[i].durable_age_ms = 15;
+			procs[i].notified = 41 + (uint64_t)i;
+			procs[i].size = 4096;
+			procs[i].state = (uint8_t)(PROTO_PS_RUNNING + i);
+		}
+		m->mstatus.node_count = 2;
+		m->mstatus.nodes = nodes;
+		m->mstatus.proc_count = 3;
+		m->mstatus.procs = procs;
+		break;
 	case PROTO_HEARTBEAT:
 		m->heartbeat.node = 3;
 		memset(m->heartbeat.boot, 0x77, PROTO_BOOT_SIZE);
@@ -223,11 +293,23 @@ static const uint8_t all_types[] = {
 	PROTO_STATUS, PROTO_STATUS_REPLY, PROTO_REGISTER, PROTO_REGISTER_OK,
 	PROTO_CKPT_NOTIFY, PROTO_MIGRATE, PROTO_MIGRATE_OK, PROTO_INFO,
 	PROTO_INFO_REPLY, PROTO_RESTORE, PROTO_RESTORE_OK, PROTO_PULL,
-	PROTO_HEARTBEAT,
+	PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
+	PROTO_MSTATUS, PROTO_MSTATUS_REPLY, PROTO_EXITED, PROTO_FREEZE,
+	PROTO_FROZEN, PROTO_THAW, PROTO_STOP, PROTO_ADOPT,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
 static uint8_t buf[PROTO_MAX_FRAME], buf2[PROTO_MAX_FRAME];
+static struct proto_node_entry out_nodes[PROTO_NODES_MAX];
+static struct proto_proc_entry out_procs[PROTO_PROCS_MAX];
+
+/* Give a message about to be decoded the arrays its list replies need. */
+static void give_arrays(union proto_msg *d, struct proto_list_entry *entries_out)
+{
+	d->list_reply.entries = entries_out;
+	d->mstatus.nodes = out_nodes;
+	d->mstatus.procs = out_procs;
+}
 
 static void test_roundtrip_every_message(void **state)
 {
@@ -241,7 +323,7 @@ static void test_roundtrip_every_message(void **state)
 		if (n < 0)
 			fail_msg("encode %s: %s", proto_type_name(type), rtcms_strerror(n));
 		memset(&d, 0, sizeof(d));
-		d.list_reply.entries = out_entries;
+		give_arrays(&d, out_entries);
 		assert_int_equal(proto_msg_decode(type, buf, (size_t)n, &d), n);
 		/* re-encoding the decoded message gives the same bytes */
 		int n2 = proto_msg_encode(type, &d, buf2, sizeof(buf2));
@@ -257,6 +339,13 @@ static void test_roundtrip_every_message(void **state)
 			assert_int_equal(d.list_reply.count, 3);
 			assert_string_equal(out_entries[2].process, "proc-2");
 			assert_int_equal(out_entries[1].claimed, 1);
+		}
+		if (type == PROTO_MSTATUS_REPLY) {
+			assert_int_equal(d.mstatus.node_count, 2);
+			assert_int_equal(d.mstatus.proc_count, 3);
+			assert_string_equal(out_nodes[1].address, "127.0.0.3:7500");
+			assert_string_equal(out_procs[2].process, "p-2");
+			assert_int_equal(out_procs[2].state, PROTO_PS_EXITED);
 		}
 		if (type == PROTO_ERROR) {
 			assert_int_equal(d.error.code, RTCMS_ECLAIMED);
@@ -280,7 +369,7 @@ static void test_every_truncation_refused(void **state)
 		 * receiver's. Everything before the data must be complete. */
 		int min_valid = type == PROTO_CHUNK ? 8 + PROTO_HASH_SIZE + 1 : n;
 		for (int cut = 0; cut < min_valid; cut++) {
-			d.list_reply.entries = out_entries;
+			give_arrays(&d, out_entries);
 			int rc = proto_msg_decode(type, buf, (size_t)cut, &d);
 			if (rc >= 0)
 				fail_msg("%s truncated to %d of %d bytes was accepted",
@@ -289,7 +378,7 @@ static void test_every_truncation_refused(void **state)
 		/* one trailing byte is refused too */
 		if (type != PROTO_CHUNK) {
 			buf[n] = 0;
-			d.list_reply.entries = out_entries;
+			give_arrays(&d, out_entries);
 			assert_true(proto_msg_decode(type, buf, (size_t)n + 1, &d) < 0);
 		}
 	}

@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #define AREA_MAGIC        0x52544341u /* "RTCA" */
-#define AREA_VERSION      1
+#define AREA_VERSION      2
 #define AREA_MAX_REGIONS  64
 #define AREA_ALIGN        64
 
@@ -63,7 +63,18 @@ struct area_header {
 	/* set by librtcms once a restored program refilled its regions and
 	 * goes on: the sequence it resumed from */
 	_Atomic uint64_t resumed;
+	/* agent -> library requests (AREA_CTL_*) */
+	_Atomic uint32_t control;
+	uint32_t reserved;
+	/* set by librtcms just before it stops itself for AREA_CTL_FREEZE:
+	 * the sequence of the final checkpoint it committed */
+	_Atomic uint64_t frozen;
 };
+
+/* control: the agent asks the program to take one more checkpoint at its
+ * next consistency point and then stop itself (SIGSTOP) right after the
+ * commit, so the final checkpoint holds everything it did (migration). */
+#define AREA_CTL_FREEZE 1u
 
 /* Bytes needed for an area whose slots hold data_capacity bytes each. */
 size_t area_size_for(uint64_t data_capacity);

@@ -157,6 +157,52 @@ int store_client_get(struct net_client *c, const char *process,
 		     struct proto_ckpt_meta *meta_out, store_client_write_fn write,
 		     void *ctx, struct proto_get_end *end)
 {
+	return store_client_fetch(c, PROTO_GET, process, incarnation, sequence,
+				  meta_only, meta_out, write, ctx, end);
+}
+
+int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
+			   struct proto_put_ack *ack)
+{
+	struct proto_header hdr;
+	union proto_msg m, reply;
+
+	m.meta = *meta;
+	int rc = net_client_call(c, PROTO_PUT_BEGIN, &m, PROTO_PUT_READY, &hdr, &reply);
+	if (rc == RTCMS_EPROTO && hdr.type == PROTO_PUT_ACK) {
+		*ack = reply.put_ack; /* already stored: idempotent */
+		return 1;
+	}
+	return rc;
+}
+
+int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk)
+{
+	union proto_msg m;
+	m.chunk = *chunk;
+	return net_client_send(c, PROTO_CHUNK, 0, &m, NULL);
+}
+
+int store_client_put_end(struct net_client *c, uint32_t chunk_count,
+			 struct proto_put_ack *ack)
+{
+	struct proto_header hdr;
+	union proto_msg m, reply;
+
+	m.put_end.chunk_count = chunk_count;
+	int rc = net_client_call(c, PROTO_PUT_END, &m, PROTO_PUT_ACK, &hdr, &reply);
+	if (rc == RTCMS_EPROTO && hdr.type == PROTO_PUT_ACK)
+		rc = 0; /* the ack answers PUT_BEGIN's request id */
+	if (rc == 0)
+		*ack = reply.put_ack;
+	return rc;
+}
+
+int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
+		       uint64_t incarnation, uint64_t sequence, int meta_only,
+		       struct proto_ckpt_meta *meta_out, store_client_write_fn write,
+		       void *ctx, struct proto_get_end *end)
+{
 	struct proto_image_hash ih;
 	struct proto_header hdr;
 	union proto_msg m, reply;
@@ -170,7 +216,7 @@ int store_client_get(struct net_client *c, const char *process,
 	m.get.incarnation = incarnation;
 	m.get.sequence = sequence;
 	m.get.meta_only = meta_only ? 1 : 0;
-	rc = net_client_call(c, PROTO_GET, &m, PROTO_GET_META, &hdr, &reply);
+	rc = net_client_call(c, type, &m, PROTO_GET_META, &hdr, &reply);
 	if (rc)
 		return rc;
 	*meta_out = reply.meta;

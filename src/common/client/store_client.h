@@ -45,6 +45,26 @@ int store_client_get(struct net_client *c, const char *process,
 		     struct proto_ckpt_meta *meta_out, store_client_write_fn write,
 		     void *ctx, struct proto_get_end *end);
 
+/*
+ * The same exchange with another request type: PROTO_PULL fetches a
+ * checkpoint from an agent, which answers like the store (GET_META,
+ * CHUNKs, GET_END). meta_out is filled before the first write call.
+ */
+int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
+		       uint64_t incarnation, uint64_t sequence, int meta_only,
+		       struct proto_ckpt_meta *meta_out, store_client_write_fn write,
+		       void *ctx, struct proto_get_end *end);
+/*
+ * A PUT in three steps, for callers that relay a checkpoint whose chunk
+ * hashes and image hash they already know (meta complete): begin waits
+ * for PUT_READY (returns 1 and *ack if the store already holds it), chunk
+ * sends one CHUNK, end sends PUT_END and waits for the durable PUT_ACK.
+ */
+int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
+			   struct proto_put_ack *ack);
+int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk);
+int store_client_put_end(struct net_client *c, uint32_t chunk_count,
+			 struct proto_put_ack *ack);
 /* A reader over a memory buffer (ctx = struct store_client_buf *). */
 struct store_client_buf {
 	const uint8_t *data;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -117,6 +118,8 @@ static int read_frame(struct net_client *c, struct proto_header *hdr)
 	return (int)total;
 }
 
+static struct net_client *conn_alloc(int timeout_ms);
+
 static int dial(const char *addr, int timeout_ms, int *out)
 {
 	struct sockaddr_storage ss;
@@ -159,19 +162,9 @@ int net_client_connect(const char *addr, const struct proto_key *key,
 	int rc;
 
 	*out = NULL;
-	c = calloc(1, sizeof(*c));
+	c = conn_alloc(timeout_ms);
 	if (!c)
 		return RTCMS_ENOMEM;
-	c->fd = -1;
-	c->timeout_ms = timeout_ms;
-	c->next_request = 1;
-	c->rbuf = malloc(PROTO_MAX_FRAME);
-	c->plain = malloc(PROTO_MAX_PAYLOAD);
-	c->wbuf = malloc(PROTO_MAX_FRAME);
-	if (!c->rbuf || !c->plain || !c->wbuf) {
-		rc = RTCMS_ENOMEM;
-		goto fail;
-	}
 	rc = dial(addr, timeout_ms, &c->fd);
 	if (rc)
 		goto fail;
@@ -193,6 +186,94 @@ int net_client_connect(const char *addr, const struct proto_key *key,
 fail:
 	net_client_free(c);
 	return rc;
+}
+
+static struct net_client *conn_alloc(int timeout_ms)
+{
+	struct net_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->fd = -1;
+	c->timeout_ms = timeout_ms;
+	c->next_request = 1;
+	c->rbuf = malloc(PROTO_MAX_FRAME);
+	c->plain = malloc(PROTO_MAX_PAYLOAD);
+	c->wbuf = malloc(PROTO_MAX_FRAME);
+	if (!c->rbuf || !c->plain || !c->wbuf) {
+		net_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int net_client_accept(int fd, const struct proto_key *key, uint8_t role,
+		      const char *name, int timeout_ms, struct net_client **out)
+{
+	struct proto_header hdr;
+	int rc;
+
+	*out = NULL;
+	struct net_client *c = conn_alloc(timeout_ms);
+	if (!c) {
+		close(fd);
+		return RTCMS_ENOMEM;
+	}
+	c->fd = fd;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	proto_session_init(&c->session, key, false, 0);
+	rc = read_frame(c, &hdr);
+	if (rc < 0)
+		goto fail;
+	int n = proto_session_accept(&c->session, c->rbuf, (size_t)rc, role, name,
+				     c->wbuf, PROTO_MAX_FRAME);
+	if (n < 0) {
+		rc = n;
+		int m = proto_session_plain_error(key, rc, rc == RTCMS_EAUTH ?
+						  "handshake failed: wrong cluster key" :
+						  "handshake failed: malformed HELLO",
+						  c->wbuf, PROTO_MAX_FRAME);
+		if (m > 0)
+			write_all(c, c->wbuf, (size_t)m);
+		goto fail;
+	}
+	rc = write_all(c, c->wbuf, (size_t)n);
+	if (rc)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	net_client_free(c);
+	return rc;
+}
+
+int net_client_reply(struct net_client *c, uint8_t type, uint16_t flags,
+		     uint32_t request, const union proto_msg *msg)
+{
+	int n = proto_session_seal(&c->session, type, flags | PROTO_F_REPLY, 0,
+				   request, msg, c->wbuf, PROTO_MAX_FRAME);
+	if (n < 0)
+		return n;
+	return write_all(c, c->wbuf, (size_t)n);
+}
+
+int net_client_reply_error(struct net_client *c, uint32_t request, int code,
+			   uint64_t detail, const char *text)
+{
+	union proto_msg m;
+	memset(&m, 0, sizeof(m));
+	m.error.code = code < 0 && code >= RTCMS_EINTERNAL ? code : RTCMS_EINTERNAL;
+	m.error.detail = detail;
+	snprintf(m.error.text, sizeof(m.error.text), "%s", text ? text : rtcms_strerror(code));
+	return net_client_reply(c, PROTO_ERROR, 0, request, &m);
+}
+
+int net_client_fd(const struct net_client *c)
+{
+	return c->fd;
 }
 
 void net_client_free(struct net_client *c)

@@ -25,6 +25,23 @@ int net_client_connect(const char *addr, const struct proto_key *key,
 		       uint8_t role, const char *name, int timeout_ms,
 		       struct net_client **out);
 
+/*
+ * Server side: take over the accepted socket fd (closed on failure), read
+ * the peer's HELLO and answer HELLO_ACK announcing role and name. A peer
+ * without the cluster key gets a plain ERROR frame. Returns 0 and the
+ * connection, or RTCMS_EAUTH, RTCMS_EPROTO, RTCMS_ECONN, RTCMS_ETIMEDOUT.
+ */
+int net_client_accept(int fd, const struct proto_key *key, uint8_t role,
+		      const char *name, int timeout_ms, struct net_client **out);
+/* Server side: send a reply (flag REPLY added) to request. */
+int net_client_reply(struct net_client *c, uint8_t type, uint16_t flags,
+		     uint32_t request, const union proto_msg *msg);
+/* Server side: reply ERROR with code (a negative RTCMS_E*) and a text
+ * (NULL: the code's description). */
+int net_client_reply_error(struct net_client *c, uint32_t request, int code,
+			   uint64_t detail, const char *text);
+/* The socket (to shut it down from another thread). */
+int net_client_fd(const struct net_client *c);
 /* Close and free. net_client_free(NULL) is a no-op. */
 void net_client_free(struct net_client *c);
 

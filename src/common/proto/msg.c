@@ -237,6 +237,18 @@ static const struct {
 	{ PROTO_RESTORE_OK, "RESTORE_OK", 1024, 0 },
 	{ PROTO_PULL, "PULL", 1024, 0 },
 	{ PROTO_HEARTBEAT, "HEARTBEAT", 256, 0 },
+	{ PROTO_RUN, "RUN", 17408, 0 },
+	{ PROTO_RUN_OK, "RUN_OK", 1024, 0 },
+	{ PROTO_DRAIN, "DRAIN", 8, 0 },
+	{ PROTO_DRAIN_OK, "DRAIN_OK", 8, 0 },
+	{ PROTO_MSTATUS, "MSTATUS", 0, 0 },
+	{ PROTO_MSTATUS_REPLY, "MSTATUS_REPLY", 131072, 0 },
+	{ PROTO_EXITED, "EXITED", 1024, 0 },
+	{ PROTO_FREEZE, "FREEZE", 1024, 0 },
+	{ PROTO_FROZEN, "FROZEN", 17408, 0 },
+	{ PROTO_THAW, "THAW", 1024, 0 },
+	{ PROTO_STOP, "STOP", 1024, 0 },
+	{ PROTO_ADOPT, "ADOPT", 1024, 0 },
 };
 
 static int type_index(uint8_t type)
@@ -397,6 +409,102 @@ static void dec_report(struct rd *r, struct proto_scrub_reply *s)
 	}
 }
 
+static void enc_mstatus(struct wr *w, const struct proto_mstatus_reply *s)
+{
+	w_str(w, s->name, PROTO_ID_MAX);
+	w_str(w, s->store, PROTO_ADDR_MAX);
+	w_u8(w, s->store_up ? 1 : 0);
+	w_u32(w, s->pending);
+	w_str(w, s->store_error, PROTO_TEXT_MAX);
+	if (!w->err && (s->node_count > PROTO_NODES_MAX ||
+			s->proc_count > PROTO_PROCS_MAX))
+		w->err = RTCMS_ETOOBIG;
+	w_u16(w, s->node_count);
+	for (uint16_t i = 0; i < s->node_count && !w->err; i++) {
+		const struct proto_node_entry *n = &s->nodes[i];
+		if (n->cpu_load_permille > 1000 || n->quota_free > n->quota_max) {
+			w->err = RTCMS_EINVAL;
+			break;
+		}
+		w_u64(w, n->node);
+		w_str(w, n->name, PROTO_ID_MAX);
+		w_str(w, n->address, PROTO_ADDR_MAX);
+		w_u8(w, n->alive ? 1 : 0);
+		w_u64(w, n->seen_ago_ms);
+		w_u64(w, n->mem_total);
+		w_u64(w, n->mem_available);
+		w_u16(w, n->cpu_load_permille);
+		w_u32(w, n->quota_max);
+		w_u32(w, n->quota_free);
+		w_u64(w, n->area_used);
+		w_u32(w, n->processes);
+	}
+	w_u16(w, s->proc_count);
+	for (uint16_t i = 0; i < s->proc_count && !w->err; i++) {
+		const struct proto_proc_entry *p = &s->procs[i];
+		if (p->state < PROTO_PS_RUNNING || p->state > PROTO_PS_UNKNOWN) {
+			w->err = RTCMS_EINVAL;
+			break;
+		}
+		w_process(w, p->process, 0);
+		w_u64(w, p->node);
+		w_u64(w, p->incarnation);
+		w_u64(w, p->durable);
+		w_u64(w, p->durable_age_ms);
+		w_u64(w, p->notified);
+		w_u64(w, p->size);
+		w_u8(w, p->state);
+	}
+}
+
+static int dec_mstatus(struct rd *r, struct proto_mstatus_reply *s)
+{
+	if (!s->nodes || !s->procs)
+		return RTCMS_EINVAL;
+	r_str(r, s->name, PROTO_ID_MAX);
+	r_str(r, s->store, PROTO_ADDR_MAX);
+	s->store_up = r_u8(r);
+	r_check(r, s->store_up <= 1);
+	s->pending = r_u32(r);
+	r_str(r, s->store_error, PROTO_TEXT_MAX);
+	s->node_count = r_u16(r);
+	if (!r->err && s->node_count > PROTO_NODES_MAX)
+		return RTCMS_ETOOBIG;
+	for (uint16_t i = 0; i < s->node_count && !r->err; i++) {
+		struct proto_node_entry *n = &s->nodes[i];
+		n->node = r_u64(r);
+		r_str(r, n->name, PROTO_ID_MAX);
+		r_str(r, n->address, PROTO_ADDR_MAX);
+		n->alive = r_u8(r);
+		n->seen_ago_ms = r_u64(r);
+		n->mem_total = r_u64(r);
+		n->mem_available = r_u64(r);
+		n->cpu_load_permille = r_u16(r);
+		n->quota_max = r_u32(r);
+		n->quota_free = r_u32(r);
+		n->area_used = r_u64(r);
+		n->processes = r_u32(r);
+		r_check(r, n->alive <= 1 && n->cpu_load_permille <= 1000 &&
+			   n->quota_free <= n->quota_max);
+	}
+	s->proc_count = r_u16(r);
+	if (!r->err && s->proc_count > PROTO_PROCS_MAX)
+		return RTCMS_ETOOBIG;
+	for (uint16_t i = 0; i < s->proc_count && !r->err; i++) {
+		struct proto_proc_entry *p = &s->procs[i];
+		r_process(r, p->process, 0);
+		p->node = r_u64(r);
+		p->incarnation = r_u64(r);
+		p->durable = r_u64(r);
+		p->durable_age_ms = r_u64(r);
+		p->notified = r_u64(r);
+		p->size = r_u64(r);
+		p->state = r_u8(r);
+		r_check(r, p->state >= PROTO_PS_RUNNING && p->state <= PROTO_PS_UNKNOWN);
+	}
+	return 0;
+}
+
 int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		     size_t cap)
 {
@@ -427,11 +535,13 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 	case PROTO_PUT_READY:
 	case PROTO_STATUS:
 	case PROTO_INFO:
+	case PROTO_MSTATUS:
 		break;
 	case PROTO_PUT_BEGIN:
 	case PROTO_GET_META:
 	case PROTO_CKPT_NOTIFY:
 	case PROTO_RESTORE:
+	case PROTO_FROZEN:
 		if (!meta_consistent(&m->meta))
 			return RTCMS_EINVAL;
 		enc_meta(&w, &m->meta);
@@ -461,6 +571,8 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		w_u64(&w, m->migrate_ok.from);
 		w_u64(&w, m->migrate_ok.to);
 		w_u64(&w, m->migrate_ok.incarnation);
+		w_u64(&w, m->migrate_ok.sequence);
+		w_u32(&w, m->migrate_ok.millis);
 		break;
 	case PROTO_INFO_REPLY:
 		if (m->info.cpu_load_permille > 1000 ||
@@ -481,6 +593,41 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		w_u64(&w, m->restore_ok.incarnation);
 		w_u64(&w, m->restore_ok.sequence);
 		w_u32(&w, m->restore_ok.pid);
+		break;
+	case PROTO_RUN:
+		if (m->run.spec_len == 0)
+			return RTCMS_EINVAL;
+		if (m->run.spec_len > PROTO_SPEC_MAX)
+			return RTCMS_ETOOBIG;
+		w_process(&w, m->run.process, 0);
+		w_u64(&w, m->run.node);
+		w_u32(&w, m->run.spec_len);
+		w_bytes(&w, m->run.spec, m->run.spec_len);
+		break;
+	case PROTO_RUN_OK:
+		w_process(&w, m->run_ok.process, 0);
+		w_u64(&w, m->run_ok.node);
+		w_u64(&w, m->run_ok.incarnation);
+		w_u32(&w, m->run_ok.pid);
+		break;
+	case PROTO_DRAIN:
+		w_u64(&w, m->drain.node);
+		break;
+	case PROTO_DRAIN_OK:
+		w_u32(&w, m->drain_ok.moved);
+		w_u32(&w, m->drain_ok.failed);
+		break;
+	case PROTO_MSTATUS_REPLY:
+		enc_mstatus(&w, &m->mstatus);
+		break;
+	case PROTO_EXITED:
+	case PROTO_FREEZE:
+	case PROTO_THAW:
+	case PROTO_STOP:
+	case PROTO_ADOPT:
+		w_process(&w, m->ref.process, 0);
+		w_u64(&w, m->ref.incarnation);
+		w_u32(&w, m->ref.arg);
 		break;
 	case PROTO_HEARTBEAT:
 		w_u64(&w, m->heartbeat.node);
@@ -615,11 +762,13 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 	case PROTO_PUT_READY:
 	case PROTO_STATUS:
 	case PROTO_INFO:
+	case PROTO_MSTATUS:
 		break;
 	case PROTO_PUT_BEGIN:
 	case PROTO_GET_META:
 	case PROTO_CKPT_NOTIFY:
 	case PROTO_RESTORE:
+	case PROTO_FROZEN:
 		dec_meta(&r, &m->meta);
 		break;
 	case PROTO_REGISTER:
@@ -648,6 +797,8 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		m->migrate_ok.from = r_u64(&r);
 		m->migrate_ok.to = r_u64(&r);
 		m->migrate_ok.incarnation = r_u64(&r);
+		m->migrate_ok.sequence = r_u64(&r);
+		m->migrate_ok.millis = r_u32(&r);
 		break;
 	case PROTO_INFO_REPLY:
 		m->info.node = r_u64(&r);
@@ -667,6 +818,43 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		m->restore_ok.incarnation = r_u64(&r);
 		m->restore_ok.sequence = r_u64(&r);
 		m->restore_ok.pid = r_u32(&r);
+		break;
+	case PROTO_RUN:
+		r_process(&r, m->run.process, 0);
+		m->run.node = r_u64(&r);
+		m->run.spec_len = r_u32(&r);
+		if (!r.err && m->run.spec_len > PROTO_SPEC_MAX)
+			return RTCMS_ETOOBIG;
+		r_check(&r, m->run.spec_len >= 1);
+		m->run.spec = r_take(&r, m->run.spec_len);
+		break;
+	case PROTO_RUN_OK:
+		r_process(&r, m->run_ok.process, 0);
+		m->run_ok.node = r_u64(&r);
+		m->run_ok.incarnation = r_u64(&r);
+		m->run_ok.pid = r_u32(&r);
+		break;
+	case PROTO_DRAIN:
+		m->drain.node = r_u64(&r);
+		break;
+	case PROTO_DRAIN_OK:
+		m->drain_ok.moved = r_u32(&r);
+		m->drain_ok.failed = r_u32(&r);
+		break;
+	case PROTO_MSTATUS_REPLY: {
+		int rc = dec_mstatus(&r, &m->mstatus);
+		if (rc)
+			return rc;
+		break;
+	}
+	case PROTO_EXITED:
+	case PROTO_FREEZE:
+	case PROTO_THAW:
+	case PROTO_STOP:
+	case PROTO_ADOPT:
+		r_process(&r, m->ref.process, 0);
+		m->ref.incarnation = r_u64(&r);
+		m->ref.arg = r_u32(&r);
 		break;
 	case PROTO_HEARTBEAT:
 		m->heartbeat.node = r_u64(&r);

@@ -34,6 +34,8 @@
 #define PROTO_MIRRORS_MAX   16    /* mirrors reported by SCRUB/STATUS */
 #define PROTO_ADDR_MAX      64    /* "host:port" */
 #define PROTO_BOOT_SIZE     16    /* per-boot random id of an agent */
+#define PROTO_NODES_MAX     64    /* nodes per MSTATUS_REPLY */
+#define PROTO_PROCS_MAX     256   /* processes per MSTATUS_REPLY */
 
 enum proto_type {
 	/* handshake (plaintext, MAC under the cluster key) */
@@ -70,11 +72,23 @@ enum proto_type {
 	PROTO_CKPT_NOTIFY  = 0x42, /* thesis op 1: agent -> manager (meta) */
 	PROTO_MIGRATE      = 0x43, /* thesis op 2: agent/operator -> manager */
 	PROTO_MIGRATE_OK   = 0x44,
+	PROTO_RUN          = 0x45, /* operator -> manager -> agent: start a program */
+	PROTO_RUN_OK       = 0x46,
+	PROTO_DRAIN        = 0x47, /* operator -> manager: move every program off a node */
+	PROTO_DRAIN_OK     = 0x48,
+	PROTO_MSTATUS      = 0x49, /* operator -> manager: nodes, processes, store (empty) */
+	PROTO_MSTATUS_REPLY = 0x4A,
+	PROTO_EXITED       = 0x4B, /* agent -> manager: a program ended by itself */
 	PROTO_INFO         = 0x50, /* manager -> agent info interface (empty) */
 	PROTO_INFO_REPLY   = 0x51,
 	PROTO_RESTORE      = 0x52, /* manager -> agent: meta, then CHUNKs, PUT_END */
 	PROTO_RESTORE_OK   = 0x53,
 	PROTO_PULL         = 0x54, /* manager -> agent (a GET): GET_META, CHUNKs, GET_END */
+	PROTO_FREEZE       = 0x55, /* manager -> agent: final checkpoint, then freeze */
+	PROTO_FROZEN       = 0x56, /* its reply: the final checkpoint's metadata */
+	PROTO_THAW         = 0x57, /* manager -> agent: the move failed, go on */
+	PROTO_STOP         = 0x58, /* manager -> agent: the move is committed, kill the old instance */
+	PROTO_ADOPT        = 0x59, /* manager -> target agent: the restore is committed, new incarnation */
 	PROTO_HEARTBEAT    = 0x60, /* UDP, agent -> manager, plain + cluster-key MAC */
 };
 
@@ -269,6 +283,8 @@ struct proto_migrate_ok {     /* MIGRATE_OK */
 	uint64_t from;
 	uint64_t to;
 	uint64_t incarnation;              /* the new one */
+	uint64_t sequence;                 /* the checkpoint it continued from */
+	uint32_t millis;                   /* request to resumed on the target */
 };
 
 struct proto_info_reply {     /* INFO_REPLY: the agent's info interface */
@@ -296,6 +312,82 @@ struct proto_heartbeat {      /* HEARTBEAT (UDP) */
 	uint64_t counter;                  /* rises by 1 per heartbeat of this boot */
 	uint64_t sent_ms;                  /* sender's unix ms */
 	uint32_t processes;
+};
+
+/* FREEZE, THAW, STOP, ADOPT (manager -> agent) and EXITED (agent -> manager). */
+struct proto_proc_ref {
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;              /* the instance meant; ADOPT: the new incarnation */
+	uint32_t arg;                      /* FREEZE: ms to wait for the program's own
+					    * checkpoint; EXITED: wait status; else 0 */
+};
+
+struct proto_run {            /* RUN */
+	char process[PROTO_ID_MAX + 1];    /* new process id */
+	uint64_t node;                     /* manager: 0 = best by placement; agent: its own id */
+	const uint8_t *spec;               /* program spec blob (proto/spec.h), borrowed */
+	uint32_t spec_len;                 /* 1..PROTO_SPEC_MAX */
+};
+
+struct proto_run_ok {         /* RUN_OK */
+	char process[PROTO_ID_MAX + 1];
+	uint64_t node;
+	uint64_t incarnation;
+	uint32_t pid;
+};
+
+struct proto_drain {          /* DRAIN */
+	uint64_t node;
+};
+
+struct proto_drain_ok {       /* DRAIN_OK */
+	uint32_t moved;
+	uint32_t failed;
+};
+
+enum proto_proc_state {
+	PROTO_PS_RUNNING = 1,
+	PROTO_PS_MIGRATING = 2,
+	PROTO_PS_EXITED = 3,
+	PROTO_PS_UNKNOWN = 4,              /* known from the store only, no agent reports it */
+};
+
+struct proto_node_entry {
+	uint64_t node;
+	char name[PROTO_ID_MAX + 1];
+	char address[PROTO_ADDR_MAX + 1];
+	uint8_t alive;
+	uint64_t seen_ago_ms;              /* since the agent was last heard */
+	uint64_t mem_total;
+	uint64_t mem_available;
+	uint16_t cpu_load_permille;
+	uint32_t quota_max;
+	uint32_t quota_free;
+	uint64_t area_used;
+	uint32_t processes;
+};
+
+struct proto_proc_entry {
+	char process[PROTO_ID_MAX + 1];
+	uint64_t node;
+	uint64_t incarnation;
+	uint64_t durable;                  /* latest sequence the store acknowledged (0 = none) */
+	uint64_t durable_age_ms;           /* since it became durable */
+	uint64_t notified;                 /* latest sequence the agent announced */
+	uint64_t size;                     /* image bytes of the durable checkpoint */
+	uint8_t state;                     /* enum proto_proc_state */
+};
+
+struct proto_mstatus_reply {  /* MSTATUS_REPLY */
+	char name[PROTO_ID_MAX + 1];       /* manager */
+	char store[PROTO_ADDR_MAX + 1];    /* store address */
+	uint8_t store_up;
+	uint32_t pending;                  /* checkpoints announced, not yet durable */
+	char store_error[PROTO_TEXT_MAX + 1];
+	uint16_t node_count;
+	struct proto_node_entry *nodes;    /* caller-provided, PROTO_NODES_MAX long */
+	uint16_t proc_count;
+	struct proto_proc_entry *procs;    /* caller-provided, PROTO_PROCS_MAX long */
 };
 
 /* One decoded payload. Which member is valid depends on the frame type;
@@ -326,7 +418,13 @@ union proto_msg {
 	struct proto_info_reply info;
 	struct proto_restore_ok restore_ok;
 	struct proto_heartbeat heartbeat;
-	/* CKPT_NOTIFY and RESTORE use meta; PULL uses get */
+	struct proto_proc_ref ref;
+	struct proto_run run;
+	struct proto_run_ok run_ok;
+	struct proto_drain drain;
+	struct proto_drain_ok drain_ok;
+	struct proto_mstatus_reply mstatus;
+	/* CKPT_NOTIFY, RESTORE and FROZEN use meta; PULL uses get */
 };
 
 /*
@@ -339,7 +437,8 @@ int proto_msg_encode(uint8_t type, const union proto_msg *msg, uint8_t *buf,
 /*
  * Decode the payload of a frame of the given type. For LIST_REPLY the
  * caller sets out->list_reply.entries to an array of PROTO_LIST_MAX
- * entries before calling. Returns len or a negative RTCMS_E* code.
+ * entries before calling; for MSTATUS_REPLY out->mstatus.nodes and .procs
+ * to arrays of PROTO_NODES_MAX and PROTO_PROCS_MAX entries. Returns len or a negative RTCMS_E* code.
  */
 int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		     union proto_msg *out);

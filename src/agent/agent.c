@@ -1,0 +1,402 @@
+/*
+ * agent.c - rtcms-agent's event loop and its outbox to the managers.
+ *
+ * Loop phases: accept manager connections (rpc_server); every poll
+ * interval, look at each program's commit pointer and queue a capture of
+ * a new checkpoint on the pool; every 100 ms, sample /proc/stat; on
+ * SIGCHLD, reap programs; on SIGINT/SIGTERM, stop everything.
+ * The outbox thread keeps one connection per manager: REGISTER (thesis
+ * op 0, repeated every second as a keep-alive), then CKPT_NOTIFY (op 1)
+ * for every captured checkpoint a manager has not been told of, and
+ * EXITED for programs that ended by themselves.
+ */
+#include "agent.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "area/area.h"
+#include "daemon/rpc_server.h"
+#include "log/log.h"
+#include "rtcms_error.h"
+
+#define REGISTER_EVERY_MS 1000
+#define RETRY_MS 500
+
+uint64_t agent_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t agent_mono_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+void agent_wake_outbox(struct agent *a)
+{
+	uv_mutex_lock(&a->lock);
+	uv_cond_signal(&a->wake);
+	uv_mutex_unlock(&a->lock);
+}
+
+/* ---- outbox -------------------------------------------------------- */
+
+struct link_state {
+	uint64_t last_register;
+};
+
+static void link_drop(struct mgr_link *l, const char *why)
+{
+	if (l->registered)
+		log_warn("[agent -> manager %s] lost: %s; retrying", l->addr, why);
+	net_client_free(l->conn);
+	l->conn = NULL;
+	l->registered = 0;
+	l->retry_at_ms = agent_mono_ms() + RETRY_MS;
+}
+
+/* Connect if needed and REGISTER. Called without agent.lock. */
+static int link_register(struct agent *a, struct mgr_link *l)
+{
+	union proto_msg m, r;
+	struct proto_header hdr;
+	int rc;
+
+	if (!l->conn) {
+		rc = net_client_connect(l->addr, &a->key, PROTO_ROLE_AGENT, a->cfg.name,
+					(int)a->cfg.io_timeout_ms, &l->conn);
+		if (rc)
+			return rc;
+	}
+	memset(&m, 0, sizeof(m));
+	m.reg.node = a->node;
+	snprintf(m.reg.name, sizeof(m.reg.name), "%s", a->cfg.name);
+	snprintf(m.reg.address, sizeof(m.reg.address), "%s", a->address);
+	m.reg.area_capacity = a->cfg.area_capacity;
+	m.reg.mem_total = a->mem_total;
+	m.reg.quota_max = (uint32_t)a->cfg.quota;
+	memcpy(m.reg.boot, a->boot, PROTO_BOOT_SIZE);
+	rc = net_client_call(l->conn, PROTO_REGISTER, &m, PROTO_REGISTER_OK, &hdr, &r);
+	if (rc)
+		return rc;
+	if (!l->registered)
+		log_info("[agent -> manager %s] REGISTER node %016" PRIx64 " at %s: "
+			 "accepted by %s", l->addr, a->node, a->address, r.reg_ok.name);
+	snprintf(l->name, sizeof(l->name), "%s", r.reg_ok.name);
+	return 0;
+}
+
+static int link_notify(struct agent *a, struct mgr_link *l, struct aproc *p,
+		       struct image *img)
+{
+	union proto_msg m, r;
+	struct proto_header hdr;
+
+	memset(&m, 0, sizeof(m));
+	snprintf(m.meta.process, sizeof(m.meta.process), "%s", p->id);
+	m.meta.incarnation = p->incarnation;
+	m.meta.sequence = img->sequence;
+	m.meta.node = a->node;
+	m.meta.size = img->size;
+	m.meta.created_ms = img->created_ms;
+	m.meta.chunk_count = img->chunk_count;
+	memcpy(m.meta.hash, img->hash, PROTO_HASH_SIZE);
+	m.meta.spec = p->spec;
+	m.meta.spec_len = p->spec_len;
+	int rc = net_client_call(l->conn, PROTO_CKPT_NOTIFY, &m, PROTO_OK, &hdr, &r);
+	if (rc == 0)
+		log_debug("[agent -> manager %s] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64
+			  " (%zu bytes)", l->addr, p->id, p->incarnation, img->sequence,
+			  img->size);
+	return rc;
+}
+
+static int link_exited(struct agent *a, struct mgr_link *l, struct aproc *p)
+{
+	union proto_msg m, r;
+	struct proto_header hdr;
+	(void)a;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.ref.process, sizeof(m.ref.process), "%s", p->id);
+	m.ref.incarnation = p->incarnation;
+	m.ref.arg = (uint32_t)p->status;
+	return net_client_call(l->conn, PROTO_EXITED, &m, PROTO_OK, &hdr, &r);
+}
+
+/* With agent.lock held: free exited programs nobody uses any more. */
+static void prune(struct agent *a)
+{
+	uint32_t all = a->mgr_count >= 32 ? ~0u : (1u << a->mgr_count) - 1;
+	struct aproc **pp = &a->procs;
+	while (*pp) {
+		struct aproc *p = *pp;
+		if (p->state == AP_EXITED && p->refs == 0 && !p->capturing &&
+		    (p->exit_told & all) == all) {
+			*pp = p->next;
+			struct image *img = p->img;
+			p->img = NULL;
+			if (img && --img->refs == 0) {
+				free(img->data);
+				free(img->chunk_hash);
+				free(img);
+			}
+			proc_free(p);
+			continue;
+		}
+		pp = &p->next;
+	}
+}
+
+static void outbox_thread(void *arg)
+{
+	struct agent *a = arg;
+	struct link_state ls[AGENT_MANAGERS_MAX] = { 0 };
+
+	uv_mutex_lock(&a->lock);
+	while (!a->stopping) {
+		uint64_t now = agent_mono_ms();
+		for (size_t i = 0; i < a->mgr_count && !a->stopping; i++) {
+			struct mgr_link *l = &a->mgrs[i];
+			if (!l->registered && now < l->retry_at_ms)
+				continue;
+			if (!l->registered || now - ls[i].last_register >= REGISTER_EVERY_MS) {
+				uv_mutex_unlock(&a->lock);
+				int rc = link_register(a, l);
+				uv_mutex_lock(&a->lock);
+				if (rc) {
+					link_drop(l, rtcms_strerror(rc));
+					continue;
+				}
+				if (!l->registered) /* (re)joined: tell it everything again */
+					for (struct aproc *p = a->procs; p; p = p->next)
+						p->notified[i] = 0;
+				l->registered = 1;
+				ls[i].last_register = now;
+			}
+			for (struct aproc *p = a->procs; p && l->registered; p = p->next) {
+				if (p->state == AP_EXITED && !(p->exit_told & (1u << i))) {
+					p->refs++;
+					uv_mutex_unlock(&a->lock);
+					int rc = link_exited(a, l, p);
+					uv_mutex_lock(&a->lock);
+					p->refs--;
+					if (rc) {
+						link_drop(l, rtcms_strerror(rc));
+						break;
+					}
+					p->exit_told |= 1u << i;
+					continue;
+				}
+				struct image *img = p->img;
+				if (p->state != AP_RUNNING || !img || img->sequence <= p->notified[i])
+					continue;
+				img->refs++;
+				p->refs++;
+				uv_mutex_unlock(&a->lock);
+				int rc = link_notify(a, l, p, img);
+				image_unref(a, img);
+				uv_mutex_lock(&a->lock);
+				p->refs--;
+				if (rc) {
+					link_drop(l, rtcms_strerror(rc));
+					break;
+				}
+				if (img->sequence > p->notified[i])
+					p->notified[i] = img->sequence;
+			}
+		}
+		prune(a);
+		uv_cond_timedwait(&a->wake, &a->lock, 200ull * 1000000);
+	}
+	uv_mutex_unlock(&a->lock);
+	for (size_t i = 0; i < a->mgr_count; i++) {
+		net_client_free(a->mgrs[i].conn);
+		a->mgrs[i].conn = NULL;
+	}
+}
+
+/* ---- loop ---------------------------------------------------------- */
+
+struct loop_state {
+	struct agent *a;
+	uv_timer_t poll, cpu;
+	uv_signal_t sigchld, sigint, sigterm;
+	struct rpc_server *srv;
+};
+
+struct capture_work {
+	uv_work_t w;
+	struct agent *a;
+	struct aproc *p;
+};
+
+static void work_capture(uv_work_t *w)
+{
+	struct capture_work *cw = w->data;
+	int rc = proc_capture(cw->a, cw->p, NULL);
+	if (rc && rc != RTCMS_ENOENT)
+		log_warn("[program %s] capture failed: %s", cw->p->id, rtcms_strerror(rc));
+}
+
+static void after_capture(uv_work_t *w, int status)
+{
+	struct capture_work *cw = w->data;
+	(void)status;
+	uv_mutex_lock(&cw->a->lock);
+	cw->p->capturing = 0;
+	cw->p->refs--;
+	uv_cond_signal(&cw->a->wake);
+	uv_mutex_unlock(&cw->a->lock);
+	free(cw);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+	struct loop_state *ls = t->data;
+	struct agent *a = ls->a;
+
+	uv_mutex_lock(&a->lock);
+	for (struct aproc *p = a->procs; p; p = p->next) {
+		if (p->capturing || (p->state != AP_RUNNING && p->state != AP_RESTORING))
+			continue;
+		uint64_t seq = area_committed_sequence(p->area);
+		if (seq == 0 || (p->img && p->img->sequence == seq))
+			continue;
+		struct capture_work *cw = calloc(1, sizeof(*cw));
+		if (!cw)
+			break;
+		cw->w.data = cw;
+		cw->a = a;
+		cw->p = p;
+		p->capturing = 1;
+		p->refs++;
+		if (uv_queue_work(a->loop, &cw->w, work_capture, after_capture) != 0) {
+			p->capturing = 0;
+			p->refs--;
+			free(cw);
+		}
+	}
+	uv_mutex_unlock(&a->lock);
+}
+
+static void on_cpu(uv_timer_t *t)
+{
+	struct loop_state *ls = t->data;
+	struct cpu_sample s;
+	if (sysinfo_stat_read(&s) == 0) {
+		uv_mutex_lock(&ls->a->lock);
+		sysinfo_window_add(&ls->a->cpu, &s);
+		uv_mutex_unlock(&ls->a->lock);
+	}
+}
+
+static void on_sigchld(uv_signal_t *s, int signum)
+{
+	struct loop_state *ls = s->data;
+	(void)signum;
+	proc_reap(ls->a);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void on_stop(uv_signal_t *s, int signum)
+{
+	struct loop_state *ls = s->data;
+	struct agent *a = ls->a;
+
+	log_info("signal %d: stopping; the programs of this agent are stopped too",
+		 signum);
+	uv_mutex_lock(&a->lock);
+	a->stopping = 1;
+	for (struct aproc *p = a->procs; p; p = p->next)
+		proc_kill(p, SIGKILL);
+	uv_cond_signal(&a->wake);
+	uv_mutex_unlock(&a->lock);
+	rpc_server_stop(ls->srv);
+	ls->srv = NULL;
+	uv_walk(a->loop, close_walk, NULL);
+}
+
+int agent_run(struct agent *a)
+{
+	struct loop_state ls = { .a = a };
+	char bound[PROTO_ADDR_MAX + 1];
+	int rc;
+
+	a->loop = uv_default_loop();
+	struct rpc_server_options so = {
+		.listen = a->cfg.listen,
+		.key = &a->key,
+		.role = PROTO_ROLE_AGENT,
+		.name = a->cfg.name,
+		.io_timeout_ms = (int)a->cfg.io_timeout_ms,
+		.idle_timeout_ms = 60000,
+		.max_connections = 32,
+		.handler = agent_handle,
+		.ctx = a,
+	};
+	rc = rpc_server_start(a->loop, &so, &ls.srv, bound, sizeof(bound));
+	if (rc)
+		return rc;
+	snprintf(a->address, sizeof(a->address), "%s",
+		 a->cfg.advertise[0] ? a->cfg.advertise : bound);
+	log_info("listening on %s as node %016" PRIx64 " (%s), quota %" PRIu64
+		 " programs, area %" PRIu64 " MiB each", bound, a->node, a->cfg.name,
+		 a->cfg.quota, a->cfg.area_capacity >> 20);
+
+	uv_signal_init(a->loop, &ls.sigchld);
+	ls.sigchld.data = &ls;
+	uv_signal_start(&ls.sigchld, on_sigchld, SIGCHLD);
+	uv_signal_init(a->loop, &ls.sigint);
+	ls.sigint.data = &ls;
+	uv_signal_start(&ls.sigint, on_stop, SIGINT);
+	uv_signal_init(a->loop, &ls.sigterm);
+	ls.sigterm.data = &ls;
+	uv_signal_start(&ls.sigterm, on_stop, SIGTERM);
+	uv_timer_init(a->loop, &ls.poll);
+	ls.poll.data = &ls;
+	uv_timer_start(&ls.poll, on_poll, a->cfg.poll_ms, a->cfg.poll_ms);
+	uv_timer_init(a->loop, &ls.cpu);
+	ls.cpu.data = &ls;
+	on_cpu(&ls.cpu);
+	uv_timer_start(&ls.cpu, on_cpu, 100, 100);
+
+	if (uv_thread_create(&a->outbox, outbox_thread, a) != 0) {
+		log_error("cannot start the outbox thread");
+		return RTCMS_ENOMEM;
+	}
+	if (a->cfg.ready_file[0] && rpc_write_ready_file(a->cfg.ready_file, bound) != 0)
+		log_warn("cannot write the ready file %s", a->cfg.ready_file);
+
+	uv_run(a->loop, UV_RUN_DEFAULT);
+	uv_thread_join(&a->outbox);
+	/* reap what we killed, then free */
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (p->state != AP_EXITED && p->pid > 0)
+			waitpid(p->pid, NULL, 0);
+	while (a->procs) {
+		struct aproc *p = a->procs;
+		a->procs = p->next;
+		if (p->img) {
+			free(p->img->data);
+			free(p->img->chunk_hash);
+			free(p->img);
+		}
+		proc_free(p);
+	}
+	uv_loop_close(a->loop);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,144 @@
+/*
+ * agent.h - rtcms-agent's state, shared by its modules (internal).
+ *
+ * Threads:
+ *   loop      libuv: the listener, the capture timer (polls each area's
+ *             commit pointer), CPU sampling, SIGCHLD (reaps programs),
+ *             SIGINT/SIGTERM
+ *   outbox    one thread: REGISTER with every manager and CKPT_NOTIFY /
+ *             EXITED to them, over one persistent connection each
+ *   conn      one thread per manager connection (rpc_server): INFO, PULL,
+ *             RUN, RESTORE, FREEZE, THAW, STOP, ADOPT
+ *   pool      libuv's: captures (copy the committed slot, hash it)
+ * One mutex (agent.lock) guards the process list and the manager table;
+ * each process has its own capture mutex; images are reference counted.
+ */
+#ifndef RTCMS_AGENT_H
+#define RTCMS_AGENT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "net/client.h"
+#include "proto/msg.h"
+#include "util/config.h"
+#include "util/sysinfo.h"
+
+#define AGENT_MANAGERS_MAX CONFIG_LIST_MAX
+
+/* A captured checkpoint: the image and its chunk hashes. */
+struct image {
+	int refs;                      /* under agent.lock */
+	uint64_t sequence;
+	uint64_t created_ms;
+	uint8_t *data;
+	size_t size;                   /* image bytes */
+	size_t cap;                    /* allocated */
+	uint32_t chunk_count;
+	uint8_t (*chunk_hash)[PROTO_HASH_SIZE];
+	uint8_t hash[PROTO_HASH_SIZE];
+};
+
+enum aproc_state {
+	AP_RUNNING,
+	AP_RESTORING,                  /* started for a restore, not adopted yet */
+	AP_FROZEN,                     /* stopped after its final checkpoint */
+	AP_EXITED,
+};
+
+struct aproc {
+	char id[PROTO_ID_MAX + 1];
+	uint64_t incarnation;
+	enum aproc_state state;
+	pid_t pid;
+	int status;                    /* wait status once exited */
+	int area_fd;
+	void *area;
+	size_t area_len;
+	uint8_t *spec;
+	uint32_t spec_len;
+	struct image *img;             /* latest capture (agent.lock) */
+	int capturing;                 /* a capture is queued on the pool */
+	uv_mutex_t cap_lock;           /* one capture at a time */
+	uint64_t notified[AGENT_MANAGERS_MAX]; /* sequence told to each manager */
+	uint32_t exit_told;            /* bit per manager: EXITED sent */
+	int refs;                      /* threads using it (agent.lock) */
+	struct aproc *next;
+};
+
+struct mgr_link {
+	char addr[PROTO_ADDR_MAX + 1];
+	struct net_client *conn;       /* outbox thread only */
+	int registered;
+	uint64_t retry_at_ms;
+	char name[PROTO_ID_MAX + 1];
+};
+
+struct agent_config {
+	char listen[PROTO_ADDR_MAX + 1];
+	char advertise[PROTO_ADDR_MAX + 1];
+	char key[1024];
+	char name[PROTO_ID_MAX + 1];
+	char node_id[32];
+	char log_level[16];
+	char ready_file[1024];
+	struct config_list managers;
+	struct config_list programs;
+	uint64_t area_capacity;
+	uint64_t quota;
+	uint64_t poll_ms;
+	uint64_t freeze_timeout_ms;
+	uint64_t restore_timeout_ms;
+	uint64_t adopt_timeout_ms;
+	uint64_t io_timeout_ms;
+	uint64_t report_mem_available;  /* test hook: 0 = real MemAvailable */
+	uint64_t report_cpu_permille;   /* test hook: 0 = real load; 1..1001 = value - 1 */
+};
+
+struct agent {
+	struct agent_config cfg;
+	struct proto_key key;
+	uint64_t node;
+	char address[PROTO_ADDR_MAX + 1];
+	uint8_t boot[PROTO_BOOT_SIZE];
+	uint64_t mem_total;
+
+	uv_loop_t *loop;
+	uv_mutex_t lock;
+	uv_cond_t wake;                /* outbox: something to send */
+	struct aproc *procs;
+	struct mgr_link mgrs[AGENT_MANAGERS_MAX];
+	size_t mgr_count;
+	struct cpu_window cpu;         /* loop writes, handlers read (lock) */
+	int stopping;
+	uv_thread_t outbox;
+};
+
+uint64_t agent_now_ms(void);       /* unix ms */
+uint64_t agent_mono_ms(void);
+
+/* proc.c */
+int proc_launch(struct agent *a, const char *id, uint64_t incarnation,
+		const uint8_t *spec, uint32_t spec_len, const uint8_t *image,
+		size_t image_len, struct aproc **out, char *err, size_t errlen);
+/* Capture the committed checkpoint if it is newer than the last capture.
+ * Returns 0 (and a new reference in *out if out is not NULL) or an error. */
+int proc_capture(struct agent *a, struct aproc *p, struct image **out);
+void image_unref(struct agent *a, struct image *img);
+struct aproc *proc_find(struct agent *a, const char *id); /* with a ref */
+void proc_unref(struct agent *a, struct aproc *p);
+void proc_kill(struct aproc *p, int sig);
+void proc_reap(struct agent *a);   /* loop: waitpid every exited program */
+void proc_free(struct aproc *p);
+int agent_running_count(struct agent *a); /* with agent.lock held */
+
+/* handlers.c */
+int agent_handle(void *ctx, struct net_client *c, const char *peer,
+		 const struct proto_header *hdr, union proto_msg *msg);
+
+/* agent.c */
+void agent_wake_outbox(struct agent *a);
+int agent_run(struct agent *a);
+
+#endif

@@ -1,0 +1,480 @@
+/*
+ * handlers.c - rtcms-agent's interfaces, one request at a time on a
+ * connection thread: info (INFO), checkpoint service (PULL), launch (RUN),
+ * restore (RESTORE + ADOPT) and migration (FREEZE, THAW, STOP).
+ */
+#include "agent.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "area/area.h"
+#include "area/image.h"
+#include "log/log.h"
+#include "rtcms_error.h"
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static int reply_err(struct net_client *c, const struct proto_header *hdr,
+		     int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int reply_err(struct net_client *c, const struct proto_header *hdr,
+		     int code, const char *fmt, ...)
+{
+	char text[PROTO_TEXT_MAX + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	net_client_reply_error(c, hdr->request, code, 0, text);
+	return 0;
+}
+
+static void fill_meta(const struct agent *a, const struct aproc *p,
+		      const struct image *img, struct proto_ckpt_meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->process, sizeof(m->process), "%s", p->id);
+	m->incarnation = p->incarnation;
+	m->sequence = img->sequence;
+	m->node = a->node;
+	m->size = img->size;
+	m->created_ms = img->created_ms;
+	m->chunk_count = img->chunk_count;
+	memcpy(m->hash, img->hash, PROTO_HASH_SIZE);
+	m->spec = p->spec;
+	m->spec_len = p->spec_len;
+}
+
+/* Find the instance of id in the given state (FROZEN) or, with
+ * state < 0, any live one. Returns it with a reference, or NULL. */
+static struct aproc *find(struct agent *a, const char *id, int state)
+{
+	uv_mutex_lock(&a->lock);
+	struct aproc *p = a->procs;
+	for (; p; p = p->next)
+		if (strcmp(p->id, id) == 0 && p->state != AP_EXITED &&
+		    (state < 0 ? p->state != AP_FROZEN : (int)p->state == state))
+			break;
+	if (p)
+		p->refs++;
+	uv_mutex_unlock(&a->lock);
+	return p;
+}
+
+static int handle_info(struct agent *a, struct net_client *c,
+		       const struct proto_header *hdr)
+{
+	union proto_msg m;
+	uint64_t total = a->mem_total, avail = 0;
+
+	memset(&m, 0, sizeof(m));
+	sysinfo_meminfo_read(&total, &avail);
+	if (a->cfg.report_mem_available)
+		avail = a->cfg.report_mem_available;
+	uv_mutex_lock(&a->lock);
+	uint16_t load = sysinfo_window_load(&a->cpu);
+	int running = agent_running_count(a);
+	uint64_t used = 0;
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (p->state != AP_EXITED)
+			used += p->area_len;
+	uv_mutex_unlock(&a->lock);
+	if (a->cfg.report_cpu_permille)
+		load = (uint16_t)(a->cfg.report_cpu_permille - 1);
+	m.info.node = a->node;
+	m.info.mem_total = total;
+	m.info.mem_available = avail;
+	m.info.cpu_load_permille = load > 1000 ? 1000 : load;
+	m.info.quota_max = (uint32_t)a->cfg.quota;
+	m.info.quota_free = running >= (int)a->cfg.quota ? 0 : (uint32_t)(a->cfg.quota - (uint64_t)running);
+	m.info.area_capacity = a->cfg.area_capacity;
+	m.info.area_used = used;
+	m.info.processes = (uint32_t)running;
+	return net_client_reply(c, PROTO_INFO_REPLY, 0, hdr->request, &m) ? -1 : 0;
+}
+
+static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
+		       const struct proto_header *hdr, const struct proto_get *g)
+{
+	union proto_msg m;
+	struct image *img = NULL;
+
+	struct aproc *p = find(a, g->process, -1);
+	if (!p)
+		p = find(a, g->process, AP_FROZEN);
+	if (!p)
+		return reply_err(c, hdr, RTCMS_ENOENT, "no program %s on this node", g->process);
+	uv_mutex_lock(&a->lock);
+	img = p->img;
+	if (img && (g->sequence == 0 || img->sequence == g->sequence))
+		img->refs++;
+	else
+		img = NULL;
+	uint64_t have = p->img ? p->img->sequence : 0;
+	uv_mutex_unlock(&a->lock);
+	if (!img && (g->sequence == 0 || g->sequence > have)) {
+		proc_capture(a, p, &img);
+		if (img && g->sequence && img->sequence != g->sequence) {
+			have = img->sequence;
+			image_unref(a, img);
+			img = NULL;
+		}
+	}
+	if (!img) {
+		proc_unref(a, p);
+		return reply_err(c, hdr, RTCMS_ENOENT,
+				 "%s: checkpoint %" PRIu64 " is not held here (latest %" PRIu64 ")",
+				 g->process, g->sequence, have);
+	}
+	fill_meta(a, p, img, &m.meta);
+	int rc = net_client_reply(c, PROTO_GET_META, PROTO_F_MORE, hdr->request, &m);
+	uint32_t n = 0;
+	for (size_t off = 0; rc == 0 && off < img->size; off += PROTO_MAX_CHUNK, n++) {
+		memset(&m, 0, sizeof(m));
+		m.chunk.offset = off;
+		m.chunk.len = img->size - off < PROTO_MAX_CHUNK ? (uint32_t)(img->size - off)
+								: PROTO_MAX_CHUNK;
+		m.chunk.data = img->data + off;
+		memcpy(m.chunk.hash, img->chunk_hash[n], PROTO_HASH_SIZE);
+		rc = net_client_reply(c, PROTO_CHUNK, PROTO_F_MORE, hdr->request, &m);
+	}
+	if (rc == 0) {
+		memset(&m, 0, sizeof(m));
+		m.get_end.chunk_count = n;
+		rc = net_client_reply(c, PROTO_GET_END, 0, hdr->request, &m);
+	}
+	log_debug("[%s] PULL %s seq %" PRIu64 ": %s", peer, p->id, img->sequence,
+		  rc ? rtcms_strerror(rc) : "sent");
+	image_unref(a, img);
+	proc_unref(a, p);
+	return rc ? -1 : 0;
+}
+
+static int check_room(struct agent *a, const char *id, char *why, size_t len)
+{
+	uv_mutex_lock(&a->lock);
+	int running = agent_running_count(a);
+	int dup = 0;
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (strcmp(p->id, id) == 0 && p->state != AP_EXITED &&
+		    p->state != AP_FROZEN)
+			dup = 1;
+	uv_mutex_unlock(&a->lock);
+	if (dup) {
+		snprintf(why, len, "%s already runs on this node", id);
+		return RTCMS_EEXIST;
+	}
+	if (running >= (int)a->cfg.quota) {
+		snprintf(why, len, "quota full: %d of %d programs run here", running,
+			 (int)a->cfg.quota);
+		return RTCMS_ENOSPC;
+	}
+	return 0;
+}
+
+static int handle_run(struct agent *a, struct net_client *c, const char *peer,
+		      const struct proto_header *hdr, const struct proto_run *r)
+{
+	char why[PROTO_TEXT_MAX];
+	struct aproc *p;
+	union proto_msg m;
+
+	int rc = check_room(a, r->process, why, sizeof(why));
+	if (rc)
+		return reply_err(c, hdr, rc, "%s", why);
+	rc = proc_launch(a, r->process, 1, r->spec, r->spec_len, NULL, 0, &p, why,
+			 sizeof(why));
+	if (rc) {
+		log_warn("[%s] RUN %s refused: %s", peer, r->process, why);
+		return reply_err(c, hdr, rc, "%s", why);
+	}
+	log_info("[%s -> agent] RUN %s: started pid %d, incarnation 1", peer,
+		 r->process, (int)p->pid);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.run_ok.process, sizeof(m.run_ok.process), "%s", p->id);
+	m.run_ok.node = a->node;
+	m.run_ok.incarnation = 1;
+	m.run_ok.pid = (uint32_t)p->pid;
+	proc_unref(a, p);
+	return net_client_reply(c, PROTO_RUN_OK, 0, hdr->request, &m) ? -1 : 0;
+}
+
+static int handle_freeze(struct agent *a, struct net_client *c, const char *peer,
+			 const struct proto_header *hdr, const struct proto_proc_ref *r)
+{
+	union proto_msg m;
+	struct image *img = NULL;
+	struct aproc *p = find(a, r->process, AP_RUNNING);
+	if (!p)
+		return reply_err(c, hdr, RTCMS_ENOENT, "no running program %s on this node",
+				 r->process);
+	struct area_header *h = p->area;
+	uint64_t start = agent_mono_ms();
+	uint64_t before = area_committed_sequence(p->area);
+	unsigned wait = r->arg ? r->arg : (unsigned)a->cfg.freeze_timeout_ms;
+	atomic_store_explicit(&h->frozen, 0, memory_order_relaxed);
+	atomic_fetch_or_explicit(&h->control, AREA_CTL_FREEZE, memory_order_release);
+	const char *how = "at its own checkpoint";
+	for (;;) {
+		uint64_t f = atomic_load_explicit(&h->frozen, memory_order_acquire);
+		if (f > before)
+			break;
+		uv_mutex_lock(&a->lock);
+		int gone = p->state == AP_EXITED;
+		uv_mutex_unlock(&a->lock);
+		if (gone) {
+			proc_unref(a, p);
+			return reply_err(c, hdr, RTCMS_ESTATE, "%s exited", r->process);
+		}
+		if (agent_mono_ms() - start >= wait) {
+			/* the program did not reach a consistency point in time:
+			 * stop it where it is; its last checkpoint is the final one */
+			kill(p->pid, SIGSTOP);
+			how = "by SIGSTOP after the timeout (last checkpoint is final)";
+			break;
+		}
+		sleep_ms(1);
+	}
+	atomic_fetch_and_explicit(&h->control, ~AREA_CTL_FREEZE, memory_order_release);
+	uv_mutex_lock(&a->lock);
+	p->state = AP_FROZEN;
+	uv_mutex_unlock(&a->lock);
+	int rc = proc_capture(a, p, &img);
+	if (rc) {
+		uv_mutex_lock(&a->lock);
+		p->state = AP_RUNNING;
+		uv_mutex_unlock(&a->lock);
+		kill(p->pid, SIGCONT);
+		proc_unref(a, p);
+		return reply_err(c, hdr, rc, "%s: no checkpoint to move: %s", r->process,
+				 rtcms_strerror(rc));
+	}
+	log_info("[%s -> agent] FREEZE %s: frozen %s, final checkpoint %" PRIu64
+		 " (%zu bytes) after %" PRIu64 " ms", peer, p->id, how, img->sequence,
+		 img->size, agent_mono_ms() - start);
+	fill_meta(a, p, img, &m.meta);
+	rc = net_client_reply(c, PROTO_FROZEN, 0, hdr->request, &m);
+	image_unref(a, img);
+	proc_unref(a, p);
+	return rc ? -1 : 0;
+}
+
+static int handle_thaw_stop(struct agent *a, struct net_client *c, const char *peer,
+			    const struct proto_header *hdr, const struct proto_proc_ref *r)
+{
+	union proto_msg m;
+	struct aproc *p = find(a, r->process, AP_FROZEN);
+	if (!p)
+		return reply_err(c, hdr, RTCMS_ENOENT, "no frozen program %s on this node",
+				 r->process);
+	if (hdr->type == PROTO_THAW) {
+		uv_mutex_lock(&a->lock);
+		p->state = AP_RUNNING;
+		uv_mutex_unlock(&a->lock);
+		kill(p->pid, SIGCONT);
+		log_info("[%s -> agent] THAW %s: the move failed, pid %d goes on",
+			 peer, p->id, (int)p->pid);
+	} else {
+		kill(p->pid, SIGKILL);
+		log_info("[%s -> agent] STOP %s: moved away, old instance pid %d killed",
+			 peer, p->id, (int)p->pid);
+	}
+	proc_unref(a, p);
+	memset(&m, 0, sizeof(m));
+	return net_client_reply(c, PROTO_OK, 0, hdr->request, &m) ? -1 : 0;
+}
+
+/* RESTORE: meta, CHUNKs, PUT_END; then start, wait for resume, answer,
+ * and wait for ADOPT (the manager's commit) on the same connection. */
+static int handle_restore(struct agent *a, struct net_client *c, const char *peer,
+			  const struct proto_header *hdr, const struct proto_ckpt_meta *mt)
+{
+	struct proto_ckpt_meta meta = *mt;
+	uint8_t spec[PROTO_SPEC_MAX];
+	struct proto_image_hash ih;
+	struct proto_header h2;
+	union proto_msg m;
+	char why[PROTO_TEXT_MAX];
+	uint8_t *img = NULL;
+	struct aproc *p = NULL;
+	int rc, keep = 0;
+	uint64_t start = agent_mono_ms();
+
+	memcpy(spec, meta.spec, meta.spec_len);
+	meta.spec = spec;
+	uint64_t max = image_size(AREA_MAX_REGIONS, a->cfg.area_capacity > (1ull << 30)
+				  ? a->cfg.area_capacity : (1ull << 30));
+	rc = check_room(a, meta.process, why, sizeof(why));
+	if (rc == 0 && meta.size > max) {
+		rc = RTCMS_ETOOBIG;
+		snprintf(why, sizeof(why), "checkpoint of %" PRIu64 " bytes is over this "
+			 "node's limit of %" PRIu64, meta.size, max);
+	}
+	if (rc == 0 && !(img = malloc(meta.size ? meta.size : 1))) {
+		rc = RTCMS_ENOMEM;
+		snprintf(why, sizeof(why), "no memory for %" PRIu64 " bytes", meta.size);
+	}
+	/* read the whole stream even when refusing, then answer */
+	proto_image_hash_init(&ih, meta.size);
+	uint32_t n = 0;
+	for (;;) {
+		int r = net_client_recv(c, &h2, &m);
+		if (r) {
+			free(img);
+			return -1;
+		}
+		if (h2.type == PROTO_PUT_END)
+			break;
+		if (h2.type != PROTO_CHUNK) {
+			free(img);
+			reply_err(c, hdr, RTCMS_EPROTO, "expected CHUNK or PUT_END");
+			return -1;
+		}
+		if (rc)
+			continue;
+		uint8_t hh[PROTO_HASH_SIZE];
+		proto_chunk_hash(m.chunk.data, m.chunk.len, hh);
+		if (sodium_memcmp(hh, m.chunk.hash, PROTO_HASH_SIZE) != 0) {
+			rc = RTCMS_ECORRUPT;
+			snprintf(why, sizeof(why), "chunk at %" PRIu64 " does not match its hash",
+				 m.chunk.offset);
+			continue;
+		}
+		if (proto_image_hash_update(&ih, m.chunk.offset, m.chunk.len, hh) != 0) {
+			rc = RTCMS_EPROTO;
+			snprintf(why, sizeof(why), "chunk at %" PRIu64 " out of order or bounds",
+				 m.chunk.offset);
+			continue;
+		}
+		memcpy(img + m.chunk.offset, m.chunk.data, m.chunk.len);
+		n++;
+	}
+	if (rc == 0) {
+		uint8_t fin[PROTO_HASH_SIZE];
+		if (n != meta.chunk_count || m.put_end.chunk_count != n ||
+		    proto_image_hash_final(&ih, fin) != 0 ||
+		    sodium_memcmp(fin, meta.hash, PROTO_HASH_SIZE) != 0) {
+			rc = RTCMS_ECORRUPT;
+			snprintf(why, sizeof(why), "the image does not match its hash");
+		}
+	}
+	if (rc == 0)
+		rc = proc_launch(a, meta.process, meta.incarnation, meta.spec,
+				 meta.spec_len, img, meta.size, &p, why, sizeof(why));
+	free(img);
+	img = NULL;
+	if (rc) {
+		log_warn("[%s -> agent] RESTORE %s seq %" PRIu64 " refused: %s", peer,
+			 meta.process, meta.sequence, why);
+		return reply_err(c, hdr, rc, "%s", why);
+	}
+	log_info("[%s -> agent] RESTORE %s seq %" PRIu64 ": %" PRIu64 " bytes verified, "
+		 "started pid %d in restore mode", peer, meta.process, meta.sequence,
+		 meta.size, (int)p->pid);
+
+	/* wait until the program has refilled its regions and goes on */
+	struct area_header *ah = p->area;
+	for (;;) {
+		if (atomic_load_explicit(&ah->resumed, memory_order_acquire) == meta.sequence)
+			break;
+		uv_mutex_lock(&a->lock);
+		int gone = p->state == AP_EXITED;
+		uv_mutex_unlock(&a->lock);
+		if (gone) {
+			rc = RTCMS_ESTATE;
+			snprintf(why, sizeof(why), "%s exited during its restore", meta.process);
+			break;
+		}
+		if (agent_mono_ms() - start > a->cfg.restore_timeout_ms) {
+			rc = RTCMS_ETIMEDOUT;
+			snprintf(why, sizeof(why), "%s did not resume within %" PRIu64 " ms",
+				 meta.process, a->cfg.restore_timeout_ms);
+			break;
+		}
+		sleep_ms(1);
+	}
+	if (rc) {
+		log_warn("[agent] RESTORE %s failed: %s", meta.process, why);
+		proc_kill(p, SIGKILL);
+		proc_unref(a, p);
+		return reply_err(c, hdr, rc, "%s", why);
+	}
+	log_info("[program %s] resumed from checkpoint %" PRIu64 " after %" PRIu64 " ms",
+		 meta.process, meta.sequence, agent_mono_ms() - start);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.restore_ok.process, sizeof(m.restore_ok.process), "%s", meta.process);
+	m.restore_ok.incarnation = meta.incarnation;
+	m.restore_ok.sequence = meta.sequence;
+	m.restore_ok.pid = (uint32_t)p->pid;
+	rc = net_client_reply(c, PROTO_RESTORE_OK, 0, hdr->request, &m);
+
+	/* the instance may go on only once the manager committed the move */
+	if (rc == 0) {
+		net_client_set_timeout(c, (int)a->cfg.adopt_timeout_ms);
+		rc = net_client_recv(c, &h2, &m);
+		if (rc == 0 && (h2.type != PROTO_ADOPT || strcmp(m.ref.process, meta.process) ||
+				m.ref.incarnation <= meta.incarnation))
+			rc = RTCMS_EPROTO;
+	}
+	if (rc == 0) {
+		uv_mutex_lock(&a->lock);
+		p->incarnation = m.ref.incarnation;
+		p->state = AP_RUNNING;
+		memset(p->notified, 0, sizeof(p->notified));
+		uv_mutex_unlock(&a->lock);
+		keep = 1;
+		log_info("[%s -> agent] ADOPT %s: incarnation %" PRIu64 " runs here", peer,
+			 meta.process, m.ref.incarnation);
+		memset(&m, 0, sizeof(m));
+		net_client_reply(c, PROTO_OK, 0, h2.request, &m);
+		agent_wake_outbox(a);
+	}
+	if (!keep) {
+		log_warn("[agent] %s: the manager did not confirm the restore (%s); "
+			 "stopping the new instance", meta.process, rtcms_strerror(rc));
+		proc_kill(p, SIGKILL);
+	}
+	proc_unref(a, p);
+	return keep ? 0 : -1;
+}
+
+int agent_handle(void *ctx, struct net_client *c, const char *peer,
+		 const struct proto_header *hdr, union proto_msg *msg)
+{
+	struct agent *a = ctx;
+	char who[160];
+	snprintf(who, sizeof(who), "%s", net_client_peer(c)[0] ? net_client_peer(c) : peer);
+
+	switch (hdr->type) {
+	case PROTO_INFO:
+		return handle_info(a, c, hdr);
+	case PROTO_PULL:
+		return handle_pull(a, c, who, hdr, &msg->get);
+	case PROTO_RUN:
+		return handle_run(a, c, who, hdr, &msg->run);
+	case PROTO_RESTORE:
+		return handle_restore(a, c, who, hdr, &msg->meta);
+	case PROTO_FREEZE:
+		return handle_freeze(a, c, who, hdr, &msg->ref);
+	case PROTO_THAW:
+	case PROTO_STOP:
+		return handle_thaw_stop(a, c, who, hdr, &msg->ref);
+	default:
+		log_warn("[%s] %s is not an agent request; closing", who,
+			 proto_type_name(hdr->type) ? proto_type_name(hdr->type) : "?");
+		net_client_reply_error(c, hdr->request, RTCMS_EPROTO, 0,
+				       "not a request this agent serves");
+		return -1;
+	}
+}

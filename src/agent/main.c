@@ -1,0 +1,218 @@
+/*
+ * rtcms-agent - the node agent (the thesis' RTCR): parent of the protected
+ * programs of its node, owner of their checkpoint areas; registers with
+ * the managers, notifies them of checkpoints and serves their pulls, and
+ * restores programs sent to this node.
+ *
+ *   rtcms-agent --config /etc/rtcms/agent.ini
+ *   rtcms-agent --listen 127.0.0.2:0 --manager 127.0.0.1:7600 --key k
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "daemon/cmdline.h"
+#include "log/log.h"
+#include "proto/spec.h"
+#include "rtcms_error.h"
+#include "util/keyfile.h"
+
+static struct agent agent;
+#define cfg agent.cfg
+
+static const struct config_field fields[] = {
+	{ "agent", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
+	{ "agent", "advertise", CONFIG_STR, cfg.advertise, sizeof(cfg.advertise), 0, 0 },
+	{ "agent", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0 },
+	{ "agent", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
+	{ "agent", "node_id", CONFIG_STR, cfg.node_id, sizeof(cfg.node_id), 0, 0 },
+	{ "agent", "manager", CONFIG_LIST, &cfg.managers, 0, 0, 0 },
+	{ "agent", "run", CONFIG_LIST, &cfg.programs, 0, 0, 0 },
+	{ "agent", "area_capacity", CONFIG_U64, &cfg.area_capacity, 0, 4096, 1ull << 40 },
+	{ "agent", "quota", CONFIG_U64, &cfg.quota, 0, 0, 100000 },
+	{ "agent", "poll_interval", CONFIG_U64, &cfg.poll_ms, 0, 1, 10000 },
+	{ "agent", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000 },
+	{ "agent", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000 },
+	{ "agent", "adopt_timeout", CONFIG_U64, &cfg.adopt_timeout_ms, 0, 10, 600000 },
+	{ "agent", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000 },
+	{ "agent", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
+	{ "test", "report_mem_available", CONFIG_U64, &cfg.report_mem_available, 0, 0, UINT64_MAX },
+	{ "test", "report_cpu_load", CONFIG_U64, &cfg.report_cpu_permille, 0, 0, 1001 },
+	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0 },
+	{ NULL, NULL, 0, NULL, 0, 0, 0 },
+};
+
+static const struct cmdline_opt opts[] = {
+	{ "listen", 'l', "listen" },
+	{ "advertise", 0, "advertise" },
+	{ "key", 'k', "key" },
+	{ "name", 'n', "name" },
+	{ "node-id", 0, "node_id" },
+	{ "manager", 'm', "manager" },
+	{ "run", 0, "run" },
+	{ "area-capacity", 0, "area_capacity" },
+	{ "quota", 'q', "quota" },
+	{ "poll-interval", 0, "poll_interval" },
+	{ "freeze-timeout", 0, "freeze_timeout" },
+	{ "restore-timeout", 0, "restore_timeout" },
+	{ "ready-file", 0, "ready_file" },
+	{ "log-level", 'v', "level" },
+	{ NULL, 0, NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: rtcms-agent [--config FILE] [options]\n"
+"\n"
+"The rtcms node agent: starts protected programs, gives each a checkpoint\n"
+"area, tells the managers of every checkpoint and restores programs moved\n"
+"to this node.\n"
+"\n"
+"options (override the config file, section [agent]):\n"
+"  -c, --config FILE          INI config file (see contrib/agent.ini)\n"
+"  -l, --listen HOST:PORT     address of this agent's interface (default\n"
+"                             127.0.0.1:7500; port 0 picks a free port)\n"
+"      --advertise HOST:PORT  address managers should use (default: the bound one)\n"
+"  -m, --manager HOST:PORT    a manager; give it once per manager\n"
+"  -k, --key FILE             cluster key file (rtcmsctl keygen FILE)\n"
+"  -n, --name NAME            agent name (default: agent-<node id>)\n"
+"      --node-id ID           node id (hex); default: the MAC of the\n"
+"                             interface with the default route\n"
+"  -q, --quota N              protected programs this node takes (default 8)\n"
+"      --area-capacity SIZE   checkpoint area per program (default 64M)\n"
+"      --run \"ID PATH ARGS\"   start a program at startup (repeatable)\n"
+"      --poll-interval MS     how often areas are checked for new checkpoints (5)\n"
+"      --freeze-timeout MS    wait for a program's own final checkpoint (2000)\n"
+"      --restore-timeout MS   wait for a restored program to resume (10000)\n"
+"      --ready-file FILE      write the bound address here once listening\n"
+"  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
+"  -h, --help                 this help\n");
+}
+
+/* "ID PATH ARGS..." from the config: a spec with the agent's cwd. */
+static int start_configured(const char *line)
+{
+	char buf[512], cwd[1024], id[PROTO_ID_MAX + 1];
+	struct proto_spec sp;
+	uint8_t spec[PROTO_SPEC_MAX];
+	char err[PROTO_TEXT_MAX];
+	char *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", line);
+	memset(&sp, 0, sizeof(sp));
+	char *tok = strtok_r(buf, " \t", &save);
+	if (!tok || !proto_process_id_valid(tok)) {
+		log_error("run = \"%s\": expected \"ID PATH [ARGS...]\"", line);
+		return RTCMS_ECONFIG;
+	}
+	snprintf(id, sizeof(id), "%s", tok);
+	while ((tok = strtok_r(NULL, " \t", &save)) && sp.argc < PROTO_SPEC_ARGS_MAX)
+		sp.argv[sp.argc++] = tok;
+	if (sp.argc == 0) {
+		log_error("run = \"%s\": no program path", line);
+		return RTCMS_ECONFIG;
+	}
+	sp.cwd = getcwd(cwd, sizeof(cwd)) ? cwd : "";
+	int n = proto_spec_encode(&sp, spec, sizeof(spec));
+	if (n < 0) {
+		log_error("run = \"%s\": %s", line, rtcms_strerror(n));
+		return n;
+	}
+	struct aproc *p;
+	int rc = proc_launch(&agent, id, 1, spec, (uint32_t)n, NULL, 0, &p, err, sizeof(err));
+	if (rc) {
+		log_error("cannot start %s: %s", id, err);
+		return rc;
+	}
+	log_info("[program %s] started pid %d from the config", id, (int)p->pid);
+	proc_unref(&agent, p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char err[1024];
+
+	snprintf(cfg.listen, sizeof(cfg.listen), "127.0.0.1:7500");
+	snprintf(cfg.log_level, sizeof(cfg.log_level), "info");
+	cfg.area_capacity = 64ull << 20;
+	cfg.quota = 8;
+	cfg.poll_ms = 5;
+	cfg.freeze_timeout_ms = 2000;
+	cfg.restore_timeout_ms = 10000;
+	cfg.adopt_timeout_ms = 10000;
+	cfg.io_timeout_ms = 5000;
+
+	int r = cmdline_parse("rtcms-agent", argc, argv, fields, opts, usage);
+	if (r)
+		return r == 1 ? 0 : 2;
+	int level = log_level_parse(cfg.log_level);
+	if (level < 0) {
+		fprintf(stderr, "rtcms-agent: log level \"%s\": expected error, warn, "
+			"info or debug\n", cfg.log_level);
+		return 2;
+	}
+	if (cfg.key[0] == '\0') {
+		fprintf(stderr, "rtcms-agent: no cluster key: give --key FILE or key = "
+			"FILE in [agent] (create one with `rtcmsctl keygen FILE`)\n");
+		return 2;
+	}
+	if (cfg.managers.count == 0) {
+		fprintf(stderr, "rtcms-agent: no manager: give --manager HOST:PORT or "
+			"manager = HOST:PORT in [agent]\n");
+		return 2;
+	}
+	if (keyfile_load(cfg.key, &agent.key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "rtcms-agent: %s\n", err);
+		return 2;
+	}
+	if (cfg.node_id[0]) {
+		char *end;
+		agent.node = strtoull(cfg.node_id, &end, 16);
+		if (*end || agent.node == 0) {
+			fprintf(stderr, "rtcms-agent: node_id \"%s\": expected a non-zero "
+				"hex number\n", cfg.node_id);
+			return 2;
+		}
+	} else {
+		char ifname[64] = "";
+		if (sysinfo_node_id(&agent.node, ifname, sizeof(ifname)) != 0) {
+			fprintf(stderr, "rtcms-agent: cannot derive the node id from a MAC "
+				"address; set node_id in [agent]\n");
+			return 2;
+		}
+	}
+	if (cfg.name[0] == '\0')
+		snprintf(cfg.name, sizeof(cfg.name), "agent-%" PRIx64, agent.node);
+	log_init("agent", (enum log_level)level);
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0) {
+		log_error("libsodium cannot start");
+		return 1;
+	}
+	randombytes_buf(agent.boot, sizeof(agent.boot));
+	uint64_t avail;
+	sysinfo_meminfo_read(&agent.mem_total, &avail);
+	uv_mutex_init(&agent.lock);
+	uv_cond_init(&agent.wake);
+	for (size_t i = 0; i < cfg.managers.count; i++) {
+		snprintf(agent.mgrs[i].addr, sizeof(agent.mgrs[i].addr), "%s",
+			 cfg.managers.items[i]);
+		agent.mgr_count++;
+	}
+	for (size_t i = 0; i < cfg.programs.count; i++)
+		if (start_configured(cfg.programs.items[i]) != 0)
+			return 1;
+	int rc = agent_run(&agent);
+	sodium_memzero(&agent.key, sizeof(agent.key));
+	if (rc) {
+		log_error("%s", rtcms_strerror(rc));
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,233 @@
+/* rpc_server.c - libuv listener plus one thread per connection. */
+#include "rpc_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log/log.h"
+#include "net/addr.h"
+#include "rtcms_error.h"
+
+struct rpc_conn {
+	struct rpc_server *srv;
+	uv_thread_t thread;
+	int fd;
+	int done;                      /* thread finished, join pending */
+	char peer[80];
+	struct rpc_conn *next;
+};
+
+struct rpc_server {
+	uv_tcp_t listener;
+	struct rpc_server_options opt;
+	uv_mutex_t lock;
+	struct rpc_conn *conns;
+	int active;
+	int stopping;
+};
+
+static void reap_locked(struct rpc_server *s, int all)
+{
+	struct rpc_conn **pp = &s->conns;
+	while (*pp) {
+		struct rpc_conn *c = *pp;
+		if (!c->done && !all) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		uv_mutex_unlock(&s->lock);
+		uv_thread_join(&c->thread);
+		uv_mutex_lock(&s->lock);
+		free(c);
+		pp = &s->conns; /* the list may have changed while unlocked */
+	}
+}
+
+static void conn_thread(void *arg)
+{
+	struct rpc_conn *rc = arg;
+	struct rpc_server *s = rc->srv;
+	struct net_client *c = NULL;
+	struct proto_header hdr;
+	union proto_msg msg;
+
+	int r = net_client_accept(rc->fd, s->opt.key, s->opt.role, s->opt.name,
+				  s->opt.io_timeout_ms, &c);
+	if (r) {
+		if (r == RTCMS_EAUTH || r == RTCMS_EPROTO)
+			log_warn("[peer %s] refused: %s", rc->peer, rtcms_strerror(r));
+		goto out;
+	}
+	for (;;) {
+		net_client_set_timeout(c, s->opt.idle_timeout_ms);
+		r = net_client_recv(c, &hdr, &msg);
+		if (r == RTCMS_ECONN || r == RTCMS_ETIMEDOUT)
+			break;
+		if (r) {
+			log_warn("[peer %s %s] bad frame: %s; closing", rc->peer,
+				 net_client_peer(c), rtcms_strerror(r));
+			if (r != RTCMS_EAUTH && r != RTCMS_EREPLAY)
+				net_client_reply_error(c, hdr.request, r, 0, NULL);
+			break;
+		}
+		if (hdr.flags & PROTO_F_REPLY) {
+			log_warn("[peer %s %s] unexpected %s reply; closing", rc->peer,
+				 net_client_peer(c), proto_type_name(hdr.type));
+			net_client_reply_error(c, hdr.request, RTCMS_EPROTO, 0,
+					       "a reply where a request was expected");
+			break;
+		}
+		net_client_set_timeout(c, s->opt.io_timeout_ms);
+		if (s->opt.handler(s->opt.ctx, c, rc->peer, &hdr, &msg) < 0)
+			break;
+	}
+out:
+	uv_mutex_lock(&s->lock);
+	rc->fd = -1; /* from here on rpc_server_stop leaves the socket alone */
+	uv_mutex_unlock(&s->lock);
+	if (c)
+		net_client_free(c);
+	uv_mutex_lock(&s->lock);
+	rc->done = 1;
+	s->active--;
+	uv_mutex_unlock(&s->lock);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+	struct rpc_server *s = ls->data;
+	uv_os_fd_t ufd;
+
+	if (status < 0)
+		return;
+	/* accept with libuv, then hand a duplicate of the socket to a thread;
+	 * the libuv handle is closed (freed in its close callback) */
+	uv_tcp_t *tmp = malloc(sizeof(*tmp));
+	if (!tmp)
+		return;
+	if (uv_tcp_init(ls->loop, tmp)) {
+		free(tmp);
+		return;
+	}
+	int fd = -1;
+	char peer[80] = "?";
+	if (uv_accept(ls, (uv_stream_t *)tmp) == 0 &&
+	    uv_fileno((uv_handle_t *)tmp, &ufd) == 0) {
+		struct sockaddr_storage ss;
+		int sl = sizeof(ss);
+		fd = fcntl(ufd, F_DUPFD_CLOEXEC, 3);
+		if (uv_tcp_getpeername(tmp, (struct sockaddr *)&ss, &sl) == 0)
+			net_addr_format((struct sockaddr *)&ss, peer, sizeof(peer));
+	}
+	uv_close((uv_handle_t *)tmp, free_handle);
+	if (fd < 0)
+		return;
+
+	uv_mutex_lock(&s->lock);
+	reap_locked(s, 0);
+	if (s->stopping || s->active >= s->opt.max_connections) {
+		uv_mutex_unlock(&s->lock);
+		log_warn("[peer %s] refused: %d connections open (max_connections)",
+			 peer, s->active);
+		close(fd);
+		return;
+	}
+	struct rpc_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		uv_mutex_unlock(&s->lock);
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	c->fd = fd;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	if (uv_thread_create(&c->thread, conn_thread, c) != 0) {
+		uv_mutex_unlock(&s->lock);
+		log_error("[peer %s] cannot start a connection thread", peer);
+		close(fd);
+		free(c);
+		return;
+	}
+	s->active++;
+	c->next = s->conns;
+	s->conns = c;
+	uv_mutex_unlock(&s->lock);
+}
+
+int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
+		     struct rpc_server **out, char *bound, size_t cap)
+{
+	struct sockaddr_storage ss;
+	int rc = net_addr_parse(opt->listen, 1, &ss);
+	if (rc)
+		return rc;
+	struct rpc_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return RTCMS_ENOMEM;
+	s->opt = *opt;
+	if (uv_mutex_init(&s->lock)) {
+		free(s);
+		return RTCMS_ENOMEM;
+	}
+	uv_tcp_init(loop, &s->listener);
+	s->listener.data = s;
+	if (uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0) != 0 ||
+	    uv_listen((uv_stream_t *)&s->listener, 64, on_connection) != 0) {
+		log_error("cannot listen on %s: %s", opt->listen, strerror(errno));
+		uv_close((uv_handle_t *)&s->listener, NULL);
+		uv_run(loop, UV_RUN_NOWAIT);
+		uv_mutex_destroy(&s->lock);
+		free(s);
+		return RTCMS_EIO;
+	}
+	int sl = sizeof(ss);
+	uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &sl);
+	net_addr_format((struct sockaddr *)&ss, bound, cap);
+	*out = s;
+	return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct rpc_server *s = h->data;
+	uv_mutex_destroy(&s->lock);
+	free(s);
+}
+
+void rpc_server_stop(struct rpc_server *s)
+{
+	if (!s)
+		return;
+	uv_mutex_lock(&s->lock);
+	s->stopping = 1;
+	for (struct rpc_conn *c = s->conns; c; c = c->next)
+		if (c->fd >= 0)
+			shutdown(c->fd, SHUT_RDWR);
+	reap_locked(s, 1);
+	uv_mutex_unlock(&s->lock);
+	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+}
+
+int rpc_write_ready_file(const char *path, const char *addr)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return RTCMS_EIO;
+	fprintf(f, "%s\n", addr);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return RTCMS_EIO;
+	return 0;
+}
