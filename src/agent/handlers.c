@@ -186,7 +186,7 @@ static int check_room(struct agent *a, const char *id, char *why, size_t len)
 static int handle_run(struct agent *a, struct net_client *c, const char *peer,
 		      const struct proto_header *hdr, const struct proto_run *r)
 {
-	char why[PROTO_TEXT_MAX];
+	char why[PROTO_TEXT_MAX + 1];
 	struct aproc *p;
 	union proto_msg m;
 
@@ -305,7 +305,7 @@ static int handle_restore(struct agent *a, struct net_client *c, const char *pee
 	struct proto_image_hash ih;
 	struct proto_header h2;
 	union proto_msg m;
-	char why[PROTO_TEXT_MAX];
+	char why[PROTO_TEXT_MAX + 1];
 	uint8_t *img = NULL;
 	struct aproc *p = NULL;
 	int rc, keep = 0;

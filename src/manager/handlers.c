@@ -1,0 +1,411 @@
+/*
+ * handlers.c - rtcms-manager's main interface, one request at a time on a
+ * connection thread: REGISTER (thesis op 0), CKPT_NOTIFY (op 1), EXITED
+ * from agents; MIGRATE (op 2) from agents or rtcmsctl; RUN, DRAIN,
+ * MSTATUS and LIST (relayed to the store) from rtcmsctl.
+ */
+#include "manager.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/store_client.h"
+#include "log/log.h"
+#include "rtcms_error.h"
+
+static int reply_err(struct net_client *c, const struct proto_header *hdr,
+		     int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int reply_err(struct net_client *c, const struct proto_header *hdr,
+		     int code, const char *fmt, ...)
+{
+	char text[PROTO_TEXT_MAX + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return net_client_reply_error(c, hdr->request, code, 0, text) ? -1 : 0;
+}
+
+static int reply_ok(struct net_client *c, const struct proto_header *hdr)
+{
+	union proto_msg m;
+	memset(&m, 0, sizeof(m));
+	return net_client_reply(c, PROTO_OK, 0, hdr->request, &m) ? -1 : 0;
+}
+
+/* lock held; NULL if the table is full */
+static struct mproc *proc_add(struct manager *m, const char *id)
+{
+	struct mproc *p = manager_proc(m, id);
+	if (p || m->proc_count >= MANAGER_PROCS_MAX)
+		return p;
+	p = &m->procs[m->proc_count++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->state = PROTO_PS_RUNNING;
+	return p;
+}
+
+static int handle_register(struct manager *m, struct net_client *c, const char *who,
+			   const struct proto_header *hdr, const struct proto_register *r)
+{
+	union proto_msg out;
+
+	if (r->node == 0)
+		return reply_err(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
+	uv_mutex_lock(&m->lock);
+	struct mnode *n = manager_node(m, r->node);
+	if (!n) {
+		if (m->node_count >= MANAGER_NODES_MAX) {
+			uv_mutex_unlock(&m->lock);
+			return reply_err(c, hdr, RTCMS_ENOSPC, "this manager knows %d nodes "
+					 "already", MANAGER_NODES_MAX);
+		}
+		n = &m->nodes[m->node_count++];
+		memset(n, 0, sizeof(*n));
+		n->node = r->node;
+		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s joins "
+			 "(quota %u, area %" PRIu64 " MiB)", who, r->node, r->address,
+			 r->quota_max, r->area_capacity >> 20);
+	} else if (memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0) {
+		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s restarted",
+			 who, r->node, r->address);
+	} else if (!manager_node_alive(m, n)) {
+		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s is back",
+			 who, r->node, r->address);
+	}
+	snprintf(n->name, sizeof(n->name), "%s", r->name);
+	snprintf(n->address, sizeof(n->address), "%s", r->address);
+	memcpy(n->boot, r->boot, PROTO_BOOT_SIZE);
+	n->area_capacity = r->area_capacity;
+	n->mem_total = r->mem_total;
+	n->quota_max = r->quota_max;
+	n->seen_ms = manager_mono_ms();
+	uv_mutex_unlock(&m->lock);
+	memset(&out, 0, sizeof(out));
+	snprintf(out.reg_ok.name, sizeof(out.reg_ok.name), "%s", m->cfg.name);
+	out.reg_ok.epoch = m->epoch;
+	out.reg_ok.heartbeat_ms = 1000;
+	out.reg_ok.lease_ms = 0;
+	return net_client_reply(c, PROTO_REGISTER_OK, 0, hdr->request, &out) ? -1 : 0;
+}
+
+static int handle_notify(struct manager *m, struct net_client *c, const char *who,
+			 const struct proto_header *hdr, const struct proto_ckpt_meta *mt)
+{
+	uv_mutex_lock(&m->lock);
+	struct mnode *n = manager_node(m, mt->node);
+	if (!n) {
+		uv_mutex_unlock(&m->lock);
+		return reply_err(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " has not "
+				 "registered", mt->node);
+	}
+	n->seen_ms = manager_mono_ms();
+	struct mproc *p = proc_add(m, mt->process);
+	if (!p) {
+		uv_mutex_unlock(&m->lock);
+		return reply_err(c, hdr, RTCMS_ENOSPC, "process table full");
+	}
+	if (p->incarnation && mt->incarnation < p->incarnation) {
+		uint64_t cur = p->incarnation;
+		uv_mutex_unlock(&m->lock);
+		log_warn("[%s -> manager] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64 " from an "
+			 "old incarnation (current %" PRIu64 "): ignored", who, mt->process,
+			 mt->incarnation, mt->sequence, cur);
+		return reply_err(c, hdr, RTCMS_EFENCED, "incarnation %" PRIu64 " is older "
+				 "than %" PRIu64, mt->incarnation, cur);
+	}
+	if (mt->incarnation > p->incarnation) {
+		p->incarnation = mt->incarnation;
+		p->durable = 0;
+		p->failed_seq = 0;
+		p->notified = 0;
+	}
+	if (!p->migrating) {
+		p->node = mt->node;
+		p->state = PROTO_PS_RUNNING;
+	}
+	if (mt->sequence > p->notified)
+		p->notified = mt->sequence;
+	uv_cond_signal(&m->work);
+	uv_mutex_unlock(&m->lock);
+	log_debug("[%s -> manager] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
+		  " bytes)", who, mt->process, mt->incarnation, mt->sequence, mt->size);
+	return reply_ok(c, hdr);
+}
+
+static int handle_exited(struct manager *m, struct net_client *c, const char *who,
+			 const struct proto_header *hdr, const struct proto_proc_ref *r)
+{
+	uv_mutex_lock(&m->lock);
+	struct mproc *p = manager_proc(m, r->process);
+	if (p && p->incarnation == r->incarnation && !p->migrating)
+		p->state = PROTO_PS_EXITED;
+	uv_mutex_unlock(&m->lock);
+	log_info("[%s -> manager] EXITED %s incarnation %" PRIu64 " (wait status %u)",
+		 who, r->process, r->incarnation, r->arg);
+	return reply_ok(c, hdr);
+}
+
+static int handle_status(struct manager *m, struct net_client *c,
+			 const struct proto_header *hdr)
+{
+	static __thread struct proto_node_entry nodes[PROTO_NODES_MAX];
+	static __thread struct proto_proc_entry procs[PROTO_PROCS_MAX];
+	struct placement_node info[MANAGER_NODES_MAX];
+	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
+	union proto_msg out;
+
+	/* fresh metrics from every alive node */
+	size_t ni = manager_poll_nodes(m, info, addrs);
+	memset(&out, 0, sizeof(out));
+	uv_mutex_lock(&m->lock);
+	snprintf(out.mstatus.name, sizeof(out.mstatus.name), "%s", m->cfg.name);
+	snprintf(out.mstatus.store, sizeof(out.mstatus.store), "%s", m->cfg.store);
+	out.mstatus.store_up = (uint8_t)m->store_up;
+	snprintf(out.mstatus.store_error, sizeof(out.mstatus.store_error), "%s",
+		 m->store_error);
+	uint64_t now = manager_mono_ms();
+	for (size_t i = 0; i < m->node_count && i < PROTO_NODES_MAX; i++) {
+		const struct mnode *n = &m->nodes[i];
+		struct proto_node_entry *e = &nodes[i];
+		memset(e, 0, sizeof(*e));
+		e->node = n->node;
+		snprintf(e->name, sizeof(e->name), "%s", n->name);
+		snprintf(e->address, sizeof(e->address), "%s", n->address);
+		e->alive = (uint8_t)manager_node_alive(m, n);
+		e->seen_ago_ms = n->seen_ms ? now - n->seen_ms : UINT64_MAX;
+		e->mem_total = n->mem_total;
+		e->quota_max = n->quota_max;
+		for (size_t k = 0; k < ni; k++)
+			if (info[k].info.node == n->node && info[k].alive) {
+				e->mem_total = info[k].info.mem_total;
+				e->mem_available = info[k].info.mem_available;
+				e->cpu_load_permille = info[k].info.cpu_load_permille;
+				e->quota_max = info[k].info.quota_max;
+				e->quota_free = info[k].info.quota_free;
+				e->area_used = info[k].info.area_used;
+				e->processes = info[k].info.processes;
+			}
+	}
+	out.mstatus.node_count = (uint16_t)(m->node_count < PROTO_NODES_MAX ? m->node_count
+									  : PROTO_NODES_MAX);
+	size_t np = 0;
+	for (size_t i = 0; i < m->proc_count && np < PROTO_PROCS_MAX; i++) {
+		const struct mproc *p = &m->procs[i];
+		struct proto_proc_entry *e = &procs[np++];
+		memset(e, 0, sizeof(*e));
+		snprintf(e->process, sizeof(e->process), "%s", p->id);
+		e->node = p->node;
+		e->incarnation = p->incarnation;
+		e->durable = p->durable;
+		e->durable_age_ms = p->durable ? now - p->durable_at_ms : 0;
+		e->notified = p->notified;
+		e->size = p->durable_size;
+		e->state = (uint8_t)(p->migrating ? PROTO_PS_MIGRATING : p->state);
+		if (p->notified > p->durable && p->notified != p->failed_seq)
+			out.mstatus.pending++;
+	}
+	out.mstatus.proc_count = (uint16_t)np;
+	uv_mutex_unlock(&m->lock);
+	out.mstatus.nodes = nodes;
+	out.mstatus.procs = procs;
+	return net_client_reply(c, PROTO_MSTATUS_REPLY, 0, hdr->request, &out) ? -1 : 0;
+}
+
+static int handle_list(struct manager *m, struct net_client *c,
+		       const struct proto_header *hdr, const struct proto_list *l)
+{
+	static __thread struct proto_list_entry entries[PROTO_LIST_MAX];
+	struct net_client *store = NULL;
+	struct proto_header rh;
+	union proto_msg q, r;
+
+	q.list = *l;
+	r.list_reply.entries = entries;
+	int rc = manager_store_connect(m, &store);
+	if (rc == 0)
+		rc = net_client_call(store, PROTO_LIST, &q, PROTO_LIST_REPLY, &rh, &r);
+	if (rc) {
+		const struct proto_error *e = store ? net_client_last_error(store) : NULL;
+		char text[PROTO_TEXT_MAX + 1];
+		snprintf(text, sizeof(text), "%s", e && e->code ? e->text : "");
+		net_client_free(store);
+		if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT)
+			manager_store_result(m, rc, "LIST");
+		return reply_err(c, hdr, rc, "store %s: %s", m->cfg.store,
+				 text[0] ? text : rtcms_strerror(rc));
+	}
+	net_client_free(store);
+	r.list_reply.entries = entries;
+	return net_client_reply(c, PROTO_LIST_REPLY, rh.flags & PROTO_F_MORE,
+				hdr->request, &r) ? -1 : 0;
+}
+
+static int handle_run(struct manager *m, struct net_client *c, const char *who,
+		      const struct proto_header *hdr, const struct proto_run *run)
+{
+	struct placement_node info[MANAGER_NODES_MAX];
+	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
+	struct net_client *store = NULL, *agent = NULL;
+	struct proto_ckpt_meta meta;
+	struct proto_header rh;
+	union proto_msg q, r;
+
+	uv_mutex_lock(&m->lock);
+	struct mproc *p = manager_proc(m, run->process);
+	int running = p && p->state != PROTO_PS_EXITED;
+	uv_mutex_unlock(&m->lock);
+	if (running)
+		return reply_err(c, hdr, RTCMS_EEXIST, "%s is already running", run->process);
+	/* a process id is used once: its checkpoints identify it */
+	int rc = manager_store_connect(m, &store);
+	if (rc == 0)
+		rc = store_client_get(store, run->process, 0, 0, 1, &meta, NULL, NULL, NULL);
+	net_client_free(store);
+	if (rc == 0)
+		return reply_err(c, hdr, RTCMS_EEXIST, "%s already has checkpoints in the "
+				 "store (incarnation %" PRIu64 "); choose another id or delete "
+				 "them", run->process, meta.incarnation);
+	if (rc != RTCMS_ENOENT) {
+		manager_store_result(m, rc, "GET");
+		return reply_err(c, hdr, rc, "cannot check %s in the store %s: %s",
+				 run->process, m->cfg.store, rtcms_strerror(rc));
+	}
+	size_t n = manager_poll_nodes(m, info, addrs);
+	int pick = RTCMS_ENOSPC;
+	if (run->node) {
+		for (size_t i = 0; i < n; i++)
+			if (info[i].info.node == run->node && info[i].alive)
+				pick = (int)i;
+		if (pick < 0)
+			return reply_err(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is not "
+					 "alive", run->node);
+	} else {
+		pick = placement_choose(&m->placement, info, n, 0, 0, 1, NULL);
+		if (pick < 0)
+			return reply_err(c, hdr, RTCMS_ENOSPC, "no node has room for %s",
+					 run->process);
+	}
+	q.run = *run;
+	q.run.node = info[pick].info.node;
+	rc = net_client_connect(addrs[pick], &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				(int)m->cfg.io_timeout_ms, &agent);
+	if (rc == 0)
+		rc = net_client_call(agent, PROTO_RUN, &q, PROTO_RUN_OK, &rh, &r);
+	if (rc) {
+		char text[PROTO_TEXT_MAX + 1];
+		const struct proto_error *e = agent ? net_client_last_error(agent) : NULL;
+		snprintf(text, sizeof(text), "%s", e && e->code ? e->text : rtcms_strerror(rc));
+		net_client_free(agent);
+		return reply_err(c, hdr, rc, "node %016" PRIx64 ": %s", q.run.node, text);
+	}
+	net_client_free(agent);
+	uv_mutex_lock(&m->lock);
+	p = proc_add(m, run->process);
+	if (p) {
+		p->node = r.run_ok.node;
+		p->incarnation = r.run_ok.incarnation;
+		p->state = PROTO_PS_RUNNING;
+		p->notified = p->durable = p->failed_seq = 0;
+	}
+	uv_mutex_unlock(&m->lock);
+	log_info("[%s -> manager] RUN %s: started on node %016" PRIx64 " (pid %u)", who,
+		 run->process, r.run_ok.node, r.run_ok.pid);
+	return net_client_reply(c, PROTO_RUN_OK, 0, hdr->request, &r) ? -1 : 0;
+}
+
+static int handle_migrate(struct manager *m, struct net_client *c, const char *who,
+			  const struct proto_header *hdr, const struct proto_migrate *mg)
+{
+	struct migrate_result res;
+	char why[PROTO_TEXT_MAX + 1];
+	union proto_msg out;
+
+	int rc = manager_migrate(m, who, mg->process, mg->target, mg->allow_same, &res,
+				 why, sizeof(why));
+	if (rc)
+		return reply_err(c, hdr, rc, "%s", why);
+	memset(&out, 0, sizeof(out));
+	snprintf(out.migrate_ok.process, sizeof(out.migrate_ok.process), "%s", mg->process);
+	out.migrate_ok.from = res.from;
+	out.migrate_ok.to = res.to;
+	out.migrate_ok.incarnation = res.incarnation;
+	out.migrate_ok.sequence = res.sequence;
+	out.migrate_ok.millis = res.millis;
+	return net_client_reply(c, PROTO_MIGRATE_OK, 0, hdr->request, &out) ? -1 : 0;
+}
+
+static int handle_drain(struct manager *m, struct net_client *c, const char *who,
+			const struct proto_header *hdr, const struct proto_drain *d)
+{
+	char (*ids)[PROTO_ID_MAX + 1] = calloc(MANAGER_PROCS_MAX, sizeof(*ids));
+	union proto_msg out;
+	size_t n = 0;
+
+	if (!ids)
+		return reply_err(c, hdr, RTCMS_ENOMEM, "out of memory");
+	uv_mutex_lock(&m->lock);
+	int known = manager_node(m, d->node) != NULL;
+	for (size_t i = 0; i < m->proc_count; i++)
+		if (m->procs[i].node == d->node && m->procs[i].state == PROTO_PS_RUNNING)
+			snprintf(ids[n++], sizeof(ids[0]), "%s", m->procs[i].id);
+	uv_mutex_unlock(&m->lock);
+	if (!known) {
+		free(ids);
+		return reply_err(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
+				 d->node);
+	}
+	log_info("[%s -> manager] DRAIN node %016" PRIx64 ": %zu programs to move", who,
+		 d->node, n);
+	memset(&out, 0, sizeof(out));
+	for (size_t i = 0; i < n; i++) {
+		struct migrate_result res;
+		char why[PROTO_TEXT_MAX + 1];
+		if (manager_migrate(m, who, ids[i], 0, 0, &res, why, sizeof(why)) == 0)
+			out.drain_ok.moved++;
+		else
+			out.drain_ok.failed++;
+	}
+	free(ids);
+	log_info("[manager] DRAIN node %016" PRIx64 ": %u moved, %u failed", d->node,
+		 out.drain_ok.moved, out.drain_ok.failed);
+	return net_client_reply(c, PROTO_DRAIN_OK, 0, hdr->request, &out) ? -1 : 0;
+}
+
+int manager_handle(void *ctx, struct net_client *c, const char *peer,
+		   const struct proto_header *hdr, union proto_msg *msg)
+{
+	struct manager *m = ctx;
+	char who[160];
+	snprintf(who, sizeof(who), "%s", net_client_peer(c)[0] ? net_client_peer(c) : peer);
+
+	switch (hdr->type) {
+	case PROTO_REGISTER:
+		return handle_register(m, c, who, hdr, &msg->reg);
+	case PROTO_CKPT_NOTIFY:
+		return handle_notify(m, c, who, hdr, &msg->meta);
+	case PROTO_EXITED:
+		return handle_exited(m, c, who, hdr, &msg->ref);
+	case PROTO_MSTATUS:
+		return handle_status(m, c, hdr);
+	case PROTO_LIST:
+		return handle_list(m, c, hdr, &msg->list);
+	case PROTO_RUN:
+		return handle_run(m, c, who, hdr, &msg->run);
+	case PROTO_MIGRATE:
+		return handle_migrate(m, c, who, hdr, &msg->migrate);
+	case PROTO_DRAIN:
+		return handle_drain(m, c, who, hdr, &msg->drain);
+	default:
+		log_warn("[%s] %s is not a manager request; closing", who,
+			 proto_type_name(hdr->type) ? proto_type_name(hdr->type) : "?");
+		net_client_reply_error(c, hdr->request, RTCMS_EPROTO, 0,
+				       "not a request this manager serves");
+		return -1;
+	}
+}

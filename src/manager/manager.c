@@ -1,0 +1,311 @@
+/*
+ * manager.c - rtcms-manager's tables, its pullers and its event loop.
+ *
+ * A checkpoint announced by an agent (CKPT_NOTIFY, the thesis' op 1) is
+ * pulled at the manager's own pace by one of pull_concurrency threads and
+ * relayed into the store; only the store's PUT_ACK makes it durable. Per
+ * process only the newest announcement matters: an older one that was
+ * not pulled yet is covered by the newer (nothing acknowledged is lost:
+ * the newer checkpoint holds everything the older did). If the store is
+ * down the pullers back off (100 ms doubling to 5 s) and keep every
+ * process' newest announcement until the store is back.
+ */
+#include "manager.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/store_client.h"
+#include "daemon/rpc_server.h"
+#include "log/log.h"
+#include "rtcms_error.h"
+
+uint64_t manager_mono_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+struct mproc *manager_proc(struct manager *m, const char *id)
+{
+	for (size_t i = 0; i < m->proc_count; i++)
+		if (strcmp(m->procs[i].id, id) == 0)
+			return &m->procs[i];
+	return NULL;
+}
+
+struct mnode *manager_node(struct manager *m, uint64_t node)
+{
+	for (size_t i = 0; i < m->node_count; i++)
+		if (m->nodes[i].node == node)
+			return &m->nodes[i];
+	return NULL;
+}
+
+int manager_node_alive(const struct manager *m, const struct mnode *n)
+{
+	return n->seen_ms && manager_mono_ms() - n->seen_ms < m->cfg.node_timeout_ms;
+}
+
+int manager_store_connect(struct manager *m, struct net_client **store)
+{
+	if (*store)
+		return 0;
+	return net_client_connect(m->cfg.store, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				  (int)m->cfg.io_timeout_ms, store);
+}
+
+void manager_store_result(struct manager *m, int rc, const char *what)
+{
+	uv_mutex_lock(&m->lock);
+	if (rc == 0) {
+		if (!m->store_up)
+			log_info("[manager -> store %s] store is reachable", m->cfg.store);
+		m->store_up = 1;
+		m->store_error[0] = '\0';
+		m->store_backoff = 0;
+		m->store_retry_at = 0;
+	} else {
+		if (m->store_up)
+			log_warn("[manager -> store %s] %s: %s; announcements are kept and "
+				 "retried with back-off", m->cfg.store, what, rtcms_strerror(rc));
+		m->store_up = 0;
+		snprintf(m->store_error, sizeof(m->store_error), "%s: %s", what,
+			 rtcms_strerror(rc));
+		m->store_backoff = m->store_backoff ? m->store_backoff * 2 : 100;
+		if (m->store_backoff > 5000)
+			m->store_backoff = 5000;
+		m->store_retry_at = manager_mono_ms() + m->store_backoff;
+	}
+	uv_mutex_unlock(&m->lock);
+}
+
+/* ---- pull and store -------------------------------------------------- */
+
+struct relay {
+	struct net_client *store;
+	struct proto_ckpt_meta *meta;
+	int begun;
+	int existed;
+	int store_rc;
+	uint32_t count;
+	struct proto_put_ack ack;
+};
+
+static int relay_chunk(void *ctx, const struct proto_chunk *chunk)
+{
+	struct relay *r = ctx;
+	int rc;
+
+	if (!r->begun) {
+		r->begun = 1;
+		rc = store_client_put_begin(r->store, r->meta, &r->ack);
+		if (rc == 1) {
+			r->existed = 1;
+			return RTCMS_EEOF; /* already durable: stop reading the agent */
+		}
+		if (rc) {
+			r->store_rc = rc;
+			return rc;
+		}
+	}
+	rc = store_client_put_chunk(r->store, chunk);
+	if (rc) {
+		r->store_rc = rc;
+		return rc;
+	}
+	r->count++;
+	return 0;
+}
+
+int manager_pull(struct manager *m, struct net_client **store, const char *id,
+		 uint64_t incarnation, uint64_t seq, const char *addr,
+		 uint64_t *size, int *store_side)
+{
+	struct net_client *agent = NULL;
+	struct proto_ckpt_meta meta;
+	struct relay r = { 0 };
+	int rc;
+
+	*store_side = 0;
+	rc = manager_store_connect(m, store);
+	if (rc) {
+		*store_side = 1;
+		return rc;
+	}
+	rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				(int)m->cfg.io_timeout_ms, &agent);
+	if (rc)
+		return rc;
+	r.store = *store;
+	r.meta = &meta;
+	rc = store_client_fetch(agent, PROTO_PULL, id, incarnation, seq, 0, &meta,
+				relay_chunk, &r, NULL);
+	if (rc == RTCMS_EEOF && r.existed)
+		rc = 0;
+	else if (rc == 0 && (meta.sequence != seq || meta.incarnation != incarnation ||
+			     strcmp(meta.process, id) != 0))
+		rc = RTCMS_EPROTO;
+	else if (rc == 0 && !r.begun)
+		rc = RTCMS_EPROTO; /* an image is never empty */
+	else if (rc == 0) {
+		rc = store_client_put_end(*store, r.count, &r.ack);
+		if (rc)
+			r.store_rc = rc;
+	}
+	net_client_free(agent);
+	if (r.store_rc) {
+		*store_side = 1;
+		rc = r.store_rc;
+	}
+	if (rc && (r.begun || *store_side)) {
+		/* the store connection may be mid-stream: start afresh */
+		net_client_free(*store);
+		*store = NULL;
+	}
+	if (rc == 0)
+		*size = r.existed ? r.ack.size : meta.size;
+	return rc;
+}
+
+static struct mproc *next_job(struct manager *m)
+{
+	uint64_t now = manager_mono_ms();
+	if (m->store_retry_at && now < m->store_retry_at)
+		return NULL;
+	for (size_t i = 0; i < m->proc_count; i++) {
+		struct mproc *p = &m->procs[i];
+		if (p->pulling || p->migrating || p->state != PROTO_PS_RUNNING)
+			continue;
+		if (p->notified > p->durable && p->notified != p->failed_seq)
+			return p;
+	}
+	return NULL;
+}
+
+static void puller_thread(void *arg)
+{
+	struct manager *m = arg;
+	struct net_client *store = NULL;
+
+	uv_mutex_lock(&m->lock);
+	while (!m->stopping) {
+		struct mproc *p = next_job(m);
+		if (!p) {
+			uv_cond_timedwait(&m->work, &m->lock, 100ull * 1000000);
+			continue;
+		}
+		char id[PROTO_ID_MAX + 1], addr[PROTO_ADDR_MAX + 1] = "";
+		uint64_t inc = p->incarnation, seq = p->notified;
+		struct mnode *n = manager_node(m, p->node);
+		snprintf(id, sizeof(id), "%s", p->id);
+		if (n)
+			snprintf(addr, sizeof(addr), "%s", n->address);
+		p->pulling = 1;
+		uv_mutex_unlock(&m->lock);
+
+		uint64_t t0 = uv_hrtime(), size = 0;
+		int store_side = 0;
+		int rc = addr[0] ? manager_pull(m, &store, id, inc, seq, addr, &size, &store_side)
+				 : RTCMS_ENOENT;
+		double ms = (double)(uv_hrtime() - t0) / 1e6;
+		if (rc == 0 || store_side)
+			manager_store_result(m, rc, "PUT");
+		if (rc == 0)
+			log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable "
+				 "(%" PRIu64 " bytes, pulled and stored in %.1f ms)", id, inc,
+				 seq, size, ms);
+		else if (!store_side || rc == RTCMS_EFENCED || rc == RTCMS_EEXIST)
+			log_warn("[manager] %s %" PRIu64 "/%" PRIu64 " not stored: %s%s", id,
+				 inc, seq, store_side ? "the store refused it: " : "", rtcms_strerror(rc));
+
+		uv_mutex_lock(&m->lock);
+		p = manager_proc(m, id); /* the table may have grown (realloc) */
+		if (!p)
+			continue;
+		p->pulling = 0;
+		if (rc == 0 && inc == p->incarnation && seq > p->durable) {
+			p->durable = seq;
+			p->durable_size = size;
+			p->durable_at_ms = manager_mono_ms();
+		} else if (rc && (!store_side || rc == RTCMS_EFENCED || rc == RTCMS_EEXIST ||
+				  rc == RTCMS_ECORRUPT)) {
+			/* this announcement cannot be stored (superseded at the
+			 * agent, corrupt, fenced): wait for the next one */
+			p->failed_seq = seq;
+		}
+		uv_cond_broadcast(&m->work);
+	}
+	uv_mutex_unlock(&m->lock);
+	net_client_free(store);
+}
+
+/* ---- loop ------------------------------------------------------------ */
+
+struct loop_state {
+	struct manager *m;
+	uv_signal_t sigint, sigterm;
+	struct rpc_server *srv;
+};
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void on_stop(uv_signal_t *s, int signum)
+{
+	struct loop_state *ls = s->data;
+	log_info("signal %d: stopping", signum);
+	uv_mutex_lock(&ls->m->lock);
+	ls->m->stopping = 1;
+	uv_cond_broadcast(&ls->m->work);
+	uv_mutex_unlock(&ls->m->lock);
+	rpc_server_stop(ls->srv);
+	ls->srv = NULL;
+	uv_walk(ls->m->loop, close_walk, NULL);
+}
+
+int manager_run(struct manager *m)
+{
+	struct loop_state ls = { .m = m };
+	char bound[PROTO_ADDR_MAX + 1];
+
+	m->loop = uv_default_loop();
+	struct rpc_server_options so = {
+		.listen = m->cfg.listen,
+		.key = &m->key,
+		.role = PROTO_ROLE_MANAGER,
+		.name = m->cfg.name,
+		.io_timeout_ms = (int)m->cfg.io_timeout_ms,
+		.idle_timeout_ms = 60000,
+		.max_connections = 64,
+		.handler = manager_handle,
+		.ctx = m,
+	};
+	int rc = rpc_server_start(m->loop, &so, &ls.srv, bound, sizeof(bound));
+	if (rc)
+		return rc;
+	log_info("listening on %s as %s; store %s; %zu pullers; placement %s",
+		 bound, m->cfg.name, m->cfg.store, (size_t)m->cfg.pullers, m->cfg.policy);
+	uv_signal_init(m->loop, &ls.sigint);
+	ls.sigint.data = &ls;
+	uv_signal_start(&ls.sigint, on_stop, SIGINT);
+	uv_signal_init(m->loop, &ls.sigterm);
+	ls.sigterm.data = &ls;
+	uv_signal_start(&ls.sigterm, on_stop, SIGTERM);
+	for (size_t i = 0; i < m->cfg.pullers && i < MANAGER_PULLERS_MAX; i++)
+		if (uv_thread_create(&m->pullers[m->puller_count], puller_thread, m) == 0)
+			m->puller_count++;
+	if (m->cfg.ready_file[0] && rpc_write_ready_file(m->cfg.ready_file, bound) != 0)
+		log_warn("cannot write the ready file %s", m->cfg.ready_file);
+	uv_run(m->loop, UV_RUN_DEFAULT);
+	for (size_t i = 0; i < m->puller_count; i++)
+		uv_thread_join(&m->pullers[i]);
+	uv_loop_close(m->loop);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,128 @@
+/*
+ * manager.h - rtcms-manager's state, shared by its modules (internal).
+ *
+ * Threads:
+ *   loop      libuv: the listener (rpc_server), SIGINT/SIGTERM
+ *   conn      one per connection: REGISTER, CKPT_NOTIFY, EXITED from
+ *             agents; MSTATUS, RUN, MIGRATE, DRAIN, LIST from rtcmsctl. A
+ *             migration runs on the thread of the connection that asked.
+ *   puller    pull_concurrency threads: take a process whose announced
+ *             checkpoint is not durable yet, PULL it from its agent and
+ *             relay it chunk by chunk into the store (bounded memory: one
+ *             chunk; back-pressure: the agent's stream waits on the store)
+ * One mutex (manager.lock) guards the node and process tables.
+ */
+#ifndef RTCMS_MANAGER_H
+#define RTCMS_MANAGER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/client.h"
+#include "placement.h"
+#include "proto/msg.h"
+
+#define MANAGER_NODES_MAX PROTO_NODES_MAX
+#define MANAGER_PROCS_MAX 1024
+#define MANAGER_PULLERS_MAX 16
+
+struct mnode {
+	uint64_t node;
+	char name[PROTO_ID_MAX + 1];
+	char address[PROTO_ADDR_MAX + 1];
+	uint8_t boot[PROTO_BOOT_SIZE];
+	uint64_t area_capacity;
+	uint64_t mem_total;
+	uint32_t quota_max;
+	uint64_t seen_ms;              /* monotonic ms of the last REGISTER/notify */
+};
+
+struct mproc {
+	char id[PROTO_ID_MAX + 1];
+	uint64_t node;
+	uint64_t incarnation;
+	uint64_t notified;             /* latest sequence announced */
+	uint64_t durable;              /* latest sequence the store acknowledged */
+	uint64_t durable_size;
+	uint64_t durable_at_ms;        /* monotonic */
+	uint64_t failed_seq;           /* announced sequence that cannot be pulled */
+	int state;                     /* enum proto_proc_state */
+	int pulling;
+	int migrating;
+};
+
+struct manager_config {
+	char listen[PROTO_ADDR_MAX + 1];
+	char key[1024];
+	char name[PROTO_ID_MAX + 1];
+	char store[PROTO_ADDR_MAX + 1];
+	char log_level[16];
+	char ready_file[1024];
+	char policy[16];
+	char w_ram[16], w_cpu[16], w_quota[16];
+	uint64_t reserve;
+	uint64_t pullers;
+	uint64_t claim_lease_ms;
+	uint64_t node_timeout_ms;
+	uint64_t freeze_timeout_ms;
+	uint64_t restore_timeout_ms;
+	uint64_t io_timeout_ms;
+};
+
+struct manager {
+	struct manager_config cfg;
+	struct placement_config placement;
+	struct proto_key key;
+	uint64_t epoch;
+	uv_loop_t *loop;
+	uv_mutex_t lock;
+	uv_cond_t work;                /* pullers: a checkpoint to pull */
+	struct mnode nodes[MANAGER_NODES_MAX];
+	size_t node_count;
+	struct mproc *procs;
+	size_t proc_count;
+	int store_up;
+	char store_error[PROTO_TEXT_MAX + 1];
+	uint64_t store_retry_at;       /* monotonic ms */
+	uint64_t store_backoff;
+	int stopping;
+	uv_thread_t pullers[MANAGER_PULLERS_MAX];
+	size_t puller_count;
+};
+
+uint64_t manager_mono_ms(void);
+
+/* manager.c */
+struct mproc *manager_proc(struct manager *m, const char *id); /* lock held */
+struct mnode *manager_node(struct manager *m, uint64_t node);  /* lock held */
+int manager_node_alive(const struct manager *m, const struct mnode *n);
+/* Record the outcome of a store operation (lock not held). */
+void manager_store_result(struct manager *m, int rc, const char *what);
+/* PULL sequence seq of process id from the agent at addr and store it.
+ * *store is this thread's store connection (opened, or dropped on error).
+ * Returns 0 and the stored size, RTCMS_ESTORE-class errors from the store
+ * (*store_side = 1) or the agent's. */
+int manager_pull(struct manager *m, struct net_client **store, const char *id,
+		 uint64_t incarnation, uint64_t seq, const char *addr,
+		 uint64_t *size, int *store_side);
+int manager_store_connect(struct manager *m, struct net_client **store);
+int manager_run(struct manager *m);
+
+/* handlers.c */
+int manager_handle(void *ctx, struct net_client *c, const char *peer,
+		   const struct proto_header *hdr, union proto_msg *msg);
+
+/* migrate.c */
+struct migrate_result {
+	uint64_t from, to, incarnation, sequence;
+	uint32_t millis;
+};
+int manager_migrate(struct manager *m, const char *who, const char *id,
+		    uint64_t target, int allow_same, struct migrate_result *res,
+		    char *why, size_t whylen);
+/* Ask every alive node for its INFO; fills nodes (MANAGER_NODES_MAX) and
+ * returns the count. */
+size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
+			  char (*addrs)[PROTO_ADDR_MAX + 1]);
+
+#endif

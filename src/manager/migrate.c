@@ -1,0 +1,411 @@
+/*
+ * migrate.c - the thesis' op 2, made safe:
+ *
+ *   1. FREEZE at the source agent: the program takes a final checkpoint
+ *      at its next consistency point and stops itself (SIGSTOP)
+ *   2. that checkpoint is pulled and made durable in the store
+ *   3. INFO from every alive node; filter and score (placement.c)
+ *   4. CLAIM the process in the store (lease): one manager moves it
+ *   5. RESTORE on the best node: the checkpoint streams from the store
+ *      through the manager to the target, which verifies it, starts the
+ *      program in restore mode and answers once the program resumed;
+ *      on failure, the next-best node
+ *   6. COMMIT the claim (new incarnation), ADOPT at the target, STOP the
+ *      old instance; or, if no node worked, RELEASE and THAW the source
+ * Every step is logged, so one migration can be followed in the logs.
+ */
+#include "manager.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/store_client.h"
+#include "log/log.h"
+#include "rtcms_error.h"
+
+size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
+			  char (*addrs)[PROTO_ADDR_MAX + 1])
+{
+	uint64_t ids[MANAGER_NODES_MAX];
+	size_t n = 0;
+
+	uv_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->node_count; i++)
+		if (manager_node_alive(m, &m->nodes[i])) {
+			ids[n] = m->nodes[i].node;
+			snprintf(addrs[n], PROTO_ADDR_MAX + 1, "%s", m->nodes[i].address);
+			n++;
+		}
+	uv_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct net_client *c = NULL;
+		struct proto_header h;
+		union proto_msg q, r;
+		memset(&nodes[i], 0, sizeof(nodes[i]));
+		nodes[i].info.node = ids[i];
+		memset(&q, 0, sizeof(q));
+		int timeout = m->cfg.io_timeout_ms < 1000 ? (int)m->cfg.io_timeout_ms : 1000;
+		int rc = net_client_connect(addrs[i], &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+					    timeout, &c);
+		if (rc == 0)
+			rc = net_client_call(c, PROTO_INFO, &q, PROTO_INFO_REPLY, &h, &r);
+		net_client_free(c);
+		if (rc == 0 && r.info.node == ids[i]) {
+			nodes[i].info = r.info;
+			nodes[i].alive = 1;
+		} else {
+			log_warn("[manager -> %s] INFO: %s", addrs[i],
+				 rc ? rtcms_strerror(rc) : "answered with another node id");
+		}
+	}
+	return n;
+}
+
+/* One call on a fresh connection to an agent; the error text, if the
+ * agent sent one, goes to why. */
+static int agent_call(struct manager *m, struct net_client **conn, const char *addr,
+		      uint8_t type, const union proto_msg *q, uint8_t expect,
+		      union proto_msg *r, int timeout_ms, char *why, size_t whylen)
+{
+	struct proto_header h;
+	int rc = 0;
+	if (!*conn)
+		rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+					(int)m->cfg.io_timeout_ms, conn);
+	if (rc == 0) {
+		net_client_set_timeout(*conn, timeout_ms);
+		rc = net_client_call(*conn, type, q, expect, &h, r);
+	}
+	if (rc) {
+		const struct proto_error *e = *conn ? net_client_last_error(*conn) : NULL;
+		snprintf(why, whylen, "%s", e && e->code == rc ? e->text : rtcms_strerror(rc));
+	}
+	return rc;
+}
+
+/* Relay of a stored checkpoint to a target agent as RESTORE. */
+struct restore_relay {
+	struct net_client *agent;
+	struct proto_ckpt_meta *meta;
+	int begun;
+	int agent_rc;
+	uint32_t count;
+};
+
+static int restore_chunk(void *ctx, const struct proto_chunk *chunk)
+{
+	struct restore_relay *r = ctx;
+	union proto_msg q;
+	int rc;
+
+	if (!r->begun) {
+		r->begun = 1;
+		q.meta = *r->meta;
+		if ((rc = net_client_send(r->agent, PROTO_RESTORE, 0, &q, NULL)) != 0) {
+			r->agent_rc = rc;
+			return rc;
+		}
+	}
+	q.chunk = *chunk;
+	if ((rc = net_client_send(r->agent, PROTO_CHUNK, 0, &q, NULL)) != 0) {
+		r->agent_rc = rc;
+		return rc;
+	}
+	r->count++;
+	return 0;
+}
+
+/* Stream checkpoint (id, inc, seq) from the store to the agent at addr
+ * and wait for RESTORE_OK. *agent stays open for the ADOPT. */
+static int restore_on(struct manager *m, struct net_client **store,
+		      struct net_client **agent, const char *addr, const char *id,
+		      uint64_t inc, uint64_t seq, char *why, size_t whylen)
+{
+	struct proto_ckpt_meta meta;
+	struct restore_relay rr = { 0 };
+	struct proto_header h;
+	union proto_msg q, r;
+	int rc;
+
+	rc = manager_store_connect(m, store);
+	if (rc) {
+		snprintf(why, whylen, "store %s: %s", m->cfg.store, rtcms_strerror(rc));
+		return rc;
+	}
+	rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				(int)m->cfg.io_timeout_ms, agent);
+	if (rc) {
+		snprintf(why, whylen, "%s", rtcms_strerror(rc));
+		return rc;
+	}
+	rr.agent = *agent;
+	rr.meta = &meta;
+	rc = store_client_get(*store, id, inc, seq, 0, &meta, restore_chunk, &rr, NULL);
+	if (rc) {
+		if (!rr.agent_rc) {
+			net_client_free(*store); /* may be mid-stream */
+			*store = NULL;
+			snprintf(why, whylen, "reading it from the store: %s", rtcms_strerror(rc));
+		} else {
+			snprintf(why, whylen, "sending it: %s", rtcms_strerror(rc));
+		}
+		return rc;
+	}
+	memset(&q, 0, sizeof(q));
+	q.put_end.chunk_count = rr.count;
+	rc = net_client_send(*agent, PROTO_PUT_END, 0, &q, NULL);
+	if (rc == 0) {
+		net_client_set_timeout(*agent, (int)m->cfg.restore_timeout_ms);
+		rc = net_client_recv(*agent, &h, &r);
+	}
+	if (rc == 0 && h.type == PROTO_ERROR) {
+		snprintf(why, whylen, "%s", r.error.text);
+		return r.error.code;
+	}
+	if (rc == 0 && (h.type != PROTO_RESTORE_OK || r.restore_ok.sequence != seq))
+		rc = RTCMS_EPROTO;
+	if (rc)
+		snprintf(why, whylen, "%s", rtcms_strerror(rc));
+	return rc;
+}
+
+static void finish(struct manager *m, const char *id, int moved, uint64_t to,
+		   uint64_t inc, uint64_t seq, uint64_t size)
+{
+	uv_mutex_lock(&m->lock);
+	struct mproc *p = manager_proc(m, id);
+	if (p) {
+		p->migrating = 0;
+		p->state = PROTO_PS_RUNNING;
+		if (moved) {
+			p->node = to;
+			p->incarnation = inc;
+			p->notified = seq;
+			p->durable = seq;
+			p->durable_size = size;
+			p->failed_seq = 0;
+		}
+	}
+	uv_cond_broadcast(&m->work);
+	uv_mutex_unlock(&m->lock);
+}
+
+int manager_migrate(struct manager *m, const char *who, const char *id,
+		    uint64_t target, int allow_same, struct migrate_result *res,
+		    char *why, size_t whylen)
+{
+	struct placement_node nodes[MANAGER_NODES_MAX];
+	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
+	char src_addr[PROTO_ADDR_MAX + 1] = "";
+	char text[PROTO_TEXT_MAX + 1];
+	struct net_client *src = NULL, *store = NULL, *dst = NULL;
+	struct proto_ckpt_meta final;
+	struct proto_header h;
+	union proto_msg q, r;
+	uint64_t claim_id = 0, t0 = uv_hrtime();
+	int rc, claimed = 0, moved = 0;
+
+	memset(res, 0, sizeof(*res));
+	uv_mutex_lock(&m->lock);
+	struct mproc *p = manager_proc(m, id);
+	if (!p || p->state == PROTO_PS_EXITED) {
+		uv_mutex_unlock(&m->lock);
+		snprintf(why, whylen, "no running process %s", id);
+		return RTCMS_ENOENT;
+	}
+	if (p->migrating) {
+		uv_mutex_unlock(&m->lock);
+		snprintf(why, whylen, "%s is being moved already", id);
+		return RTCMS_EBUSY;
+	}
+	struct mnode *sn = manager_node(m, p->node);
+	uint64_t source = p->node, inc = p->incarnation;
+	if (sn)
+		snprintf(src_addr, sizeof(src_addr), "%s", sn->address);
+	if (!sn || !manager_node_alive(m, sn)) {
+		uv_mutex_unlock(&m->lock);
+		snprintf(why, whylen, "the node of %s (%016" PRIx64 ") is not alive", id, source);
+		return RTCMS_ESTATE;
+	}
+	p->migrating = 1;
+	while (p->pulling) /* let a running pull of it finish */
+		uv_cond_wait(&m->work, &m->lock);
+	uv_mutex_unlock(&m->lock);
+	res->from = source;
+	log_info("[%s -> manager] MIGRATE %s: from node %016" PRIx64 "%s", who, id, source,
+		 target ? "" : ", to the best node");
+
+	/* 1. final checkpoint, program frozen */
+	memset(&q, 0, sizeof(q));
+	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
+	q.ref.incarnation = inc;
+	q.ref.arg = (uint32_t)m->cfg.freeze_timeout_ms;
+	rc = agent_call(m, &src, src_addr, PROTO_FREEZE, &q, PROTO_FROZEN, &r,
+			(int)m->cfg.freeze_timeout_ms + (int)m->cfg.io_timeout_ms,
+			text, sizeof(text));
+	if (rc) {
+		snprintf(why, whylen, "freezing %s on node %016" PRIx64 ": %s", id, source, text);
+		net_client_free(src);
+		finish(m, id, 0, 0, 0, 0, 0);
+		log_warn("[manager] MIGRATE %s failed: %s", id, why);
+		return rc;
+	}
+	final = r.meta;
+	final.spec = NULL;
+	final.spec_len = 0;
+	log_info("[manager -> %s] FREEZE %s: final checkpoint %" PRIu64 "/%" PRIu64
+		 " (%" PRIu64 " bytes)", src_addr, id, final.incarnation, final.sequence,
+		 final.size);
+
+	/* 2. make it durable */
+	uint64_t size = 0;
+	int store_side = 0;
+	rc = manager_pull(m, &store, id, final.incarnation, final.sequence, src_addr,
+			  &size, &store_side);
+	if (store_side || rc == 0)
+		manager_store_result(m, rc, "PUT");
+	if (rc) {
+		snprintf(why, whylen, "storing the final checkpoint of %s: %s", id,
+			 rtcms_strerror(rc));
+		goto fail;
+	}
+	log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable", id,
+		 final.incarnation, final.sequence);
+
+	/* 3. where to */
+	size_t n = manager_poll_nodes(m, nodes, addrs);
+	int allow_src = allow_same || target == source;
+	for (size_t i = 0; i < n; i++)
+		if (target && nodes[i].info.node != target)
+			nodes[i].alive = 0;
+
+	/* 4. claim */
+	memset(&q, 0, sizeof(q));
+	snprintf(q.claim.process, sizeof(q.claim.process), "%s", id);
+	snprintf(q.claim.claimant, sizeof(q.claim.claimant), "%s", m->cfg.name);
+	q.claim.lease_ms = (uint32_t)m->cfg.claim_lease_ms;
+	rc = manager_store_connect(m, &store);
+	if (rc == 0)
+		rc = net_client_call(store, PROTO_CLAIM, &q, PROTO_CLAIM_OK, &h, &r);
+	if (rc) {
+		const struct proto_error *e = store ? net_client_last_error(store) : NULL;
+		snprintf(why, whylen, "claiming %s: %s", id, e && e->code == rc ? e->text
+								  : rtcms_strerror(rc));
+		goto fail;
+	}
+	claimed = 1;
+	claim_id = r.claim_ok.claim_id;
+	if (r.claim_ok.sequence != final.sequence || r.claim_ok.incarnation != final.incarnation) {
+		snprintf(why, whylen, "the store's latest checkpoint of %s is %" PRIu64 "/%" PRIu64
+			 ", not the final %" PRIu64 "/%" PRIu64, id, r.claim_ok.incarnation,
+			 r.claim_ok.sequence, final.incarnation, final.sequence);
+		rc = RTCMS_ESTATE;
+		goto fail;
+	}
+	log_info("[manager -> store] CLAIM %s: claim %016" PRIx64 ", lease %" PRIu64 " ms",
+		 id, claim_id, m->cfg.claim_lease_ms);
+
+	/* 5. restore on the best node, else the next */
+	int chosen = -1;
+	rc = RTCMS_ENOSPC;
+	snprintf(why, whylen, "no node can take %s (%" PRIu64 " bytes)", id, final.size);
+	for (;;) {
+		int k = placement_choose(&m->placement, nodes, n, final.size, source,
+					 allow_src, NULL);
+		if (k < 0)
+			break;
+		log_info("[manager] placement: %s -> node %016" PRIx64 " (%s, %" PRIu64
+			 " MiB free, cpu %u.%u%%, quota %u/%u)", id, nodes[k].info.node,
+			 addrs[k], nodes[k].info.mem_available >> 20,
+			 nodes[k].info.cpu_load_permille / 10, nodes[k].info.cpu_load_permille % 10,
+			 nodes[k].info.quota_free, nodes[k].info.quota_max);
+		char reason[PROTO_TEXT_MAX + 1];
+		rc = restore_on(m, &store, &dst, addrs[k], id, final.incarnation,
+				final.sequence, reason, sizeof(reason));
+		if (rc == 0) {
+			chosen = k;
+			break;
+		}
+		log_warn("[manager -> %s] RESTORE %s failed: %s; trying the next node",
+			 addrs[k], id, reason);
+		snprintf(why, whylen, "restore on node %016" PRIx64 " failed: %s",
+			 nodes[k].info.node, reason);
+		net_client_free(dst);
+		dst = NULL;
+		nodes[k].alive = 0;
+	}
+	if (chosen < 0)
+		goto fail;
+	log_info("[%s -> manager] RESTORE_OK %s: resumed from %" PRIu64, addrs[chosen], id,
+		 final.sequence);
+
+	/* 6. commit, adopt, stop the old instance */
+	memset(&q, 0, sizeof(q));
+	snprintf(q.commit.process, sizeof(q.commit.process), "%s", id);
+	q.commit.claim_id = claim_id;
+	q.commit.new_node = nodes[chosen].info.node;
+	rc = manager_store_connect(m, &store);
+	if (rc == 0)
+		rc = net_client_call(store, PROTO_COMMIT, &q, PROTO_COMMIT_OK, &h, &r);
+	if (rc) {
+		snprintf(why, whylen, "committing the move of %s: %s", id, rtcms_strerror(rc));
+		goto fail; /* the target stops the unconfirmed instance itself */
+	}
+	claimed = 0;
+	uint64_t new_inc = r.commit_ok.incarnation;
+	log_info("[manager -> store] COMMIT %s: incarnation %" PRIu64 " on node %016" PRIx64,
+		 id, new_inc, nodes[chosen].info.node);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
+	q.ref.incarnation = new_inc;
+	rc = agent_call(m, &dst, addrs[chosen], PROTO_ADOPT, &q, PROTO_OK, &r,
+			(int)m->cfg.io_timeout_ms, text, sizeof(text));
+	if (rc)
+		log_error("[manager -> %s] ADOPT %s: %s", addrs[chosen], id, text);
+	q.ref.incarnation = inc;
+	rc = agent_call(m, &src, src_addr, PROTO_STOP, &q, PROTO_OK, &r,
+			(int)m->cfg.io_timeout_ms, text, sizeof(text));
+	if (rc)
+		log_error("[manager -> %s] STOP %s: %s", src_addr, id, text);
+	moved = 1;
+	res->to = nodes[chosen].info.node;
+	res->incarnation = new_inc;
+	res->sequence = final.sequence;
+	res->millis = (uint32_t)((uv_hrtime() - t0) / 1000000);
+	log_info("[manager] MIGRATE %s done: node %016" PRIx64 " -> %016" PRIx64
+		 ", incarnation %" PRIu64 ", from checkpoint %" PRIu64 " in %u ms", id,
+		 res->from, res->to, new_inc, final.sequence, res->millis);
+	finish(m, id, 1, res->to, new_inc, final.sequence, final.size);
+	net_client_free(src);
+	net_client_free(dst);
+	net_client_free(store);
+	return 0;
+
+fail:
+	log_warn("[manager] MIGRATE %s failed: %s", id, why);
+	if (claimed) {
+		memset(&q, 0, sizeof(q));
+		snprintf(q.release.process, sizeof(q.release.process), "%s", id);
+		q.release.claim_id = claim_id;
+		if (manager_store_connect(m, &store) == 0 &&
+		    net_client_call(store, PROTO_RELEASE, &q, PROTO_OK, &h, &r) == 0)
+			log_info("[manager -> store] RELEASE %s", id);
+		else
+			log_warn("[manager -> store] RELEASE %s failed; the lease expires", id);
+	}
+	memset(&q, 0, sizeof(q));
+	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
+	q.ref.incarnation = inc;
+	if (agent_call(m, &src, src_addr, PROTO_THAW, &q, PROTO_OK, &r,
+		       (int)m->cfg.io_timeout_ms, text, sizeof(text)) == 0)
+		log_info("[manager -> %s] THAW %s: it goes on where it was", src_addr, id);
+	else
+		log_error("[manager -> %s] THAW %s: %s", src_addr, id, text);
+	finish(m, id, moved, 0, 0, 0, 0);
+	net_client_free(src);
+	net_client_free(dst);
+	net_client_free(store);
+	return rc ? rc : RTCMS_EINTERNAL;
+}
