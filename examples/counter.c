@@ -37,7 +37,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--table-mib") && i + 1 < argc)
 			table_mib = strtoull(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: rtcms-counter [--iterations N] "
+			fprintf(stderr, "usage: rtcms-counter [--iterations N (0 = forever)] "
 				"[--interval-ms MS] [--table-mib M]\n");
 			return 2;
 		}
@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 		rtcms_resume();
 	}
 	uint64_t end = st.counter + iterations;
-	while (st.counter < end) {
+	while (iterations == 0 || st.counter < end) {
 		st.counter++;
 		for (int k = 0; k < 1000 && st.entries < capacity; k++, st.entries++)
 			table[st.entries] = entry_value(st.entries);

@@ -125,6 +125,7 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 {
 	struct net_client *agent = NULL;
 	struct proto_ckpt_meta meta;
+	static __thread uint8_t spec[PROTO_SPEC_MAX];
 	struct relay r = { 0 };
 	int rc;
 
@@ -141,7 +142,7 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 	r.store = *store;
 	r.meta = &meta;
 	rc = store_client_fetch(agent, PROTO_PULL, id, incarnation, seq, 0, &meta,
-				relay_chunk, &r, NULL);
+				spec, relay_chunk, &r, NULL);
 	if (rc == RTCMS_EEOF && r.existed)
 		rc = 0;
 	else if (rc == 0 && (meta.sequence != seq || meta.incarnation != incarnation ||

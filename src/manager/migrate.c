@@ -124,6 +124,7 @@ static int restore_on(struct manager *m, struct net_client **store,
 		      uint64_t inc, uint64_t seq, char *why, size_t whylen)
 {
 	struct proto_ckpt_meta meta;
+	static __thread uint8_t spec[PROTO_SPEC_MAX];
 	struct restore_relay rr = { 0 };
 	struct proto_header h;
 	union proto_msg q, r;
@@ -142,7 +143,8 @@ static int restore_on(struct manager *m, struct net_client **store,
 	}
 	rr.agent = *agent;
 	rr.meta = &meta;
-	rc = store_client_get(*store, id, inc, seq, 0, &meta, restore_chunk, &rr, NULL);
+	rc = store_client_fetch(*store, PROTO_GET, id, inc, seq, 0, &meta, spec,
+				restore_chunk, &rr, NULL);
 	if (rc) {
 		if (!rr.agent_rc) {
 			net_client_free(*store); /* may be mid-stream */

@@ -67,33 +67,22 @@ uint64_t tu_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int tu_store_start(struct tu_daemon *d, const char *dir, const char *key_file,
-		   int mirrors, const char *listen_ip, const char *const *extra)
+int tu_daemon_start(struct tu_daemon *d, const char *dir, const char *name,
+		    const char *const *args)
 {
-	char ready[600], listen[80], mdir[16][600];
-	const char *argv[64];
+	char ready[600];
+	const char *argv[96];
 	int n = 0;
 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);
-	snprintf(d->log, sizeof(d->log), "%s/store.log", dir);
-	snprintf(ready, sizeof(ready), "%s/store.ready", dir);
-	snprintf(listen, sizeof(listen), "%s:0", listen_ip ? listen_ip : "127.0.0.1");
+	snprintf(d->log, sizeof(d->log), "%s/%s.log", dir, name);
+	snprintf(ready, sizeof(ready), "%s/%s.ready", dir, name);
 	unlink(ready);
-	argv[n++] = RTCMS_BIN_DIR "/rtcms-store";
-	argv[n++] = "--listen";
-	argv[n++] = listen;
-	argv[n++] = "--key";
-	argv[n++] = key_file;
+	for (int i = 0; args[i] && n < 92; i++)
+		argv[n++] = args[i];
 	argv[n++] = "--ready-file";
 	argv[n++] = ready;
-	for (int i = 0; i < mirrors && i < 16; i++) {
-		snprintf(mdir[i], sizeof(mdir[i]), "%s/m%d", dir, i);
-		argv[n++] = "--mirror";
-		argv[n++] = mdir[i];
-	}
-	for (int i = 0; extra && extra[i] && n < 62; i++)
-		argv[n++] = extra[i];
 	argv[n] = NULL;
 
 	pid_t pid = fork();
@@ -127,14 +116,86 @@ int tu_store_start(struct tu_daemon *d, const char *dir, const char *key_file,
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			d->pid = 0;
-			fprintf(stderr, "rtcms-store exited early; log %s\n", d->log);
+			fprintf(stderr, "%s exited early; log %s\n", argv[0], d->log);
 			return -1;
 		}
 		usleep(10000);
 	}
-	fprintf(stderr, "rtcms-store not ready in time; log %s\n", d->log);
+	fprintf(stderr, "%s not ready in time; log %s\n", argv[0], d->log);
 	tu_daemon_stop(d, SIGKILL);
 	return -1;
+}
+
+static int add_extra(const char **argv, int n, const char *const *extra)
+{
+	for (int i = 0; extra && extra[i] && n < 80; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	return n;
+}
+
+int tu_store_start(struct tu_daemon *d, const char *dir, const char *key_file,
+		   int mirrors, const char *listen_ip, const char *const *extra)
+{
+	char listen[80], mdir[16][600];
+	const char *argv[96];
+	int n = 0;
+
+	snprintf(listen, sizeof(listen), "%s:0", listen_ip ? listen_ip : "127.0.0.1");
+	argv[n++] = RTCMS_BIN_DIR "/rtcms-store";
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--key";
+	argv[n++] = key_file;
+	for (int i = 0; i < mirrors && i < 16; i++) {
+		snprintf(mdir[i], sizeof(mdir[i]), "%s/m%d", dir, i);
+		argv[n++] = "--mirror";
+		argv[n++] = mdir[i];
+	}
+	add_extra(argv, n, extra);
+	return tu_daemon_start(d, dir, "store", argv);
+}
+
+int tu_manager_start(struct tu_daemon *d, const char *dir, const char *name,
+		     const char *key_file, const char *store_addr,
+		     const char *const *extra)
+{
+	const char *argv[96];
+	int n = 0;
+	argv[n++] = RTCMS_BIN_DIR "/rtcms-manager";
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--key";
+	argv[n++] = key_file;
+	argv[n++] = "--store";
+	argv[n++] = store_addr;
+	argv[n++] = "--name";
+	argv[n++] = name;
+	add_extra(argv, n, extra);
+	return tu_daemon_start(d, dir, name, argv);
+}
+
+int tu_agent_start(struct tu_daemon *d, const char *dir, const char *name,
+		   const char *key_file, const char *ip, const char *node_id,
+		   const char *manager_addr, const char *const *extra)
+{
+	char listen[80];
+	const char *argv[96];
+	int n = 0;
+	snprintf(listen, sizeof(listen), "%s:0", ip);
+	argv[n++] = RTCMS_BIN_DIR "/rtcms-agent";
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--key";
+	argv[n++] = key_file;
+	argv[n++] = "--name";
+	argv[n++] = name;
+	argv[n++] = "--node-id";
+	argv[n++] = node_id;
+	argv[n++] = "--manager";
+	argv[n++] = manager_addr;
+	add_extra(argv, n, extra);
+	return tu_daemon_start(d, dir, name, argv);
 }
 
 int tu_daemon_stop(struct tu_daemon *d, int sig)

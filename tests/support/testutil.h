@@ -37,6 +37,22 @@ struct tu_daemon {
 int tu_store_start(struct tu_daemon *d, const char *dir, const char *key_file,
 		   int mirrors, const char *listen_ip, const char *const *extra);
 
+/*
+ * Start a daemon: args is its argv (NULL-terminated; args[0] the binary);
+ * --ready-file DIR/NAME.ready is added, and the call waits (20 s at most)
+ * until the daemon wrote its bound address there (into d->addr). Its
+ * stdout and stderr go to DIR/NAME.log. Returns 0 or -1.
+ */
+int tu_daemon_start(struct tu_daemon *d, const char *dir, const char *name,
+		    const char *const *args);
+/* rtcms-manager on 127.0.0.1, an ephemeral port, named name. */
+int tu_manager_start(struct tu_daemon *d, const char *dir, const char *name,
+		     const char *key_file, const char *store_addr,
+		     const char *const *extra);
+/* rtcms-agent on ip (ephemeral port) as node node_id (hex). */
+int tu_agent_start(struct tu_daemon *d, const char *dir, const char *name,
+		   const char *key_file, const char *ip, const char *node_id,
+		   const char *manager_addr, const char *const *extra);
 /* Send sig to the daemon and reap it. Returns its wait status. */
 int tu_daemon_stop(struct tu_daemon *d, int sig);
 

@@ -158,7 +158,7 @@ int store_client_get(struct net_client *c, const char *process,
 		     void *ctx, struct proto_get_end *end)
 {
 	return store_client_fetch(c, PROTO_GET, process, incarnation, sequence,
-				  meta_only, meta_out, write, ctx, end);
+				  meta_only, meta_out, NULL, write, ctx, end);
 }
 
 int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
@@ -200,8 +200,9 @@ int store_client_put_end(struct net_client *c, uint32_t chunk_count,
 
 int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       uint64_t incarnation, uint64_t sequence, int meta_only,
-		       struct proto_ckpt_meta *meta_out, store_client_write_fn write,
-		       void *ctx, struct proto_get_end *end)
+		       struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+		       store_client_write_fn write, void *ctx,
+		       struct proto_get_end *end)
 {
 	struct proto_image_hash ih;
 	struct proto_header hdr;
@@ -220,6 +221,10 @@ int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 	if (rc)
 		return rc;
 	*meta_out = reply.meta;
+	if (spec_copy) {
+		memcpy(spec_copy, reply.meta.spec, reply.meta.spec_len);
+		meta_out->spec = spec_copy;
+	}
 	if (meta_only)
 		return 0;
 	proto_image_hash_init(&ih, meta_out->size);

@@ -48,12 +48,15 @@ int store_client_get(struct net_client *c, const char *process,
 /*
  * The same exchange with another request type: PROTO_PULL fetches a
  * checkpoint from an agent, which answers like the store (GET_META,
- * CHUNKs, GET_END). meta_out is filled before the first write call.
+ * CHUNKs, GET_END). meta_out is filled before the first write call; with
+ * spec_copy (PROTO_SPEC_MAX bytes) its spec is copied there and stays
+ * valid, else it is only valid until the first chunk arrives.
  */
 int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       uint64_t incarnation, uint64_t sequence, int meta_only,
-		       struct proto_ckpt_meta *meta_out, store_client_write_fn write,
-		       void *ctx, struct proto_get_end *end);
+		       struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+		       store_client_write_fn write, void *ctx,
+		       struct proto_get_end *end);
 /*
  * A PUT in three steps, for callers that relay a checkpoint whose chunk
  * hashes and image hash they already know (meta complete): begin waits

@@ -1,0 +1,179 @@
+/* cluster.c - a loopback rtcms cluster for tests and benchmarks. */
+#include "cluster.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/client.h"
+#include "proto/spec.h"
+#include "rtcms_error.h"
+
+int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->dir = tu_tmpdir(tag);
+	cl->key_file = tu_keyfile(cl->dir, &cl->key);
+	if (tu_store_start(&cl->store, cl->dir, cl->key_file, 2, NULL, NULL) != 0)
+		return -1;
+	return tu_manager_start(&cl->manager, cl->dir, "manager", cl->key_file,
+				cl->store.addr, manager_extra);
+}
+
+int cl_agent_start(struct cluster *cl, int i, const char *const *extra)
+{
+	char ip[32], node[32], name[32];
+	snprintf(ip, sizeof(ip), "127.0.0.%d", i + 2);
+	snprintf(node, sizeof(node), "%" PRIx64, cl_node(i));
+	snprintf(name, sizeof(name), "agent-%d", i + 1);
+	if (i >= cl->agent_count)
+		cl->agent_count = i + 1;
+	int rc = tu_agent_start(&cl->agents[i], cl->dir, name, cl->key_file, ip, node,
+				cl->manager.addr, extra);
+	if (rc)
+		return rc;
+	/* registered once the manager says so */
+	char needle[64];
+	snprintf(needle, sizeof(needle), "node %016" PRIx64 " at", cl_node(i));
+	return cl_wait_log(&cl->manager, needle, 1, 10000);
+}
+
+void cl_stop(struct cluster *cl)
+{
+	for (int i = 0; i < cl->agent_count; i++)
+		if (cl->agents[i].pid > 0)
+			tu_daemon_stop(&cl->agents[i], SIGTERM);
+	if (cl->manager.pid > 0)
+		tu_daemon_stop(&cl->manager, SIGKILL);
+	if (cl->store.pid > 0)
+		tu_daemon_stop(&cl->store, SIGKILL);
+	if (getenv("RTCMS_KEEP_TEST_DIRS")) {
+		fprintf(stderr, "kept %s\n", cl->dir);
+	} else {
+		tu_rmrf(cl->dir);
+	}
+	free(cl->dir);
+	free(cl->key_file);
+}
+
+int cl_call(struct cluster *cl, uint8_t type, const union proto_msg *req,
+	    uint8_t expect, union proto_msg *reply, int timeout_ms,
+	    char *why, size_t whylen)
+{
+	struct net_client *c = NULL;
+	struct proto_header h;
+	int rc = net_client_connect(cl->manager.addr, &cl->key, PROTO_ROLE_CLI, "test",
+				    timeout_ms, &c);
+	if (rc == 0)
+		rc = net_client_call(c, type, req, expect, &h, reply);
+	if (rc && why) {
+		const struct proto_error *e = c ? net_client_last_error(c) : NULL;
+		snprintf(why, whylen, "%s", e && e->code == rc ? e->text : rtcms_strerror(rc));
+	}
+	net_client_free(c);
+	return rc;
+}
+
+int cl_run(struct cluster *cl, const char *id, uint64_t node,
+	   const char *const *argv, const char *const *env)
+{
+	struct proto_spec sp;
+	uint8_t spec[PROTO_SPEC_MAX];
+	union proto_msg q, r;
+	char why[PROTO_TEXT_MAX + 1];
+
+	memset(&sp, 0, sizeof(sp));
+	for (; argv[sp.argc]; sp.argc++)
+		sp.argv[sp.argc] = argv[sp.argc];
+	for (; env && env[sp.envc]; sp.envc++)
+		sp.env[sp.envc] = env[sp.envc];
+	sp.cwd = cl->dir;
+	int n = proto_spec_encode(&sp, spec, sizeof(spec));
+	if (n < 0)
+		return n;
+	memset(&q, 0, sizeof(q));
+	snprintf(q.run.process, sizeof(q.run.process), "%s", id);
+	q.run.node = node;
+	q.run.spec = spec;
+	q.run.spec_len = (uint32_t)n;
+	int rc = cl_call(cl, PROTO_RUN, &q, PROTO_RUN_OK, &r, 10000, why, sizeof(why));
+	if (rc)
+		fprintf(stderr, "RUN %s: %s\n", id, why);
+	return rc;
+}
+
+int cl_migrate(struct cluster *cl, const char *id, uint64_t to, int allow_same,
+	       struct proto_migrate_ok *ok, char *why, size_t whylen)
+{
+	union proto_msg q, r;
+	memset(&q, 0, sizeof(q));
+	snprintf(q.migrate.process, sizeof(q.migrate.process), "%s", id);
+	q.migrate.target = to;
+	q.migrate.allow_same = (uint8_t)allow_same;
+	int rc = cl_call(cl, PROTO_MIGRATE, &q, PROTO_MIGRATE_OK, &r, 120000, why, whylen);
+	if (rc == 0 && ok)
+		*ok = r.migrate_ok;
+	return rc;
+}
+
+int cl_proc(struct cluster *cl, const char *id, struct proto_proc_entry *out)
+{
+	static struct proto_node_entry nodes[PROTO_NODES_MAX];
+	static struct proto_proc_entry procs[PROTO_PROCS_MAX];
+	union proto_msg q, r;
+	memset(&q, 0, sizeof(q));
+	memset(out, 0, sizeof(*out));
+	r.mstatus.nodes = nodes;
+	r.mstatus.procs = procs;
+	int rc = cl_call(cl, PROTO_MSTATUS, &q, PROTO_MSTATUS_REPLY, &r, 10000, NULL, 0);
+	if (rc)
+		return rc;
+	for (int i = 0; i < r.mstatus.proc_count; i++)
+		if (strcmp(procs[i].process, id) == 0)
+			*out = procs[i];
+	return 0;
+}
+
+int cl_wait_durable(struct cluster *cl, const char *id, uint64_t inc, uint64_t seq,
+		    int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	while (tu_now_ms() < deadline) {
+		struct proto_proc_entry e;
+		if (cl_proc(cl, id, &e) == 0 && e.incarnation == inc && e.durable >= seq)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
+int cl_wait_log(const struct tu_daemon *d, const char *needle, int count,
+		int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	while (tu_now_ms() < deadline) {
+		if (tu_log_count(d, needle) >= count)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+int cl_log_line(const struct tu_daemon *d, const char *needle, char *out, size_t len)
+{
+	char line[4096];
+	int found = -1;
+	FILE *f = fopen(d->log, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle)) {
+			snprintf(out, len, "%s", line);
+			found = 0;
+		}
+	fclose(f);
+	return found;
+}

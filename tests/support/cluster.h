@@ -1,0 +1,58 @@
+/*
+ * cluster.h - a whole rtcms cluster on loopback for integration tests and
+ * benchmarks: a store with two mirrors, a manager and agents on their own
+ * loopback addresses (127.0.0.2, 127.0.0.3, ...), plus calls to the
+ * manager as rtcmsctl makes them.
+ */
+#ifndef RTCMS_TEST_CLUSTER_H
+#define RTCMS_TEST_CLUSTER_H
+
+#include <stdint.h>
+
+#include "proto/msg.h"
+#include "testutil.h"
+
+#define CL_AGENTS_MAX 4
+
+struct cluster {
+	char *dir;
+	char *key_file;
+	struct proto_key key;
+	struct tu_daemon store, manager;
+	struct tu_daemon agents[CL_AGENTS_MAX];
+	int agent_count;
+};
+
+/* Start store and manager; manager_extra are more manager options. */
+int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra);
+/* Start agent i (0-based) on 127.0.0.(i+2) as node i+2, or restart it. */
+int cl_agent_start(struct cluster *cl, int i, const char *const *extra);
+/* Kill everything (SIGKILL), reap, remove the directory. */
+void cl_stop(struct cluster *cl);
+
+/* Node id of agent i. */
+static inline uint64_t cl_node(int i) { return (uint64_t)i + 2; }
+
+/* One request to the manager; the ERROR text (if any) goes to why. */
+int cl_call(struct cluster *cl, uint8_t type, const union proto_msg *req,
+	    uint8_t expect, union proto_msg *reply, int timeout_ms,
+	    char *why, size_t whylen);
+/* RUN program argv (NULL-terminated) as process id on node (0 = any). */
+int cl_run(struct cluster *cl, const char *id, uint64_t node,
+	   const char *const *argv, const char *const *env);
+/* MIGRATE; fills *ok. */
+int cl_migrate(struct cluster *cl, const char *id, uint64_t to, int allow_same,
+	       struct proto_migrate_ok *ok, char *why, size_t whylen);
+/* The manager's view of a process (state 0 if unknown). */
+int cl_proc(struct cluster *cl, const char *id, struct proto_proc_entry *out);
+/* Wait until the durable sequence of id under incarnation inc reaches at
+ * least seq (timeout_ms); returns 0 or -1. */
+int cl_wait_durable(struct cluster *cl, const char *id, uint64_t inc, uint64_t seq,
+		    int timeout_ms);
+/* Wait until a log line containing needle appears in d's log. */
+int cl_wait_log(const struct tu_daemon *d, const char *needle, int count,
+		int timeout_ms);
+/* Find the last line of d's log containing needle; copies it to out. */
+int cl_log_line(const struct tu_daemon *d, const char *needle, char *out, size_t len);
+
+#endif
