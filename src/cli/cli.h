@@ -13,6 +13,8 @@
 struct cli {
 	const char *key_file;     /* --key, $RTCMS_KEY */
 	const char *store_addr;   /* --store, $RTCMS_STORE */
+	const char *manager_addr; /* --manager, $RTCMS_MANAGER */
+	const char *command;      /* the command running, for error messages */
 	int json;                 /* --json */
 	int timeout_ms;           /* --timeout */
 };
@@ -38,12 +40,63 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report a failed call: the peer's ERROR text if it sent one. */
 int cli_fail_rc(struct net_client *c, const char *what, int rc);
 
-/* Connect to addr with the cluster key; prints the error and returns NULL
- * on failure. */
+/* Connect to addr with the cluster key; prints the error (prefixed with
+ * cli->command) and returns NULL on failure. */
 struct net_client *cli_connect(struct cli *cli, const char *addr);
+
+/*
+ * Connect to addr and make one call: send type with m, wait for expect into
+ * *r. timeout_ms raises the --timeout for this call (0: keep it). Prints
+ * "rtcmsctl: what: ..." (the peer's ERROR text if it sent one) on failure.
+ * *r must not borrow from the frame: the connection is closed on return.
+ * Returns CLI_OK or CLI_FAIL.
+ */
+int cli_call(struct cli *cli, const char *addr, const char *what,
+	     int timeout_ms, uint8_t type, const union proto_msg *m,
+	     uint8_t expect, union proto_msg *r);
+
+/*
+ * Connect to addr and print every checkpoint LIST returns for node (0 =
+ * any) and process ("" or NULL = any), paging while the store says there is
+ * more: a table, or a JSON array with --json. what names the command in
+ * errors. Returns CLI_OK or CLI_FAIL.
+ */
+int cli_list_checkpoints(struct cli *cli, const char *addr, const char *what,
+			 uint64_t node, const char *process);
+
+/* Parsed arguments of a command: positionals and --name value pairs. */
+struct cli_args {
+	int npos;
+	const char *pos[4];
+	int nopt;
+	const char *opt_name[16];
+	const char *opt_val[16];
+};
+
+/*
+ * Parse argv[first..argc-1] into *a: opts are the space-separated names of
+ * options that take a value, flags of those that take none ("1"). Returns 0
+ * or prints a usage error and returns CLI_USAGE.
+ */
+int cli_args_parse(int argc, char **argv, int first, const char *opts,
+		   const char *flags, struct cli_args *a);
+
+/* The value of option name (the first given), or NULL. */
+const char *cli_args_get(const struct cli_args *a, const char *name);
+
+/* True if any of argv[first..argc-1] is --help or -h. */
+int cli_wants_help(int argc, char **argv, int first);
+
+/* Check a process id given on the command line: 0, or prints a usage
+ * error and returns CLI_USAGE (p NULL: missing). */
+int cli_check_process(const char *p);
 
 /* Parse an unsigned number (decimal or 0x hex); -1 on error. */
 int cli_parse_u64(const char *s, uint64_t *out);
+
+/* Parse a node id: 1 to 16 hex digits (strtoull base 16, "0x" allowed),
+ * not 0; -1 on error. */
+int cli_parse_node(const char *s, uint64_t *out);
 
 /* Print s as a JSON string (with quotes). */
 void cli_json_str(FILE *f, const char *s);
@@ -60,5 +113,9 @@ const char *cli_bytes(uint64_t n, char *buf, size_t len);
 int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_store(struct cli *cli, int argc, char **argv);
 int cmd_area(struct cli *cli, int argc, char **argv);
+/* cmd_manager.c: commands that talk to rtcms-manager. cmd_manager runs the
+ * one named by argv[0]: status, migrate, drain or checkpoints. */
+int cmd_manager(struct cli *cli, int argc, char **argv);
+int cmd_run(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -15,86 +15,16 @@
 #include "client/store_client.h"
 #include "rtcms_error.h"
 
-/* Parsed arguments of one subcommand: positionals and --name value pairs. */
-struct args {
-	int npos;
-	const char *pos[4];
-	int nopt;
-	const char *opt_name[16];
-	const char *opt_val[16];
-};
-
-/* Is name one of the space-separated words of list? */
-static int in_list(const char *list, const char *name)
-{
-	size_t nl = strlen(name);
-	for (const char *f = strstr(list, name); f; f = strstr(f + 1, name))
-		if ((f == list || f[-1] == ' ') && (f[nl] == ' ' || f[nl] == '\0'))
-			return 1;
-	return 0;
-}
-
-/* opts: options that take a value; flags: options that take none. */
-static int args_parse(int argc, char **argv, const char *opts,
-		      const char *flags, struct args *a)
-{
-	memset(a, 0, sizeof(*a));
-	for (int i = 2; i < argc; i++) {
-		const char *s = argv[i];
-		if (strncmp(s, "--", 2) == 0 && s[2]) {
-			const char *name = s + 2;
-			const char *val = NULL;
-			int is_flag = in_list(flags, name);
-			if (!is_flag && !in_list(opts, name))
-				return cli_usage("unknown option --%s", name);
-			if (!is_flag) {
-				if (i + 1 >= argc)
-					return cli_usage("option --%s needs a value", name);
-				val = argv[++i];
-			} else {
-				val = "1";
-			}
-			if (a->nopt >= 16)
-				return cli_usage("too many options");
-			a->opt_name[a->nopt] = name;
-			a->opt_val[a->nopt++] = val;
-		} else {
-			if (a->npos >= 4)
-				return cli_usage("too many arguments");
-			a->pos[a->npos++] = s;
-		}
-	}
-	return 0;
-}
-
-static const char *args_get(const struct args *a, const char *name)
-{
-	for (int i = 0; i < a->nopt; i++)
-		if (strcmp(a->opt_name[i], name) == 0)
-			return a->opt_val[i];
-	return NULL;
-}
-
-static int args_u64(const struct args *a, const char *name, uint64_t dflt,
+static int args_u64(const struct cli_args *a, const char *name, uint64_t dflt,
 		    uint64_t *out)
 {
-	const char *v = args_get(a, name);
+	const char *v = cli_args_get(a, name);
 	if (!v) {
 		*out = dflt;
 		return 0;
 	}
 	if (cli_parse_u64(v, out) != 0)
 		return cli_usage("--%s: \"%s\" is not a number", name, v);
-	return 0;
-}
-
-static int check_process(const char *p)
-{
-	if (!p)
-		return cli_usage("PROCESS missing");
-	if (!proto_process_id_valid(p))
-		return cli_usage("\"%s\" is not a valid process id (1..%d of "
-				 "A-Z a-z 0-9 . _ : -)", p, PROTO_ID_MAX);
 	return 0;
 }
 
@@ -107,7 +37,7 @@ static uint64_t now_ms(void)
 
 /* ---- put ------------------------------------------------------------- */
 
-static int do_put(struct cli *cli, const struct args *a)
+static int do_put(struct cli *cli, const struct cli_args *a)
 {
 	struct proto_ckpt_meta meta;
 	struct proto_put_ack ack;
@@ -119,7 +49,7 @@ static int do_put(struct cli *cli, const struct args *a)
 	if (a->npos != 2)
 		return cli_usage("usage: store put PROCESS FILE --sequence N "
 				 "[--incarnation N] [--node ID] [--spec TEXT] [--chunk-size BYTES]");
-	if ((rc = check_process(a->pos[0])))
+	if ((rc = cli_check_process(a->pos[0])))
 		return rc;
 	memset(&meta, 0, sizeof(meta));
 	strcpy(meta.process, a->pos[0]);
@@ -132,7 +62,7 @@ static int do_put(struct cli *cli, const struct args *a)
 		return cli_usage("--sequence and --incarnation must be >= 1");
 	if (chunk == 0 || chunk > PROTO_MAX_CHUNK)
 		return cli_usage("--chunk-size must be 1..%u", PROTO_MAX_CHUNK);
-	const char *spec = args_get(a, "spec");
+	const char *spec = cli_args_get(a, "spec");
 	if (spec) {
 		if (strlen(spec) > PROTO_SPEC_MAX)
 			return cli_usage("--spec longer than %d bytes", PROTO_SPEC_MAX);
@@ -215,7 +145,7 @@ static void print_meta_json(const struct proto_ckpt_meta *m)
 	       m->chunk_count, cli_hex(m->hash, PROTO_HASH_SIZE, hx, sizeof(hx)));
 }
 
-static int do_get(struct cli *cli, const struct args *a)
+static int do_get(struct cli *cli, const struct cli_args *a)
 {
 	struct proto_ckpt_meta meta;
 	struct proto_get_end end = { 0, 0 };
@@ -227,13 +157,13 @@ static int do_get(struct cli *cli, const struct args *a)
 	if (a->npos != 1)
 		return cli_usage("usage: store get PROCESS [--sequence N] "
 				 "[--incarnation N] (--output FILE | --meta)");
-	if ((rc = check_process(a->pos[0])))
+	if ((rc = cli_check_process(a->pos[0])))
 		return rc;
 	if ((rc = args_u64(a, "incarnation", 0, &inc)) ||
 	    (rc = args_u64(a, "sequence", 0, &seq)))
 		return rc;
-	int meta_only = args_get(a, "meta") != NULL;
-	out = args_get(a, "output");
+	int meta_only = cli_args_get(a, "meta") != NULL;
+	out = cli_args_get(a, "output");
 	if (!meta_only && !out)
 		return cli_usage("store get: give --output FILE (- for stdout) or --meta");
 
@@ -292,24 +222,41 @@ static int do_get(struct cli *cli, const struct args *a)
 
 /* ---- list ------------------------------------------------------------ */
 
-static int do_list(struct cli *cli, const struct args *a)
+static void print_entry(struct cli *cli, const struct proto_list_entry *e,
+			int first)
+{
+	char hx[80], tm[40], sz[32];
+
+	cli_hex(e->hash, PROTO_HASH_SIZE, hx, sizeof(hx));
+	if (cli->json) {
+		printf("%s{\"process\":", first ? "" : ",");
+		cli_json_str(stdout, e->process);
+		printf(",\"incarnation\":%" PRIu64 ",\"sequence\":%" PRIu64
+		       ",\"node\":\"%016" PRIx64 "\",\"size\":%" PRIu64
+		       ",\"created_ms\":%" PRIu64 ",\"hash\":\"%s\","
+		       "\"claimed\":%s}", e->incarnation, e->sequence,
+		       e->node, e->size, e->created_ms, hx,
+		       e->claimed ? "true" : "false");
+	} else {
+		printf("%-24s %5" PRIu64 " %8" PRIu64 " %016" PRIx64
+		       " %10s %-23s %.16s %s\n", e->process,
+		       e->incarnation, e->sequence, e->node,
+		       cli_bytes(e->size, sz, sizeof(sz)),
+		       cli_time(e->created_ms, tm, sizeof(tm)), hx,
+		       e->claimed ? "yes" : "-");
+	}
+}
+
+int cli_list_checkpoints(struct cli *cli, const char *addr, const char *what,
+			 uint64_t node, const char *process)
 {
 	static struct proto_list_entry entries[PROTO_LIST_MAX];
 	struct proto_header hdr;
 	union proto_msg m, r;
-	uint64_t node;
-	int rc, first = 1;
 	uint32_t total = 0;
+	int rc;
 
-	if (a->npos != 0)
-		return cli_usage("usage: store list [--process P] [--node ID]");
-	memset(&m, 0, sizeof(m));
-	if ((rc = args_u64(a, "node", 0, &node)))
-		return rc;
-	const char *p = args_get(a, "process");
-	if (p && (rc = check_process(p)))
-		return rc;
-	struct net_client *c = cli_connect(cli, cli->store_addr);
+	struct net_client *c = cli_connect(cli, addr);
 	if (!c)
 		return CLI_FAIL;
 	if (cli->json)
@@ -317,9 +264,11 @@ static int do_list(struct cli *cli, const struct args *a)
 	else
 		printf("%-24s %5s %8s %-16s %10s %-23s %-16s %s\n", "PROCESS",
 		       "INC", "SEQ", "NODE", "SIZE", "CREATED", "HASH", "CLAIMED");
+	memset(&m, 0, sizeof(m));
 	for (;;) {
 		m.list.node = node;
-		snprintf(m.list.process, sizeof(m.list.process), "%s", p ? p : "");
+		snprintf(m.list.process, sizeof(m.list.process), "%s",
+			 process ? process : "");
 		m.list.offset = total;
 		m.list.limit = PROTO_LIST_MAX;
 		r.list_reply.entries = entries;
@@ -327,33 +276,12 @@ static int do_list(struct cli *cli, const struct args *a)
 		if (rc) {
 			if (cli->json)
 				printf("]\n");
-			rc = cli_fail_rc(c, "list", rc);
+			rc = cli_fail_rc(c, what, rc);
 			net_client_free(c);
 			return rc;
 		}
-		for (uint16_t i = 0; i < r.list_reply.count; i++) {
-			const struct proto_list_entry *e = &entries[i];
-			char hx[80], tm[40], sz[32];
-			cli_hex(e->hash, PROTO_HASH_SIZE, hx, sizeof(hx));
-			if (cli->json) {
-				printf("%s{\"process\":", first ? "" : ",");
-				cli_json_str(stdout, e->process);
-				printf(",\"incarnation\":%" PRIu64 ",\"sequence\":%" PRIu64
-				       ",\"node\":\"%016" PRIx64 "\",\"size\":%" PRIu64
-				       ",\"created_ms\":%" PRIu64 ",\"hash\":\"%s\","
-				       "\"claimed\":%s}", e->incarnation, e->sequence,
-				       e->node, e->size, e->created_ms, hx,
-				       e->claimed ? "true" : "false");
-			} else {
-				printf("%-24s %5" PRIu64 " %8" PRIu64 " %016" PRIx64
-				       " %10s %-23s %.16s %s\n", e->process,
-				       e->incarnation, e->sequence, e->node,
-				       cli_bytes(e->size, sz, sizeof(sz)),
-				       cli_time(e->created_ms, tm, sizeof(tm)), hx,
-				       e->claimed ? "yes" : "-");
-			}
-			first = 0;
-		}
+		for (uint16_t i = 0; i < r.list_reply.count; i++)
+			print_entry(cli, &entries[i], total == 0 && i == 0);
 		total += r.list_reply.count;
 		if (!(hdr.flags & PROTO_F_MORE) || r.list_reply.count == 0)
 			break;
@@ -366,9 +294,24 @@ static int do_list(struct cli *cli, const struct args *a)
 	return CLI_OK;
 }
 
+static int do_list(struct cli *cli, const struct cli_args *a)
+{
+	uint64_t node;
+	int rc;
+
+	if (a->npos != 0)
+		return cli_usage("usage: store list [--process P] [--node ID]");
+	if ((rc = args_u64(a, "node", 0, &node)))
+		return rc;
+	const char *p = cli_args_get(a, "process");
+	if (p && (rc = cli_check_process(p)))
+		return rc;
+	return cli_list_checkpoints(cli, cli->store_addr, "list", node, p);
+}
+
 /* ---- claim / commit / release / delete ------------------------------ */
 
-static int do_claim(struct cli *cli, const struct args *a)
+static int do_claim(struct cli *cli, const struct cli_args *a)
 {
 	struct proto_header hdr;
 	union proto_msg m, r;
@@ -378,13 +321,13 @@ static int do_claim(struct cli *cli, const struct args *a)
 
 	if (a->npos != 1)
 		return cli_usage("usage: store claim PROCESS --claimant NAME [--lease MS]");
-	if ((rc = check_process(a->pos[0])))
+	if ((rc = cli_check_process(a->pos[0])))
 		return rc;
 	if ((rc = args_u64(a, "lease", 5000, &lease)))
 		return rc;
 	if (lease == 0 || lease > 3600000)
 		return cli_usage("--lease must be 1..3600000 ms");
-	const char *who = args_get(a, "claimant");
+	const char *who = cli_args_get(a, "claimant");
 	if (!who)
 		return cli_usage("store claim: --claimant NAME missing");
 	if (strlen(who) > PROTO_ID_MAX)
@@ -441,31 +384,23 @@ static int parse_claim_id(const char *s, uint64_t *id)
 	return 0;
 }
 
-static int do_commit(struct cli *cli, const struct args *a)
+static int do_commit(struct cli *cli, const struct cli_args *a)
 {
-	struct proto_header hdr;
 	union proto_msg m, r;
 	int rc;
 
-	if (a->npos != 2 || !args_get(a, "node"))
+	if (a->npos != 2 || !cli_args_get(a, "node"))
 		return cli_usage("usage: store commit PROCESS CLAIM_ID --node ID");
-	if ((rc = check_process(a->pos[0])))
+	if ((rc = cli_check_process(a->pos[0])))
 		return rc;
 	memset(&m, 0, sizeof(m));
 	strcpy(m.commit.process, a->pos[0]);
 	if ((rc = parse_claim_id(a->pos[1], &m.commit.claim_id)) ||
 	    (rc = args_u64(a, "node", 0, &m.commit.new_node)))
 		return rc;
-	struct net_client *c = cli_connect(cli, cli->store_addr);
-	if (!c)
-		return CLI_FAIL;
-	rc = net_client_call(c, PROTO_COMMIT, &m, PROTO_COMMIT_OK, &hdr, &r);
-	if (rc) {
-		rc = cli_fail_rc(c, "commit", rc);
-		net_client_free(c);
+	if ((rc = cli_call(cli, cli->store_addr, "commit", 0, PROTO_COMMIT, &m,
+			   PROTO_COMMIT_OK, &r)))
 		return rc;
-	}
-	net_client_free(c);
 	if (cli->json)
 		printf("{\"process\":\"%s\",\"incarnation\":%" PRIu64
 		       ",\"node\":\"%016" PRIx64 "\"}\n", r.commit_ok.process,
@@ -481,20 +416,11 @@ static int do_commit(struct cli *cli, const struct args *a)
 static int simple_call(struct cli *cli, uint8_t type, const union proto_msg *m,
 		       const char *what, const char *done)
 {
-	struct proto_header hdr;
 	union proto_msg r;
-	struct net_client *c = cli_connect(cli, cli->store_addr);
 	int rc;
 
-	if (!c)
-		return CLI_FAIL;
-	rc = net_client_call(c, type, m, PROTO_OK, &hdr, &r);
-	if (rc) {
-		rc = cli_fail_rc(c, what, rc);
-		net_client_free(c);
+	if ((rc = cli_call(cli, cli->store_addr, what, 0, type, m, PROTO_OK, &r)))
 		return rc;
-	}
-	net_client_free(c);
 	if (cli->json)
 		printf("{\"ok\":true}\n");
 	else
@@ -502,7 +428,7 @@ static int simple_call(struct cli *cli, uint8_t type, const union proto_msg *m,
 	return CLI_OK;
 }
 
-static int do_release(struct cli *cli, const struct args *a)
+static int do_release(struct cli *cli, const struct cli_args *a)
 {
 	union proto_msg m;
 	int rc;
@@ -510,7 +436,7 @@ static int do_release(struct cli *cli, const struct args *a)
 
 	if (a->npos != 2)
 		return cli_usage("usage: store release PROCESS CLAIM_ID");
-	if ((rc = check_process(a->pos[0])))
+	if ((rc = cli_check_process(a->pos[0])))
 		return rc;
 	memset(&m, 0, sizeof(m));
 	strcpy(m.release.process, a->pos[0]);
@@ -521,7 +447,7 @@ static int do_release(struct cli *cli, const struct args *a)
 	return simple_call(cli, PROTO_RELEASE, &m, "release", done);
 }
 
-static int do_delete(struct cli *cli, const struct args *a)
+static int do_delete(struct cli *cli, const struct cli_args *a)
 {
 	union proto_msg m;
 	int rc;
@@ -530,14 +456,14 @@ static int do_delete(struct cli *cli, const struct args *a)
 	if (a->npos != 1)
 		return cli_usage("usage: store delete PROCESS (--incarnation N "
 				 "--sequence N | --all)");
-	if ((rc = check_process(a->pos[0])))
+	if ((rc = cli_check_process(a->pos[0])))
 		return rc;
 	memset(&m, 0, sizeof(m));
 	strcpy(m.del.process, a->pos[0]);
 	if ((rc = args_u64(a, "incarnation", 0, &m.del.incarnation)) ||
 	    (rc = args_u64(a, "sequence", 0, &m.del.sequence)))
 		return rc;
-	int all = args_get(a, "all") != NULL;
+	int all = cli_args_get(a, "all") != NULL;
 	if (all == (m.del.sequence != 0) || (!all && m.del.incarnation == 0))
 		return cli_usage("store delete: give --incarnation N --sequence N, "
 				 "or --all");
@@ -594,43 +520,33 @@ static void print_report(struct cli *cli, const struct proto_scrub_reply *r,
 			       : "every referenced chunk has a good copy on every online mirror");
 }
 
-static int do_report(struct cli *cli, const struct args *a, int scrub)
+static int do_report(struct cli *cli, const struct cli_args *a, int scrub)
 {
-	struct proto_header hdr;
 	union proto_msg m, r;
 	int rc;
 
 	if (a->npos != 0)
 		return cli_usage("usage: store %s", scrub ? "scrub [--no-repair]" : "status");
 	memset(&m, 0, sizeof(m));
-	m.scrub.repair = args_get(a, "no-repair") ? 0 : 1;
-	struct net_client *c = cli_connect(cli, cli->store_addr);
-	if (!c)
-		return CLI_FAIL;
+	m.scrub.repair = cli_args_get(a, "no-repair") ? 0 : 1;
 	/* A scrub reads every byte: give it time. */
-	if (scrub)
-		net_client_set_timeout(c, 3600 * 1000);
-	rc = net_client_call(c, scrub ? PROTO_SCRUB : PROTO_STATUS,
-			     &m,
-			     scrub ? PROTO_SCRUB_REPLY : PROTO_STATUS_REPLY, &hdr, &r);
-	if (rc) {
-		rc = cli_fail_rc(c, scrub ? "scrub" : "status", rc);
-		net_client_free(c);
+	if ((rc = cli_call(cli, cli->store_addr, scrub ? "scrub" : "status",
+			   scrub ? 3600 * 1000 : 0,
+			   scrub ? PROTO_SCRUB : PROTO_STATUS, &m,
+			   scrub ? PROTO_SCRUB_REPLY : PROTO_STATUS_REPLY, &r)))
 		return rc;
-	}
-	net_client_free(c);
 	print_report(cli, &r.scrub_reply, scrub);
 	if (scrub && r.scrub_reply.unrepairable)
 		return CLI_FAIL;
 	return CLI_OK;
 }
 
-static int do_scrub(struct cli *cli, const struct args *a)
+static int do_scrub(struct cli *cli, const struct cli_args *a)
 {
 	return do_report(cli, a, 1);
 }
 
-static int do_status(struct cli *cli, const struct args *a)
+static int do_status(struct cli *cli, const struct cli_args *a)
 {
 	return do_report(cli, a, 0);
 }
@@ -638,7 +554,7 @@ static int do_status(struct cli *cli, const struct args *a)
 static const struct {
 	const char *name;
 	const char *help;
-	int (*run)(struct cli *, const struct args *);
+	int (*run)(struct cli *, const struct cli_args *);
 	const char *opts;
 	const char *flags;
 } subs[] = {
@@ -658,7 +574,7 @@ static const struct {
 
 int cmd_store(struct cli *cli, int argc, char **argv)
 {
-	struct args a;
+	struct cli_args a;
 	int rc;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -671,14 +587,12 @@ int cmd_store(struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (strcmp(subs[i].name, argv[1]) != 0)
 			continue;
-		for (int j = 2; j < argc; j++) {
-			if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
-				printf("usage: rtcmsctl store %s %s\n", subs[i].name,
-				       subs[i].help);
-				return CLI_OK;
-			}
+		if (cli_wants_help(argc, argv, 2)) {
+			printf("usage: rtcmsctl store %s %s\n", subs[i].name,
+			       subs[i].help);
+			return CLI_OK;
 		}
-		if ((rc = args_parse(argc, argv, subs[i].opts, subs[i].flags, &a)))
+		if ((rc = cli_args_parse(argc, argv, 2, subs[i].opts, subs[i].flags, &a)))
 			return rc;
 		return subs[i].run(cli, &a);
 	}

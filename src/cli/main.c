@@ -5,6 +5,7 @@
  *
  * Commands are table-dispatched; each lives in its own cmd_*.c file.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -22,23 +23,30 @@ static const struct cli_command commands[] = {
 	{ "keygen", "FILE [--force]", "write a new random cluster key to FILE", cmd_keygen },
 	{ "store", "SUBCOMMAND ...", "talk to rtcms-store (put get list claim commit release delete scrub status)", cmd_store },
 	{ "area", "SUBCOMMAND ...", "checkpoint areas on this node (create show capture install)", cmd_area },
+	{ "status", "", "the manager's view: store, nodes, processes", cmd_manager },
+	{ "run", "[OPTIONS] ID PROGRAM [ARGS...]", "start a protected program as process ID", cmd_run },
+	{ "migrate", "PROCESS [--to HEXID]", "move a process to another node", cmd_manager },
+	{ "drain", "NODE_HEXID", "move every process off a node", cmd_manager },
+	{ "checkpoints", "PROCESS", "a process's checkpoints, through the manager", cmd_manager },
 	{ NULL, NULL, NULL, NULL },
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: rtcmsctl [--key FILE] [--store HOST:PORT] [--json] [--timeout MS] COMMAND [ARGS]\n"
+"usage: rtcmsctl [--key FILE] [--store HOST:PORT] [--manager HOST:PORT] [--json]\n"
+"                [--timeout MS] COMMAND [ARGS]\n"
 "\n"
 "global options:\n"
-"  -k, --key FILE          cluster key file (default $RTCMS_KEY)\n"
-"  -s, --store HOST:PORT   rtcms-store address (default $RTCMS_STORE or 127.0.0.1:7400)\n"
-"  -j, --json              machine-readable output\n"
-"  -t, --timeout MS        per-operation network timeout (default 10000)\n"
-"  -h, --help              this help; `rtcmsctl COMMAND --help` for a command\n"
+"  -k, --key FILE           cluster key file (default $RTCMS_KEY)\n"
+"  -s, --store HOST:PORT    rtcms-store address (default $RTCMS_STORE or 127.0.0.1:7400)\n"
+"  -m, --manager HOST:PORT  rtcms-manager address (default $RTCMS_MANAGER or 127.0.0.1:7600)\n"
+"  -j, --json               machine-readable output\n"
+"  -t, --timeout MS         per-operation network timeout (default 10000)\n"
+"  -h, --help               this help; `rtcmsctl COMMAND --help` for a command\n"
 "\ncommands:\n");
 	for (const struct cli_command *c = commands; c->name; c++)
-		fprintf(f, "  %-8s %-16s %s\n", c->name, c->args, c->help);
+		fprintf(f, "  %-11s %-30s %s\n", c->name, c->args, c->help);
 }
 
 int cli_fail(const char *fmt, ...)
@@ -73,17 +81,19 @@ int cli_fail_rc(struct net_client *c, const char *what, int rc)
 
 struct net_client *cli_connect(struct cli *cli, const char *addr)
 {
+	const char *cmd = cli->command ? cli->command : "";
+	const char *sep = cli->command ? ": " : "";
 	struct proto_key key;
 	struct net_client *c = NULL;
 	char err[1024];
 	int rc;
 
 	if (!cli->key_file) {
-		cli_fail("no cluster key: give --key FILE or set RTCMS_KEY");
+		cli_fail("%s%sno cluster key: give --key FILE or set RTCMS_KEY", cmd, sep);
 		return NULL;
 	}
 	if (keyfile_load(cli->key_file, &key, err, sizeof(err)) != 0) {
-		cli_fail("%s", err);
+		cli_fail("%s%s%s", cmd, sep, err);
 		return NULL;
 	}
 	rc = net_client_connect(addr, &key, PROTO_ROLE_CLI, "rtcmsctl",
@@ -91,14 +101,104 @@ struct net_client *cli_connect(struct cli *cli, const char *addr)
 	sodium_memzero(&key, sizeof(key));
 	if (rc) {
 		if (rc == RTCMS_EINVAL)
-			cli_fail("invalid address \"%s\" (expected HOST:PORT)", addr);
+			cli_fail("%s%sinvalid address \"%s\" (expected HOST:PORT)",
+				 cmd, sep, addr);
 		else if (rc == RTCMS_EAUTH)
-			cli_fail("%s refused the handshake: wrong cluster key?", addr);
+			cli_fail("%s%s%s refused the handshake: wrong cluster key?",
+				 cmd, sep, addr);
 		else
-			cli_fail("cannot connect to %s: %s", addr, rtcms_strerror(rc));
+			cli_fail("%s%scannot connect to %s: %s", cmd, sep, addr,
+				 rtcms_strerror(rc));
 		return NULL;
 	}
 	return c;
+}
+
+int cli_call(struct cli *cli, const char *addr, const char *what,
+	     int timeout_ms, uint8_t type, const union proto_msg *m,
+	     uint8_t expect, union proto_msg *r)
+{
+	struct proto_header hdr;
+	struct net_client *c = cli_connect(cli, addr);
+	int rc;
+
+	if (!c)
+		return CLI_FAIL;
+	if (timeout_ms > cli->timeout_ms)
+		net_client_set_timeout(c, timeout_ms);
+	rc = net_client_call(c, type, m, expect, &hdr, r);
+	if (rc)
+		rc = cli_fail_rc(c, what, rc);
+	net_client_free(c);
+	return rc ? CLI_FAIL : CLI_OK;
+}
+
+/* Is name one of the space-separated words of list? */
+static int in_list(const char *list, const char *name)
+{
+	size_t nl = strlen(name);
+	for (const char *f = strstr(list, name); f; f = strstr(f + 1, name))
+		if ((f == list || f[-1] == ' ') && (f[nl] == ' ' || f[nl] == '\0'))
+			return 1;
+	return 0;
+}
+
+int cli_args_parse(int argc, char **argv, int first, const char *opts,
+		   const char *flags, struct cli_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = first; i < argc; i++) {
+		const char *s = argv[i];
+		if (strncmp(s, "--", 2) == 0 && s[2]) {
+			const char *name = s + 2;
+			const char *val = NULL;
+			int is_flag = in_list(flags, name);
+			if (!is_flag && !in_list(opts, name))
+				return cli_usage("unknown option --%s", name);
+			if (!is_flag) {
+				if (i + 1 >= argc)
+					return cli_usage("option --%s needs a value", name);
+				val = argv[++i];
+			} else {
+				val = "1";
+			}
+			if (a->nopt >= 16)
+				return cli_usage("too many options");
+			a->opt_name[a->nopt] = name;
+			a->opt_val[a->nopt++] = val;
+		} else {
+			if (a->npos >= 4)
+				return cli_usage("too many arguments");
+			a->pos[a->npos++] = s;
+		}
+	}
+	return 0;
+}
+
+const char *cli_args_get(const struct cli_args *a, const char *name)
+{
+	for (int i = 0; i < a->nopt; i++)
+		if (strcmp(a->opt_name[i], name) == 0)
+			return a->opt_val[i];
+	return NULL;
+}
+
+int cli_wants_help(int argc, char **argv, int first)
+{
+	for (int i = first; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
+int cli_check_process(const char *p)
+{
+	if (!p)
+		return cli_usage("PROCESS missing");
+	if (!proto_process_id_valid(p))
+		return cli_usage("\"%s\" is not a valid process id (1..%d of "
+				 "A-Z a-z 0-9 . _ : -)", p, PROTO_ID_MAX);
+	return 0;
 }
 
 int cli_parse_u64(const char *s, uint64_t *out)
@@ -109,6 +209,19 @@ int cli_parse_u64(const char *s, uint64_t *out)
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 0);
 	if (errno || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_node(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !isxdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 16);
+	if (errno || *end != '\0' || v == 0)
 		return -1;
 	*out = v;
 	return 0;
@@ -169,6 +282,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, 'k' },
 		{ "store", required_argument, NULL, 's' },
+		{ "manager", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
@@ -177,18 +291,22 @@ int main(int argc, char **argv)
 	struct cli cli = {
 		.key_file = getenv("RTCMS_KEY"),
 		.store_addr = getenv("RTCMS_STORE"),
+		.manager_addr = getenv("RTCMS_MANAGER"),
 		.timeout_ms = 10000,
 	};
 	int c;
 
 	if (!cli.store_addr)
 		cli.store_addr = "127.0.0.1:7400";
+	if (!cli.manager_addr)
+		cli.manager_addr = "127.0.0.1:7600";
 	signal(SIGPIPE, SIG_IGN);
 	/* "+": stop at the command name; its options are its own. */
-	while ((c = getopt_long(argc, argv, "+k:s:jt:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+k:s:m:jt:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': cli.key_file = optarg; break;
 		case 's': cli.store_addr = optarg; break;
+		case 'm': cli.manager_addr = optarg; break;
 		case 'j': cli.json = 1; break;
 		case 't': {
 			uint64_t v;
@@ -208,6 +326,7 @@ int main(int argc, char **argv)
 	for (const struct cli_command *cmd = commands; cmd->name; cmd++) {
 		if (strcmp(cmd->name, argv[optind]) == 0) {
 			optind++;
+			cli.command = cmd->name;
 			return cmd->run(&cli, argc - optind + 1, argv + optind - 1);
 		}
 	}

@@ -120,6 +120,32 @@ expect 1 "no cluster key" -- env -u RTCMS_KEY "$CTL" store list
 expect 1 "cannot connect" -- "$CTL" --store 127.0.0.1:1 store list
 expect 1 "invalid address" -- "$CTL" --store nowhere store list
 
+# manager commands, without a manager: usage errors exit 2, a closed port 1
+expect 0 "checkpoints PROCESS" -- "$CTL" --help
+expect 0 "usage: rtcmsctl .*run \[--node HEXID\]" -- "$CTL" run --help
+expect 0 "usage: rtcmsctl .*migrate PROCESS" -- "$CTL" migrate app --help
+expect 2 "usage: status" -- "$CTL" status extra
+expect 2 "usage: run" -- "$CTL" run app
+expect 2 "usage: run" -- "$CTL" run --node 2
+expect 2 "not a valid process id" -- "$CTL" run "a/b" /bin/true
+expect 2 "run: --node: \"xyz\" is not a node id" -- "$CTL" run --node xyz app /bin/true
+expect 2 "run: option --node needs a value" -- "$CTL" run --node
+expect 2 "run: --env: expected NAME=VALUE" -- "$CTL" run --env FOO app /bin/true
+expect 2 "run: --cwd" -- "$CTL" run --cwd no/such/dir app /bin/true
+expect 2 "run: unknown option --frob" -- "$CTL" run --frob app /bin/true
+expect 2 "usage: migrate" -- "$CTL" migrate
+expect 2 "migrate: --to: \"0\" is not a node id" -- "$CTL" migrate app --to 0
+expect 2 "unknown option --colour" -- "$CTL" migrate app --colour
+expect 2 "usage: drain" -- "$CTL" drain
+expect 2 "drain: \"g1\" is not a node id" -- "$CTL" drain g1
+expect 2 "usage: checkpoints" -- "$CTL" checkpoints
+expect 2 "not a valid process id" -- "$CTL" checkpoints "a b"
+expect 1 "status: cannot connect to 127.0.0.1:1" -- "$CTL" --manager 127.0.0.1:1 status
+expect 1 "run: cannot connect to 127.0.0.1:1" -- "$CTL" --manager 127.0.0.1:1 run --env A=b app "$CTL" --iterations 3
+expect 1 "drain: cannot connect to 127.0.0.1:1" -- env RTCMS_MANAGER=127.0.0.1:1 "$CTL" drain 0000000000000002
+expect 1 "checkpoints: invalid address \"nowhere\"" -- "$CTL" --manager nowhere checkpoints app
+expect 1 "migrate: cannot connect to 127.0.0.1:1" -- "$CTL" --manager 127.0.0.1:1 migrate app --to 2
+
 # checkpoint areas
 expect 0 "created checkpoint area" -- "$CTL" area create "$DIR/area" --capacity 1M
 expect 1 "File exists" -- "$CTL" area create "$DIR/area"
