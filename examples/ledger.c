@@ -9,7 +9,8 @@
  *   rtcms-ledger [--iterations N] [--interval-ms MS] [--mib M] [--transfers K]
  *
  * With LEDGER_CRASH_ON_RESTORE set it aborts when started for a restore
- * (the tests of a program crashing during its restore use it).
+ * (the tests of a program crashing during its restore use it); with
+ * LEDGER_SLOW_RESTORE_MS it waits that long before it resumes.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -101,6 +102,12 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		if (sum != h.total)
 			return 1;
+		const char *slow = getenv("LEDGER_SLOW_RESTORE_MS");
+		if (slow) { /* tests: a window to kill the target mid-restore */
+			unsigned long ms = strtoul(slow, NULL, 10);
+			struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 		rtcms_resume();
 	} else {
 		h.rng = 0x9E3779B97F4A7C15ull;

@@ -217,6 +217,9 @@ static void puller_thread(void *arg)
 			log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable "
 				 "(%" PRIu64 " bytes, pulled and stored in %.1f ms)", id, inc,
 				 seq, size, ms);
+		else if (!store_side && rc == RTCMS_ECORRUPT)
+			log_warn("[manager] %s %" PRIu64 "/%" PRIu64 " not stored: refused, the "
+				 "data from %s does not match its hash", id, inc, seq, addr);
 		else if (!store_side || rc == RTCMS_EFENCED || rc == RTCMS_EEXIST)
 			log_warn("[manager] %s %" PRIu64 "/%" PRIu64 " not stored: %s%s", id,
 				 inc, seq, store_side ? "the store refused it: " : "", rtcms_strerror(rc));
