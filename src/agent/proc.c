@@ -375,6 +375,11 @@ void proc_reap(struct agent *a)
 		if (was == AP_FROZEN || was == AP_RESTORING || p->incarnation == 0)
 			p->exit_told = ~0u;
 	}
+	/* children no longer in the table (never expected) must not linger
+	 * as zombies */
+	int st;
+	while (waitpid(-1, &st, WNOHANG) > 0)
+		;
 	uv_mutex_unlock(&a->lock);
 	agent_wake_outbox(a);
 }

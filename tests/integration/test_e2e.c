@@ -213,10 +213,10 @@ static void test_placement_headroom(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_demo_scenario),
-		cmocka_unit_test(test_migrate_64mib),
-		cmocka_unit_test(test_twenty_migrations),
-		cmocka_unit_test(test_placement_headroom),
+		cmocka_unit_test_teardown(test_demo_scenario, cl_teardown),
+		cmocka_unit_test_teardown(test_migrate_64mib, cl_teardown),
+		cmocka_unit_test_teardown(test_twenty_migrations, cl_teardown),
+		cmocka_unit_test_teardown(test_placement_headroom, cl_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();

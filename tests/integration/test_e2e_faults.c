@@ -348,12 +348,12 @@ static void test_unauthenticated_peers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_store_down_and_back),
-		cmocka_unit_test(test_restore_crash_everywhere),
-		cmocka_unit_test(test_target_dies_during_restore),
-		cmocka_unit_test(test_bad_hash_refused),
-		cmocka_unit_test(test_agent_dies_mid_transfer),
-		cmocka_unit_test(test_unauthenticated_peers),
+		cmocka_unit_test_teardown(test_store_down_and_back, cl_teardown),
+		cmocka_unit_test_teardown(test_restore_crash_everywhere, cl_teardown),
+		cmocka_unit_test_teardown(test_target_dies_during_restore, cl_teardown),
+		cmocka_unit_test_teardown(test_bad_hash_refused, cl_teardown),
+		cmocka_unit_test_teardown(test_agent_dies_mid_transfer, cl_teardown),
+		cmocka_unit_test_teardown(test_unauthenticated_peers, cl_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();

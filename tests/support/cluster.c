@@ -12,9 +12,27 @@
 #include "proto/spec.h"
 #include "rtcms_error.h"
 
+/* clusters started and not stopped yet: a failed assertion leaves the
+ * test early, and cl_teardown stops what it left behind */
+static struct cluster *running[8];
+
+int cl_teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (running[i])
+			cl_stop(running[i]);
+	return 0;
+}
+
 int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra)
 {
 	memset(cl, 0, sizeof(*cl));
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (!running[i]) {
+			running[i] = cl;
+			break;
+		}
 	cl->dir = tu_tmpdir(tag);
 	cl->key_file = tu_keyfile(cl->dir, &cl->key);
 	if (tu_store_start(&cl->store, cl->dir, cl->key_file, 2, NULL, NULL) != 0)
@@ -43,6 +61,9 @@ int cl_agent_start(struct cluster *cl, int i, const char *const *extra)
 
 void cl_stop(struct cluster *cl)
 {
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (running[i] == cl)
+			running[i] = NULL;
 	for (int i = 0; i < cl->agent_count; i++)
 		if (cl->agents[i].pid > 0)
 			tu_daemon_stop(&cl->agents[i], SIGTERM);

@@ -27,8 +27,11 @@ struct cluster {
 int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra);
 /* Start agent i (0-based) on 127.0.0.(i+2) as node i+2, or restart it. */
 int cl_agent_start(struct cluster *cl, int i, const char *const *extra);
-/* Kill everything (SIGKILL), reap, remove the directory. */
+/* Stop the agents (SIGTERM: they stop their programs), kill manager and
+ * store, reap, remove the directory. */
 void cl_stop(struct cluster *cl);
+/* cmocka teardown: stop every cluster a failed test left running. */
+int cl_teardown(void **state);
 
 /* Node id of agent i. */
 static inline uint64_t cl_node(int i) { return (uint64_t)i + 2; }
