@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 	}
 	if (cfg.name[0] == '\0')
 		snprintf(cfg.name, sizeof(cfg.name), "agent-%" PRIx64, agent.node);
-	log_init("agent", (enum log_level)level);
+	log_init(cfg.name, (enum log_level)level);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		log_error("libsodium cannot start");

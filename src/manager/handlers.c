@@ -372,7 +372,7 @@ static int handle_drain(struct manager *m, struct net_client *c, const char *who
 			out.drain_ok.failed++;
 	}
 	free(ids);
-	log_info("[manager] DRAIN node %016" PRIx64 ": %u moved, %u failed", d->node,
+	log_info("DRAIN node %016" PRIx64 ": %u moved, %u failed", d->node,
 		 out.drain_ok.moved, out.drain_ok.failed);
 	return net_client_reply(c, PROTO_DRAIN_OK, 0, hdr->request, &out) ? -1 : 0;
 }

@@ -199,6 +199,7 @@ static void puller_thread(void *arg)
 		}
 		char id[PROTO_ID_MAX + 1], addr[PROTO_ADDR_MAX + 1] = "";
 		uint64_t inc = p->incarnation, seq = p->notified;
+		int first = p->durable == 0;
 		struct mnode *n = manager_node(m, p->node);
 		snprintf(id, sizeof(id), "%s", p->id);
 		if (n)
@@ -213,15 +214,16 @@ static void puller_thread(void *arg)
 		double ms = (double)(uv_hrtime() - t0) / 1e6;
 		if (rc == 0 || store_side)
 			manager_store_result(m, rc, "PUT");
-		if (rc == 0)
-			log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable "
-				 "(%" PRIu64 " bytes, pulled and stored in %.1f ms)", id, inc,
-				 seq, size, ms);
+		if (rc == 0) /* the first of an incarnation at info, the rest at debug */
+			log_msg(first ? LOG_INFO : LOG_DEBUG, "[manager -> store] %s %" PRIu64
+				"/%" PRIu64 " durable (%" PRIu64 " bytes, pulled and stored in "
+				"%.1f ms)%s", id, inc, seq, size, ms,
+				first ? "; later ones are logged at debug level" : "");
 		else if (!store_side && rc == RTCMS_ECORRUPT)
-			log_warn("[manager] %s %" PRIu64 "/%" PRIu64 " not stored: refused, the "
+			log_warn("%s %" PRIu64 "/%" PRIu64 " not stored: refused, the "
 				 "data from %s does not match its hash", id, inc, seq, addr);
 		else if (!store_side || rc == RTCMS_EFENCED || rc == RTCMS_EEXIST)
-			log_warn("[manager] %s %" PRIu64 "/%" PRIu64 " not stored: %s%s", id,
+			log_warn("%s %" PRIu64 "/%" PRIu64 " not stored: %s%s", id,
 				 inc, seq, store_side ? "the store refused it: " : "", rtcms_strerror(rc));
 
 		uv_mutex_lock(&m->lock);

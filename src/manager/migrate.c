@@ -251,7 +251,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		snprintf(why, whylen, "freezing %s on node %016" PRIx64 ": %s", id, source, text);
 		net_client_free(src);
 		finish(m, id, 0, 0, 0, 0, 0);
-		log_warn("[manager] MIGRATE %s failed: %s", id, why);
+		log_warn("MIGRATE %s failed: %s", id, why);
 		return rc;
 	}
 	final = r.meta;
@@ -318,7 +318,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 					 allow_src, NULL);
 		if (k < 0)
 			break;
-		log_info("[manager] placement: %s -> node %016" PRIx64 " (%s, %" PRIu64
+		log_info("placement: %s -> node %016" PRIx64 " (%s, %" PRIu64
 			 " MiB free, cpu %u.%u%%, quota %u/%u)", id, nodes[k].info.node,
 			 addrs[k], nodes[k].info.mem_available >> 20,
 			 nodes[k].info.cpu_load_permille / 10, nodes[k].info.cpu_load_permille % 10,
@@ -376,7 +376,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	res->incarnation = new_inc;
 	res->sequence = final.sequence;
 	res->millis = (uint32_t)((uv_hrtime() - t0) / 1000000);
-	log_info("[manager] MIGRATE %s done: node %016" PRIx64 " -> %016" PRIx64
+	log_info("MIGRATE %s done: node %016" PRIx64 " -> %016" PRIx64
 		 ", incarnation %" PRIu64 ", from checkpoint %" PRIu64 " in %u ms", id,
 		 res->from, res->to, new_inc, final.sequence, res->millis);
 	finish(m, id, 1, res->to, new_inc, final.sequence, final.size);
@@ -386,7 +386,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	return 0;
 
 fail:
-	log_warn("[manager] MIGRATE %s failed: %s", id, why);
+	log_warn("MIGRATE %s failed: %s", id, why);
 	if (claimed) {
 		memset(&q, 0, sizeof(q));
 		snprintf(q.release.process, sizeof(q.release.process), "%s", id);

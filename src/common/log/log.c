@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static char component[32] = "rtcms";
+static char component[129] = "rtcms"; /* a daemon name: up to 128 bytes */
 static enum log_level threshold = LOG_INFO;
 
 void log_init(const char *name, enum log_level level)
