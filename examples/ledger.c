@@ -7,6 +7,7 @@
  * A test compares the two hashes: every byte of the state is verified.
  *
  *   rtcms-ledger [--iterations N] [--interval-ms MS] [--mib M] [--transfers K]
+ *                [--print-times]
  *
  * With LEDGER_CRASH_ON_RESTORE set it aborts when started for a restore
  * (the tests of a program crashing during its restore use it); with
@@ -51,6 +52,7 @@ static uint64_t state_hash(const struct head *h, const uint64_t *bal)
 int main(int argc, char **argv)
 {
 	uint64_t iterations = 10, interval_ms = 100, mib = 4, transfers = 1000;
+	int times = 0;
 	struct head h;
 
 	for (int i = 1; i < argc; i++) {
@@ -62,9 +64,11 @@ int main(int argc, char **argv)
 			mib = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--transfers") && i + 1 < argc)
 			transfers = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--print-times"))
+			times = 1;
 		else {
 			fprintf(stderr, "usage: rtcms-ledger [--iterations N (0 = forever)] "
-				"[--interval-ms MS] [--mib M] [--transfers K]\n");
+				"[--interval-ms MS] [--mib M] [--transfers K] [--print-times]\n");
 			return 2;
 		}
 	}
@@ -133,6 +137,13 @@ int main(int argc, char **argv)
 		if (seq < 0) {
 			fprintf(stderr, "ledger: checkpoint: %s\n", rtcms_strerror((int)seq));
 			return 1;
+		}
+		if (times) { /* benchmarks: when the checkpoint was committed */
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			printf("ledger: committed checkpoint %" PRId64 " at %" PRIu64 " ms\n", seq,
+			       (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
+			fflush(stdout);
 		}
 		struct timespec ts = { (time_t)(interval_ms / 1000),
 				       (long)(interval_ms % 1000) * 1000000L };
