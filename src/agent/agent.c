@@ -269,6 +269,12 @@ static void on_poll(uv_timer_t *t)
 		uint64_t seq = area_committed_sequence(p->area);
 		if (seq == 0 || (p->img && p->img->sequence == seq))
 			continue;
+		/* the managers pull at their own pace: a newer checkpoint is
+		 * captured (copied and hashed) once they took the last one, or
+		 * when it is capture_lag old (no manager reachable) */
+		if (p->img && !p->img->pulled && p->state == AP_RUNNING &&
+		    agent_mono_ms() - p->img->captured_ms < a->cfg.capture_lag_ms)
+			continue;
 		struct capture_work *cw = calloc(1, sizeof(*cw));
 		if (!cw)
 			break;

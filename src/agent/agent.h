@@ -38,6 +38,8 @@ struct image {
 	uint32_t chunk_count;
 	uint8_t (*chunk_hash)[PROTO_HASH_SIZE];
 	uint8_t hash[PROTO_HASH_SIZE];
+	int pulled;                    /* a manager pulled it (agent.lock) */
+	uint64_t captured_ms;          /* monotonic */
 };
 
 enum aproc_state {
@@ -88,6 +90,7 @@ struct agent_config {
 	uint64_t area_capacity;
 	uint64_t quota;
 	uint64_t poll_ms;
+	uint64_t capture_lag_ms;
 	uint64_t freeze_timeout_ms;
 	uint64_t restore_timeout_ms;
 	uint64_t adopt_timeout_ms;

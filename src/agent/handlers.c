@@ -156,6 +156,11 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 	}
 	log_debug("[%s] PULL %s seq %" PRIu64 ": %s", peer, p->id, img->sequence,
 		  rc ? rtcms_strerror(rc) : "sent");
+	if (rc == 0) {
+		uv_mutex_lock(&a->lock);
+		img->pulled = 1;
+		uv_mutex_unlock(&a->lock);
+	}
 	image_unref(a, img);
 	proc_unref(a, p);
 	return rc ? -1 : 0;

@@ -35,6 +35,7 @@ static const struct config_field fields[] = {
 	{ "agent", "area_capacity", CONFIG_U64, &cfg.area_capacity, 0, 4096, 1ull << 40 },
 	{ "agent", "quota", CONFIG_U64, &cfg.quota, 0, 0, 100000 },
 	{ "agent", "poll_interval", CONFIG_U64, &cfg.poll_ms, 0, 1, 10000 },
+	{ "agent", "capture_lag", CONFIG_U64, &cfg.capture_lag_ms, 0, 1, 3600000 },
 	{ "agent", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000 },
 	{ "agent", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000 },
 	{ "agent", "adopt_timeout", CONFIG_U64, &cfg.adopt_timeout_ms, 0, 10, 600000 },
@@ -143,6 +144,7 @@ int main(int argc, char **argv)
 	cfg.area_capacity = 64ull << 20;
 	cfg.quota = 8;
 	cfg.poll_ms = 5;
+	cfg.capture_lag_ms = 1000;
 	cfg.freeze_timeout_ms = 2000;
 	cfg.restore_timeout_ms = 10000;
 	cfg.adopt_timeout_ms = 10000;

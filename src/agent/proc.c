@@ -331,6 +331,8 @@ int proc_capture(struct agent *a, struct aproc *p, struct image **out)
 	if (rc)
 		goto fail;
 	img->created_ms = agent_now_ms();
+	img->captured_ms = agent_mono_ms();
+	img->pulled = 0;
 	hash_image(img);
 
 	uv_mutex_lock(&a->lock);
