@@ -80,7 +80,8 @@ int rtcms_unprotect(uint32_t id);
  * Copy every protected region into the checkpoint area and commit them as
  * the next sequence. Returns the new sequence number (> 0), or
  * RTCMS_ENOSPC if the regions do not fit the area (nothing is committed),
- * RTCMS_ESTATE before rtcms_init(). Never waits on the network or a disk.
+ * RTCMS_ESTATE before rtcms_init() or while restoring (before
+ * rtcms_resume()). Never waits on the network or a disk.
  *
  * Migration: when the agent has asked for a final checkpoint (the program
  * is about to move to another node), the call stops the whole process

@@ -31,8 +31,8 @@ static struct {
 	uint32_t count;
 	uint64_t sequence;       /* last committed */
 	int restoring;
-	/* the checkpoint being restored (private copy, freed at resume) */
-	uint8_t *restore_data;
+	/* the checkpoint being restored (in the area, until resume) */
+	const uint8_t *restore_data;   /* in the area's committed slot */
 	uint64_t restore_size;
 	struct area_region restore_regions[AREA_MAX_REGIONS];
 	uint32_t restore_count;
@@ -107,19 +107,14 @@ int rtcms_init(const struct rtcms_config *cfg)
 	const char *restore = getenv("RTCMS_RESTORE");
 	lib.restoring = restore && strcmp(restore, "1") == 0;
 	if (lib.restoring) {
-		/* Take a private copy of the checkpoint to restore: the agent
-		 * wrote it before starting us, nobody writes it meanwhile. */
-		uint64_t cap = area_data_capacity(lib.area);
-		lib.restore_data = malloc(cap ? cap : 1);
-		if (!lib.restore_data) {
-			rc = RTCMS_ENOMEM;
-		} else {
-			rc = area_read(lib.area, lib.restore_data, cap, &lib.restore_size,
-				       lib.restore_regions, &lib.restore_count,
-				       &lib.sequence);
-		}
+		/* Refill the regions straight from the committed slot: the
+		 * agent wrote it before starting us, and nothing writes the
+		 * area until our first checkpoint, which rtcms_resume() allows
+		 * only after every region was refilled. */
+		rc = area_committed_view(lib.area, &lib.restore_data, &lib.restore_size,
+					 lib.restore_regions, &lib.restore_count,
+					 &lib.sequence);
 		if (rc) {
-			free(lib.restore_data);
 			lib.restore_data = NULL;
 			munmap(lib.area, lib.area_len);
 			lib.area = NULL;
@@ -201,8 +196,8 @@ int64_t rtcms_checkpoint(void)
 	int64_t rc;
 
 	pthread_mutex_lock(&lib.mu);
-	if (!lib.ready) {
-		rc = RTCMS_ESTATE;
+	if (!lib.ready || lib.restoring) {
+		rc = RTCMS_ESTATE; /* restoring: the regions come from the area */
 		goto out;
 	}
 	uint64_t cap = area_data_capacity(lib.area);
@@ -258,7 +253,6 @@ int rtcms_resume(void)
 		rc = RTCMS_ESTATE;
 	} else {
 		lib.restoring = 0;
-		free(lib.restore_data);
 		lib.restore_data = NULL;
 		struct area_header *h = lib.area;
 		atomic_store_explicit(&h->resumed, lib.sequence, memory_order_release);
@@ -280,7 +274,6 @@ int rtcms_finalize(void)
 	pthread_mutex_lock(&lib.mu);
 	if (lib.area)
 		munmap(lib.area, lib.area_len);
-	free(lib.restore_data);
 	lib.area = NULL;
 	lib.restore_data = NULL;
 	lib.count = 0;

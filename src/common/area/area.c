@@ -154,3 +154,30 @@ int area_read(const void *mem, uint8_t *out, size_t cap, uint64_t *data_size,
 	}
 	return RTCMS_EAGAIN;
 }
+
+int area_committed_view(void *mem, const uint8_t **data, uint64_t *data_size,
+			struct area_region *regions, uint32_t *count,
+			uint64_t *sequence)
+{
+	struct area_header *h = mem;
+	uint64_t c = atomic_load_explicit(&h->committed, memory_order_acquire);
+	if (c == 0)
+		return RTCMS_ENOENT;
+	struct area_slot *s = slot_at(mem, (unsigned)(c & 1));
+	uint64_t g = atomic_load_explicit(&s->gen, memory_order_acquire);
+	uint64_t size = s->data_size;
+	uint32_t n = s->region_count;
+	if ((g & 1) || s->sequence != c >> 1)
+		return RTCMS_EAGAIN; /* someone writes: not a restore */
+	if (n > AREA_MAX_REGIONS || size > area_data_capacity(mem))
+		return RTCMS_EPROTO;
+	for (uint32_t i = 0; i < n; i++)
+		if (s->regions[i].offset > size || s->regions[i].size > size - s->regions[i].offset)
+			return RTCMS_EPROTO;
+	memcpy(regions, s->regions, n * sizeof(*regions));
+	*data = area_slot_data(mem, s);
+	*data_size = size;
+	*count = n;
+	*sequence = s->sequence;
+	return 0;
+}

@@ -117,4 +117,14 @@ uint64_t area_committed_sequence(const void *mem);
 int area_read(const void *mem, uint8_t *out, size_t cap, uint64_t *data_size,
 	      struct area_region *regions, uint32_t *count, uint64_t *sequence);
 
+/*
+ * The committed checkpoint in place, without a copy: *data points into the
+ * area. Only for an area nobody writes (a program that restores before its
+ * first checkpoint). Checks the region table lies in the data. Returns 0,
+ * RTCMS_ENOENT, RTCMS_EAGAIN (a write is in progress), RTCMS_EPROTO.
+ */
+int area_committed_view(void *mem, const uint8_t **data, uint64_t *data_size,
+			struct area_region *regions, uint32_t *count,
+			uint64_t *sequence);
+
 #endif
