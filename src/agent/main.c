@@ -203,8 +203,14 @@ int main(int argc, char **argv)
 	uv_mutex_init(&agent.lock);
 	uv_cond_init(&agent.wake);
 	for (size_t i = 0; i < cfg.managers.count; i++) {
-		snprintf(agent.mgrs[i].addr, sizeof(agent.mgrs[i].addr), "%s",
-			 cfg.managers.items[i]);
+		const char *m = cfg.managers.items[i];
+		size_t len = strlen(m);
+		if (len > PROTO_ADDR_MAX) {
+			fprintf(stderr, "rtcms-agent: manager \"%.40s...\": an address is at "
+				"most %d characters\n", m, PROTO_ADDR_MAX);
+			return 2;
+		}
+		memcpy(agent.mgrs[i].addr, m, len + 1);
 		agent.mgr_count++;
 	}
 	for (size_t i = 0; i < cfg.programs.count; i++)

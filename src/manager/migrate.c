@@ -10,7 +10,7 @@
  *      through the manager to the target, which verifies it, starts the
  *      program in restore mode and answers once the program resumed;
  *      on failure, the next-best node
- *   6. COMMIT the claim (new incarnation), ADOPT at the target, STOP the
+ *   5. COMMIT the claim (new incarnation), ADOPT at the target, STOP the
  *      old instance; or, if no node worked, RELEASE and THAW the source
  * Every step is logged, so one migration can be followed in the logs.
  */
@@ -173,6 +173,137 @@ static int restore_on(struct manager *m, struct net_client **store,
 	return rc;
 }
 
+/* The final checkpoint in one pass: pulled from the source agent and
+ * relayed, chunk by chunk, both into the store (PUT) and to the target
+ * (RESTORE). The target answers only after the program resumed; the
+ * store's PUT_ACK makes the checkpoint durable before anything commits. */
+struct tee {
+	struct net_client *store;      /* NULL once it is known durable */
+	struct net_client *target;
+	struct proto_ckpt_meta *meta;
+	int begun;
+	int store_rc;
+	int target_rc;
+	uint32_t count;
+	struct proto_put_ack ack;
+};
+
+static int tee_chunk(void *ctx, const struct proto_chunk *chunk)
+{
+	struct tee *t = ctx;
+	union proto_msg q;
+	int rc;
+
+	if (!t->begun) {
+		t->begun = 1;
+		if (t->store) {
+			rc = store_client_put_begin(t->store, t->meta, &t->ack);
+			if (rc == 1) {
+				t->store = NULL; /* already durable */
+			} else if (rc) {
+				t->store_rc = rc;
+				return rc;
+			}
+		}
+		q.meta = *t->meta;
+		if ((rc = net_client_send(t->target, PROTO_RESTORE, 0, &q, NULL)) != 0) {
+			t->target_rc = rc;
+			return rc;
+		}
+	}
+	if (t->store && (rc = store_client_put_chunk(t->store, chunk)) != 0) {
+		t->store_rc = rc;
+		return rc;
+	}
+	q.chunk = *chunk;
+	if ((rc = net_client_send(t->target, PROTO_CHUNK, 0, &q, NULL)) != 0) {
+		t->target_rc = rc;
+		return rc;
+	}
+	t->count++;
+	return 0;
+}
+
+/* Returns 0, or an error with *store_failed set if the store failed (the
+ * move must not go on) and the reason in why. *target stays open for the
+ * ADOPT. */
+static int tee_restore(struct manager *m, struct net_client **store,
+		       struct net_client **target, const char *src_addr,
+		       const char *dst_addr, const struct proto_ckpt_meta *final,
+		       int *store_failed, char *why, size_t whylen)
+{
+	struct net_client *src = NULL;
+	struct proto_ckpt_meta meta;
+	static __thread uint8_t spec[PROTO_SPEC_MAX];
+	struct tee t = { 0 };
+	struct proto_header h;
+	union proto_msg q, r;
+	int rc;
+
+	*store_failed = 0;
+	rc = manager_store_connect(m, store);
+	if (rc) {
+		*store_failed = 1;
+		snprintf(why, whylen, "store %s: %s", m->cfg.store, rtcms_strerror(rc));
+		return rc;
+	}
+	rc = net_client_connect(dst_addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				(int)m->cfg.io_timeout_ms, target);
+	if (rc) {
+		snprintf(why, whylen, "%s", rtcms_strerror(rc));
+		return rc;
+	}
+	rc = net_client_connect(src_addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				(int)m->cfg.io_timeout_ms, &src);
+	if (rc) {
+		*store_failed = 1; /* the source holds the only copy */
+		snprintf(why, whylen, "source agent %s: %s", src_addr, rtcms_strerror(rc));
+		return rc;
+	}
+	t.store = *store;
+	t.target = *target;
+	t.meta = &meta;
+	rc = store_client_fetch(src, PROTO_PULL, final->process, final->incarnation,
+				final->sequence, 0, &meta, spec, tee_chunk, &t, NULL);
+	net_client_free(src);
+	if (rc == 0 && (meta.sequence != final->sequence ||
+			sodium_memcmp(meta.hash, final->hash, PROTO_HASH_SIZE) != 0))
+		rc = RTCMS_EPROTO;
+	if (rc == 0 && t.store) {
+		rc = store_client_put_end(t.store, t.count, &t.ack);
+		if (rc)
+			t.store_rc = rc;
+	}
+	if (rc) {
+		if (t.store_rc || !t.target_rc) {
+			*store_failed = 1; /* the store or the source: stop here */
+			net_client_free(*store);
+			*store = NULL;
+			snprintf(why, whylen, "storing the final checkpoint: %s",
+				 rtcms_strerror(rc));
+		} else {
+			snprintf(why, whylen, "sending it: %s", rtcms_strerror(rc));
+		}
+		return rc;
+	}
+	memset(&q, 0, sizeof(q));
+	q.put_end.chunk_count = t.count;
+	rc = net_client_send(*target, PROTO_PUT_END, 0, &q, NULL);
+	if (rc == 0) {
+		net_client_set_timeout(*target, (int)m->cfg.restore_timeout_ms);
+		rc = net_client_recv(*target, &h, &r);
+	}
+	if (rc == 0 && h.type == PROTO_ERROR) {
+		snprintf(why, whylen, "%s", r.error.text);
+		return r.error.code;
+	}
+	if (rc == 0 && (h.type != PROTO_RESTORE_OK || r.restore_ok.sequence != final->sequence))
+		rc = RTCMS_EPROTO;
+	if (rc)
+		snprintf(why, whylen, "%s", rtcms_strerror(rc));
+	return rc;
+}
+
 static void finish(struct manager *m, const char *id, int moved, uint64_t to,
 		   uint64_t inc, uint64_t seq, uint64_t size)
 {
@@ -224,6 +355,8 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	}
 	struct mnode *sn = manager_node(m, p->node);
 	uint64_t source = p->node, inc = p->incarnation;
+	/* p stays valid: the table is a fixed array and entries are never
+	 * removed */
 	if (sn)
 		snprintf(src_addr, sizeof(src_addr), "%s", sn->address);
 	if (!sn || !manager_node_alive(m, sn)) {
@@ -261,29 +394,14 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		 " (%" PRIu64 " bytes)", src_addr, id, final.incarnation, final.sequence,
 		 final.size);
 
-	/* 2. make it durable */
-	uint64_t size = 0;
-	int store_side = 0;
-	rc = manager_pull(m, &store, id, final.incarnation, final.sequence, src_addr,
-			  &size, &store_side);
-	if (store_side || rc == 0)
-		manager_store_result(m, rc, "PUT");
-	if (rc) {
-		snprintf(why, whylen, "storing the final checkpoint of %s: %s", id,
-			 rtcms_strerror(rc));
-		goto fail;
-	}
-	log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable", id,
-		 final.incarnation, final.sequence);
-
-	/* 3. where to */
+	/* 2. where to */
 	size_t n = manager_poll_nodes(m, nodes, addrs);
 	int allow_src = allow_same || target == source;
 	for (size_t i = 0; i < n; i++)
 		if (target && nodes[i].info.node != target)
 			nodes[i].alive = 0;
 
-	/* 4. claim */
+	/* 3. claim: from here on this manager alone moves the process */
 	memset(&q, 0, sizeof(q));
 	snprintf(q.claim.process, sizeof(q.claim.process), "%s", id);
 	snprintf(q.claim.claimant, sizeof(q.claim.claimant), "%s", m->cfg.name);
@@ -295,21 +413,32 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		const struct proto_error *e = store ? net_client_last_error(store) : NULL;
 		snprintf(why, whylen, "claiming %s: %s", id, e && e->code == rc ? e->text
 								  : rtcms_strerror(rc));
+		if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT)
+			manager_store_result(m, rc, "CLAIM");
 		goto fail;
 	}
 	claimed = 1;
 	claim_id = r.claim_ok.claim_id;
-	if (r.claim_ok.sequence != final.sequence || r.claim_ok.incarnation != final.incarnation) {
+	/* the claim pins the store's latest checkpoint, which may be older
+	 * than the final one (not stored yet), never newer */
+	if (r.claim_ok.incarnation > final.incarnation ||
+	    (r.claim_ok.incarnation == final.incarnation &&
+	     r.claim_ok.sequence > final.sequence)) {
 		snprintf(why, whylen, "the store's latest checkpoint of %s is %" PRIu64 "/%" PRIu64
-			 ", not the final %" PRIu64 "/%" PRIu64, id, r.claim_ok.incarnation,
+			 ", not before the final %" PRIu64 "/%" PRIu64, id, r.claim_ok.incarnation,
 			 r.claim_ok.sequence, final.incarnation, final.sequence);
 		rc = RTCMS_ESTATE;
 		goto fail;
 	}
 	log_info("[manager -> store] CLAIM %s: claim %016" PRIx64 ", lease %" PRIu64 " ms",
 		 id, claim_id, m->cfg.claim_lease_ms);
+	uv_mutex_lock(&m->lock);
+	int durable = p->durable >= final.sequence && p->incarnation == final.incarnation;
+	uv_mutex_unlock(&m->lock);
 
-	/* 5. restore on the best node, else the next */
+	/* 4. restore on the best node, else the next. The first attempt
+	 * relays the final checkpoint from the source to the target and the
+	 * store at once; once it is durable, later attempts read the store. */
 	int chosen = -1;
 	rc = RTCMS_ENOSPC;
 	snprintf(why, whylen, "no node can take %s (%" PRIu64 " bytes)", id, final.size);
@@ -324,8 +453,33 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 			 nodes[k].info.cpu_load_permille / 10, nodes[k].info.cpu_load_permille % 10,
 			 nodes[k].info.quota_free, nodes[k].info.quota_max);
 		char reason[PROTO_TEXT_MAX + 1];
-		rc = restore_on(m, &store, &dst, addrs[k], id, final.incarnation,
-				final.sequence, reason, sizeof(reason));
+		if (!durable) {
+			int store_failed = 0;
+			rc = tee_restore(m, &store, &dst, src_addr, addrs[k], &final,
+					 &store_failed, reason, sizeof(reason));
+			if (store_failed) {
+				manager_store_result(m, rc, "PUT");
+				snprintf(why, whylen, "%s", reason);
+				net_client_free(dst); /* the target kills what it started */
+				dst = NULL;
+				goto fail;
+			}
+			durable = 1;
+			manager_store_result(m, 0, "PUT");
+			log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable "
+				 "(relayed to the store and the target at once)", id,
+				 final.incarnation, final.sequence);
+			uv_mutex_lock(&m->lock);
+			if (p->incarnation == final.incarnation && p->durable < final.sequence) {
+				p->durable = final.sequence;
+				p->durable_size = final.size;
+				p->durable_at_ms = manager_mono_ms();
+			}
+			uv_mutex_unlock(&m->lock);
+		} else {
+			rc = restore_on(m, &store, &dst, addrs[k], id, final.incarnation,
+					final.sequence, reason, sizeof(reason));
+		}
 		if (rc == 0) {
 			chosen = k;
 			break;
@@ -343,7 +497,8 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	log_info("[%s -> manager] RESTORE_OK %s: resumed from %" PRIu64, addrs[chosen], id,
 		 final.sequence);
 
-	/* 6. commit, adopt, stop the old instance */
+	/* 5. commit (only once the final checkpoint is durable and the target
+	 * resumed), adopt, stop the old instance */
 	memset(&q, 0, sizeof(q));
 	snprintf(q.commit.process, sizeof(q.commit.process), "%s", id);
 	q.commit.claim_id = claim_id;
