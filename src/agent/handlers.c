@@ -224,6 +224,12 @@ static int handle_freeze(struct agent *a, struct net_client *c, const char *peer
 	if (!p)
 		return reply_err(c, hdr, RTCMS_ENOENT, "no running program %s on this node",
 				 r->process);
+	if (r->incarnation && r->incarnation != p->incarnation) {
+		uint64_t have = p->incarnation;
+		proc_unref(a, p);
+		return reply_err(c, hdr, RTCMS_EFENCED, "%s runs here as incarnation %" PRIu64
+				 ", not %" PRIu64, r->process, have, r->incarnation);
+	}
 	struct area_header *h = p->area;
 	uint64_t start = agent_mono_ms();
 	uint64_t before = area_committed_sequence(p->area);
@@ -283,6 +289,12 @@ static int handle_thaw_stop(struct agent *a, struct net_client *c, const char *p
 	if (!p)
 		return reply_err(c, hdr, RTCMS_ENOENT, "no frozen program %s on this node",
 				 r->process);
+	if (r->incarnation && r->incarnation != p->incarnation) {
+		uint64_t have = p->incarnation;
+		proc_unref(a, p);
+		return reply_err(c, hdr, RTCMS_EFENCED, "%s is frozen here as incarnation %"
+				 PRIu64 ", not %" PRIu64, r->process, have, r->incarnation);
+	}
 	if (hdr->type == PROTO_THAW) {
 		uv_mutex_lock(&a->lock);
 		p->state = AP_RUNNING;

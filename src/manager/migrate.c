@@ -146,13 +146,13 @@ static int restore_on(struct manager *m, struct net_client **store,
 	rc = store_client_fetch(*store, PROTO_GET, id, inc, seq, 0, &meta, spec,
 				restore_chunk, &rr, NULL);
 	if (rc) {
-		if (!rr.agent_rc) {
-			net_client_free(*store); /* may be mid-stream */
-			*store = NULL;
+		/* the store's GET stream may be unfinished either way */
+		net_client_free(*store);
+		*store = NULL;
+		if (!rr.agent_rc)
 			snprintf(why, whylen, "reading it from the store: %s", rtcms_strerror(rc));
-		} else {
+		else
 			snprintf(why, whylen, "sending it: %s", rtcms_strerror(rc));
-		}
 		return rc;
 	}
 	memset(&q, 0, sizeof(q));
@@ -206,31 +206,30 @@ static int tee_chunk(void *ctx, const struct proto_chunk *chunk)
 			}
 		}
 		q.meta = *t->meta;
-		if ((rc = net_client_send(t->target, PROTO_RESTORE, 0, &q, NULL)) != 0) {
+		if ((rc = net_client_send(t->target, PROTO_RESTORE, 0, &q, NULL)) != 0)
 			t->target_rc = rc;
-			return rc;
-		}
 	}
 	if (t->store && (rc = store_client_put_chunk(t->store, chunk)) != 0) {
 		t->store_rc = rc;
 		return rc;
 	}
-	q.chunk = *chunk;
-	if ((rc = net_client_send(t->target, PROTO_CHUNK, 0, &q, NULL)) != 0) {
-		t->target_rc = rc;
-		return rc;
-	}
 	t->count++;
+	if (t->target_rc)
+		return 0; /* the target is gone: the store still gets it all */
+	q.chunk = *chunk;
+	if ((rc = net_client_send(t->target, PROTO_CHUNK, 0, &q, NULL)) != 0)
+		t->target_rc = rc;
 	return 0;
 }
 
-/* Returns 0, or an error with *store_failed set if the store failed (the
- * move must not go on) and the reason in why. *target stays open for the
- * ADOPT. */
+/* Returns 0, or an error with the reason in why: *store_failed if the
+ * store or the source failed (the move must not go on). *stored tells
+ * whether the final checkpoint is durable now (also when only the target
+ * failed). *target stays open for the ADOPT. */
 static int tee_restore(struct manager *m, struct net_client **store,
 		       struct net_client **target, const char *src_addr,
 		       const char *dst_addr, const struct proto_ckpt_meta *final,
-		       int *store_failed, char *why, size_t whylen)
+		       int *store_failed, int *stored, char *why, size_t whylen)
 {
 	struct net_client *src = NULL;
 	struct proto_ckpt_meta meta;
@@ -241,6 +240,7 @@ static int tee_restore(struct manager *m, struct net_client **store,
 	int rc;
 
 	*store_failed = 0;
+	*stored = 0;
 	rc = manager_store_connect(m, store);
 	if (rc) {
 		*store_failed = 1;
@@ -251,7 +251,7 @@ static int tee_restore(struct manager *m, struct net_client **store,
 				(int)m->cfg.io_timeout_ms, target);
 	if (rc) {
 		snprintf(why, whylen, "%s", rtcms_strerror(rc));
-		return rc;
+		return rc; /* nothing sent anywhere yet */
 	}
 	rc = net_client_connect(src_addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
 				(int)m->cfg.io_timeout_ms, &src);
@@ -275,16 +275,16 @@ static int tee_restore(struct manager *m, struct net_client **store,
 			t.store_rc = rc;
 	}
 	if (rc) {
-		if (t.store_rc || !t.target_rc) {
-			*store_failed = 1; /* the store or the source: stop here */
-			net_client_free(*store);
-			*store = NULL;
-			snprintf(why, whylen, "storing the final checkpoint: %s",
-				 rtcms_strerror(rc));
-		} else {
-			snprintf(why, whylen, "sending it: %s", rtcms_strerror(rc));
-		}
+		*store_failed = 1; /* the store or the source: stop here */
+		net_client_free(*store);
+		*store = NULL;
+		snprintf(why, whylen, "storing the final checkpoint: %s", rtcms_strerror(rc));
 		return rc;
+	}
+	*stored = 1;
+	if (t.target_rc) {
+		snprintf(why, whylen, "sending it: %s", rtcms_strerror(t.target_rc));
+		return t.target_rc;
 	}
 	memset(&q, 0, sizeof(q));
 	q.put_end.chunk_count = t.count;
@@ -338,7 +338,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	struct proto_header h;
 	union proto_msg q, r;
 	uint64_t claim_id = 0, t0 = uv_hrtime();
-	int rc, claimed = 0, moved = 0;
+	int rc, claimed = 0, moved = 0, adopt_failed = 0;
 
 	memset(res, 0, sizeof(*res));
 	uv_mutex_lock(&m->lock);
@@ -454,9 +454,9 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 			 nodes[k].info.quota_free, nodes[k].info.quota_max);
 		char reason[PROTO_TEXT_MAX + 1];
 		if (!durable) {
-			int store_failed = 0;
+			int store_failed = 0, stored = 0;
 			rc = tee_restore(m, &store, &dst, src_addr, addrs[k], &final,
-					 &store_failed, reason, sizeof(reason));
+					 &store_failed, &stored, reason, sizeof(reason));
 			if (store_failed) {
 				manager_store_result(m, rc, "PUT");
 				snprintf(why, whylen, "%s", reason);
@@ -464,6 +464,8 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 				dst = NULL;
 				goto fail;
 			}
+			if (!stored)
+				goto next; /* the target was unreachable: nothing sent */
 			durable = 1;
 			manager_store_result(m, 0, "PUT");
 			log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable "
@@ -484,6 +486,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 			chosen = k;
 			break;
 		}
+next:
 		log_warn("[manager -> %s] RESTORE %s failed: %s; trying the next node",
 			 addrs[k], id, reason);
 		snprintf(why, whylen, "restore on node %016" PRIx64 " failed: %s",
@@ -519,9 +522,19 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	q.ref.incarnation = new_inc;
 	rc = agent_call(m, &dst, addrs[chosen], PROTO_ADOPT, &q, PROTO_OK, &r,
 			(int)m->cfg.io_timeout_ms, text, sizeof(text));
-	if (rc)
-		log_error("[manager -> %s] ADOPT %s: %s", addrs[chosen], id, text);
+	if (rc) {
+		/* committed, but the target will stop the unconfirmed instance:
+		 * the program must be restored from its checkpoint (failover) */
+		log_error("[manager -> %s] ADOPT %s: %s; incarnation %" PRIu64 " is "
+			  "committed but may not run", addrs[chosen], id, text, new_inc);
+		snprintf(why, whylen, "the move of %s to node %016" PRIx64 " was committed "
+			 "(incarnation %" PRIu64 ") but the target did not confirm it: %s",
+			 id, nodes[chosen].info.node, new_inc, text);
+		adopt_failed = 1;
+	}
 	q.ref.incarnation = inc;
+	net_client_free(src); /* may have idled out during a long restore */
+	src = NULL;
 	rc = agent_call(m, &src, src_addr, PROTO_STOP, &q, PROTO_OK, &r,
 			(int)m->cfg.io_timeout_ms, text, sizeof(text));
 	if (rc)
@@ -538,7 +551,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	net_client_free(src);
 	net_client_free(dst);
 	net_client_free(store);
-	return 0;
+	return adopt_failed ? RTCMS_ESTATE : 0;
 
 fail:
 	log_warn("MIGRATE %s failed: %s", id, why);
@@ -555,6 +568,8 @@ fail:
 	memset(&q, 0, sizeof(q));
 	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
 	q.ref.incarnation = inc;
+	net_client_free(src);
+	src = NULL;
 	if (agent_call(m, &src, src_addr, PROTO_THAW, &q, PROTO_OK, &r,
 		       (int)m->cfg.io_timeout_ms, text, sizeof(text)) == 0)
 		log_info("[manager -> %s] THAW %s: it goes on where it was", src_addr, id);

@@ -2,7 +2,7 @@
  * msg.h - typed payloads of rtcms frames: encode and decode.
  *
  * Payload encoding: big-endian integers; a "str" is u16 length + bytes
- * (no NUL; printable ASCII 0x20..0x7e only; each field has its own cap);
+ * (no NUL or other control characters 0x01..0x1f, 0x7f; each field has its own cap);
  * a "blob" is u32 length + bytes; a hash is 32 raw bytes; CHUNK data is
  * the rest of the payload. Decoders copy short strings into fixed arrays
  * (always NUL-terminated) and point blobs and chunk data into the input
@@ -65,8 +65,7 @@ enum proto_type {
 	PROTO_SCRUB_REPLY  = 0x21,
 	PROTO_STATUS       = 0x22,
 	PROTO_STATUS_REPLY = 0x23,
-	/* manager and agent (payloads defined; the parts that send them come
-	 * with the end-to-end and failover issues) */
+	/* manager and agent (HEARTBEAT is defined; nothing sends it yet) */
 	PROTO_REGISTER     = 0x40, /* thesis op 0: agent -> manager */
 	PROTO_REGISTER_OK  = 0x41,
 	PROTO_CKPT_NOTIFY  = 0x42, /* thesis op 1: agent -> manager (meta) */
@@ -284,7 +283,8 @@ struct proto_migrate_ok {     /* MIGRATE_OK */
 	uint64_t to;
 	uint64_t incarnation;              /* the new one */
 	uint64_t sequence;                 /* the checkpoint it continued from */
-	uint32_t millis;                   /* request to resumed on the target */
+	uint32_t millis;                   /* request to committed: the program resumed on
+					    * the target, adopted, the old one stopped */
 };
 
 struct proto_info_reply {     /* INFO_REPLY: the agent's info interface */
@@ -391,7 +391,7 @@ struct proto_mstatus_reply {  /* MSTATUS_REPLY */
 };
 
 /* One decoded payload. Which member is valid depends on the frame type;
- * OK, PUT_READY, SCRUB-less STATUS carry no payload. */
+ * OK, PUT_READY, STATUS, INFO and MSTATUS carry no payload. */
 union proto_msg {
 	struct proto_hello hello;
 	struct proto_error error;
