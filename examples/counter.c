@@ -5,6 +5,10 @@
  * checks that its table is intact.
  *
  *   rtcms-counter [--iterations N] [--interval-ms MS] [--table-mib M]
+ *                 [--migrate-at SEQ]
+ *
+ * --migrate-at SEQ: after checkpoint SEQ the program asks to be moved to
+ * another node (rtcms_request_migration()).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,7 +30,7 @@ static uint64_t entry_value(uint64_t i)
 
 int main(int argc, char **argv)
 {
-	uint64_t iterations = 10, interval_ms = 100, table_mib = 4;
+	uint64_t iterations = 10, interval_ms = 100, table_mib = 4, migrate_at = 0;
 	struct state st = { 0, 0 };
 
 	for (int i = 1; i < argc; i++) {
@@ -36,9 +40,11 @@ int main(int argc, char **argv)
 			interval_ms = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--table-mib") && i + 1 < argc)
 			table_mib = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--migrate-at") && i + 1 < argc)
+			migrate_at = strtoull(argv[++i], NULL, 10);
 		else {
 			fprintf(stderr, "usage: rtcms-counter [--iterations N (0 = forever)] "
-				"[--interval-ms MS] [--table-mib M]\n");
+				"[--interval-ms MS] [--table-mib M] [--migrate-at SEQ]\n");
 			return 2;
 		}
 	}
@@ -81,6 +87,12 @@ int main(int argc, char **argv)
 		}
 		printf("counter: %" PRIu64 " (table %" PRIu64 " entries, checkpoint %" PRId64 ")\n",
 		       st.counter, st.entries, seq);
+		if (migrate_at && (uint64_t)seq == migrate_at) {
+			/* load balancing, asked by the program itself */
+			int r = rtcms_request_migration();
+			printf("counter: asked to be moved to another node: %s\n",
+			       r ? rtcms_strerror(r) : "ok");
+		}
 		fflush(stdout);
 		struct timespec ts = { (time_t)(interval_ms / 1000),
 				       (long)(interval_ms % 1000) * 1000000L };

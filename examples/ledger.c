@@ -7,7 +7,10 @@
  * A test compares the two hashes: every byte of the state is verified.
  *
  *   rtcms-ledger [--iterations N] [--interval-ms MS] [--mib M] [--transfers K]
- *                [--print-times]
+ *                [--print-times] [--migrate-at SEQ]
+ *
+ * --migrate-at SEQ: after checkpoint SEQ the program asks to be moved to
+ * another node (rtcms_request_migration()).
  *
  * With LEDGER_CRASH_ON_RESTORE set it aborts when started for a restore
  * (the tests of a program crashing during its restore use it); with
@@ -53,6 +56,7 @@ int main(int argc, char **argv)
 {
 	uint64_t iterations = 10, interval_ms = 100, mib = 4, transfers = 1000;
 	int times = 0;
+	uint64_t migrate_at = 0;
 	struct head h;
 
 	for (int i = 1; i < argc; i++) {
@@ -66,9 +70,11 @@ int main(int argc, char **argv)
 			transfers = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--print-times"))
 			times = 1;
+		else if (!strcmp(argv[i], "--migrate-at") && i + 1 < argc)
+			migrate_at = strtoull(argv[++i], NULL, 10);
 		else {
 			fprintf(stderr, "usage: rtcms-ledger [--iterations N (0 = forever)] "
-				"[--interval-ms MS] [--mib M] [--transfers K] [--print-times]\n");
+				"[--interval-ms MS] [--mib M] [--transfers K] [--print-times] [--migrate-at SEQ]\n");
 			return 2;
 		}
 	}
@@ -137,6 +143,13 @@ int main(int argc, char **argv)
 		if (seq < 0) {
 			fprintf(stderr, "ledger: checkpoint: %s\n", rtcms_strerror((int)seq));
 			return 1;
+		}
+		if (migrate_at && (uint64_t)seq == migrate_at) {
+			/* load balancing, asked by the program itself */
+			int r = rtcms_request_migration();
+			printf("ledger: asked to be moved to another node: %s\n",
+			       r ? rtcms_strerror(r) : "ok");
+			fflush(stdout);
 		}
 		if (times) { /* benchmarks: when the checkpoint was committed */
 			struct timespec now;

@@ -93,6 +93,15 @@ int rtcms_unprotect(uint32_t id);
  */
 int64_t rtcms_checkpoint(void);
 
+/*
+ * Ask to be moved to another node (load balancing: the thesis' migration
+ * request from the program's side). Returns at once: the agent passes the
+ * request to a manager, which picks the best other node; the move happens
+ * at a later rtcms_checkpoint() (see above), and the program goes on there.
+ * 0, or RTCMS_ESTATE without an agent's area (nobody to ask).
+ */
+int rtcms_request_migration(void);
+
 /* 1 if the program was started to restore a checkpoint (until
  * rtcms_resume()), else 0. */
 int rtcms_restoring(void);

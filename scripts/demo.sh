@@ -5,8 +5,8 @@
 # their own loopback addresses (127.0.0.2 = node a, 127.0.0.3 = node b).
 # Two protected programs with visible state run, one per node: a counter
 # with a growing table and a ledger of accounts (a few MiB each). Both
-# checkpoint continuously; then each is migrated and continues on the
-# other node from its final checkpoint, with its state verified. Every
+# checkpoint continuously; then each asks to be migrated and continues on
+# the other node from its final checkpoint, with its state verified. Every
 # daemon writes component-prefixed lines (like the thesis' Listing 6.1);
 # a summary table ends the run. Exit status 0 only if both programs
 # resumed with the right state. Everything is stopped at exit and on
@@ -89,24 +89,34 @@ export RTCMS_KEY="$DIR/cluster.key" RTCMS_MANAGER="$MANAGER" RTCMS_STORE="$STORE
 sleep 0.3
 
 say "2. two protected programs, one on each node"
-show "$CTL" run --node a counter-1 "$BUILD/rtcms-counter" --iterations 0 --interval-ms 300 --table-mib 4
-show "$CTL" run --node b ledger-1 "$BUILD/rtcms-ledger" --iterations 0 --interval-ms 300 --mib 6
-sleep 2
+# each program asks to be moved (rtcms_request_migration) after a few
+# checkpoints: the counter after its 8th, the ledger after its 14th
+show "$CTL" run --node a counter-1 "$BUILD/rtcms-counter" --iterations 0 --interval-ms 300 \
+	--table-mib 4 --migrate-at 8
+show "$CTL" run --node b ledger-1 "$BUILD/rtcms-ledger" --iterations 0 --interval-ms 300 \
+	--mib 6 --migrate-at 14
+sleep 1.5
 
 say "3. the manager's view: checkpoints are durable in the store"
 show "$CTL" status
 
-say "4. migration requests (the thesis' op 2): each program moves to the other node"
+say "4. each program calls for its migration (the thesis' op 2, from the program's side)"
 declare -A FROM TO SEQ MS INC
 for p in counter-1 ledger-1; do
-	out=$("$CTL" --json migrate "$p") || { echo "demo: migrating $p failed: $out"; exit 1; }
-	echo "$out"
-	FROM[$p]=$(sed -E 's/.*"from": *"?([0-9a-f]+)"?.*/\1/' <<<"$out")
-	TO[$p]=$(sed -E 's/.*"to": *"?([0-9a-f]+)"?.*/\1/' <<<"$out")
-	SEQ[$p]=$(sed -E 's/.*"sequence": *([0-9]+).*/\1/' <<<"$out")
-	MS[$p]=$(sed -E 's/.*"millis": *([0-9]+).*/\1/' <<<"$out")
-	INC[$p]=$(sed -E 's/.*"incarnation": *([0-9]+).*/\1/' <<<"$out")
-	sleep 1
+	line=""
+	for _ in $(seq 300); do
+		line=$(grep "MIGRATE $p done" "$DIR/manager.out" || true)
+		[ -n "$line" ] && break
+		grep -q "MIGRATE $p failed" "$DIR/manager.out" && break
+		sleep 0.1
+	done
+	[ -n "$line" ] || { echo "demo: $p was not moved (see $DIR/manager.out)"; exit 1; }
+	# "MIGRATE P done: node F -> T, incarnation I, from checkpoint S in M ms"
+	FROM[$p]=$(sed -E 's/.*done: node ([0-9a-f]+) -> .*/\1/' <<<"$line")
+	TO[$p]=$(sed -E 's/.* -> ([0-9a-f]+), incarnation.*/\1/' <<<"$line")
+	INC[$p]=$(sed -E 's/.*incarnation ([0-9]+),.*/\1/' <<<"$line")
+	SEQ[$p]=$(sed -E 's/.*from checkpoint ([0-9]+) in.*/\1/' <<<"$line")
+	MS[$p]=$(sed -E 's/.* in ([0-9]+) ms.*/\1/' <<<"$line")
 done
 sleep 1.5
 

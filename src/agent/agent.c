@@ -13,6 +13,7 @@
 #include "agent.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,75 @@ static void after_capture(uv_work_t *w, int status)
 	free(cw);
 }
 
+/* ---- migration requests from programs ----------------------------- */
+
+struct mig_req {
+	struct agent *a;
+	char id[PROTO_ID_MAX + 1];
+	uint64_t incarnation;
+};
+
+/* Ask the managers, one after another, to move a program: MIGRATE waits
+ * for the whole move, so it runs on its own short-lived thread. */
+static void *migration_thread(void *arg)
+{
+	struct mig_req *r = arg;
+	struct agent *a = r->a;
+	union proto_msg q, rep;
+	struct proto_header h;
+	int rc = RTCMS_ECONN;
+
+	for (size_t i = 0; i < a->mgr_count; i++) {
+		struct net_client *c = NULL;
+		memset(&q, 0, sizeof(q));
+		snprintf(q.migrate.process, sizeof(q.migrate.process), "%s", r->id);
+		rc = net_client_connect(a->mgrs[i].addr, &a->key, PROTO_ROLE_AGENT, a->cfg.name,
+					(int)a->cfg.io_timeout_ms, &c);
+		if (rc == 0) {
+			net_client_set_timeout(c, 600000);
+			rc = net_client_call(c, PROTO_MIGRATE, &q, PROTO_MIGRATE_OK, &h, &rep);
+		}
+		if (rc == 0) {
+			log_info("[agent -> manager %s] MIGRATE %s (asked by the program): moved "
+				 "to node %016" PRIx64 " as incarnation %" PRIu64 " in %u ms",
+				 a->mgrs[i].addr, r->id, rep.migrate_ok.to,
+				 rep.migrate_ok.incarnation, rep.migrate_ok.millis);
+		} else {
+			const struct proto_error *e = c ? net_client_last_error(c) : NULL;
+			log_warn("[agent -> manager %s] MIGRATE %s (asked by the program): %s",
+				 a->mgrs[i].addr, r->id,
+				 e && e->code == rc ? e->text : rtcms_strerror(rc));
+		}
+		net_client_free(c);
+		if (rc != RTCMS_ECONN && rc != RTCMS_ETIMEDOUT)
+			break; /* the manager answered: done, or it refused */
+	}
+	free(r);
+	return NULL;
+}
+
+/* With agent.lock held. */
+static void request_migration(struct agent *a, struct aproc *p)
+{
+	struct mig_req *r = calloc(1, sizeof(*r));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!r)
+		return;
+	r->a = a;
+	snprintf(r->id, sizeof(r->id), "%s", p->id);
+	r->incarnation = p->incarnation;
+	log_info("[program %s] asks to be moved to another node", p->id);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, migration_thread, r) != 0) {
+		log_error("[program %s] cannot start the migration request", p->id);
+		free(r);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 static void on_poll(uv_timer_t *t)
 {
 	struct loop_state *ls = t->data;
@@ -264,6 +334,13 @@ static void on_poll(uv_timer_t *t)
 
 	uv_mutex_lock(&a->lock);
 	for (struct aproc *p = a->procs; p; p = p->next) {
+		if (p->state == AP_RUNNING) {
+			struct area_header *h = p->area;
+			if (atomic_load_explicit(&h->request, memory_order_acquire) &&
+			    (atomic_exchange_explicit(&h->request, 0, memory_order_acq_rel) &
+			     AREA_REQ_MIGRATE))
+				request_migration(a, p);
+		}
 		if (p->capturing || (p->state != AP_RUNNING && p->state != AP_RESTORING))
 			continue;
 		uint64_t seq = area_committed_sequence(p->area);

@@ -27,6 +27,7 @@ static struct {
 	int ready;
 	void *area;
 	size_t area_len;
+	int shared;              /* the area is the agent's (not private) */
 	struct region regions[AREA_MAX_REGIONS];
 	uint32_t count;
 	uint64_t sequence;       /* last committed */
@@ -76,6 +77,7 @@ static int map_area(const struct rtcms_config *cfg)
 		}
 		lib.area = m;
 		lib.area_len = (size_t)st.st_size;
+		lib.shared = 1;
 		return 0;
 	}
 	uint64_t cap = cfg && cfg->area_capacity ? cfg->area_capacity : 64u << 20;
@@ -87,6 +89,7 @@ static int map_area(const struct rtcms_config *cfg)
 	area_format(m, len);
 	lib.area = m;
 	lib.area_len = len;
+	lib.shared = 0;
 	return 0;
 }
 
@@ -256,6 +259,21 @@ int rtcms_resume(void)
 		lib.restore_data = NULL;
 		struct area_header *h = lib.area;
 		atomic_store_explicit(&h->resumed, lib.sequence, memory_order_release);
+	}
+	pthread_mutex_unlock(&lib.mu);
+	return rc;
+}
+
+int rtcms_request_migration(void)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lib.mu);
+	if (!lib.ready || !lib.shared) {
+		rc = RTCMS_ESTATE; /* no agent to ask */
+	} else {
+		struct area_header *h = lib.area;
+		atomic_fetch_or_explicit(&h->request, AREA_REQ_MIGRATE, memory_order_release);
 	}
 	pthread_mutex_unlock(&lib.mu);
 	return rc;

@@ -162,6 +162,36 @@ static void test_twenty_migrations(void **state)
 	cl_stop(&cl);
 }
 
+/* The program itself asks to move (rtcms_request_migration at checkpoint
+ * 4): its agent asks the manager, which moves it to the other node. */
+static void test_program_asks_to_migrate(void **state)
+{
+	struct cluster cl;
+	struct proto_proc_entry e;
+	char line[4096];
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "e2e-ask", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
+	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "50",
+				  "--migrate-at", "4", NULL };
+	assert_int_equal(cl_run(&cl, "mover", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_log(&cl.manager, "MIGRATE mover done", 1, 30000), 0);
+	assert_int_equal(tu_log_count(&cl.manager, "[agent-1 -> manager] MIGRATE mover"), 1);
+	assert_int_equal(cl_log_line(&cl.manager, "MIGRATE mover done", line, sizeof(line)), 0);
+	uint64_t seq = strtoull(strstr(line, "from checkpoint ") + 16, NULL, 10);
+	assert_true(seq >= 4);
+	struct proto_migrate_ok ok = { .from = cl_node(0), .to = cl_node(1), .sequence = seq };
+	check_counter_restored(&cl, &ok, 1);
+	assert_int_equal(cl_wait_durable(&cl, "mover", 2, seq + 2, 20000), 0);
+	assert_int_equal(cl_proc(&cl, "mover", &e), 0);
+	assert_int_equal(e.node, cl_node(1));
+	/* the restored instance does not ask again: it continues past 4 */
+	assert_int_equal(tu_log_count(&cl.manager, "MIGRATE mover done"), 1);
+	cl_stop(&cl);
+}
+
 static char *write_ini(struct cluster *cl, const char *name, const char *text)
 {
 	char *path = malloc(1024);
@@ -216,6 +246,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_demo_scenario, cl_teardown),
 		cmocka_unit_test_teardown(test_migrate_64mib, cl_teardown),
 		cmocka_unit_test_teardown(test_twenty_migrations, cl_teardown),
+		cmocka_unit_test_teardown(test_program_asks_to_migrate, cl_teardown),
 		cmocka_unit_test_teardown(test_placement_headroom, cl_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);

@@ -65,7 +65,8 @@ struct area_header {
 	_Atomic uint64_t resumed;
 	/* agent -> library requests (AREA_CTL_*) */
 	_Atomic uint32_t control;
-	uint32_t reserved;
+	/* library -> agent requests (AREA_REQ_*) */
+	_Atomic uint32_t request;
 	/* set by librtcms just before it stops itself for AREA_CTL_FREEZE:
 	 * the sequence of the final checkpoint it committed */
 	_Atomic uint64_t frozen;
@@ -75,6 +76,11 @@ struct area_header {
  * next consistency point and then stop itself (SIGSTOP) right after the
  * commit, so the final checkpoint holds everything it did (migration). */
 #define AREA_CTL_FREEZE 1u
+
+/* request: the program asks to be moved to another node (load balancing,
+ * the thesis' op 2 from the program's side); the agent clears it and asks
+ * a manager. */
+#define AREA_REQ_MIGRATE 1u
 
 /* Bytes needed for an area whose slots hold data_capacity bytes each. */
 size_t area_size_for(uint64_t data_capacity);
