@@ -10,8 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t out1[PROTO_MAX_PAYLOAD], out2[PROTO_MAX_PAYLOAD];
 static struct proto_list_entry e1[PROTO_LIST_MAX], e2[PROTO_LIST_MAX];
-static struct proto_node_entry n1[PROTO_NODES_MAX], n2[PROTO_NODES_MAX];
-static struct proto_proc_entry p1[PROTO_PROCS_MAX], p2[PROTO_PROCS_MAX];
+static struct proto_node_entry nodes1[PROTO_NODES_MAX], nodes2[PROTO_NODES_MAX];
+static struct proto_proc_entry procs1[PROTO_PROCS_MAX], procs2[PROTO_PROCS_MAX];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t type = data[0];
 	memset(&m, 0, sizeof(m));
 	m.list_reply.entries = e1;
-	m.mstatus.nodes = n1;
-	m.mstatus.procs = p1;
+	m.mstatus.nodes = nodes1;
+	m.mstatus.procs = procs1;
 	if (proto_msg_decode(type, data + 1, size - 1, &m) < 0)
 		return 0;
 	int n = proto_msg_encode(type, &m, out1, sizeof(out1));
@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* whatever decodes must encode */
 	memset(&d, 0, sizeof(d));
 	d.list_reply.entries = e2;
-	d.mstatus.nodes = n2;
-	d.mstatus.procs = p2;
+	d.mstatus.nodes = nodes2;
+	d.mstatus.procs = procs2;
 	if (proto_msg_decode(type, out1, (size_t)n, &d) != n)
 		abort();
 	int n2 = proto_msg_encode(type, &d, out2, sizeof(out2));
