@@ -92,12 +92,19 @@ static int handle_info(struct agent *a, struct net_client *c,
 	uv_mutex_unlock(&a->lock);
 	if (a->cfg.report_cpu_permille)
 		load = (uint16_t)(a->cfg.report_cpu_permille - 1);
+	/* the agent's cgroup (its programs are in it) may allow less */
+	uint64_t cg_mem, cg_pids;
+	sysinfo_cgroup_room(&cg_mem, &cg_pids);
+	if (cg_mem < avail && !a->cfg.report_mem_available)
+		avail = cg_mem;
 	m.info.node = a->node;
 	m.info.mem_total = total;
 	m.info.mem_available = avail;
 	m.info.cpu_load_permille = load > 1000 ? 1000 : load;
 	m.info.quota_max = (uint32_t)a->cfg.quota;
 	m.info.quota_free = running >= (int)a->cfg.quota ? 0 : (uint32_t)(a->cfg.quota - (uint64_t)running);
+	if (cg_pids < m.info.quota_free)
+		m.info.quota_free = (uint32_t)cg_pids; /* a program needs a pid at least */
 	m.info.area_capacity = a->cfg.area_capacity;
 	m.info.area_used = used;
 	m.info.processes = (uint32_t)running;

@@ -109,12 +109,52 @@ static void test_node_id(void **state)
 		print_message("this node: %012llx from %s\n", (unsigned long long)id, ifn);
 }
 
+static void test_cgroup(void **state)
+{
+	char path[256];
+	uint64_t v;
+	(void)state;
+	const char *v1 = "9:name=systemd:/\n8:pids:/user.slice\n4:memory:/a/b\n"
+			 "3:cpu,cpuacct:/x\n0::/\n";
+	assert_int_equal(sysinfo_parse_cgroup_path(v1, "memory", path, sizeof(path)), 0);
+	assert_string_equal(path, "/a/b");
+	assert_int_equal(sysinfo_parse_cgroup_path(v1, "pids", path, sizeof(path)), 0);
+	assert_string_equal(path, "/user.slice");
+	assert_int_equal(sysinfo_parse_cgroup_path(v1, "cpuacct", path, sizeof(path)), 0);
+	assert_string_equal(path, "/x");
+	assert_int_equal(sysinfo_parse_cgroup_path(v1, NULL, path, sizeof(path)), 0);
+	assert_string_equal(path, "/");
+	assert_int_equal(sysinfo_parse_cgroup_path(v1, "blkio", path, sizeof(path)),
+			 RTCMS_ENOENT);
+	assert_int_equal(sysinfo_parse_cgroup_path("0::/system.slice/rtcms.service", NULL,
+						   path, sizeof(path)), 0);
+	assert_string_equal(path, "/system.slice/rtcms.service");
+	assert_int_equal(sysinfo_parse_cgroup_path("garbage", "memory", path, sizeof(path)),
+			 RTCMS_ENOENT);
+	assert_int_equal(sysinfo_parse_cgroup_path("4:memory:/very/long", "memory", path, 5),
+			 RTCMS_ENOENT);
+
+	assert_int_equal(sysinfo_parse_limit("max\n", &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(sysinfo_parse_limit("1048576\n", &v), 0);
+	assert_int_equal(v, 1048576);
+	assert_int_equal(sysinfo_parse_limit("9223372036854771712\n", &v), 0);
+	assert_true(v == UINT64_MAX); /* v1's "no limit" */
+	assert_int_equal(sysinfo_parse_limit("12x", &v), RTCMS_EPROTO);
+	assert_int_equal(sysinfo_parse_limit("", &v), RTCMS_EPROTO);
+
+	uint64_t mem, pids; /* this machine's own: whatever it is, it answers */
+	sysinfo_cgroup_room(&mem, &pids);
+	assert_true(mem > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_meminfo),
 		cmocka_unit_test(test_cpu_load),
 		cmocka_unit_test(test_node_id),
+		cmocka_unit_test(test_cgroup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,3 +205,103 @@ int sysinfo_node_id(uint64_t *id, char *ifname, size_t ifname_len)
 	return sysinfo_node_id_from(have_route ? route : NULL, names, sys_mac_of, id,
 				    ifname, ifname_len);
 }
+
+int sysinfo_parse_cgroup_path(const char *text, const char *controller, char *path,
+			      size_t len)
+{
+	const char *line = text;
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t n = end ? (size_t)(end - line) : strlen(line);
+		const char *c1 = memchr(line, ':', n);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - line)) : NULL;
+		if (c2) {
+			size_t clen = (size_t)(c2 - c1 - 1);
+			int match = 0;
+			if (!controller) {
+				match = clen == 0 && strncmp(line, "0:", 2) == 0;
+			} else { /* v1: a comma list of controllers */
+				const char *p = c1 + 1;
+				while (p < c2 && !match) {
+					const char *q = memchr(p, ',', (size_t)(c2 - p));
+					size_t l = q ? (size_t)(q - p) : (size_t)(c2 - p);
+					match = l == strlen(controller) && strncmp(p, controller, l) == 0;
+					p = q ? q + 1 : c2;
+				}
+			}
+			size_t plen = n - (size_t)(c2 + 1 - line);
+			if (match && plen >= 1 && c2[1] == '/' && plen < len) {
+				memcpy(path, c2 + 1, plen);
+				path[plen] = '\0';
+				return 0;
+			}
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return RTCMS_ENOENT;
+}
+
+int sysinfo_parse_limit(const char *text, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	if (strncmp(text, "max", 3) == 0) {
+		*out = UINT64_MAX;
+		return 0;
+	}
+	v = strtoull(text, &end, 10);
+	if (end == text || (*end && *end != '\n'))
+		return RTCMS_EPROTO;
+	/* cgroup v1 spells "no limit" as a huge page-rounded number */
+	*out = v >= (1ull << 62) ? UINT64_MAX : (uint64_t)v;
+	return 0;
+}
+
+static int read_limit(const char *dir, const char *path, const char *file, uint64_t *out)
+{
+	char name[1024], buf[64];
+	snprintf(name, sizeof(name), "%s%s/%s", dir, strcmp(path, "/") ? path : "", file);
+	FILE *f = fopen(name, "r");
+	if (!f)
+		return RTCMS_ENOENT;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return sysinfo_parse_limit(buf, out);
+}
+
+/* room = max - current, or UINT64_MAX if there is no limit we can read */
+static uint64_t room(const char *dir, const char *path, const char *max_file,
+		     const char *cur_file)
+{
+	uint64_t max, cur;
+	if (read_limit(dir, path, max_file, &max) || max == UINT64_MAX ||
+	    read_limit(dir, path, cur_file, &cur))
+		return UINT64_MAX;
+	return cur >= max ? 0 : max - cur;
+}
+
+void sysinfo_cgroup_room(uint64_t *mem, uint64_t *pids)
+{
+	char text[4096], path[512];
+	*mem = *pids = UINT64_MAX;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	if (!f)
+		return;
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	if (sysinfo_parse_cgroup_path(text, "memory", path, sizeof(path)) == 0)
+		*mem = room("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes",
+			    "memory.usage_in_bytes");
+	if (sysinfo_parse_cgroup_path(text, "pids", path, sizeof(path)) == 0)
+		*pids = room("/sys/fs/cgroup/pids", path, "pids.max", "pids.current");
+	if (sysinfo_parse_cgroup_path(text, NULL, path, sizeof(path)) == 0) {
+		uint64_t m = room("/sys/fs/cgroup", path, "memory.max", "memory.current");
+		uint64_t p = room("/sys/fs/cgroup", path, "pids.max", "pids.current");
+		if (m < *mem)
+			*mem = m;
+		if (p < *pids)
+			*pids = p;
+	}
+}

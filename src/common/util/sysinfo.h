@@ -61,4 +61,18 @@ int sysinfo_meminfo_read(uint64_t *total, uint64_t *available);
 int sysinfo_stat_read(struct cpu_sample *out);
 int sysinfo_node_id(uint64_t *id, char *ifname, size_t ifname_len);
 
+/*
+ * cgroups: the path of this process' cgroup for a v1 controller
+ * ("memory", "pids") or, with controller NULL, the v2 unified one, from
+ * /proc/self/cgroup text. 0 or RTCMS_ENOENT.
+ */
+int sysinfo_parse_cgroup_path(const char *text, const char *controller, char *path,
+			      size_t len);
+/* A cgroup limit file: a number, or "max" (and v1's huge "no limit"
+ * numbers) as UINT64_MAX. 0 or RTCMS_EPROTO. */
+int sysinfo_parse_limit(const char *text, uint64_t *out);
+/* Room left in this process' cgroups (v1 or v2): memory bytes and pids;
+ * UINT64_MAX where there is no limit (or none readable). */
+void sysinfo_cgroup_room(uint64_t *mem, uint64_t *pids);
+
 #endif
