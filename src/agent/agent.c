@@ -387,13 +387,6 @@ static void on_sigchld(uv_signal_t *s, int signum)
 	proc_reap(ls->a);
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 static void on_stop(uv_signal_t *s, int signum)
 {
 	struct loop_state *ls = s->data;
@@ -409,7 +402,7 @@ static void on_stop(uv_signal_t *s, int signum)
 	uv_mutex_unlock(&a->lock);
 	rpc_server_stop(ls->srv);
 	ls->srv = NULL;
-	uv_walk(a->loop, close_walk, NULL);
+	rpc_close_all(a->loop);
 }
 
 int agent_run(struct agent *a)

@@ -16,6 +16,7 @@
 
 #include "area/area.h"
 #include "area/image.h"
+#include "daemon/rpc_server.h"
 #include "log/log.h"
 #include "rtcms_error.h"
 
@@ -25,20 +26,6 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static int reply_err(struct net_client *c, const struct proto_header *hdr,
-		     int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int reply_err(struct net_client *c, const struct proto_header *hdr,
-		     int code, const char *fmt, ...)
-{
-	char text[PROTO_TEXT_MAX + 1];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	net_client_reply_error(c, hdr->request, code, 0, text);
-	return 0;
-}
 
 static void fill_meta(const struct agent *a, const struct aproc *p,
 		      const struct image *img, struct proto_ckpt_meta *m)
@@ -121,7 +108,7 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 	if (!p)
 		p = find(a, g->process, AP_FROZEN);
 	if (!p)
-		return reply_err(c, hdr, RTCMS_ENOENT, "no program %s on this node", g->process);
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "no program %s on this node", g->process);
 	uv_mutex_lock(&a->lock);
 	img = p->img;
 	if (img && (g->sequence == 0 || img->sequence == g->sequence))
@@ -140,7 +127,7 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 	}
 	if (!img) {
 		proc_unref(a, p);
-		return reply_err(c, hdr, RTCMS_ENOENT,
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT,
 				 "%s: checkpoint %" PRIu64 " is not held here (latest %" PRIu64 ")",
 				 g->process, g->sequence, have);
 	}
@@ -204,12 +191,12 @@ static int handle_run(struct agent *a, struct net_client *c, const char *peer,
 
 	int rc = check_room(a, r->process, why, sizeof(why));
 	if (rc)
-		return reply_err(c, hdr, rc, "%s", why);
+		return rpc_reply_error(c, hdr, rc, "%s", why);
 	rc = proc_launch(a, r->process, 1, r->spec, r->spec_len, NULL, 0, &p, why,
 			 sizeof(why));
 	if (rc) {
 		log_warn("[%s] RUN %s refused: %s", peer, r->process, why);
-		return reply_err(c, hdr, rc, "%s", why);
+		return rpc_reply_error(c, hdr, rc, "%s", why);
 	}
 	log_info("[%s -> agent] RUN %s: started pid %d, incarnation 1", peer,
 		 r->process, (int)p->pid);
@@ -229,12 +216,12 @@ static int handle_freeze(struct agent *a, struct net_client *c, const char *peer
 	struct image *img = NULL;
 	struct aproc *p = find(a, r->process, AP_RUNNING);
 	if (!p)
-		return reply_err(c, hdr, RTCMS_ENOENT, "no running program %s on this node",
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "no running program %s on this node",
 				 r->process);
 	if (r->incarnation && r->incarnation != p->incarnation) {
 		uint64_t have = p->incarnation;
 		proc_unref(a, p);
-		return reply_err(c, hdr, RTCMS_EFENCED, "%s runs here as incarnation %" PRIu64
+		return rpc_reply_error(c, hdr, RTCMS_EFENCED, "%s runs here as incarnation %" PRIu64
 				 ", not %" PRIu64, r->process, have, r->incarnation);
 	}
 	struct area_header *h = p->area;
@@ -253,7 +240,7 @@ static int handle_freeze(struct agent *a, struct net_client *c, const char *peer
 		uv_mutex_unlock(&a->lock);
 		if (gone) {
 			proc_unref(a, p);
-			return reply_err(c, hdr, RTCMS_ESTATE, "%s exited", r->process);
+			return rpc_reply_error(c, hdr, RTCMS_ESTATE, "%s exited", r->process);
 		}
 		if (agent_mono_ms() - start >= wait) {
 			/* the program did not reach a consistency point in time:
@@ -275,7 +262,7 @@ static int handle_freeze(struct agent *a, struct net_client *c, const char *peer
 		uv_mutex_unlock(&a->lock);
 		kill(p->pid, SIGCONT);
 		proc_unref(a, p);
-		return reply_err(c, hdr, rc, "%s: no checkpoint to move: %s", r->process,
+		return rpc_reply_error(c, hdr, rc, "%s: no checkpoint to move: %s", r->process,
 				 rtcms_strerror(rc));
 	}
 	log_info("[%s -> agent] FREEZE %s: frozen %s, final checkpoint %" PRIu64
@@ -294,12 +281,12 @@ static int handle_thaw_stop(struct agent *a, struct net_client *c, const char *p
 	union proto_msg m;
 	struct aproc *p = find(a, r->process, AP_FROZEN);
 	if (!p)
-		return reply_err(c, hdr, RTCMS_ENOENT, "no frozen program %s on this node",
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "no frozen program %s on this node",
 				 r->process);
 	if (r->incarnation && r->incarnation != p->incarnation) {
 		uint64_t have = p->incarnation;
 		proc_unref(a, p);
-		return reply_err(c, hdr, RTCMS_EFENCED, "%s is frozen here as incarnation %"
+		return rpc_reply_error(c, hdr, RTCMS_EFENCED, "%s is frozen here as incarnation %"
 				 PRIu64 ", not %" PRIu64, r->process, have, r->incarnation);
 	}
 	if (hdr->type == PROTO_THAW) {
@@ -362,7 +349,7 @@ static int handle_restore(struct agent *a, struct net_client *c, const char *pee
 			break;
 		if (h2.type != PROTO_CHUNK) {
 			free(img);
-			reply_err(c, hdr, RTCMS_EPROTO, "expected CHUNK or PUT_END");
+			rpc_reply_error(c, hdr, RTCMS_EPROTO, "expected CHUNK or PUT_END");
 			return -1;
 		}
 		if (rc)
@@ -401,7 +388,7 @@ static int handle_restore(struct agent *a, struct net_client *c, const char *pee
 	if (rc) {
 		log_warn("[%s -> agent] RESTORE %s seq %" PRIu64 " refused: %s", peer,
 			 meta.process, meta.sequence, why);
-		return reply_err(c, hdr, rc, "%s", why);
+		return rpc_reply_error(c, hdr, rc, "%s", why);
 	}
 	log_info("[%s -> agent] RESTORE %s seq %" PRIu64 ": %" PRIu64 " bytes verified, "
 		 "started pid %d in restore mode", peer, meta.process, meta.sequence,
@@ -432,7 +419,7 @@ static int handle_restore(struct agent *a, struct net_client *c, const char *pee
 		log_warn("[agent] RESTORE %s failed: %s", meta.process, why);
 		proc_kill(p, SIGKILL);
 		proc_unref(a, p);
-		return reply_err(c, hdr, rc, "%s", why);
+		return rpc_reply_error(c, hdr, rc, "%s", why);
 	}
 	log_info("[program %s] resumed from checkpoint %" PRIu64 " after %" PRIu64 " ms",
 		 meta.process, meta.sequence, agent_mono_ms() - start);

@@ -13,22 +13,10 @@
 #include <string.h>
 
 #include "client/store_client.h"
+#include "daemon/rpc_server.h"
 #include "log/log.h"
 #include "rtcms_error.h"
 
-static int reply_err(struct net_client *c, const struct proto_header *hdr,
-		     int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int reply_err(struct net_client *c, const struct proto_header *hdr,
-		     int code, const char *fmt, ...)
-{
-	char text[PROTO_TEXT_MAX + 1];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	return net_client_reply_error(c, hdr->request, code, 0, text) ? -1 : 0;
-}
 
 static int reply_ok(struct net_client *c, const struct proto_header *hdr)
 {
@@ -56,13 +44,13 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 	union proto_msg out;
 
 	if (r->node == 0)
-		return reply_err(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
+		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
 	uv_mutex_lock(&m->lock);
 	struct mnode *n = manager_node(m, r->node);
 	if (!n) {
 		if (m->node_count >= MANAGER_NODES_MAX) {
 			uv_mutex_unlock(&m->lock);
-			return reply_err(c, hdr, RTCMS_ENOSPC, "this manager knows %d nodes "
+			return rpc_reply_error(c, hdr, RTCMS_ENOSPC, "this manager knows %d nodes "
 					 "already", MANAGER_NODES_MAX);
 		}
 		n = &m->nodes[m->node_count++];
@@ -101,14 +89,14 @@ static int handle_notify(struct manager *m, struct net_client *c, const char *wh
 	struct mnode *n = manager_node(m, mt->node);
 	if (!n) {
 		uv_mutex_unlock(&m->lock);
-		return reply_err(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " has not "
+		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " has not "
 				 "registered", mt->node);
 	}
 	n->seen_ms = manager_mono_ms();
 	struct mproc *p = proc_add(m, mt->process);
 	if (!p) {
 		uv_mutex_unlock(&m->lock);
-		return reply_err(c, hdr, RTCMS_ENOSPC, "process table full");
+		return rpc_reply_error(c, hdr, RTCMS_ENOSPC, "process table full");
 	}
 	if (p->incarnation && mt->incarnation < p->incarnation) {
 		uint64_t cur = p->incarnation;
@@ -116,7 +104,7 @@ static int handle_notify(struct manager *m, struct net_client *c, const char *wh
 		log_warn("[%s -> manager] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64 " from an "
 			 "old incarnation (current %" PRIu64 "): ignored", who, mt->process,
 			 mt->incarnation, mt->sequence, cur);
-		return reply_err(c, hdr, RTCMS_EFENCED, "incarnation %" PRIu64 " is older "
+		return rpc_reply_error(c, hdr, RTCMS_EFENCED, "incarnation %" PRIu64 " is older "
 				 "than %" PRIu64, mt->incarnation, cur);
 	}
 	if (mt->incarnation > p->incarnation) {
@@ -237,7 +225,7 @@ static int handle_list(struct manager *m, struct net_client *c,
 		net_client_free(store);
 		if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT)
 			manager_store_result(m, rc, "LIST");
-		return reply_err(c, hdr, rc, "store %s: %s", m->cfg.store,
+		return rpc_reply_error(c, hdr, rc, "store %s: %s", m->cfg.store,
 				 text[0] ? text : rtcms_strerror(rc));
 	}
 	net_client_free(store);
@@ -261,19 +249,19 @@ static int handle_run(struct manager *m, struct net_client *c, const char *who,
 	int running = p && p->state != PROTO_PS_EXITED;
 	uv_mutex_unlock(&m->lock);
 	if (running)
-		return reply_err(c, hdr, RTCMS_EEXIST, "%s is already running", run->process);
+		return rpc_reply_error(c, hdr, RTCMS_EEXIST, "%s is already running", run->process);
 	/* a process id is used once: its checkpoints identify it */
 	int rc = manager_store_connect(m, &store);
 	if (rc == 0)
 		rc = store_client_get(store, run->process, 0, 0, 1, &meta, NULL, NULL, NULL);
 	net_client_free(store);
 	if (rc == 0)
-		return reply_err(c, hdr, RTCMS_EEXIST, "%s already has checkpoints in the "
+		return rpc_reply_error(c, hdr, RTCMS_EEXIST, "%s already has checkpoints in the "
 				 "store (incarnation %" PRIu64 "); choose another id or delete "
 				 "them", run->process, meta.incarnation);
 	if (rc != RTCMS_ENOENT) {
 		manager_store_result(m, rc, "GET");
-		return reply_err(c, hdr, rc, "cannot check %s in the store %s: %s",
+		return rpc_reply_error(c, hdr, rc, "cannot check %s in the store %s: %s",
 				 run->process, m->cfg.store, rtcms_strerror(rc));
 	}
 	size_t n = manager_poll_nodes(m, info, addrs);
@@ -283,12 +271,12 @@ static int handle_run(struct manager *m, struct net_client *c, const char *who,
 			if (info[i].info.node == run->node && info[i].alive)
 				pick = (int)i;
 		if (pick < 0)
-			return reply_err(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is not "
+			return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is not "
 					 "alive", run->node);
 	} else {
 		pick = placement_choose(&m->placement, info, n, 0, 0, 1, NULL);
 		if (pick < 0)
-			return reply_err(c, hdr, RTCMS_ENOSPC, "no node has room for %s",
+			return rpc_reply_error(c, hdr, RTCMS_ENOSPC, "no node has room for %s",
 					 run->process);
 	}
 	q.run = *run;
@@ -302,7 +290,7 @@ static int handle_run(struct manager *m, struct net_client *c, const char *who,
 		const struct proto_error *e = agent ? net_client_last_error(agent) : NULL;
 		snprintf(text, sizeof(text), "%s", e && e->code ? e->text : rtcms_strerror(rc));
 		net_client_free(agent);
-		return reply_err(c, hdr, rc, "node %016" PRIx64 ": %s", q.run.node, text);
+		return rpc_reply_error(c, hdr, rc, "node %016" PRIx64 ": %s", q.run.node, text);
 	}
 	net_client_free(agent);
 	uv_mutex_lock(&m->lock);
@@ -329,7 +317,7 @@ static int handle_migrate(struct manager *m, struct net_client *c, const char *w
 	int rc = manager_migrate(m, who, mg->process, mg->target, mg->allow_same, &res,
 				 why, sizeof(why));
 	if (rc)
-		return reply_err(c, hdr, rc, "%s", why);
+		return rpc_reply_error(c, hdr, rc, "%s", why);
 	memset(&out, 0, sizeof(out));
 	snprintf(out.migrate_ok.process, sizeof(out.migrate_ok.process), "%s", mg->process);
 	out.migrate_ok.from = res.from;
@@ -348,7 +336,7 @@ static int handle_drain(struct manager *m, struct net_client *c, const char *who
 	size_t n = 0;
 
 	if (!ids)
-		return reply_err(c, hdr, RTCMS_ENOMEM, "out of memory");
+		return rpc_reply_error(c, hdr, RTCMS_ENOMEM, "out of memory");
 	uv_mutex_lock(&m->lock);
 	int known = manager_node(m, d->node) != NULL;
 	for (size_t i = 0; i < m->proc_count; i++)
@@ -357,7 +345,7 @@ static int handle_drain(struct manager *m, struct net_client *c, const char *who
 	uv_mutex_unlock(&m->lock);
 	if (!known) {
 		free(ids);
-		return reply_err(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
 				 d->node);
 	}
 	log_info("[%s -> manager] DRAIN node %016" PRIx64 ": %zu programs to move", who,

@@ -255,13 +255,6 @@ struct loop_state {
 	struct rpc_server *srv;
 };
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 static void on_stop(uv_signal_t *s, int signum)
 {
 	struct loop_state *ls = s->data;
@@ -272,7 +265,7 @@ static void on_stop(uv_signal_t *s, int signum)
 	uv_mutex_unlock(&ls->m->lock);
 	rpc_server_stop(ls->srv);
 	ls->srv = NULL;
-	uv_walk(ls->m->loop, close_walk, NULL);
+	rpc_close_all(ls->m->loop);
 }
 
 int manager_run(struct manager *m)

@@ -117,6 +117,32 @@ static int restore_chunk(void *ctx, const struct proto_chunk *chunk)
 	return 0;
 }
 
+/* End a RESTORE stream of count chunks and wait until the target says
+ * the program resumed from seq. */
+static int restore_finish(struct manager *m, struct net_client *target, uint32_t count,
+			  uint64_t seq, char *why, size_t whylen)
+{
+	struct proto_header h;
+	union proto_msg q, r;
+
+	memset(&q, 0, sizeof(q));
+	q.put_end.chunk_count = count;
+	int rc = net_client_send(target, PROTO_PUT_END, 0, &q, NULL);
+	if (rc == 0) {
+		net_client_set_timeout(target, (int)m->cfg.restore_timeout_ms);
+		rc = net_client_recv(target, &h, &r);
+	}
+	if (rc == 0 && h.type == PROTO_ERROR) {
+		snprintf(why, whylen, "%s", r.error.text);
+		return r.error.code;
+	}
+	if (rc == 0 && (h.type != PROTO_RESTORE_OK || r.restore_ok.sequence != seq))
+		rc = RTCMS_EPROTO;
+	if (rc)
+		snprintf(why, whylen, "%s", rtcms_strerror(rc));
+	return rc;
+}
+
 /* Stream checkpoint (id, inc, seq) from the store to the agent at addr
  * and wait for RESTORE_OK. *agent stays open for the ADOPT. */
 static int restore_on(struct manager *m, struct net_client **store,
@@ -126,8 +152,6 @@ static int restore_on(struct manager *m, struct net_client **store,
 	struct proto_ckpt_meta meta;
 	static __thread uint8_t spec[PROTO_SPEC_MAX];
 	struct restore_relay rr = { 0 };
-	struct proto_header h;
-	union proto_msg q, r;
 	int rc;
 
 	rc = manager_store_connect(m, store);
@@ -155,22 +179,7 @@ static int restore_on(struct manager *m, struct net_client **store,
 			snprintf(why, whylen, "sending it: %s", rtcms_strerror(rc));
 		return rc;
 	}
-	memset(&q, 0, sizeof(q));
-	q.put_end.chunk_count = rr.count;
-	rc = net_client_send(*agent, PROTO_PUT_END, 0, &q, NULL);
-	if (rc == 0) {
-		net_client_set_timeout(*agent, (int)m->cfg.restore_timeout_ms);
-		rc = net_client_recv(*agent, &h, &r);
-	}
-	if (rc == 0 && h.type == PROTO_ERROR) {
-		snprintf(why, whylen, "%s", r.error.text);
-		return r.error.code;
-	}
-	if (rc == 0 && (h.type != PROTO_RESTORE_OK || r.restore_ok.sequence != seq))
-		rc = RTCMS_EPROTO;
-	if (rc)
-		snprintf(why, whylen, "%s", rtcms_strerror(rc));
-	return rc;
+	return restore_finish(m, *agent, rr.count, seq, why, whylen);
 }
 
 /* The final checkpoint in one pass: pulled from the source agent and
@@ -235,8 +244,6 @@ static int tee_restore(struct manager *m, struct net_client **store,
 	struct proto_ckpt_meta meta;
 	static __thread uint8_t spec[PROTO_SPEC_MAX];
 	struct tee t = { 0 };
-	struct proto_header h;
-	union proto_msg q, r;
 	int rc;
 
 	*store_failed = 0;
@@ -286,22 +293,7 @@ static int tee_restore(struct manager *m, struct net_client **store,
 		snprintf(why, whylen, "sending it: %s", rtcms_strerror(t.target_rc));
 		return t.target_rc;
 	}
-	memset(&q, 0, sizeof(q));
-	q.put_end.chunk_count = t.count;
-	rc = net_client_send(*target, PROTO_PUT_END, 0, &q, NULL);
-	if (rc == 0) {
-		net_client_set_timeout(*target, (int)m->cfg.restore_timeout_ms);
-		rc = net_client_recv(*target, &h, &r);
-	}
-	if (rc == 0 && h.type == PROTO_ERROR) {
-		snprintf(why, whylen, "%s", r.error.text);
-		return r.error.code;
-	}
-	if (rc == 0 && (h.type != PROTO_RESTORE_OK || r.restore_ok.sequence != final->sequence))
-		rc = RTCMS_EPROTO;
-	if (rc)
-		snprintf(why, whylen, "%s", rtcms_strerror(rc));
-	return rc;
+	return restore_finish(m, *target, t.count, final->sequence, why, whylen);
 }
 
 static void finish(struct manager *m, const char *id, int moved, uint64_t to,

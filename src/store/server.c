@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "daemon/rpc_server.h"
 #include "log/log.h"
 #include "net/addr.h"
 #include "proto/msg.h"
@@ -1030,19 +1031,6 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_walk(srv->loop, close_walk, srv);
 }
 
-static int write_ready_file(const char *path, const char *addr)
-{
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return RTCMS_EIO;
-	fprintf(f, "%s\n", addr);
-	if (fclose(f) != 0 || rename(tmp, path) != 0)
-		return RTCMS_EIO;
-	return 0;
-}
-
 int server_run(const struct server_options *opt, struct store *st)
 {
 	struct server srv;
@@ -1080,7 +1068,7 @@ int server_run(const struct server_options *opt, struct store *st)
 	uv_signal_start(&srv.sigint, on_signal, SIGINT);
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
 	log_info("listening on %s", bound);
-	if (opt->ready_file && write_ready_file(opt->ready_file, bound) != 0) {
+	if (opt->ready_file && rpc_write_ready_file(opt->ready_file, bound) != 0) {
 		log_error("cannot write ready file %s: %s", opt->ready_file,
 			  strerror(errno));
 		return RTCMS_EIO;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,4 +231,27 @@ int rpc_write_ready_file(const char *path, const char *addr)
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		return RTCMS_EIO;
 	return 0;
+}
+
+int rpc_reply_error(struct net_client *c, const struct proto_header *hdr, int code,
+		    const char *fmt, ...)
+{
+	char text[PROTO_TEXT_MAX + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return net_client_reply_error(c, hdr->request, code, 0, text) ? -1 : 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void rpc_close_all(uv_loop_t *loop)
+{
+	uv_walk(loop, close_walk, NULL);
 }

@@ -59,6 +59,14 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
  */
 void rpc_server_stop(struct rpc_server *s);
 
+/* Reply ERROR to the request in hdr with code and a printf-style text.
+ * Returns 0, or -1 if the connection broke (close it). */
+int rpc_reply_error(struct net_client *c, const struct proto_header *hdr, int code,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Close every handle of loop (a daemon stopping): uv_run then returns. */
+void rpc_close_all(uv_loop_t *loop);
+
 /* Write "addr\n" to path atomically (temp file + rename): the ready file
  * tests and scripts wait for. Returns 0 or RTCMS_EIO. */
 int rpc_write_ready_file(const char *path, const char *addr);
