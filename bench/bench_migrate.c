@@ -77,6 +77,23 @@ static int durable_samples(struct cluster *cl, const char *proc, double *out, in
 	return n;
 }
 
+/* The n-th (1-based) line of d's log containing needle, its time in ms. */
+static int64_t nth_time(const struct tu_daemon *d, const char *needle, int n)
+{
+	char line[4096];
+	int k = 0;
+	FILE *f = fopen(d->log, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle) && ++k == n) {
+			fclose(f);
+			return log_time_ms(line);
+		}
+	fclose(f);
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *append = NULL;
@@ -95,7 +112,7 @@ int main(int argc, char **argv)
 	proto_init();
 	const int mib[3] = { 1, 64, 256 };
 	const int moves[3] = { quick ? 5 : 20, quick ? 3 : 10, quick ? 2 : 5 };
-	const char *interval[3] = { "200", "1000", "3000" };
+	const char *interval[3] = { "50", "100", "200" };
 	char table[8192];
 	size_t tl = 0;
 
@@ -106,15 +123,19 @@ int main(int argc, char **argv)
 		"checkpointing every interval. *Commit to durable*: the program's "
 		"commit to the store's acknowledgement (capture and hash at the agent, "
 		"notify, pull by the manager, chunk hashes checked at the manager and the "
-		"store, written and flushed on both mirrors). *Migration*: MIGRATE to "
-		"the program resumed on the other node from its final checkpoint "
-		"(freeze at the next checkpoint, final checkpoint made durable, claim, "
-		"restore streamed from the store and verified, program resumed), as the "
-		"manager measures it; *round trip*: the operator's request to the reply "
-		"(commit, adopt and stop of the old instance included). Each migration "
-		"moves the program to the other node.\n\n"
-		"| state | interval | commit->durable n | p50 | p99 | migrations | migration p50 | p99 | round trip p50 | p99 |\n"
-		"|---|---|---|---|---|---|---|---|---|---|\n");
+		"store, written and flushed on both mirrors). *Migration*, split in its "
+		"phases from the manager's log: the wait for the program's final "
+		"checkpoint (FREEZE is served at the program's next `rtcms_checkpoint()`, "
+		"so it depends on the program's interval), then frozen -> resumed: the "
+		"claim, and the final checkpoint relayed once from the source agent "
+		"through the manager into the store and to the target at the same time "
+		"(chunk hashes checked at the manager, the store and the target), "
+		"installed, the program started in restore mode and resumed. *Request -> "
+		"resumed* is both (as the manager reports it, after the commit); *round "
+		"trip* adds the operator's connection. Each migration moves the program "
+		"to the other node.\n\n"
+		"| state | interval | commit->durable n | p50 | p99 | migrations | wait for final checkpoint p50 | frozen -> resumed p50 | p99 | request -> resumed p50 | p99 | round trip p99 |\n"
+		"|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	for (int s = 0; s < 3; s++) {
 		struct cluster cl;
 		char area[32], mibs[16], why[PROTO_TEXT_MAX + 1];
@@ -135,7 +156,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_migrate: the program did not checkpoint\n");
 			return 1;
 		}
-		double dur[256], mig[64], rt[64];
+		double dur[256], mig[64], rt[64], frz[64], mov[64];
 		int nd = durable_samples(&cl, "bench", dur, 256);
 		int nm = 0;
 		for (int i = 0; i < moves[s]; i++) {
@@ -146,22 +167,44 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			rt[nm] = (double)(tu_now_ms() - t0);
-			mig[nm++] = ok.millis;
-			printf("%3d MiB: migration %d: %u ms (round trip %.0f ms)\n", mib[s], i + 1,
-			       ok.millis, rt[nm - 1]);
+			mig[nm] = ok.millis;
+			/* phases, from the manager's log: request -> frozen (the
+			 * program's next checkpoint) -> resumed on the target */
+			int64_t a = nth_time(&cl.manager, "MIGRATE bench: from", i + 1);
+			int64_t b = nth_time(&cl.manager, "FREEZE bench: final", i + 1);
+			int64_t c = nth_time(&cl.manager, "RESTORE_OK bench", i + 1);
+			frz[nm] = a >= 0 && b >= a ? (double)(b - a) : 0;
+			mov[nm] = b >= 0 && c >= b ? (double)(c - b) : 0;
+			nm++;
+			printf("%3d MiB: migration %d: %u ms (frozen after %.0f ms, moved and "
+			       "resumed in %.0f ms; round trip %.0f ms)\n", mib[s], i + 1, ok.millis,
+			       frz[nm - 1], mov[nm - 1], rt[nm - 1]);
 			/* let the new incarnation checkpoint before the next move */
 			cl_wait_durable(&cl, "bench", ok.incarnation, ok.sequence + 1, 600000);
 		}
 		tl += (size_t)snprintf(table + tl, sizeof(table) - tl,
-			"| %d MiB | %s ms | %d | %.0f ms | %.0f ms | %d | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n",
+			"| %d MiB | %s ms | %d | %.0f ms | %.0f ms | %d | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n",
 			mib[s], interval[s], nd, pct(dur, nd, 0.5), pct(dur, nd, 0.99), nm,
-			pct(mig, nm, 0.5), pct(mig, nm, 0.99), pct(rt, nm, 0.5), pct(rt, nm, 0.99));
+			pct(frz, nm, 0.5), pct(mov, nm, 0.5), pct(mov, nm, 0.99),
+			pct(mig, nm, 0.5), pct(mig, nm, 0.99), pct(rt, nm, 0.99));
 		cl_stop(&cl);
 	}
 	tl += (size_t)snprintf(table + tl, sizeof(table) - tl,
 		"\nTarget: a 256 MiB migration <= 0.3 s (DMTCP: about 1 s to checkpoint "
-		"and 0.28 s to restart 256 MiB locally). Commit-to-durable samples come "
-		"from the manager's debug log (millisecond timestamps).\n");
+		"and 0.28 s to restart 256 MiB locally): **not met** beyond a few MiB. "
+		"Commit-to-durable samples come from the manager's debug log (millisecond "
+		"timestamps).\n\n"
+		"Reading the figures: a migration moves the whole state, and every byte "
+		"is copied and hashed at capture (agent), sealed (agent), opened, hashed "
+		"and sealed twice (manager: to the store and to the target), opened and "
+		"hashed (store, then written to both mirrors), opened, hashed and "
+		"installed (target): about nine passes of BLAKE2b or ChaCha20-Poly1305, "
+		"each near 1 GB/s on one core here, against a memcpy of over 10 GB/s, "
+		"on two cores shared by five processes. That bounds a full-state move "
+		"near 100 MB/s on this machine. Incremental checkpoints (only changed "
+		"chunks move, and a target can hold the previous checkpoint already) "
+		"are the way to the 0.3 s target; the wait for the program's final "
+		"checkpoint is the program's own interval.\n");
 	fputs(table, stdout);
 	if (append) {
 		FILE *f = fopen(append, "a");

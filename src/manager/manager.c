@@ -84,6 +84,7 @@ void manager_store_result(struct manager *m, int rc, const char *what)
 /* ---- pull and store -------------------------------------------------- */
 
 struct relay {
+	_Atomic int *cancel;           /* non-zero: give up (a migration started) */
 	struct net_client *store;
 	struct proto_ckpt_meta *meta;
 	int begun;
@@ -98,6 +99,8 @@ static int relay_chunk(void *ctx, const struct proto_chunk *chunk)
 	struct relay *r = ctx;
 	int rc;
 
+	if (r->cancel && atomic_load_explicit(r->cancel, memory_order_relaxed))
+		return RTCMS_ESTATE; /* the migration sends a newer one */
 	if (!r->begun) {
 		r->begun = 1;
 		rc = store_client_put_begin(r->store, r->meta, &r->ack);
@@ -121,7 +124,7 @@ static int relay_chunk(void *ctx, const struct proto_chunk *chunk)
 
 int manager_pull(struct manager *m, struct net_client **store, const char *id,
 		 uint64_t incarnation, uint64_t seq, const char *addr,
-		 uint64_t *size, int *store_side)
+		 uint64_t *size, int *store_side, _Atomic int *cancel)
 {
 	struct net_client *agent = NULL;
 	struct proto_ckpt_meta meta;
@@ -141,6 +144,7 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 		return rc;
 	r.store = *store;
 	r.meta = &meta;
+	r.cancel = cancel;
 	rc = store_client_fetch(agent, PROTO_PULL, id, incarnation, seq, 0, &meta,
 				spec, relay_chunk, &r, NULL);
 	if (rc == RTCMS_EEOF && r.existed)
@@ -209,7 +213,8 @@ static void puller_thread(void *arg)
 
 		uint64_t t0 = uv_hrtime(), size = 0;
 		int store_side = 0;
-		int rc = addr[0] ? manager_pull(m, &store, id, inc, seq, addr, &size, &store_side)
+		int rc = addr[0] ? manager_pull(m, &store, id, inc, seq, addr, &size, &store_side,
+						&p->migrating)
 				 : RTCMS_ENOENT;
 		double ms = (double)(uv_hrtime() - t0) / 1e6;
 		if (rc == 0 || store_side)
@@ -219,6 +224,9 @@ static void puller_thread(void *arg)
 				"/%" PRIu64 " durable (%" PRIu64 " bytes, pulled and stored in "
 				"%.1f ms)%s", id, inc, seq, size, ms,
 				first ? "; later ones are logged at debug level" : "");
+		else if (rc == RTCMS_ESTATE)
+			log_debug("%s %" PRIu64 "/%" PRIu64 ": pull given up, a migration "
+				  "sends a newer checkpoint", id, inc, seq);
 		else if (!store_side && rc == RTCMS_ECORRUPT)
 			log_warn("%s %" PRIu64 "/%" PRIu64 " not stored: refused, the "
 				 "data from %s does not match its hash", id, inc, seq, addr);

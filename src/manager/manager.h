@@ -15,6 +15,7 @@
 #ifndef RTCMS_MANAGER_H
 #define RTCMS_MANAGER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -48,7 +49,7 @@ struct mproc {
 	uint64_t failed_seq;           /* announced sequence that cannot be pulled */
 	int state;                     /* enum proto_proc_state */
 	int pulling;
-	int migrating;
+	_Atomic int migrating;         /* written under lock; a pull polls it */
 };
 
 struct manager_config {
@@ -104,7 +105,7 @@ void manager_store_result(struct manager *m, int rc, const char *what);
  * (*store_side = 1) or the agent's. */
 int manager_pull(struct manager *m, struct net_client **store, const char *id,
 		 uint64_t incarnation, uint64_t seq, const char *addr,
-		 uint64_t *size, int *store_side);
+		 uint64_t *size, int *store_side, _Atomic int *cancel);
 int manager_store_connect(struct manager *m, struct net_client **store);
 int manager_run(struct manager *m);
 

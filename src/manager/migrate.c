@@ -356,9 +356,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		snprintf(why, whylen, "the node of %s (%016" PRIx64 ") is not alive", id, source);
 		return RTCMS_ESTATE;
 	}
-	p->migrating = 1;
-	while (p->pulling) /* let a running pull of it finish */
-		uv_cond_wait(&m->work, &m->lock);
+	p->migrating = 1; /* a pull of it in progress gives up at its next chunk */
 	uv_mutex_unlock(&m->lock);
 	res->from = source;
 	log_info("[%s -> manager] MIGRATE %s: from node %016" PRIx64 "%s", who, id, source,
