@@ -160,7 +160,8 @@ int main(int argc, char **argv)
 		}
 		struct timespec ts = { (time_t)(interval_ms / 1000),
 				       (long)(interval_ms % 1000) * 1000000L };
-		nanosleep(&ts, NULL);
+		while (nanosleep(&ts, &ts) != 0) /* EINTR: the lease watchdog */
+			;
 	}
 	rtcms_finalize();
 	free(bal);

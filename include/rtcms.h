@@ -58,6 +58,16 @@ struct rtcms_config {
 	uint64_t area_capacity;
 };
 
+/*
+ * Fencing: under an agent, the program runs only while the agent's lease
+ * (renewed while the agent hears from a manager) lasts. A one-shot POSIX
+ * timer (no thread) on a real-time signal, SIGRTMAX - 1 unless
+ * RTCMS_LEASE_SIGNAL names another (0: off), checks the lease about once
+ * per lease period; when it lapsed the process kills itself (SIGKILL), so a
+ * hung or cut-off agent cannot leave it running while the program is
+ * restored elsewhere. Blocking calls may see EINTR from that signal.
+ */
+
 /* Attach to the checkpoint area (see above). cfg may be NULL. Returns 0,
  * RTCMS_ESTATE if already initialised, RTCMS_ECONFIG for an unusable
  * area, RTCMS_ENOMEM. */

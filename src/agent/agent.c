@@ -23,6 +23,8 @@
 #include "area/area.h"
 #include "daemon/rpc_server.h"
 #include "log/log.h"
+#include "net/addr.h"
+#include "proto/heartbeat.h"
 #include "rtcms_error.h"
 
 #define REGISTER_EVERY_MS 1000
@@ -91,6 +93,12 @@ static int link_register(struct agent *a, struct mgr_link *l)
 		log_info("[agent -> manager %s] REGISTER node %016" PRIx64 " at %s: "
 			 "accepted by %s", l->addr, a->node, a->address, r.reg_ok.name);
 	snprintf(l->name, sizeof(l->name), "%s", r.reg_ok.name);
+	uv_mutex_lock(&a->lock);
+	if (r.reg_ok.lease_ms && r.reg_ok.lease_ms < a->lease_ms) {
+		log_info("lease %u ms, as manager %s asks", r.reg_ok.lease_ms, l->name);
+		a->lease_ms = r.reg_ok.lease_ms;
+	}
+	uv_mutex_unlock(&a->lock);
 	return 0;
 }
 
@@ -227,7 +235,8 @@ static void outbox_thread(void *arg)
 
 struct loop_state {
 	struct agent *a;
-	uv_timer_t poll, cpu;
+	uv_timer_t poll, cpu, hb;
+	uv_udp_t udp;
 	uv_signal_t sigchld, sigint, sigterm;
 	struct rpc_server *srv;
 };
@@ -325,6 +334,137 @@ static void request_migration(struct agent *a, struct aproc *p)
 		free(r);
 	}
 	pthread_attr_destroy(&attr);
+}
+
+/* ---- heartbeats and the lease ----------------------------------------
+ *
+ * Every heartbeat_interval the agent sends a HEARTBEAT datagram to every
+ * manager; each HEARTBEAT_ACK renews the lease until the acked heartbeat's
+ * send time + lease. The lease is written into every program's area, where
+ * librtcms' watchdog enforces it even if this agent hangs; and when it
+ * lapses here, the agent stops its programs itself (SIGKILL): a node cut
+ * off from every manager fences its programs before any manager restores
+ * them elsewhere (managers wait detection timeout >= lease + margin). */
+
+/* With agent.lock held: publish the lease to every program's area. */
+static void lease_publish(struct agent *a)
+{
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (p->state != AP_EXITED && p->area) {
+			struct area_header *h = p->area;
+			atomic_store_explicit(&h->lease_until_ms, a->lease_until,
+					      memory_order_release);
+		}
+}
+
+static void on_hb_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char space[PROTO_HEARTBEAT_MAX + 1];
+	(void)h;
+	(void)suggested;
+	buf->base = space;
+	buf->len = sizeof(space);
+}
+
+static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+		       const struct sockaddr *from, unsigned flags)
+{
+	struct loop_state *ls = u->data;
+	struct agent *a = ls->a;
+	struct proto_heartbeat hb;
+	uint8_t type;
+	(void)from;
+	(void)flags;
+
+	if (nread <= 0 || proto_heartbeat_open(&a->key, (const uint8_t *)buf->base,
+					       (size_t)nread, &type, &hb) != 0)
+		return; /* not ours: ignored */
+	if (type != PROTO_HEARTBEAT_ACK || hb.node != a->node ||
+	    sodium_memcmp(hb.boot, a->boot, PROTO_BOOT_SIZE) != 0)
+		return;
+	uv_mutex_lock(&a->lock);
+	/* only the last 64 heartbeats count: an old ack renews nothing */
+	if (hb.counter <= a->hb_counter && hb.counter + 64 > a->hb_counter) {
+		uint64_t until = a->hb_sent[hb.counter % 64] + a->lease_ms;
+		if (until > a->lease_until) {
+			if (a->fenced)
+				log_info("lease regained: a manager answers again");
+			a->fenced = 0;
+			a->lease_until = until;
+			lease_publish(a);
+		}
+	}
+	uv_mutex_unlock(&a->lock);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+	struct loop_state *ls = t->data;
+	struct agent *a = ls->a;
+	struct proto_heartbeat hb;
+	uint8_t dg[PROTO_HEARTBEAT_MAX];
+	uint64_t now = agent_mono_ms();
+
+	uv_mutex_lock(&a->lock);
+	memset(&hb, 0, sizeof(hb));
+	hb.node = a->node;
+	memcpy(hb.boot, a->boot, PROTO_BOOT_SIZE);
+	hb.counter = ++a->hb_counter;
+	a->hb_sent[hb.counter % 64] = now;
+	hb.sent_ms = agent_now_ms();
+	hb.processes = (uint32_t)agent_running_count(a);
+	/* the watchdog: no manager answered for the lease */
+	int start_configured = 0;
+	if (a->lease_until && now >= a->lease_until && !a->fenced) {
+		int n = 0;
+		for (struct aproc *p = a->procs; p; p = p->next)
+			if (p->state != AP_EXITED) {
+				proc_kill(p, SIGKILL);
+				p->exit_told = ~0u; /* fenced, not ended: managers restore it */
+				n++;
+			}
+		a->fenced = 1;
+		log_warn("lease lapsed: no manager answered for %" PRIu64 " ms; %d "
+			 "program(s) stopped (fenced)", now - a->lease_until + a->lease_ms, n);
+	}
+	if (!a->configured_started && a->lease_until > now) {
+		a->configured_started = 1;
+		start_configured = 1;
+	}
+	uv_mutex_unlock(&a->lock);
+
+	int n = proto_heartbeat_seal(&a->key, PROTO_HEARTBEAT, &hb, dg, sizeof(dg));
+	if (n > 0) {
+		uv_buf_t b = uv_buf_init((char *)dg, (unsigned)n);
+		for (size_t i = 0; i < a->mgr_count; i++)
+			uv_udp_try_send(&ls->udp, &b, 1, (const struct sockaddr *)&a->mgrs[i].udp);
+	}
+	if (start_configured)
+		agent_start_configured(a); /* `run =` programs: only under a lease */
+}
+
+static int heartbeat_start(struct loop_state *ls, const char *bound)
+{
+	struct agent *a = ls->a;
+	struct sockaddr_storage ss;
+
+	if (net_addr_parse(bound, 1, &ss) != 0)
+		return RTCMS_EINVAL;
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	uv_udp_init(a->loop, &ls->udp);
+	ls->udp.data = ls;
+	if (uv_udp_bind(&ls->udp, (struct sockaddr *)&ss, 0) != 0 ||
+	    uv_udp_recv_start(&ls->udp, on_hb_alloc, on_hb_recv) != 0) {
+		log_error("cannot open the heartbeat socket on %s", bound);
+		return RTCMS_EIO;
+	}
+	uv_timer_init(a->loop, &ls->hb);
+	ls->hb.data = ls;
+	uv_timer_start(&ls->hb, on_heartbeat, 0, a->cfg.heartbeat_ms);
+	return 0;
 }
 
 static void on_poll(uv_timer_t *t)
@@ -449,6 +589,8 @@ int agent_run(struct agent *a)
 	on_cpu(&ls.cpu);
 	uv_timer_start(&ls.cpu, on_cpu, 100, 100);
 
+	if ((rc = heartbeat_start(&ls, bound)) != 0)
+		return rc;
 	if (uv_thread_create(&a->outbox, outbox_thread, a) != 0) {
 		log_error("cannot start the outbox thread");
 		return RTCMS_ENOMEM;

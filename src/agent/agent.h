@@ -17,6 +17,7 @@
 #define RTCMS_AGENT_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -71,6 +72,8 @@ struct aproc {
 
 struct mgr_link {
 	char addr[PROTO_ADDR_MAX + 1];
+	struct sockaddr_storage udp;   /* heartbeats go to the same host:port */
+	uint64_t acked;                /* highest heartbeat counter it acked */
 	struct net_client *conn;       /* outbox thread only */
 	int registered;
 	uint64_t retry_at_ms;
@@ -95,6 +98,8 @@ struct agent_config {
 	uint64_t restore_timeout_ms;
 	uint64_t adopt_timeout_ms;
 	uint64_t io_timeout_ms;
+	uint64_t heartbeat_ms;         /* UDP heartbeat interval */
+	uint64_t lease_ms;             /* agent lease unless a manager sets a shorter one */
 	uint64_t report_mem_available;  /* test hook: 0 = real MemAvailable */
 	uint64_t report_cpu_permille;   /* test hook: 0 = real load; 1..1001 = value - 1 */
 };
@@ -116,7 +121,19 @@ struct agent {
 	struct cpu_window cpu;         /* loop writes, handlers read (lock) */
 	int stopping;
 	uv_thread_t outbox;
+
+	/* lease (agent.lock): renewed by each HEARTBEAT_ACK, measured from the
+	 * acked heartbeat's send time; 0 = never granted */
+	uint64_t lease_ms;
+	uint64_t lease_until;          /* monotonic ms */
+	int fenced;                    /* programs were stopped for a lapsed lease */
+	int configured_started;        /* `run =` programs start under the first lease */
+	uint64_t hb_counter;
+	uint64_t hb_sent[64];          /* send time by counter % 64 */
 };
+
+/* main.c: start the `run =` programs (called once, under the first lease) */
+void agent_start_configured(struct agent *a);
 
 uint64_t agent_now_ms(void);       /* unix ms */
 uint64_t agent_mono_ms(void);

@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "daemon/cmdline.h"
 #include "log/log.h"
+#include "net/addr.h"
 #include "proto/spec.h"
 #include "rtcms_error.h"
 #include "util/keyfile.h"
@@ -40,6 +41,8 @@ static const struct config_field fields[] = {
 	{ "agent", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000 },
 	{ "agent", "adopt_timeout", CONFIG_U64, &cfg.adopt_timeout_ms, 0, 10, 600000 },
 	{ "agent", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000 },
+	{ "agent", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000 },
+	{ "agent", "lease", CONFIG_U64, &cfg.lease_ms, 0, 20, 3600000 },
 	{ "agent", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
 	{ "test", "report_mem_available", CONFIG_U64, &cfg.report_mem_available, 0, 0, UINT64_MAX },
 	{ "test", "report_cpu_load", CONFIG_U64, &cfg.report_cpu_permille, 0, 0, 1001 },
@@ -61,6 +64,8 @@ static const struct cmdline_opt opts[] = {
 	{ "freeze-timeout", 0, "freeze_timeout" },
 	{ "restore-timeout", 0, "restore_timeout" },
 	{ "ready-file", 0, "ready_file" },
+	{ "heartbeat-interval", 0, "heartbeat_interval" },
+	{ "lease", 0, "lease" },
 	{ "log-level", 'v', "level" },
 	{ NULL, 0, NULL },
 };
@@ -90,6 +95,10 @@ static void usage(FILE *f)
 "      --poll-interval MS     how often areas are checked for new checkpoints (5)\n"
 "      --freeze-timeout MS    wait for a program's own final checkpoint (2000)\n"
 "      --restore-timeout MS   wait for a restored program to resume (10000)\n"
+"      --heartbeat-interval MS  UDP heartbeats to every manager (default 50)\n"
+"      --lease MS             programs are stopped when no manager answered a\n"
+"                             heartbeat for this long (default 200; a manager\n"
+"                             may set a shorter one)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
 "  -h, --help                 this help\n");
@@ -135,6 +144,13 @@ static int start_configured(const char *line)
 	return 0;
 }
 
+void agent_start_configured(struct agent *a)
+{
+	(void)a; /* the one agent of this process */
+	for (size_t i = 0; i < cfg.programs.count; i++)
+		start_configured(cfg.programs.items[i]);
+}
+
 int main(int argc, char **argv)
 {
 	char err[1024];
@@ -149,6 +165,8 @@ int main(int argc, char **argv)
 	cfg.restore_timeout_ms = 10000;
 	cfg.adopt_timeout_ms = 10000;
 	cfg.io_timeout_ms = 5000;
+	cfg.heartbeat_ms = 50;
+	cfg.lease_ms = 200;
 
 	int r = cmdline_parse("rtcms-agent", argc, argv, fields, opts, usage);
 	if (r)
@@ -200,6 +218,7 @@ int main(int argc, char **argv)
 	randombytes_buf(agent.boot, sizeof(agent.boot));
 	uint64_t avail;
 	sysinfo_meminfo_read(&agent.mem_total, &avail);
+	agent.lease_ms = cfg.lease_ms;
 	uv_mutex_init(&agent.lock);
 	uv_cond_init(&agent.wake);
 	for (size_t i = 0; i < cfg.managers.count; i++) {
@@ -211,11 +230,22 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		memcpy(agent.mgrs[i].addr, m, len + 1);
+		if (net_addr_parse(m, 0, &agent.mgrs[i].udp) != 0) {
+			fprintf(stderr, "rtcms-agent: manager \"%s\": expected HOST:PORT with a "
+				"numeric address\n", m);
+			return 2;
+		}
 		agent.mgr_count++;
 	}
-	for (size_t i = 0; i < cfg.programs.count; i++)
-		if (start_configured(cfg.programs.items[i]) != 0)
-			return 1;
+	for (size_t i = 0; i < cfg.programs.count; i++) { /* check them now, start later */
+		char id[PROTO_ID_MAX + 2];
+		if (sscanf(cfg.programs.items[i], "%129s", id) != 1 || !proto_process_id_valid(id) ||
+		    !strchr(cfg.programs.items[i], ' ')) {
+			fprintf(stderr, "rtcms-agent: run = \"%s\": expected \"ID PATH "
+				"[ARGS...]\"\n", cfg.programs.items[i]);
+			return 2;
+		}
+	}
 	int rc = agent_run(&agent);
 	sodium_memzero(&agent.key, sizeof(agent.key));
 	if (rc) {

@@ -238,6 +238,8 @@ int proc_launch(struct agent *a, const char *id, uint64_t incarnation,
 	uv_mutex_lock(&a->lock);
 	/* what managers were told before is not this instance's */
 	p->refs = 1;
+	atomic_store_explicit(&((struct area_header *)p->area)->lease_until_ms,
+			      a->lease_until, memory_order_release);
 	p->next = a->procs;
 	a->procs = p;
 	uv_mutex_unlock(&a->lock);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "area/area.h"
@@ -38,6 +39,88 @@ static struct {
 	struct area_region restore_regions[AREA_MAX_REGIONS];
 	uint32_t restore_count;
 } lib = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* ---- the lease watchdog ------------------------------------------------
+ *
+ * The agent renews a lease in the area (lease_until_ms, CLOCK_MONOTONIC)
+ * while it hears from a manager. If the agent hangs or is cut off, the
+ * program must not outlive the lease: a one-shot POSIX timer (no thread)
+ * fires at the lease's end; its handler re-arms it if the lease was
+ * renewed meanwhile, else the process kills itself. */
+
+static timer_t lease_timer;
+static int lease_armed;
+static void *volatile lease_area;
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void lease_arm(uint64_t in_ms)
+{
+	struct itimerspec it = { { 0, 0 }, { (time_t)(in_ms / 1000),
+					     (long)(in_ms % 1000) * 1000000L } };
+	timer_settime(lease_timer, 0, &it, NULL);
+}
+
+/* async-signal-safe: atomics, clock_gettime, timer_settime, kill */
+static void lease_check(int sig)
+{
+	(void)sig;
+	struct area_header *h = lease_area;
+	if (!h)
+		return;
+	uint64_t until = atomic_load_explicit(&h->lease_until_ms, memory_order_acquire);
+	uint64_t now = mono_ms();
+	if (until == 0) {
+		lease_arm(100); /* no lease granted yet */
+	} else if (now < until) {
+		lease_arm(until - now + 1);
+	} else {
+		static const char msg[] = "librtcms: the agent's lease lapsed: "
+					  "stopping this instance (fenced)\n";
+		ssize_t w = write(2, msg, sizeof(msg) - 1);
+		(void)w;
+		kill(getpid(), SIGKILL);
+	}
+}
+
+/* Start the watchdog for an agent's area; RTCMS_LEASE_SIGNAL picks the
+ * signal (default SIGRTMAX - 1; 0 turns the watchdog off). */
+static void lease_start(void *area)
+{
+	const char *env = getenv("RTCMS_LEASE_SIGNAL");
+	int sig = env && *env ? atoi(env) : SIGRTMAX - 1;
+	if (sig <= 0 || sig > SIGRTMAX)
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = lease_check;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	struct sigevent ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_SIGNAL;
+	ev.sigev_signo = sig;
+	if (sigaction(sig, &sa, NULL) != 0 ||
+	    timer_create(CLOCK_MONOTONIC, &ev, &lease_timer) != 0)
+		return;
+	lease_area = area;
+	lease_armed = 1;
+	lease_check(sig);
+}
+
+static void lease_stop(void)
+{
+	if (!lease_armed)
+		return;
+	lease_area = NULL;
+	timer_delete(lease_timer);
+	lease_armed = 0;
+}
 
 /* Map the area the agent gave us, or make a private one. */
 static int map_area(const struct rtcms_config *cfg)
@@ -125,6 +208,8 @@ int rtcms_init(const struct rtcms_config *cfg)
 			goto out;
 		}
 	}
+	if (lib.shared)
+		lease_start(lib.area);
 	lib.ready = 1;
 out:
 	pthread_mutex_unlock(&lib.mu);
@@ -290,6 +375,7 @@ uint64_t rtcms_sequence(void)
 int rtcms_finalize(void)
 {
 	pthread_mutex_lock(&lib.mu);
+	lease_stop();
 	if (lib.area)
 		munmap(lib.area, lib.area_len);
 	lib.area = NULL;

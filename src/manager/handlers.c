@@ -62,6 +62,7 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 	} else if (memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0) {
 		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s restarted",
 			 who, r->node, r->address);
+		n->hb_counter = 0;
 	} else if (!manager_node_alive(m, n)) {
 		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s is back",
 			 who, r->node, r->address);
@@ -77,8 +78,8 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 	memset(&out, 0, sizeof(out));
 	snprintf(out.reg_ok.name, sizeof(out.reg_ok.name), "%s", m->cfg.name);
 	out.reg_ok.epoch = m->epoch;
-	out.reg_ok.heartbeat_ms = 1000;
-	out.reg_ok.lease_ms = 0;
+	out.reg_ok.heartbeat_ms = (uint32_t)m->cfg.heartbeat_ms;
+	out.reg_ok.lease_ms = (uint32_t)m->cfg.agent_lease_ms;
 	return net_client_reply(c, PROTO_REGISTER_OK, 0, hdr->request, &out) ? -1 : 0;
 }
 

@@ -32,6 +32,9 @@ static const struct config_field fields[] = {
 	{ "manager", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000 },
 	{ "manager", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000 },
 	{ "manager", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000 },
+	{ "manager", "agent_lease", CONFIG_U64, &cfg.agent_lease_ms, 0, 20, 3600000 },
+	{ "manager", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000 },
+	{ "manager", "fence_margin", CONFIG_U64, &cfg.fence_margin_ms, 0, 0, 3600000 },
 	{ "manager", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
 	{ "placement", "policy", CONFIG_STR, cfg.policy, sizeof(cfg.policy), 0, 0 },
 	{ "placement", "weight_ram", CONFIG_STR, cfg.w_ram, sizeof(cfg.w_ram), 0, 0 },
@@ -50,6 +53,8 @@ static const struct cmdline_opt opts[] = {
 	{ "pull-concurrency", 0, "pull_concurrency" },
 	{ "claim-lease", 0, "claim_lease" },
 	{ "node-timeout", 0, "node_timeout" },
+	{ "agent-lease", 0, "agent_lease" },
+	{ "fence-margin", 0, "fence_margin" },
 	{ "placement", 'p', "policy" },
 	{ "ready-file", 0, "ready_file" },
 	{ "log-level", 'v', "level" },
@@ -73,7 +78,11 @@ static void usage(FILE *f)
 "  -n, --name NAME            manager name, also its claimant name (default manager)\n"
 "      --pull-concurrency N   checkpoints pulled at once (default 2)\n"
 "      --claim-lease MS       lease of a migration's claim (default 30000)\n"
-"      --node-timeout MS      a node unheard this long is not alive (default 3000)\n"
+"      --node-timeout MS      a node unheard this long has failed (default 500);\n"
+"                             must be >= agent lease + fence margin\n"
+"      --agent-lease MS       agents fence their programs after this long without\n"
+"                             an answer from any manager (default 200)\n"
+"      --fence-margin MS      safety margin of the rule above (default 100)\n"
 "  -p, --placement POLICY     weighted (default) or thesis ([placement] weights)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
@@ -106,7 +115,10 @@ int main(int argc, char **argv)
 	snprintf(cfg.policy, sizeof(cfg.policy), "weighted");
 	cfg.pullers = 2;
 	cfg.claim_lease_ms = 30000;
-	cfg.node_timeout_ms = 3000;
+	cfg.node_timeout_ms = 500;
+	cfg.agent_lease_ms = 200;
+	cfg.heartbeat_ms = 50;
+	cfg.fence_margin_ms = 100;
 	cfg.freeze_timeout_ms = 2000;
 	cfg.restore_timeout_ms = 15000;
 	cfg.io_timeout_ms = 5000;
@@ -136,6 +148,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mgr.placement.ram_reserve = cfg.reserve;
+	/* a failed node's programs are restored only after they were fenced */
+	if (cfg.node_timeout_ms < cfg.agent_lease_ms + cfg.fence_margin_ms) {
+		fprintf(stderr, "rtcms-manager: node_timeout (%" PRIu64 " ms) must be at "
+			"least agent_lease + fence_margin (%" PRIu64 " + %" PRIu64 " ms): a "
+			"node must have fenced its programs before they are restored "
+			"elsewhere\n", cfg.node_timeout_ms, cfg.agent_lease_ms,
+			cfg.fence_margin_ms);
+		return 2;
+	}
+	if (cfg.heartbeat_ms * 2 > cfg.agent_lease_ms) {
+		fprintf(stderr, "rtcms-manager: heartbeat_interval (%" PRIu64 " ms) must be "
+			"at most half the agent_lease (%" PRIu64 " ms), or one lost datagram "
+			"fences a healthy node\n", cfg.heartbeat_ms, cfg.agent_lease_ms);
+		return 2;
+	}
 	if (cfg.key[0] == '\0') {
 		fprintf(stderr, "rtcms-manager: no cluster key: give --key FILE or key = "
 			"FILE in [manager] (create one with `rtcmsctl keygen FILE`)\n");

@@ -20,6 +20,8 @@
 #include "client/store_client.h"
 #include "daemon/rpc_server.h"
 #include "log/log.h"
+#include "net/addr.h"
+#include "proto/heartbeat.h"
 #include "rtcms_error.h"
 
 uint64_t manager_mono_ms(void)
@@ -260,8 +262,70 @@ static void puller_thread(void *arg)
 struct loop_state {
 	struct manager *m;
 	uv_signal_t sigint, sigterm;
+	uv_udp_t udp;
 	struct rpc_server *srv;
 };
+
+/* ---- heartbeats ------------------------------------------------------- */
+
+static void on_hb_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char space[PROTO_HEARTBEAT_MAX + 1];
+	(void)h;
+	(void)suggested;
+	buf->base = space;
+	buf->len = sizeof(space);
+}
+
+/* A HEARTBEAT from a registered node of the same boot, newer than the last:
+ * the node is alive; the ACK renews its lease. Anything else is dropped. */
+static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+		       const struct sockaddr *from, unsigned flags)
+{
+	struct loop_state *ls = u->data;
+	struct manager *m = ls->m;
+	struct proto_heartbeat hb;
+	uint8_t type, dg[PROTO_HEARTBEAT_MAX];
+	(void)flags;
+
+	if (nread <= 0 || !from ||
+	    proto_heartbeat_open(&m->key, (const uint8_t *)buf->base, (size_t)nread,
+				 &type, &hb) != 0 || type != PROTO_HEARTBEAT)
+		return;
+	uv_mutex_lock(&m->lock);
+	struct mnode *n = manager_node(m, hb.node);
+	int ok = n && memcmp(n->boot, hb.boot, PROTO_BOOT_SIZE) == 0 &&
+		 hb.counter > n->hb_counter;
+	if (ok) {
+		n->hb_counter = hb.counter;
+		n->seen_ms = manager_mono_ms();
+	}
+	uv_mutex_unlock(&m->lock);
+	if (!ok)
+		return; /* unknown node (it registers first), old boot, or replay */
+	hb.sent_ms = (uint64_t)uv_hrtime() / 1000000;
+	hb.processes = 0;
+	int len = proto_heartbeat_seal(&m->key, PROTO_HEARTBEAT_ACK, &hb, dg, sizeof(dg));
+	if (len > 0) {
+		uv_buf_t b = uv_buf_init((char *)dg, (unsigned)len);
+		uv_udp_try_send(&ls->udp, &b, 1, from);
+	}
+}
+
+static int heartbeat_listen(struct loop_state *ls, const char *bound)
+{
+	struct sockaddr_storage ss;
+	if (net_addr_parse(bound, 1, &ss) != 0)
+		return RTCMS_EINVAL;
+	uv_udp_init(ls->m->loop, &ls->udp);
+	ls->udp.data = ls;
+	if (uv_udp_bind(&ls->udp, (struct sockaddr *)&ss, 0) != 0 ||
+	    uv_udp_recv_start(&ls->udp, on_hb_alloc, on_hb_recv) != 0) {
+		log_error("cannot receive heartbeats on %s (UDP)", bound);
+		return RTCMS_EIO;
+	}
+	return 0;
+}
 
 static void on_stop(uv_signal_t *s, int signum)
 {
@@ -296,8 +360,12 @@ int manager_run(struct manager *m)
 	int rc = rpc_server_start(m->loop, &so, &ls.srv, bound, sizeof(bound));
 	if (rc)
 		return rc;
-	log_info("listening on %s as %s; store %s; %zu pullers; placement %s",
-		 bound, m->cfg.name, m->cfg.store, (size_t)m->cfg.pullers, m->cfg.policy);
+	if ((rc = heartbeat_listen(&ls, bound)) != 0)
+		return rc;
+	log_info("listening on %s (TCP, and UDP for heartbeats) as %s; store %s; %zu "
+		 "pullers; placement %s; agent lease %" PRIu64 " ms, node timeout %" PRIu64
+		 " ms", bound, m->cfg.name, m->cfg.store, (size_t)m->cfg.pullers,
+		 m->cfg.policy, m->cfg.agent_lease_ms, m->cfg.node_timeout_ms);
 	uv_signal_init(m->loop, &ls.sigint);
 	ls.sigint.data = &ls;
 	uv_signal_start(&ls.sigint, on_stop, SIGINT);

@@ -35,7 +35,8 @@ struct mnode {
 	uint64_t area_capacity;
 	uint64_t mem_total;
 	uint32_t quota_max;
-	uint64_t seen_ms;              /* monotonic ms of the last REGISTER/notify */
+	uint64_t seen_ms;              /* monotonic ms of the last heartbeat/REGISTER */
+	uint64_t hb_counter;           /* last heartbeat counter of this boot */
 };
 
 struct mproc {
@@ -68,6 +69,9 @@ struct manager_config {
 	uint64_t freeze_timeout_ms;
 	uint64_t restore_timeout_ms;
 	uint64_t io_timeout_ms;
+	uint64_t agent_lease_ms;       /* told to agents in REGISTER_OK */
+	uint64_t heartbeat_ms;         /* told to agents in REGISTER_OK */
+	uint64_t fence_margin_ms;      /* node_timeout >= agent lease + this */
 };
 
 struct manager {

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "area/image.h"
+#include "proto/heartbeat.h"
 #include "proto/session.h"
 #include "proto/spec.h"
 
@@ -145,6 +146,17 @@ int main(int argc, char **argv)
 		int sl = proto_spec_encode(&sp, buf, sizeof(buf));
 		if (sl > 0)
 			put_file(argv[1], "fuzz_spec", "app", buf, (size_t)sl);
+	}
+	/* heartbeat datagrams under the fuzzers' key */
+	{
+		struct proto_heartbeat hb = { .node = 2, .counter = 5, .sent_ms = 1000,
+					      .processes = 1 };
+		int hl = proto_heartbeat_seal(&fkey, PROTO_HEARTBEAT, &hb, buf, sizeof(buf));
+		if (hl > 0)
+			put_file(argv[1], "fuzz_heartbeat", "HEARTBEAT", buf, (size_t)hl);
+		hl = proto_heartbeat_seal(&fkey, PROTO_HEARTBEAT_ACK, &hb, buf, sizeof(buf));
+		if (hl > 0)
+			put_file(argv[1], "fuzz_heartbeat", "HEARTBEAT_ACK", buf, (size_t)hl);
 	}
 	/* handshake frames for the session fuzzer */
 	struct proto_session c;

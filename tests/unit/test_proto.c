@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "proto/frame.h"
+#include "proto/heartbeat.h"
 #include "proto/msg.h"
 #include "proto/session.h"
 #include "rtcms_error.h"
@@ -273,6 +274,7 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->mstatus.procs = procs;
 		break;
 	case PROTO_HEARTBEAT:
+	case PROTO_HEARTBEAT_ACK:
 		m->heartbeat.node = 3;
 		memset(m->heartbeat.boot, 0x77, PROTO_BOOT_SIZE);
 		m->heartbeat.counter = 99;
@@ -295,7 +297,7 @@ static const uint8_t all_types[] = {
 	PROTO_INFO_REPLY, PROTO_RESTORE, PROTO_RESTORE_OK, PROTO_PULL,
 	PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
 	PROTO_MSTATUS, PROTO_MSTATUS_REPLY, PROTO_EXITED, PROTO_FREEZE,
-	PROTO_FROZEN, PROTO_THAW, PROTO_STOP, PROTO_ADOPT,
+	PROTO_FROZEN, PROTO_THAW, PROTO_STOP, PROTO_ADOPT, PROTO_HEARTBEAT_ACK,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -607,6 +609,43 @@ static void test_cross_session_and_wrong_key(void **state)
 	assert_int_equal(proto_session_finish(&c5, ack, (size_t)n), RTCMS_EBUSY);
 }
 
+static void test_heartbeat(void **state)
+{
+	struct proto_key k1, k2;
+	struct proto_heartbeat hb, got;
+	uint8_t dg[PROTO_HEARTBEAT_MAX], type;
+	(void)state;
+	randombytes_buf(k1.bytes, sizeof(k1.bytes));
+	randombytes_buf(k2.bytes, sizeof(k2.bytes));
+	memset(&hb, 0, sizeof(hb));
+	hb.node = 0x1234;
+	memset(hb.boot, 9, sizeof(hb.boot));
+	hb.counter = 77;
+	hb.sent_ms = 1764000000000ull;
+	hb.processes = 3;
+	int n = proto_heartbeat_seal(&k1, PROTO_HEARTBEAT, &hb, dg, sizeof(dg));
+	assert_true(n > 0);
+	assert_int_equal(proto_heartbeat_open(&k1, dg, (size_t)n, &type, &got), 0);
+	assert_int_equal(type, PROTO_HEARTBEAT);
+	assert_int_equal(got.counter, 77);
+	assert_int_equal(got.node, 0x1234);
+	assert_memory_equal(got.boot, hb.boot, sizeof(hb.boot));
+	/* wrong key, every bit flip, every truncation, another type */
+	assert_int_equal(proto_heartbeat_open(&k2, dg, (size_t)n, &type, &got), RTCMS_EAUTH);
+	for (int i = 0; i < n * 8; i++) {
+		dg[i / 8] ^= (uint8_t)(1 << (i % 8));
+		assert_true(proto_heartbeat_open(&k1, dg, (size_t)n, &type, &got) < 0);
+		dg[i / 8] ^= (uint8_t)(1 << (i % 8));
+	}
+	for (int l = 0; l < n; l++)
+		assert_true(proto_heartbeat_open(&k1, dg, (size_t)l, &type, &got) < 0);
+	assert_int_equal(proto_heartbeat_seal(&k1, PROTO_HELLO, &hb, dg, sizeof(dg)),
+			 RTCMS_EINVAL);
+	n = proto_heartbeat_seal(&k1, PROTO_HEARTBEAT_ACK, &hb, dg, sizeof(dg));
+	assert_int_equal(proto_heartbeat_open(&k1, dg, (size_t)n, &type, &got), 0);
+	assert_int_equal(type, PROTO_HEARTBEAT_ACK);
+}
+
 static void test_image_hash(void **state)
 {
 	(void)state;
@@ -643,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_session_roundtrip_and_bitflips),
 		cmocka_unit_test(test_cross_session_and_wrong_key),
 		cmocka_unit_test(test_image_hash),
+		cmocka_unit_test(test_heartbeat),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -237,6 +237,7 @@ static const struct {
 	{ PROTO_RESTORE_OK, "RESTORE_OK", 1024, 0 },
 	{ PROTO_PULL, "PULL", 1024, 0 },
 	{ PROTO_HEARTBEAT, "HEARTBEAT", 256, 0 },
+	{ PROTO_HEARTBEAT_ACK, "HEARTBEAT_ACK", 256, 0 },
 	{ PROTO_RUN, "RUN", 17408, 0 },
 	{ PROTO_RUN_OK, "RUN_OK", 1024, 0 },
 	{ PROTO_DRAIN, "DRAIN", 8, 0 },
@@ -629,6 +630,7 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		w_u64(&w, m->ref.incarnation);
 		w_u32(&w, m->ref.arg);
 		break;
+	case PROTO_HEARTBEAT_ACK:
 	case PROTO_HEARTBEAT:
 		w_u64(&w, m->heartbeat.node);
 		w_bytes(&w, m->heartbeat.boot, PROTO_BOOT_SIZE);
@@ -856,6 +858,7 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		m->ref.incarnation = r_u64(&r);
 		m->ref.arg = r_u32(&r);
 		break;
+	case PROTO_HEARTBEAT_ACK:
 	case PROTO_HEARTBEAT:
 		m->heartbeat.node = r_u64(&r);
 		r_bytes(&r, m->heartbeat.boot, PROTO_BOOT_SIZE);

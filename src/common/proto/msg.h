@@ -65,7 +65,7 @@ enum proto_type {
 	PROTO_SCRUB_REPLY  = 0x21,
 	PROTO_STATUS       = 0x22,
 	PROTO_STATUS_REPLY = 0x23,
-	/* manager and agent (HEARTBEAT is defined; nothing sends it yet) */
+	/* manager and agent */
 	PROTO_REGISTER     = 0x40, /* thesis op 0: agent -> manager */
 	PROTO_REGISTER_OK  = 0x41,
 	PROTO_CKPT_NOTIFY  = 0x42, /* thesis op 1: agent -> manager (meta) */
@@ -89,6 +89,7 @@ enum proto_type {
 	PROTO_STOP         = 0x58, /* manager -> agent: the move is committed, kill the old instance */
 	PROTO_ADOPT        = 0x59, /* manager -> target agent: the restore is committed, new incarnation */
 	PROTO_HEARTBEAT    = 0x60, /* UDP, agent -> manager, plain + cluster-key MAC */
+	PROTO_HEARTBEAT_ACK = 0x61, /* UDP, manager -> agent: renews the agent's lease */
 };
 
 /* Roles announced in HELLO. */
@@ -306,7 +307,8 @@ struct proto_restore_ok {     /* RESTORE_OK: restored and resumed */
 	uint32_t pid;
 };
 
-struct proto_heartbeat {      /* HEARTBEAT (UDP) */
+struct proto_heartbeat {      /* HEARTBEAT and HEARTBEAT_ACK (UDP; the ack echoes
+			       * node, boot and counter, sent_ms is the manager's) */
 	uint64_t node;
 	uint8_t boot[PROTO_BOOT_SIZE];
 	uint64_t counter;                  /* rises by 1 per heartbeat of this boot */
