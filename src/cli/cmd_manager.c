@@ -44,7 +44,8 @@ static const char *state_name(uint8_t state)
 	case PROTO_PS_RUNNING: return "running";
 	case PROTO_PS_MIGRATING: return "migrating";
 	case PROTO_PS_EXITED: return "exited";
-	case PROTO_PS_UNKNOWN: return "unknown";
+	case PROTO_PS_UNKNOWN: return "lost";
+	case PROTO_PS_WAITING: return "waiting";
 	default: return "?";
 	}
 }
@@ -351,6 +352,26 @@ static int do_drain(struct cli *cli, const struct cli_args *a)
 	return CLI_OK;
 }
 
+static int do_node_failed(struct cli *cli, const struct cli_args *a)
+{
+	union proto_msg m, r;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = parse_node("node-failed", a->pos[0], &m.drain.node)))
+		return rc;
+	if ((rc = cli_call(cli, cli->manager_addr, "node-failed", cli->timeout_ms,
+			   PROTO_NODE_FAILED, &m, PROTO_OK, &r)))
+		return rc;
+	if (cli->json)
+		printf("{\"node\":\"%016" PRIx64 "\",\"declared_failed\":true}\n",
+		       m.drain.node);
+	else
+		printf("node %016" PRIx64 " declared failed: its programs are restored "
+		       "elsewhere once its lease lapsed\n", m.drain.node);
+	return CLI_OK;
+}
+
 /* ---- checkpoints ----------------------------------------------------- */
 
 static int do_checkpoints(struct cli *cli, const struct cli_args *a)
@@ -388,6 +409,12 @@ static const struct {
 	{ "drain", "drain NODE_HEXID",
 	  "Move every running process off node NODE_HEXID (for maintenance);\n"
 	  "exits 1 if any could not be moved.\n", "", "", 1, do_drain },
+	{ "node-failed", "node-failed NODE_HEXID",
+	  "Tell the manager that node NODE_HEXID is down (the thesis' external\n"
+	  "notice of a breakdown). The manager stops answering its heartbeats, so\n"
+	  "its agent fences its programs if it still runs; after node_timeout its\n"
+	  "programs are restored on the other nodes. The node rejoins when its\n"
+	  "agent restarts.\n", "", "", 1, do_node_failed },
 	{ "checkpoints", "checkpoints PROCESS",
 	  "The checkpoints of PROCESS in the manager's store (the manager\n"
 	  "relays the listing: no --store needed).\n", "", "", 1, do_checkpoints },

@@ -27,6 +27,7 @@ static const struct cli_command commands[] = {
 	{ "run", "[OPTIONS] ID PROGRAM [ARGS...]", "start a protected program as process ID", cmd_run },
 	{ "migrate", "PROCESS [--to HEXID]", "move a process to another node", cmd_manager },
 	{ "drain", "NODE_HEXID", "move every process off a node", cmd_manager },
+	{ "node-failed", "NODE_HEXID", "declare a node down: its programs are restored elsewhere", cmd_manager },
 	{ "checkpoints", "PROCESS", "a process's checkpoints, through the manager", cmd_manager },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -63,6 +63,7 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s restarted",
 			 who, r->node, r->address);
 		n->hb_counter = 0;
+		n->failed_notice = 0; /* a new boot: the operator's notice is done */
 	} else if (!manager_node_alive(m, n)) {
 		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s is back",
 			 who, r->node, r->address);
@@ -329,6 +330,23 @@ static int handle_migrate(struct manager *m, struct net_client *c, const char *w
 	return net_client_reply(c, PROTO_MIGRATE_OK, 0, hdr->request, &out) ? -1 : 0;
 }
 
+static int handle_node_failed(struct manager *m, struct net_client *c, const char *who,
+			      const struct proto_header *hdr, const struct proto_drain *d)
+{
+	uv_mutex_lock(&m->lock);
+	struct mnode *n = manager_node(m, d->node);
+	if (n)
+		n->failed_notice = 1; /* its heartbeats go unanswered: its lease lapses */
+	uv_mutex_unlock(&m->lock);
+	if (!n)
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
+				       d->node);
+	log_warn("[%s -> manager] NODE_FAILED %016" PRIx64 ": its heartbeats are no longer "
+		 "answered; its programs are restored elsewhere once its lease lapsed "
+		 "(node_timeout)", who, d->node);
+	return reply_ok(c, hdr);
+}
+
 static int handle_drain(struct manager *m, struct net_client *c, const char *who,
 			const struct proto_header *hdr, const struct proto_drain *d)
 {
@@ -390,6 +408,8 @@ int manager_handle(void *ctx, struct net_client *c, const char *peer,
 		return handle_migrate(m, c, who, hdr, &msg->migrate);
 	case PROTO_DRAIN:
 		return handle_drain(m, c, who, hdr, &msg->drain);
+	case PROTO_NODE_FAILED:
+		return handle_node_failed(m, c, who, hdr, &msg->drain);
 	default:
 		log_warn("[%s] %s is not a manager request; closing", who,
 			 proto_type_name(hdr->type) ? proto_type_name(hdr->type) : "?");

@@ -47,7 +47,8 @@ struct mnode *manager_node(struct manager *m, uint64_t node)
 
 int manager_node_alive(const struct manager *m, const struct mnode *n)
 {
-	return n->seen_ms && manager_mono_ms() - n->seen_ms < m->cfg.node_timeout_ms;
+	return !n->failed && n->seen_ms &&
+	       manager_mono_ms() - n->seen_ms < m->cfg.node_timeout_ms;
 }
 
 int manager_store_connect(struct manager *m, struct net_client **store)
@@ -257,6 +258,83 @@ static void puller_thread(void *arg)
 	net_client_free(store);
 }
 
+/* ---- failure detection and restore ------------------------------------
+ *
+ * Every 20 ms: a node unheard for node_timeout has failed (its agent's
+ * lease, shorter by the fence margin at least, has lapsed, so its programs
+ * were stopped); each of its programs becomes WAITING and is restored,
+ * one after another, from its latest durable checkpoint on the best node,
+ * placement asked again each time so they spread. A program that fits
+ * nowhere stays WAITING (rtcmsctl status) and is tried again every second.
+ * The store's claim makes each restore happen once, whichever manager
+ * tries. */
+
+static void detect(struct manager *m, uint64_t now)
+{
+	for (size_t i = 0; i < m->node_count; i++) {
+		struct mnode *n = &m->nodes[i];
+		if (n->failed || !n->seen_ms || now - n->seen_ms < m->cfg.node_timeout_ms)
+			continue;
+		n->failed = 1;
+		int k = 0;
+		for (size_t j = 0; j < m->proc_count; j++) {
+			struct mproc *p = &m->procs[j];
+			if (p->node == n->node && p->state == PROTO_PS_RUNNING && !p->migrating) {
+				p->state = PROTO_PS_WAITING;
+				p->retry_at = 0;
+				k++;
+			}
+		}
+		log_warn("node %016" PRIx64 " (%s) failed: no heartbeat for %" PRIu64 " ms%s; "
+			 "%d program(s) to restore elsewhere", n->node, n->name,
+			 now - n->seen_ms, n->failed_notice ? " (declared failed by an operator)" : "",
+			 k);
+	}
+}
+
+static void detector_thread(void *arg)
+{
+	struct manager *m = arg;
+
+	uv_mutex_lock(&m->lock);
+	while (!m->stopping) {
+		uint64_t now = manager_mono_ms();
+		detect(m, now);
+		struct mproc *p = NULL;
+		for (size_t j = 0; j < m->proc_count && !p; j++)
+			if (m->procs[j].state == PROTO_PS_WAITING && !m->procs[j].migrating &&
+			    now >= m->procs[j].retry_at)
+				p = &m->procs[j];
+		if (!p) {
+			uv_cond_timedwait(&m->work, &m->lock, 20ull * 1000000);
+			continue;
+		}
+		char id[PROTO_ID_MAX + 1], why[PROTO_TEXT_MAX + 1];
+		snprintf(id, sizeof(id), "%s", p->id);
+		p->migrating = 1;
+		uv_mutex_unlock(&m->lock);
+		int rc = manager_recover(m, id, why, sizeof(why));
+		uv_mutex_lock(&m->lock);
+		if (rc == 0)
+			continue; /* restored: finish() updated p */
+		if (rc == RTCMS_ESTATE && !p->migrating) {
+			/* committed, but the target did not confirm: again */
+			p->state = PROTO_PS_WAITING;
+			p->retry_at = manager_mono_ms() + 100;
+			continue;
+		}
+		p->migrating = 0;
+		if (rc == RTCMS_ENOENT) {
+			p->state = PROTO_PS_UNKNOWN;
+			log_error("%s cannot be restored: no durable checkpoint (%s)", id, why);
+		} else {
+			p->retry_at = manager_mono_ms() + 1000;
+			log_warn("%s not restored yet: %s; trying again in 1 s", id, why);
+		}
+	}
+	uv_mutex_unlock(&m->lock);
+}
+
 /* ---- loop ------------------------------------------------------------ */
 
 struct loop_state {
@@ -294,11 +372,18 @@ static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 		return;
 	uv_mutex_lock(&m->lock);
 	struct mnode *n = manager_node(m, hb.node);
-	int ok = n && memcmp(n->boot, hb.boot, PROTO_BOOT_SIZE) == 0 &&
+	int ok = n && !n->failed_notice && memcmp(n->boot, hb.boot, PROTO_BOOT_SIZE) == 0 &&
 		 hb.counter > n->hb_counter;
 	if (ok) {
 		n->hb_counter = hb.counter;
 		n->seen_ms = manager_mono_ms();
+		if (n->failed) {
+			/* its programs were fenced when its lease lapsed: it comes
+			 * back empty; nothing moves back to it by itself */
+			n->failed = 0;
+			log_info("node %016" PRIx64 " (%s) is heard again: it rejoins as an "
+				 "empty node", n->node, n->name);
+		}
 	}
 	uv_mutex_unlock(&m->lock);
 	if (!ok)
@@ -375,11 +460,16 @@ int manager_run(struct manager *m)
 	for (size_t i = 0; i < m->cfg.pullers && i < MANAGER_PULLERS_MAX; i++)
 		if (uv_thread_create(&m->pullers[m->puller_count], puller_thread, m) == 0)
 			m->puller_count++;
+	if (uv_thread_create(&m->detector, detector_thread, m) != 0) {
+		log_error("cannot start the failure detector");
+		return RTCMS_ENOMEM;
+	}
 	if (m->cfg.ready_file[0] && rpc_write_ready_file(m->cfg.ready_file, bound) != 0)
 		log_warn("cannot write the ready file %s", m->cfg.ready_file);
 	uv_run(m->loop, UV_RUN_DEFAULT);
 	for (size_t i = 0; i < m->puller_count; i++)
 		uv_thread_join(&m->pullers[i]);
+	uv_thread_join(&m->detector);
 	uv_loop_close(m->loop);
 	log_info("stopped");
 	return 0;

@@ -37,6 +37,9 @@ struct mnode {
 	uint32_t quota_max;
 	uint64_t seen_ms;              /* monotonic ms of the last heartbeat/REGISTER */
 	uint64_t hb_counter;           /* last heartbeat counter of this boot */
+	int failed;                    /* declared failed; cleared when it is heard again */
+	int failed_notice;             /* an operator said it failed: its heartbeats are
+					* not answered (its lease lapses) until it restarts */
 };
 
 struct mproc {
@@ -50,6 +53,7 @@ struct mproc {
 	uint64_t failed_seq;           /* announced sequence that cannot be pulled */
 	int state;                     /* enum proto_proc_state */
 	int pulling;
+	uint64_t retry_at;             /* WAITING: next restore attempt (monotonic ms) */
 	_Atomic int migrating;         /* written under lock; a pull polls it */
 };
 
@@ -92,6 +96,7 @@ struct manager {
 	uint64_t store_backoff;
 	int stopping;
 	uv_thread_t pullers[MANAGER_PULLERS_MAX];
+	uv_thread_t detector;
 	size_t puller_count;
 };
 
@@ -125,6 +130,10 @@ struct migrate_result {
 int manager_migrate(struct manager *m, const char *who, const char *id,
 		    uint64_t target, int allow_same, struct migrate_result *res,
 		    char *why, size_t whylen);
+/* Restore process id, whose node failed, from its latest durable
+ * checkpoint on the best healthy node (claim, restore, commit, adopt).
+ * The caller set its migrating flag. 0 or an error with why. */
+int manager_recover(struct manager *m, const char *id, char *why, size_t whylen);
 /* Ask every alive node for its INFO; fills nodes (MANAGER_NODES_MAX) and
  * returns the count. */
 size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,

@@ -317,6 +317,174 @@ static void finish(struct manager *m, const char *id, int moved, uint64_t to,
 	uv_mutex_unlock(&m->lock);
 }
 
+/* CLAIM id in the store for this manager (lease claim_lease). */
+static int store_claim(struct manager *m, struct net_client **store, const char *id,
+		       struct proto_claim_ok *ok, char *why, size_t whylen)
+{
+	struct proto_header h;
+	union proto_msg q, r;
+
+	memset(&q, 0, sizeof(q));
+	snprintf(q.claim.process, sizeof(q.claim.process), "%s", id);
+	snprintf(q.claim.claimant, sizeof(q.claim.claimant), "%s", m->cfg.name);
+	q.claim.lease_ms = (uint32_t)m->cfg.claim_lease_ms;
+	int rc = manager_store_connect(m, store);
+	if (rc == 0)
+		rc = net_client_call(*store, PROTO_CLAIM, &q, PROTO_CLAIM_OK, &h, &r);
+	if (rc) {
+		const struct proto_error *e = *store ? net_client_last_error(*store) : NULL;
+		snprintf(why, whylen, "claiming %s: %s", id, e && e->code == rc ? e->text
+								  : rtcms_strerror(rc));
+		if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT) {
+			manager_store_result(m, rc, "CLAIM");
+			net_client_free(*store);
+			*store = NULL;
+		}
+		return rc;
+	}
+	*ok = r.claim_ok;
+	log_info("[manager -> store] CLAIM %s: claim %016" PRIx64 " on %" PRIu64 "/%" PRIu64
+		 ", lease %" PRIu64 " ms", id, ok->claim_id, ok->incarnation, ok->sequence,
+		 m->cfg.claim_lease_ms);
+	return 0;
+}
+
+static void store_release(struct manager *m, struct net_client **store, const char *id,
+			  uint64_t claim_id)
+{
+	struct proto_header h;
+	union proto_msg q, r;
+	memset(&q, 0, sizeof(q));
+	snprintf(q.release.process, sizeof(q.release.process), "%s", id);
+	q.release.claim_id = claim_id;
+	if (manager_store_connect(m, store) == 0 &&
+	    net_client_call(*store, PROTO_RELEASE, &q, PROTO_OK, &h, &r) == 0)
+		log_info("[manager -> store] RELEASE %s", id);
+	else
+		log_warn("[manager -> store] RELEASE %s failed; the lease expires", id);
+}
+
+/*
+ * Restore checkpoint final of p on the best node, else the next. Unless
+ * *durable, the first attempt relays the checkpoint from the source agent
+ * (src_addr) to the store and the target at once; once it is durable,
+ * attempts read it from the store. Returns the chosen index into nodes
+ * (dst open for the ADOPT), or an error with why; *fatal if the move must
+ * stop (the store or the source failed).
+ */
+static int place_and_restore(struct manager *m, struct mproc *p,
+			     struct net_client **store, struct net_client **dst,
+			     struct placement_node *nodes, char (*addrs)[PROTO_ADDR_MAX + 1],
+			     size_t n, const struct proto_ckpt_meta *final, uint64_t source,
+			     int allow_src, const char *src_addr, int *durable,
+			     char *why, size_t whylen)
+{
+	const char *id = final->process;
+	int rc = RTCMS_ENOSPC;
+
+	snprintf(why, whylen, "no node can take %s (%" PRIu64 " bytes)", id, final->size);
+	for (;;) {
+		int k = placement_choose(&m->placement, nodes, n, final->size, source,
+					 allow_src, NULL);
+		if (k < 0)
+			return RTCMS_ENOSPC;
+		log_info("placement: %s -> node %016" PRIx64 " (%s, %" PRIu64
+			 " MiB free, cpu %u.%u%%, quota %u/%u)", id, nodes[k].info.node,
+			 addrs[k], nodes[k].info.mem_available >> 20,
+			 nodes[k].info.cpu_load_permille / 10, nodes[k].info.cpu_load_permille % 10,
+			 nodes[k].info.quota_free, nodes[k].info.quota_max);
+		char reason[PROTO_TEXT_MAX + 1];
+		if (!*durable) {
+			int store_failed = 0, stored = 0;
+			rc = tee_restore(m, store, dst, src_addr, addrs[k], final,
+					 &store_failed, &stored, reason, sizeof(reason));
+			if (store_failed) {
+				manager_store_result(m, rc, "PUT");
+				snprintf(why, whylen, "%s", reason);
+				net_client_free(*dst); /* the target kills what it started */
+				*dst = NULL;
+				return rc ? rc : RTCMS_EIO;
+			}
+			if (!stored)
+				goto next; /* the target was unreachable: nothing sent */
+			*durable = 1;
+			manager_store_result(m, 0, "PUT");
+			log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable "
+				 "(relayed to the store and the target at once)", id,
+				 final->incarnation, final->sequence);
+			uv_mutex_lock(&m->lock);
+			if (p->incarnation == final->incarnation && p->durable < final->sequence) {
+				p->durable = final->sequence;
+				p->durable_size = final->size;
+				p->durable_at_ms = manager_mono_ms();
+			}
+			uv_mutex_unlock(&m->lock);
+		} else {
+			rc = restore_on(m, store, dst, addrs[k], id, final->incarnation,
+					final->sequence, reason, sizeof(reason));
+		}
+		if (rc == 0) {
+			log_info("[%s -> manager] RESTORE_OK %s: resumed from %" PRIu64, addrs[k],
+				 id, final->sequence);
+			return k;
+		}
+next:
+		log_warn("[manager -> %s] RESTORE %s failed: %s; trying the next node",
+			 addrs[k], id, reason);
+		snprintf(why, whylen, "restore on node %016" PRIx64 " failed: %s",
+			 nodes[k].info.node, reason);
+		net_client_free(*dst);
+		*dst = NULL;
+		nodes[k].alive = 0;
+	}
+}
+
+/* COMMIT the claim with the new node, then ADOPT at the target. Returns 0
+ * (and *new_inc), RTCMS_ESTATE if committed but the target did not confirm
+ * (*committed set either way once the store committed), or the error. */
+static int commit_adopt(struct manager *m, struct net_client **store,
+			struct net_client **dst, const char *id, uint64_t claim_id,
+			uint64_t node, const char *addr, uint64_t *new_inc, int *committed,
+			char *why, size_t whylen)
+{
+	struct proto_header h;
+	union proto_msg q, r;
+	char text[PROTO_TEXT_MAX + 1];
+
+	*committed = 0;
+	memset(&q, 0, sizeof(q));
+	snprintf(q.commit.process, sizeof(q.commit.process), "%s", id);
+	q.commit.claim_id = claim_id;
+	q.commit.new_node = node;
+	int rc = manager_store_connect(m, store);
+	if (rc == 0)
+		rc = net_client_call(*store, PROTO_COMMIT, &q, PROTO_COMMIT_OK, &h, &r);
+	if (rc) {
+		snprintf(why, whylen, "committing %s: %s", id, rtcms_strerror(rc));
+		return rc; /* the target stops the unconfirmed instance itself */
+	}
+	*committed = 1;
+	*new_inc = r.commit_ok.incarnation;
+	log_info("[manager -> store] COMMIT %s: incarnation %" PRIu64 " on node %016" PRIx64,
+		 id, *new_inc, node);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
+	q.ref.incarnation = *new_inc;
+	rc = agent_call(m, dst, addr, PROTO_ADOPT, &q, PROTO_OK, &r,
+			(int)m->cfg.io_timeout_ms, text, sizeof(text));
+	if (rc) {
+		/* committed, but the target will stop the unconfirmed instance:
+		 * the program must be restored from its checkpoint again */
+		log_error("[manager -> %s] ADOPT %s: %s; incarnation %" PRIu64 " is "
+			  "committed but may not run", addr, id, text, *new_inc);
+		snprintf(why, whylen, "%s was committed to node %016" PRIx64 " (incarnation %"
+			 PRIu64 ") but the target did not confirm it: %s", id, node, *new_inc,
+			 text);
+		return RTCMS_ESTATE;
+	}
+	return 0;
+}
+
 int manager_migrate(struct manager *m, const char *who, const char *id,
 		    uint64_t target, int allow_same, struct migrate_result *res,
 		    char *why, size_t whylen)
@@ -327,10 +495,10 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	char text[PROTO_TEXT_MAX + 1];
 	struct net_client *src = NULL, *store = NULL, *dst = NULL;
 	struct proto_ckpt_meta final;
-	struct proto_header h;
+	struct proto_claim_ok claim;
 	union proto_msg q, r;
-	uint64_t claim_id = 0, t0 = uv_hrtime();
-	int rc, claimed = 0, moved = 0, adopt_failed = 0;
+	uint64_t t0 = uv_hrtime();
+	int rc, claimed = 0, committed = 0;
 
 	memset(res, 0, sizeof(*res));
 	uv_mutex_lock(&m->lock);
@@ -391,145 +559,49 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		if (target && nodes[i].info.node != target)
 			nodes[i].alive = 0;
 
-	/* 3. claim: from here on this manager alone moves the process */
-	memset(&q, 0, sizeof(q));
-	snprintf(q.claim.process, sizeof(q.claim.process), "%s", id);
-	snprintf(q.claim.claimant, sizeof(q.claim.claimant), "%s", m->cfg.name);
-	q.claim.lease_ms = (uint32_t)m->cfg.claim_lease_ms;
-	rc = manager_store_connect(m, &store);
-	if (rc == 0)
-		rc = net_client_call(store, PROTO_CLAIM, &q, PROTO_CLAIM_OK, &h, &r);
-	if (rc) {
-		const struct proto_error *e = store ? net_client_last_error(store) : NULL;
-		snprintf(why, whylen, "claiming %s: %s", id, e && e->code == rc ? e->text
-								  : rtcms_strerror(rc));
-		if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT)
-			manager_store_result(m, rc, "CLAIM");
+	/* 3. claim: from here on this manager alone moves the process; the
+	 * claim pins the store's latest checkpoint, which may be older than
+	 * the final one (not stored yet), never newer */
+	rc = store_claim(m, &store, id, &claim, why, whylen);
+	if (rc)
 		goto fail;
-	}
 	claimed = 1;
-	claim_id = r.claim_ok.claim_id;
-	/* the claim pins the store's latest checkpoint, which may be older
-	 * than the final one (not stored yet), never newer */
-	if (r.claim_ok.incarnation > final.incarnation ||
-	    (r.claim_ok.incarnation == final.incarnation &&
-	     r.claim_ok.sequence > final.sequence)) {
+	if (claim.incarnation > final.incarnation ||
+	    (claim.incarnation == final.incarnation && claim.sequence > final.sequence)) {
 		snprintf(why, whylen, "the store's latest checkpoint of %s is %" PRIu64 "/%" PRIu64
-			 ", not before the final %" PRIu64 "/%" PRIu64, id, r.claim_ok.incarnation,
-			 r.claim_ok.sequence, final.incarnation, final.sequence);
+			 ", not before the final %" PRIu64 "/%" PRIu64, id, claim.incarnation,
+			 claim.sequence, final.incarnation, final.sequence);
 		rc = RTCMS_ESTATE;
 		goto fail;
 	}
-	log_info("[manager -> store] CLAIM %s: claim %016" PRIx64 ", lease %" PRIu64 " ms",
-		 id, claim_id, m->cfg.claim_lease_ms);
 	uv_mutex_lock(&m->lock);
 	int durable = p->durable >= final.sequence && p->incarnation == final.incarnation;
 	uv_mutex_unlock(&m->lock);
 
-	/* 4. restore on the best node, else the next. The first attempt
-	 * relays the final checkpoint from the source to the target and the
-	 * store at once; once it is durable, later attempts read the store. */
-	int chosen = -1;
-	rc = RTCMS_ENOSPC;
-	snprintf(why, whylen, "no node can take %s (%" PRIu64 " bytes)", id, final.size);
-	for (;;) {
-		int k = placement_choose(&m->placement, nodes, n, final.size, source,
-					 allow_src, NULL);
-		if (k < 0)
-			break;
-		log_info("placement: %s -> node %016" PRIx64 " (%s, %" PRIu64
-			 " MiB free, cpu %u.%u%%, quota %u/%u)", id, nodes[k].info.node,
-			 addrs[k], nodes[k].info.mem_available >> 20,
-			 nodes[k].info.cpu_load_permille / 10, nodes[k].info.cpu_load_permille % 10,
-			 nodes[k].info.quota_free, nodes[k].info.quota_max);
-		char reason[PROTO_TEXT_MAX + 1];
-		if (!durable) {
-			int store_failed = 0, stored = 0;
-			rc = tee_restore(m, &store, &dst, src_addr, addrs[k], &final,
-					 &store_failed, &stored, reason, sizeof(reason));
-			if (store_failed) {
-				manager_store_result(m, rc, "PUT");
-				snprintf(why, whylen, "%s", reason);
-				net_client_free(dst); /* the target kills what it started */
-				dst = NULL;
-				goto fail;
-			}
-			if (!stored)
-				goto next; /* the target was unreachable: nothing sent */
-			durable = 1;
-			manager_store_result(m, 0, "PUT");
-			log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable "
-				 "(relayed to the store and the target at once)", id,
-				 final.incarnation, final.sequence);
-			uv_mutex_lock(&m->lock);
-			if (p->incarnation == final.incarnation && p->durable < final.sequence) {
-				p->durable = final.sequence;
-				p->durable_size = final.size;
-				p->durable_at_ms = manager_mono_ms();
-			}
-			uv_mutex_unlock(&m->lock);
-		} else {
-			rc = restore_on(m, &store, &dst, addrs[k], id, final.incarnation,
-					final.sequence, reason, sizeof(reason));
-		}
-		if (rc == 0) {
-			chosen = k;
-			break;
-		}
-next:
-		log_warn("[manager -> %s] RESTORE %s failed: %s; trying the next node",
-			 addrs[k], id, reason);
-		snprintf(why, whylen, "restore on node %016" PRIx64 " failed: %s",
-			 nodes[k].info.node, reason);
-		net_client_free(dst);
-		dst = NULL;
-		nodes[k].alive = 0;
-	}
-	if (chosen < 0)
+	/* 4. restore on the best node, else the next */
+	int chosen = place_and_restore(m, p, &store, &dst, nodes, addrs, n, &final, source,
+				       allow_src, src_addr, &durable, why, whylen);
+	if (chosen < 0) {
+		rc = chosen;
 		goto fail;
-	log_info("[%s -> manager] RESTORE_OK %s: resumed from %" PRIu64, addrs[chosen], id,
-		 final.sequence);
+	}
 
 	/* 5. commit (only once the final checkpoint is durable and the target
 	 * resumed), adopt, stop the old instance */
-	memset(&q, 0, sizeof(q));
-	snprintf(q.commit.process, sizeof(q.commit.process), "%s", id);
-	q.commit.claim_id = claim_id;
-	q.commit.new_node = nodes[chosen].info.node;
-	rc = manager_store_connect(m, &store);
-	if (rc == 0)
-		rc = net_client_call(store, PROTO_COMMIT, &q, PROTO_COMMIT_OK, &h, &r);
-	if (rc) {
-		snprintf(why, whylen, "committing the move of %s: %s", id, rtcms_strerror(rc));
-		goto fail; /* the target stops the unconfirmed instance itself */
-	}
+	uint64_t new_inc = 0;
+	rc = commit_adopt(m, &store, &dst, id, claim.claim_id, nodes[chosen].info.node,
+			  addrs[chosen], &new_inc, &committed, why, whylen);
+	if (!committed)
+		goto fail;
 	claimed = 0;
-	uint64_t new_inc = r.commit_ok.incarnation;
-	log_info("[manager -> store] COMMIT %s: incarnation %" PRIu64 " on node %016" PRIx64,
-		 id, new_inc, nodes[chosen].info.node);
 	memset(&q, 0, sizeof(q));
 	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
-	q.ref.incarnation = new_inc;
-	rc = agent_call(m, &dst, addrs[chosen], PROTO_ADOPT, &q, PROTO_OK, &r,
-			(int)m->cfg.io_timeout_ms, text, sizeof(text));
-	if (rc) {
-		/* committed, but the target will stop the unconfirmed instance:
-		 * the program must be restored from its checkpoint (failover) */
-		log_error("[manager -> %s] ADOPT %s: %s; incarnation %" PRIu64 " is "
-			  "committed but may not run", addrs[chosen], id, text, new_inc);
-		snprintf(why, whylen, "the move of %s to node %016" PRIx64 " was committed "
-			 "(incarnation %" PRIu64 ") but the target did not confirm it: %s",
-			 id, nodes[chosen].info.node, new_inc, text);
-		adopt_failed = 1;
-	}
 	q.ref.incarnation = inc;
 	net_client_free(src); /* may have idled out during a long restore */
 	src = NULL;
-	rc = agent_call(m, &src, src_addr, PROTO_STOP, &q, PROTO_OK, &r,
-			(int)m->cfg.io_timeout_ms, text, sizeof(text));
-	if (rc)
+	if (agent_call(m, &src, src_addr, PROTO_STOP, &q, PROTO_OK, &r,
+		       (int)m->cfg.io_timeout_ms, text, sizeof(text)) != 0)
 		log_error("[manager -> %s] STOP %s: %s", src_addr, id, text);
-	moved = 1;
 	res->to = nodes[chosen].info.node;
 	res->incarnation = new_inc;
 	res->sequence = final.sequence;
@@ -538,23 +610,21 @@ next:
 		 ", incarnation %" PRIu64 ", from checkpoint %" PRIu64 " in %u ms", id,
 		 res->from, res->to, new_inc, final.sequence, res->millis);
 	finish(m, id, 1, res->to, new_inc, final.sequence, final.size);
+	if (rc) { /* committed but not confirmed: restore it from the store */
+		uv_mutex_lock(&m->lock);
+		p->state = PROTO_PS_WAITING;
+		p->retry_at = 0;
+		uv_mutex_unlock(&m->lock);
+	}
 	net_client_free(src);
 	net_client_free(dst);
 	net_client_free(store);
-	return adopt_failed ? RTCMS_ESTATE : 0;
+	return rc; /* 0, or RTCMS_ESTATE if the target did not confirm */
 
 fail:
 	log_warn("MIGRATE %s failed: %s", id, why);
-	if (claimed) {
-		memset(&q, 0, sizeof(q));
-		snprintf(q.release.process, sizeof(q.release.process), "%s", id);
-		q.release.claim_id = claim_id;
-		if (manager_store_connect(m, &store) == 0 &&
-		    net_client_call(store, PROTO_RELEASE, &q, PROTO_OK, &h, &r) == 0)
-			log_info("[manager -> store] RELEASE %s", id);
-		else
-			log_warn("[manager -> store] RELEASE %s failed; the lease expires", id);
-	}
+	if (claimed)
+		store_release(m, &store, id, claim.claim_id);
 	memset(&q, 0, sizeof(q));
 	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
 	q.ref.incarnation = inc;
@@ -565,8 +635,72 @@ fail:
 		log_info("[manager -> %s] THAW %s: it goes on where it was", src_addr, id);
 	else
 		log_error("[manager -> %s] THAW %s: %s", src_addr, id, text);
-	finish(m, id, moved, 0, 0, 0, 0);
+	finish(m, id, 0, 0, 0, 0, 0);
 	net_client_free(src);
+	net_client_free(dst);
+	net_client_free(store);
+	return rc ? rc : RTCMS_EINTERNAL;
+}
+
+int manager_recover(struct manager *m, const char *id, char *why, size_t whylen)
+{
+	struct placement_node nodes[MANAGER_NODES_MAX];
+	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
+	struct net_client *store = NULL, *dst = NULL;
+	struct proto_claim_ok claim;
+	struct proto_ckpt_meta meta;
+	int committed = 0, durable = 1;
+	uint64_t t0 = uv_hrtime();
+
+	uv_mutex_lock(&m->lock);
+	struct mproc *p = manager_proc(m, id);
+	uint64_t source = p ? p->node : 0;
+	uv_mutex_unlock(&m->lock);
+	if (!p) {
+		snprintf(why, whylen, "no process %s", id);
+		return RTCMS_ENOENT;
+	}
+	int rc = store_claim(m, &store, id, &claim, why, whylen);
+	if (rc) {
+		net_client_free(store);
+		return rc;
+	}
+	/* the claim names the latest durable checkpoint: restore exactly it */
+	memset(&meta, 0, sizeof(meta));
+	snprintf(meta.process, sizeof(meta.process), "%s", id);
+	meta.incarnation = claim.incarnation;
+	meta.sequence = claim.sequence;
+	rc = store_client_get(store, id, claim.incarnation, claim.sequence, 1, &meta, NULL,
+			      NULL, NULL);
+	if (rc) {
+		snprintf(why, whylen, "reading the metadata of %s %" PRIu64 "/%" PRIu64 ": %s",
+			 id, claim.incarnation, claim.sequence, rtcms_strerror(rc));
+		goto fail;
+	}
+	meta.spec = NULL;
+	meta.spec_len = 0;
+	size_t n = manager_poll_nodes(m, nodes, addrs);
+	int chosen = place_and_restore(m, p, &store, &dst, nodes, addrs, n, &meta, source,
+				       0, NULL, &durable, why, whylen);
+	if (chosen < 0) {
+		rc = chosen;
+		goto fail;
+	}
+	uint64_t new_inc = 0;
+	rc = commit_adopt(m, &store, &dst, id, claim.claim_id, nodes[chosen].info.node,
+			  addrs[chosen], &new_inc, &committed, why, whylen);
+	if (!committed)
+		goto fail;
+	log_info("RESTORE %s done: node %016" PRIx64 " failed, now on %016" PRIx64
+		 ", incarnation %" PRIu64 ", from checkpoint %" PRIu64 " in %" PRIu64 " ms",
+		 id, source, nodes[chosen].info.node, new_inc, meta.sequence,
+		 (uint64_t)((uv_hrtime() - t0) / 1000000));
+	finish(m, id, 1, nodes[chosen].info.node, new_inc, meta.sequence, meta.size);
+	net_client_free(dst);
+	net_client_free(store);
+	return rc;
+fail:
+	store_release(m, &store, id, claim.claim_id);
 	net_client_free(dst);
 	net_client_free(store);
 	return rc ? rc : RTCMS_EINTERNAL;

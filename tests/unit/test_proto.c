@@ -221,6 +221,7 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->run_ok.pid = 31337;
 		break;
 	case PROTO_DRAIN:
+	case PROTO_NODE_FAILED:
 		m->drain.node = 0x0000112233445566ull;
 		break;
 	case PROTO_DRAIN_OK:
@@ -298,6 +299,7 @@ static const uint8_t all_types[] = {
 	PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
 	PROTO_MSTATUS, PROTO_MSTATUS_REPLY, PROTO_EXITED, PROTO_FREEZE,
 	PROTO_FROZEN, PROTO_THAW, PROTO_STOP, PROTO_ADOPT, PROTO_HEARTBEAT_ACK,
+	PROTO_NODE_FAILED,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 

@@ -245,6 +245,7 @@ static const struct {
 	{ PROTO_MSTATUS, "MSTATUS", 0, 0 },
 	{ PROTO_MSTATUS_REPLY, "MSTATUS_REPLY", 131072, 0 },
 	{ PROTO_EXITED, "EXITED", 1024, 0 },
+	{ PROTO_NODE_FAILED, "NODE_FAILED", 8, 0 },
 	{ PROTO_FREEZE, "FREEZE", 1024, 0 },
 	{ PROTO_FROZEN, "FROZEN", 17408, 0 },
 	{ PROTO_THAW, "THAW", 1024, 0 },
@@ -443,7 +444,7 @@ static void enc_mstatus(struct wr *w, const struct proto_mstatus_reply *s)
 	w_u16(w, s->proc_count);
 	for (uint16_t i = 0; i < s->proc_count && !w->err; i++) {
 		const struct proto_proc_entry *p = &s->procs[i];
-		if (p->state < PROTO_PS_RUNNING || p->state > PROTO_PS_UNKNOWN) {
+		if (p->state < PROTO_PS_RUNNING || p->state > PROTO_PS_WAITING) {
 			w->err = RTCMS_EINVAL;
 			break;
 		}
@@ -501,7 +502,7 @@ static int dec_mstatus(struct rd *r, struct proto_mstatus_reply *s)
 		p->notified = r_u64(r);
 		p->size = r_u64(r);
 		p->state = r_u8(r);
-		r_check(r, p->state >= PROTO_PS_RUNNING && p->state <= PROTO_PS_UNKNOWN);
+		r_check(r, p->state >= PROTO_PS_RUNNING && p->state <= PROTO_PS_WAITING);
 	}
 	return 0;
 }
@@ -611,6 +612,7 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		w_u64(&w, m->run_ok.incarnation);
 		w_u32(&w, m->run_ok.pid);
 		break;
+	case PROTO_NODE_FAILED:
 	case PROTO_DRAIN:
 		w_u64(&w, m->drain.node);
 		break;
@@ -836,6 +838,7 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		m->run_ok.incarnation = r_u64(&r);
 		m->run_ok.pid = r_u32(&r);
 		break;
+	case PROTO_NODE_FAILED:
 	case PROTO_DRAIN:
 		m->drain.node = r_u64(&r);
 		break;

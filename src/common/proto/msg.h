@@ -78,6 +78,7 @@ enum proto_type {
 	PROTO_MSTATUS      = 0x49, /* operator -> manager: nodes, processes, store (empty) */
 	PROTO_MSTATUS_REPLY = 0x4A,
 	PROTO_EXITED       = 0x4B, /* agent -> manager: a program ended by itself */
+	PROTO_NODE_FAILED  = 0x4C, /* operator -> manager: a node is known to be down */
 	PROTO_INFO         = 0x50, /* manager -> agent info interface (empty) */
 	PROTO_INFO_REPLY   = 0x51,
 	PROTO_RESTORE      = 0x52, /* manager -> agent: meta, then CHUNKs, PUT_END */
@@ -338,7 +339,7 @@ struct proto_run_ok {         /* RUN_OK */
 	uint32_t pid;
 };
 
-struct proto_drain {          /* DRAIN */
+struct proto_drain {          /* DRAIN and NODE_FAILED */
 	uint64_t node;
 };
 
@@ -351,7 +352,10 @@ enum proto_proc_state {
 	PROTO_PS_RUNNING = 1,
 	PROTO_PS_MIGRATING = 2,
 	PROTO_PS_EXITED = 3,
-	PROTO_PS_UNKNOWN = 4,              /* known from the store only, no agent reports it */
+	PROTO_PS_UNKNOWN = 4,              /* lost: its node failed before any checkpoint
+					    * was durable */
+	PROTO_PS_WAITING = 5,              /* its node failed: to be restored, waiting for
+					    * a node with room */
 };
 
 struct proto_node_entry {

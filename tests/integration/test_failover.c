@@ -1,0 +1,207 @@
+/*
+ * test_failover.c - node failures with the real daemons and real kills:
+ * the programs of a killed node are restored exactly once, spread over the
+ * healthy nodes, from their latest durable checkpoints; a frozen agent's
+ * programs are fenced before their new incarnation starts (no overlap in
+ * time, from the programs' own logs); an operator's notice declares a node
+ * failed safely; a node that comes back does not resurrect its programs.
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cluster.h"
+#include "rtcms_error.h"
+
+#define COUNTER RTCMS_BIN_DIR "/rtcms-counter"
+#define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
+
+static int program_pid(struct cluster *cl, int agent, const char *id)
+{
+	char needle[160], line[4096];
+	snprintf(needle, sizeof(needle), "RUN %s: started pid ", id);
+	if (cl_wait_log(&cl->agents[agent], needle, 1, 10000) != 0 ||
+	    cl_log_line(&cl->agents[agent], needle, line, sizeof(line)) != 0)
+		return -1;
+	return atoi(strstr(line, needle) + strlen(needle));
+}
+
+/* wait until id runs as incarnation inc; returns its node or 0 */
+static uint64_t wait_incarnation(struct cluster *cl, const char *id, uint64_t inc,
+				 int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	while (tu_now_ms() < end) {
+		struct proto_proc_entry e;
+		if (cl_proc(cl, id, &e) == 0 && e.incarnation == inc &&
+		    e.state == PROTO_PS_RUNNING)
+			return e.node;
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* kill -9 an agent together with its programs: each is restored exactly
+ * once, on the healthy nodes, spread, and goes on */
+static void test_killed_node_restored(void **state)
+{
+	struct cluster cl;
+	struct proto_proc_entry e1, e2;
+	char line[4096];
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "fo-kill", NULL), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_agent_start(&cl, i, NULL), 0);
+	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "30", NULL };
+	const char *ledger[] = { LEDGER, "--iterations", "0", "--interval-ms", "30", NULL };
+	assert_int_equal(cl_run(&cl, "victim-a", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_run(&cl, "victim-b", cl_node(0), ledger, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "victim-a", 1, 3, 20000), 0);
+	assert_int_equal(cl_wait_durable(&cl, "victim-b", 1, 3, 20000), 0);
+	int pa = program_pid(&cl, 0, "victim-a"), pb = program_pid(&cl, 0, "victim-b");
+	assert_true(pa > 0 && pb > 0);
+
+	kill(cl.agents[0].pid, SIGKILL);
+	kill(pa, SIGKILL);
+	kill(pb, SIGKILL);
+	tu_daemon_stop(&cl.agents[0], SIGKILL); /* reap */
+	assert_int_equal(cl_proc(&cl, "victim-a", &e1), 0);
+	assert_int_equal(cl_proc(&cl, "victim-b", &e2), 0);
+	uint64_t da = e1.durable, db = e2.durable;
+
+	uint64_t na = wait_incarnation(&cl, "victim-a", 2, 20000);
+	uint64_t nb = wait_incarnation(&cl, "victim-b", 2, 20000);
+	assert_true(na == cl_node(1) || na == cl_node(2));
+	assert_true(nb == cl_node(1) || nb == cl_node(2));
+	assert_true(na != nb); /* placement asked again: spread */
+	/* exactly once each, from the latest durable checkpoint */
+	assert_int_equal(tu_log_count(&cl.manager, "RESTORE victim-a done"), 1);
+	assert_int_equal(tu_log_count(&cl.manager, "RESTORE victim-b done"), 1);
+	assert_int_equal(cl_log_line(&cl.manager, "RESTORE victim-a done", line,
+				     sizeof(line)), 0);
+	uint64_t sa = strtoull(strstr(line, "from checkpoint ") + 16, NULL, 10);
+	assert_true(sa >= da);
+	char needle[96];
+	snprintf(needle, sizeof(needle), "counter: restored at counter %" PRIu64 " with", sa);
+	int hits = 0;
+	for (int i = 1; i < 3; i++)
+		hits += tu_log_count(&cl.agents[i], needle);
+	assert_int_equal(hits, 1);
+	/* and they go on under the new incarnation */
+	assert_int_equal(cl_wait_durable(&cl, "victim-a", 2, sa + 2, 20000), 0);
+	assert_int_equal(cl_wait_durable(&cl, "victim-b", 2, db + 2, 20000), 0);
+	cl_stop(&cl);
+}
+
+/* last "committed checkpoint S at T ms" of a log, or first (first = 1) */
+static uint64_t commit_time(const struct tu_daemon *d, int first)
+{
+	char line[4096];
+	uint64_t t = 0;
+	FILE *f = fopen(d->log, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "ledger: committed checkpoint ");
+		uint64_t seq, ms;
+		if (p && sscanf(p, "ledger: committed checkpoint %" SCNu64 " at %" SCNu64,
+				&seq, &ms) == 2) {
+			t = ms;
+			if (first)
+				break;
+		}
+	}
+	fclose(f);
+	return t;
+}
+
+/* A frozen agent (as cut off: it hears nothing, answers nothing): its
+ * program stops itself at the lease; the new incarnation starts only
+ * after that - no overlap in the programs' own clocks. When the agent
+ * comes back it rejoins empty: nothing is resurrected. */
+static void test_frozen_node_fenced_then_restored(void **state)
+{
+	struct cluster cl;
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "fo-frozen", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
+	const char *ledger[] = { LEDGER, "--iterations", "0", "--interval-ms", "5",
+				 "--print-times", NULL };
+	assert_int_equal(cl_run(&cl, "split", cl_node(0), ledger, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "split", 1, 5, 20000), 0);
+
+	kill(cl.agents[0].pid, SIGSTOP);
+	assert_true(wait_incarnation(&cl, "split", 2, 20000) == cl_node(1));
+	assert_int_equal(cl_wait_log(&cl.agents[1], "committed checkpoint", 1, 10000), 0);
+	uint64_t old_last = commit_time(&cl.agents[0], 0);
+	uint64_t new_first = commit_time(&cl.agents[1], 1);
+	assert_true(old_last > 0 && new_first > 0);
+	if (old_last >= new_first)
+		fail_msg("overlap: the old instance committed at %" PRIu64 " ms, the new one "
+			 "already at %" PRIu64 " ms", old_last, new_first);
+	assert_int_equal(cl_wait_log(&cl.agents[0], "the agent's lease lapsed", 1, 5000), 0);
+
+	/* back: the agent rejoins empty; the program stays where it is */
+	kill(cl.agents[0].pid, SIGCONT);
+	assert_int_equal(cl_wait_log(&cl.manager, "is heard again: it rejoins", 1, 10000), 0);
+	assert_int_equal(cl_wait_durable(&cl, "split", 2, 1, 20000), 0);
+	struct proto_proc_entry e;
+	assert_int_equal(cl_proc(&cl, "split", &e), 0);
+	assert_int_equal(e.node, cl_node(1));
+	assert_int_equal(e.incarnation, 2);
+	assert_int_equal(tu_log_count(&cl.manager, "RESTORE split done"), 1);
+	/* the old instance never came back: no new commit on node 2 */
+	uint64_t again = commit_time(&cl.agents[0], 0);
+	assert_int_equal(again, old_last);
+	cl_stop(&cl);
+}
+
+/* The operator's notice: the node's heartbeats go unanswered, its agent
+ * fences its program, and it is restored elsewhere. */
+static void test_node_failed_notice(void **state)
+{
+	struct cluster cl;
+	union proto_msg q, r;
+	char why[PROTO_TEXT_MAX + 1];
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "fo-notice", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
+	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "20", NULL };
+	assert_int_equal(cl_run(&cl, "noticed", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "noticed", 1, 3, 20000), 0);
+	memset(&q, 0, sizeof(q));
+	q.drain.node = cl_node(0);
+	assert_int_equal(cl_call(&cl, PROTO_NODE_FAILED, &q, PROTO_OK, &r, 5000, why,
+				 sizeof(why)), 0);
+	assert_true(wait_incarnation(&cl, "noticed", 2, 20000) == cl_node(1));
+	assert_int_equal(cl_wait_log(&cl.agents[0], "lease lapsed: no manager answered", 1,
+				     5000), 0);
+	q.drain.node = 0x999;
+	assert_int_equal(cl_call(&cl, PROTO_NODE_FAILED, &q, PROTO_OK, &r, 5000, why,
+				 sizeof(why)), RTCMS_ENOENT);
+	cl_stop(&cl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_killed_node_restored, cl_teardown),
+		cmocka_unit_test_teardown(test_frozen_node_fenced_then_restored, cl_teardown),
+		cmocka_unit_test_teardown(test_node_failed_notice, cl_teardown),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	proto_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
