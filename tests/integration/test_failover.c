@@ -23,16 +23,6 @@
 #define COUNTER RTCMS_BIN_DIR "/rtcms-counter"
 #define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
 
-static int program_pid(struct cluster *cl, int agent, const char *id)
-{
-	char needle[160], line[4096];
-	snprintf(needle, sizeof(needle), "RUN %s: started pid ", id);
-	if (cl_wait_log(&cl->agents[agent], needle, 1, 10000) != 0 ||
-	    cl_log_line(&cl->agents[agent], needle, line, sizeof(line)) != 0)
-		return -1;
-	return atoi(strstr(line, needle) + strlen(needle));
-}
-
 /* wait until id runs as incarnation inc; returns its node or 0 */
 static uint64_t wait_incarnation(struct cluster *cl, const char *id, uint64_t inc,
 				 int timeout_ms)
@@ -66,7 +56,7 @@ static void test_killed_node_restored(void **state)
 	assert_int_equal(cl_run(&cl, "victim-b", cl_node(0), ledger, NULL), 0);
 	assert_int_equal(cl_wait_durable(&cl, "victim-a", 1, 3, 20000), 0);
 	assert_int_equal(cl_wait_durable(&cl, "victim-b", 1, 3, 20000), 0);
-	int pa = program_pid(&cl, 0, "victim-a"), pb = program_pid(&cl, 0, "victim-b");
+	int pa = cl_program_pid(&cl, 0, "victim-a"), pb = cl_program_pid(&cl, 0, "victim-b");
 	assert_true(pa > 0 && pb > 0);
 
 	kill(cl.agents[0].pid, SIGKILL);

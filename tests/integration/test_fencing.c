@@ -56,16 +56,6 @@ static int wait_dead(int pid, int timeout_ms)
 	return -1;
 }
 
-static int program_pid(struct cluster *cl, int agent, const char *id)
-{
-	char needle[160], line[4096];
-	snprintf(needle, sizeof(needle), "RUN %s: started pid ", id);
-	if (cl_wait_log(&cl->agents[agent], needle, 1, 10000) != 0 ||
-	    cl_log_line(&cl->agents[agent], needle, line, sizeof(line)) != 0)
-		return -1;
-	return atoi(strstr(line, needle) + strlen(needle));
-}
-
 /* A frozen (SIGSTOPped) agent cannot fence anything: the programs stop
  * themselves when the lease in their area lapses. */
 static void test_frozen_agent_programs_stop(void **state)
@@ -77,7 +67,7 @@ static void test_frozen_agent_programs_stop(void **state)
 	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "20", NULL };
 	assert_int_equal(cl_run(&cl, "fenced-1", 0, counter, NULL), 0);
 	assert_int_equal(cl_wait_durable(&cl, "fenced-1", 1, 2, 20000), 0);
-	int pid = program_pid(&cl, 0, "fenced-1");
+	int pid = cl_program_pid(&cl, 0, "fenced-1");
 	assert_true(pid > 0);
 	assert_false(dead(pid));
 
@@ -101,7 +91,7 @@ static void test_agent_without_managers_fences(void **state)
 	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "20", NULL };
 	assert_int_equal(cl_run(&cl, "alone-1", 0, counter, NULL), 0);
 	assert_int_equal(cl_wait_durable(&cl, "alone-1", 1, 2, 20000), 0);
-	int pid = program_pid(&cl, 0, "alone-1");
+	int pid = cl_program_pid(&cl, 0, "alone-1");
 	assert_true(pid > 0);
 	tu_daemon_stop(&cl.manager, SIGKILL);
 	assert_int_equal(cl_wait_log(&cl.agents[0], "lease lapsed: no manager answered", 1,

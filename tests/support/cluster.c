@@ -198,3 +198,13 @@ int cl_log_line(const struct tu_daemon *d, const char *needle, char *out, size_t
 	fclose(f);
 	return found;
 }
+
+int cl_program_pid(struct cluster *cl, int agent, const char *id)
+{
+	char needle[160], line[4096];
+	snprintf(needle, sizeof(needle), "RUN %s: started pid ", id);
+	if (cl_wait_log(&cl->agents[agent], needle, 1, 10000) != 0 ||
+	    cl_log_line(&cl->agents[agent], needle, line, sizeof(line)) != 0)
+		return -1;
+	return atoi(strstr(line, needle) + strlen(needle));
+}

@@ -58,4 +58,7 @@ int cl_wait_log(const struct tu_daemon *d, const char *needle, int count,
 /* Find the last line of d's log containing needle; copies it to out. */
 int cl_log_line(const struct tu_daemon *d, const char *needle, char *out, size_t len);
 
+/* The pid agent i logged for the program it started as id (RUN), or -1. */
+int cl_program_pid(struct cluster *cl, int agent, const char *id);
+
 #endif
