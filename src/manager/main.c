@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rtcms-manager: %s\n", err);
 		return 2;
 	}
-	log_init("manager", (enum log_level)level);
+	log_init(cfg.name, (enum log_level)level);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		log_error("libsodium cannot start");

@@ -313,10 +313,20 @@ static void detector_thread(void *arg)
 		snprintf(id, sizeof(id), "%s", p->id);
 		p->migrating = 1;
 		uv_mutex_unlock(&m->lock);
-		int rc = manager_recover(m, id, why, sizeof(why));
+		uint64_t elsewhere = 0;
+		int rc = manager_recover(m, id, &elsewhere, why, sizeof(why));
 		uv_mutex_lock(&m->lock);
 		if (rc == 0)
 			continue; /* restored: finish() updated p */
+		if (rc == RTCMS_EEXIST) {
+			/* another manager did it: its agent's notifications bring
+			 * the new incarnation */
+			log_info("%s", why);
+			p->migrating = 0;
+			p->node = elsewhere;
+			p->state = PROTO_PS_RUNNING;
+			continue;
+		}
 		if (rc == RTCMS_ESTATE && !p->migrating) {
 			/* committed, but the target did not confirm: again */
 			p->state = PROTO_PS_WAITING;

@@ -132,8 +132,11 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		    char *why, size_t whylen);
 /* Restore process id, whose node failed, from its latest durable
  * checkpoint on the best healthy node (claim, restore, commit, adopt).
- * The caller set its migrating flag. 0 or an error with why. */
-int manager_recover(struct manager *m, const char *id, char *why, size_t whylen);
+ * The caller set its migrating flag. 0, RTCMS_EEXIST if the store says it
+ * was restored elsewhere already (*elsewhere: that node), or an error with
+ * why. */
+int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere, char *why,
+		    size_t whylen);
 /* Ask every alive node for its INFO; fills nodes (MANAGER_NODES_MAX) and
  * returns the count. */
 size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,

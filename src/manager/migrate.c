@@ -642,7 +642,8 @@ fail:
 	return rc ? rc : RTCMS_EINTERNAL;
 }
 
-int manager_recover(struct manager *m, const char *id, char *why, size_t whylen)
+int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere, char *why,
+		    size_t whylen)
 {
 	struct placement_node nodes[MANAGER_NODES_MAX];
 	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
@@ -660,10 +661,22 @@ int manager_recover(struct manager *m, const char *id, char *why, size_t whylen)
 		snprintf(why, whylen, "no process %s", id);
 		return RTCMS_ENOENT;
 	}
+	*elsewhere = 0;
 	int rc = store_claim(m, &store, id, &claim, why, whylen);
 	if (rc) {
 		net_client_free(store);
 		return rc;
+	}
+	if (claim.node != source) {
+		/* another manager restored it meanwhile (the store recorded the
+		 * move at its COMMIT): nothing to do, and doing it would run
+		 * the program twice */
+		*elsewhere = claim.node;
+		snprintf(why, whylen, "%s was restored on node %016" PRIx64 " already", id,
+			 claim.node);
+		store_release(m, &store, id, claim.claim_id);
+		net_client_free(store);
+		return RTCMS_EEXIST;
 	}
 	/* the claim names the latest durable checkpoint: restore exactly it */
 	memset(&meta, 0, sizeof(meta));

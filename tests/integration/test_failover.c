@@ -184,12 +184,62 @@ static void test_node_failed_notice(void **state)
 	cl_stop(&cl);
 }
 
+/* Two managers, both active: a killed node's programs are restored once
+ * (the store's claim decides; the other manager sees the move); killing
+ * one manager leaves the cluster running on the other. */
+static void test_two_managers(void **state)
+{
+	struct cluster cl;
+	(void)state;
+
+	const char *fast[] = { "--claim-lease", "3000", NULL };
+	assert_int_equal(cl_start(&cl, "fo-two", fast), 0);
+	assert_int_equal(cl_second_manager(&cl, fast), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_agent_start(&cl, i, NULL), 0);
+	assert_int_equal(cl_wait_log(&cl.manager2, "joins", 3, 10000), 0);
+	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "30", NULL };
+	assert_int_equal(cl_run(&cl, "twice-a", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_run(&cl, "twice-b", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "twice-a", 1, 3, 20000), 0);
+	assert_int_equal(cl_wait_durable(&cl, "twice-b", 1, 3, 20000), 0);
+	int pa = cl_program_pid(&cl, 0, "twice-a"), pb = cl_program_pid(&cl, 0, "twice-b");
+	kill(cl.agents[0].pid, SIGKILL);
+	kill(pa, SIGKILL);
+	kill(pb, SIGKILL);
+	tu_daemon_stop(&cl.agents[0], SIGKILL);
+	assert_true(wait_incarnation(&cl, "twice-a", 2, 30000) != 0);
+	assert_true(wait_incarnation(&cl, "twice-b", 2, 30000) != 0);
+	assert_int_equal(cl_wait_durable(&cl, "twice-a", 2, 1, 20000), 0);
+	/* one restore each, whichever manager did it; one restored instance */
+	const char *ids[] = { "twice-a", "twice-b" };
+	for (int k = 0; k < 2; k++) {
+		char needle[64];
+		snprintf(needle, sizeof(needle), "RESTORE %s done", ids[k]);
+		assert_int_equal(tu_log_count(&cl.manager, needle) +
+				 tu_log_count(&cl.manager2, needle), 1);
+		snprintf(needle, sizeof(needle), "ADOPT %s", ids[k]);
+		assert_int_equal(tu_log_count(&cl.agents[1], needle) +
+				 tu_log_count(&cl.agents[2], needle), 1);
+	}
+	/* one manager dies: the other keeps the leases alive and the
+	 * checkpoints flowing */
+	tu_daemon_stop(&cl.manager2, SIGKILL);
+	struct proto_proc_entry e;
+	assert_int_equal(cl_proc(&cl, "twice-a", &e), 0);
+	assert_int_equal(cl_wait_durable(&cl, "twice-a", 2, e.durable + 10, 20000), 0);
+	assert_int_equal(tu_log_count(&cl.agents[1], "lease lapsed") +
+			 tu_log_count(&cl.agents[2], "lease lapsed"), 0);
+	cl_stop(&cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_killed_node_restored, cl_teardown),
 		cmocka_unit_test_teardown(test_frozen_node_fenced_then_restored, cl_teardown),
 		cmocka_unit_test_teardown(test_node_failed_notice, cl_teardown),
+		cmocka_unit_test_teardown(test_two_managers, cl_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();

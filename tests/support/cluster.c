@@ -41,16 +41,31 @@ int cl_start(struct cluster *cl, const char *tag, const char *const *manager_ext
 				cl->store.addr, manager_extra);
 }
 
+int cl_second_manager(struct cluster *cl, const char *const *extra)
+{
+	return tu_manager_start(&cl->manager2, cl->dir, "manager-2", cl->key_file,
+				cl->store.addr, extra);
+}
+
 int cl_agent_start(struct cluster *cl, int i, const char *const *extra)
 {
 	char ip[32], node[32], name[32];
+	const char *args[64];
+	int n = 0;
 	snprintf(ip, sizeof(ip), "127.0.0.%d", i + 2);
 	snprintf(node, sizeof(node), "%" PRIx64, cl_node(i));
 	snprintf(name, sizeof(name), "agent-%d", i + 1);
 	if (i >= cl->agent_count)
 		cl->agent_count = i + 1;
+	if (cl->manager2.pid > 0) { /* register with both managers */
+		args[n++] = "--manager";
+		args[n++] = cl->manager2.addr;
+	}
+	for (int k = 0; extra && extra[k] && n < 62; k++)
+		args[n++] = extra[k];
+	args[n] = NULL;
 	int rc = tu_agent_start(&cl->agents[i], cl->dir, name, cl->key_file, ip, node,
-				cl->manager.addr, extra);
+				cl->manager.addr, args);
 	if (rc)
 		return rc;
 	/* registered once the manager says so */
@@ -69,6 +84,8 @@ void cl_stop(struct cluster *cl)
 			tu_daemon_stop(&cl->agents[i], SIGTERM);
 	if (cl->manager.pid > 0)
 		tu_daemon_stop(&cl->manager, SIGKILL);
+	if (cl->manager2.pid > 0)
+		tu_daemon_stop(&cl->manager2, SIGKILL);
 	if (cl->store.pid > 0)
 		tu_daemon_stop(&cl->store, SIGKILL);
 	if (getenv("RTCMS_KEEP_TEST_DIRS")) {

@@ -18,13 +18,16 @@ struct cluster {
 	char *dir;
 	char *key_file;
 	struct proto_key key;
-	struct tu_daemon store, manager;
+	struct tu_daemon store, manager, manager2; /* manager2: pid 0 unless started */
 	struct tu_daemon agents[CL_AGENTS_MAX];
 	int agent_count;
 };
 
 /* Start store and manager; manager_extra are more manager options. */
 int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra);
+/* Start a second manager ("manager-2") on the same store; agents started
+ * after it register with both. */
+int cl_second_manager(struct cluster *cl, const char *const *extra);
 /* Start agent i (0-based) on 127.0.0.(i+2) as node i+2, or restart it. */
 int cl_agent_start(struct cluster *cl, int i, const char *const *extra);
 /* Stop the agents (SIGTERM: they stop their programs), kill manager and
