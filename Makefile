@@ -51,6 +51,7 @@ bench: build
 	@$(BUILD)/bench/bench_store --out docs/benchmarks.md
 	@$(BUILD)/bench/bench_checkpoint --append docs/benchmarks.md
 	@$(BUILD)/bench/bench_migrate --append docs/benchmarks.md
+	@$(BUILD)/bench/bench_failover --append docs/benchmarks.md
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -378,6 +378,12 @@ void proc_reap(struct agent *a)
 		 * was never adopted, is not news for the managers */
 		if (was == AP_FROZEN || was == AP_RESTORING || p->incarnation == 0)
 			p->exit_told = ~0u;
+		/* killed by its own lease watchdog (or ours): fenced, not ended;
+		 * the managers restore it elsewhere */
+		if (a->lease_until && agent_mono_ms() >= a->lease_until) {
+			p->exit_told = ~0u;
+			log_info("[program %s] fenced: the lease had lapsed", p->id);
+		}
 	}
 	/* children no longer in the table (never expected) must not linger
 	 * as zombies */

@@ -47,6 +47,7 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
 	uv_mutex_lock(&m->lock);
 	struct mnode *n = manager_node(m, r->node);
+	int fresh = !n || memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0;
 	if (!n) {
 		if (m->node_count >= MANAGER_NODES_MAX) {
 			uv_mutex_unlock(&m->lock);
@@ -64,9 +65,7 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 			 who, r->node, r->address);
 		n->hb_counter = 0;
 		n->failed_notice = 0; /* a new boot: the operator's notice is done */
-	} else if (!manager_node_alive(m, n)) {
-		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s is back",
-			 who, r->node, r->address);
+		n->failed = 0;        /* it rejoins empty */
 	}
 	snprintf(n->name, sizeof(n->name), "%s", r->name);
 	snprintf(n->address, sizeof(n->address), "%s", r->address);
@@ -74,7 +73,10 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 	n->area_capacity = r->area_capacity;
 	n->mem_total = r->mem_total;
 	n->quota_max = r->quota_max;
-	n->seen_ms = manager_mono_ms();
+	/* liveness comes from heartbeats (they also carry the agent's lease);
+	 * a (re)started node counts as alive from its registration on */
+	if (fresh)
+		n->seen_ms = manager_mono_ms();
 	uv_mutex_unlock(&m->lock);
 	memset(&out, 0, sizeof(out));
 	snprintf(out.reg_ok.name, sizeof(out.reg_ok.name), "%s", m->cfg.name);
@@ -94,7 +96,6 @@ static int handle_notify(struct manager *m, struct net_client *c, const char *wh
 		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " has not "
 				 "registered", mt->node);
 	}
-	n->seen_ms = manager_mono_ms();
 	struct mproc *p = proc_add(m, mt->process);
 	if (!p) {
 		uv_mutex_unlock(&m->lock);

@@ -78,7 +78,7 @@ static void usage(FILE *f)
 "  -n, --name NAME            manager name, also its claimant name (default manager)\n"
 "      --pull-concurrency N   checkpoints pulled at once (default 2)\n"
 "      --claim-lease MS       lease of a migration's claim (default 30000)\n"
-"      --node-timeout MS      a node unheard this long has failed (default 500);\n"
+"      --node-timeout MS      a node unheard this long has failed (default 300);\n"
 "                             must be >= agent lease + fence margin\n"
 "      --agent-lease MS       agents fence their programs after this long without\n"
 "                             an answer from any manager (default 200)\n"
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	snprintf(cfg.policy, sizeof(cfg.policy), "weighted");
 	cfg.pullers = 2;
 	cfg.claim_lease_ms = 30000;
-	cfg.node_timeout_ms = 500;
+	cfg.node_timeout_ms = 300;
 	cfg.agent_lease_ms = 200;
 	cfg.heartbeat_ms = 50;
 	cfg.fence_margin_ms = 100;

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/store_client.h"
 #include "daemon/rpc_server.h"
@@ -27,6 +28,13 @@
 uint64_t manager_mono_ms(void)
 {
 	return uv_hrtime() / 1000000;
+}
+
+uint64_t manager_real_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 struct mproc *manager_proc(struct manager *m, const char *id)
@@ -313,8 +321,8 @@ static void detector_thread(void *arg)
 		snprintf(id, sizeof(id), "%s", p->id);
 		p->migrating = 1;
 		uv_mutex_unlock(&m->lock);
-		uint64_t elsewhere = 0;
-		int rc = manager_recover(m, id, &elsewhere, why, sizeof(why));
+		uint64_t elsewhere = 0, held_until = 0;
+		int rc = manager_recover(m, id, &elsewhere, &held_until, why, sizeof(why));
 		uv_mutex_lock(&m->lock);
 		if (rc == 0)
 			continue; /* restored: finish() updated p */
@@ -338,8 +346,14 @@ static void detector_thread(void *arg)
 			p->state = PROTO_PS_UNKNOWN;
 			log_error("%s cannot be restored: no durable checkpoint (%s)", id, why);
 		} else {
-			p->retry_at = manager_mono_ms() + 1000;
-			log_warn("%s not restored yet: %s; trying again in 1 s", id, why);
+			/* claimed by another manager: try again right when its
+			 * lease ends (it may have crashed), else in a second */
+			uint64_t wait = 1000, real = manager_real_ms();
+			if (rc == RTCMS_ECLAIMED && held_until > real && held_until - real < wait)
+				wait = held_until - real + 5;
+			p->retry_at = manager_mono_ms() + wait;
+			log_warn("%s not restored yet: %s; trying again in %" PRIu64 " ms", id,
+				 why, wait);
 		}
 	}
 	uv_mutex_unlock(&m->lock);

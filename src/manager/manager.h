@@ -101,6 +101,7 @@ struct manager {
 };
 
 uint64_t manager_mono_ms(void);
+uint64_t manager_real_ms(void);    /* unix ms (the store's claims use it) */
 
 /* manager.c */
 struct mproc *manager_proc(struct manager *m, const char *id); /* lock held */
@@ -133,10 +134,11 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 /* Restore process id, whose node failed, from its latest durable
  * checkpoint on the best healthy node (claim, restore, commit, adopt).
  * The caller set its migrating flag. 0, RTCMS_EEXIST if the store says it
- * was restored elsewhere already (*elsewhere: that node), or an error with
+ * was restored elsewhere already (*elsewhere: that node), RTCMS_ECLAIMED
+ * (*held_until: when the holder's lease ends, unix ms), or an error with
  * why. */
-int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere, char *why,
-		    size_t whylen);
+int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
+		    uint64_t *held_until, char *why, size_t whylen);
 /* Ask every alive node for its INFO; fills nodes (MANAGER_NODES_MAX) and
  * returns the count. */
 size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,

@@ -319,7 +319,8 @@ static void finish(struct manager *m, const char *id, int moved, uint64_t to,
 
 /* CLAIM id in the store for this manager (lease claim_lease). */
 static int store_claim(struct manager *m, struct net_client **store, const char *id,
-		       struct proto_claim_ok *ok, char *why, size_t whylen)
+		       struct proto_claim_ok *ok, uint64_t *held_until, char *why,
+		       size_t whylen)
 {
 	struct proto_header h;
 	union proto_msg q, r;
@@ -335,6 +336,8 @@ static int store_claim(struct manager *m, struct net_client **store, const char 
 		const struct proto_error *e = *store ? net_client_last_error(*store) : NULL;
 		snprintf(why, whylen, "claiming %s: %s", id, e && e->code == rc ? e->text
 								  : rtcms_strerror(rc));
+		if (held_until && rc == RTCMS_ECLAIMED && e)
+			*held_until = e->detail; /* the holder's lease end, unix ms */
 		if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT) {
 			manager_store_result(m, rc, "CLAIM");
 			net_client_free(*store);
@@ -562,7 +565,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	/* 3. claim: from here on this manager alone moves the process; the
 	 * claim pins the store's latest checkpoint, which may be older than
 	 * the final one (not stored yet), never newer */
-	rc = store_claim(m, &store, id, &claim, why, whylen);
+	rc = store_claim(m, &store, id, &claim, NULL, why, whylen);
 	if (rc)
 		goto fail;
 	claimed = 1;
@@ -642,8 +645,8 @@ fail:
 	return rc ? rc : RTCMS_EINTERNAL;
 }
 
-int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere, char *why,
-		    size_t whylen)
+int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
+		    uint64_t *held_until, char *why, size_t whylen)
 {
 	struct placement_node nodes[MANAGER_NODES_MAX];
 	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
@@ -662,7 +665,8 @@ int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere, char
 		return RTCMS_ENOENT;
 	}
 	*elsewhere = 0;
-	int rc = store_claim(m, &store, id, &claim, why, whylen);
+	*held_until = 0;
+	int rc = store_claim(m, &store, id, &claim, held_until, why, whylen);
 	if (rc) {
 		net_client_free(store);
 		return rc;
