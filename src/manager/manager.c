@@ -134,7 +134,7 @@ static int relay_chunk(void *ctx, const struct proto_chunk *chunk)
 }
 
 int manager_pull(struct manager *m, struct net_client **store, const char *id,
-		 uint64_t incarnation, uint64_t seq, const char *addr,
+		 uint64_t incarnation, uint64_t *seq, const char *addr,
 		 uint64_t *size, int *store_side, _Atomic int *cancel)
 {
 	struct net_client *agent = NULL;
@@ -149,6 +149,19 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 		*store_side = 1;
 		return rc;
 	}
+	/* another manager may have stored it already: then there is nothing
+	 * to pull (the agent is not read twice without need) */
+	rc = store_client_get(*store, id, incarnation, *seq, 1, &meta, NULL, NULL, NULL);
+	if (rc == 0) {
+		*size = meta.size;
+		return 0;
+	}
+	if (rc != RTCMS_ENOENT) {
+		*store_side = 1;
+		net_client_free(*store);
+		*store = NULL;
+		return rc;
+	}
 	rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
 				(int)m->cfg.io_timeout_ms, &agent);
 	if (rc)
@@ -156,11 +169,12 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 	r.store = *store;
 	r.meta = &meta;
 	r.cancel = cancel;
-	rc = store_client_fetch(agent, PROTO_PULL, id, incarnation, seq, 0, &meta,
+	/* the newest the agent holds: at least the one announced */
+	rc = store_client_fetch(agent, PROTO_PULL, id, incarnation, 0, 0, &meta,
 				spec, relay_chunk, &r, NULL);
 	if (rc == RTCMS_EEOF && r.existed)
 		rc = 0;
-	else if (rc == 0 && (meta.sequence != seq || meta.incarnation != incarnation ||
+	else if (rc == 0 && (meta.sequence < *seq || meta.incarnation != incarnation ||
 			     strcmp(meta.process, id) != 0))
 		rc = RTCMS_EPROTO;
 	else if (rc == 0 && !r.begun)
@@ -180,8 +194,10 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 		net_client_free(*store);
 		*store = NULL;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		*size = r.existed ? r.ack.size : meta.size;
+		*seq = meta.sequence;
+	}
 	return rc;
 }
 
@@ -190,12 +206,17 @@ static struct mproc *next_job(struct manager *m)
 	uint64_t now = manager_mono_ms();
 	if (m->store_retry_at && now < m->store_retry_at)
 		return NULL;
-	for (size_t i = 0; i < m->proc_count; i++) {
+	/* round robin from after the last one taken: every process gets its
+	 * turn, however often the others checkpoint */
+	for (size_t k = 0; k < m->proc_count; k++) {
+		size_t i = (m->pull_cursor + 1 + k) % m->proc_count;
 		struct mproc *p = &m->procs[i];
 		if (p->pulling || p->migrating || p->state != PROTO_PS_RUNNING)
 			continue;
-		if (p->notified > p->durable && p->notified != p->failed_seq)
+		if (p->notified > p->durable && p->notified != p->failed_seq) {
+			m->pull_cursor = i;
 			return p;
+		}
 	}
 	return NULL;
 }
@@ -224,7 +245,8 @@ static void puller_thread(void *arg)
 
 		uint64_t t0 = uv_hrtime(), size = 0;
 		int store_side = 0;
-		int rc = addr[0] ? manager_pull(m, &store, id, inc, seq, addr, &size, &store_side,
+		uint64_t got = seq;
+		int rc = addr[0] ? manager_pull(m, &store, id, inc, &got, addr, &size, &store_side,
 						&p->migrating)
 				 : RTCMS_ENOENT;
 		double ms = (double)(uv_hrtime() - t0) / 1e6;
@@ -233,7 +255,7 @@ static void puller_thread(void *arg)
 		if (rc == 0) /* the first of an incarnation at info, the rest at debug */
 			log_msg(first ? LOG_INFO : LOG_DEBUG, "[manager -> store] %s %" PRIu64
 				"/%" PRIu64 " durable (%" PRIu64 " bytes, pulled and stored in "
-				"%.1f ms)%s", id, inc, seq, size, ms,
+				"%.1f ms)%s", id, inc, got, size, ms,
 				first ? "; later ones are logged at debug level" : "");
 		else if (rc == RTCMS_ESTATE)
 			log_debug("%s %" PRIu64 "/%" PRIu64 ": pull given up, a migration "
@@ -250,8 +272,8 @@ static void puller_thread(void *arg)
 		if (!p)
 			continue;
 		p->pulling = 0;
-		if (rc == 0 && inc == p->incarnation && seq > p->durable) {
-			p->durable = seq;
+		if (rc == 0 && inc == p->incarnation && got > p->durable) {
+			p->durable = got;
 			p->durable_size = size;
 			p->durable_at_ms = manager_mono_ms();
 		} else if (rc && (!store_side || rc == RTCMS_EFENCED || rc == RTCMS_EEXIST ||

@@ -90,6 +90,7 @@ struct manager {
 	size_t node_count;
 	struct mproc *procs;
 	size_t proc_count;
+	size_t pull_cursor;            /* round robin of the pullers */
 	int store_up;
 	char store_error[PROTO_TEXT_MAX + 1];
 	uint64_t store_retry_at;       /* monotonic ms */
@@ -109,12 +110,14 @@ struct mnode *manager_node(struct manager *m, uint64_t node);  /* lock held */
 int manager_node_alive(const struct manager *m, const struct mnode *n);
 /* Record the outcome of a store operation (lock not held). */
 void manager_store_result(struct manager *m, int rc, const char *what);
-/* PULL sequence seq of process id from the agent at addr and store it.
+/* Make sequence *seq (or newer) of process id durable: skipped if the
+ * store has it already (another manager), else the newest the agent at
+ * addr holds is pulled and stored (*seq: the sequence stored).
  * *store is this thread's store connection (opened, or dropped on error).
  * Returns 0 and the stored size, RTCMS_ESTORE-class errors from the store
  * (*store_side = 1) or the agent's. */
 int manager_pull(struct manager *m, struct net_client **store, const char *id,
-		 uint64_t incarnation, uint64_t seq, const char *addr,
+		 uint64_t incarnation, uint64_t *seq, const char *addr,
 		 uint64_t *size, int *store_side, _Atomic int *cancel);
 int manager_store_connect(struct manager *m, struct net_client **store);
 int manager_run(struct manager *m);
