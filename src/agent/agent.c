@@ -427,6 +427,10 @@ static void on_heartbeat(uv_timer_t *t)
 		log_warn("lease lapsed: no manager answered for %" PRIu64 " ms; %d "
 			 "program(s) stopped (fenced)", now - a->lease_until + a->lease_ms, n);
 	}
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (p->state == AP_FROZEN && !p->resolving &&
+		    now - p->frozen_ms >= a->cfg.freeze_hold_ms)
+			agent_resolve_frozen(a, p);
 	if (!a->configured_started && a->lease_until > now) {
 		a->configured_started = 1;
 		start_configured = 1;

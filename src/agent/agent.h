@@ -66,6 +66,9 @@ struct aproc {
 	uv_mutex_t cap_lock;           /* one capture at a time */
 	uint64_t notified[AGENT_MANAGERS_MAX]; /* sequence told to each manager */
 	uint32_t exit_told;            /* bit per manager: EXITED sent */
+	uint64_t frozen_ms;            /* FROZEN since (monotonic; a RESOLVE is due
+					* freeze_hold later) */
+	int resolving;                 /* a RESOLVE is under way */
 	int refs;                      /* threads using it (agent.lock) */
 	struct aproc *next;
 };
@@ -97,6 +100,7 @@ struct agent_config {
 	uint64_t freeze_timeout_ms;
 	uint64_t restore_timeout_ms;
 	uint64_t adopt_timeout_ms;
+	uint64_t freeze_hold_ms;       /* frozen this long without THAW/STOP: RESOLVE */
 	uint64_t io_timeout_ms;
 	uint64_t heartbeat_ms;         /* UDP heartbeat interval */
 	uint64_t lease_ms;             /* agent lease unless a manager sets a shorter one */
@@ -153,6 +157,8 @@ void proc_reap(struct agent *a);   /* loop: waitpid every exited program */
 void proc_free(struct aproc *p);
 int agent_running_count(struct agent *a); /* with agent.lock held */
 
+/* handlers.c: decide for a program frozen too long (RESOLVE) */
+void agent_resolve_frozen(struct agent *a, struct aproc *p);
 /* handlers.c */
 int agent_handle(void *ctx, struct net_client *c, const char *peer,
 		 const struct proto_header *hdr, union proto_msg *msg);

@@ -40,6 +40,7 @@ static const struct config_field fields[] = {
 	{ "agent", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000 },
 	{ "agent", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000 },
 	{ "agent", "adopt_timeout", CONFIG_U64, &cfg.adopt_timeout_ms, 0, 10, 600000 },
+	{ "agent", "freeze_hold", CONFIG_U64, &cfg.freeze_hold_ms, 0, 100, 3600000 },
 	{ "agent", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000 },
 	{ "agent", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000 },
 	{ "agent", "lease", CONFIG_U64, &cfg.lease_ms, 0, 20, 3600000 },
@@ -63,6 +64,7 @@ static const struct cmdline_opt opts[] = {
 	{ "poll-interval", 0, "poll_interval" },
 	{ "freeze-timeout", 0, "freeze_timeout" },
 	{ "restore-timeout", 0, "restore_timeout" },
+	{ "freeze-hold", 0, "freeze_hold" },
 	{ "ready-file", 0, "ready_file" },
 	{ "heartbeat-interval", 0, "heartbeat_interval" },
 	{ "lease", 0, "lease" },
@@ -95,6 +97,10 @@ static void usage(FILE *f)
 "      --poll-interval MS     how often areas are checked for new checkpoints (5)\n"
 "      --freeze-timeout MS    wait for a program's own final checkpoint (2000)\n"
 "      --restore-timeout MS   wait for a restored program to resume (10000)\n"
+"      --freeze-hold MS       a program frozen for a move this long without THAW\n"
+"                             or STOP (its manager died) is resolved with a\n"
+"                             manager from the store (default 45000; more than\n"
+"                             the managers' claim lease)\n"
 "      --heartbeat-interval MS  UDP heartbeats to every manager (default 50)\n"
 "      --lease MS             programs are stopped when no manager answered a\n"
 "                             heartbeat for this long (default 200; a manager\n"
@@ -164,6 +170,7 @@ int main(int argc, char **argv)
 	cfg.freeze_timeout_ms = 2000;
 	cfg.restore_timeout_ms = 10000;
 	cfg.adopt_timeout_ms = 10000;
+	cfg.freeze_hold_ms = 45000;
 	cfg.io_timeout_ms = 5000;
 	cfg.heartbeat_ms = 50;
 	cfg.lease_ms = 200;

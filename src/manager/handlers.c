@@ -348,6 +348,32 @@ static int handle_node_failed(struct manager *m, struct net_client *c, const cha
 	return reply_ok(c, hdr);
 }
 
+static int handle_resolve(struct manager *m, struct net_client *c, const char *who,
+			  const struct proto_header *hdr, const struct proto_proc_ref *r)
+{
+	union proto_msg out;
+	char why[PROTO_TEXT_MAX + 1];
+	uint64_t node = 0;
+	uint32_t verdict = PROTO_VERDICT_WAIT;
+
+	uv_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->node_count; i++)
+		if (strcmp(m->nodes[i].name, who) == 0)
+			node = m->nodes[i].node;
+	uv_mutex_unlock(&m->lock);
+	if (!node)
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "agent %s has not registered", who);
+	int rc = manager_resolve(m, r->process, r->incarnation, node, &verdict, why,
+				 sizeof(why));
+	if (rc)
+		return rpc_reply_error(c, hdr, rc, "%s", why);
+	memset(&out, 0, sizeof(out));
+	snprintf(out.ref.process, sizeof(out.ref.process), "%s", r->process);
+	out.ref.incarnation = r->incarnation;
+	out.ref.arg = verdict;
+	return net_client_reply(c, PROTO_RESOLVE_OK, 0, hdr->request, &out) ? -1 : 0;
+}
+
 static int handle_drain(struct manager *m, struct net_client *c, const char *who,
 			const struct proto_header *hdr, const struct proto_drain *d)
 {
@@ -411,6 +437,8 @@ int manager_handle(void *ctx, struct net_client *c, const char *peer,
 		return handle_drain(m, c, who, hdr, &msg->drain);
 	case PROTO_NODE_FAILED:
 		return handle_node_failed(m, c, who, hdr, &msg->drain);
+	case PROTO_RESOLVE:
+		return handle_resolve(m, c, who, hdr, &msg->ref);
 	default:
 		log_warn("[%s] %s is not a manager request; closing", who,
 			 proto_type_name(hdr->type) ? proto_type_name(hdr->type) : "?");

@@ -142,6 +142,11 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
  * why. */
 int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
 		    uint64_t *held_until, char *why, size_t whylen);
+/* Decide for a program frozen by a migration whose manager vanished:
+ * *verdict STOP (the store recorded the move), THAW (never committed) or
+ * WAIT (a claim is held). 0 or the store's error. */
+int manager_resolve(struct manager *m, const char *id, uint64_t incarnation,
+		    uint64_t node, uint32_t *verdict, char *why, size_t whylen);
 /* Ask every alive node for its INFO; fills nodes (MANAGER_NODES_MAX) and
  * returns the count. */
 size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,

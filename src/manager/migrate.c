@@ -19,11 +19,26 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client/store_client.h"
 #include "log/log.h"
 #include "rtcms_error.h"
+
+/* Failure injection for tests (like SQLite's sqlite3FaultSim): with
+ * RTCMS_MANAGER_CRASH_AT=where in the environment the manager kills itself
+ * (SIGKILL, as kill -9 would) at that step of a migration: after-claim,
+ * after-send, before-commit, after-commit. */
+static void crash_point(const char *where)
+{
+	const char *at = getenv("RTCMS_MANAGER_CRASH_AT");
+	if (at && strcmp(at, where) == 0) {
+		log_error("test hook RTCMS_MANAGER_CRASH_AT: dying %s", where);
+		kill(getpid(), SIGKILL);
+	}
+}
 
 size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
 			  char (*addrs)[PROTO_ADDR_MAX + 1])
@@ -128,6 +143,7 @@ static int restore_finish(struct manager *m, struct net_client *target, uint32_t
 	memset(&q, 0, sizeof(q));
 	q.put_end.chunk_count = count;
 	int rc = net_client_send(target, PROTO_PUT_END, 0, &q, NULL);
+	crash_point("after-send");
 	if (rc == 0) {
 		net_client_set_timeout(target, (int)m->cfg.restore_timeout_ms);
 		rc = net_client_recv(target, &h, &r);
@@ -468,6 +484,7 @@ static int commit_adopt(struct manager *m, struct net_client **store,
 	}
 	*committed = 1;
 	*new_inc = r.commit_ok.incarnation;
+	crash_point("after-commit");
 	log_info("[manager -> store] COMMIT %s: incarnation %" PRIu64 " on node %016" PRIx64,
 		 id, *new_inc, node);
 	memset(&q, 0, sizeof(q));
@@ -569,6 +586,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	if (rc)
 		goto fail;
 	claimed = 1;
+	crash_point("after-claim");
 	if (claim.incarnation > final.incarnation ||
 	    (claim.incarnation == final.incarnation && claim.sequence > final.sequence)) {
 		snprintf(why, whylen, "the store's latest checkpoint of %s is %" PRIu64 "/%" PRIu64
@@ -591,6 +609,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 
 	/* 5. commit (only once the final checkpoint is durable and the target
 	 * resumed), adopt, stop the old instance */
+	crash_point("before-commit");
 	uint64_t new_inc = 0;
 	rc = commit_adopt(m, &store, &dst, id, claim.claim_id, nodes[chosen].info.node,
 			  addrs[chosen], &new_inc, &committed, why, whylen);
@@ -708,7 +727,7 @@ int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
 			  addrs[chosen], &new_inc, &committed, why, whylen);
 	if (!committed)
 		goto fail;
-	log_info("RESTORE %s done: node %016" PRIx64 " failed, now on %016" PRIx64
+	log_info("RESTORE %s done: was on node %016" PRIx64 ", now on %016" PRIx64
 		 ", incarnation %" PRIu64 ", from checkpoint %" PRIu64 " in %" PRIu64 " ms",
 		 id, source, nodes[chosen].info.node, new_inc, meta.sequence,
 		 (uint64_t)((uv_hrtime() - t0) / 1000000));
@@ -721,4 +740,54 @@ fail:
 	net_client_free(dst);
 	net_client_free(store);
 	return rc ? rc : RTCMS_EINTERNAL;
+}
+
+int manager_resolve(struct manager *m, const char *id, uint64_t incarnation,
+		    uint64_t node, uint32_t *verdict, char *why, size_t whylen)
+{
+	struct net_client *store = NULL;
+	struct proto_claim_ok claim;
+	uint64_t held_until = 0;
+
+	uv_mutex_lock(&m->lock);
+	struct mproc *p = manager_proc(m, id);
+	int busy = p && p->migrating;
+	uv_mutex_unlock(&m->lock);
+	if (busy) {
+		*verdict = PROTO_VERDICT_WAIT; /* this manager is moving it */
+		return 0;
+	}
+	int rc = store_claim(m, &store, id, &claim, &held_until, why, whylen);
+	if (rc == RTCMS_ECLAIMED) {
+		*verdict = PROTO_VERDICT_WAIT; /* another manager is moving it */
+		net_client_free(store);
+		return 0;
+	}
+	if (rc) {
+		net_client_free(store);
+		return rc;
+	}
+	uv_mutex_lock(&m->lock);
+	if (claim.node != node) {
+		/* the move was committed: the frozen instance must go. If no news
+		 * of the new incarnation came, the target may have killed it
+		 * unconfirmed (its manager died before ADOPT): restore it. */
+		*verdict = PROTO_VERDICT_STOP;
+		if (p && p->incarnation <= incarnation) {
+			p->node = claim.node;
+			p->state = PROTO_PS_WAITING;
+			p->retry_at = manager_mono_ms() + 100;
+		}
+	} else {
+		*verdict = PROTO_VERDICT_THAW; /* never committed: it goes on */
+		if (p && p->incarnation == incarnation)
+			p->state = PROTO_PS_RUNNING;
+	}
+	uv_mutex_unlock(&m->lock);
+	log_warn("RESOLVE %s incarnation %" PRIu64 ", frozen on node %016" PRIx64 ": the "
+		 "store records node %016" PRIx64 ": %s", id, incarnation, node, claim.node,
+		 *verdict == PROTO_VERDICT_STOP ? "stop it" : "thaw it");
+	store_release(m, &store, id, claim.claim_id);
+	net_client_free(store);
+	return 0;
 }

@@ -36,41 +36,6 @@ static int read_file(const char *path, char *buf, size_t cap)
 	return (int)n;
 }
 
-/* live (not zombie) processes with RTCMS_PROCESS=id; their parent pids in
- * parents (optional) */
-static int instances(const char *id, int *parents, int max)
-{
-	char want[160], path[64], buf[8192];
-	int n = 0;
-	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		int pid = atoi(e->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		if (read_file(path, buf, sizeof(buf)) <= 0)
-			continue;
-		const char *p = strrchr(buf, ')');
-		if (!p || p[2] == 'Z')
-			continue;
-		int ppid = atoi(p + 4);
-		snprintf(path, sizeof(path), "/proc/%d/environ", pid);
-		int len = read_file(path, buf, sizeof(buf));
-		for (int off = 0; off < len; off += (int)strlen(buf + off) + 1)
-			if (strcmp(buf + off, want) == 0) {
-				if (parents && n < max)
-					parents[n] = ppid;
-				n++;
-				break;
-			}
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
 static void kill_children(int parent)
 {
 	char path[64], buf[1024];
@@ -126,7 +91,7 @@ static void test_fifty_failures(void **state)
 		int agent_pid = cl.agents[victim].pid;
 		for (int k = 0; k < PROGRAMS; k++) {
 			int parent = 0;
-			if (instances(ids[k], &parent, 1) == 1 && parent == agent_pid)
+			if (cl_instances(ids[k], &parent, 1) == 1 && parent == agent_pid)
 				killed_under[k]++;
 		}
 		kill(agent_pid, SIGKILL);
@@ -140,12 +105,12 @@ static void test_fifty_failures(void **state)
 			settled = 1;
 			for (int k = 0; k < PROGRAMS && settled; k++)
 				settled = restores(&cl, ids[k]) == killed_under[k] &&
-					  instances(ids[k], NULL, 0) == 1;
+					  cl_instances(ids[k], NULL, 0) == 1;
 			if (!settled)
 				usleep(50000);
 		}
 		for (int k = 0; k < PROGRAMS; k++) {
-			int n = instances(ids[k], NULL, 0), r = restores(&cl, ids[k]);
+			int n = cl_instances(ids[k], NULL, 0), r = restores(&cl, ids[k]);
 			if (n != 1 || r != killed_under[k])
 				fail_msg("round %d (seed %u): %s runs %d time(s), restored %d "
 					 "time(s) for %d node failure(s)", round + 1, seed, ids[k],

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "net/client.h"
+#include <dirent.h>
 #include "proto/spec.h"
 #include "rtcms_error.h"
 
@@ -245,4 +246,75 @@ int cl_program_pid(struct cluster *cl, int agent, const char *id)
 	    cl_log_line(&cl->agents[agent], needle, line, sizeof(line)) != 0)
 		return -1;
 	return atoi(strstr(line, needle) + strlen(needle));
+}
+
+static int read_file(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* live (not zombie) processes with RTCMS_PROCESS=id; their parent pids in
+ * parents (optional) */
+int cl_instances(const char *id, int *parents, int max)
+{
+	char want[160], path[64], buf[8192];
+	int n = 0;
+	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int pid = atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if (read_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		const char *p = strrchr(buf, ')');
+		if (!p || p[2] == 'Z')
+			continue;
+		int ppid = atoi(p + 4);
+		snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+		int len = read_file(path, buf, sizeof(buf));
+		for (int off = 0; off < len; off += (int)strlen(buf + off) + 1)
+			if (strcmp(buf + off, want) == 0) {
+				if (parents && n < max)
+					parents[n] = ppid;
+				n++;
+				break;
+			}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+
+int cl_proc_at(struct cluster *cl, const struct tu_daemon *mgr, const char *id,
+	       struct proto_proc_entry *out)
+{
+	static struct proto_node_entry nodes[PROTO_NODES_MAX];
+	static struct proto_proc_entry procs[PROTO_PROCS_MAX];
+	struct net_client *c = NULL;
+	struct proto_header h;
+	union proto_msg q, r;
+	memset(&q, 0, sizeof(q));
+	memset(out, 0, sizeof(*out));
+	r.mstatus.nodes = nodes;
+	r.mstatus.procs = procs;
+	int rc = net_client_connect(mgr->addr, &cl->key, PROTO_ROLE_CLI, "test", 5000, &c);
+	if (rc == 0)
+		rc = net_client_call(c, PROTO_MSTATUS, &q, PROTO_MSTATUS_REPLY, &h, &r);
+	net_client_free(c);
+	if (rc)
+		return rc;
+	for (int i = 0; i < r.mstatus.proc_count; i++)
+		if (strcmp(procs[i].process, id) == 0)
+			*out = procs[i];
+	return 0;
 }

@@ -64,4 +64,11 @@ int cl_log_line(const struct tu_daemon *d, const char *needle, char *out, size_t
 /* The pid agent i logged for the program it started as id (RUN), or -1. */
 int cl_program_pid(struct cluster *cl, int agent, const char *id);
 
+/* Live (not zombie) processes started as process id (their RTCMS_PROCESS),
+ * counted from /proc; their parent pids go to parents (max of them). */
+int cl_instances(const char *id, int *parents, int max);
+/* cl_proc, asking the manager mgr (e.g. &cl->manager2). */
+int cl_proc_at(struct cluster *cl, const struct tu_daemon *mgr, const char *id,
+	       struct proto_proc_entry *out);
+
 #endif

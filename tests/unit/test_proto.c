@@ -229,6 +229,8 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->drain_ok.failed = 1;
 		break;
 	case PROTO_EXITED:
+	case PROTO_RESOLVE:
+	case PROTO_RESOLVE_OK:
 	case PROTO_FREEZE:
 	case PROTO_THAW:
 	case PROTO_STOP:
@@ -299,7 +301,7 @@ static const uint8_t all_types[] = {
 	PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
 	PROTO_MSTATUS, PROTO_MSTATUS_REPLY, PROTO_EXITED, PROTO_FREEZE,
 	PROTO_FROZEN, PROTO_THAW, PROTO_STOP, PROTO_ADOPT, PROTO_HEARTBEAT_ACK,
-	PROTO_NODE_FAILED,
+	PROTO_NODE_FAILED, PROTO_RESOLVE, PROTO_RESOLVE_OK,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 

@@ -246,6 +246,8 @@ static const struct {
 	{ PROTO_MSTATUS_REPLY, "MSTATUS_REPLY", 131072, 0 },
 	{ PROTO_EXITED, "EXITED", 1024, 0 },
 	{ PROTO_NODE_FAILED, "NODE_FAILED", 8, 0 },
+	{ PROTO_RESOLVE, "RESOLVE", 1024, 0 },
+	{ PROTO_RESOLVE_OK, "RESOLVE_OK", 1024, 0 },
 	{ PROTO_FREEZE, "FREEZE", 1024, 0 },
 	{ PROTO_FROZEN, "FROZEN", 17408, 0 },
 	{ PROTO_THAW, "THAW", 1024, 0 },
@@ -623,6 +625,8 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 	case PROTO_MSTATUS_REPLY:
 		enc_mstatus(&w, &m->mstatus);
 		break;
+	case PROTO_RESOLVE:
+	case PROTO_RESOLVE_OK:
 	case PROTO_EXITED:
 	case PROTO_FREEZE:
 	case PROTO_THAW:
@@ -852,6 +856,8 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 			return rc;
 		break;
 	}
+	case PROTO_RESOLVE:
+	case PROTO_RESOLVE_OK:
 	case PROTO_EXITED:
 	case PROTO_FREEZE:
 	case PROTO_THAW:

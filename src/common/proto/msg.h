@@ -79,6 +79,8 @@ enum proto_type {
 	PROTO_MSTATUS_REPLY = 0x4A,
 	PROTO_EXITED       = 0x4B, /* agent -> manager: a program ended by itself */
 	PROTO_NODE_FAILED  = 0x4C, /* operator -> manager: a node is known to be down */
+	PROTO_RESOLVE      = 0x4D, /* agent -> manager: a program frozen too long: go on or stop? */
+	PROTO_RESOLVE_OK   = 0x4E, /* its answer: arg = enum proto_verdict */
 	PROTO_INFO         = 0x50, /* manager -> agent info interface (empty) */
 	PROTO_INFO_REPLY   = 0x51,
 	PROTO_RESTORE      = 0x52, /* manager -> agent: meta, then CHUNKs, PUT_END */
@@ -317,7 +319,15 @@ struct proto_heartbeat {      /* HEARTBEAT and HEARTBEAT_ACK (UDP; the ack echoe
 	uint32_t processes;
 };
 
-/* FREEZE, THAW, STOP, ADOPT (manager -> agent) and EXITED (agent -> manager). */
+/* Answer to RESOLVE (in proto_proc_ref.arg). */
+enum proto_verdict {
+	PROTO_VERDICT_STOP = 1,            /* it runs elsewhere now: kill this instance */
+	PROTO_VERDICT_THAW = 2,            /* the move never committed: go on */
+	PROTO_VERDICT_WAIT = 3,            /* a move is under way: ask again later */
+};
+
+/* FREEZE, THAW, STOP, ADOPT (manager -> agent), EXITED and RESOLVE (agent ->
+ * manager), RESOLVE_OK. */
 struct proto_proc_ref {
 	char process[PROTO_ID_MAX + 1];
 	uint64_t incarnation;              /* the instance meant; ADOPT: the new incarnation */
