@@ -25,37 +25,6 @@
 #define NODES 4
 #define ROUNDS 50
 
-static int read_file(const char *path, char *buf, size_t cap)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, cap - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return (int)n;
-}
-
-static void kill_children(int parent)
-{
-	char path[64], buf[1024];
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		int pid = atoi(e->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		if (read_file(path, buf, sizeof(buf)) <= 0)
-			continue;
-		const char *p = strrchr(buf, ')');
-		if (p && atoi(p + 4) == parent)
-			kill(pid, SIGKILL);
-	}
-	if (d)
-		closedir(d);
-}
-
 static int restores(struct cluster *cl, const char *id)
 {
 	char needle[160];
@@ -95,7 +64,7 @@ static void test_fifty_failures(void **state)
 				killed_under[k]++;
 		}
 		kill(agent_pid, SIGKILL);
-		kill_children(agent_pid);
+		cl_kill_children(agent_pid);
 		tu_daemon_stop(&cl.agents[victim], SIGKILL);
 		/* every program again running exactly once, restored as often as
 		 * its node was killed */

@@ -318,3 +318,21 @@ int cl_proc_at(struct cluster *cl, const struct tu_daemon *mgr, const char *id,
 			*out = procs[i];
 	return 0;
 }
+
+void cl_kill_children(int parent)
+{
+	char path[64], buf[1024];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int pid = atoi(e->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if (pid <= 0 || read_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		const char *p = strrchr(buf, ')');
+		if (p && atoi(p + 4) == parent)
+			kill(pid, SIGKILL);
+	}
+	if (d)
+		closedir(d);
+}

@@ -67,6 +67,8 @@ int cl_program_pid(struct cluster *cl, int agent, const char *id);
 /* Live (not zombie) processes started as process id (their RTCMS_PROCESS),
  * counted from /proc; their parent pids go to parents (max of them). */
 int cl_instances(const char *id, int *parents, int max);
+/* SIGKILL every child process of parent (a node's programs). */
+void cl_kill_children(int parent);
 /* cl_proc, asking the manager mgr (e.g. &cl->manager2). */
 int cl_proc_at(struct cluster *cl, const struct tu_daemon *mgr, const char *id,
 	       struct proto_proc_entry *out);
