@@ -134,7 +134,15 @@ struct agent {
 	int configured_started;        /* `run =` programs start under the first lease */
 	uint64_t hb_counter;
 	uint64_t hb_sent[64];          /* send time by counter % 64 */
+
+	/* the highest incarnation run here per process id (agent.lock), kept
+	 * after the program is gone: a restore of an older one is refused */
+	struct { char id[PROTO_ID_MAX + 1]; uint64_t inc; } seen[256];
+	size_t seen_count, seen_next;
 };
+
+/* Record that incarnation inc of id runs here (agent.lock held). */
+void agent_seen(struct agent *a, const char *id, uint64_t inc);
 
 /* main.c: start the `run =` programs (called once, under the first lease) */
 void agent_start_configured(struct agent *a);

@@ -161,6 +161,22 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 	return rc ? -1 : 0;
 }
 
+/* The highest incarnation of id this agent has run or adopted (a table of
+ * the last 256 process ids, and the programs it holds). */
+static uint64_t seen_incarnation(struct agent *a, const char *id)
+{
+	uint64_t max = 0;
+	uv_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->seen_count; i++)
+		if (strcmp(a->seen[i].id, id) == 0)
+			max = a->seen[i].inc;
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (strcmp(p->id, id) == 0 && p->state != AP_RESTORING && p->incarnation > max)
+			max = p->incarnation;
+	uv_mutex_unlock(&a->lock);
+	return max;
+}
+
 static int check_room(struct agent *a, const char *id, char *why, size_t len)
 {
 	uv_mutex_lock(&a->lock);
@@ -329,6 +345,14 @@ static int handle_restore(struct agent *a, struct net_client *c, const char *pee
 	uint64_t max = image_size(AREA_MAX_REGIONS, a->cfg.area_capacity > (1ull << 30)
 				  ? a->cfg.area_capacity : (1ull << 30));
 	rc = check_room(a, meta.process, why, sizeof(why));
+	uint64_t seen = seen_incarnation(a, meta.process);
+	if (rc == 0 && meta.incarnation < seen) {
+		/* a checkpoint older than an instance this node already ran */
+		rc = RTCMS_EFENCED;
+		snprintf(why, sizeof(why), "%s incarnation %" PRIu64 " already ran here: its "
+			 "checkpoint of incarnation %" PRIu64 " is stale", meta.process, seen,
+			 meta.incarnation);
+	}
 	if (rc == 0 && meta.size > max) {
 		rc = RTCMS_ETOOBIG;
 		snprintf(why, sizeof(why), "checkpoint of %" PRIu64 " bytes is over this "
@@ -439,11 +463,21 @@ static int handle_restore(struct agent *a, struct net_client *c, const char *pee
 		if (rc == 0 && (h2.type != PROTO_ADOPT || strcmp(m.ref.process, meta.process) ||
 				m.ref.incarnation <= meta.incarnation))
 			rc = RTCMS_EPROTO;
+		/* the new incarnation must be newer than any this node ran */
+		if (rc == 0 && m.ref.incarnation <= seen_incarnation(a, meta.process)) {
+			log_warn("[%s -> agent] ADOPT %s incarnation %" PRIu64 " refused: not "
+				 "newer than one that ran here", peer, meta.process,
+				 m.ref.incarnation);
+			net_client_reply_error(c, h2.request, RTCMS_EFENCED, 0,
+					       "incarnation not newer than one that ran here");
+			rc = RTCMS_EFENCED;
+		}
 	}
 	if (rc == 0) {
 		uv_mutex_lock(&a->lock);
 		p->incarnation = m.ref.incarnation;
 		p->state = AP_RUNNING;
+		agent_seen(a, p->id, p->incarnation);
 		memset(p->notified, 0, sizeof(p->notified));
 		uv_mutex_unlock(&a->lock);
 		keep = 1;

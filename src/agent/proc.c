@@ -81,6 +81,19 @@ void proc_free(struct aproc *p)
 	free(p);
 }
 
+void agent_seen(struct agent *a, const char *id, uint64_t inc)
+{
+	for (size_t i = 0; i < a->seen_count; i++)
+		if (strcmp(a->seen[i].id, id) == 0) {
+			if (inc > a->seen[i].inc)
+				a->seen[i].inc = inc;
+			return;
+		}
+	size_t i = a->seen_count < 256 ? a->seen_count++ : a->seen_next++ % 256;
+	snprintf(a->seen[i].id, sizeof(a->seen[i].id), "%s", id);
+	a->seen[i].inc = inc;
+}
+
 int agent_running_count(struct agent *a)
 {
 	int n = 0;
@@ -238,6 +251,8 @@ int proc_launch(struct agent *a, const char *id, uint64_t incarnation,
 	uv_mutex_lock(&a->lock);
 	/* what managers were told before is not this instance's */
 	p->refs = 1;
+	if (!image)
+		agent_seen(a, id, incarnation);
 	atomic_store_explicit(&((struct area_header *)p->area)->lease_until_ms,
 			      a->lease_until, memory_order_release);
 	p->next = a->procs;

@@ -17,7 +17,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "client/store_client.h"
 #include "cluster.h"
+#include "net/client.h"
 #include "rtcms_error.h"
 
 #define COUNTER RTCMS_BIN_DIR "/rtcms-counter"
@@ -233,6 +235,72 @@ static void test_two_managers(void **state)
 	cl_stop(&cl);
 }
 
+/* relay one stored checkpoint to an agent as RESTORE (as a manager would) */
+struct relay { struct net_client *agent; struct proto_ckpt_meta *meta; int begun; uint32_t n; };
+
+static int relay_chunk(void *ctx, const struct proto_chunk *chunk)
+{
+	struct relay *r = ctx;
+	union proto_msg q;
+	if (!r->begun) {
+		r->begun = 1;
+		q.meta = *r->meta;
+		if (net_client_send(r->agent, PROTO_RESTORE, 0, &q, NULL))
+			return -1;
+	}
+	q.chunk = *chunk;
+	r->n++;
+	return net_client_send(r->agent, PROTO_CHUNK, 0, &q, NULL);
+}
+
+/* A target refuses a restore of an incarnation older than one it ran. */
+static void test_stale_restore_refused(void **state)
+{
+	struct cluster cl;
+	struct proto_migrate_ok ok;
+	char why[PROTO_TEXT_MAX + 1];
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "fo-stale", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
+	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "30", NULL };
+	assert_int_equal(cl_run(&cl, "stale", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "stale", 1, 3, 20000), 0);
+	if (cl_migrate(&cl, "stale", cl_node(1), 0, &ok, why, sizeof(why)))
+		fail_msg("migrate: %s", why);
+	assert_int_equal(ok.incarnation, 2);
+	/* incarnation 2 ran on node 3; it ends there */
+	char line[4096];
+	assert_int_equal(cl_log_line(&cl.agents[1], "RESTORE stale seq", line, sizeof(line)), 0);
+	kill(atoi(strstr(line, "started pid ") + 12), SIGKILL);
+	assert_int_equal(cl_wait_log(&cl.agents[1], "killed by signal 9", 1, 5000), 0);
+
+	/* an old checkpoint of incarnation 1, sent to node 3 as a restore */
+	struct net_client *store = NULL, *agent = NULL;
+	struct proto_ckpt_meta meta;
+	static uint8_t spec[PROTO_SPEC_MAX];
+	struct proto_header h;
+	union proto_msg q, r;
+	assert_int_equal(net_client_connect(cl.store.addr, &cl.key, PROTO_ROLE_MANAGER, "t",
+					    5000, &store), 0);
+	assert_int_equal(net_client_connect(cl.agents[1].addr, &cl.key, PROTO_ROLE_MANAGER,
+					    "t", 5000, &agent), 0);
+	struct relay rl = { agent, &meta, 0, 0 };
+	assert_int_equal(store_client_fetch(store, PROTO_GET, "stale", 1, ok.sequence, 0, &meta,
+					    spec, relay_chunk, &rl, NULL), 0);
+	memset(&q, 0, sizeof(q));
+	q.put_end.chunk_count = rl.n;
+	assert_int_equal(net_client_send(agent, PROTO_PUT_END, 0, &q, NULL), 0);
+	assert_int_equal(net_client_recv(agent, &h, &r), 0);
+	assert_int_equal(h.type, PROTO_ERROR);
+	assert_int_equal(r.error.code, RTCMS_EFENCED);
+	assert_non_null(strstr(r.error.text, "already ran here"));
+	net_client_free(agent);
+	net_client_free(store);
+	cl_stop(&cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +308,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_frozen_node_fenced_then_restored, cl_teardown),
 		cmocka_unit_test_teardown(test_node_failed_notice, cl_teardown),
 		cmocka_unit_test_teardown(test_two_managers, cl_teardown),
+		cmocka_unit_test_teardown(test_stale_restore_refused, cl_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();
