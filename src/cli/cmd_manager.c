@@ -46,6 +46,7 @@ static const char *state_name(uint8_t state)
 	case PROTO_PS_EXITED: return "exited";
 	case PROTO_PS_UNKNOWN: return "lost";
 	case PROTO_PS_WAITING: return "waiting";
+	case PROTO_PS_STORED: return "stored";
 	default: return "?";
 	}
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "client/store_client.h"
 #include "daemon/rpc_server.h"
@@ -23,19 +24,6 @@ static int reply_ok(struct net_client *c, const struct proto_header *hdr)
 	union proto_msg m;
 	memset(&m, 0, sizeof(m));
 	return net_client_reply(c, PROTO_OK, 0, hdr->request, &m) ? -1 : 0;
-}
-
-/* lock held; NULL if the table is full */
-static struct mproc *proc_add(struct manager *m, const char *id)
-{
-	struct mproc *p = manager_proc(m, id);
-	if (p || m->proc_count >= MANAGER_PROCS_MAX)
-		return p;
-	p = &m->procs[m->proc_count++];
-	memset(p, 0, sizeof(*p));
-	snprintf(p->id, sizeof(p->id), "%s", id);
-	p->state = PROTO_PS_RUNNING;
-	return p;
 }
 
 static int handle_register(struct manager *m, struct net_client *c, const char *who,
@@ -96,7 +84,7 @@ static int handle_notify(struct manager *m, struct net_client *c, const char *wh
 		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " has not "
 				 "registered", mt->node);
 	}
-	struct mproc *p = proc_add(m, mt->process);
+	struct mproc *p = manager_proc_add(m, mt->process);
 	if (!p) {
 		uv_mutex_unlock(&m->lock);
 		return rpc_reply_error(c, hdr, RTCMS_ENOSPC, "process table full");
@@ -134,11 +122,23 @@ static int handle_exited(struct manager *m, struct net_client *c, const char *wh
 {
 	uv_mutex_lock(&m->lock);
 	struct mproc *p = manager_proc(m, r->process);
-	if (p && p->incarnation == r->incarnation && !p->migrating)
+	int current = p && p->incarnation == r->incarnation && !p->migrating;
+	if (current)
 		p->state = PROTO_PS_EXITED;
 	uv_mutex_unlock(&m->lock);
-	log_info("[%s -> manager] EXITED %s incarnation %" PRIu64 " (wait status %u)",
-		 who, r->process, r->incarnation, r->arg);
+	int clean = WIFEXITED((int)r->arg) && WEXITSTATUS((int)r->arg) == 0;
+	log_info("[%s -> manager] EXITED %s incarnation %" PRIu64 " (%s %d)", who,
+		 r->process, r->incarnation, WIFEXITED((int)r->arg) ? "exit status" : "signal",
+		 WIFEXITED((int)r->arg) ? WEXITSTATUS((int)r->arg) : WTERMSIG((int)r->arg));
+	if (current && clean) {
+		/* it finished: nothing to restore, ever; its checkpoints go, so
+		 * a manager that starts later does not take it for lost (and the
+		 * id can be run again) */
+		uv_mutex_lock(&m->lock);
+		p->ended = 1;
+		uv_mutex_unlock(&m->lock);
+		manager_forget(m, r->process);
+	}
 	return reply_ok(c, hdr);
 }
 
@@ -297,7 +297,7 @@ static int handle_run(struct manager *m, struct net_client *c, const char *who,
 	}
 	net_client_free(agent);
 	uv_mutex_lock(&m->lock);
-	p = proc_add(m, run->process);
+	p = manager_proc_add(m, run->process);
 	if (p) {
 		p->node = r.run_ok.node;
 		p->incarnation = r.run_ok.incarnation;

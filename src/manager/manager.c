@@ -45,6 +45,18 @@ struct mproc *manager_proc(struct manager *m, const char *id)
 	return NULL;
 }
 
+struct mproc *manager_proc_add(struct manager *m, const char *id)
+{
+	struct mproc *p = manager_proc(m, id);
+	if (p || m->proc_count >= MANAGER_PROCS_MAX)
+		return p;
+	p = &m->procs[m->proc_count++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->state = PROTO_PS_RUNNING;
+	return p;
+}
+
 struct mnode *manager_node(struct manager *m, uint64_t node)
 {
 	for (size_t i = 0; i < m->node_count; i++)
@@ -90,6 +102,25 @@ void manager_store_result(struct manager *m, int rc, const char *what)
 		m->store_retry_at = manager_mono_ms() + m->store_backoff;
 	}
 	uv_mutex_unlock(&m->lock);
+}
+
+void manager_forget(struct manager *m, const char *id)
+{
+	struct net_client *store = NULL;
+	struct proto_header h;
+	union proto_msg q, rep;
+
+	memset(&q, 0, sizeof(q));
+	snprintf(q.del.process, sizeof(q.del.process), "%s", id);
+	int rc = manager_store_connect(m, &store);
+	if (rc == 0)
+		rc = net_client_call(store, PROTO_DELETE, &q, PROTO_OK, &h, &rep);
+	net_client_free(store);
+	if (rc == 0)
+		log_info("[manager -> store] %s finished: its checkpoints are deleted", id);
+	else if (rc != RTCMS_ENOENT)
+		log_warn("%s finished; its checkpoints stay in the store: %s", id,
+			 rtcms_strerror(rc));
 }
 
 /* ---- pull and store -------------------------------------------------- */
@@ -268,10 +299,15 @@ static void puller_thread(void *arg)
 				 inc, seq, store_side ? "the store refused it: " : "", rtcms_strerror(rc));
 
 		uv_mutex_lock(&m->lock);
-		p = manager_proc(m, id); /* the table may have grown (realloc) */
+		p = manager_proc(m, id);
 		if (!p)
 			continue;
 		p->pulling = 0;
+		if (rc == 0 && p->ended) { /* it finished while we stored it */
+			uv_mutex_unlock(&m->lock);
+			manager_forget(m, id);
+			uv_mutex_lock(&m->lock);
+		}
 		if (rc == 0 && inc == p->incarnation && got > p->durable) {
 			p->durable = got;
 			p->durable_size = size;
@@ -298,6 +334,84 @@ static void puller_thread(void *arg)
  * nowhere stays WAITING (rtcmsctl status) and is tried again every second.
  * The store's claim makes each restore happen once, whichever manager
  * tries. */
+
+/* A manager that starts learns every process the store holds (the latest
+ * checkpoint of each), as STORED until an agent reports it. Programs that
+ * ended cleanly had their checkpoints deleted, so what is left is running
+ * somewhere or was lost with its node. Returns 0 or the store's error. */
+static int scan_store(struct manager *m)
+{
+	static __thread struct proto_list_entry entries[PROTO_LIST_MAX];
+	struct net_client *store = NULL;
+	struct proto_header h;
+	union proto_msg q, r;
+	uint32_t offset = 0;
+	size_t added = 0;
+	int rc;
+
+	for (;;) {
+		memset(&q, 0, sizeof(q));
+		q.list.offset = offset;
+		q.list.limit = PROTO_LIST_MAX;
+		r.list_reply.entries = entries;
+		rc = manager_store_connect(m, &store);
+		if (rc == 0)
+			rc = net_client_call(store, PROTO_LIST, &q, PROTO_LIST_REPLY, &h, &r);
+		if (rc)
+			break;
+		uv_mutex_lock(&m->lock);
+		for (uint16_t i = 0; i < r.list_reply.count; i++) {
+			const struct proto_list_entry *e = &entries[i];
+			struct mproc *p = manager_proc(m, e->process);
+			if (!p) {
+				p = manager_proc_add(m, e->process);
+				if (!p)
+					break;
+				p->state = PROTO_PS_STORED;
+				added++;
+			}
+			if (p->state != PROTO_PS_STORED)
+				continue; /* an agent told us more already */
+			if (e->incarnation > p->incarnation ||
+			    (e->incarnation == p->incarnation && e->sequence > p->durable)) {
+				p->node = e->node;
+				p->incarnation = e->incarnation;
+				p->durable = p->notified = e->sequence;
+				p->durable_size = e->size;
+				p->durable_at_ms = manager_mono_ms();
+			}
+		}
+		uv_mutex_unlock(&m->lock);
+		offset += r.list_reply.count;
+		if (!(h.flags & PROTO_F_MORE) || r.list_reply.count == 0)
+			break;
+	}
+	net_client_free(store);
+	if (rc == 0)
+		log_info("the store holds %zu process(es) not reported by an agent yet", added);
+	return rc;
+}
+
+/* With the lock held: STORED programs whose node is gone after the grace
+ * period (agents register within a second and heartbeat every 50 ms) are
+ * restored like a failed node's. */
+static void adopt_stored(struct manager *m, uint64_t now)
+{
+	if (now - m->started_ms < 2 * m->cfg.node_timeout_ms + 2000)
+		return;
+	for (size_t j = 0; j < m->proc_count; j++) {
+		struct mproc *p = &m->procs[j];
+		if (p->state != PROTO_PS_STORED)
+			continue;
+		struct mnode *n = manager_node(m, p->node);
+		if (n && manager_node_alive(m, n))
+			continue; /* its node is here: it reports it, or it ended */
+		p->state = PROTO_PS_WAITING;
+		p->retry_at = 0;
+		log_warn("%s: its node %016" PRIx64 " is gone and no agent reports it: "
+			 "restoring it", p->id, p->node);
+	}
+}
 
 static void detect(struct manager *m, uint64_t now)
 {
@@ -326,10 +440,20 @@ static void detector_thread(void *arg)
 {
 	struct manager *m = arg;
 
+	uint64_t scan_at = 0;
 	uv_mutex_lock(&m->lock);
 	while (!m->stopping) {
 		uint64_t now = manager_mono_ms();
+		if (!m->scanned && now >= scan_at) {
+			uv_mutex_unlock(&m->lock);
+			int rc = scan_store(m);
+			uv_mutex_lock(&m->lock);
+			m->scanned = rc == 0;
+			scan_at = now + 1000; /* the store is down: again in a second */
+		}
 		detect(m, now);
+		if (m->scanned)
+			adopt_stored(m, now);
 		struct mproc *p = NULL;
 		for (size_t j = 0; j < m->proc_count && !p; j++)
 			if (m->procs[j].state == PROTO_PS_WAITING && !m->procs[j].migrating &&
@@ -503,6 +627,7 @@ int manager_run(struct manager *m)
 	uv_signal_init(m->loop, &ls.sigterm);
 	ls.sigterm.data = &ls;
 	uv_signal_start(&ls.sigterm, on_stop, SIGTERM);
+	m->started_ms = manager_mono_ms();
 	for (size_t i = 0; i < m->cfg.pullers && i < MANAGER_PULLERS_MAX; i++)
 		if (uv_thread_create(&m->pullers[m->puller_count], puller_thread, m) == 0)
 			m->puller_count++;

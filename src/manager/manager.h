@@ -53,6 +53,7 @@ struct mproc {
 	uint64_t failed_seq;           /* announced sequence that cannot be pulled */
 	int state;                     /* enum proto_proc_state */
 	int pulling;
+	int ended;                     /* finished cleanly: its checkpoints go */
 	uint64_t retry_at;             /* WAITING: next restore attempt (monotonic ms) */
 	_Atomic int migrating;         /* written under lock; a pull polls it */
 };
@@ -98,6 +99,8 @@ struct manager {
 	int stopping;
 	uv_thread_t pullers[MANAGER_PULLERS_MAX];
 	uv_thread_t detector;
+	uint64_t started_ms;           /* monotonic */
+	int scanned;                   /* the store's processes are in the table */
 	size_t puller_count;
 };
 
@@ -107,7 +110,12 @@ uint64_t manager_real_ms(void);    /* unix ms (the store's claims use it) */
 /* manager.c */
 struct mproc *manager_proc(struct manager *m, const char *id); /* lock held */
 struct mnode *manager_node(struct manager *m, uint64_t node);  /* lock held */
+/* The entry of id, added (RUNNING, empty) if new; NULL if the table is
+ * full. Lock held. */
+struct mproc *manager_proc_add(struct manager *m, const char *id);
 int manager_node_alive(const struct manager *m, const struct mnode *n);
+/* Delete every checkpoint of a program that finished (lock not held). */
+void manager_forget(struct manager *m, const char *id);
 /* Record the outcome of a store operation (lock not held). */
 void manager_store_result(struct manager *m, int rc, const char *what);
 /* Make sequence *seq (or newer) of process id durable: skipped if the

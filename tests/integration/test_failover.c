@@ -301,6 +301,50 @@ static void test_stale_restore_refused(void **state)
 	cl_stop(&cl);
 }
 
+/* A manager that starts alone learns the store's processes: one lost
+ * with its node while no manager ran is restored; one that finished
+ * cleanly had its checkpoints deleted and stays finished. */
+static void test_restarted_manager(void **state)
+{
+	struct cluster cl;
+	char why[PROTO_TEXT_MAX + 1];
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "fo-restart", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
+	const char *forever[] = { COUNTER, "--iterations", "0", "--interval-ms", "30", NULL };
+	const char *brief[] = { COUNTER, "--iterations", "5", "--interval-ms", "10", NULL };
+	assert_int_equal(cl_run(&cl, "orphan", cl_node(0), forever, NULL), 0);
+	assert_int_equal(cl_run(&cl, "brief", cl_node(0), brief, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "orphan", 1, 3, 20000), 0);
+	assert_int_equal(cl_wait_log(&cl.manager, "brief finished: its checkpoints are deleted",
+				     1, 20000), 0);
+
+	/* the manager goes; node 2 dies with its program meanwhile */
+	char addr[80];
+	snprintf(addr, sizeof(addr), "%s", cl.manager.addr);
+	tu_daemon_stop(&cl.manager, SIGKILL);
+	int pid = cl_program_pid(&cl, 0, "orphan");
+	kill(cl.agents[0].pid, SIGKILL);
+	kill(pid, SIGKILL);
+	tu_daemon_stop(&cl.agents[0], SIGKILL);
+	const char *args[] = { "--listen", addr, "--agent-lease", "1000", "--node-timeout",
+			       "1500", NULL };
+	assert_int_equal(tu_manager_start(&cl.manager, cl.dir, "manager", cl.key_file,
+					  cl.store.addr, args), 0);
+	assert_true(wait_incarnation(&cl, "orphan", 2, 30000) == cl_node(1));
+	assert_int_equal(cl_instances("orphan", NULL, 0), 1);
+	assert_int_equal(cl_instances("brief", NULL, 0), 0);
+	struct proto_proc_entry e;
+	assert_int_equal(cl_proc(&cl, "brief", &e), 0);
+	assert_int_equal(e.state, 0); /* unknown to the new manager: it finished */
+	/* and its id may be used again */
+	assert_int_equal(cl_run(&cl, "brief", cl_node(1), brief, NULL), 0);
+	(void)why;
+	cl_stop(&cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +353,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_node_failed_notice, cl_teardown),
 		cmocka_unit_test_teardown(test_two_managers, cl_teardown),
 		cmocka_unit_test_teardown(test_stale_restore_refused, cl_teardown),
+		cmocka_unit_test_teardown(test_restarted_manager, cl_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();

@@ -446,7 +446,7 @@ static void enc_mstatus(struct wr *w, const struct proto_mstatus_reply *s)
 	w_u16(w, s->proc_count);
 	for (uint16_t i = 0; i < s->proc_count && !w->err; i++) {
 		const struct proto_proc_entry *p = &s->procs[i];
-		if (p->state < PROTO_PS_RUNNING || p->state > PROTO_PS_WAITING) {
+		if (p->state < PROTO_PS_RUNNING || p->state > PROTO_PS_STORED) {
 			w->err = RTCMS_EINVAL;
 			break;
 		}
@@ -504,7 +504,7 @@ static int dec_mstatus(struct rd *r, struct proto_mstatus_reply *s)
 		p->notified = r_u64(r);
 		p->size = r_u64(r);
 		p->state = r_u8(r);
-		r_check(r, p->state >= PROTO_PS_RUNNING && p->state <= PROTO_PS_WAITING);
+		r_check(r, p->state >= PROTO_PS_RUNNING && p->state <= PROTO_PS_STORED);
 	}
 	return 0;
 }

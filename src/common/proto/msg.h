@@ -366,6 +366,8 @@ enum proto_proc_state {
 					    * was durable */
 	PROTO_PS_WAITING = 5,              /* its node failed: to be restored, waiting for
 					    * a node with room */
+	PROTO_PS_STORED = 6,               /* known from the store only (a manager that
+					    * started): no agent has reported it yet */
 };
 
 struct proto_node_entry {
