@@ -133,7 +133,13 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 				 g->process, g->sequence, have);
 	}
 	fill_meta(a, p, img, &m.meta);
-	int rc = net_client_reply(c, PROTO_GET_META, PROTO_F_MORE, hdr->request, &m);
+	int rc = net_client_reply(c, PROTO_GET_META, g->meta_only ? 0 : PROTO_F_MORE,
+				  hdr->request, &m);
+	if (g->meta_only) {
+		image_unref(a, img);
+		proc_unref(a, p);
+		return rc ? -1 : 0;
+	}
 	uint32_t n = 0;
 	for (size_t off = 0; rc == 0 && off < img->size; off += PROTO_MAX_CHUNK, n++) {
 		memset(&m, 0, sizeof(m));

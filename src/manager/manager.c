@@ -392,24 +392,70 @@ static int scan_store(struct manager *m)
 	return rc;
 }
 
-/* With the lock held: STORED programs whose node is gone after the grace
- * period (agents register within a second and heartbeat every 50 ms) are
- * restored like a failed node's. */
+/* Does the agent at addr hold a live instance of id? 1 yes, 0 no, -1 it
+ * cannot be asked. (A PULL answered with GET_META: it runs or is frozen
+ * there; "no program" otherwise.) */
+static int agent_holds(struct manager *m, const char *addr, const char *id)
+{
+	struct net_client *c = NULL;
+	struct proto_header h;
+	union proto_msg q, r;
+	memset(&q, 0, sizeof(q));
+	snprintf(q.get.process, sizeof(q.get.process), "%s", id);
+	q.get.meta_only = 1;
+	int rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				    (int)m->cfg.io_timeout_ms, &c);
+	if (rc == 0)
+		rc = net_client_send(c, PROTO_PULL, 0, &q, NULL);
+	if (rc == 0)
+		rc = net_client_recv(c, &h, &r);
+	net_client_free(c);
+	if (rc)
+		return -1;
+	if (h.type == PROTO_GET_META)
+		return 1;
+	return h.type == PROTO_ERROR && r.error.code == RTCMS_ENOENT ? 0 : -1;
+}
+
+/* After the grace period (agents register within a second, then announce
+ * their programs), a STORED program that no agent announced is restored
+ * like a failed node's: its node is gone, or its agent says it does not
+ * hold it (fenced while no manager ran). Called without the lock. */
 static void adopt_stored(struct manager *m, uint64_t now)
 {
-	if (now - m->started_ms < 2 * m->cfg.node_timeout_ms + 2000)
+	char id[PROTO_ID_MAX + 1], addr[PROTO_ADDR_MAX + 1];
+
+	if (now - m->started_ms < 2 * m->cfg.node_timeout_ms + 2000 || now < m->adopt_at)
 		return;
-	for (size_t j = 0; j < m->proc_count; j++) {
+	m->adopt_at = now + 500;
+	for (size_t j = 0;; j++) {
+		uv_mutex_lock(&m->lock);
+		if (j >= m->proc_count) {
+			uv_mutex_unlock(&m->lock);
+			return;
+		}
 		struct mproc *p = &m->procs[j];
-		if (p->state != PROTO_PS_STORED)
+		if (p->state != PROTO_PS_STORED || p->migrating) {
+			uv_mutex_unlock(&m->lock);
 			continue;
+		}
 		struct mnode *n = manager_node(m, p->node);
-		if (n && manager_node_alive(m, n))
-			continue; /* its node is here: it reports it, or it ended */
-		p->state = PROTO_PS_WAITING;
-		p->retry_at = 0;
-		log_warn("%s: its node %016" PRIx64 " is gone and no agent reports it: "
-			 "restoring it", p->id, p->node);
+		int alive = n && manager_node_alive(m, n);
+		snprintf(id, sizeof(id), "%s", p->id);
+		snprintf(addr, sizeof(addr), "%s", n ? n->address : "");
+		uv_mutex_unlock(&m->lock);
+		int holds = alive ? agent_holds(m, addr, id) : 0;
+		if (holds < 0)
+			continue; /* ask again on the next round */
+		uv_mutex_lock(&m->lock);
+		if (p->state == PROTO_PS_STORED) {
+			p->state = holds ? PROTO_PS_RUNNING : PROTO_PS_WAITING;
+			p->retry_at = 0;
+			if (!holds)
+				log_warn("%s: no agent runs it (its node %016" PRIx64 " is %s): "
+					 "restoring it", id, p->node, alive ? "up" : "gone");
+		}
+		uv_mutex_unlock(&m->lock);
 	}
 }
 
@@ -452,8 +498,11 @@ static void detector_thread(void *arg)
 			scan_at = now + 1000; /* the store is down: again in a second */
 		}
 		detect(m, now);
-		if (m->scanned)
+		if (m->scanned) {
+			uv_mutex_unlock(&m->lock);
 			adopt_stored(m, now);
+			uv_mutex_lock(&m->lock);
+		}
 		struct mproc *p = NULL;
 		for (size_t j = 0; j < m->proc_count && !p; j++)
 			if (m->procs[j].state == PROTO_PS_WAITING && !m->procs[j].migrating &&

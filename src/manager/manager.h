@@ -101,6 +101,7 @@ struct manager {
 	uv_thread_t detector;
 	uint64_t started_ms;           /* monotonic */
 	int scanned;                   /* the store's processes are in the table */
+	uint64_t adopt_at;             /* next look at STORED processes (detector) */
 	size_t puller_count;
 };
 

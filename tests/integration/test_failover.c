@@ -345,6 +345,34 @@ static void test_restarted_manager(void **state)
 	cl_stop(&cl);
 }
 
+/* The only manager is away longer than the lease: every agent fences its
+ * programs; when the manager is back it restores them from the store. */
+static void test_single_manager_outage(void **state)
+{
+	struct cluster cl;
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "fo-outage", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
+	const char *forever[] = { COUNTER, "--iterations", "0", "--interval-ms", "30", NULL };
+	assert_int_equal(cl_run(&cl, "outlived", cl_node(0), forever, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "outlived", 1, 3, 20000), 0);
+	char addr[80];
+	snprintf(addr, sizeof(addr), "%s", cl.manager.addr);
+	tu_daemon_stop(&cl.manager, SIGKILL);
+	assert_int_equal(cl_wait_log(&cl.agents[0], "lease lapsed: no manager answered", 1,
+				     10000), 0);
+	assert_int_equal(cl_instances("outlived", NULL, 0), 0); /* fenced */
+	const char *args[] = { "--listen", addr, "--agent-lease", "1000", "--node-timeout",
+			       "1500", NULL };
+	assert_int_equal(tu_manager_start(&cl.manager, cl.dir, "manager", cl.key_file,
+					  cl.store.addr, args), 0);
+	assert_true(wait_incarnation(&cl, "outlived", 2, 30000) != 0);
+	assert_int_equal(cl_instances("outlived", NULL, 0), 1);
+	cl_stop(&cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +382,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_two_managers, cl_teardown),
 		cmocka_unit_test_teardown(test_stale_restore_refused, cl_teardown),
 		cmocka_unit_test_teardown(test_restarted_manager, cl_teardown),
+		cmocka_unit_test_teardown(test_single_manager_outage, cl_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();
