@@ -57,7 +57,7 @@ static void check_counter_restored(struct cluster *cl, const struct proto_migrat
 
 static void test_demo_scenario(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_migrate_ok ok1, ok2;
 	struct proto_proc_entry e;
 	char why[PROTO_TEXT_MAX + 1];
@@ -104,7 +104,7 @@ static void test_demo_scenario(void **state)
  * whole state before the checkpoint and after the restore). */
 static void test_migrate_64mib(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_migrate_ok ok;
 	char why[PROTO_TEXT_MAX + 1];
 	(void)state;
@@ -128,7 +128,7 @@ static void test_migrate_64mib(void **state)
  * checkpoint with the table intact; incarnations rise by one each. */
 static void test_twenty_migrations(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	char why[PROTO_TEXT_MAX + 1];
 	(void)state;
 
@@ -166,7 +166,7 @@ static void test_twenty_migrations(void **state)
  * 4): its agent asks the manager, which moves it to the other node. */
 static void test_program_asks_to_migrate(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_proc_entry e;
 	char line[4096];
 	(void)state;
@@ -207,7 +207,7 @@ static char *write_ini(struct cluster *cl, const char *name, const char *text)
  * little free RAM and a busy CPU, agent 3 plenty (test hooks). */
 static void test_placement_headroom(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_migrate_ok ok;
 	char why[PROTO_TEXT_MAX + 1];
 	(void)state;

@@ -30,7 +30,7 @@
 
 static void test_store_down_and_back(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_proc_entry e;
 	(void)state;
 
@@ -75,7 +75,7 @@ static void test_store_down_and_back(void **state)
  * fails, the claim is released and the old instance goes on. */
 static void test_restore_crash_everywhere(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_migrate_ok ok;
 	struct proto_proc_entry e;
 	char why[PROTO_TEXT_MAX + 1];
@@ -123,7 +123,7 @@ static void *migrate_thread(void *arg)
  * program restores: the manager takes the next-best node. */
 static void test_target_dies_during_restore(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 
 	assert_int_equal(cl_start(&cl, "f-target", NULL), 0);
@@ -293,7 +293,7 @@ static void check_not_stored(struct cluster *cl, const char *needle)
 
 static void test_bad_hash_refused(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 	assert_int_equal(cl_start(&cl, "f-hash", NULL), 0);
 	fake_agent_run(&cl, FAKE_BAD_HASH);
@@ -303,7 +303,7 @@ static void test_bad_hash_refused(void **state)
 
 static void test_agent_dies_mid_transfer(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 	assert_int_equal(cl_start(&cl, "f-dies", NULL), 0);
 	fake_agent_run(&cl, FAKE_DIES);
@@ -314,7 +314,7 @@ static void test_agent_dies_mid_transfer(void **state)
 /* Peers without the key, and garbage, are refused; both daemons go on. */
 static void test_unauthenticated_peers(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_key wrong;
 	struct net_client *c = NULL;
 	struct proto_proc_entry e;

@@ -44,7 +44,7 @@ static uint64_t wait_incarnation(struct cluster *cl, const char *id, uint64_t in
  * once, on the healthy nodes, spread, and goes on */
 static void test_killed_node_restored(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_proc_entry e1, e2;
 	char line[4096];
 	(void)state;
@@ -121,7 +121,7 @@ static uint64_t commit_time(const struct tu_daemon *d, int first)
  * comes back it rejoins empty: nothing is resurrected. */
 static void test_frozen_node_fenced_then_restored(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 
 	assert_int_equal(cl_start(&cl, "fo-frozen", NULL), 0);
@@ -162,7 +162,7 @@ static void test_frozen_node_fenced_then_restored(void **state)
  * fences its program, and it is restored elsewhere. */
 static void test_node_failed_notice(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	union proto_msg q, r;
 	char why[PROTO_TEXT_MAX + 1];
 	(void)state;
@@ -191,7 +191,7 @@ static void test_node_failed_notice(void **state)
  * one manager leaves the cluster running on the other. */
 static void test_two_managers(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 
 	const char *fast[] = { "--claim-lease", "3000", NULL };
@@ -256,7 +256,7 @@ static int relay_chunk(void *ctx, const struct proto_chunk *chunk)
 /* A target refuses a restore of an incarnation older than one it ran. */
 static void test_stale_restore_refused(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct proto_migrate_ok ok;
 	char why[PROTO_TEXT_MAX + 1];
 	(void)state;
@@ -306,7 +306,7 @@ static void test_stale_restore_refused(void **state)
  * cleanly had its checkpoints deleted and stays finished. */
 static void test_restarted_manager(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	char why[PROTO_TEXT_MAX + 1];
 	(void)state;
 
@@ -329,8 +329,8 @@ static void test_restarted_manager(void **state)
 	kill(cl.agents[0].pid, SIGKILL);
 	kill(pid, SIGKILL);
 	tu_daemon_stop(&cl.agents[0], SIGKILL);
-	const char *args[] = { "--listen", addr, "--agent-lease", "1000", "--node-timeout",
-			       "1500", NULL };
+	const char *const *t = cl_timeouts();
+	const char *args[] = { "--listen", addr, t[0], t[1], t[2], t[3], NULL };
 	assert_int_equal(tu_manager_start(&cl.manager, cl.dir, "manager", cl.key_file,
 					  cl.store.addr, args), 0);
 	assert_true(wait_incarnation(&cl, "orphan", 2, 30000) == cl_node(1));
@@ -349,7 +349,7 @@ static void test_restarted_manager(void **state)
  * programs; when the manager is back it restores them from the store. */
 static void test_single_manager_outage(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 
 	assert_int_equal(cl_start(&cl, "fo-outage", NULL), 0);
@@ -364,8 +364,8 @@ static void test_single_manager_outage(void **state)
 	assert_int_equal(cl_wait_log(&cl.agents[0], "lease lapsed: no manager answered", 1,
 				     10000), 0);
 	assert_int_equal(cl_instances("outlived", NULL, 0), 0); /* fenced */
-	const char *args[] = { "--listen", addr, "--agent-lease", "1000", "--node-timeout",
-			       "1500", NULL };
+	const char *const *t = cl_timeouts();
+	const char *args[] = { "--listen", addr, t[0], t[1], t[2], t[3], NULL };
 	assert_int_equal(tu_manager_start(&cl.manager, cl.dir, "manager", cl.key_file,
 					  cl.store.addr, args), 0);
 	assert_true(wait_incarnation(&cl, "outlived", 2, 30000) != 0);

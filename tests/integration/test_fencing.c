@@ -60,7 +60,7 @@ static int wait_dead(int pid, int timeout_ms)
  * themselves when the lease in their area lapses. */
 static void test_frozen_agent_programs_stop(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 	assert_int_equal(cl_start(&cl, "fence-frozen", NULL), 0);
 	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
@@ -84,7 +84,7 @@ static void test_frozen_agent_programs_stop(void **state)
 /* No manager answers: the agent stops its programs itself. */
 static void test_agent_without_managers_fences(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	(void)state;
 	assert_int_equal(cl_start(&cl, "fence-alone", NULL), 0);
 	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
@@ -140,7 +140,7 @@ static int udp_exchange(int fd, const struct sockaddr_storage *to, const uint8_t
  * registered node's boot under the cluster key. */
 static void test_heartbeat_port(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	struct net_client *c = NULL;
 	struct proto_header h;
 	union proto_msg q, r;

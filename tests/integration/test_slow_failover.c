@@ -34,7 +34,7 @@ static int restores(struct cluster *cl, const char *id)
 
 static void test_fifty_failures(void **state)
 {
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	char ids[PROGRAMS][16];
 	int killed_under[PROGRAMS] = { 0 };
 	(void)state;

@@ -30,9 +30,23 @@ int cl_teardown(void **state)
  * cores) a 200 ms lease can lapse under a healthy agent, so the cluster
  * runs with longer leases unless a test or benchmark asks otherwise (its
  * options come later and win). */
-static const char *const robust_manager[] = { "--agent-lease", "1000",
-					       "--node-timeout", "1500", NULL };
-static const char *const robust_agent[] = { "--lease", "1000", NULL };
+/* RTCMS_TEST_TIME_SCALE (make test-asan sets 3) stretches them further:
+ * sanitizer builds run several times slower. */
+static char lease_ms[16], node_ms[16];
+static const char *robust_manager[] = { "--agent-lease", lease_ms,
+					"--node-timeout", node_ms, NULL };
+static const char *robust_agent[] = { "--lease", lease_ms, NULL };
+
+const char *const *cl_timeouts(void)
+{
+	const char *env = getenv("RTCMS_TEST_TIME_SCALE");
+	long scale = env ? strtol(env, NULL, 10) : 1;
+	if (scale < 1 || scale > 100)
+		scale = 1;
+	snprintf(lease_ms, sizeof(lease_ms), "%ld", 1000 * scale);
+	snprintf(node_ms, sizeof(node_ms), "%ld", 1500 * scale);
+	return robust_manager;
+}
 
 static int add_args(const char **argv, int n, const char *const *more)
 {
@@ -45,7 +59,7 @@ static int add_args(const char **argv, int n, const char *const *more)
 int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra)
 {
 	const char *margs[64];
-	int n = add_args(margs, 0, robust_manager);
+	int n = add_args(margs, 0, cl_timeouts());
 	add_args(margs, n, manager_extra);
 	memset(cl, 0, sizeof(*cl));
 	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
@@ -64,7 +78,7 @@ int cl_start(struct cluster *cl, const char *tag, const char *const *manager_ext
 int cl_second_manager(struct cluster *cl, const char *const *extra)
 {
 	const char *margs[64];
-	add_args(margs, add_args(margs, 0, robust_manager), extra);
+	add_args(margs, add_args(margs, 0, cl_timeouts()), extra);
 	return tu_manager_start(&cl->manager2, cl->dir, "manager-2", cl->key_file,
 				cl->store.addr, margs);
 }
@@ -82,6 +96,7 @@ int cl_agent_start(struct cluster *cl, int i, const char *const *extra)
 	char needle[64];
 	snprintf(needle, sizeof(needle), "node %016" PRIx64 " at", cl_node(i));
 	int before = tu_log_count(&cl->manager, needle);
+	cl_timeouts();
 	n = add_args(args, n, robust_agent);
 	if (cl->manager2.pid > 0) { /* register with both managers */
 		args[n++] = "--manager";

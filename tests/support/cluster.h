@@ -23,7 +23,12 @@ struct cluster {
 	int agent_count;
 };
 
-/* Start store and manager; manager_extra are more manager options. */
+/* The manager options of the tests' leases and node timeout ("--agent-lease",
+ * MS, "--node-timeout", MS, NULL), scaled by RTCMS_TEST_TIME_SCALE. */
+const char *const *cl_timeouts(void);
+/* Start store and manager; manager_extra are more manager options. The
+ * cluster must outlive the test function (make it static): cl_teardown
+ * stops it after a failed assertion left the function. */
 int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra);
 /* Start a second manager ("manager-2") on the same store; agents started
  * after it register with both. */
