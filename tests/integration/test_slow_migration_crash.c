@@ -6,7 +6,7 @@
  * the program ends up running exactly once: thawed where it was when the
  * move never committed, restored from the store when it was committed but
  * never confirmed. Labelled slow: under ASan with other tests in parallel
- * it has timed out (stalls of the agents I could not explain yet), so the
+ * it has timed out (stalls of the agents, not explained yet), so the
  * sanitizer run skips it; `make test` runs it.
  */
 #include <inttypes.h>
