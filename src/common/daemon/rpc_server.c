@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +17,7 @@
 
 struct rpc_conn {
 	struct rpc_server *srv;
-	uv_thread_t thread;
 	int fd;
-	int done;                      /* thread finished, join pending */
 	char peer[80];
 	struct rpc_conn *next;
 };
@@ -27,30 +26,15 @@ struct rpc_server {
 	uv_tcp_t listener;
 	struct rpc_server_options opt;
 	uv_mutex_t lock;
+	uv_cond_t idle;                /* signalled when the last thread ends */
 	struct rpc_conn *conns;
 	int active;
 	int stopping;
 };
 
-static void reap_locked(struct rpc_server *s, int all)
-{
-	struct rpc_conn **pp = &s->conns;
-	while (*pp) {
-		struct rpc_conn *c = *pp;
-		if (!c->done && !all) {
-			pp = &c->next;
-			continue;
-		}
-		*pp = c->next;
-		uv_mutex_unlock(&s->lock);
-		uv_thread_join(&c->thread);
-		uv_mutex_lock(&s->lock);
-		free(c);
-		pp = &s->conns; /* the list may have changed while unlocked */
-	}
-}
-
-static void conn_thread(void *arg)
+/* Connection threads are detached (the loop never waits to join one): each
+ * unlinks and frees itself, and the last one wakes rpc_server_stop. */
+static void *conn_thread(void *arg)
 {
 	struct rpc_conn *rc = arg;
 	struct rpc_server *s = rc->srv;
@@ -95,9 +79,16 @@ out:
 	if (c)
 		net_client_free(c);
 	uv_mutex_lock(&s->lock);
-	rc->done = 1;
-	s->active--;
-	uv_mutex_unlock(&s->lock);
+	for (struct rpc_conn **pp = &s->conns; *pp; pp = &(*pp)->next)
+		if (*pp == rc) {
+			*pp = rc->next;
+			break;
+		}
+	free(rc);
+	if (--s->active == 0)
+		uv_cond_broadcast(&s->idle);
+	uv_mutex_unlock(&s->lock); /* s may be freed once this is released */
+	return NULL;
 }
 
 static void free_handle(uv_handle_t *h)
@@ -136,7 +127,6 @@ static void on_connection(uv_stream_t *ls, int status)
 		return;
 
 	uv_mutex_lock(&s->lock);
-	reap_locked(s, 0);
 	if (s->stopping || s->active >= s->opt.max_connections) {
 		uv_mutex_unlock(&s->lock);
 		log_warn("[peer %s] refused: %d connections open (max_connections)",
@@ -153,7 +143,13 @@ static void on_connection(uv_stream_t *ls, int status)
 	c->srv = s;
 	c->fd = fd;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	if (uv_thread_create(&c->thread, conn_thread, c) != 0) {
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int e = pthread_create(&t, &attr, conn_thread, c);
+	pthread_attr_destroy(&attr);
+	if (e != 0) {
 		uv_mutex_unlock(&s->lock);
 		log_error("[peer %s] cannot start a connection thread", peer);
 		close(fd);
@@ -181,6 +177,11 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
 		free(s);
 		return RTCMS_ENOMEM;
 	}
+	if (uv_cond_init(&s->idle)) {
+		uv_mutex_destroy(&s->lock);
+		free(s);
+		return RTCMS_ENOMEM;
+	}
 	uv_tcp_init(loop, &s->listener);
 	s->listener.data = s;
 	if (uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0) != 0 ||
@@ -188,6 +189,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
 		log_error("cannot listen on %s: %s", opt->listen, strerror(errno));
 		uv_close((uv_handle_t *)&s->listener, NULL);
 		uv_run(loop, UV_RUN_NOWAIT);
+		uv_cond_destroy(&s->idle);
 		uv_mutex_destroy(&s->lock);
 		free(s);
 		return RTCMS_EIO;
@@ -202,6 +204,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
 static void on_listener_closed(uv_handle_t *h)
 {
 	struct rpc_server *s = h->data;
+	uv_cond_destroy(&s->idle);
 	uv_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -215,7 +218,8 @@ void rpc_server_stop(struct rpc_server *s)
 	for (struct rpc_conn *c = s->conns; c; c = c->next)
 		if (c->fd >= 0)
 			shutdown(c->fd, SHUT_RDWR);
-	reap_locked(s, 1);
+	while (s->active > 0)
+		uv_cond_wait(&s->idle, &s->lock);
 	uv_mutex_unlock(&s->lock);
 	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }
