@@ -463,7 +463,10 @@ static void detect(struct manager *m, uint64_t now)
 {
 	for (size_t i = 0; i < m->node_count; i++) {
 		struct mnode *n = &m->nodes[i];
-		if (n->failed || !n->seen_ms || now - n->seen_ms < m->cfg.node_timeout_ms)
+		/* (seen_ms may be newer than now: a REGISTER while the caller
+		 * had the lock released) */
+		if (n->failed || !n->seen_ms || n->seen_ms >= now ||
+		    now - n->seen_ms < m->cfg.node_timeout_ms)
 			continue;
 		n->failed = 1;
 		int k = 0;
@@ -496,6 +499,7 @@ static void detector_thread(void *arg)
 			uv_mutex_lock(&m->lock);
 			m->scanned = rc == 0;
 			scan_at = now + 1000; /* the store is down: again in a second */
+			now = manager_mono_ms(); /* the lock was released meanwhile */
 		}
 		detect(m, now);
 		if (m->scanned) {
