@@ -206,7 +206,7 @@ int main(int argc, char **argv)
 	}
 
 	/* claim takeover */
-	struct cluster cl;
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
 	const char *extra[] = { "--quota", "64", "--lease", "200", NULL };
 	if (cl_start(&cl, "bench-takeover", product_defaults))
 		return 1;

@@ -61,9 +61,8 @@ size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
 		memset(&nodes[i], 0, sizeof(nodes[i]));
 		nodes[i].info.node = ids[i];
 		memset(&q, 0, sizeof(q));
-		int timeout = m->cfg.io_timeout_ms < 1000 ? (int)m->cfg.io_timeout_ms : 1000;
 		int rc = net_client_connect(addrs[i], &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
-					    timeout, &c);
+					    (int)m->cfg.io_timeout_ms, &c);
 		if (rc == 0)
 			rc = net_client_call(c, PROTO_INFO, &q, PROTO_INFO_REPLY, &h, &r);
 		net_client_free(c);
