@@ -5,6 +5,7 @@
  *
  *   bench_checkpoint [--append FILE.md] [--quick]
  */
+#include "bench_stats.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +18,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp);
-	return v[(int)(p * (n - 1) + 0.5)];
 }
 
 int main(int argc, char **argv)
@@ -84,8 +73,8 @@ int main(int argc, char **argv)
 			mc[i] = now_s() - t;
 			state[0] ^= copy[len - 1];
 		}
-		double b50 = pct(blk, reps[s], 0.5), b99 = pct(blk, reps[s], 0.99);
-		double m50 = pct(mc, reps[s], 0.5);
+		double b50 = bench_pct(blk, reps[s], 0.5), b99 = bench_pct(blk, reps[s], 0.99);
+		double m50 = bench_pct(mc, reps[s], 0.5);
 		tl += (size_t)snprintf(table + tl, sizeof(table) - tl,
 			"| %s | %d | %.3f ms | %.3f ms | %.3f ms | %.2fx | %s |\n",
 			names[s], reps[s], b50 * 1e3, b99 * 1e3, m50 * 1e3, b50 / m50,

@@ -9,6 +9,7 @@
  *
  *   bench_failover [--append FILE.md] [--quick]
  */
+#include "bench_stats.h"
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,40 +21,6 @@
 #include "client/store_client.h"
 #include "cluster.h"
 #include "net/client.h"
-
-static uint64_t real_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-	if (n == 0)
-		return 0;
-	qsort(v, (size_t)n, sizeof(*v), cmp);
-	return v[(int)(p * (n - 1) + 0.5)];
-}
-
-static int64_t log_time_ms(const char *line)
-{
-	struct tm tm;
-	int ms = 0;
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 /* first "committed checkpoint S at T ms" with T > after in d's log */
 static uint64_t first_commit_after(const struct tu_daemon *d, uint64_t after)
@@ -83,7 +50,7 @@ static int agent_of(uint64_t node)
 static uint64_t kill_node(struct cluster *cl, const char *id)
 {
 	int pid = cl_program_pid(cl, 0, id);
-	uint64_t t = real_ms();
+	uint64_t t = bench_real_ms();
 	kill(cl->agents[0].pid, SIGKILL);
 	if (pid > 0)
 		kill(pid, SIGKILL);
@@ -201,7 +168,7 @@ int main(int argc, char **argv)
 			mx = fo[i] > mx ? fo[i] : mx;
 		tl += (size_t)snprintf(table + tl, sizeof(table) - tl,
 			"| %d MiB | %d | %.0f ms | %.0f ms | %.0f ms |\n", mib[s], n,
-			pct(fo, n, 0.5), pct(fo, n, 0.99), mx);
+			bench_pct(fo, n, 0.5), bench_pct(fo, n, 0.99), mx);
 		cl_stop(&cl);
 	}
 
@@ -243,7 +210,7 @@ int main(int argc, char **argv)
 		if (cl_wait_log(&cl.manager, needle, 1, 60000) ||
 		    cl_log_line(&cl.manager, needle, line, sizeof(line)))
 			return 1;
-		int64_t t = log_time_ms(line);
+		int64_t t = bench_log_time_ms(line);
 		tk[nt++] = t > (int64_t)expires ? (double)(t - (int64_t)expires) : 0;
 		printf("takeover %d: restored %.0f ms after the orphaned claim's lease ended\n",
 		       r + 1, tk[nt - 1]);
@@ -263,7 +230,7 @@ int main(int argc, char **argv)
 		"node timeout (300 ms, which must cover the agent lease and the fence "
 		"margin so that the old instance is stopped first); the rest is the "
 		"detector's 20 ms tick, the restore and the program's first checkpoint.\n",
-		nt, pct(tk, nt, 0.5), pct(tk, nt, 0.99));
+		nt, bench_pct(tk, nt, 0.5), bench_pct(tk, nt, 0.99));
 	fputs(table, stdout);
 	if (append) {
 		FILE *f = fopen(append, "a");

@@ -11,6 +11,7 @@
  *
  *   bench_migrate [--append FILE.md] [--quick]
  */
+#include "bench_stats.h"
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,34 +22,7 @@
 
 #include "cluster.h"
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-	if (n == 0)
-		return 0;
-	qsort(v, (size_t)n, sizeof(*v), cmp);
-	return v[(int)(p * (n - 1) + 0.5)];
-}
-
 /* "2026-11-25T14:01:27.777Z" at the start of a log line -> unix ms */
-static int64_t log_time_ms(const char *line)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	int ms = 0;
-	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* commit-to-durable samples: pair "committed checkpoint S at T ms" in the
  * agent's log with "[manager -> store] P 1/S durable" in the manager's */
 static int durable_samples(struct cluster *cl, const char *proc, double *out, int max)
@@ -69,7 +43,7 @@ static int durable_samples(struct cluster *cl, const char *proc, double *out, in
 			 proc, seq);
 		if (cl_log_line(&cl->manager, needle, hit, sizeof(hit)) != 0)
 			continue;
-		int64_t d = log_time_ms(hit);
+		int64_t d = bench_log_time_ms(hit);
 		if (d > 0 && (uint64_t)d >= t)
 			out[n++] = (double)((uint64_t)d - t);
 	}
@@ -88,7 +62,7 @@ static int64_t nth_time(const struct tu_daemon *d, const char *needle, int n)
 	while (fgets(line, sizeof(line), f))
 		if (strstr(line, needle) && ++k == n) {
 			fclose(f);
-			return log_time_ms(line);
+			return bench_log_time_ms(line);
 		}
 	fclose(f);
 	return -1;
@@ -184,9 +158,9 @@ int main(int argc, char **argv)
 		}
 		tl += (size_t)snprintf(table + tl, sizeof(table) - tl,
 			"| %d MiB | %s ms | %d | %.0f ms | %.0f ms | %d | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n",
-			mib[s], interval[s], nd, pct(dur, nd, 0.5), pct(dur, nd, 0.99), nm,
-			pct(frz, nm, 0.5), pct(mov, nm, 0.5), pct(mov, nm, 0.99),
-			pct(mig, nm, 0.5), pct(mig, nm, 0.99), pct(rt, nm, 0.99));
+			mib[s], interval[s], nd, bench_pct(dur, nd, 0.5), bench_pct(dur, nd, 0.99), nm,
+			bench_pct(frz, nm, 0.5), bench_pct(mov, nm, 0.5), bench_pct(mov, nm, 0.99),
+			bench_pct(mig, nm, 0.5), bench_pct(mig, nm, 0.99), bench_pct(rt, nm, 0.99));
 		cl_stop(&cl);
 	}
 	tl += (size_t)snprintf(table + tl, sizeof(table) - tl,

@@ -8,6 +8,7 @@
  *
  * Not a test: it asserts nothing, it measures.
  */
+#include "bench_stats.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,19 +34,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	int i = (int)(p * (n - 1) + 0.5);
-	return v[i];
 }
 
 /* ---- machine limits ------------------------------------------------ */
@@ -137,8 +125,8 @@ static void bench_fdatasync(const char *dir, double *p50, double *p99)
 	}
 	close(fd);
 	unlink(path);
-	*p50 = pct(lat, 300, 0.5);
-	*p99 = pct(lat, 300, 0.99);
+	*p50 = bench_pct(lat, 300, 0.5);
+	*p99 = bench_pct(lat, 300, 0.99);
 }
 
 /* Sequential write of len bytes + fdatasync, bytes/s. */
@@ -213,10 +201,10 @@ static int run_size(struct net_client *c, struct row *r, uint8_t *data)
 		get_total += get[i];
 	}
 	if (rc == 0) {
-		r->put_p50 = pct(put, r->n, 0.5);
-		r->put_p99 = pct(put, r->n, 0.99);
-		r->get_p50 = pct(get, r->n, 0.5);
-		r->get_p99 = pct(get, r->n, 0.99);
+		r->put_p50 = bench_pct(put, r->n, 0.5);
+		r->put_p99 = bench_pct(put, r->n, 0.99);
+		r->get_p50 = bench_pct(get, r->n, 0.5);
+		r->get_p99 = bench_pct(get, r->n, 0.99);
 		r->put_bw = (double)r->size * r->n / put_total;
 		r->get_bw = (double)r->size * r->n / get_total;
 	} else {

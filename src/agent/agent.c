@@ -357,15 +357,6 @@ static void lease_publish(struct agent *a)
 		}
 }
 
-static void on_hb_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	static char space[PROTO_HEARTBEAT_MAX + 1];
-	(void)h;
-	(void)suggested;
-	buf->base = space;
-	buf->len = sizeof(space);
-}
-
 static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 		       const struct sockaddr *from, unsigned flags)
 {
@@ -450,21 +441,10 @@ static void on_heartbeat(uv_timer_t *t)
 static int heartbeat_start(struct loop_state *ls, const char *bound)
 {
 	struct agent *a = ls->a;
-	struct sockaddr_storage ss;
-
-	if (net_addr_parse(bound, 1, &ss) != 0)
-		return RTCMS_EINVAL;
-	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = 0;
-	else
-		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-	uv_udp_init(a->loop, &ls->udp);
-	ls->udp.data = ls;
-	if (uv_udp_bind(&ls->udp, (struct sockaddr *)&ss, 0) != 0 ||
-	    uv_udp_recv_start(&ls->udp, on_hb_alloc, on_hb_recv) != 0) {
-		log_error("cannot open the heartbeat socket on %s", bound);
-		return RTCMS_EIO;
-	}
+	/* from this agent's address, any port: managers answer the source */
+	int rc = rpc_udp_open(a->loop, &ls->udp, bound, 1, on_hb_recv, ls);
+	if (rc)
+		return rc;
 	uv_timer_init(a->loop, &ls->hb);
 	ls->hb.data = ls;
 	uv_timer_start(&ls->hb, on_heartbeat, 0, a->cfg.heartbeat_ms);

@@ -569,15 +569,6 @@ struct loop_state {
 
 /* ---- heartbeats ------------------------------------------------------- */
 
-static void on_hb_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	static char space[PROTO_HEARTBEAT_MAX + 1];
-	(void)h;
-	(void)suggested;
-	buf->base = space;
-	buf->len = sizeof(space);
-}
-
 /* A HEARTBEAT from a registered node of the same boot, newer than the last:
  * the node is alive; the ACK renews its lease. Anything else is dropped. */
 static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
@@ -620,20 +611,6 @@ static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 	}
 }
 
-static int heartbeat_listen(struct loop_state *ls, const char *bound)
-{
-	struct sockaddr_storage ss;
-	if (net_addr_parse(bound, 1, &ss) != 0)
-		return RTCMS_EINVAL;
-	uv_udp_init(ls->m->loop, &ls->udp);
-	ls->udp.data = ls;
-	if (uv_udp_bind(&ls->udp, (struct sockaddr *)&ss, 0) != 0 ||
-	    uv_udp_recv_start(&ls->udp, on_hb_alloc, on_hb_recv) != 0) {
-		log_error("cannot receive heartbeats on %s (UDP)", bound);
-		return RTCMS_EIO;
-	}
-	return 0;
-}
 
 static void on_stop(uv_signal_t *s, int signum)
 {
@@ -668,7 +645,7 @@ int manager_run(struct manager *m)
 	int rc = rpc_server_start(m->loop, &so, &ls.srv, bound, sizeof(bound));
 	if (rc)
 		return rc;
-	if ((rc = heartbeat_listen(&ls, bound)) != 0)
+	if ((rc = rpc_udp_open(m->loop, &ls.udp, bound, 0, on_hb_recv, &ls)) != 0)
 		return rc;
 	log_info("listening on %s (TCP, and UDP for heartbeats) as %s; store %s; %zu "
 		 "pullers; placement %s; agent lease %" PRIu64 " ms, node timeout %" PRIu64
