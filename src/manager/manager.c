@@ -118,7 +118,9 @@ void manager_forget(struct manager *m, const char *id)
 	net_client_free(store);
 	if (rc == 0)
 		log_info("[manager -> store] %s finished: its checkpoints are deleted", id);
-	else if (rc != RTCMS_ENOENT)
+	else if (rc == RTCMS_ENOENT)
+		log_info("[manager -> store] %s finished: the store holds no checkpoint of it", id);
+	else
 		log_warn("%s finished; its checkpoints stay in the store: %s", id,
 			 rtcms_strerror(rc));
 }

@@ -314,12 +314,12 @@ static void test_restarted_manager(void **state)
 	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
 	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
 	const char *forever[] = { COUNTER, "--iterations", "0", "--interval-ms", "30", NULL };
-	const char *brief[] = { COUNTER, "--iterations", "5", "--interval-ms", "10", NULL };
+	const char *brief[] = { COUNTER, "--iterations", "20", "--interval-ms", "10", NULL };
 	assert_int_equal(cl_run(&cl, "orphan", cl_node(0), forever, NULL), 0);
 	assert_int_equal(cl_run(&cl, "brief", cl_node(0), brief, NULL), 0);
 	assert_int_equal(cl_wait_durable(&cl, "orphan", 1, 3, 20000), 0);
-	assert_int_equal(cl_wait_log(&cl.manager, "brief finished: its checkpoints are deleted",
-				     1, 20000), 0);
+	/* whether a checkpoint of it was durable before it ended or not */
+	assert_int_equal(cl_wait_log(&cl.manager, "brief finished: ", 1, 20000), 0);
 
 	/* the manager goes; node 2 dies with its program meanwhile */
 	char addr[80];
