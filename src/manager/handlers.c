@@ -136,6 +136,19 @@ static int handle_exited(struct manager *m, struct net_client *c, const char *wh
 		 * id can be run again) */
 		uv_mutex_lock(&m->lock);
 		p->ended = 1;
+		/* a pull in flight would store a checkpoint after the delete:
+		 * let it finish first (no new one starts for an exited program) */
+		p->exit_wait = 1;
+		for (uint64_t waited = 0; p->pulling && waited < m->cfg.io_timeout_ms; waited += 5) {
+			uv_mutex_unlock(&m->lock);
+			uv_sleep(5);
+			uv_mutex_lock(&m->lock);
+			p = manager_proc(m, r->process);
+			if (!p)
+				break;
+		}
+		if (p)
+			p->exit_wait = 0;
 		uv_mutex_unlock(&m->lock);
 		manager_forget(m, r->process);
 	}

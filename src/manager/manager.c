@@ -305,7 +305,9 @@ static void puller_thread(void *arg)
 		if (!p)
 			continue;
 		p->pulling = 0;
-		if (rc == 0 && p->ended) { /* it finished while we stored it */
+		if (rc == 0 && p->ended && !p->exit_wait) { /* it finished while we
+							     * stored it, and EXITED
+							     * gave up waiting */
 			uv_mutex_unlock(&m->lock);
 			manager_forget(m, id);
 			uv_mutex_lock(&m->lock);

@@ -54,6 +54,7 @@ struct mproc {
 	int state;                     /* enum proto_proc_state */
 	int pulling;
 	int ended;                     /* finished cleanly: its checkpoints go */
+	int exit_wait;                 /* EXITED waits for the pull in flight */
 	uint64_t retry_at;             /* WAITING: next restore attempt (monotonic ms) */
 	_Atomic int migrating;         /* written under lock; a pull polls it */
 };
