@@ -5,7 +5,7 @@
  * and calls rtcms_checkpoint() at its consistency points. The call copies
  * the regions into the node's checkpoint area (shared memory owned by the
  * rtcms agent) and commits them; it never waits on the network or a disk:
- * it costs about a memcpy of the protected bytes. The agent ships
+ * it costs about a memcpy of what changed (see below). The agent ships
  * committed checkpoints off the node.
  *
  * When the agent starts the program to restore it (on this or another
@@ -23,10 +23,34 @@
  *           rtcms_checkpoint();      // at a consistency point
  *   }
  *
- * Consistency: a checkpoint holds each region as it was while
- * rtcms_checkpoint() copied it. Regions written by other threads during the
- * call may be captured half-updated; call it where the program's state is
- * consistent (e.g. with those threads paused or between work items).
+ * Incremental checkpoints: rtcms_checkpoint() copies only the blocks
+ * (4 KiB) that changed since the last checkpoint. By default the library
+ * finds them with write faults: after each checkpoint a region's pages are
+ * write-protected (mprotect); the first write to a page raises SIGSEGV,
+ * which librtcms' handler records before it makes the page writable again
+ * (one fault per page and checkpoint interval, a few microseconds). Where
+ * that cannot be used (see rtcms_protect_tracked()) the library compares
+ * the region with the last checkpoint instead.
+ *
+ * Write-fault tracking has consequences a program must know:
+ *  - the kernel does not fault on the program's behalf: a system call that
+ *    writes into a protected region (read(2), recv(2), ...) fails with
+ *    EFAULT if the page was not written since the last checkpoint. Give
+ *    such buffers RTCMS_TRACK_COMPARE (or write to them first);
+ *  - librtcms installs a SIGSEGV handler at the first region it tracks and
+ *    passes every fault that is not its own to the handler that was
+ *    installed before (or to the default action). A program with its own
+ *    handler installs it before rtcms_protect(); one installed later is
+ *    found at the next rtcms_checkpoint() and chained to from then on;
+ *  - regions on the calling thread's stack are compared, not protected;
+ *    do not protect other threads' stacks with write faults.
+ *
+ * Consistency: a checkpoint holds every write that completed before
+ * rtcms_checkpoint() was called. A write by another thread during the call
+ * may or may not be in it, and a block written during the call may be
+ * captured half-updated - but it is then in the next checkpoint, never
+ * lost. Call it where the program's state is consistent (e.g. with writer
+ * threads paused or between work items).
  *
  * All calls are thread-safe (one internal mutex) and return 0 (or a
  * positive value where stated) or a negative RTCMS_E* code
@@ -82,13 +106,54 @@ int rtcms_init(const struct rtcms_config *cfg);
  */
 int rtcms_protect(uint32_t id, void *ptr, size_t size);
 
-/* Stop protecting region id; later checkpoints omit it. RTCMS_ENOENT if
- * id is not protected. */
-int rtcms_unprotect(uint32_t id);
+/* How rtcms_checkpoint() finds what changed in a region. */
+enum rtcms_tracking {
+	RTCMS_TRACK_AUTO = 0,    /* write faults, or comparison where they cannot be used */
+	RTCMS_TRACK_WRITES = 1,  /* write faults (reported, not asked for: use AUTO) */
+	RTCMS_TRACK_COMPARE = 2, /* compare each block with the last checkpoint */
+	RTCMS_TRACK_FULL = 3     /* copy the whole region every time */
+};
 
 /*
- * Copy every protected region into the checkpoint area and commit them as
- * the next sequence. Returns the new sequence number (> 0), or
+ * rtcms_protect() with a choice of tracking (rtcms_protect() uses AUTO;
+ * the environment variable RTCMS_TRACKING=compare or =full turns AUTO into
+ * that for a whole program). AUTO uses write faults unless the region has
+ * no whole page, lies on the calling thread's stack, or the handler cannot
+ * be installed; then it compares. If write protection fails later (e.g.
+ * the process ran out of memory mappings, vm.max_map_count), the region
+ * switches to comparison at the next checkpoint, which copies it whole.
+ * RTCMS_EINVAL for an unknown tracking value; otherwise as rtcms_protect().
+ */
+int rtcms_protect_tracked(uint32_t id, void *ptr, size_t size, int tracking);
+
+/* The tracking region id uses now (RTCMS_TRACK_WRITES, _COMPARE or
+ * _FULL), or RTCMS_ENOENT. */
+int rtcms_region_tracking(uint32_t id);
+
+/* Stop protecting region id (its pages become writable again); later
+ * checkpoints omit it. RTCMS_ENOENT if id is not protected. */
+int rtcms_unprotect(uint32_t id);
+
+/* What the last rtcms_checkpoint() did. */
+struct rtcms_stats {
+	uint64_t sequence;        /* its sequence */
+	uint64_t protected_bytes; /* the regions' bytes */
+	uint64_t dirty_bytes;     /* bytes of the blocks that changed */
+	uint64_t copied_bytes;    /* bytes copied: the changed blocks, plus those
+				   * that changed in the checkpoint before
+				   * (double buffering), or everything */
+	int full;                 /* 1 if everything was copied (the first one,
+				   * after a restore or a change of regions) */
+};
+
+/* Fill *out with the figures of the last checkpoint. 0, RTCMS_EINVAL,
+ * RTCMS_ESTATE before rtcms_init(). */
+int rtcms_last_stats(struct rtcms_stats *out);
+
+/*
+ * Copy what changed in the protected regions into the checkpoint area
+ * and commit them as the next sequence (the area then holds every region
+ * whole). Returns the new sequence number (> 0), or
  * RTCMS_ENOSPC if the regions do not fit the area (nothing is committed),
  * RTCMS_ESTATE before rtcms_init() or while restoring (before
  * rtcms_resume()). Never waits on the network or a disk.

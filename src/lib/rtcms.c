@@ -16,11 +16,16 @@
 #include <unistd.h>
 
 #include "area/area.h"
+#include "track.h"
 
 struct region {
 	uint32_t id;
 	void *ptr;
 	size_t size;
+	int mode;                /* RTCMS_TRACK_WRITES, _COMPARE or _FULL */
+	int handle;              /* track.c handle while mode is WRITES */
+	int fresh;               /* not in a checkpoint yet: copy it whole */
+	uint64_t *dirty;         /* scratch bitmap of blocks, track_words(size) */
 };
 
 static struct {
@@ -32,6 +37,7 @@ static struct {
 	struct region regions[AREA_MAX_REGIONS];
 	uint32_t count;
 	uint64_t sequence;       /* last committed */
+	struct rtcms_stats stats; /* of the last checkpoint */
 	int restoring;
 	/* the checkpoint being restored (in the area, until resume) */
 	const uint8_t *restore_data;   /* in the area's committed slot */
@@ -224,11 +230,26 @@ static struct region *find(uint32_t id)
 	return NULL;
 }
 
-int rtcms_protect(uint32_t id, void *ptr, size_t size)
+/* The tracking asked for (argument, else RTCMS_TRACKING in the
+ * environment: auto, compare or full). */
+static int tracking_wanted(int tracking)
+{
+	if (tracking != RTCMS_TRACK_AUTO)
+		return tracking;
+	const char *env = getenv("RTCMS_TRACKING");
+	if (env && !strcmp(env, "compare"))
+		return RTCMS_TRACK_COMPARE;
+	if (env && !strcmp(env, "full"))
+		return RTCMS_TRACK_FULL;
+	return RTCMS_TRACK_AUTO;
+}
+
+int rtcms_protect_tracked(uint32_t id, void *ptr, size_t size, int tracking)
 {
 	int rc = 0;
 
-	if (!ptr && size)
+	if ((!ptr && size) || tracking < RTCMS_TRACK_AUTO || tracking > RTCMS_TRACK_FULL ||
+	    tracking == RTCMS_TRACK_WRITES)
 		return RTCMS_EINVAL;
 	pthread_mutex_lock(&lib.mu);
 	if (!lib.ready) {
@@ -259,10 +280,38 @@ int rtcms_protect(uint32_t id, void *ptr, size_t size)
 		}
 		memcpy(ptr, lib.restore_data + r->offset, size);
 	}
-	lib.regions[lib.count++] = (struct region){ id, ptr, size };
+	struct region reg = { id, ptr, size, RTCMS_TRACK_FULL, -1, 1, NULL };
+	reg.dirty = calloc(track_words(size) + 1, sizeof(uint64_t));
+	if (!reg.dirty) {
+		rc = RTCMS_ENOMEM;
+		goto out;
+	}
+	int want = tracking_wanted(tracking);
+	if (want == RTCMS_TRACK_AUTO) {
+		/* write faults where the memory allows it, else comparison */
+		reg.handle = track_add(ptr, size);
+		reg.mode = reg.handle >= 0 ? RTCMS_TRACK_WRITES : RTCMS_TRACK_COMPARE;
+	} else {
+		reg.mode = want;
+	}
+	lib.regions[lib.count++] = reg;
 out:
 	pthread_mutex_unlock(&lib.mu);
 	return rc;
+}
+
+int rtcms_protect(uint32_t id, void *ptr, size_t size)
+{
+	return rtcms_protect_tracked(id, ptr, size, RTCMS_TRACK_AUTO);
+}
+
+static void region_drop(struct region *r)
+{
+	if (r->handle >= 0)
+		track_remove(r->handle);
+	free(r->dirty);
+	r->handle = -1;
+	r->dirty = NULL;
 }
 
 int rtcms_unprotect(uint32_t id)
@@ -272,6 +321,7 @@ int rtcms_unprotect(uint32_t id)
 	pthread_mutex_lock(&lib.mu);
 	struct region *r = lib.ready ? find(id) : NULL;
 	if (r) {
+		region_drop(r);
 		*r = lib.regions[--lib.count];
 		rc = 0;
 	}
@@ -279,9 +329,70 @@ int rtcms_unprotect(uint32_t id)
 	return rc;
 }
 
+int rtcms_region_tracking(uint32_t id)
+{
+	pthread_mutex_lock(&lib.mu);
+	struct region *r = lib.ready ? find(id) : NULL;
+	int mode = r ? r->mode : RTCMS_ENOENT;
+	pthread_mutex_unlock(&lib.mu);
+	return mode;
+}
+
+int rtcms_last_stats(struct rtcms_stats *out)
+{
+	if (!out)
+		return RTCMS_EINVAL;
+	pthread_mutex_lock(&lib.mu);
+	int rc = lib.ready ? 0 : RTCMS_ESTATE;
+	*out = lib.stats;
+	pthread_mutex_unlock(&lib.mu);
+	return rc;
+}
+
+/* 1 if slot holds the current regions at the offsets laid out in want */
+static int same_layout(const struct area_slot *slot, const struct area_region *want,
+		       uint32_t n)
+{
+	if (!slot || slot->region_count != n)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (slot->regions[i].id != want[i].id || slot->regions[i].size != want[i].size ||
+		    slot->regions[i].offset != want[i].offset)
+			return 0;
+	return 1;
+}
+
+#define BIT(map, b) ((map)[(b) / 64] >> ((b) % 64) & 1)
+
+/* Which blocks of r changed since the committed checkpoint: into r->dirty.
+ * all: every block, whatever the tracking says (tracking restarts). */
+static void region_dirty(struct region *r, const uint8_t *committed, int all)
+{
+	size_t words = track_words(r->size);
+	if (r->mode == RTCMS_TRACK_WRITES && track_take(r->handle, r->dirty) != 0) {
+		/* write protection failed: compare from now on */
+		r->mode = RTCMS_TRACK_COMPARE;
+		r->handle = -1;
+		all = 1;
+	}
+	if (all || r->fresh || r->mode == RTCMS_TRACK_FULL) {
+		memset(r->dirty, 0xff, words * sizeof(uint64_t));
+	} else if (r->mode == RTCMS_TRACK_COMPARE) {
+		memset(r->dirty, 0, words * sizeof(uint64_t));
+		for (size_t b = 0; b * AREA_BLOCK < r->size; b++) {
+			size_t off = b * AREA_BLOCK;
+			size_t len = r->size - off < AREA_BLOCK ? r->size - off : AREA_BLOCK;
+			if (memcmp((const uint8_t *)r->ptr + off, committed + off, len) != 0)
+				r->dirty[b / 64] |= (uint64_t)1 << (b % 64);
+		}
+	}
+	r->fresh = 0;
+}
+
 int64_t rtcms_checkpoint(void)
 {
 	int64_t rc;
+	struct area_region layout[AREA_MAX_REGIONS];
 
 	pthread_mutex_lock(&lib.mu);
 	if (!lib.ready || lib.restoring) {
@@ -290,27 +401,57 @@ int64_t rtcms_checkpoint(void)
 	}
 	uint64_t cap = area_data_capacity(lib.area);
 	uint64_t need = 0;
-	for (uint32_t i = 0; i < lib.count; i++)
-		need += (lib.regions[i].size + 63) & ~(uint64_t)63;
+	for (uint32_t i = 0; i < lib.count; i++) {
+		layout[i] = (struct area_region){ lib.regions[i].id, 0, lib.regions[i].size, need };
+		need += area_block_round(lib.regions[i].size);
+	}
 	if (need > cap) {
 		rc = RTCMS_ENOSPC;
 		goto out;
 	}
+	struct area_slot *c = area_committed_slot(lib.area);
 	struct area_slot *s = area_write_begin(lib.area);
+	/* Incremental only if the stale slot holds an older checkpoint and
+	 * both slots have the current layout; then a block needs copying if
+	 * it changed now or after the stale slot's checkpoint. */
+	int full = !c || s->sequence == 0 || s->sequence >= c->sequence ||
+		   !same_layout(s, layout, lib.count) || !same_layout(c, layout, lib.count);
+	uint64_t seq = lib.sequence + 1;
 	uint8_t *data = area_slot_data(lib.area, s);
-	uint64_t off = 0;
+	const uint8_t *cdata = c ? area_slot_data(lib.area, c) : NULL;
+	uint64_t *ver = area_slot_versions(lib.area, s);
+	const uint64_t *cver = c ? area_slot_versions(lib.area, c) : NULL;
+	struct rtcms_stats st = { .sequence = seq, .full = full };
 	for (uint32_t i = 0; i < lib.count; i++) {
-		const struct region *r = &lib.regions[i];
-		s->regions[i].id = r->id;
-		s->regions[i].reserved = 0;
-		s->regions[i].size = r->size;
-		s->regions[i].offset = off;
-		memcpy(data + off, r->ptr, r->size);
-		off += (r->size + 63) & ~(uint64_t)63;
+		struct region *r = &lib.regions[i];
+		uint64_t off = layout[i].offset;
+		region_dirty(r, full ? NULL : cdata + off, full);
+		st.protected_bytes += r->size;
+		for (size_t b = 0; b * AREA_BLOCK < r->size; b++) {
+			size_t boff = b * AREA_BLOCK, vb = (size_t)(off / AREA_BLOCK) + b;
+			size_t len = r->size - boff < AREA_BLOCK ? r->size - boff : AREA_BLOCK;
+			if (BIT(r->dirty, b)) {
+				memcpy(data + off + boff, (const uint8_t *)r->ptr + boff, len);
+				ver[vb] = seq;
+				st.dirty_bytes += len;
+				st.copied_bytes += len;
+			} else if (cver[vb] > s->sequence) {
+				/* changed in the committed checkpoint: this slot
+				 * is one behind; the committed copy is current */
+				memcpy(data + off + boff, cdata + off + boff, len);
+				ver[vb] = cver[vb];
+				st.copied_bytes += len;
+			}
+		}
+		if (full) /* the padding up to the next block */
+			memset(data + off + r->size, 0, area_block_round(r->size) - r->size);
 	}
+	memcpy(s->regions, layout, lib.count * sizeof(layout[0]));
 	s->region_count = lib.count;
-	s->data_size = off;
-	area_write_commit(lib.area, s, ++lib.sequence);
+	s->data_size = need;
+	area_write_commit(lib.area, s, seq);
+	lib.sequence = seq;
+	lib.stats = st;
 	rc = (int64_t)lib.sequence;
 	struct area_header *h = lib.area;
 	if (atomic_load_explicit(&h->control, memory_order_acquire) & AREA_CTL_FREEZE) {
@@ -380,6 +521,8 @@ int rtcms_finalize(void)
 		munmap(lib.area, lib.area_len);
 	lib.area = NULL;
 	lib.restore_data = NULL;
+	for (uint32_t i = 0; i < lib.count; i++)
+		region_drop(&lib.regions[i]);
 	lib.count = 0;
 	lib.ready = 0;
 	lib.restoring = 0;

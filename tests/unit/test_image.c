@@ -21,6 +21,8 @@ static void *new_area(size_t *len)
 	return m;
 }
 
+#define DATA ((int)AREA_BLOCK + 904)
+
 static void fill(void *mem, uint64_t seq)
 {
 	struct area_slot *s = area_write_begin(mem);
@@ -28,9 +30,10 @@ static void fill(void *mem, uint64_t seq)
 	s->region_count = 2;
 	s->regions[0] = (struct area_region){ 1, 0, 8, 0 };
 	s->regions[1] = (struct area_region){ 2, 0, 1000, 64 };
-	for (int i = 0; i < 1064; i++)
+	/* more data than one block: larger than the smallest area */
+	for (int i = 0; i < DATA; i++)
 		d[i] = (uint8_t)(i * 3 + seq);
-	s->data_size = 1064;
+	s->data_size = DATA;
 	area_write_commit(mem, s, seq);
 }
 
@@ -48,7 +51,7 @@ static void test_capture_install_roundtrip(void **state)
 	assert_int_equal(image_capture(a, img, CAP * 2), RTCMS_ENOENT);
 	fill(a, 5);
 	int64_t len = image_capture(a, img, CAP * 2);
-	assert_int_equal(len, (int64_t)image_size(2, 1064));
+	assert_int_equal(len, (int64_t)image_size(2, DATA));
 	assert_int_equal(image_parse(img, (size_t)len, &seq, r, &n, &data, &size), 0);
 	assert_int_equal(seq, 5);
 	assert_int_equal(n, 2);
@@ -82,10 +85,10 @@ static void test_malformed_images(void **state)
 	for (int64_t cut = 0; cut < len; cut++)
 		assert_true(image_parse(img, (size_t)cut, &seq, r, &n, &data, &size) < 0);
 	/* a region pointing outside the data */
-	img[32 + 24 + 16 + 7] = 0xff; /* offset of region 2 */
+	img[32 + 24 + 16 + 6] = 0xff; /* offset of region 2: 64 + 0xff00 */
 	assert_int_equal(image_parse(img, (size_t)len, &seq, r, &n, &data, &size), RTCMS_EPROTO);
 	assert_int_equal(image_install(a, img, (size_t)len), RTCMS_EPROTO);
-	img[32 + 24 + 16 + 7] = 64;
+	img[32 + 24 + 16 + 6] = 0;
 	/* too many regions */
 	img[19] = AREA_MAX_REGIONS + 1;
 	assert_int_equal(image_parse(img, (size_t)len, &seq, r, &n, &data, &size), RTCMS_ETOOBIG);

@@ -7,30 +7,53 @@
 
 #define READ_ATTEMPTS 8
 
-static uint64_t round_up(uint64_t v)
+uint64_t area_block_round(uint64_t v)
 {
-	return (v + AREA_ALIGN - 1) & ~(uint64_t)(AREA_ALIGN - 1);
+	return (v + AREA_BLOCK - 1) & ~(uint64_t)(AREA_BLOCK - 1);
 }
 
+/* Slot header, then the block versions, then the data: each part starts
+ * at a block boundary (data blocks line up with pages). */
 static uint64_t slot_header_size(void)
 {
-	return round_up(sizeof(struct area_slot));
+	return area_block_round(sizeof(struct area_slot));
+}
+
+static uint64_t versions_size(uint64_t blocks)
+{
+	return area_block_round(blocks * sizeof(uint64_t));
+}
+
+static uint64_t slot_bytes(uint64_t blocks)
+{
+	return slot_header_size() + versions_size(blocks) + blocks * AREA_BLOCK;
+}
+
+static uint64_t head_size(void)
+{
+	return area_block_round(sizeof(struct area_header));
 }
 
 size_t area_size_for(uint64_t data_capacity)
 {
-	return (size_t)(round_up(sizeof(struct area_header)) +
-			2 * (slot_header_size() + round_up(data_capacity)));
+	uint64_t blocks = area_block_round(data_capacity) / AREA_BLOCK;
+	return (size_t)(head_size() + 2 * slot_bytes(blocks ? blocks : 1));
 }
 
 int area_format(void *mem, size_t len)
 {
 	struct area_header *h = mem;
-	uint64_t head = round_up(sizeof(struct area_header));
+	uint64_t head = head_size();
 
-	if (len < area_size_for(AREA_ALIGN))
+	if (len < area_size_for(AREA_BLOCK))
 		return RTCMS_EINVAL;
-	uint64_t slot = ((len - head) / 2) & ~(uint64_t)(AREA_ALIGN - 1);
+	uint64_t slot = ((len - head) / 2) & ~(uint64_t)(AREA_BLOCK - 1);
+	/* as many blocks as fit beside their versions */
+	uint64_t blocks = (slot - slot_header_size()) / (AREA_BLOCK + sizeof(uint64_t));
+	while (slot_bytes(blocks + 1) <= slot)
+		blocks++;
+	while (blocks > 1 && slot_bytes(blocks) > slot)
+		blocks--;
 	memset(mem, 0, (size_t)head);
 	h->magic = AREA_MAGIC;
 	h->version = AREA_VERSION;
@@ -38,9 +61,11 @@ int area_format(void *mem, size_t len)
 	h->slot_size = slot;
 	h->slot_offset[0] = head;
 	h->slot_offset[1] = head + slot;
+	h->blocks = blocks;
 	for (int i = 0; i < 2; i++) {
 		struct area_slot *s = (struct area_slot *)((uint8_t *)mem + h->slot_offset[i]);
 		memset(s, 0, sizeof(*s));
+		memset((uint8_t *)s + slot_header_size(), 0, (size_t)(blocks * sizeof(uint64_t)));
 		atomic_store_explicit(&s->gen, 0, memory_order_relaxed);
 	}
 	atomic_store_explicit(&h->committed, 0, memory_order_release);
@@ -51,7 +76,8 @@ int area_check(const void *mem, size_t len)
 {
 	const struct area_header *h = mem;
 	if (len < sizeof(*h) || h->magic != AREA_MAGIC || h->version != AREA_VERSION ||
-	    h->total_size != len || h->slot_size <= slot_header_size() ||
+	    h->total_size != len || h->blocks == 0 || h->blocks > len / AREA_BLOCK ||
+	    slot_bytes(h->blocks) > h->slot_size ||
 	    h->slot_offset[0] < sizeof(*h) ||
 	    h->slot_offset[1] != h->slot_offset[0] + h->slot_size ||
 	    h->slot_offset[1] + h->slot_size > len)
@@ -62,7 +88,7 @@ int area_check(const void *mem, size_t len)
 uint64_t area_data_capacity(const void *mem)
 {
 	const struct area_header *h = mem;
-	return h->slot_size - slot_header_size();
+	return h->blocks * AREA_BLOCK;
 }
 
 static struct area_slot *slot_at(const void *mem, unsigned i)
@@ -73,8 +99,21 @@ static struct area_slot *slot_at(const void *mem, unsigned i)
 
 uint8_t *area_slot_data(void *mem, const struct area_slot *slot)
 {
+	const struct area_header *h = mem;
+	return (uint8_t *)slot + slot_header_size() + versions_size(h->blocks);
+}
+
+uint64_t *area_slot_versions(void *mem, const struct area_slot *slot)
+{
 	(void)mem;
-	return (uint8_t *)slot + slot_header_size();
+	return (uint64_t *)((uint8_t *)slot + slot_header_size());
+}
+
+struct area_slot *area_committed_slot(void *mem)
+{
+	struct area_header *h = mem;
+	uint64_t c = atomic_load_explicit(&h->committed, memory_order_acquire);
+	return c ? slot_at(mem, (unsigned)(c & 1)) : NULL;
 }
 
 struct area_slot *area_write_begin(void *mem)

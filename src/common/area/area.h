@@ -6,8 +6,9 @@
  * Layout (all fields native-endian: the area never leaves the node):
  *
  *   struct area_header      magic, version, sizes, the committed pointer
- *   slot 0                  struct area_slot + region table + data
- *   slot 1                  struct area_slot + region table + data
+ *   slot 0                  struct area_slot (region table), block
+ *                           versions (u64 per AREA_BLOCK of data), data
+ *   slot 1                  the same
  *
  * Double buffering with a commit pointer written last:
  *   writer: picks the slot that is NOT committed, bumps its generation to
@@ -21,6 +22,15 @@
  *           and the reader retries: a torn checkpoint is never accepted.
  * The writer never waits for the reader (real time); a reader that keeps
  * losing the race gets RTCMS_EAGAIN and tries again later.
+ *
+ * Incremental checkpoints: a slot's versions[b] is the sequence at which
+ * data block b last changed. The writer refills the stale slot (it holds
+ * the checkpoint before the committed one) with only the blocks that
+ * changed since that checkpoint - those changed now and those the
+ * committed slot records as changed after the stale one's sequence - so a
+ * checkpoint copies about twice what changed, not the whole state. A
+ * reader that captured sequence s before needs only the blocks whose
+ * version is above s.
  */
 #ifndef RTCMS_AREA_H
 #define RTCMS_AREA_H
@@ -30,9 +40,13 @@
 #include <stdint.h>
 
 #define AREA_MAGIC        0x52544341u /* "RTCA" */
-#define AREA_VERSION      2
+#define AREA_VERSION      3
 #define AREA_MAX_REGIONS  64
 #define AREA_ALIGN        64
+/* Unit of incremental checkpoints: regions start at block boundaries in a
+ * slot's data, and every slot records per block the sequence at which the
+ * block's content last changed. */
+#define AREA_BLOCK        4096u
 
 struct area_region {
 	uint32_t id;          /* the program's region id */
@@ -56,6 +70,7 @@ struct area_header {
 	uint64_t total_size;      /* whole mapping */
 	uint64_t slot_size;       /* each slot, header included */
 	uint64_t slot_offset[2];
+	uint64_t blocks;          /* data capacity of each slot in AREA_BLOCKs */
 	/* committed: sequence << 1 | slot; 0 = nothing committed yet */
 	_Atomic uint64_t committed;
 	/* reserved for the agent's lease (fencing, a later issue) */
@@ -94,8 +109,11 @@ int area_format(void *mem, size_t len);
 /* Check that mem holds a formatted area of len bytes. 0 or RTCMS_EPROTO. */
 int area_check(const void *mem, size_t len);
 
-/* Data capacity of each slot in bytes. */
+/* Data capacity of each slot in bytes (a multiple of AREA_BLOCK). */
 uint64_t area_data_capacity(const void *mem);
+
+/* Round v up to a whole number of AREA_BLOCKs (region placement). */
+uint64_t area_block_round(uint64_t v);
 
 /*
  * Writer side. One writer at a time (librtcms serialises its callers).
@@ -104,6 +122,11 @@ uint64_t area_data_capacity(const void *mem);
  */
 struct area_slot *area_write_begin(void *mem);
 uint8_t *area_slot_data(void *mem, const struct area_slot *slot);
+/* The slot's block versions: area_data_capacity() / AREA_BLOCK entries. */
+uint64_t *area_slot_versions(void *mem, const struct area_slot *slot);
+/* Writer side: the committed slot (NULL if nothing is committed). Only the
+ * writer changes slots, so it may read this one without the seqlock. */
+struct area_slot *area_committed_slot(void *mem);
 /* sequence must be below 2^63 (the area stores sequence << 1 | slot). */
 void area_write_commit(void *mem, struct area_slot *slot, uint64_t sequence);
 /* Give up a slot begun with area_write_begin(): nothing is published. */

@@ -102,6 +102,9 @@ int image_install(void *mem, const uint8_t *img, size_t len)
 	memcpy(s->regions, regions, n * sizeof(regions[0]));
 	s->region_count = n;
 	memcpy(area_slot_data(mem, s), data, (size_t)size);
+	uint64_t *ver = area_slot_versions(mem, s);
+	for (uint64_t b = 0; b < area_block_round(size) / AREA_BLOCK; b++)
+		ver[b] = seq; /* all of it is new here: the next checkpoint is full */
 	s->data_size = size;
 	area_write_commit(mem, s, seq);
 	return 0;
