@@ -11,7 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "area/delta.h"
 #include "area/image.h"
+#include "util/bytes.h"
 #include "proto/heartbeat.h"
 #include "proto/session.h"
 #include "proto/spec.h"
@@ -138,6 +140,23 @@ int main(int argc, char **argv)
 		int64_t len = image_capture(area, buf, sizeof(buf));
 		if (len > 0)
 			put_file(argv[1], "fuzz_image", "two-regions", buf, (size_t)len);
+	}
+	/* a delta for the delta fuzzer: two of three blocks changed */
+	{
+		static uint8_t full[1 << 15], delta[1 << 15];
+		uint64_t versions[3] = { 5, 2, 5 };
+		memset(full, 0, sizeof(full));
+		put_be32(full, IMAGE_MAGIC);
+		put_be32(full + 4, IMAGE_VERSION);
+		put_be64(full + 8, 5);
+		put_be32(full + 16, 1);
+		put_be64(full + 24, 3 * AREA_BLOCK);
+		put_be32(full + 32, 1);
+		put_be64(full + 40, 3 * AREA_BLOCK);
+		int64_t len = delta_build(full, image_size(1, 3 * AREA_BLOCK), versions, 3, delta,
+					  sizeof(delta));
+		if (len > 0)
+			put_file(argv[1], "fuzz_delta", "two-blocks", delta, (size_t)len);
 	}
 	/* a program spec for the spec fuzzer */
 	{

@@ -55,6 +55,9 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->meta.created_ms = 1764000000000ull;
 		m->meta.chunk_count = 4;
 		memset(m->meta.hash, 0x11, PROTO_HASH_SIZE);
+		m->meta.base = 0x0102030405060707ull; /* a delta */
+		m->meta.full_size = 1ull << 34;
+		memset(m->meta.state_hash, 0x33, PROTO_HASH_SIZE);
 		for (size_t i = 0; i < sizeof(spec); i++)
 			spec[i] = (uint8_t)(i * 7);
 		m->meta.spec = spec;
@@ -79,6 +82,7 @@ static void sample(uint8_t type, union proto_msg *m)
 		memset(m->put_ack.hash, 0x22, PROTO_HASH_SIZE);
 		m->put_ack.copies = 2;
 		m->put_ack.existed = 1;
+		m->put_ack.depth = 7;
 		break;
 	case PROTO_GET:
 	case PROTO_PULL:
@@ -86,6 +90,7 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->get.incarnation = 4;
 		m->get.sequence = 5;
 		m->get.meta_only = 1;
+		m->get.base = type == PROTO_PULL ? 3 : 0;
 		break;
 	case PROTO_GET_END:
 		m->get_end.chunk_count = 10;
@@ -428,6 +433,24 @@ static void test_field_caps_and_validation(void **state)
 	sample(PROTO_PUT_BEGIN, &m);
 	m.meta.chunk_count = 1;
 	assert_int_equal(proto_msg_encode(PROTO_PUT_BEGIN, &m, buf, sizeof(buf)), RTCMS_EINVAL);
+
+	/* a delta's base must lie below its sequence; a full image's size
+	 * is its full size */
+	sample(PROTO_PUT_BEGIN, &m);
+	m.meta.base = m.meta.sequence;
+	assert_int_equal(proto_msg_encode(PROTO_PUT_BEGIN, &m, buf, sizeof(buf)), RTCMS_EINVAL);
+	m.meta.base = 0;
+	assert_int_equal(proto_msg_encode(PROTO_PUT_BEGIN, &m, buf, sizeof(buf)), RTCMS_EINVAL);
+	m.meta.full_size = m.meta.size;
+	assert_true(proto_msg_encode(PROTO_PUT_BEGIN, &m, buf, sizeof(buf)) > 0);
+
+	/* only a PULL may ask for a delta */
+	sample(PROTO_PULL, &m);
+	n = proto_msg_encode(PROTO_PULL, &m, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_true(proto_msg_decode(PROTO_PULL, buf, (size_t)n, &d) >= 0);
+	assert_int_equal(d.get.base, 3);
+	assert_int_equal(proto_msg_decode(PROTO_GET, buf, (size_t)n, &d), RTCMS_EPROTO);
 
 	/* LIST_REPLY count over the cap */
 	put_be16(buf, PROTO_LIST_MAX + 1);

@@ -47,6 +47,25 @@ int64_t image_capture(const void *mem, uint8_t *out, size_t cap)
 	return (int64_t)image_size(n, size);
 }
 
+int image_parse_regions(const uint8_t *t, uint32_t n, uint64_t d,
+			struct area_region *regions)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = t + (size_t)i * ENTRY;
+		regions[i].id = get_be32(e);
+		regions[i].reserved = 0;
+		regions[i].size = get_be64(e + 8);
+		regions[i].offset = get_be64(e + 16);
+		if (get_be32(e + 4) != 0 || regions[i].offset > d ||
+		    regions[i].size > d - regions[i].offset)
+			return RTCMS_EPROTO;
+		for (uint32_t k = 0; k < i; k++)
+			if (regions[k].id == regions[i].id)
+				return RTCMS_EPROTO;
+	}
+	return 0;
+}
+
 int image_parse(const uint8_t *img, size_t len, uint64_t *sequence,
 		struct area_region *regions, uint32_t *count,
 		const uint8_t **data, uint64_t *data_size)
@@ -64,19 +83,9 @@ int image_parse(const uint8_t *img, size_t len, uint64_t *sequence,
 	if (len < (size_t)HEAD + (size_t)n * ENTRY ||
 	    d != len - HEAD - (size_t)n * ENTRY)
 		return RTCMS_EPROTO;
-	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *e = img + HEAD + (size_t)i * ENTRY;
-		regions[i].id = get_be32(e);
-		regions[i].reserved = 0;
-		regions[i].size = get_be64(e + 8);
-		regions[i].offset = get_be64(e + 16);
-		if (get_be32(e + 4) != 0 || regions[i].offset > d ||
-		    regions[i].size > d - regions[i].offset)
-			return RTCMS_EPROTO;
-		for (uint32_t k = 0; k < i; k++)
-			if (regions[k].id == regions[i].id)
-				return RTCMS_EPROTO;
-	}
+	int rc = image_parse_regions(img + HEAD, n, d, regions);
+	if (rc)
+		return rc;
 	*sequence = get_be64(img + 8);
 	*count = n;
 	*data = img + HEAD + (size_t)n * ENTRY;

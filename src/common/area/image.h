@@ -45,6 +45,11 @@ int image_parse(const uint8_t *img, size_t len, uint64_t *sequence,
 		struct area_region *regions, uint32_t *count,
 		const uint8_t **data, uint64_t *data_size);
 
+/* Parse a region table of n 24-byte entries at t: every region inside d
+ * data bytes, ids unique. 0 or RTCMS_EPROTO. */
+int image_parse_regions(const uint8_t *t, uint32_t n, uint64_t d,
+			struct area_region *regions);
+
 /*
  * Install an image as the committed checkpoint of area mem (an area nobody
  * writes yet: the agent does this before it starts the restored program).

@@ -307,6 +307,9 @@ static void enc_meta(struct wr *w, const struct proto_ckpt_meta *m)
 	w_u64(w, m->created_ms);
 	w_u32(w, m->chunk_count);
 	w_bytes(w, m->hash, PROTO_HASH_SIZE);
+	w_u64(w, m->base);
+	w_u64(w, m->full_size);
+	w_bytes(w, m->state_hash, PROTO_HASH_SIZE);
 	if (!w->err && m->spec_len > PROTO_SPEC_MAX)
 		w->err = RTCMS_ETOOBIG;
 	w_u32(w, m->spec_len);
@@ -316,7 +319,8 @@ static void enc_meta(struct wr *w, const struct proto_ckpt_meta *m)
 /* size and chunk count agree: every chunk holds 1..PROTO_MAX_CHUNK bytes */
 static int meta_consistent(const struct proto_ckpt_meta *m)
 {
-	if (m->incarnation == 0 || m->sequence == 0)
+	if (m->incarnation == 0 || m->sequence == 0 || m->base >= m->sequence ||
+	    (m->base == 0 && m->full_size != 0 && m->full_size != m->size))
 		return 0;
 	if (m->size == 0)
 		return m->chunk_count == 0;
@@ -334,6 +338,9 @@ static void dec_meta(struct rd *r, struct proto_ckpt_meta *m)
 	m->created_ms = r_u64(r);
 	m->chunk_count = r_u32(r);
 	r_bytes(r, m->hash, PROTO_HASH_SIZE);
+	m->base = r_u64(r);
+	m->full_size = r_u64(r);
+	r_bytes(r, m->state_hash, PROTO_HASH_SIZE);
 	m->spec_len = r_u32(r);
 	if (!r->err && m->spec_len > PROTO_SPEC_MAX)
 		r->err = RTCMS_ETOOBIG;
@@ -662,6 +669,7 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		w_bytes(&w, m->put_ack.hash, PROTO_HASH_SIZE);
 		w_u8(&w, m->put_ack.copies);
 		w_u8(&w, m->put_ack.existed ? 1 : 0);
+		w_u32(&w, m->put_ack.depth);
 		break;
 	case PROTO_GET:
 	case PROTO_PULL:
@@ -669,6 +677,7 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		w_u64(&w, m->get.incarnation);
 		w_u64(&w, m->get.sequence);
 		w_u8(&w, m->get.meta_only ? 1 : 0);
+		w_u64(&w, m->get.base);
 		break;
 	case PROTO_GET_END:
 		w_u32(&w, m->get_end.chunk_count);
@@ -896,6 +905,7 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		r_bytes(&r, m->put_ack.hash, PROTO_HASH_SIZE);
 		m->put_ack.copies = r_u8(&r);
 		m->put_ack.existed = r_u8(&r);
+		m->put_ack.depth = r_u32(&r);
 		r_check(&r, m->put_ack.existed <= 1);
 		break;
 	case PROTO_GET:
@@ -904,7 +914,9 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		m->get.incarnation = r_u64(&r);
 		m->get.sequence = r_u64(&r);
 		m->get.meta_only = r_u8(&r);
-		r_check(&r, m->get.meta_only <= 1);
+		m->get.base = r_u64(&r);
+		r_check(&r, m->get.meta_only <= 1 &&
+			    (type == PROTO_PULL || m->get.base == 0));
 		break;
 	case PROTO_GET_END:
 		m->get_end.chunk_count = r_u32(&r);

@@ -136,6 +136,13 @@ struct proto_ckpt_meta {
 	uint64_t created_ms;               /* unix ms when the checkpoint was taken */
 	uint32_t chunk_count;              /* number of CHUNK frames that follow */
 	uint8_t hash[PROTO_HASH_SIZE];     /* image hash (proto_image_hash) */
+	uint64_t base;                     /* 0: a full image; else a delta image
+					    * against this sequence (same
+					    * incarnation, < sequence) */
+	uint64_t full_size;                /* size of the full image (0 or size
+					    * when base is 0) */
+	uint8_t state_hash[PROTO_HASH_SIZE]; /* of the full state (delta.h);
+					      * zeros: not given */
 	const uint8_t *spec;               /* program spec blob (borrowed) */
 	uint32_t spec_len;                 /* <= PROTO_SPEC_MAX */
 };
@@ -159,6 +166,8 @@ struct proto_put_ack {        /* PUT_ACK */
 	uint8_t hash[PROTO_HASH_SIZE];
 	uint8_t copies;                    /* mirrors that hold it durably */
 	uint8_t existed;                   /* 1 if it was already stored (idempotent PUT) */
+	uint32_t depth;                    /* deltas between it and a full image
+					    * (0: it is full) */
 };
 
 struct proto_get {            /* GET */
@@ -166,6 +175,8 @@ struct proto_get {            /* GET */
 	uint64_t incarnation;              /* 0 = any */
 	uint64_t sequence;                 /* 0 = latest */
 	uint8_t meta_only;                 /* 1 = reply GET_META only, no data */
+	uint64_t base;                     /* PULL: a delta against this sequence
+					    * is welcome (0 = full); GET: 0 */
 };
 
 struct proto_get_end {        /* GET_END */

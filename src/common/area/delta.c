@@ -1,0 +1,167 @@
+/* delta.c - delta images (build, parse, apply) and state hashes. */
+#include "delta.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "image.h"
+#include "rtcms_error.h"
+#include "util/bytes.h"
+
+#define ENTRY 24
+#define FULL_HEAD 32
+
+int image_version(const uint8_t *img, size_t len)
+{
+	if (len < FULL_HEAD || get_be32(img) != IMAGE_MAGIC)
+		return RTCMS_EPROTO;
+	uint32_t v = get_be32(img + 4);
+	return v == IMAGE_VERSION || v == DELTA_VERSION ? (int)v : RTCMS_EPROTO;
+}
+
+size_t delta_size(uint32_t n, uint32_t k)
+{
+	return DELTA_HEAD + (size_t)n * ENTRY + (size_t)k * 4 + (size_t)k * AREA_BLOCK;
+}
+
+int delta_parse(const uint8_t *img, size_t len, struct delta_info *out)
+{
+	if (len < DELTA_HEAD || get_be32(img) != IMAGE_MAGIC ||
+	    get_be32(img + 4) != DELTA_VERSION || get_be32(img + 20) != 0 ||
+	    get_be32(img + 44) != 0)
+		return RTCMS_EPROTO;
+	uint32_t n = get_be32(img + 16), k = get_be32(img + 40);
+	uint64_t seq = get_be64(img + 8), d = get_be64(img + 24), base = get_be64(img + 32);
+	if (n > AREA_MAX_REGIONS)
+		return RTCMS_ETOOBIG;
+	if (seq > (UINT64_MAX >> 1) || base == 0 || base >= seq || d % AREA_BLOCK ||
+	    k > d / AREA_BLOCK || len != delta_size(n, k))
+		return RTCMS_EPROTO;
+	int rc = image_parse_regions(img + DELTA_HEAD, n, d, out->regions);
+	if (rc)
+		return rc;
+	const uint8_t *blocks = img + DELTA_HEAD + (size_t)n * ENTRY;
+	for (uint32_t i = 0; i < k; i++) {
+		uint32_t b = get_be32(blocks + (size_t)i * 4);
+		if (b >= d / AREA_BLOCK || (i && b <= get_be32(blocks + (size_t)(i - 1) * 4)))
+			return RTCMS_EPROTO;
+	}
+	out->sequence = seq;
+	out->base = base;
+	out->data_size = d;
+	out->region_count = n;
+	out->block_count = k;
+	out->blocks = blocks;
+	out->data = blocks + (size_t)k * 4;
+	return 0;
+}
+
+int64_t delta_build(const uint8_t *full, size_t full_len, const uint64_t *versions,
+		    uint64_t base, uint8_t *out, size_t cap)
+{
+	struct area_region regions[AREA_MAX_REGIONS];
+	const uint8_t *data;
+	uint64_t seq, d;
+	uint32_t n;
+	int rc = image_parse(full, full_len, &seq, regions, &n, &data, &d);
+	if (rc)
+		return rc;
+	if (base == 0 || base >= seq || d % AREA_BLOCK)
+		return RTCMS_EINVAL;
+	uint32_t k = 0;
+	for (uint64_t b = 0; b < d / AREA_BLOCK; b++)
+		k += versions[b] > base;
+	if (cap < delta_size(n, k))
+		return RTCMS_ETOOBIG;
+	memcpy(out, full, FULL_HEAD + (size_t)n * ENTRY); /* magic, seq, n, d, table */
+	memmove(out + DELTA_HEAD, out + FULL_HEAD, (size_t)n * ENTRY);
+	put_be32(out + 4, DELTA_VERSION);
+	put_be64(out + 32, base);
+	put_be32(out + 40, k);
+	put_be32(out + 44, 0);
+	uint8_t *list = out + DELTA_HEAD + (size_t)n * ENTRY, *dst = list + (size_t)k * 4;
+	for (uint64_t b = 0; b < d / AREA_BLOCK; b++) {
+		if (versions[b] <= base)
+			continue;
+		put_be32(list, (uint32_t)b);
+		list += 4;
+		memcpy(dst, data + b * AREA_BLOCK, AREA_BLOCK);
+		dst += AREA_BLOCK;
+	}
+	return (int64_t)delta_size(n, k);
+}
+
+int delta_apply(uint8_t *buf, size_t *len, size_t cap, const uint8_t *delta, size_t dlen)
+{
+	struct delta_info di;
+	struct area_region regions[AREA_MAX_REGIONS];
+	const uint8_t *data;
+	uint64_t seq, d;
+	uint32_t n;
+	int rc = delta_parse(delta, dlen, &di);
+	if (rc)
+		return rc;
+	rc = image_parse(buf, *len, &seq, regions, &n, &data, &d);
+	if (rc || seq != di.base)
+		return RTCMS_EPROTO;
+	size_t table = (size_t)di.region_count * ENTRY;
+	int same = n == di.region_count && d == di.data_size &&
+		   memcmp(buf + FULL_HEAD, delta + DELTA_HEAD, table) == 0;
+	if (!same && di.block_count != di.data_size / AREA_BLOCK)
+		return RTCMS_EPROTO; /* a new layout needs every block */
+	size_t full = image_size(di.region_count, di.data_size);
+	if (full > cap)
+		return RTCMS_ETOOBIG;
+	/* header and table of the new sequence; then its blocks */
+	memcpy(buf, delta, 32);
+	put_be32(buf + 4, IMAGE_VERSION);
+	memcpy(buf + FULL_HEAD, delta + DELTA_HEAD, table);
+	uint8_t *dst = buf + FULL_HEAD + table;
+	for (uint32_t i = 0; i < di.block_count; i++) {
+		uint32_t b = get_be32(di.blocks + (size_t)i * 4);
+		memcpy(dst + (size_t)b * AREA_BLOCK, di.data + (size_t)i * AREA_BLOCK, AREA_BLOCK);
+	}
+	*len = full;
+	return 0;
+}
+
+void state_block_hash(const uint8_t *data, size_t len, uint8_t out[STATE_HASH_SIZE])
+{
+	crypto_generichash(out, STATE_HASH_SIZE, data, len, NULL, 0);
+}
+
+void state_hash_blocks(const uint8_t *head, size_t head_len,
+		       const uint8_t (*block_hash)[STATE_HASH_SIZE], size_t blocks,
+		       uint8_t out[STATE_HASH_SIZE])
+{
+	static const char tag[] = "rtcms state v1";
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, STATE_HASH_SIZE);
+	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
+	crypto_generichash_update(&st, head, head_len);
+	crypto_generichash_update(&st, (const uint8_t *)block_hash, blocks * STATE_HASH_SIZE);
+	crypto_generichash_final(&st, out, STATE_HASH_SIZE);
+}
+
+int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE])
+{
+	struct area_region regions[AREA_MAX_REGIONS];
+	const uint8_t *data;
+	uint64_t seq, d;
+	uint32_t n;
+	if (image_parse(full, len, &seq, regions, &n, &data, &d) != 0)
+		return RTCMS_EPROTO;
+	static const char tag[] = "rtcms state v1";
+	crypto_generichash_state st;
+	uint8_t bh[STATE_HASH_SIZE];
+	crypto_generichash_init(&st, NULL, 0, STATE_HASH_SIZE);
+	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
+	crypto_generichash_update(&st, full, (size_t)(data - full));
+	for (uint64_t off = 0; off < d; off += AREA_BLOCK) {
+		state_block_hash(data + off, d - off < AREA_BLOCK ? (size_t)(d - off) : AREA_BLOCK,
+				 bh);
+		crypto_generichash_update(&st, bh, sizeof(bh));
+	}
+	crypto_generichash_final(&st, out, STATE_HASH_SIZE);
+	return 0;
+}

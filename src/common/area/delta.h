@@ -1,0 +1,93 @@
+/*
+ * delta.h - delta images and state hashes (incremental checkpoints).
+ *
+ * A delta image carries only the data blocks (AREA_BLOCK bytes) that
+ * changed since a base sequence of the same program run; applied to the
+ * full image (image.h, version 1) of that base it gives the full image of
+ * its own sequence. Pure codec (libsodium for the hashes), big-endian:
+ *
+ *   offset  size     field
+ *   0       4        magic "RTCI" (0x52544349)
+ *   4       4        version (2)
+ *   8       8        sequence (< 2^63)
+ *   16      4        region count n (<= AREA_MAX_REGIONS)
+ *   20      4        reserved (0)
+ *   24      8        data size d (a multiple of AREA_BLOCK)
+ *   32      8        base sequence (1 .. sequence - 1)
+ *   40      4        block count k (<= d / AREA_BLOCK)
+ *   44      4        reserved (0)
+ *   48      24*n     region table, as in a full image
+ *   48+24n  4*k      block numbers, strictly ascending, each < d / AREA_BLOCK
+ *   ...     k*4096   the blocks' data, in that order
+ *
+ * The state hash names a program's state whatever way it travelled (one
+ * full image or a chain of deltas): BLAKE2b-256 over the full image's
+ * header and region table followed by the BLAKE2b-256 of every data block
+ * (the last one may be shorter). An agent keeps the block hashes and
+ * rehashes only the blocks that changed.
+ */
+#ifndef RTCMS_AREA_DELTA_H
+#define RTCMS_AREA_DELTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "area.h"
+
+#define DELTA_VERSION 2
+#define DELTA_HEAD    48
+#define STATE_HASH_SIZE 32
+
+struct delta_info {
+	uint64_t sequence;
+	uint64_t base;
+	uint64_t data_size;
+	uint32_t region_count;
+	uint32_t block_count;
+	struct area_region regions[AREA_MAX_REGIONS];
+	const uint8_t *blocks;        /* block_count big-endian u32 (into the image) */
+	const uint8_t *data;          /* block_count * AREA_BLOCK bytes */
+};
+
+/* 1 for a full image, 2 for a delta, RTCMS_EPROTO for neither. */
+int image_version(const uint8_t *img, size_t len);
+
+/* Size of a delta with n regions and k blocks. */
+size_t delta_size(uint32_t n, uint32_t k);
+
+/* Check a delta and describe it. 0, RTCMS_EPROTO or RTCMS_ETOOBIG. */
+int delta_parse(const uint8_t *img, size_t len, struct delta_info *out);
+
+/*
+ * Build into out (capacity cap) the delta of full image full against base:
+ * the blocks whose versions[] entry (one per data block) is above base.
+ * Returns the delta's size, or RTCMS_EINVAL (base not below the image's
+ * sequence, data size not a multiple of AREA_BLOCK), RTCMS_EPROTO (bad
+ * image), RTCMS_ETOOBIG (out too small).
+ */
+int64_t delta_build(const uint8_t *full, size_t full_len, const uint64_t *versions,
+		    uint64_t base, uint8_t *out, size_t cap);
+
+/*
+ * Apply a delta to the full image in buf (*len bytes, capacity cap), which
+ * must be the image of the delta's base sequence; a delta that changes the
+ * region table or the data size must carry every block. On success buf
+ * holds the full image of the delta's sequence and *len its size. 0, or
+ * RTCMS_EPROTO (bad delta, wrong base), RTCMS_ETOOBIG (cap too small);
+ * buf is unchanged on failure.
+ */
+int delta_apply(uint8_t *buf, size_t *len, size_t cap, const uint8_t *delta, size_t dlen);
+
+/* The BLAKE2b-256 of one data block (len <= AREA_BLOCK). */
+void state_block_hash(const uint8_t *data, size_t len, uint8_t out[STATE_HASH_SIZE]);
+
+/* The state hash from a full image's head (header and region table,
+ * head_len bytes) and its data blocks' hashes. */
+void state_hash_blocks(const uint8_t *head, size_t head_len,
+		       const uint8_t (*block_hash)[STATE_HASH_SIZE], size_t blocks,
+		       uint8_t out[STATE_HASH_SIZE]);
+
+/* The state hash of a full image. 0 or RTCMS_EPROTO. */
+int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE]);
+
+#endif

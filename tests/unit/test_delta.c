@@ -1,0 +1,165 @@
+/*
+ * test_delta.c - delta images: built from versions, applied in chains they
+ * give the same full image (and state hash) as a full capture; malformed
+ * deltas, wrong bases and layout changes without every block are refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "area/delta.h"
+#include "area/image.h"
+#include "rtcms_error.h"
+#include "util/bytes.h"
+
+#define BLOCKS 64
+#define DSIZE ((size_t)BLOCKS * AREA_BLOCK)
+
+/* A full image of one region filling DSIZE bytes. */
+static size_t make_full(uint8_t *img, uint64_t seq, const uint8_t *data, uint32_t regions)
+{
+	memset(img, 0, 32 + 24 * regions);
+	put_be32(img, IMAGE_MAGIC);
+	put_be32(img + 4, IMAGE_VERSION);
+	put_be64(img + 8, seq);
+	put_be32(img + 16, regions);
+	put_be64(img + 24, DSIZE);
+	for (uint32_t i = 0; i < regions; i++) {
+		put_be32(img + 32 + 24 * i, i + 1);
+		put_be64(img + 32 + 24 * i + 8, DSIZE / regions);
+		put_be64(img + 32 + 24 * i + 16, DSIZE / regions * i);
+	}
+	memcpy(img + 32 + 24 * regions, data, DSIZE);
+	return image_size(regions, DSIZE);
+}
+
+static void test_chain_equals_full(void **state)
+{
+	(void)state;
+	size_t cap = image_size(2, DSIZE) + 4096;
+	uint8_t *live = calloc(1, DSIZE), *full = malloc(cap), *chain = malloc(cap);
+	uint8_t *delta = malloc(delta_size(2, BLOCKS));
+	uint64_t versions[BLOCKS] = { 0 };
+	uint8_t h1[STATE_HASH_SIZE], h2[STATE_HASH_SIZE];
+	uint64_t x = 12345;
+
+	for (size_t i = 0; i < DSIZE; i++)
+		live[i] = (uint8_t)i;
+	for (int b = 0; b < BLOCKS; b++)
+		versions[b] = 1;
+	size_t clen = make_full(chain, 1, live, 2);
+	for (uint64_t seq = 2; seq < 60; seq++) {
+		/* change a few blocks; the versions say which */
+		int changes = (int)(seq % 5);
+		for (int c = 0; c < changes; c++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			size_t b = (size_t)(x >> 33) % BLOCKS;
+			live[b * AREA_BLOCK + (x >> 20) % AREA_BLOCK] ^= 0x5a;
+			versions[b] = seq;
+		}
+		size_t flen = make_full(full, seq, live, 2);
+		int64_t dlen = delta_build(full, flen, versions, seq - 1, delta,
+					   delta_size(2, BLOCKS));
+		assert_true(dlen > 0);
+		struct delta_info di;
+		assert_int_equal(delta_parse(delta, (size_t)dlen, &di), 0);
+		assert_true(di.block_count <= (uint32_t)changes);
+		assert_int_equal(image_version(delta, (size_t)dlen), 2);
+		assert_int_equal(delta_apply(chain, &clen, cap, delta, (size_t)dlen), 0);
+		assert_int_equal(clen, flen);
+		assert_memory_equal(chain, full, flen);
+		assert_int_equal(state_hash(full, flen, h1), 0);
+		assert_int_equal(state_hash(chain, clen, h2), 0);
+		assert_memory_equal(h1, h2, sizeof(h1));
+	}
+	/* a delta against an older base covers everything since */
+	size_t flen = make_full(full, 60, live, 2);
+	int64_t dlen = delta_build(full, flen, versions, 30, delta, delta_size(2, BLOCKS));
+	struct delta_info di;
+	assert_int_equal(delta_parse(delta, (size_t)dlen, &di), 0);
+	uint32_t want = 0;
+	for (int b = 0; b < BLOCKS; b++)
+		want += versions[b] > 30;
+	assert_int_equal(di.block_count, want);
+	/* the state hash from block hashes is the same */
+	uint8_t (*bh)[STATE_HASH_SIZE] = malloc((size_t)BLOCKS * STATE_HASH_SIZE);
+	for (int b = 0; b < BLOCKS; b++)
+		state_block_hash(full + 32 + 48 + (size_t)b * AREA_BLOCK, AREA_BLOCK, bh[b]);
+	state_hash_blocks(full, 32 + 48, (const uint8_t (*)[STATE_HASH_SIZE])bh, BLOCKS, h2);
+	assert_int_equal(state_hash(full, flen, h1), 0);
+	assert_memory_equal(h1, h2, sizeof(h1));
+	free(bh);
+	free(live);
+	free(full);
+	free(chain);
+	free(delta);
+}
+
+static void test_refused(void **state)
+{
+	(void)state;
+	size_t cap = image_size(2, DSIZE) + 4096;
+	uint8_t *data = calloc(1, DSIZE), *full = malloc(cap), *base = malloc(cap);
+	uint8_t *delta = malloc(delta_size(2, BLOCKS));
+	uint64_t versions[BLOCKS];
+	for (int b = 0; b < BLOCKS; b++)
+		versions[b] = b == 3 || b == 9 ? 7 : 2;
+	size_t flen = make_full(full, 7, data, 2);
+	assert_int_equal(delta_build(full, flen, versions, 7, delta, cap), RTCMS_EINVAL);
+	assert_int_equal(delta_build(full, flen, versions, 0, delta, cap), RTCMS_EINVAL);
+	assert_int_equal(delta_build(full, flen, versions, 5, delta, 10), RTCMS_ETOOBIG);
+	int64_t dlen = delta_build(full, flen, versions, 5, delta, delta_size(2, BLOCKS));
+	assert_int_equal(dlen, (int64_t)delta_size(2, 2));
+	struct delta_info di;
+	/* every truncation and extension */
+	for (int64_t cut = 0; cut < dlen; cut++)
+		assert_true(delta_parse(delta, (size_t)cut, &di) < 0);
+	/* blocks out of order, out of range; base not below the sequence */
+	uint8_t *list = delta + DELTA_HEAD + 48;
+	put_be32(list, 9);
+	assert_int_equal(delta_parse(delta, (size_t)dlen, &di), RTCMS_EPROTO);
+	put_be32(list, BLOCKS);
+	put_be32(list + 4, BLOCKS + 1);
+	assert_int_equal(delta_parse(delta, (size_t)dlen, &di), RTCMS_EPROTO);
+	put_be32(list, 3);
+	put_be32(list + 4, 9);
+	put_be64(delta + 32, 7);
+	assert_int_equal(delta_parse(delta, (size_t)dlen, &di), RTCMS_EPROTO);
+	put_be64(delta + 32, 5);
+	assert_int_equal(delta_parse(delta, (size_t)dlen, &di), 0);
+	/* the wrong base image */
+	size_t blen = make_full(base, 4, data, 2);
+	assert_int_equal(delta_apply(base, &blen, cap, delta, (size_t)dlen), RTCMS_EPROTO);
+	/* another layout: only a delta with every block applies */
+	blen = make_full(base, 5, data, 1);
+	size_t before = blen;
+	assert_int_equal(delta_apply(base, &blen, cap, delta, (size_t)dlen), RTCMS_EPROTO);
+	assert_int_equal(blen, before);
+	for (int b = 0; b < BLOCKS; b++)
+		versions[b] = 7;
+	dlen = delta_build(full, flen, versions, 5, delta, delta_size(2, BLOCKS));
+	assert_int_equal(delta_apply(base, &blen, cap, delta, (size_t)dlen), 0);
+	assert_int_equal(blen, flen);
+	assert_memory_equal(base, full, flen);
+	/* too small a buffer */
+	blen = make_full(base, 5, data, 1);
+	assert_int_equal(delta_apply(base, &blen, blen - 1, delta, (size_t)dlen), RTCMS_ETOOBIG);
+	assert_int_equal(image_version(delta, 3), RTCMS_EPROTO);
+	free(data);
+	free(full);
+	free(base);
+	free(delta);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_chain_equals_full),
+		cmocka_unit_test(test_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
