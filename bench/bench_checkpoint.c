@@ -149,18 +149,10 @@ static size_t incremental(char *table, size_t tl, size_t cap, int quick, double 
 
 int main(int argc, char **argv)
 {
-	const char *append = NULL;
-	int quick = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--append") && i + 1 < argc)
-			append = argv[++i];
-		else if (!strcmp(argv[i], "--quick"))
-			quick = 1;
-		else {
-			fprintf(stderr, "usage: bench_checkpoint [--append FILE.md] [--quick]\n");
-			return 2;
-		}
-	}
+	const char *append;
+	int quick;
+	if (bench_args(argc, argv, "bench_checkpoint", &append, &quick))
+		return 2;
 	size_t sizes[3] = { 1u << 20, 64u << 20, 256u << 20 };
 	const char *names[3] = { "1 MiB", "64 MiB", "256 MiB" };
 	int reps[3] = { quick ? 50 : 300, quick ? 10 : 40, quick ? 5 : 15 };
@@ -217,12 +209,7 @@ int main(int argc, char **argv)
 	}
 	tl = incremental(table, tl, sizeof(table), quick, memcpy256);
 	fputs(table, stdout);
-	if (append) {
-		FILE *f = fopen(append, "a");
-		if (!f)
-			return 1;
-		fprintf(f, "\n%s", table);
-		fclose(f);
-	}
-	return 0;
+	char out[sizeof(table) + 2];
+	snprintf(out, sizeof(out), "\n%s", table);
+	return bench_append(append, out);
 }

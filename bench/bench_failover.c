@@ -90,18 +90,10 @@ static const char *const product_defaults[] = { "--agent-lease", "200", "--node-
 
 int main(int argc, char **argv)
 {
-	const char *append = NULL;
-	int quick = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--append") && i + 1 < argc)
-			append = argv[++i];
-		else if (!strcmp(argv[i], "--quick"))
-			quick = 1;
-		else {
-			fprintf(stderr, "usage: bench_failover [--append FILE.md] [--quick]\n");
-			return 2;
-		}
-	}
+	const char *append;
+	int quick;
+	if (bench_args(argc, argv, "bench_failover", &append, &quick))
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();
 	char table[8192];
@@ -232,12 +224,7 @@ int main(int argc, char **argv)
 		"detector's 20 ms tick, the restore and the program's first checkpoint.\n",
 		nt, bench_pct(tk, nt, 0.5), bench_pct(tk, nt, 0.99));
 	fputs(table, stdout);
-	if (append) {
-		FILE *f = fopen(append, "a");
-		if (!f)
-			return 1;
-		fprintf(f, "\n%s", table);
-		fclose(f);
-	}
-	return 0;
+	char out[sizeof(table) + 2];
+	snprintf(out, sizeof(out), "\n%s", table);
+	return bench_append(append, out);
 }

@@ -70,18 +70,10 @@ static int64_t nth_time(const struct tu_daemon *d, const char *needle, int n)
 
 int main(int argc, char **argv)
 {
-	const char *append = NULL;
-	int quick = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--append") && i + 1 < argc)
-			append = argv[++i];
-		else if (!strcmp(argv[i], "--quick"))
-			quick = 1;
-		else {
-			fprintf(stderr, "usage: bench_migrate [--append FILE.md] [--quick]\n");
-			return 2;
-		}
-	}
+	const char *append;
+	int quick;
+	if (bench_args(argc, argv, "bench_migrate", &append, &quick))
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();
 	const int mib[3] = { 1, 64, 256 };
@@ -180,12 +172,7 @@ int main(int argc, char **argv)
 		"are the way to the 0.3 s target; the wait for the program's final "
 		"checkpoint is the program's own interval.\n");
 	fputs(table, stdout);
-	if (append) {
-		FILE *f = fopen(append, "a");
-		if (!f)
-			return 1;
-		fprintf(f, "\n%s", table);
-		fclose(f);
-	}
-	return 0;
+	char out[sizeof(table) + 2];
+	snprintf(out, sizeof(out), "\n%s", table);
+	return bench_append(append, out);
 }

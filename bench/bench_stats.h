@@ -49,4 +49,64 @@ static inline int64_t bench_log_time_ms(const char *line)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
+/* memcpy bandwidth of this machine in bytes/s: 256 MiB buffers, best of 5. */
+static inline double bench_memcpy(void)
+{
+	size_t len = 256u << 20;
+	uint8_t *a = malloc(len), *b = malloc(len);
+	double best = 0;
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return 0;
+	}
+	memset(a, 1, len);
+	memset(b, 2, len);
+	for (int i = 0; i < 5; i++) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		memcpy(b, a, len);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double t = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		a[i] = b[len - 1 - (size_t)i]; /* keep the copy observable */
+		if ((double)len / t > best)
+			best = (double)len / t;
+	}
+	free(a);
+	free(b);
+	return best;
+}
+
+/* Parse the benchmarks' options, [--append FILE.md] [--quick]: 0, or 2
+ * after a usage message naming the benchmark. */
+static inline int bench_args(int argc, char **argv, const char *name, const char **append,
+			     int *quick)
+{
+	*append = NULL;
+	*quick = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--append") && i + 1 < argc) {
+			*append = argv[++i];
+		} else if (!strcmp(argv[i], "--quick")) {
+			*quick = 1;
+		} else {
+			fprintf(stderr, "usage: %s [--append FILE.md] [--quick]\n", name);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+/* Append text to the file at path (nothing if path is NULL): 0, or 1. */
+static inline int bench_append(const char *path, const char *text)
+{
+	if (!path)
+		return 0;
+	FILE *f = fopen(path, "a");
+	if (!f)
+		return 1;
+	fputs(text, f);
+	return fclose(f) == 0 ? 0 : 1;
+}
+
 #endif

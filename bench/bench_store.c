@@ -38,25 +38,6 @@ static double now_s(void)
 
 /* ---- machine limits ------------------------------------------------ */
 
-static double bench_memcpy(void)
-{
-	size_t len = 256u << 20;
-	uint8_t *a = malloc(len), *b = malloc(len);
-	double best = 0;
-	memset(a, 1, len);
-	memset(b, 2, len);
-	for (int i = 0; i < 5; i++) {
-		double t = now_s();
-		memcpy(b, a, len);
-		t = now_s() - t;
-		a[i] = b[len - 1 - (size_t)i]; /* keep the copy observable */
-		if (len / t > best)
-			best = (double)len / t;
-	}
-	free(a);
-	free(b);
-	return best;
-}
 
 struct tcp_sink {
 	int fd;

@@ -139,7 +139,10 @@ int main(int argc, char **argv)
 		printf("ledger: %" PRIu64 " transactions, checkpoint %" PRIu64 " hash %016"
 		       PRIx64 "\n", h.transactions, rtcms_sequence() + 1, state_hash(&h, bal));
 		fflush(stdout);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int64_t seq = rtcms_checkpoint();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (seq < 0) {
 			fprintf(stderr, "ledger: checkpoint: %s\n", rtcms_strerror((int)seq));
 			return 1;
@@ -154,8 +157,14 @@ int main(int argc, char **argv)
 		if (times) { /* benchmarks: when the checkpoint was committed */
 			struct timespec now;
 			clock_gettime(CLOCK_REALTIME, &now);
-			printf("ledger: committed checkpoint %" PRId64 " at %" PRIu64 " ms\n", seq,
-			       (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
+			struct rtcms_stats st;
+			rtcms_last_stats(&st);
+			printf("ledger: committed checkpoint %" PRId64 " at %" PRIu64 " ms (dirty %"
+			       PRIu64 " bytes, copied %" PRIu64 " bytes, blocked %" PRId64 " us)\n",
+			       seq, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
+			       st.dirty_bytes, st.copied_bytes,
+			       (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+				       (t1.tv_nsec - t0.tv_nsec) / 1000);
 			fflush(stdout);
 		}
 		struct timespec ts = { (time_t)(interval_ms / 1000),

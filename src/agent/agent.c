@@ -115,8 +115,10 @@ static int link_notify(struct agent *a, struct mgr_link *l, struct aproc *p,
 	m.meta.node = a->node;
 	m.meta.size = img->size;
 	m.meta.created_ms = img->created_ms;
-	m.meta.chunk_count = img->chunk_count;
-	memcpy(m.meta.hash, img->hash, PROTO_HASH_SIZE);
+	/* what was captured; how it travels depends on the PULL (base) */
+	m.meta.chunk_count = (uint32_t)((img->size + PROTO_MAX_CHUNK - 1) / PROTO_MAX_CHUNK);
+	m.meta.full_size = img->size;
+	memcpy(m.meta.state_hash, img->state_hash, PROTO_HASH_SIZE);
 	m.meta.spec = p->spec;
 	m.meta.spec_len = p->spec_len;
 	int rc = net_client_call(l->conn, PROTO_CKPT_NOTIFY, &m, PROTO_OK, &hdr, &r);
@@ -151,11 +153,8 @@ static void prune(struct agent *a)
 			*pp = p->next;
 			struct image *img = p->img;
 			p->img = NULL;
-			if (img && --img->refs == 0) {
-				free(img->data);
-				free(img->chunk_hash);
-				free(img);
-			}
+			if (img && --img->refs == 0)
+				image_free(img);
 			proc_free(p);
 			continue;
 		}
@@ -591,11 +590,7 @@ int agent_run(struct agent *a)
 	while (a->procs) {
 		struct aproc *p = a->procs;
 		a->procs = p->next;
-		if (p->img) {
-			free(p->img->data);
-			free(p->img->chunk_hash);
-			free(p->img);
-		}
+		image_free(p->img);
 		proc_free(p);
 	}
 	uv_loop_close(a->loop);

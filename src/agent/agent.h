@@ -28,20 +28,51 @@
 
 #define AGENT_MANAGERS_MAX CONFIG_LIST_MAX
 
-/* A captured checkpoint: the image and its chunk hashes. */
+/* How an image goes on the wire: the full image (base 0) or a delta
+ * against base, cut into chunks with their hashes. Built on the first
+ * PULL that asks for it, under image.lock. */
+struct encoding {
+	int ready;
+	uint64_t base;                 /* 0: the full image */
+	uint8_t *bytes;                /* the delta (NULL for the full image) */
+	size_t size, cap;
+	uint32_t chunk_count;
+	uint8_t (*chunk_hash)[PROTO_HASH_SIZE];
+	size_t hash_cap;               /* chunk_hash entries allocated */
+	uint8_t hash[PROTO_HASH_SIZE]; /* image hash */
+};
+
+/* A captured checkpoint: the full image, its block versions and hashes,
+ * and its encodings for pulls. */
 struct image {
 	int refs;                      /* under agent.lock */
 	uint64_t sequence;
 	uint64_t created_ms;
-	uint8_t *data;
+	uint8_t *data;                 /* the full image */
 	size_t size;                   /* image bytes */
 	size_t cap;                    /* allocated */
-	uint32_t chunk_count;
-	uint8_t (*chunk_hash)[PROTO_HASH_SIZE];
-	uint8_t hash[PROTO_HASH_SIZE];
+	uint64_t *versions;            /* per data block: sequence it last changed */
+	uint8_t (*block_hash)[PROTO_HASH_SIZE];
+	size_t blocks;                 /* data blocks in use */
+	size_t block_cap;              /* entries allocated */
+	uint8_t state_hash[PROTO_HASH_SIZE];
+	uint64_t copied;               /* bytes copied from the area by the capture */
+	uv_mutex_t lock;               /* the encodings */
+	struct encoding full, delta;
 	int pulled;                    /* a manager pulled it (agent.lock) */
 	uint64_t captured_ms;          /* monotonic */
 };
+
+/* Free an image nobody references. image_free(NULL) is a no-op. */
+void image_free(struct image *img);
+
+/*
+ * The encoding of img a PULL asked for: a delta against base when base is
+ * a sequence below the image's and the delta carries at most half of the
+ * blocks, else the full image. Returns it (valid while img is referenced)
+ * or NULL (RTCMS_ENOMEM).
+ */
+struct encoding *image_encoding(struct image *img, uint64_t base);
 
 enum aproc_state {
 	AP_RUNNING,

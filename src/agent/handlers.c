@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "area/area.h"
+#include "area/delta.h"
 #include "area/image.h"
 #include "daemon/rpc_server.h"
 #include "log/log.h"
@@ -28,18 +29,25 @@ static void sleep_ms(unsigned ms)
 }
 
 
+/* The metadata of img as sent in encoding e (NULL: no data follows). */
 static void fill_meta(const struct agent *a, const struct aproc *p,
-		      const struct image *img, struct proto_ckpt_meta *m)
+		      const struct image *img, const struct encoding *e,
+		      struct proto_ckpt_meta *m)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->process, sizeof(m->process), "%s", p->id);
 	m->incarnation = p->incarnation;
 	m->sequence = img->sequence;
 	m->node = a->node;
-	m->size = img->size;
+	m->size = e ? e->size : img->size;
 	m->created_ms = img->created_ms;
-	m->chunk_count = img->chunk_count;
-	memcpy(m->hash, img->hash, PROTO_HASH_SIZE);
+	m->chunk_count = e ? e->chunk_count
+			   : (uint32_t)((img->size + PROTO_MAX_CHUNK - 1) / PROTO_MAX_CHUNK);
+	if (e)
+		memcpy(m->hash, e->hash, PROTO_HASH_SIZE);
+	m->base = e ? e->base : 0;
+	m->full_size = img->size;
+	memcpy(m->state_hash, img->state_hash, PROTO_HASH_SIZE);
 	m->spec = p->spec;
 	m->spec_len = p->spec_len;
 }
@@ -132,7 +140,14 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 				 "%s: checkpoint %" PRIu64 " is not held here (latest %" PRIu64 ")",
 				 g->process, g->sequence, have);
 	}
-	fill_meta(a, p, img, &m.meta);
+	/* the full image, or the changes since the base the manager holds */
+	struct encoding *e = g->meta_only ? NULL : image_encoding(img, g->base);
+	if (!g->meta_only && !e) {
+		image_unref(a, img);
+		proc_unref(a, p);
+		return rpc_reply_error(c, hdr, RTCMS_ENOMEM, "no memory to encode %s", g->process);
+	}
+	fill_meta(a, p, img, e, &m.meta);
 	int rc = net_client_reply(c, PROTO_GET_META, g->meta_only ? 0 : PROTO_F_MORE,
 				  hdr->request, &m);
 	if (g->meta_only) {
@@ -140,14 +155,15 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 		proc_unref(a, p);
 		return rc ? -1 : 0;
 	}
+	const uint8_t *bytes = e->bytes && e->base ? e->bytes : img->data;
 	uint32_t n = 0;
-	for (size_t off = 0; rc == 0 && off < img->size; off += PROTO_MAX_CHUNK, n++) {
+	for (size_t off = 0; rc == 0 && off < e->size; off += PROTO_MAX_CHUNK, n++) {
 		memset(&m, 0, sizeof(m));
 		m.chunk.offset = off;
-		m.chunk.len = img->size - off < PROTO_MAX_CHUNK ? (uint32_t)(img->size - off)
-								: PROTO_MAX_CHUNK;
-		m.chunk.data = img->data + off;
-		memcpy(m.chunk.hash, img->chunk_hash[n], PROTO_HASH_SIZE);
+		m.chunk.len = e->size - off < PROTO_MAX_CHUNK ? (uint32_t)(e->size - off)
+							      : PROTO_MAX_CHUNK;
+		m.chunk.data = bytes + off;
+		memcpy(m.chunk.hash, e->chunk_hash[n], PROTO_HASH_SIZE);
 		rc = net_client_reply(c, PROTO_CHUNK, PROTO_F_MORE, hdr->request, &m);
 	}
 	if (rc == 0) {
@@ -155,7 +171,8 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 		m.get_end.chunk_count = n;
 		rc = net_client_reply(c, PROTO_GET_END, 0, hdr->request, &m);
 	}
-	log_debug("[%s] PULL %s seq %" PRIu64 ": %s", peer, p->id, img->sequence,
+	log_debug("[%s] PULL %s seq %" PRIu64 " %s %" PRIu64 " (%zu bytes): %s", peer, p->id,
+		  img->sequence, e->base ? "delta against" : "full, asked base", g->base, e->size,
 		  rc ? rtcms_strerror(rc) : "sent");
 	if (rc == 0) {
 		uv_mutex_lock(&a->lock);
@@ -292,7 +309,9 @@ static int handle_freeze(struct agent *a, struct net_client *c, const char *peer
 	log_info("[%s -> agent] FREEZE %s: frozen %s, final checkpoint %" PRIu64
 		 " (%zu bytes) after %" PRIu64 " ms", peer, p->id, how, img->sequence,
 		 img->size, agent_mono_ms() - start);
-	fill_meta(a, p, img, &m.meta);
+	/* the full image: a migration moves it whole (and its chunk hashes
+	 * are then ready for the PULL that follows) */
+	fill_meta(a, p, img, image_encoding(img, 0), &m.meta);
 	rc = net_client_reply(c, PROTO_FROZEN, 0, hdr->request, &m);
 	image_unref(a, img);
 	proc_unref(a, p);
@@ -410,6 +429,20 @@ static int handle_restore(struct agent *a, struct net_client *c, const char *pee
 		    sodium_memcmp(fin, meta.hash, PROTO_HASH_SIZE) != 0) {
 			rc = RTCMS_ECORRUPT;
 			snprintf(why, sizeof(why), "the image does not match its hash");
+		}
+	}
+	if (rc == 0 && meta.base != 0) {
+		rc = RTCMS_EPROTO;
+		snprintf(why, sizeof(why), "a restore needs a full image, not a delta");
+	}
+	if (rc == 0 && !sodium_is_zero(meta.state_hash, PROTO_HASH_SIZE)) {
+		/* end to end: the state the source agent hashed, however the
+		 * image travelled (whole, or assembled from deltas by the store) */
+		uint8_t sh[PROTO_HASH_SIZE];
+		if (state_hash(img, meta.size, sh) != 0 ||
+		    sodium_memcmp(sh, meta.state_hash, PROTO_HASH_SIZE) != 0) {
+			rc = RTCMS_ECORRUPT;
+			snprintf(why, sizeof(why), "the image does not match its state hash");
 		}
 	}
 	if (rc == 0)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "area/area.h"
+#include "area/delta.h"
 #include "area/image.h"
 #include "log/log.h"
 #include "proto/spec.h"
@@ -26,6 +27,25 @@
 
 extern char **environ;
 
+static void encoding_free(struct encoding *e)
+{
+	free(e->bytes);
+	free(e->chunk_hash);
+}
+
+void image_free(struct image *img)
+{
+	if (!img)
+		return;
+	encoding_free(&img->full);
+	encoding_free(&img->delta);
+	uv_mutex_destroy(&img->lock);
+	free(img->data);
+	free(img->versions);
+	free(img->block_hash);
+	free(img);
+}
+
 void image_unref(struct agent *a, struct image *img)
 {
 	if (!img)
@@ -33,11 +53,8 @@ void image_unref(struct agent *a, struct image *img)
 	uv_mutex_lock(&a->lock);
 	int last = --img->refs == 0;
 	uv_mutex_unlock(&a->lock);
-	if (last) {
-		free(img->data);
-		free(img->chunk_hash);
-		free(img);
-	}
+	if (last)
+		image_free(img);
 }
 
 struct aproc *proc_find(struct agent *a, const char *id)
@@ -268,19 +285,142 @@ fail:
 	return rc;
 }
 
-static void hash_image(struct image *img)
+/* Chunk hashes and image hash of bytes (size) into e. 0 or RTCMS_ENOMEM. */
+static int encoding_hash(struct encoding *e, const uint8_t *bytes, size_t size)
 {
 	struct proto_image_hash ih;
-	uint32_t n = 0;
-
-	proto_image_hash_init(&ih, img->size);
-	for (size_t off = 0; off < img->size; off += CHUNK, n++) {
-		uint32_t len = img->size - off < CHUNK ? (uint32_t)(img->size - off) : CHUNK;
-		proto_chunk_hash(img->data + off, len, img->chunk_hash[n]);
-		proto_image_hash_update(&ih, off, len, img->chunk_hash[n]);
+	size_t chunks = (size + CHUNK - 1) / CHUNK;
+	if (chunks > e->hash_cap) {
+		free(e->chunk_hash);
+		e->chunk_hash = malloc(chunks * PROTO_HASH_SIZE);
+		e->hash_cap = e->chunk_hash ? chunks : 0;
+		if (!e->chunk_hash)
+			return RTCMS_ENOMEM;
 	}
-	proto_image_hash_final(&ih, img->hash);
-	img->chunk_count = n;
+	uint32_t n = 0;
+	proto_image_hash_init(&ih, size);
+	for (size_t off = 0; off < size; off += CHUNK, n++) {
+		uint32_t len = size - off < CHUNK ? (uint32_t)(size - off) : CHUNK;
+		proto_chunk_hash(bytes + off, len, e->chunk_hash[n]);
+		proto_image_hash_update(&ih, off, len, e->chunk_hash[n]);
+	}
+	proto_image_hash_final(&ih, e->hash);
+	e->chunk_count = n;
+	e->size = size;
+	return 0;
+}
+
+/* Build the delta of img against base into img->delta. 0, or 1 when a
+ * delta does not pay (more than half of the blocks changed, or a data
+ * size that is not whole blocks), or RTCMS_ENOMEM. */
+static int build_delta(struct image *img, uint64_t base)
+{
+	struct encoding *e = &img->delta;
+	struct area_region r[AREA_MAX_REGIONS];
+	const uint8_t *d;
+	uint64_t seq, dsize;
+	uint32_t n;
+	size_t k = 0;
+
+	if (e->ready && e->base == base)
+		return 0;
+	for (size_t b = 0; b < img->blocks; b++)
+		k += img->versions[b] > base;
+	if (k > img->blocks / 2 ||
+	    image_parse(img->data, img->size, &seq, r, &n, &d, &dsize) != 0 ||
+	    dsize % AREA_BLOCK != 0)
+		return 1;
+	size_t need = delta_size(n, (uint32_t)k);
+	if (need > e->cap) {
+		free(e->bytes);
+		e->bytes = malloc(need);
+		e->cap = e->bytes ? need : 0;
+	}
+	e->ready = 0;
+	int64_t len = e->bytes ? delta_build(img->data, img->size, img->versions, base,
+					     e->bytes, e->cap)
+			       : RTCMS_ENOMEM;
+	if (len < 0)
+		return (int)len;
+	int rc = encoding_hash(e, e->bytes, (size_t)len);
+	if (rc)
+		return rc;
+	e->base = base;
+	e->ready = 1;
+	return 0;
+}
+
+struct encoding *image_encoding(struct image *img, uint64_t base)
+{
+	struct encoding *e = NULL;
+	uv_mutex_lock(&img->lock);
+	int rc = base && base < img->sequence ? build_delta(img, base) : 1;
+	if (rc == 0) {
+		e = &img->delta;
+	} else if (rc == 1) { /* the full image */
+		e = &img->full;
+		if (!e->ready && encoding_hash(e, img->data, img->size) == 0) {
+			e->base = 0;
+			e->ready = 1;
+		}
+		if (!e->ready)
+			e = NULL;
+	}
+	uv_mutex_unlock(&img->lock);
+	return e;
+}
+
+/* Make room in img for an image of cap bytes and blocks data blocks. */
+static int image_reserve(struct image *img, size_t cap, size_t blocks)
+{
+	if (img->cap < cap) {
+		free(img->data);
+		img->data = malloc(cap);
+		img->cap = img->data ? cap : 0;
+		if (!img->data)
+			return RTCMS_ENOMEM;
+		img->size = 0; /* nothing to build on */
+	}
+	if (img->block_cap < blocks) {
+		free(img->versions);
+		free(img->block_hash);
+		img->versions = malloc(blocks * sizeof(uint64_t));
+		img->block_hash = malloc(blocks * PROTO_HASH_SIZE);
+		img->block_cap = img->versions && img->block_hash ? blocks : 0;
+		if (!img->block_cap)
+			return RTCMS_ENOMEM;
+		img->size = 0;
+	}
+	return 0;
+}
+
+/* A new image to capture into, built on cur where possible: cur's memory
+ * when nobody else reads it, else a copy of it (a memcpy is far cheaper
+ * than hashing the blocks again). */
+static struct image *image_next(struct image *cur, int reuse, size_t cap, size_t blocks)
+{
+	struct image *img = reuse ? cur : calloc(1, sizeof(*img));
+	if (!img)
+		return NULL;
+	if (!reuse) {
+		uv_mutex_init(&img->lock);
+		if (image_reserve(img, cap, blocks) != 0) {
+			image_free(img);
+			return NULL;
+		}
+		if (cur && cur->size && cur->size <= cap && cur->blocks <= blocks) {
+			memcpy(img->data, cur->data, cur->size);
+			memcpy(img->versions, cur->versions, cur->blocks * sizeof(uint64_t));
+			memcpy(img->block_hash, cur->block_hash, cur->blocks * PROTO_HASH_SIZE);
+			img->size = cur->size;
+			img->sequence = cur->sequence;
+			img->blocks = cur->blocks;
+		}
+	} else if (image_reserve(img, cap, blocks) != 0) {
+		return NULL;
+	}
+	img->full.ready = img->delta.ready = 0;
+	return img;
 }
 
 int proc_capture(struct agent *a, struct aproc *p, struct image **out)
@@ -307,34 +447,29 @@ int proc_capture(struct agent *a, struct aproc *p, struct image **out)
 		rc = RTCMS_ENOENT;
 		goto done;
 	}
-	if (cur && cur->refs == 1) { /* nobody reads it: reuse its memory */
+	int reuse = cur && cur->refs == 1; /* nobody reads it: reuse its memory */
+	if (reuse)
 		p->img = NULL;
-		img = cur;
-	}
+	else if (cur)
+		cur->refs++; /* held while we copy from it */
 	uv_mutex_unlock(&a->lock);
 
 	size_t cap = image_size(AREA_MAX_REGIONS, area_data_capacity(p->area));
+	size_t blocks = area_data_capacity(p->area) / AREA_BLOCK;
+	img = image_next(cur, reuse, cap, blocks);
+	if (!reuse)
+		image_unref(a, cur);
 	if (!img) {
-		img = calloc(1, sizeof(*img));
-		if (!img) {
-			rc = RTCMS_ENOMEM;
-			goto done;
-		}
+		if (reuse)
+			image_free(cur);
+		rc = RTCMS_ENOMEM;
+		goto done;
 	}
-	if (img->cap < cap) {
-		free(img->data);
-		free(img->chunk_hash);
-		img->data = malloc(cap);
-		img->chunk_hash = malloc(((cap + CHUNK - 1) / CHUNK) * PROTO_HASH_SIZE);
-		img->cap = img->data && img->chunk_hash ? cap : 0;
-		if (!img->cap) {
-			rc = RTCMS_ENOMEM;
-			goto fail;
-		}
-	}
-	int64_t len = RTCMS_EAGAIN;
-	for (int tries = 0; tries < 100 && len == RTCMS_EAGAIN; tries++)
-		len = image_capture(p->area, img->data, img->cap);
+	/* copy only the blocks changed since the image we build on, and hash
+	 * only those (the state hash reuses the other blocks' hashes) */
+	uint64_t since = img->size ? img->sequence : 0;
+	int64_t len = image_capture_since(p->area, &since, img->data, img->cap, img->versions,
+					  img->block_cap);
 	if (len < 0) {
 		rc = (int)len;
 		goto fail;
@@ -347,10 +482,22 @@ int proc_capture(struct agent *a, struct aproc *p, struct image **out)
 	rc = image_parse(img->data, img->size, &img->sequence, regs, &count, &data, &dsize);
 	if (rc)
 		goto fail;
+	img->blocks = area_block_round(dsize) / AREA_BLOCK;
+	img->copied = 0;
+	for (size_t b = 0; b < img->blocks; b++) {
+		if (since && img->versions[b] <= since)
+			continue;
+		size_t off = b * AREA_BLOCK;
+		size_t n = dsize - off < AREA_BLOCK ? (size_t)(dsize - off) : AREA_BLOCK;
+		state_block_hash(data + off, n, img->block_hash[b]);
+		img->copied += n;
+	}
+	state_hash_blocks(img->data, (size_t)(data - img->data),
+			  (const uint8_t (*)[PROTO_HASH_SIZE])img->block_hash, img->blocks,
+			  img->state_hash);
 	img->created_ms = agent_now_ms();
 	img->captured_ms = agent_mono_ms();
 	img->pulled = 0;
-	hash_image(img);
 
 	uv_mutex_lock(&a->lock);
 	cur = p->img;
@@ -362,9 +509,7 @@ int proc_capture(struct agent *a, struct aproc *p, struct image **out)
 	image_unref(a, cur);
 	goto done;
 fail:
-	free(img->data);
-	free(img->chunk_hash);
-	free(img);
+	image_free(img);
 done:
 	uv_mutex_unlock(&p->cap_lock);
 	return rc;

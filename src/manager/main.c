@@ -36,6 +36,7 @@ static const struct config_field fields[] = {
 	{ "manager", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000 },
 	{ "manager", "fence_margin", CONFIG_U64, &cfg.fence_margin_ms, 0, 0, 3600000 },
 	{ "manager", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
+	{ "manager", "chain_max", CONFIG_U64, &cfg.chain_max, 0, 0, 1024 },
 	{ "placement", "policy", CONFIG_STR, cfg.policy, sizeof(cfg.policy), 0, 0 },
 	{ "placement", "weight_ram", CONFIG_STR, cfg.w_ram, sizeof(cfg.w_ram), 0, 0 },
 	{ "placement", "weight_cpu", CONFIG_STR, cfg.w_cpu, sizeof(cfg.w_cpu), 0, 0 },
@@ -55,6 +56,7 @@ static const struct cmdline_opt opts[] = {
 	{ "node-timeout", 0, "node_timeout" },
 	{ "agent-lease", 0, "agent_lease" },
 	{ "fence-margin", 0, "fence_margin" },
+	{ "chain-max", 0, "chain_max" },
 	{ "placement", 'p', "policy" },
 	{ "ready-file", 0, "ready_file" },
 	{ "log-level", 'v', "level" },
@@ -83,6 +85,8 @@ static void usage(FILE *f)
 "      --agent-lease MS       agents fence their programs after this long without\n"
 "                             an answer from any manager (default 200)\n"
 "      --fence-margin MS      safety margin of the rule above (default 100)\n"
+"      --chain-max N          deltas in a row before the next full checkpoint\n"
+"                             is pulled (default 16; 0: always full)\n"
 "  -p, --placement POLICY     weighted (default) or thesis ([placement] weights)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
 	cfg.agent_lease_ms = 200;
 	cfg.heartbeat_ms = 50;
 	cfg.fence_margin_ms = 100;
+	cfg.chain_max = 0; /* until the store keeps chains */
 	cfg.freeze_timeout_ms = 2000;
 	cfg.restore_timeout_ms = 15000;
 	cfg.io_timeout_ms = 5000;

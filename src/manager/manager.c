@@ -166,49 +166,28 @@ static int relay_chunk(void *ctx, const struct proto_chunk *chunk)
 	return 0;
 }
 
-int manager_pull(struct manager *m, struct net_client **store, const char *id,
-		 uint64_t incarnation, uint64_t *seq, const char *addr,
-		 uint64_t *size, int *store_side, _Atomic int *cancel)
+/* One pull from the agent relayed into the store. */
+static int pull_once(struct manager *m, struct net_client **store, const char *id,
+		     uint64_t incarnation, uint64_t seq, uint64_t base, const char *addr,
+		     struct pull_result *res, int *store_side, _Atomic int *cancel)
 {
 	struct net_client *agent = NULL;
 	struct proto_ckpt_meta meta;
 	static __thread uint8_t spec[PROTO_SPEC_MAX];
 	struct relay r = { 0 };
-	int rc;
-
-	*store_side = 0;
-	rc = manager_store_connect(m, store);
-	if (rc) {
-		*store_side = 1;
-		return rc;
-	}
-	/* another manager may have stored it already: then there is nothing
-	 * to pull (the agent is not read twice without need) */
-	rc = store_client_get(*store, id, incarnation, *seq, 1, &meta, NULL, NULL, NULL);
-	if (rc == 0) {
-		*size = meta.size;
-		return 0;
-	}
-	if (rc != RTCMS_ENOENT) {
-		*store_side = 1;
-		net_client_free(*store);
-		*store = NULL;
-		return rc;
-	}
-	rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
-				(int)m->cfg.io_timeout_ms, &agent);
+	int rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
+				    (int)m->cfg.io_timeout_ms, &agent);
 	if (rc)
 		return rc;
 	r.store = *store;
 	r.meta = &meta;
 	r.cancel = cancel;
 	/* the newest the agent holds: at least the one announced */
-	rc = store_client_fetch(agent, PROTO_PULL, id, incarnation, 0, 0, &meta,
-				spec, relay_chunk, &r, NULL);
+	rc = store_client_pull(agent, id, incarnation, base, &meta, spec, relay_chunk, &r);
 	if (rc == RTCMS_EEOF && r.existed)
 		rc = 0;
-	else if (rc == 0 && (meta.sequence < *seq || meta.incarnation != incarnation ||
-			     strcmp(meta.process, id) != 0))
+	else if (rc == 0 && (meta.sequence < seq || meta.incarnation != incarnation ||
+			     strcmp(meta.process, id) != 0 || (meta.base && meta.base != base)))
 		rc = RTCMS_EPROTO;
 	else if (rc == 0 && !r.begun)
 		rc = RTCMS_EPROTO; /* an image is never empty */
@@ -228,8 +207,61 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 		*store = NULL;
 	}
 	if (rc == 0) {
-		*size = r.existed ? r.ack.size : meta.size;
-		*seq = meta.sequence;
+		res->sequence = meta.sequence;
+		res->size = meta.size;
+		res->full_size = meta.base ? meta.full_size : meta.size;
+		res->base = meta.base;
+		res->depth = r.ack.depth;
+		res->existed = r.existed;
+	} else if (rc == RTCMS_ENOENT && *store_side && meta.base) {
+		rc = RTCMS_EAGAIN; /* the store lacks the delta's base */
+	}
+	return rc;
+}
+
+int manager_pull(struct manager *m, struct net_client **store, const char *id,
+		 uint64_t incarnation, uint64_t seq, uint64_t base, const char *addr,
+		 struct pull_result *res, int *store_side, _Atomic int *cancel)
+{
+	struct proto_ckpt_meta meta;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	*store_side = 0;
+	rc = manager_store_connect(m, store);
+	if (rc) {
+		*store_side = 1;
+		return rc;
+	}
+	/* another manager may have stored it already: then there is nothing
+	 * to pull (the agent is not read twice without need) */
+	rc = store_client_get(*store, id, incarnation, seq, 1, &meta, NULL, NULL, NULL);
+	if (rc == 0) {
+		res->sequence = seq;
+		res->size = 0;
+		res->full_size = meta.base ? meta.full_size : meta.size;
+		res->base = meta.base;
+		res->depth = UINT32_MAX; /* not known here: do not build on it */
+		res->existed = 1;
+		return 0;
+	}
+	if (rc != RTCMS_ENOENT) {
+		*store_side = 1;
+		net_client_free(*store);
+		*store = NULL;
+		return rc;
+	}
+	rc = pull_once(m, store, id, incarnation, seq, base, addr, res, store_side, cancel);
+	if (rc == RTCMS_EAGAIN) {
+		log_info("[manager -> store] %s: the store no longer holds %" PRIu64 "/%" PRIu64
+			 ", the delta's base: pulling the full image", id, incarnation, base);
+		*store_side = 0;
+		rc = manager_store_connect(m, store);
+		if (rc) {
+			*store_side = 1;
+			return rc;
+		}
+		rc = pull_once(m, store, id, incarnation, seq, 0, addr, res, store_side, cancel);
 	}
 	return rc;
 }
@@ -276,19 +308,25 @@ static void puller_thread(void *arg)
 		p->pulling = 1;
 		uv_mutex_unlock(&m->lock);
 
-		uint64_t t0 = uv_hrtime(), size = 0;
+		/* a delta against the newest durable checkpoint of this
+		 * incarnation, until the chain is chain_max long */
+		uint64_t base = p->base_inc == inc && p->base_seq && m->cfg.chain_max &&
+				p->base_depth < m->cfg.chain_max ? p->base_seq : 0;
+		uint64_t t0 = uv_hrtime();
 		int store_side = 0;
-		uint64_t got = seq;
-		int rc = addr[0] ? manager_pull(m, &store, id, inc, &got, addr, &size, &store_side,
-						&p->migrating)
+		struct pull_result res = { .sequence = seq };
+		int rc = addr[0] ? manager_pull(m, &store, id, inc, seq, base, addr, &res,
+						&store_side, &p->migrating)
 				 : RTCMS_ENOENT;
+		uint64_t got = res.sequence;
 		double ms = (double)(uv_hrtime() - t0) / 1e6;
 		if (rc == 0 || store_side)
 			manager_store_result(m, rc, "PUT");
-		if (rc == 0) /* the first of an incarnation at info, the rest at debug */
+		if (rc == 0 && !res.existed) /* the first of an incarnation at info, the rest at debug */
 			log_msg(first ? LOG_INFO : LOG_DEBUG, "[manager -> store] %s %" PRIu64
-				"/%" PRIu64 " durable (%" PRIu64 " bytes, pulled and stored in "
-				"%.1f ms)%s", id, inc, got, size, ms,
+				"/%" PRIu64 " durable (%" PRIu64 " bytes, %s%" PRIu64 ", pulled "
+				"and stored in %.1f ms)%s", id, inc, got, res.size,
+				res.base ? "a delta against " : "full", res.base, ms,
 				first ? "; later ones are logged at debug level" : "");
 		else if (rc == RTCMS_ESTATE)
 			log_debug("%s %" PRIu64 "/%" PRIu64 ": pull given up, a migration "
@@ -312,9 +350,25 @@ static void puller_thread(void *arg)
 			manager_forget(m, id);
 			uv_mutex_lock(&m->lock);
 		}
+		if (rc == 0 && inc == p->incarnation) {
+			p->pulled_bytes += res.size;
+			p->pulled_full_bytes += res.existed ? 0 : res.full_size;
+			if (got >= p->base_seq || p->base_inc != inc) {
+				/* stored by another manager: its depth follows from
+				 * its base when that is the one we know */
+				if (res.existed)
+					res.depth = res.base == 0 ? 0
+						    : res.base == p->base_seq && p->base_inc == inc &&
+						      p->base_depth < UINT32_MAX ? p->base_depth + 1
+						    : UINT32_MAX;
+				p->base_inc = inc;
+				p->base_seq = got;
+				p->base_depth = res.depth;
+			}
+		}
 		if (rc == 0 && inc == p->incarnation && got > p->durable) {
 			p->durable = got;
-			p->durable_size = size;
+			p->durable_size = res.full_size;
 			p->durable_at_ms = manager_mono_ms();
 		} else if (rc && (!store_side || rc == RTCMS_EFENCED || rc == RTCMS_EEXIST ||
 				  rc == RTCMS_ECORRUPT)) {

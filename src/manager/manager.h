@@ -51,6 +51,11 @@ struct mproc {
 	uint64_t durable_size;
 	uint64_t durable_at_ms;        /* monotonic */
 	uint64_t failed_seq;           /* announced sequence that cannot be pulled */
+	uint64_t base_inc, base_seq;   /* the newest durable checkpoint a delta may
+					* build on (this incarnation's) ... */
+	uint32_t base_depth;           /* ... and its depth in its chain */
+	uint64_t pulled_bytes;         /* bytes pulled from agents, in total */
+	uint64_t pulled_full_bytes;    /* what full images would have moved */
 	int state;                     /* enum proto_proc_state */
 	int pulling;
 	int ended;                     /* finished cleanly: its checkpoints go */
@@ -78,6 +83,8 @@ struct manager_config {
 	uint64_t agent_lease_ms;       /* told to agents in REGISTER_OK */
 	uint64_t heartbeat_ms;         /* told to agents in REGISTER_OK */
 	uint64_t fence_margin_ms;      /* node_timeout >= agent lease + this */
+	uint64_t chain_max;            /* deltas in a row before a full image
+					* (0: incremental transfer off) */
 };
 
 struct manager {
@@ -120,15 +127,27 @@ int manager_node_alive(const struct manager *m, const struct mnode *n);
 void manager_forget(struct manager *m, const char *id);
 /* Record the outcome of a store operation (lock not held). */
 void manager_store_result(struct manager *m, int rc, const char *what);
-/* Make sequence *seq (or newer) of process id durable: skipped if the
+/* What a pull moved and stored. */
+struct pull_result {
+	uint64_t sequence;             /* the sequence stored */
+	uint64_t size;                 /* bytes pulled (the delta's, or the full image's) */
+	uint64_t full_size;            /* the full image's */
+	uint64_t base;                 /* 0: a full image; else the delta's base */
+	uint32_t depth;                /* deltas down to a full image (the store's) */
+	int existed;                   /* the store had it (another manager) */
+};
+
+/* Make sequence seq (or newer) of process id durable: skipped if the
  * store has it already (another manager), else the newest the agent at
- * addr holds is pulled and stored (*seq: the sequence stored).
- * *store is this thread's store connection (opened, or dropped on error).
- * Returns 0 and the stored size, RTCMS_ESTORE-class errors from the store
- * (*store_side = 1) or the agent's. */
+ * addr holds is pulled - as a delta against base when base is not 0 and
+ * the agent finds that worth it - and stored. A delta the store cannot
+ * take (its base is gone) is pulled again in full. *store is this
+ * thread's store connection (opened, or dropped on error). Returns 0 and
+ * *res, RTCMS_ESTORE-class errors from the store (*store_side = 1) or the
+ * agent's. */
 int manager_pull(struct manager *m, struct net_client **store, const char *id,
-		 uint64_t incarnation, uint64_t *seq, const char *addr,
-		 uint64_t *size, int *store_side, _Atomic int *cancel);
+		 uint64_t incarnation, uint64_t seq, uint64_t base, const char *addr,
+		 struct pull_result *res, int *store_side, _Atomic int *cancel);
 int manager_store_connect(struct manager *m, struct net_client **store);
 int manager_run(struct manager *m);
 

@@ -16,6 +16,7 @@
 /* clusters started and not stopped yet: a failed assertion leaves the
  * test early, and cl_teardown stops what it left behind */
 static struct cluster *running[8];
+const char *const *cl_store_extra;
 
 int cl_teardown(void **state)
 {
@@ -69,7 +70,7 @@ int cl_start(struct cluster *cl, const char *tag, const char *const *manager_ext
 		}
 	cl->dir = tu_tmpdir(tag);
 	cl->key_file = tu_keyfile(cl->dir, &cl->key);
-	if (tu_store_start(&cl->store, cl->dir, cl->key_file, 2, NULL, NULL) != 0)
+	if (tu_store_start(&cl->store, cl->dir, cl->key_file, 2, NULL, cl_store_extra) != 0)
 		return -1;
 	return tu_manager_start(&cl->manager, cl->dir, "manager", cl->key_file,
 				cl->store.addr, margs);

@@ -23,6 +23,9 @@ struct cluster {
 	int agent_count;
 };
 
+/* More options for the stores cl_start() starts (NULL: none). */
+extern const char *const *cl_store_extra;
+
 /* The manager options of the tests' leases and node timeout ("--agent-lease",
  * MS, "--node-timeout", MS, NULL), scaled by RTCMS_TEST_TIME_SCALE. */
 const char *const *cl_timeouts(void);

@@ -178,6 +178,10 @@ static void run_random(int tracking)
 	else
 		assert_int_equal(mode, tracking);
 
+	/* the agent's incremental capture, checked against a whole one */
+	size_t icap = image_size(AREA_MAX_REGIONS, CAP), vcap = CAP / AREA_BLOCK;
+	uint8_t *agent_img = calloc(1, icap), *whole = malloc(icap);
+	uint64_t *versions = malloc(vcap * sizeof(uint64_t)), captured = 0, built_on = 0;
 	uint64_t incremental = 0;
 	for (int i = 0; i < 1000; i++) {
 		size_t wrote = scribble(aligned, sa, alen, touched);
@@ -187,6 +191,15 @@ static void run_random(int tracking)
 		assert_int_equal(rtcms_last_stats(&st), 0);
 		expect_region(1, sa, alen);
 		expect_region(2, su, ulen);
+		if (i % 3 == 0) { /* the agent does not see every checkpoint */
+			uint64_t since = captured;
+			int64_t n = image_capture_since(area, &since, agent_img, icap, versions, vcap);
+			assert_true(n > 0);
+			assert_int_equal(image_capture(area, whole, icap), n);
+			assert_memory_equal(agent_img, whole, (size_t)n);
+			built_on += since != 0;
+			captured = rtcms_sequence();
+		}
 		if (!st.full)
 			incremental++;
 		/* the aligned region's tracking is exact with write faults */
@@ -204,10 +217,13 @@ static void run_random(int tracking)
 		(void)wrote;
 	}
 	assert_true(incremental >= 990);
+	assert_true(built_on >= 300); /* only the first capture copies everything */
+	free(agent_img);
+	free(whole);
+	free(versions);
 
 	/* restore the last checkpoint the way the agent does: its image,
 	 * installed in a fresh area, read by a fresh library instance */
-	size_t icap = image_size(AREA_MAX_REGIONS, CAP);
 	uint8_t *img = malloc(icap);
 	int64_t ilen = image_capture(area, img, icap);
 	assert_true(ilen > 0);

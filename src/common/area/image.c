@@ -1,6 +1,7 @@
 /* image.c - checkpoint images: capture from an area, parse, install. */
 #include "image.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "rtcms_error.h"
@@ -45,6 +46,86 @@ int64_t image_capture(const void *mem, uint8_t *out, size_t cap)
 		put_be64(e + 16, regions[i].offset);
 	}
 	return (int64_t)image_size(n, size);
+}
+
+#define CAPTURE_ATTEMPTS 100
+
+/* One validated read of the committed slot: only blocks newer than since
+ * (all if since is 0). 0, or RTCMS_EAGAIN when the writer came by (out's
+ * data may then be partly overwritten). */
+static int read_since(const void *mem, uint64_t *sincep, uint8_t *out, size_t cap,
+		      uint64_t *versions, size_t vcap, size_t *len)
+{
+	uint64_t since = *sincep;
+	struct area_header *h = (struct area_header *)mem;
+	uint64_t c = atomic_load_explicit(&h->committed, memory_order_acquire);
+	if (c == 0)
+		return RTCMS_ENOENT;
+	struct area_slot *s = area_committed_slot((void *)mem);
+	uint64_t g1 = atomic_load_explicit(&s->gen, memory_order_acquire);
+	if (g1 & 1)
+		return RTCMS_EAGAIN;
+	uint64_t seq = s->sequence, d = s->data_size;
+	uint32_t n = s->region_count;
+	if (n > AREA_MAX_REGIONS || d > area_data_capacity(mem))
+		goto check; /* inconsistent unless the writer came by */
+	uint64_t blocks = area_block_round(d) / AREA_BLOCK;
+	if (image_size(n, d) > cap || blocks > vcap)
+		return RTCMS_ETOOBIG;
+	/* the blocks go after the region table: with another region count
+	 * (or no image of since in out) the old content is elsewhere */
+	if (since && (get_be32(out) != IMAGE_MAGIC || get_be64(out + 8) != since ||
+		      get_be32(out + 16) != n))
+		since = *sincep = 0;
+	const uint64_t *ver = area_slot_versions((void *)mem, s);
+	const uint8_t *src = area_slot_data((void *)mem, s);
+	uint8_t *dst = out + HEAD + (size_t)n * ENTRY;
+	for (uint64_t b = 0; b < blocks; b++) {
+		uint64_t v = ver[b];
+		versions[b] = v;
+		if (since && v <= since)
+			continue;
+		size_t off = (size_t)b * AREA_BLOCK;
+		memcpy(dst + off, src + off, d - off < AREA_BLOCK ? (size_t)(d - off) : AREA_BLOCK);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *e = out + HEAD + (size_t)i * ENTRY;
+		put_be32(e, s->regions[i].id);
+		put_be32(e + 4, 0);
+		put_be64(e + 8, s->regions[i].size);
+		put_be64(e + 16, s->regions[i].offset);
+	}
+check:
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != g1 || seq != c >> 1)
+		return RTCMS_EAGAIN;
+	if (n > AREA_MAX_REGIONS || d > area_data_capacity(mem))
+		return RTCMS_EPROTO;
+	put_be32(out, IMAGE_MAGIC);
+	put_be32(out + 4, IMAGE_VERSION);
+	put_be64(out + 8, seq);
+	put_be32(out + 16, n);
+	put_be32(out + 20, 0);
+	put_be64(out + 24, d);
+	*len = image_size(n, d);
+	return 0;
+}
+
+int64_t image_capture_since(const void *mem, uint64_t *since, uint8_t *out, size_t cap,
+			    uint64_t *versions, size_t vcap)
+{
+	size_t len = 0;
+	if (cap < HEAD)
+		return RTCMS_ETOOBIG;
+	for (int attempt = 0; attempt < CAPTURE_ATTEMPTS; attempt++) {
+		int rc = read_since(mem, since, out, cap, versions, vcap, &len);
+		if (rc == 0)
+			return (int64_t)len;
+		if (rc != RTCMS_EAGAIN)
+			return rc;
+		*since = 0; /* a torn copy may have overwritten old blocks */
+	}
+	return RTCMS_EAGAIN;
 }
 
 int image_parse_regions(const uint8_t *t, uint32_t n, uint64_t d,

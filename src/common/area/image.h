@@ -37,6 +37,19 @@ size_t image_size(uint32_t n, uint64_t d);
 int64_t image_capture(const void *mem, uint8_t *out, size_t cap);
 
 /*
+ * Capture the committed checkpoint into out as a full image, copying only
+ * the data blocks that changed after sequence *since: out must already
+ * hold the full image of *since with the same region count (else pass
+ * *since = 0 for a whole copy). The slot's block versions go to versions
+ * (vcap entries). On return *since is the sequence the copy built on: the
+ * blocks with a version above it are the ones copied (0 = all of them,
+ * after a layout change or a torn read). Returns the image size, or the
+ * errors of image_capture() (RTCMS_ETOOBIG also if vcap is too small).
+ */
+int64_t image_capture_since(const void *mem, uint64_t *since, uint8_t *out, size_t cap,
+			    uint64_t *versions, size_t vcap);
+
+/*
  * Check an image and describe it: region table into regions (caller gives
  * AREA_MAX_REGIONS entries), *data points into img. Every region must lie
  * inside the data. Returns 0 or RTCMS_EPROTO / RTCMS_ETOOBIG.

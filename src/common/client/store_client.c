@@ -198,11 +198,33 @@ int store_client_put_end(struct net_client *c, uint32_t chunk_count,
 	return rc;
 }
 
+static int fetch(struct net_client *c, uint8_t type, const char *process,
+		 uint64_t incarnation, uint64_t sequence, uint64_t base, int meta_only,
+		 struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+		 store_client_write_fn write, void *ctx, struct proto_get_end *end);
+
 int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       uint64_t incarnation, uint64_t sequence, int meta_only,
 		       struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
 		       store_client_write_fn write, void *ctx,
 		       struct proto_get_end *end)
+{
+	return fetch(c, type, process, incarnation, sequence, 0, meta_only, meta_out,
+		     spec_copy, write, ctx, end);
+}
+
+int store_client_pull(struct net_client *c, const char *process, uint64_t incarnation,
+		      uint64_t base, struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+		      store_client_write_fn write, void *ctx)
+{
+	return fetch(c, PROTO_PULL, process, incarnation, 0, base, 0, meta_out, spec_copy,
+		     write, ctx, NULL);
+}
+
+static int fetch(struct net_client *c, uint8_t type, const char *process,
+		 uint64_t incarnation, uint64_t sequence, uint64_t base, int meta_only,
+		 struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+		 store_client_write_fn write, void *ctx, struct proto_get_end *end)
 {
 	struct proto_image_hash ih;
 	struct proto_header hdr;
@@ -217,6 +239,7 @@ int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 	m.get.incarnation = incarnation;
 	m.get.sequence = sequence;
 	m.get.meta_only = meta_only ? 1 : 0;
+	m.get.base = base;
 	rc = net_client_call(c, type, &m, PROTO_GET_META, &hdr, &reply);
 	if (rc)
 		return rc;

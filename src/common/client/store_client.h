@@ -58,6 +58,16 @@ int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       store_client_write_fn write, void *ctx,
 		       struct proto_get_end *end);
 /*
+ * PULL the newest checkpoint of process from an agent, as a delta against
+ * sequence base when the agent finds that worth it (meta_out->base says
+ * which it sent; base 0 asks for the full image). Otherwise as
+ * store_client_fetch().
+ */
+int store_client_pull(struct net_client *c, const char *process, uint64_t incarnation,
+		      uint64_t base, struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+		      store_client_write_fn write, void *ctx);
+
+/*
  * A PUT in three steps, for callers that relay a checkpoint whose chunk
  * hashes and image hash they already know (meta complete): begin waits
  * for PUT_READY (returns 1 and *ack if the store already holds it), chunk
