@@ -19,6 +19,8 @@ static const char schema[] =
 	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
 	" node INTEGER NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL,"
 	" created_ms INTEGER NOT NULL, spec BLOB, chunk_count INTEGER NOT NULL,"
+	" base INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0,"
+	" full_size INTEGER NOT NULL DEFAULT 0, state_hash BLOB,"
 	" PRIMARY KEY(process, incarnation, sequence));"
 	"CREATE INDEX IF NOT EXISTS checkpoints_node ON checkpoints(node);"
 	"CREATE TABLE IF NOT EXISTS ckpt_chunks("
@@ -27,6 +29,21 @@ static const char schema[] =
 	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
 	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
 	" refs INTEGER NOT NULL);";
+
+/*
+ * Columns added to checkpoints after the first schema (delta checkpoints),
+ * in the order a new database has them: ALTER TABLE appends, so an
+ * upgraded database ends up with the same columns as a new one.
+ */
+static const struct {
+	const char *name;
+	const char *def;
+} added_columns[] = {
+	{ "base", "base INTEGER NOT NULL DEFAULT 0" },
+	{ "depth", "depth INTEGER NOT NULL DEFAULT 0" },
+	{ "full_size", "full_size INTEGER NOT NULL DEFAULT 0" },
+	{ "state_hash", "state_hash BLOB" },
+};
 
 int meta_exec(sqlite3 *db, const char *sql)
 {
@@ -54,6 +71,52 @@ int64_t meta_generation(sqlite3 *db)
 	return g;
 }
 
+/* 1 if table checkpoints has column name, 0 if not, RTCMS_EIO. */
+static int has_column(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *s = meta_prep(db, "PRAGMA table_info(checkpoints)");
+	int rc, found = 0;
+
+	if (!s)
+		return RTCMS_EIO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (strcmp((const char *)sqlite3_column_text(s, 1), name) == 0)
+			found = 1;
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? found : RTCMS_EIO;
+}
+
+/*
+ * Bring a database of an older schema up to date: add the missing columns
+ * (old rows get their defaults: full checkpoints of depth 0) and the index
+ * on them, in one transaction. The generation is left alone: the upgrade
+ * is the same on every mirror and changes no data.
+ */
+static int meta_upgrade(sqlite3 *db)
+{
+	char sql[160];
+	int rc = meta_exec(db, "BEGIN IMMEDIATE");
+
+	for (size_t i = 0; rc == 0 && i < sizeof(added_columns) / sizeof(added_columns[0]); i++) {
+		rc = has_column(db, added_columns[i].name);
+		if (rc == 1) {
+			rc = 0;
+		} else if (rc == 0) {
+			snprintf(sql, sizeof(sql), "ALTER TABLE checkpoints ADD COLUMN %s",
+				 added_columns[i].def);
+			rc = meta_exec(db, sql);
+		}
+	}
+	if (rc == 0)
+		rc = meta_exec(db, "CREATE INDEX IF NOT EXISTS checkpoints_base"
+			       " ON checkpoints(process, incarnation, base)");
+	if (rc == 0)
+		rc = meta_exec(db, "COMMIT");
+	if (rc != 0)
+		meta_exec(db, "ROLLBACK");
+	return rc;
+}
+
 int meta_open(const char *dir, sqlite3 **out)
 {
 	char path[4200];
@@ -65,7 +128,7 @@ int meta_open(const char *dir, sqlite3 **out)
 	sqlite3_busy_timeout(db, 5000);
 	if (meta_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			"PRAGMA foreign_keys=OFF;") != 0 ||
-	    meta_exec(db, schema) != 0)
+	    meta_exec(db, schema) != 0 || meta_upgrade(db) != 0)
 		goto fail;
 	*out = db;
 	return 0;

@@ -12,7 +12,9 @@
 
 #include "proto/msg.h"
 
-/* Open or create dir/meta.db with the schema. 0 or RTCMS_EIO. */
+/* Open or create dir/meta.db with the schema; a database of an older
+ * schema is upgraded in place (missing checkpoint columns added with their
+ * defaults). 0 or RTCMS_EIO. */
 int meta_open(const char *dir, sqlite3 **out);
 
 /* The database's generation (bumped by every mutation), or -1. */

@@ -398,6 +398,24 @@ static void conn_read_stop(struct conn *c)
 
 /* ---- request work (thread pool) ----------------------------------- */
 
+/* The text of an ERROR for a delta PUT the store refused (the engine logs
+ * the same); other refusals keep their code's text. */
+static void delta_error_text(struct conn *c, int rc)
+{
+	const struct proto_ckpt_meta *m = &c->msg.meta;
+
+	if (m->base == 0)
+		return;
+	if (rc == RTCMS_ENOENT)
+		snprintf(c->err.text, sizeof(c->err.text), "base %" PRIu64 " of %s/%"
+			 PRIu64 " is not stored: send a full image", m->base,
+			 m->process, m->incarnation);
+	else if (rc == RTCMS_ETOOBIG)
+		snprintf(c->err.text, sizeof(c->err.text), "%s %" PRIu64 "/%" PRIu64
+			 ": chain too deep or image too big for a delta: send a "
+			 "full image", m->process, m->incarnation, m->sequence);
+}
+
 static void work_request(uv_work_t *w)
 {
 	struct conn *c = w->data;
@@ -423,16 +441,17 @@ static void work_request(uv_work_t *w)
 				 " is older than the current %" PRIu64,
 				 m->meta.process, m->meta.incarnation,
 				 r->put_ack.incarnation);
+		} else {
+			delta_error_text(c, c->rc);
 		}
 		break;
 	case PROTO_GET:
-		c->rc = store_get_open(st, m->get.process, m->get.incarnation,
-				       m->get.sequence, &c->get, &r->meta);
+		/* meta_only stays cheap: a delta's stored metadata, no
+		 * assembly; a full GET of a delta assembles its full image */
+		c->rc = (m->get.meta_only ? store_get_open_meta : store_get_open)
+			(st, m->get.process, m->get.incarnation, m->get.sequence,
+			 &c->get, &r->meta);
 		c->reply_type = PROTO_GET_META;
-		if (c->rc == 0 && m->get.meta_only) {
-			/* spec lives in the handle: copy before closing */
-			c->reply_flags = 0;
-		}
 		break;
 	case PROTO_LIST:
 		if (!c->entries)
@@ -454,6 +473,11 @@ static void work_request(uv_work_t *w)
 	case PROTO_DELETE:
 		c->rc = store_delete(st, m->del.process, m->del.incarnation,
 				     m->del.sequence);
+		if (c->rc == RTCMS_EBUSY)
+			snprintf(c->err.text, sizeof(c->err.text), "%s %" PRIu64
+				 "/%" PRIu64 " is the base of a delta checkpoint: "
+				 "delete the deltas first, or the whole process",
+				 m->del.process, m->del.incarnation, m->del.sequence);
 		if (c->rc >= 0) {
 			c->rc = 0;
 			c->reply_type = PROTO_OK;
@@ -651,13 +675,19 @@ static void after_commit(uv_work_t *w, int status)
 			 " refused at commit: %s", c->peer, c->msg.meta.process,
 			 c->msg.meta.incarnation, c->msg.meta.sequence,
 			 rtcms_errname(c->rc));
-		conn_error(c, c->put_request, c->rc, NULL, 0);
+		memset(&c->err, 0, sizeof(c->err));
+		delta_error_text(c, c->rc);
+		conn_error(c, c->put_request, c->rc, &c->err, 0);
 	} else {
 		double ms = (double)(mono_ns() - c->put_start_ns) / 1e6;
-		log_info("[peer %s] PUT %s %" PRIu64 "/%" PRIu64 ": %" PRIu64
+		char kind[64] = "";
+		if (c->msg.meta.base)
+			snprintf(kind, sizeof(kind), " (delta against %" PRIu64
+				 ", depth %u)", c->msg.meta.base, c->ack.depth);
+		log_info("[peer %s] PUT %s %" PRIu64 "/%" PRIu64 "%s: %" PRIu64
 			 " bytes in %u chunks durable on %u mirror(s) in %.1f ms",
 			 c->peer, c->ack.process, c->ack.incarnation,
-			 c->ack.sequence, c->ack.size, c->end_count,
+			 c->ack.sequence, kind, c->ack.size, c->end_count,
 			 c->ack.copies, ms);
 		m.put_ack = c->ack;
 		conn_send(c, PROTO_PUT_ACK, 0, c->put_request, &m, 0);

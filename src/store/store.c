@@ -33,8 +33,19 @@
 #include "chunkfile.h"
 #include "meta.h"
 #include "pinset.h"
+#include "area/delta.h"
+#include "area/image.h"
 #include "log/log.h"
 #include "rtcms_error.h"
+#include "util/bytes.h"
+
+/* Checkpoints retention removes in one PUT's transaction at most (the
+ * rest goes with the next PUTs): bounds the time the mutex is held. */
+#define RETAIN_BATCH 256
+
+/* The columns of a checkpoint row, in the order row_load() reads them. */
+#define CKPT_COLS "process, incarnation, sequence, node, size, hash, created_ms," \
+	" spec, chunk_count, base, depth, full_size, state_hash"
 
 struct mirror {
 	char path[PROTO_TEXT_MAX + 1];
@@ -89,8 +100,11 @@ struct store_get {
 	uint8_t *spec;
 	struct chunk_ref *chunks;
 	uint32_t count;
+	uint32_t pinned;              /* chunks[0..pinned) are pinned (streamed) */
 	uint32_t next;
 	uint32_t repaired;
+	uint8_t *img;                 /* an image assembled from a chain: chunks
+				       * are served from here, not from files */
 };
 
 /* ---- small helpers ------------------------------------------------- */
@@ -915,12 +929,14 @@ void store_free(struct store *st)
 
 /* ---- PUT ----------------------------------------------------------- */
 
-/* Look up a stored checkpoint's hash: 1 found, 0 not, <0 error. */
-static int ckpt_hash(sqlite3 *db, const char *process, uint64_t inc,
-		     uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size)
+/* Look up a stored checkpoint's hash, size and depth (any of them may
+ * be NULL): 1 found, 0 not, <0 error. */
+static int ckpt_lookup(sqlite3 *db, const char *process, uint64_t inc,
+		       uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size,
+		       uint32_t *depth)
 {
-	sqlite3_stmt *s = meta_prep(db, "SELECT hash, size FROM checkpoints WHERE process=?"
-			       " AND incarnation=? AND sequence=?");
+	sqlite3_stmt *s = meta_prep(db, "SELECT hash, size, depth FROM checkpoints"
+			       " WHERE process=? AND incarnation=? AND sequence=?");
 	if (!s)
 		return RTCMS_EIO;
 	meta_bind_text(s, 1, process);
@@ -928,15 +944,73 @@ static int ckpt_hash(sqlite3 *db, const char *process, uint64_t inc,
 	meta_bind_u64(s, 3, seq);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		meta_col_hash(s, 0, hash);
-		*size = meta_col_u64(s, 1);
+		if (hash)
+			meta_col_hash(s, 0, hash);
+		if (size)
+			*size = meta_col_u64(s, 1);
+		if (depth)
+			*depth = (uint32_t)sqlite3_column_int64(s, 2);
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
 }
 
+/* 1 if a checkpoint of (process, inc) is a delta against seq, 0 if none
+ * is, RTCMS_EIO. With dep, the newest such sequence goes there. */
+static int ckpt_has_dependent(sqlite3 *db, const char *process, uint64_t inc,
+			      uint64_t seq, uint64_t *dep)
+{
+	sqlite3_stmt *s = meta_prep(db, "SELECT sequence FROM checkpoints WHERE process=?"
+			       " AND incarnation=? AND base=? ORDER BY sequence DESC LIMIT 1");
+	if (!s)
+		return RTCMS_EIO;
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, inc);
+	meta_bind_u64(s, 3, seq);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && dep)
+		*dep = meta_col_u64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+/*
+ * The depth a delta against (process, inc, base) gets: its base's depth
+ * + 1. 0 and *depth, RTCMS_ENOENT if the base is not stored, RTCMS_ETOOBIG
+ * if the chain would be deeper than STORE_MAX_DEPTH, RTCMS_EIO.
+ */
+static int delta_depth(sqlite3 *db, const char *process, uint64_t inc,
+		       uint64_t base, uint32_t *depth)
+{
+	uint32_t d = 0;
+	int rc = ckpt_lookup(db, process, inc, base, NULL, NULL, &d);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return RTCMS_ENOENT;
+	if (d >= STORE_MAX_DEPTH)
+		return RTCMS_ETOOBIG;
+	*depth = d + 1;
+	return 0;
+}
+
+/* Log why a delta PUT was refused (its base missing or too deep). */
+static void delta_refused(struct store *st, const struct proto_ckpt_meta *m, int rc)
+{
+	if (rc == RTCMS_ENOENT)
+		slog(st, LOG_WARN, "PUT %s %" PRIu64 "/%" PRIu64 ": base %" PRIu64
+		     " of %s/%" PRIu64 " is not stored: send a full image",
+		     m->process, m->incarnation, m->sequence, m->base, m->process,
+		     m->incarnation);
+	else if (rc == RTCMS_ETOOBIG)
+		slog(st, LOG_WARN, "PUT %s %" PRIu64 "/%" PRIu64 ": a delta against "
+		     "%" PRIu64 " would make a chain deeper than %u deltas: send a "
+		     "full image", m->process, m->incarnation, m->sequence, m->base,
+		     STORE_MAX_DEPTH);
+}
+
 static void fill_ack(struct proto_put_ack *ack, const struct proto_ckpt_meta *m,
-		     uint8_t copies, uint8_t existed)
+		     uint8_t copies, uint8_t existed, uint32_t depth)
 {
 	memset(ack, 0, sizeof(*ack));
 	snprintf(ack->process, sizeof(ack->process), "%s", m->process);
@@ -946,27 +1020,30 @@ static void fill_ack(struct proto_put_ack *ack, const struct proto_ckpt_meta *m,
 	memcpy(ack->hash, m->hash, PROTO_HASH_SIZE);
 	ack->copies = copies;
 	ack->existed = existed;
+	ack->depth = depth;
 }
 
-/* Under st->mu: idempotency and fencing checks shared by begin and commit. */
+/* Under st->mu: idempotency, fencing and base checks shared by begin and
+ * commit. */
 static int put_precheck(struct store *st, const struct proto_ckpt_meta *meta,
 			struct proto_put_ack *ack)
 {
 	struct mirror *p = primary(st);
 	uint8_t h[PROTO_HASH_SIZE];
 	uint64_t size;
+	uint32_t depth = 0;
 	struct proc_row r;
 
 	if (!p)
 		return RTCMS_EIO;
-	int rc = ckpt_hash(p->db, meta->process, meta->incarnation,
-			   meta->sequence, h, &size);
+	int rc = ckpt_lookup(p->db, meta->process, meta->incarnation,
+			     meta->sequence, h, &size, &depth);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
 		if (sodium_memcmp(h, meta->hash, PROTO_HASH_SIZE) == 0 &&
 		    size == meta->size) {
-			fill_ack(ack, meta, (uint8_t)online_count(st), 1);
+			fill_ack(ack, meta, (uint8_t)online_count(st), 1, depth);
 			return 1;
 		}
 		return RTCMS_EEXIST;
@@ -977,6 +1054,14 @@ static int put_precheck(struct store *st, const struct proto_ckpt_meta *meta,
 		memset(ack, 0, sizeof(*ack));
 		ack->incarnation = r.incarnation;
 		return RTCMS_EFENCED;
+	}
+	if (meta->base) {
+		rc = delta_depth(p->db, meta->process, meta->incarnation,
+				 meta->base, &depth);
+		if (rc < 0) {
+			delta_refused(st, meta, rc);
+			return rc;
+		}
 	}
 	return 0;
 }
@@ -994,8 +1079,14 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 	    meta->chunk_count > meta->size ||
 	    meta->size > (uint64_t)meta->chunk_count * PROTO_MAX_CHUNK ||
 	    meta->incarnation > INT64_MAX || meta->sequence > INT64_MAX ||
-	    meta->size > INT64_MAX)
+	    meta->size > INT64_MAX || meta->base >= meta->sequence ||
+	    (meta->base == 0 && meta->full_size != 0 && meta->full_size != meta->size) ||
+	    (meta->base != 0 && (meta->full_size == 0 || meta->size == 0)))
 		return RTCMS_EINVAL;
+	/* a GET assembles a delta's chain in memory: both sizes are capped */
+	if (meta->base != 0 && (meta->full_size > STORE_MAX_FULL ||
+				meta->size > STORE_MAX_FULL))
+		return RTCMS_ETOOBIG;
 	put = calloc(1, sizeof(*put));
 	if (!put)
 		return RTCMS_ENOMEM;
@@ -1129,7 +1220,79 @@ struct put_args {
 	struct victim_list *gc;       /* filled on the first mirror only */
 	int first;
 	uint32_t deleted;
+	uint32_t depth;               /* the new checkpoint's depth */
 };
+
+struct ckpt_key {
+	uint64_t inc, seq;
+};
+
+/*
+ * Retention of a process: keep its newest `retain` checkpoints, the one an
+ * open claim pins, and every checkpoint these depend on (base, its base,
+ * ... down to a full image); delete the others (at most RETAIN_BATCH now,
+ * the rest at the next PUT), their unreferenced chunks listed in gc.
+ *
+ * The checkpoints that are not kept are closed under "is a delta against":
+ * a delta against one of them is not kept either (else they would be). A
+ * delta has a higher sequence than its base in the same incarnation, so,
+ * walking the candidates from the newest down, every delta against a
+ * candidate was decided before it: a candidate still depended on when its
+ * turn comes is needed by a kept checkpoint, one depended on by nothing is
+ * not, and deleting it may free its base further down.
+ */
+static int retention_apply(sqlite3 *db, const char *process, unsigned retain,
+			   struct victim_list *gc, uint32_t *deleted)
+{
+	struct ckpt_key *old = NULL;
+	size_t n = 0, cap = 0;
+	struct proc_row r;
+	int rc = 0, step;
+
+	*deleted = 0;
+	if (proc_load(db, process, &r) != 0)
+		return RTCMS_EIO;
+	sqlite3_stmt *s = meta_prep(db, "SELECT incarnation, sequence FROM checkpoints"
+			       " WHERE process=? ORDER BY incarnation DESC, sequence DESC"
+			       " LIMIT -1 OFFSET ?");
+	if (!s)
+		return RTCMS_EIO;
+	meta_bind_text(s, 1, process);
+	sqlite3_bind_int64(s, 2, retain);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			void *p = realloc(old, ncap * sizeof(*old));
+			if (!p) {
+				rc = RTCMS_ENOMEM;
+				break;
+			}
+			old = p;
+			cap = ncap;
+		}
+		old[n].inc = meta_col_u64(s, 0);
+		old[n].seq = meta_col_u64(s, 1);
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = RTCMS_EIO;
+	for (size_t i = 0; i < n && rc == 0 && *deleted < RETAIN_BATCH; i++) {
+		if (claim_pins(&r, old[i].inc, old[i].seq))
+			continue;
+		rc = ckpt_has_dependent(db, process, old[i].inc, old[i].seq, NULL);
+		if (rc == 1) {
+			rc = 0; /* the base of a kept checkpoint */
+			continue;
+		}
+		if (rc == 0)
+			rc = delete_ckpt(db, process, old[i].inc, old[i].seq, gc);
+		if (rc == 0)
+			(*deleted)++;
+	}
+	free(old);
+	return rc;
+}
 
 /* Insert the checkpoint, then apply retention. */
 static int put_apply(sqlite3 *db, void *arg)
@@ -1139,11 +1302,18 @@ static int put_apply(sqlite3 *db, void *arg)
 	const struct proto_ckpt_meta *m = &put->meta;
 	struct proc_row r;
 	sqlite3_stmt *s;
+	uint32_t depth = 0;
+	int rc;
 
 	if (proc_load(db, m->process, &r) != 0)
 		return RTCMS_EIO;
 	if (r.found && m->incarnation < r.incarnation)
 		return RTCMS_EFENCED;
+	/* the base must still be there: retention or a DELETE may have
+	 * removed it since PUT_BEGIN */
+	if (m->base && (rc = delta_depth(db, m->process, m->incarnation, m->base,
+					 &depth)) != 0)
+		return rc;
 	if (!r.found) {
 		s = meta_prep(db, "INSERT INTO processes(process, incarnation, node) VALUES(?,?,?)");
 		if (!s)
@@ -1167,7 +1337,8 @@ static int put_apply(sqlite3 *db, void *arg)
 			return RTCMS_EIO;
 	}
 	s = meta_prep(db, "INSERT INTO checkpoints(process, incarnation, sequence, node, size,"
-		 " hash, created_ms, spec, chunk_count) VALUES(?,?,?,?,?,?,?,?,?)");
+		 " hash, created_ms, spec, chunk_count, base, depth, full_size, state_hash)"
+		 " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (!s)
 		return RTCMS_EIO;
 	meta_bind_text(s, 1, m->process);
@@ -1180,13 +1351,20 @@ static int put_apply(sqlite3 *db, void *arg)
 	sqlite3_bind_blob(s, 8, put->spec ? (const void *)put->spec : "", (int)m->spec_len,
 			  SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 9, put->count);
+	meta_bind_u64(s, 10, m->base);
+	sqlite3_bind_int64(s, 11, depth);
+	meta_bind_u64(s, 12, m->base ? m->full_size : m->size);
+	if (sodium_is_zero(m->state_hash, PROTO_HASH_SIZE))
+		sqlite3_bind_null(s, 13);
+	else
+		sqlite3_bind_blob(s, 13, m->state_hash, PROTO_HASH_SIZE, SQLITE_TRANSIENT);
 	if (meta_step_done(s))
 		return RTCMS_EIO;
 
 	sqlite3_stmt *ins = meta_prep(db, "INSERT INTO ckpt_chunks VALUES(?,?,?,?,?,?,?)");
 	sqlite3_stmt *ref = meta_prep(db, "INSERT INTO chunks(hash, size, refs) VALUES(?,?,1)"
 				 " ON CONFLICT(hash) DO UPDATE SET refs = refs + 1");
-	int rc = ins && ref ? 0 : RTCMS_EIO;
+	rc = ins && ref ? 0 : RTCMS_EIO;
 	for (uint32_t i = 0; i < put->count && rc == 0; i++) {
 		const struct chunk_ref *c = &put->chunks[i];
 		sqlite3_reset(ins);
@@ -1208,32 +1386,11 @@ static int put_apply(sqlite3 *db, void *arg)
 	if (rc)
 		return rc;
 
-	/* Retention: keep the newest `retain`, never one an open claim pins. */
-	if (proc_load(db, m->process, &r) != 0)
-		return RTCMS_EIO;
-	s = meta_prep(db, "SELECT incarnation, sequence FROM checkpoints WHERE process=?"
-		 " ORDER BY incarnation DESC, sequence DESC LIMIT -1 OFFSET ?");
-	if (!s)
-		return RTCMS_EIO;
-	meta_bind_text(s, 1, m->process);
-	sqlite3_bind_int64(s, 2, a->retain);
-	uint64_t old[64][2];
-	int nold = 0;
-	while (nold < 64 && sqlite3_step(s) == SQLITE_ROW) {
-		old[nold][0] = meta_col_u64(s, 0);
-		old[nold][1] = meta_col_u64(s, 1);
-		nold++;
-	}
-	sqlite3_finalize(s);
-	a->deleted = 0;
-	for (int i = 0; i < nold; i++) {
-		if (claim_pins(&r, old[i][0], old[i][1]))
-			continue;
-		if (delete_ckpt(db, m->process, old[i][0], old[i][1],
-				a->first ? a->gc : NULL) != 0)
-			return RTCMS_EIO;
-		a->deleted++;
-	}
+	rc = retention_apply(db, m->process, a->retain, a->first ? a->gc : NULL,
+			     &a->deleted);
+	if (rc)
+		return rc;
+	a->depth = depth;
 	a->first = 0;
 	return 0;
 }
@@ -1330,10 +1487,12 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 				mirror_offline(st, &st->m[k], "flushing chunk files failed");
 	rc = put_precheck(st, &put->meta, ack);
 	if (rc == 0) {
-		struct put_args a = { put, now(st), st->retain, &gc, 1, 0 };
+		struct put_args a = { put, now(st), st->retain, &gc, 1, 0, 0 };
 		rc = apply(st, put_apply, &a);
+		if (rc == RTCMS_ENOENT || rc == RTCMS_ETOOBIG)
+			delta_refused(st, &put->meta, rc);
 		if (rc == 0) {
-			fill_ack(ack, &put->meta, (uint8_t)online_count(st), 0);
+			fill_ack(ack, &put->meta, (uint8_t)online_count(st), 0, a.depth);
 			if (a.deleted)
 				slog(st, LOG_DEBUG, "retention: removed %u old "
 				     "checkpoint(s) of %s", a.deleted,
@@ -1367,125 +1526,115 @@ void store_put_abort(struct store_put *put)
 
 /* ---- GET ----------------------------------------------------------- */
 
-int store_get_open(struct store *st, const char *process, uint64_t incarnation,
-		   uint64_t sequence, struct store_get **out,
-		   struct proto_ckpt_meta *meta)
+/* A checkpoint row as stored (spec left out). */
+struct ckpt_row {
+	uint64_t inc, seq, node, size, created_ms, base, full_size;
+	uint32_t chunk_count, depth;
+	uint8_t hash[PROTO_HASH_SIZE];
+	uint8_t state_hash[PROTO_HASH_SIZE];
+};
+
+/* Read a row of a SELECT CKPT_COLS statement. */
+static void row_load(sqlite3_stmt *s, struct ckpt_row *r)
 {
-	struct store_get *g = NULL;
-	sqlite3_stmt *s = NULL;
-	int rc = RTCMS_ENOENT;
+	r->inc = meta_col_u64(s, 1);
+	r->seq = meta_col_u64(s, 2);
+	r->node = meta_col_u64(s, 3);
+	r->size = meta_col_u64(s, 4);
+	meta_col_hash(s, 5, r->hash);
+	r->created_ms = meta_col_u64(s, 6);
+	r->chunk_count = (uint32_t)sqlite3_column_int64(s, 8);
+	r->base = meta_col_u64(s, 9);
+	r->depth = (uint32_t)sqlite3_column_int64(s, 10);
+	r->full_size = meta_col_u64(s, 11);
+	meta_col_hash(s, 12, r->state_hash);
+}
+
+/* Load the row of (process, inc, seq): 0, RTCMS_ENOENT, RTCMS_EIO. */
+static int row_get(sqlite3 *db, const char *process, uint64_t inc, uint64_t seq,
+		   struct ckpt_row *r)
+{
+	sqlite3_stmt *s = meta_prep(db, "SELECT " CKPT_COLS " FROM checkpoints"
+			       " WHERE process=? AND incarnation=? AND sequence=?");
+	if (!s)
+		return RTCMS_EIO;
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, inc);
+	meta_bind_u64(s, 3, seq);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		row_load(s, r);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? RTCMS_ENOENT : RTCMS_EIO;
+}
+
+/*
+ * Load the chunk list of a checkpoint (count entries) into *out (malloc'ed;
+ * NULL when count is 0) and pin each chunk; *pinned says how many were
+ * pinned, also on failure (the caller unpins them). Call with st->mu held.
+ * 0, RTCMS_ENOMEM, RTCMS_EIO (the list is not count entries long).
+ */
+static int chunks_load_pin(struct store *st, sqlite3 *db, const char *process,
+			   uint64_t inc, uint64_t seq, uint32_t count,
+			   struct chunk_ref **out, uint32_t *pinned)
+{
+	struct chunk_ref *c = NULL;
+	int rc = 0, step;
 
 	*out = NULL;
-	pthread_mutex_lock(&st->mu);
-	struct mirror *p = primary(st);
-	if (!p) {
-		rc = RTCMS_EIO;
-		goto out;
-	}
-	const char *sql =
-		sequence ? (incarnation
-			    ? "SELECT * FROM checkpoints WHERE process=?1 AND incarnation=?2 AND sequence=?3"
-			    : "SELECT * FROM checkpoints WHERE process=?1 AND sequence=?3"
-			      " ORDER BY incarnation DESC LIMIT 1")
-			 : (incarnation
-			    ? "SELECT * FROM checkpoints WHERE process=?1 AND incarnation=?2"
-			      " ORDER BY sequence DESC LIMIT 1"
-			    : "SELECT * FROM checkpoints WHERE process=?1"
-			      " ORDER BY incarnation DESC, sequence DESC LIMIT 1");
-	s = meta_prep(p->db, sql);
-	if (!s) {
-		rc = RTCMS_EIO;
-		goto out;
-	}
+	*pinned = 0;
+	if (count && !(c = calloc(count, sizeof(*c))))
+		return RTCMS_ENOMEM;
+	*out = c;
+	sqlite3_stmt *s = meta_prep(db, "SELECT offset, len, hash FROM ckpt_chunks WHERE"
+			       " process=? AND incarnation=? AND sequence=? ORDER BY idx");
+	if (!s)
+		return RTCMS_EIO;
 	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, incarnation);
-	meta_bind_u64(s, 3, sequence);
-	if (sqlite3_step(s) != SQLITE_ROW)
-		goto out;
-	g = calloc(1, sizeof(*g));
-	if (!g) {
-		rc = RTCMS_ENOMEM;
-		goto out;
-	}
-	g->st = st;
-	memset(meta, 0, sizeof(*meta));
-	snprintf(meta->process, sizeof(meta->process), "%s",
-		 (const char *)sqlite3_column_text(s, 0));
-	meta->incarnation = meta_col_u64(s, 1);
-	meta->sequence = meta_col_u64(s, 2);
-	meta->node = meta_col_u64(s, 3);
-	meta->size = meta_col_u64(s, 4);
-	meta_col_hash(s, 5, meta->hash);
-	meta->created_ms = meta_col_u64(s, 6);
-	meta->spec_len = (uint32_t)sqlite3_column_bytes(s, 7);
-	if (meta->spec_len > PROTO_SPEC_MAX)
-		meta->spec_len = 0;
-	if (meta->spec_len) {
-		g->spec = malloc(meta->spec_len);
-		if (!g->spec) {
-			rc = RTCMS_ENOMEM;
-			goto out;
+	meta_bind_u64(s, 2, inc);
+	meta_bind_u64(s, 3, seq);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*pinned == count) {
+			rc = RTCMS_EIO; /* more than the row says */
+			break;
 		}
-		memcpy(g->spec, sqlite3_column_blob(s, 7), meta->spec_len);
+		struct chunk_ref *r = &c[*pinned];
+		r->offset = meta_col_u64(s, 0);
+		r->len = (uint32_t)sqlite3_column_int64(s, 1);
+		meta_col_hash(s, 2, r->hash);
+		/* count only what is pinned: the caller unpins exactly those */
+		if (pinset_add(&st->pins, r->hash) != 0) {
+			rc = RTCMS_ENOMEM;
+			break;
+		}
+		(*pinned)++;
 	}
-	meta->spec = g->spec;
-	meta->chunk_count = (uint32_t)sqlite3_column_int64(s, 8);
 	sqlite3_finalize(s);
-	s = NULL;
-
-	if (meta->chunk_count) {
-		g->chunks = calloc(meta->chunk_count, sizeof(*g->chunks));
-		if (!g->chunks) {
-			rc = RTCMS_ENOMEM;
-			goto out;
-		}
-	}
-	s = meta_prep(p->db, "SELECT offset, len, hash FROM ckpt_chunks WHERE process=?"
-		 " AND incarnation=? AND sequence=? ORDER BY idx");
-	if (!s) {
+	if (rc == 0 && (step != SQLITE_DONE || *pinned != count))
 		rc = RTCMS_EIO;
-		goto out;
-	}
-	meta_bind_text(s, 1, meta->process);
-	meta_bind_u64(s, 2, meta->incarnation);
-	meta_bind_u64(s, 3, meta->sequence);
-	while (sqlite3_step(s) == SQLITE_ROW && g->count < meta->chunk_count) {
-		struct chunk_ref *c = &g->chunks[g->count];
-		c->offset = meta_col_u64(s, 0);
-		c->len = (uint32_t)sqlite3_column_int64(s, 1);
-		meta_col_hash(s, 2, c->hash);
-		/* count only what is pinned: close unpins exactly those */
-		if (pinset_add(&st->pins, c->hash) != 0) {
-			rc = RTCMS_ENOMEM;
-			goto out;
-		}
-		g->count++;
-	}
-	if (g->count != meta->chunk_count) {
-		rc = RTCMS_EIO;
-		goto out;
-	}
-	rc = 0;
-	*out = g;
-	g = NULL;
-out:
-	sqlite3_finalize(s);
-	pthread_mutex_unlock(&st->mu);
-	store_get_close(g);
 	return rc;
 }
 
-int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk)
+static void chunks_unpin(struct store *st, const struct chunk_ref *c, uint32_t n)
 {
-	struct store *st = g->st;
+	for (uint32_t i = 0; i < n; i++)
+		pinset_del(&st->pins, c[i].hash);
+}
+
+/*
+ * Read chunk c into buf (>= c->len bytes), verified against its hash, from
+ * the first online mirror with a good copy; rewrite the bad or missing
+ * copies met before it (counted in *repaired). Call without st->mu.
+ * 0 or RTCMS_ECORRUPT.
+ */
+static int chunk_read_repair(struct store *st, const struct chunk_ref *c,
+			     uint8_t *buf, uint32_t *repaired)
+{
 	const char *dirs[STORE_MAX_MIRRORS];
 	int bad[STORE_MAX_MIRRORS] = { 0 };
 	size_t ndirs = 0;
 	int good = -1;
 
-	if (g->next >= g->count)
-		return RTCMS_EEOF;
-	const struct chunk_ref *c = &g->chunks[g->next];
 	if (c->len == 0 || c->len > PROTO_MAX_CHUNK)
 		return RTCMS_ECORRUPT;
 	pthread_mutex_lock(&st->mu);
@@ -1511,7 +1660,7 @@ int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk)
 	for (int i = 0; i < good; i++) {
 		char hx[17];
 		if (chunkfile_write(dirs[i], c->hash, buf, c->len, 1) == 0) {
-			g->repaired++;
+			(*repaired)++;
 			slog(st, LOG_WARN, "mirror %s: chunk %s… was %s; repaired "
 			     "from %s", dirs[i], hexs(c->hash, hx),
 			     bad[i] == RTCMS_ENOENT ? "missing" : "corrupt", dirs[good]);
@@ -1521,6 +1670,391 @@ int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk)
 					st->m[k].repaired++;
 			pthread_mutex_unlock(&st->mu);
 		}
+	}
+	return 0;
+}
+
+/* One checkpoint of a chain being assembled. */
+struct chain_link {
+	struct ckpt_row row;
+	struct chunk_ref *chunks;
+	uint32_t pinned;
+};
+
+/*
+ * Check that a stored chunk list tiles [0, size) with chunks of
+ * 1..PROTO_MAX_CHUNK bytes and gives the stored image hash. 0 or
+ * RTCMS_ECORRUPT.
+ */
+static int chunks_consistent(const struct chain_link *l)
+{
+	struct proto_image_hash ih;
+	uint8_t h[PROTO_HASH_SIZE];
+
+	proto_image_hash_init(&ih, l->row.size);
+	for (uint32_t i = 0; i < l->row.chunk_count; i++) {
+		const struct chunk_ref *c = &l->chunks[i];
+		if (c->len == 0 || c->len > PROTO_MAX_CHUNK ||
+		    proto_image_hash_update(&ih, c->offset, c->len, c->hash) != 0)
+			return RTCMS_ECORRUPT;
+	}
+	if (proto_image_hash_final(&ih, h) != 0 ||
+	    sodium_memcmp(h, l->row.hash, PROTO_HASH_SIZE) != 0)
+		return RTCMS_ECORRUPT;
+	return 0;
+}
+
+/* Read a checkpoint's whole image into buf (>= its size), chunk by chunk. */
+static int image_read(struct store *st, const struct chain_link *l, uint8_t *buf,
+		      uint32_t *repaired)
+{
+	int rc = chunks_consistent(l);
+	for (uint32_t i = 0; i < l->row.chunk_count && rc == 0; i++)
+		rc = chunk_read_repair(st, &l->chunks[i], buf + l->chunks[i].offset,
+				       repaired);
+	return rc;
+}
+
+/*
+ * Assemble the full image of chain[0] from its chain (chain[n - 1] is the
+ * full image at its root, each link a delta against the next): read the
+ * root, apply the deltas upwards, check every step's sequence and size and
+ * at the end the stored state hash. Call without st->mu (the chunks are
+ * pinned). Returns 0 and *out (malloc'ed, *len bytes), or RTCMS_ECORRUPT
+ * (logged), RTCMS_ETOOBIG, RTCMS_ENOMEM.
+ */
+static int chain_assemble(struct store *st, const char *process,
+			  const struct chain_link *chain, size_t n,
+			  uint8_t **out, size_t *len, uint32_t *repaired)
+{
+	const struct ckpt_row *top = &chain[0].row, *root = &chain[n - 1].row;
+	uint64_t cap = root->size, dcap = 0;
+	uint8_t *img = NULL, *delta = NULL;
+	const char *why = NULL;
+	uint64_t at = root->seq;       /* where it went wrong */
+	int rc;
+
+	*out = NULL;
+	/* every intermediate full image must fit: the chain may shrink */
+	for (size_t i = 0; i + 1 < n; i++) {
+		cap = chain[i].row.full_size > cap ? chain[i].row.full_size : cap;
+		dcap = chain[i].row.size > dcap ? chain[i].row.size : dcap;
+	}
+	if (cap > STORE_MAX_FULL || dcap > STORE_MAX_FULL) {
+		slog(st, LOG_ERROR, "GET %s %" PRIu64 "/%" PRIu64 ": its chain needs "
+		     "%" PRIu64 " bytes, over the cap of %" PRIu64, process,
+		     top->inc, top->seq, cap + dcap, (uint64_t)STORE_MAX_FULL);
+		return RTCMS_ETOOBIG;
+	}
+	img = malloc(cap ? (size_t)cap : 1);
+	delta = malloc(dcap ? (size_t)dcap : 1);
+	if (!img || !delta) {
+		slog(st, LOG_ERROR, "GET %s %" PRIu64 "/%" PRIu64 ": out of memory "
+		     "for %" PRIu64 " bytes to assemble it", process, top->inc,
+		     top->seq, cap + dcap);
+		rc = RTCMS_ENOMEM;
+		goto out;
+	}
+	rc = image_read(st, &chain[n - 1], img, repaired);
+	if (rc) {
+		why = "its full image cannot be read";
+		goto out;
+	}
+	size_t have = (size_t)root->size;
+	if (image_version(img, have) != IMAGE_VERSION || get_be64(img + 8) != root->seq) {
+		rc = RTCMS_ECORRUPT;
+		why = "the root of its chain is not a full image of its sequence";
+		goto out;
+	}
+	for (size_t i = n - 1; i-- > 0;) {
+		const struct ckpt_row *d = &chain[i].row;
+		at = d->seq;
+		rc = image_read(st, &chain[i], delta, repaired);
+		if (rc) {
+			why = "a delta of its chain cannot be read";
+			goto out;
+		}
+		if (delta_apply(img, &have, (size_t)cap, delta, (size_t)d->size) != 0 ||
+		    get_be64(img + 8) != d->seq || have != d->full_size) {
+			rc = RTCMS_ECORRUPT;
+			why = "a delta of its chain does not apply";
+			goto out;
+		}
+	}
+	at = top->seq;
+	if (!sodium_is_zero(top->state_hash, PROTO_HASH_SIZE)) {
+		uint8_t h[STATE_HASH_SIZE];
+		if (state_hash(img, have, h) != 0 ||
+		    sodium_memcmp(h, top->state_hash, STATE_HASH_SIZE) != 0) {
+			rc = RTCMS_ECORRUPT;
+			why = "the assembled image does not have the stored state hash";
+			goto out;
+		}
+	}
+	*out = img;
+	*len = have;
+	img = NULL;
+	slog(st, LOG_DEBUG, "GET %s %" PRIu64 "/%" PRIu64 ": assembled %zu bytes "
+	     "from full image %" PRIu64 " and %zu delta(s)", process, top->inc,
+	     top->seq, have, root->seq, n - 1);
+out:
+	if (why)
+		slog(st, LOG_ERROR, "GET %s %" PRIu64 "/%" PRIu64 " (a delta, depth "
+		     "%u, chain from full image %" PRIu64 "): %s (at sequence %" PRIu64
+		     "): refused", process, top->inc, top->seq, top->depth,
+		     root->seq, why, at);
+	free(delta);
+	free(img);
+	return rc;
+}
+
+/*
+ * Under st->mu: load the chain of top (a delta) down to its full root and
+ * pin every chunk of it. Returns 0 with *chain (n links, chain[0] = top;
+ * the caller unpins and frees them with chain_free), RTCMS_ECORRUPT (a base
+ * is missing, or the chain is deeper than STORE_MAX_DEPTH), RTCMS_ENOMEM,
+ * RTCMS_EIO.
+ */
+static int chain_load(struct store *st, sqlite3 *db, const char *process,
+		      const struct ckpt_row *top, struct chain_link **chain, size_t *n)
+{
+	size_t cap = (size_t)(top->depth < STORE_MAX_DEPTH ? top->depth : STORE_MAX_DEPTH) + 1;
+	struct chain_link *c = calloc(cap, sizeof(*c));
+	int rc = 0;
+
+	*chain = c;
+	*n = 0;
+	if (!c)
+		return RTCMS_ENOMEM;
+	c[0].row = *top;
+	for (size_t i = 0; rc == 0; i++) {
+		*n = i + 1;
+		rc = chunks_load_pin(st, db, process, c[i].row.inc, c[i].row.seq,
+				     c[i].row.chunk_count, &c[i].chunks, &c[i].pinned);
+		if (rc || c[i].row.base == 0)
+			break;
+		if (i + 1 > STORE_MAX_DEPTH || c[i].row.base >= c[i].row.seq) {
+			slog(st, LOG_ERROR, "GET %s %" PRIu64 "/%" PRIu64 ": its chain "
+			     "is deeper than %u deltas or goes up at sequence %"
+			     PRIu64, process, top->inc, top->seq, STORE_MAX_DEPTH,
+			     c[i].row.seq);
+			rc = RTCMS_ECORRUPT;
+			break;
+		}
+		if (i + 1 == cap) {
+			/* the recorded depth was short of the real chain */
+			size_t ncap = cap * 2 < STORE_MAX_DEPTH + 1 ? cap * 2
+								    : STORE_MAX_DEPTH + 1;
+			void *p = realloc(c, ncap * sizeof(*c));
+			if (!p) {
+				rc = RTCMS_ENOMEM;
+				break;
+			}
+			c = *chain = p;
+			memset(c + cap, 0, (ncap - cap) * sizeof(*c));
+			cap = ncap;
+		}
+		rc = row_get(db, process, c[i].row.inc, c[i].row.base, &c[i + 1].row);
+		if (rc == RTCMS_ENOENT) {
+			slog(st, LOG_ERROR, "GET %s %" PRIu64 "/%" PRIu64 ": base %"
+			     PRIu64 " of sequence %" PRIu64 " is missing: the chain "
+			     "is broken", process, top->inc, top->seq, c[i].row.base,
+			     c[i].row.seq);
+			rc = RTCMS_ECORRUPT;
+		}
+	}
+	return rc;
+}
+
+static void chain_free(struct store *st, struct chain_link *chain, size_t n)
+{
+	if (!chain)
+		return;
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < n; i++)
+		chunks_unpin(st, chain[i].chunks, chain[i].pinned);
+	gc_deferred(st);
+	pthread_mutex_unlock(&st->mu);
+	for (size_t i = 0; i < n; i++)
+		free(chain[i].chunks);
+	free(chain);
+}
+
+/*
+ * Serve an assembled image from memory: cut it into chunks of
+ * PROTO_MAX_CHUNK and describe it in meta (a full image: base 0, its own
+ * size, chunk hashes and image hash). g takes img.
+ */
+static int get_serve_image(struct store_get *g, uint8_t *img, size_t len,
+			   struct proto_ckpt_meta *meta)
+{
+	struct proto_image_hash ih;
+	uint64_t count = (len + PROTO_MAX_CHUNK - 1) / PROTO_MAX_CHUNK;
+
+	g->img = img;
+	if (count > UINT32_MAX)
+		return RTCMS_ETOOBIG;
+	if (count && !(g->chunks = calloc((size_t)count, sizeof(*g->chunks))))
+		return RTCMS_ENOMEM;
+	proto_image_hash_init(&ih, len);
+	for (uint32_t i = 0; i < count; i++) {
+		struct chunk_ref *c = &g->chunks[i];
+		c->offset = (uint64_t)i * PROTO_MAX_CHUNK;
+		c->len = (uint32_t)(len - c->offset < PROTO_MAX_CHUNK
+				    ? len - c->offset : PROTO_MAX_CHUNK);
+		proto_chunk_hash(img + c->offset, c->len, c->hash);
+		proto_image_hash_update(&ih, c->offset, c->len, c->hash);
+	}
+	if (proto_image_hash_final(&ih, meta->hash) != 0)
+		return RTCMS_EINTERNAL;
+	g->count = (uint32_t)count;
+	meta->size = len;
+	meta->full_size = len;
+	meta->chunk_count = (uint32_t)count;
+	meta->base = 0;
+	return 0;
+}
+
+/* Open a checkpoint: as stored (meta_only, or a full image: streamed from
+ * the chunk files) or assembled from its chain (a delta). */
+static int get_open(struct store *st, const char *process, uint64_t incarnation,
+		    uint64_t sequence, int meta_only, struct store_get **out,
+		    struct proto_ckpt_meta *meta)
+{
+	struct store_get *g = NULL;
+	struct chain_link *chain = NULL;
+	struct ckpt_row row;
+	size_t nchain = 0;
+	sqlite3_stmt *s = NULL;
+	int rc = RTCMS_ENOENT;
+
+	*out = NULL;
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = primary(st);
+	if (!p) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	const char *sql =
+		sequence ? (incarnation
+			    ? "SELECT " CKPT_COLS " FROM checkpoints WHERE process=?1"
+			      " AND incarnation=?2 AND sequence=?3"
+			    : "SELECT " CKPT_COLS " FROM checkpoints WHERE process=?1"
+			      " AND sequence=?3 ORDER BY incarnation DESC LIMIT 1")
+			 : (incarnation
+			    ? "SELECT " CKPT_COLS " FROM checkpoints WHERE process=?1"
+			      " AND incarnation=?2 ORDER BY sequence DESC LIMIT 1"
+			    : "SELECT " CKPT_COLS " FROM checkpoints WHERE process=?1"
+			      " ORDER BY incarnation DESC, sequence DESC LIMIT 1");
+	s = meta_prep(p->db, sql);
+	if (!s) {
+		rc = RTCMS_EIO;
+		goto out;
+	}
+	meta_bind_text(s, 1, process);
+	meta_bind_u64(s, 2, incarnation);
+	meta_bind_u64(s, 3, sequence);
+	if (sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		rc = RTCMS_ENOMEM;
+		goto out;
+	}
+	g->st = st;
+	row_load(s, &row);
+	memset(meta, 0, sizeof(*meta));
+	snprintf(meta->process, sizeof(meta->process), "%s",
+		 (const char *)sqlite3_column_text(s, 0));
+	meta->incarnation = row.inc;
+	meta->sequence = row.seq;
+	meta->node = row.node;
+	meta->size = row.size;
+	memcpy(meta->hash, row.hash, PROTO_HASH_SIZE);
+	meta->created_ms = row.created_ms;
+	meta->chunk_count = row.chunk_count;
+	meta->base = row.base;
+	meta->full_size = row.base ? row.full_size : row.size;
+	memcpy(meta->state_hash, row.state_hash, PROTO_HASH_SIZE);
+	meta->spec_len = (uint32_t)sqlite3_column_bytes(s, 7);
+	if (meta->spec_len > PROTO_SPEC_MAX)
+		meta->spec_len = 0;
+	if (meta->spec_len) {
+		g->spec = malloc(meta->spec_len);
+		if (!g->spec) {
+			rc = RTCMS_ENOMEM;
+			goto out;
+		}
+		memcpy(g->spec, sqlite3_column_blob(s, 7), meta->spec_len);
+	}
+	meta->spec = g->spec;
+	sqlite3_finalize(s);
+	s = NULL;
+
+	if (meta_only) {
+		rc = 0;
+	} else if (row.base == 0) {
+		/* a full image: streamed from the chunk files, pinned until
+		 * the handle is closed */
+		rc = chunks_load_pin(st, p->db, meta->process, row.inc, row.seq,
+				     row.chunk_count, &g->chunks, &g->pinned);
+		g->count = g->pinned;
+	} else {
+		rc = chain_load(st, p->db, meta->process, &row, &chain, &nchain);
+	}
+	pthread_mutex_unlock(&st->mu);
+
+	if (rc == 0 && chain) {
+		/* read and apply without the mutex: the chain's chunks are
+		 * pinned until chain_free */
+		uint8_t *img = NULL;
+		size_t len = 0;
+		rc = chain_assemble(st, meta->process, chain, nchain, &img, &len,
+				    &g->repaired);
+		if (rc == 0)
+			rc = get_serve_image(g, img, len, meta);
+	}
+	chain_free(st, chain, nchain);
+	if (rc == 0) {
+		*out = g;
+		g = NULL;
+	}
+	store_get_close(g);
+	return rc;
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	store_get_close(g);
+	return rc;
+}
+
+int store_get_open(struct store *st, const char *process, uint64_t incarnation,
+		   uint64_t sequence, struct store_get **out,
+		   struct proto_ckpt_meta *meta)
+{
+	return get_open(st, process, incarnation, sequence, 0, out, meta);
+}
+
+int store_get_open_meta(struct store *st, const char *process,
+			uint64_t incarnation, uint64_t sequence,
+			struct store_get **out, struct proto_ckpt_meta *meta)
+{
+	return get_open(st, process, incarnation, sequence, 1, out, meta);
+}
+
+int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk)
+{
+	if (g->next >= g->count)
+		return RTCMS_EEOF;
+	const struct chunk_ref *c = &g->chunks[g->next];
+	if (g->img) {
+		/* assembled and hashed at open: copied, so that buf is what
+		 * chunk->data points to either way */
+		memcpy(buf, g->img + c->offset, c->len);
+	} else {
+		int rc = chunk_read_repair(g->st, c, buf, &g->repaired);
+		if (rc)
+			return rc;
 	}
 	chunk->offset = c->offset;
 	chunk->len = c->len;
@@ -1539,11 +2073,13 @@ void store_get_close(struct store_get *g)
 {
 	if (!g)
 		return;
-	pthread_mutex_lock(&g->st->mu);
-	for (uint32_t i = 0; i < g->count; i++)
-		pinset_del(&g->st->pins, g->chunks[i].hash);
-	gc_deferred(g->st);
-	pthread_mutex_unlock(&g->st->mu);
+	if (g->pinned) {
+		pthread_mutex_lock(&g->st->mu);
+		chunks_unpin(g->st, g->chunks, g->pinned);
+		gc_deferred(g->st);
+		pthread_mutex_unlock(&g->st->mu);
+	}
+	free(g->img);
 	free(g->chunks);
 	free(g->spec);
 	free(g);
@@ -1604,6 +2140,7 @@ struct delete_args {
 	uint64_t inc, seq;
 	struct victim_list *gc;
 	int first;
+	uint64_t dependent;           /* EBUSY: a delta against the one asked */
 };
 
 static int delete_apply(sqlite3 *db, void *arg)
@@ -1644,6 +2181,12 @@ static int delete_apply(sqlite3 *db, void *arg)
 	for (int i = 0; i < n && rc == 0; i++)
 		if (claim_pins(&r, list[i][0], list[i][1]))
 			rc = RTCMS_ECLAIMED;
+	/* one checkpoint alone: not while a remaining one is a delta against
+	 * it (a whole process goes with its chains) */
+	if (rc == 0 && a->seq) {
+		rc = ckpt_has_dependent(db, a->process, a->inc, a->seq, &a->dependent);
+		rc = rc == 1 ? RTCMS_EBUSY : rc;
+	}
 	for (int i = 0; i < n && rc == 0; i++)
 		rc = delete_ckpt(db, a->process, list[i][0], list[i][1],
 				 a->first ? a->gc : NULL);
@@ -1656,12 +2199,16 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
 		 uint64_t sequence)
 {
 	struct victim_list gc = { 0 };
-	struct delete_args a = { process, incarnation, sequence, &gc, 1 };
+	struct delete_args a = { process, incarnation, sequence, &gc, 1, 0 };
 
 	if (!proto_process_id_valid(process) || (incarnation == 0) != (sequence == 0))
 		return RTCMS_EINVAL;
 	pthread_mutex_lock(&st->mu);
 	int rc = apply(st, delete_apply, &a);
+	if (rc == RTCMS_EBUSY)
+		slog(st, LOG_INFO, "DELETE %s %" PRIu64 "/%" PRIu64 " refused: "
+		     "sequence %" PRIu64 " is a delta against it", process,
+		     incarnation, sequence, a.dependent);
 	gc_files(st, &gc, rc >= 0);
 	pthread_mutex_unlock(&st->mu);
 	return rc;

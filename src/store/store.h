@@ -20,6 +20,21 @@
  * acknowledged PUT survives kill -9 and power loss; a half-received PUT is
  * never visible. Reads verify each chunk's hash and fall back to, and
  * repair from, another mirror.
+ *
+ * Delta checkpoints: a checkpoint is a full image (base 0, depth 0) or a
+ * delta image (area/delta.h) against an earlier sequence `base` of the
+ * same process and incarnation; its depth is its base's depth + 1, so a
+ * chain runs from a delta down through its bases to one full image. The
+ * store keeps chains whole:
+ *  - a delta is accepted only while its base is stored;
+ *  - retention keeps the newest `retain` checkpoints of a process, the one
+ *    an open claim pins, and every checkpoint these depend on; it deletes
+ *    only the others;
+ *  - a single checkpoint that a remaining one is a delta against cannot be
+ *    deleted (RTCMS_EBUSY); deleting a whole process removes its chains.
+ * A GET of a delta assembles the full image in memory (at most
+ * STORE_MAX_FULL bytes for the full images along the chain, plus its
+ * largest delta) and checks the stored state hash.
  */
 #ifndef RTCMS_STORE_STORE_H
 #define RTCMS_STORE_STORE_H
@@ -31,6 +46,10 @@
 #include "proto/msg.h"
 
 #define STORE_MAX_MIRRORS PROTO_MIRRORS_MAX
+/* Deltas in a chain at most, below the full image at its root. */
+#define STORE_MAX_DEPTH 1024
+/* Largest full image (and delta) a GET assembles in memory. */
+#define STORE_MAX_FULL ((uint64_t)64 << 30)
 
 struct store;
 struct store_put;
@@ -39,7 +58,8 @@ struct store_get;
 struct store_options {
 	const char *const *mirrors;   /* mirror directories (created if absent) */
 	size_t mirror_count;          /* 1..STORE_MAX_MIRRORS */
-	unsigned retain;              /* sequences kept per process (>= 1; default 2) */
+	unsigned retain;              /* sequences kept per process (>= 1; default 2),
+				       * with the checkpoints they depend on */
 	/* Clock in unix ms; NULL = real time. Tests inject their own. */
 	uint64_t (*now_ms)(void *ctx);
 	void *now_ctx;
@@ -65,17 +85,25 @@ int store_open(const struct store_options *opt, struct store **out);
 void store_free(struct store *st);
 
 /*
- * Begin a PUT. Returns 0 and *out (a handle to feed chunks to), or:
+ * Begin a PUT. meta->base 0 is a full image (full_size 0 or size); else a
+ * delta against sequence base (< sequence) of the same incarnation, whose
+ * full image has full_size bytes; a non-zero meta->state_hash is recorded
+ * and checked when a GET assembles the image. Returns 0 and *out (a handle
+ * to feed chunks to), or:
  *  - 1 if the same (process, incarnation, sequence) is already stored with
  *    the same image hash: nothing to do (idempotent PUT); *out is NULL and
- *    *ack is filled in;
+ *    *ack is filled in (its depth the stored one's);
  *  - RTCMS_EEXIST if it is stored with another hash;
  *  - RTCMS_EFENCED if incarnation < the process' current incarnation
  *    (ack->incarnation then holds the current one); a PUT of a newer
  *    incarnation is accepted and raises the process' incarnation when it
  *    commits (older ones are fenced from then on);
+ *  - RTCMS_ENOENT for a delta whose base is not stored (logged: send a
+ *    full image); RTCMS_ETOOBIG for a delta that would make a chain deeper
+ *    than STORE_MAX_DEPTH, or with a size or full_size over STORE_MAX_FULL;
  *  - RTCMS_EINVAL for invalid metadata (bad id, zero incarnation, a size
- *    that does not fit chunk_count * PROTO_MAX_CHUNK, ...).
+ *    that does not fit chunk_count * PROTO_MAX_CHUNK, base >= sequence, a
+ *    delta without full_size, ...).
  * meta->spec is copied.
  */
 int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
@@ -105,9 +133,10 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk);
  * Finish a PUT after all its chunks were written: check the chunk count,
  * size and image hash, commit the metadata on every mirror, apply
  * retention, and free the handle (whatever the result). Fills *ack on
- * success. Returns 0, RTCMS_EPROTO (count/size), RTCMS_ECORRUPT (image hash
+ * success (ack->depth: deltas between it and a full image, 0 for a full
+ * one). Returns 0, RTCMS_EPROTO (count/size), RTCMS_ECORRUPT (image hash
  * mismatch), RTCMS_EFENCED (a COMMIT raised the incarnation meanwhile),
- * RTCMS_EIO.
+ * RTCMS_ENOENT (a delta's base was removed meanwhile), RTCMS_EIO.
  */
 int store_put_commit(struct store_put *put, uint32_t chunk_count,
 		     struct proto_put_ack *ack);
@@ -120,18 +149,39 @@ void store_put_abort(struct store_put *put);
  * Open a checkpoint for reading: the given (incarnation, sequence), or the
  * latest when sequence is 0 (latest of any incarnation when incarnation is
  * 0). Fills *meta (meta->spec points into memory owned by the handle).
- * Returns 0 or RTCMS_ENOENT.
+ * A full image is streamed from the chunk files by store_get_next(). A
+ * delta is assembled here: its chain is read from the full image at its
+ * root up (every chunk verified, with mirror fallback and repair), the
+ * deltas applied in order, and the result checked against the stored
+ * state hash; the handle then holds the full image (at most STORE_MAX_FULL
+ * bytes) and *meta describes it: base 0, size = full_size, chunk_count =
+ * ceil(size / PROTO_MAX_CHUNK), chunk and image hashes computed over it,
+ * state_hash as stored. Returns 0, RTCMS_ENOENT, RTCMS_ECORRUPT (a chain
+ * that is broken, does not apply, or does not give its state hash;
+ * logged), RTCMS_ETOOBIG, RTCMS_ENOMEM, RTCMS_EIO.
  */
 int store_get_open(struct store *st, const char *process, uint64_t incarnation,
 		   uint64_t sequence, struct store_get **out,
 		   struct proto_ckpt_meta *meta);
 
 /*
+ * Like store_get_open(), for the metadata only (cheap: no data is read,
+ * no chain assembled): *meta is the checkpoint as stored, so a delta has
+ * base != 0, size, chunk_count and hash of the delta image, and full_size
+ * of the image it gives. store_get_next() on the handle returns RTCMS_EEOF.
+ * Returns 0, RTCMS_ENOENT, RTCMS_ENOMEM, RTCMS_EIO.
+ */
+int store_get_open_meta(struct store *st, const char *process,
+			uint64_t incarnation, uint64_t sequence,
+			struct store_get **out, struct proto_ckpt_meta *meta);
+
+/*
  * Read the next chunk into buf (capacity >= PROTO_MAX_CHUNK): verified
  * against its hash, from the first mirror with a good copy; bad or missing
- * copies on other mirrors are rewritten. Fills *chunk (data points to buf).
- * Returns 0, RTCMS_EEOF after the last chunk, or RTCMS_ECORRUPT if no
- * mirror has a good copy.
+ * copies on other mirrors are rewritten (an assembled image is copied from
+ * the handle's memory). Fills *chunk (data points to buf). Returns 0,
+ * RTCMS_EEOF after the last chunk, or RTCMS_ECORRUPT if no mirror has a
+ * good copy.
  */
 int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk);
 
@@ -152,9 +202,11 @@ int store_list(struct store *st, uint64_t node, const char *process,
 	       struct proto_list_entry *entries, bool *more);
 
 /*
- * Delete one checkpoint, or all of a process when incarnation and
- * sequence are 0. A checkpoint pinned by an open claim is not deleted:
- * RTCMS_ECLAIMED. Returns the number deleted (>= 1) or RTCMS_ENOENT.
+ * Delete one checkpoint, or all of a process (its chains included) when
+ * incarnation and sequence are 0. A checkpoint pinned by an open claim is
+ * not deleted: RTCMS_ECLAIMED; nor one checkpoint alone that a remaining
+ * checkpoint is a delta against: RTCMS_EBUSY (delete the deltas first).
+ * Returns the number deleted (>= 1) or RTCMS_ENOENT.
  */
 int store_delete(struct store *st, const char *process, uint64_t incarnation,
 		 uint64_t sequence);
@@ -164,9 +216,9 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
  * Exactly one concurrent claimant wins. Claiming again by the same
  * claimant renews its lease (same claim id). Fills *ok. On RTCMS_ECLAIMED,
  * *err names the holder and the lease expiry. RTCMS_ENOENT if the process
- * has no checkpoint. The claimed checkpoint is pinned (kept from DELETE
- * and retention) until COMMIT or RELEASE, even past the lease, until
- * another claimant takes the process over.
+ * has no checkpoint. The claimed checkpoint and the chain it depends on
+ * are pinned (kept from DELETE and retention) until COMMIT or RELEASE,
+ * even past the lease, until another claimant takes the process over.
  */
 int store_claim(struct store *st, const char *process, const char *claimant,
 		uint32_t lease_ms, struct proto_claim_ok *ok,
