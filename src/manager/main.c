@@ -123,7 +123,7 @@ int main(int argc, char **argv)
 	cfg.agent_lease_ms = 200;
 	cfg.heartbeat_ms = 50;
 	cfg.fence_margin_ms = 100;
-	cfg.chain_max = 0; /* until the store keeps chains */
+	cfg.chain_max = 16;
 	cfg.freeze_timeout_ms = 2000;
 	cfg.restore_timeout_ms = 15000;
 	cfg.io_timeout_ms = 5000;

@@ -1,0 +1,209 @@
+/*
+ * test_delta_transfer.c - incremental checkpoints through the whole
+ * system: a program with 16 MiB of state that changes about 1% of it
+ * between checkpoints is pulled as deltas (chains of at most chain_max,
+ * then a full image), the store assembles full images from the chains
+ * (state hash checked), a killed node's program is restored from a delta
+ * chain with every byte verified, and a manager whose delta base vanished
+ * from the store pulls the full image instead.
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "area/delta.h"
+#include "rtcms_error.h"
+#include "client/store_client.h"
+#include "cluster.h"
+
+#define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
+
+struct sink {
+	uint8_t *buf;
+	size_t cap, len;
+};
+
+static int sink_chunk(void *ctx, const struct proto_chunk *c)
+{
+	struct sink *s = ctx;
+	if (c->offset + c->len > s->cap)
+		return RTCMS_ETOOBIG;
+	memcpy(s->buf + c->offset, c->data, c->len);
+	if (c->offset + c->len > s->len)
+		s->len = c->offset + c->len;
+	return 0;
+}
+
+struct seen {
+	int full, delta;
+	uint64_t max_delta_size, full_size;
+};
+
+/* Record how the store holds sequence seq of id (if it still does). */
+static void look(struct cluster *cl, struct net_client *st, const char *id, uint64_t inc,
+		 uint64_t seq, struct seen *s)
+{
+	struct proto_ckpt_meta meta;
+	(void)cl;
+	if (store_client_get(st, id, inc, seq, 1, &meta, NULL, NULL, NULL) != 0)
+		return;
+	if (meta.base) {
+		s->delta++;
+		if (meta.size > s->max_delta_size)
+			s->max_delta_size = meta.size;
+		assert_true(meta.base < meta.sequence);
+		assert_true(meta.full_size > meta.size);
+	} else {
+		s->full++;
+	}
+	s->full_size = meta.base ? meta.full_size : meta.size;
+}
+
+/* Follow the durable sequences of id (incarnation inc) up to seq. */
+static void watch(struct cluster *cl, const char *id, uint64_t inc, uint64_t until,
+		  struct seen *s)
+{
+	struct net_client *st = NULL;
+	uint64_t last = 0, deadline = tu_now_ms() + 60000;
+	assert_int_equal(net_client_connect(cl->store.addr, &cl->key, PROTO_ROLE_MANAGER, "t",
+					    5000, &st), 0);
+	while (last < until && tu_now_ms() < deadline) {
+		struct proto_proc_entry e;
+		if (cl_proc(cl, id, &e) == 0 && e.incarnation == inc && e.durable > last) {
+			for (uint64_t q = last + 1; q <= e.durable; q++)
+				look(cl, st, id, inc, q, s);
+			last = e.durable;
+		}
+		usleep(5000);
+	}
+	net_client_free(st);
+	assert_true(last >= until);
+}
+
+/* GET the latest checkpoint of id from the store: a full image, whose
+ * state hash is the one the agent computed. */
+static void check_assembled(struct cluster *cl, const char *id)
+{
+	struct net_client *st = NULL;
+	struct proto_ckpt_meta meta;
+	struct sink s = { malloc(32u << 20), 32u << 20, 0 };
+	uint8_t h[STATE_HASH_SIZE];
+	assert_int_equal(net_client_connect(cl->store.addr, &cl->key, PROTO_ROLE_MANAGER, "t",
+					    5000, &st), 0);
+	assert_int_equal(store_client_get(st, id, 0, 0, 0, &meta, sink_chunk, &s, NULL), 0);
+	assert_int_equal(meta.base, 0);
+	assert_int_equal(s.len, meta.size);
+	assert_int_equal(image_version(s.buf, s.len), 1);
+	assert_int_equal(state_hash(s.buf, s.len, h), 0);
+	assert_false(sodium_is_zero(meta.state_hash, sizeof(meta.state_hash)));
+	assert_memory_equal(h, meta.state_hash, sizeof(h));
+	net_client_free(st);
+	free(s.buf);
+}
+
+static void test_deltas_then_restore(void **state)
+{
+	static struct cluster cl; /* static: cl_teardown may stop it after a failed assertion */
+	(void)state;
+	const char *extra[] = { "--chain-max", "4", NULL };
+	assert_int_equal(cl_start(&cl, "delta", extra), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
+	/* 16 MiB of balances; 20 transfers touch at most 40 of its 4096 pages */
+	const char *ledger[] = { LEDGER, "--iterations", "0", "--interval-ms", "30",
+				 "--mib", "16", "--transfers", "20", NULL };
+	assert_int_equal(cl_run(&cl, "led", cl_node(0), ledger, NULL), 0);
+
+	struct seen s = { 0 };
+	watch(&cl, "led", 1, 16, &s);
+	/* chains of at most 4 deltas, each a small part of the state */
+	assert_true(s.delta >= 4);
+	assert_true(s.full >= 1);
+	assert_true(s.delta <= 4 * (s.full + 1));
+	assert_true(s.max_delta_size < s.full_size / 8);
+	check_assembled(&cl, "led");
+
+	/* the node dies: its program comes back on the other node from the
+	 * newest durable checkpoint - most likely the end of a delta chain */
+	struct proto_proc_entry e;
+	int pid = cl_program_pid(&cl, 0, "led");
+	kill(cl.agents[0].pid, SIGKILL);
+	kill(pid, SIGKILL);
+	tu_daemon_stop(&cl.agents[0], SIGKILL);
+	uint64_t deadline = tu_now_ms() + 30000;
+	while (tu_now_ms() < deadline &&
+	       !(cl_proc(&cl, "led", &e) == 0 && e.incarnation == 2 && e.node == cl_node(1)))
+		usleep(20000);
+	assert_int_equal(e.incarnation, 2);
+	char needle[96], before[4096], after[4096];
+	assert_int_equal(cl_wait_log(&cl.agents[1], "ledger: restored checkpoint", 1, 10000), 0);
+	assert_int_equal(cl_log_line(&cl.agents[1], "ledger: restored checkpoint", after,
+				     sizeof(after)), 0);
+	assert_non_null(strstr(after, "total intact"));
+	uint64_t seq = strtoull(strstr(after, "restored checkpoint ") + 20, NULL, 10);
+	snprintf(needle, sizeof(needle), ", checkpoint %" PRIu64 " hash", seq);
+	assert_int_equal(cl_log_line(&cl.agents[0], needle, before, sizeof(before)), 0);
+	if (strncmp(strstr(before, " hash ") + 6, strstr(after, " hash ") + 6, 16) != 0)
+		fail_msg("state differs after the restore: %s / %s", before, after);
+
+	/* the new incarnation starts with a full image, then deltas again */
+	struct seen s2 = { 0 };
+	assert_int_equal(cl_wait_durable(&cl, "led", 2, seq + 1, 30000), 0);
+	assert_int_equal(cl_proc(&cl, "led", &e), 0);
+	watch(&cl, "led", 2, e.durable + 8, &s2);
+	assert_true(s2.full >= 1);
+	assert_true(s2.delta >= 3);
+	assert_int_equal(cl_instances("led", NULL, 0), 1);
+	cl_stop(&cl);
+}
+
+/* The store loses the base of the next delta (the checkpoints are
+ * deleted under the running program): the manager pulls the full image
+ * and goes on. */
+static void test_base_gone(void **state)
+{
+	static struct cluster cl;
+	(void)state;
+	assert_int_equal(cl_start(&cl, "delta-gone", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	const char *ledger[] = { LEDGER, "--iterations", "0", "--interval-ms", "30",
+				 "--mib", "8", "--transfers", "10", NULL };
+	assert_int_equal(cl_run(&cl, "gone", cl_node(0), ledger, NULL), 0);
+	struct seen s = { 0 };
+	watch(&cl, "gone", 1, 4, &s);
+	assert_true(s.delta >= 1);
+
+	struct net_client *st = NULL;
+	union proto_msg q, r;
+	struct proto_header h;
+	assert_int_equal(net_client_connect(cl.store.addr, &cl.key, PROTO_ROLE_MANAGER, "t",
+					    5000, &st), 0);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.del.process, sizeof(q.del.process), "gone");
+	assert_int_equal(net_client_call(st, PROTO_DELETE, &q, PROTO_OK, &h, &r), 0);
+	net_client_free(st);
+	assert_int_equal(cl_wait_log(&cl.manager, "the delta's base: pulling the full image", 1,
+				     20000), 0);
+	struct proto_proc_entry e;
+	assert_int_equal(cl_proc(&cl, "gone", &e), 0);
+	assert_int_equal(cl_wait_durable(&cl, "gone", 1, e.durable + 3, 20000), 0);
+	check_assembled(&cl, "gone");
+	cl_stop(&cl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_deltas_then_restore, cl_teardown),
+		cmocka_unit_test_teardown(test_base_gone, cl_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
