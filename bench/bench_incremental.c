@@ -101,14 +101,15 @@ static int run_case(double fraction, int chain_max, int quick, struct result *re
 	const char *margs[] = { "--chain-max", cm, NULL };
 	cl_store_extra = store_extra;
 	memset(res, 0, sizeof(*res));
-	if (cl_start(&cl, "bench-incr", margs) || cl_agent_start(&cl, 0, NULL))
+	const char *aargs[] = { "--area-capacity", "272M", NULL };
+	if (cl_start(&cl, "bench-incr", margs) || cl_agent_start(&cl, 0, aargs))
 		return -1;
 	const char *argv[] = { LEDGER, "--iterations", "0", "--interval-ms", interval, "--mib",
 			       "256", "--transfers", transfers, "--print-times", NULL };
 	int want = quick ? 3 : big ? 5 : 12;
 	struct proto_proc_entry e;
 	if (cl_run(&cl, "bench", cl_node(0), argv, NULL) ||
-	    cl_wait_durable(&cl, "bench", 1, 3, 300000) || cl_proc(&cl, "bench", &e)) {
+	    cl_wait_durable(&cl, "bench", 1, 3, 120000) || cl_proc(&cl, "bench", &e)) {
 		cl_stop(&cl);
 		return -1;
 	}
