@@ -25,7 +25,9 @@ struct region {
 	int mode;                /* RTCMS_TRACK_WRITES, _COMPARE or _FULL */
 	int handle;              /* track.c handle while mode is WRITES */
 	int fresh;               /* not in a checkpoint yet: copy it whole */
-	uint64_t *dirty;         /* scratch bitmap of blocks, track_words(size) */
+	size_t lead;             /* ptr's offset in its 4 KiB block: blocks are
+				  * laid out on the memory's page grid */
+	uint64_t *dirty;         /* scratch bitmap of blocks, track_words(lead + size) */
 };
 
 static struct {
@@ -280,8 +282,9 @@ int rtcms_protect_tracked(uint32_t id, void *ptr, size_t size, int tracking)
 		}
 		memcpy(ptr, lib.restore_data + r->offset, size);
 	}
-	struct region reg = { id, ptr, size, RTCMS_TRACK_FULL, -1, 1, NULL };
-	reg.dirty = calloc(track_words(size) + 1, sizeof(uint64_t));
+	struct region reg = { id, ptr, size, RTCMS_TRACK_FULL, -1, 1,
+			      (uintptr_t)ptr % AREA_BLOCK, NULL };
+	reg.dirty = calloc(track_words(reg.lead + size) + 1, sizeof(uint64_t));
 	if (!reg.dirty) {
 		rc = RTCMS_ENOMEM;
 		goto out;
@@ -364,11 +367,29 @@ static int same_layout(const struct area_slot *slot, const struct area_region *w
 
 #define BIT(map, b) ((map)[(b) / 64] >> ((b) % 64) & 1)
 
-/* Which blocks of r changed since the committed checkpoint: into r->dirty.
- * all: every block, whatever the tracking says (tracking restarts). */
+/* Blocks of r: on the memory's 4 KiB grid, so that one written page is
+ * one block even when the region does not start on a page. */
+static size_t region_blocks(const struct region *r)
+{
+	return (r->lead + r->size + AREA_BLOCK - 1) / AREA_BLOCK;
+}
+
+/* The part of r in block b: region offset *at, *len bytes. */
+static void block_span(const struct region *r, size_t b, size_t *at, size_t *len)
+{
+	size_t start = b * AREA_BLOCK, end = start + AREA_BLOCK;
+	start = start > r->lead ? start - r->lead : 0;
+	end = end - r->lead < r->size ? end - r->lead : r->size;
+	*at = start;
+	*len = end - start;
+}
+
+/* Which blocks of r changed since the committed checkpoint (committed
+ * points at the region's first byte there): into r->dirty. all: every
+ * block, whatever the tracking says (tracking restarts). */
 static void region_dirty(struct region *r, const uint8_t *committed, int all)
 {
-	size_t words = track_words(r->size);
+	size_t words = track_words(r->lead + r->size);
 	if (r->mode == RTCMS_TRACK_WRITES && track_take(r->handle, r->dirty) != 0) {
 		/* write protection failed: compare from now on */
 		r->mode = RTCMS_TRACK_COMPARE;
@@ -379,10 +400,10 @@ static void region_dirty(struct region *r, const uint8_t *committed, int all)
 		memset(r->dirty, 0xff, words * sizeof(uint64_t));
 	} else if (r->mode == RTCMS_TRACK_COMPARE) {
 		memset(r->dirty, 0, words * sizeof(uint64_t));
-		for (size_t b = 0; b * AREA_BLOCK < r->size; b++) {
-			size_t off = b * AREA_BLOCK;
-			size_t len = r->size - off < AREA_BLOCK ? r->size - off : AREA_BLOCK;
-			if (memcmp((const uint8_t *)r->ptr + off, committed + off, len) != 0)
+		for (size_t b = 0; b < region_blocks(r); b++) {
+			size_t at, len;
+			block_span(r, b, &at, &len);
+			if (memcmp((const uint8_t *)r->ptr + at, committed + at, len) != 0)
 				r->dirty[b / 64] |= (uint64_t)1 << (b % 64);
 		}
 	}
@@ -402,8 +423,9 @@ int64_t rtcms_checkpoint(void)
 	uint64_t cap = area_data_capacity(lib.area);
 	uint64_t need = 0;
 	for (uint32_t i = 0; i < lib.count; i++) {
-		layout[i] = (struct area_region){ lib.regions[i].id, 0, lib.regions[i].size, need };
-		need += area_block_round(lib.regions[i].size);
+		const struct region *r = &lib.regions[i];
+		layout[i] = (struct area_region){ r->id, 0, r->size, need + r->lead };
+		need += area_block_round(r->lead + r->size);
 	}
 	if (need > cap) {
 		rc = RTCMS_ENOSPC;
@@ -424,27 +446,30 @@ int64_t rtcms_checkpoint(void)
 	struct rtcms_stats st = { .sequence = seq, .full = full };
 	for (uint32_t i = 0; i < lib.count; i++) {
 		struct region *r = &lib.regions[i];
-		uint64_t off = layout[i].offset;
+		uint64_t off = layout[i].offset, grid = off - r->lead;
 		region_dirty(r, full ? NULL : cdata + off, full);
 		st.protected_bytes += r->size;
-		for (size_t b = 0; b * AREA_BLOCK < r->size; b++) {
-			size_t boff = b * AREA_BLOCK, vb = (size_t)(off / AREA_BLOCK) + b;
-			size_t len = r->size - boff < AREA_BLOCK ? r->size - boff : AREA_BLOCK;
+		for (size_t b = 0; b < region_blocks(r); b++) {
+			size_t at, len, vb = (size_t)(grid / AREA_BLOCK) + b;
+			block_span(r, b, &at, &len);
 			if (BIT(r->dirty, b)) {
-				memcpy(data + off + boff, (const uint8_t *)r->ptr + boff, len);
+				memcpy(data + off + at, (const uint8_t *)r->ptr + at, len);
 				ver[vb] = seq;
 				st.dirty_bytes += len;
 				st.copied_bytes += len;
 			} else if (cver[vb] > s->sequence) {
 				/* changed in the committed checkpoint: this slot
 				 * is one behind; the committed copy is current */
-				memcpy(data + off + boff, cdata + off + boff, len);
+				memcpy(data + off + at, cdata + off + at, len);
 				ver[vb] = cver[vb];
 				st.copied_bytes += len;
 			}
 		}
-		if (full) /* the padding up to the next block */
-			memset(data + off + r->size, 0, area_block_round(r->size) - r->size);
+		if (full) { /* the padding before and after it in its blocks */
+			memset(data + grid, 0, r->lead);
+			memset(data + off + r->size, 0,
+			       area_block_round(r->lead + r->size) - r->lead - r->size);
+		}
 	}
 	memcpy(s->regions, layout, lib.count * sizeof(layout[0]));
 	s->region_count = lib.count;

@@ -42,9 +42,10 @@ enum { FREE = 0, LIVE = 1, TOMB = 2 };
 struct tslot {
 	_Atomic int state;
 	_Atomic int broken;          /* the handler could not unprotect a page */
-	uintptr_t base;              /* start of the region (block 0) */
+	uintptr_t base;              /* block 0: the 4 KiB boundary at or below
+				      * the region's start */
 	uintptr_t lo, hi;            /* protected interior, page aligned */
-	size_t size;                 /* of the region */
+	size_t size;                 /* from base to the region's end */
 	_Atomic uint64_t *bits;      /* dirty blocks */
 };
 
@@ -230,16 +231,17 @@ int track_add(void *ptr, size_t size)
 			pick = i;
 	if (pick < 0)
 		return -1;
-	_Atomic uint64_t *bits = calloc(track_words(size), sizeof(*bits));
+	_Atomic uint64_t *bits = calloc(track_words(size + base % AREA_BLOCK), sizeof(*bits));
 	if (!bits)
 		return -1;
 	struct tslot *t = &slots[pick];
 	atomic_store(&t->state, FREE);
 	drain(); /* no handler still looks at the tombstone's range */
-	t->base = base;
+	/* blocks count from the 4 KiB boundary at or below the region */
+	t->base = base & ~(uintptr_t)(AREA_BLOCK - 1);
 	t->lo = lo;
 	t->hi = hi;
-	t->size = size;
+	t->size = size + (base - t->base);
 	t->bits = bits;
 	atomic_store(&t->broken, 0);
 	atomic_store(&t->state, LIVE);

@@ -3,8 +3,8 @@
  *
  * A tracked range is write-protected (mprotect PROT_READ) after each
  * checkpoint; the first write to one of its pages raises SIGSEGV, whose
- * handler records the page's blocks (AREA_BLOCK units from the range's
- * start) as dirty in a bitmap and makes the page writable again. The next
+ * handler records the page's blocks (AREA_BLOCK units counted from the
+ * AREA_BLOCK boundary at or below the range's start) as dirty in a bitmap and makes the page writable again. The next
  * checkpoint takes the bitmap and protects the range again.
  *
  * Only the page-aligned interior of a range is protected: the pages at
@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Words of a bitmap of blocks covering size bytes. */
+/* Words of a bitmap of blocks covering size bytes (for a range that does
+ * not start on a block: its offset in the block plus its size). */
 size_t track_words(size_t size);
 
 /*
@@ -37,7 +38,7 @@ int track_add(void *ptr, size_t size);
 
 /*
  * Take the blocks written since the last take (or since track_add) into
- * out (track_words(size) words, overwritten) and write-protect the range
+ * out (track_words(ptr % AREA_BLOCK + size) words, overwritten) and write-protect the range
  * again. Every write completed before the call is in out or, if it races
  * with the call, in the next take. Returns 0, or -1 if the range can no
  * longer be tracked (mprotect failed now or in the handler): the range is

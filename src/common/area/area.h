@@ -43,8 +43,9 @@
 #define AREA_VERSION      3
 #define AREA_MAX_REGIONS  64
 #define AREA_ALIGN        64
-/* Unit of incremental checkpoints: regions start at block boundaries in a
- * slot's data, and every slot records per block the sequence at which the
+/* Unit of incremental checkpoints: a region sits in a slot's data at the
+ * same offset within a block as within its memory page (blocks follow
+ * pages), and every slot records per block the sequence at which the
  * block's content last changed. */
 #define AREA_BLOCK        4096u
 
