@@ -178,7 +178,7 @@ static void test_base_gone(void **state)
 				 "--mib", "8", "--transfers", "10", NULL };
 	assert_int_equal(cl_run(&cl, "gone", cl_node(0), ledger, NULL), 0);
 	struct seen s = { 0 };
-	watch(&cl, "gone", 1, 4, &s);
+	watch(&cl, "gone", 1, 12, &s);
 	assert_true(s.delta >= 1);
 
 	struct net_client *st = NULL;
