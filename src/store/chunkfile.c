@@ -6,11 +6,17 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "rtcms_error.h"
+#include "util/bytes.h"
+
+/* The compressed form's magic (see chunkfile.h). */
+static const uint8_t zmagic[8] = { 0x89, 'r', 't', 'c', 'z', '\r', '\n', 0x1a };
 
 store_fault_fn store_fault_hook;
 
@@ -87,8 +93,52 @@ int chunkfile_sync(const char *dir)
 	return rc;
 }
 
+void chunkfile_encode(const uint8_t *data, size_t len, int level,
+		      struct chunkfile_enc *enc)
+{
+	*enc = (struct chunkfile_enc){ data, len, len, NULL };
+	/* the compressed file must come out shorter than the chunk: room
+	 * for the header and at least one byte of frame, all below len */
+	if (level < 1 || level > CHUNKFILE_LEVEL_MAX || len <= CHUNKFILE_ZHDR + 1 ||
+	    len > UINT32_MAX)
+		return;
+	uint8_t *buf = malloc(len - 1);
+	if (!buf)
+		return;
+	/* a frame that does not fit in len - 1 - ZHDR bytes fails (too
+	 * small a destination): the chunk stays raw */
+	size_t n = ZSTD_compress(buf + CHUNKFILE_ZHDR, len - 1 - CHUNKFILE_ZHDR,
+				 data, len, level);
+	if (ZSTD_isError(n)) {
+		free(buf);
+		return;
+	}
+	memcpy(buf, zmagic, sizeof(zmagic));
+	put_be32(buf + 8, (uint32_t)len);
+	put_be32(buf + 12, (uint32_t)n);
+	enc->data = enc->buf = buf;
+	enc->len = CHUNKFILE_ZHDR + n;
+}
+
+void chunkfile_enc_free(struct chunkfile_enc *enc)
+{
+	if (!enc)
+		return;
+	free(enc->buf);
+	enc->buf = NULL;
+	enc->data = NULL;
+	enc->len = 0;
+}
+
 int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		    const uint8_t *data, size_t len, int durable)
+{
+	struct chunkfile_enc raw = { data, len, len, NULL };
+	return chunkfile_write_enc(dir, hash, &raw, durable);
+}
+
+int chunkfile_write_enc(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
+			const struct chunkfile_enc *enc, int durable)
 {
 	char path[4200], tmp[4300], sub[4200];
 	uint32_t rnd = randombytes_random();
@@ -105,7 +155,7 @@ int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno == ENOSPC ? RTCMS_ENOSPC : RTCMS_EIO;
-	rc = write_all(fd, data, len);
+	rc = write_all(fd, enc->data, enc->len);
 	if (rc == 0 && durable && fdatasync(fd) != 0)
 		rc = RTCMS_EIO;
 	if (close(fd) != 0 && rc == 0)
@@ -122,13 +172,70 @@ int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	return fsync_dir(sub);
 }
 
+static int read_all(int fd, uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? RTCMS_ECORRUPT : RTCMS_EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Check the header of a compressed chunk file of file_len bytes (read from
+ * fd's current position) for a chunk of size bytes: magic, size, and a
+ * frame that fills the rest of the file. The frame's length, or
+ * RTCMS_ECORRUPT / RTCMS_EIO.
+ */
+static int64_t zheader_check(int fd, size_t file_len, size_t size)
+{
+	uint8_t h[CHUNKFILE_ZHDR];
+
+	if (file_len <= CHUNKFILE_ZHDR || file_len >= size)
+		return RTCMS_ECORRUPT;
+	int rc = read_all(fd, h, sizeof(h));
+	if (rc)
+		return rc;
+	if (memcmp(h, zmagic, sizeof(zmagic)) != 0 || get_be32(h + 8) != size ||
+	    get_be32(h + 12) != file_len - CHUNKFILE_ZHDR)
+		return RTCMS_ECORRUPT;
+	return (int64_t)(file_len - CHUNKFILE_ZHDR);
+}
+
+/* Decompress the compressed chunk file on fd (file_len bytes, shorter
+ * than size) into buf[0..size): all of it, nothing beyond. */
+static int read_compressed(int fd, size_t file_len, size_t size, uint8_t *buf)
+{
+	int64_t flen = zheader_check(fd, file_len, size);
+	if (flen < 0)
+		return (int)flen;
+	uint8_t *frame = malloc((size_t)flen); /* < size */
+	if (!frame)
+		return RTCMS_ENOMEM;
+	int rc = read_all(fd, frame, (size_t)flen);
+	if (rc == 0) {
+		/* the frame must announce exactly the chunk's size; the
+		 * decompressor is bounded by buf's size whatever it says */
+		unsigned long long want = ZSTD_getFrameContentSize(frame, (size_t)flen);
+		size_t n = want == size ? ZSTD_decompress(buf, size, frame, (size_t)flen) : 0;
+		rc = want == size && !ZSTD_isError(n) && n == size ? 0 : RTCMS_ECORRUPT;
+	}
+	free(frame);
+	return rc;
+}
+
 int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		   size_t size, uint8_t *buf)
 {
 	char path[4200];
 	uint8_t h[PROTO_HASH_SIZE];
 	struct stat st;
-	size_t got = 0;
+	int rc;
 
 	chunkfile_path(dir, hash, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -138,21 +245,16 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		close(fd);
 		return RTCMS_EIO;
 	}
-	if ((size_t)st.st_size != size) {
-		close(fd);
-		return RTCMS_ECORRUPT;
-	}
-	while (got < size) {
-		ssize_t n = read(fd, buf + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return n == 0 ? RTCMS_ECORRUPT : RTCMS_EIO;
-		}
-		got += (size_t)n;
-	}
+	/* the size tells the form: raw exactly size bytes, compressed fewer */
+	if ((size_t)st.st_size == size)
+		rc = read_all(fd, buf, size);
+	else if ((size_t)st.st_size < size)
+		rc = read_compressed(fd, (size_t)st.st_size, size, buf);
+	else
+		rc = RTCMS_ECORRUPT;
 	close(fd);
+	if (rc)
+		return rc;
 	proto_chunk_hash(buf, size, h);
 	if (sodium_memcmp(h, hash, PROTO_HASH_SIZE) != 0)
 		return RTCMS_ECORRUPT;
@@ -165,8 +267,18 @@ int chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	char path[4200];
 	struct stat st;
 	chunkfile_path(dir, hash, path, sizeof(path));
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-	       (size_t)st.st_size == size;
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > size)
+		return 0;
+	if ((size_t)st.st_size == size)
+		return 1;
+	/* shorter: a compressed form, if its header says so */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int ok = fstat(fd, &st) == 0 &&
+		 zheader_check(fd, (size_t)st.st_size, size) >= 0;
+	close(fd);
+	return ok;
 }
 
 void chunkfile_remove(const char *dir, const uint8_t hash[PROTO_HASH_SIZE])

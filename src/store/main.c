@@ -29,6 +29,8 @@ struct settings {
 	char ready_file[1024];
 	struct config_list mirrors;
 	uint64_t retain;
+	char compress[16];
+	uint64_t compress_level;
 	uint64_t client_timeout_ms;
 	uint64_t max_connections;
 };
@@ -38,6 +40,8 @@ static struct settings cfg = {
 	.name = "store",
 	.log_level = "info",
 	.retain = 2,
+	.compress = "off",
+	.compress_level = STORE_COMPRESS_LEVEL_DEFAULT,
 	.client_timeout_ms = 10000,
 	.max_connections = 64,
 };
@@ -48,6 +52,8 @@ static const struct config_field fields[] = {
 	{ "store", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
 	{ "store", "mirror", CONFIG_LIST, &cfg.mirrors, 0, 0, 0 },
 	{ "store", "retain", CONFIG_U64, &cfg.retain, 0, 1, 1000000 },
+	{ "store", "compress", CONFIG_STR, cfg.compress, sizeof(cfg.compress), 0, 0 },
+	{ "store", "compress_level", CONFIG_U64, &cfg.compress_level, 0, 1, 19 },
 	{ "store", "client_timeout", CONFIG_U64, &cfg.client_timeout_ms, 0, 100, 3600000 },
 	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096 },
 	{ "store", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
@@ -70,6 +76,10 @@ static void usage(FILE *f)
 "  -m, --mirror DIR         a mirror directory; give it once per mirror\n"
 "  -k, --key FILE           cluster key file (rtcmsctl keygen FILE)\n"
 "  -r, --retain N           checkpoints kept per process (default 2)\n"
+"      --compress MODE      chunk files written from now on: off (default)\n"
+"                           or zstd (each compressed where that makes it\n"
+"                           smaller); stored chunks stay readable either way\n"
+"      --compress-level N   zstd level 1..19 (default 3)\n"
 "  -n, --name NAME          name announced to peers (default store)\n"
 "      --client-timeout MS  a frame must arrive within this (default 10s)\n"
 "      --max-connections N  refuse connections beyond N (default 64)\n"
@@ -108,6 +118,8 @@ int main(int argc, char **argv)
 		{ "mirror", required_argument, NULL, 'm' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "retain", required_argument, NULL, 'r' },
+		{ "compress", required_argument, NULL, 'Z' },
+		{ "compress-level", required_argument, NULL, 'L' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "client-timeout", required_argument, NULL, 'T' },
 		{ "max-connections", required_argument, NULL, 'M' },
@@ -148,6 +160,8 @@ int main(int argc, char **argv)
 		case 'l': name = "listen"; break;
 		case 'k': name = "key"; break;
 		case 'r': name = "retain"; break;
+		case 'Z': name = "compress"; break;
+		case 'L': name = "compress_level"; break;
 		case 'n': name = "name"; break;
 		case 'T': name = "client_timeout"; break;
 		case 'M': name = "max_connections"; break;
@@ -180,6 +194,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("store", (enum log_level)level);
+	enum store_compress compress;
+	if (strcmp(cfg.compress, "off") == 0) {
+		compress = STORE_COMPRESS_OFF;
+	} else if (strcmp(cfg.compress, "zstd") == 0) {
+		compress = STORE_COMPRESS_ZSTD;
+	} else {
+		fprintf(stderr, "rtcms-store: [store] compress \"%s\": expected off "
+			"or zstd\n", cfg.compress);
+		return 2;
+	}
 	if (cfg.mirrors.count == 0) {
 		fprintf(stderr, "rtcms-store: no mirror directory: give --mirror DIR "
 			"(once per mirror) or mirror = DIR in [store]\n");
@@ -209,6 +233,8 @@ int main(int argc, char **argv)
 		.mirrors = mirrors,
 		.mirror_count = cfg.mirrors.count,
 		.retain = (unsigned)cfg.retain,
+		.compress = compress,
+		.compress_level = (int)cfg.compress_level,
 		.now_ms = real_now_ms,
 		.log = store_log,
 	};

@@ -91,6 +91,7 @@ struct conn {
 	uint32_t end_count;
 	uint32_t put_request;
 	uint64_t put_start_ns;
+	struct store_put_stats put_stats; /* new chunk files, for the log */
 	struct proto_put_ack ack;
 
 	/* GET stream */
@@ -658,6 +659,7 @@ static void after_chunk(uv_work_t *w, int status)
 static void work_commit(uv_work_t *w)
 {
 	struct conn *c = w->data;
+	store_put_stats(c->put, &c->put_stats);
 	c->rc = store_put_commit(c->put, c->end_count, &c->ack);
 	c->put = NULL; /* freed by commit whatever the result */
 }
@@ -684,10 +686,13 @@ static void after_commit(uv_work_t *w, int status)
 		if (c->msg.meta.base)
 			snprintf(kind, sizeof(kind), " (delta against %" PRIu64
 				 ", depth %u)", c->msg.meta.base, c->ack.depth);
+		const struct store_put_stats *ps = &c->put_stats;
 		log_info("[peer %s] PUT %s %" PRIu64 "/%" PRIu64 "%s: %" PRIu64
-			 " bytes in %u chunks durable on %u mirror(s) in %.1f ms",
+			 " bytes in %u chunks (%u new: %" PRIu64 " bytes, %" PRIu64
+			 " on disk) durable on %u mirror(s) in %.1f ms",
 			 c->peer, c->ack.process, c->ack.incarnation,
 			 c->ack.sequence, kind, c->ack.size, c->end_count,
+			 ps->new_chunks, ps->new_bytes, ps->disk_bytes,
 			 c->ack.copies, ms);
 		m.put_ack = c->ack;
 		conn_send(c, PROTO_PUT_ACK, 0, c->put_request, &m, 0);

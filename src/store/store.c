@@ -23,6 +23,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ struct store {
 	struct mirror m[STORE_MAX_MIRRORS];
 	size_t n;
 	unsigned retain;
+	int zlevel;                   /* chunk files: 0 raw, else zstd level */
 	pthread_mutex_t mu;
 	uint64_t (*now_ms)(void *);
 	void *now_ctx;
@@ -93,6 +95,9 @@ struct store_put {
 	 * these are unpinned at the end, never a chunk only checked */
 	uint8_t (*pinned)[PROTO_HASH_SIZE];
 	uint32_t npinned, pinned_cap;
+	/* store_put_stats(): added by concurrent writes */
+	atomic_uint_least32_t new_chunks;
+	atomic_uint_least64_t new_bytes, disk_bytes;
 };
 
 struct store_get {
@@ -649,16 +654,19 @@ static int resync_chunks(struct store *st)
 			     "any mirror", hexs(h, hx));
 			continue;
 		}
+		struct chunkfile_enc enc;
+		chunkfile_encode(buf, size, st->zlevel, &enc);
 		for (size_t i = 0; i < st->n; i++) {
 			if (!missing[i])
 				continue;
-			if (chunkfile_write(st->m[i].path, h, buf, size, 0) != 0) {
+			if (chunkfile_write_enc(st->m[i].path, h, &enc, 0) != 0) {
 				mirror_offline(st, &st->m[i], "resync write failed");
 				continue;
 			}
 			wrote[i] = 1;
 			copied++;
 		}
+		chunkfile_enc_free(&enc);
 	}
 	sqlite3_finalize(s);
 	free(buf);
@@ -782,7 +790,9 @@ int store_open(const struct store_options *opt, struct store **out)
 	*out = NULL;
 	if (proto_init() != 0)
 		return RTCMS_EINTERNAL;
-	if (opt->mirror_count < 1 || opt->mirror_count > STORE_MAX_MIRRORS)
+	if (opt->mirror_count < 1 || opt->mirror_count > STORE_MAX_MIRRORS ||
+	    (opt->compress != STORE_COMPRESS_OFF && opt->compress != STORE_COMPRESS_ZSTD) ||
+	    opt->compress_level < 0 || opt->compress_level > CHUNKFILE_LEVEL_MAX)
 		return RTCMS_ECONFIG;
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -790,6 +800,9 @@ int store_open(const struct store_options *opt, struct store **out)
 	pthread_mutex_init(&st->mu, NULL);
 	st->n = opt->mirror_count;
 	st->retain = opt->retain ? opt->retain : 2;
+	if (opt->compress == STORE_COMPRESS_ZSTD)
+		st->zlevel = opt->compress_level ? opt->compress_level
+						 : STORE_COMPRESS_LEVEL_DEFAULT;
 	st->now_ms = opt->now_ms ? opt->now_ms : default_now;
 	st->now_ctx = opt->now_ctx;
 	st->log = opt->log;
@@ -905,9 +918,12 @@ int store_open(const struct store_options *opt, struct store **out)
 	rc = resync_chunks(st);
 	if (rc)
 		goto fail;
+	char zinfo[48] = "off";
+	if (st->zlevel)
+		snprintf(zinfo, sizeof(zinfo), "zstd level %d", st->zlevel);
 	slog(st, LOG_INFO, "store open: %zu of %zu mirror(s) online, metadata "
-	     "generation %" PRId64, online_count(st), st->n,
-	     meta_generation(primary(st)->db));
+	     "generation %" PRId64 ", compression of new chunk files %s",
+	     online_count(st), st->n, meta_generation(primary(st)->db), zinfo);
 	*out = st;
 	return 0;
 fail:
@@ -1178,23 +1194,34 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 	if (rc)
 		return rc;
 
-	size_t written = 0, failed = 0, full = 0;
+	size_t written = 0, failed = 0, full = 0, fresh = 0;
 	int res[STORE_MAX_MIRRORS];
+	struct chunkfile_enc enc = { 0 };
 	for (size_t i = 0; i < ndirs; i++) {
 		res[i] = 0;
 		if (chunkfile_present(dirs[i], h, chunk->len)) {
 			written++; /* deduplicated: an identical chunk is stored */
 			continue;
 		}
-		res[i] = chunkfile_write(dirs[i], h, chunk->data, chunk->len, 0);
+		/* encoded (compressed) once, for the first mirror lacking it */
+		if (!enc.data)
+			chunkfile_encode(chunk->data, chunk->len, st->zlevel, &enc);
+		res[i] = chunkfile_write_enc(dirs[i], h, &enc, 0);
 		if (res[i] == 0) {
 			written++;
+			fresh++;
 			continue;
 		}
 		failed++;
 		full += res[i] == RTCMS_ENOSPC;
 		rc = res[i];
 	}
+	if (fresh) {
+		atomic_fetch_add_explicit(&put->new_chunks, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&put->new_bytes, chunk->len, memory_order_relaxed);
+		atomic_fetch_add_explicit(&put->disk_bytes, enc.len, memory_order_relaxed);
+	}
+	chunkfile_enc_free(&enc);
 	if (!failed)
 		return 0;
 	/* Disk full everywhere: the PUT fails, but nothing diverged and the
@@ -1211,6 +1238,13 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 					       ? "disk full" : "chunk write failed");
 	pthread_mutex_unlock(&st->mu);
 	return written > 0 ? 0 : rc;
+}
+
+void store_put_stats(const struct store_put *put, struct store_put_stats *out)
+{
+	out->new_chunks = (uint32_t)atomic_load(&put->new_chunks);
+	out->new_bytes = atomic_load(&put->new_bytes);
+	out->disk_bytes = atomic_load(&put->disk_bytes);
 }
 
 struct put_args {
@@ -1657,9 +1691,12 @@ static int chunk_read_repair(struct store *st, const struct chunk_ref *c,
 		return RTCMS_ECORRUPT;
 	}
 	/* Repair the bad copies met before the good one. */
+	struct chunkfile_enc enc = { 0 };
+	if (good > 0)
+		chunkfile_encode(buf, c->len, st->zlevel, &enc);
 	for (int i = 0; i < good; i++) {
 		char hx[17];
-		if (chunkfile_write(dirs[i], c->hash, buf, c->len, 1) == 0) {
+		if (chunkfile_write_enc(dirs[i], c->hash, &enc, 1) == 0) {
 			(*repaired)++;
 			slog(st, LOG_WARN, "mirror %s: chunk %s… was %s; repaired "
 			     "from %s", dirs[i], hexs(c->hash, hx),
@@ -1671,6 +1708,7 @@ static int chunk_read_repair(struct store *st, const struct chunk_ref *c,
 			pthread_mutex_unlock(&st->mu);
 		}
 	}
+	chunkfile_enc_free(&enc);
 	return 0;
 }
 
@@ -2527,15 +2565,19 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 		}
 		if (!repair)
 			continue;
-		int have = 0;
+		struct chunkfile_enc enc = { 0 };
 		for (size_t i = 0; i < st->n; i++) {
 			if (res[i] == 0)
 				continue;
-			if (!have && chunkfile_read(st->m[good].path, hashes[k],
-						    sizes[k], buf) != 0)
-				break;
-			have = 1;
-			if (chunkfile_write(st->m[i].path, hashes[k], buf, sizes[k], 1) == 0) {
+			if (!enc.data) {
+				/* buf holds the last mirror's read: read the
+				 * good copy again, and encode it once */
+				if (chunkfile_read(st->m[good].path, hashes[k],
+						   sizes[k], buf) != 0)
+					break;
+				chunkfile_encode(buf, sizes[k], st->zlevel, &enc);
+			}
+			if (chunkfile_write_enc(st->m[i].path, hashes[k], &enc, 1) == 0) {
 				char hx[17];
 				r->mirrors[i].repaired++;
 				slog(st, LOG_WARN, "scrub: mirror %s: chunk %s… was %s; "
@@ -2543,6 +2585,7 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 				     res[i] == RTCMS_ENOENT ? "missing" : "corrupt");
 			}
 		}
+		chunkfile_enc_free(&enc);
 	}
 	pthread_mutex_lock(&st->mu);
 	for (size_t k = 0; k < n; k++)

@@ -12,7 +12,8 @@
  *                          applied to each
  *   M/chunks/ab/<hex>      content-addressed chunk files, named by the
  *                          BLAKE2b-256 of their content (64 hex digits),
- *                          fanned out by the first byte
+ *                          fanned out by the first byte; raw, or zstd-
+ *                          compressed where that is smaller (chunkfile.h)
  *
  * A chunk file is written and flushed (one syncfs per mirror at commit) on
  * every online mirror before the transaction that references it commits,
@@ -55,11 +56,24 @@ struct store;
 struct store_put;
 struct store_get;
 
+/* How chunk files are written (every form is always read). */
+enum store_compress {
+	STORE_COMPRESS_OFF = 0,       /* raw */
+	STORE_COMPRESS_ZSTD = 1,      /* zstd, where that makes a file smaller */
+};
+
+#define STORE_COMPRESS_LEVEL_DEFAULT 3
+
 struct store_options {
 	const char *const *mirrors;   /* mirror directories (created if absent) */
 	size_t mirror_count;          /* 1..STORE_MAX_MIRRORS */
 	unsigned retain;              /* sequences kept per process (>= 1; default 2),
 				       * with the checkpoints they depend on */
+	/* Chunk files written from now on (PUTs, repairs, resyncs): raw
+	 * (default) or compressed; chunk files already stored stay as they
+	 * are and readable either way. */
+	enum store_compress compress;
+	int compress_level;           /* zstd level 1..19; 0 = default (3) */
 	/* Clock in unix ms; NULL = real time. Tests inject their own. */
 	uint64_t (*now_ms)(void *ctx);
 	void *now_ctx;
@@ -75,7 +89,8 @@ struct store_options {
  * (copying from a good mirror). A missing, unreadable (kept as
  * meta.db.bad-<ms>), stale or diverged meta.db is replaced by the newest
  * one; a mirror that cannot be used starts offline. Returns 0 and *out, or
- * RTCMS_EIO (no usable mirror) / RTCMS_ECONFIG / RTCMS_ECORRUPT (no mirror
+ * RTCMS_EIO (no usable mirror) / RTCMS_ECONFIG (bad options: mirrors,
+ * compression or its level) / RTCMS_ECORRUPT (no mirror
  * has readable metadata but chunk files exist: nothing is removed, so a
  * meta.db can be restored), with a message through the log callback.
  */
@@ -128,6 +143,22 @@ int store_put_check(struct store_put *put, const struct proto_chunk *chunk);
  * online. Returns 0 or RTCMS_ECORRUPT / RTCMS_EIO / RTCMS_ENOSPC.
  */
 int store_put_write(struct store_put *put, const struct proto_chunk *chunk);
+
+/* What a PUT's chunk writes added so far (see store_put_stats()). */
+struct store_put_stats {
+	uint32_t new_chunks;          /* chunks written as new files (the
+				       * others were stored already) */
+	uint64_t new_bytes;           /* their size */
+	uint64_t disk_bytes;          /* the size of their files (per mirror):
+				       * smaller where compressed */
+};
+
+/*
+ * Fill *out with what the PUT's store_put_write() calls so far added to
+ * the mirrors. Call once no write of the PUT is in flight (e.g. right
+ * before store_put_commit(), which frees the handle).
+ */
+void store_put_stats(const struct store_put *put, struct store_put_stats *out);
 
 /*
  * Finish a PUT after all its chunks were written: check the chunk count,
