@@ -5,7 +5,8 @@
  * agent). Per checkpoint: time blocked in rtcms_checkpoint(), bytes that
  * changed, bytes pulled to the manager, bytes added to the store, and the
  * time from commit to durable - beside full checkpoints of the same
- * program (chain_max 0) and this machine's memcpy, measured in the run.
+ * program (chain_max 0), with the store compressing chunks (zstd), and
+ * this machine's memcpy, measured in the same run.
  *
  *   bench_incremental [--append FILE.md] [--quick]
  */
@@ -19,31 +20,15 @@
 
 #include "bench_stats.h"
 #include "cluster.h"
-#include "net/client.h"
 
 #define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
 #define MAXSEQ 256
 
 struct sample {
 	int64_t commit_ms, durable_ms;
-	uint64_t dirty, blocked_us, moved;
+	uint64_t dirty, blocked_us, moved, added, disk;
 	int have_commit, have_durable;
 };
-
-static uint64_t store_bytes(struct cluster *cl)
-{
-	struct net_client *c = NULL;
-	union proto_msg q, r;
-	struct proto_header h;
-	uint64_t bytes = 0;
-	memset(&q, 0, sizeof(q));
-	if (net_client_connect(cl->store.addr, &cl->key, PROTO_ROLE_MANAGER, "bench", 5000,
-			       &c) == 0 &&
-	    net_client_call(c, PROTO_STATUS, &q, PROTO_STATUS_REPLY, &h, &r) == 0)
-		bytes = r.scrub_reply.bytes;
-	net_client_free(c);
-	return bytes;
-}
 
 /* Commit times, dirty bytes and blocked time from the agent's log; PUT
  * sizes and times from the store's. */
@@ -67,14 +52,23 @@ static void parse(struct cluster *cl, struct sample *s)
 		fclose(f);
 	f = fopen(cl->store.log, "r");
 	while (f && fgets(line, sizeof(line), f)) {
-		const char *p = strstr(line, "PUT bench 1/");
+		/* "PUT bench 1/SEQ[ (delta against B, depth D)]: N bytes in ..." */
+		const char *p = strstr(line, "PUT bench 1/"), *q = p ? strstr(p, ": ") : NULL;
 		uint64_t seq, bytes;
-		if (p && strstr(p, "durable") &&
-		    sscanf(p, "PUT bench 1/%" SCNu64 ": %" SCNu64 " bytes", &seq, &bytes) == 2 &&
-		    seq < MAXSEQ) {
+		if (p && q && strstr(p, "durable") &&
+		    sscanf(p, "PUT bench 1/%" SCNu64, &seq) == 1 &&
+		    sscanf(q, ": %" SCNu64 " bytes", &bytes) == 1 && seq < MAXSEQ) {
 			s[seq].durable_ms = bench_log_time_ms(line);
 			s[seq].moved = bytes;
 			s[seq].have_durable = 1;
+			/* "... (K new: A bytes, D on disk) durable ..." */
+			const char *n = strstr(q, " new: ");
+			uint64_t added, disk;
+			if (n && sscanf(n, " new: %" SCNu64 " bytes, %" SCNu64 " on disk", &added,
+					&disk) == 2) {
+				s[seq].added = added;
+				s[seq].disk = disk;
+			}
 		}
 	}
 	if (f)
@@ -83,13 +77,15 @@ static void parse(struct cluster *cl, struct sample *s)
 
 struct result {
 	int n;
-	double blocked50, blocked99, dirty, moved50, moved_mean, ratio50, added, dur50, dur99;
+	double blocked50, blocked99, dirty, moved50, moved_mean, ratio50, added, disk, dur50,
+		dur99;
 };
 
-static int run_case(double fraction, int chain_max, int quick, struct result *res)
+static int run_case(double fraction, int chain_max, int zstd, int quick, struct result *res)
 {
 	static struct cluster cl;
-	static const char *store_extra[] = { "--retain", "100000", NULL };
+	static const char *store_plain[] = { "--retain", "100000", NULL };
+	static const char *store_zstd[] = { "--retain", "100000", "--compress", "zstd", NULL };
 	char cm[16], transfers[32], interval[16];
 	const size_t pages = (256u << 20) / 4096;
 	/* each transfer writes two random accounts: two pages */
@@ -99,7 +95,7 @@ static int run_case(double fraction, int chain_max, int quick, struct result *re
 	int big = fraction > 0.5 || chain_max == 0;
 	snprintf(interval, sizeof(interval), "%d", big ? 6000 : fraction >= 0.1 ? 1500 : 700);
 	const char *margs[] = { "--chain-max", cm, NULL };
-	cl_store_extra = store_extra;
+	cl_store_extra = zstd ? store_zstd : store_plain;
 	memset(res, 0, sizeof(*res));
 	const char *aargs[] = { "--area-capacity", "272M", NULL };
 	if (cl_start(&cl, "bench-incr", margs) || cl_agent_start(&cl, 0, aargs))
@@ -113,13 +109,13 @@ static int run_case(double fraction, int chain_max, int quick, struct result *re
 		cl_stop(&cl);
 		return -1;
 	}
-	uint64_t d0 = e.durable, b0 = store_bytes(&cl);
+	uint64_t d0 = e.durable;
 	if (cl_wait_durable(&cl, "bench", 1, d0 + (uint64_t)want, 600000) ||
 	    cl_proc(&cl, "bench", &e)) {
 		cl_stop(&cl);
 		return -1;
 	}
-	uint64_t d1 = e.durable, b1 = store_bytes(&cl);
+	uint64_t d1 = e.durable;
 	static struct sample s[MAXSEQ];
 	memset(s, 0, sizeof(s));
 	parse(&cl, s);
@@ -127,13 +123,13 @@ static int run_case(double fraction, int chain_max, int quick, struct result *re
 	cl_store_extra = NULL;
 
 	double blocked[MAXSEQ], moved[MAXSEQ], ratio[MAXSEQ], dur[MAXSEQ], dirty = 0, msum = 0;
-	int n = 0, stored = 0;
+	double added = 0, disk = 0;
+	int n = 0;
 	for (uint64_t q = d0 + 1; q <= d1 && q < MAXSEQ; q++) {
-		if (!s[q].have_durable)
+		if (!s[q].have_durable || !s[q].have_commit)
 			continue;
-		stored++;
-		if (!s[q].have_commit)
-			continue;
+		added += (double)s[q].added;
+		disk += (double)s[q].disk;
 		blocked[n] = (double)s[q].blocked_us / 1e3;
 		moved[n] = (double)s[q].moved;
 		ratio[n] = s[q].dirty ? (double)s[q].moved / (double)s[q].dirty : 0;
@@ -147,7 +143,8 @@ static int run_case(double fraction, int chain_max, int quick, struct result *re
 	res->n = n;
 	res->dirty = dirty / n;
 	res->moved_mean = msum / n;
-	res->added = stored ? (double)(b1 - b0) / stored : 0;
+	res->added = added / n;
+	res->disk = disk / n;
 	res->blocked50 = bench_pct(blocked, n, 0.5);
 	res->blocked99 = bench_pct(blocked, n, 0.99);
 	res->moved50 = bench_pct(moved, n, 0.5);
@@ -165,9 +162,10 @@ int main(int argc, char **argv)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();
-	const double fr[5] = { 0.001, 0.01, 0.1, 1.0, 0.01 };
-	const char *names[5] = { "0.1%", "1%", "10%", "100%", "1%" };
-	const int chains[5] = { 16, 16, 16, 16, 0 };
+	const double fr[6] = { 0.001, 0.01, 0.1, 1.0, 0.01, 0.01 };
+	const char *names[6] = { "0.1%", "1%", "10%", "100%", "1%", "1%" };
+	const int chains[6] = { 16, 16, 16, 16, 0, 16 };
+	const int zstd[6] = { 0, 0, 0, 0, 0, 1 };
 	char table[8192];
 	size_t tl = 0;
 	double mc = (256u << 20) / bench_memcpy() * 1e3;
@@ -179,18 +177,21 @@ int main(int argc, char **argv)
 		"checkpoint: *blocked* in rtcms_checkpoint() (the program's own clock), "
 		"*dirty* the changed bytes (rtcms_last_stats), *moved* the bytes the manager "
 		"pulled and stored (the delta, or the full image when more than half of the "
-		"blocks changed, or at the end of a chain), *added* the store's growth in "
-		"distinct chunk bytes per stored checkpoint, *durable* commit to the store's "
-		"acknowledgement. The last row pulls full images every time (`chain_max = 0`): "
-		"the cost without incremental transfer. memcpy of 256 MiB in this run: "
-		"%.1f ms.\n\n"
-		"| dirty | chain_max | n | blocked p50 | blocked p99 | dirty MiB | moved p50 MiB "
-		"| moved mean MiB | moved / dirty p50 | added MiB | durable p50 | durable p99 "
-		"| target |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", mc);
-	for (int c = 0; c < 5; c++) {
+		"blocks changed, or at the end of a chain), *added* the bytes of the new "
+		"chunks the store wrote per checkpoint and *on disk* what they took there "
+		"(the store's PUT log line), *durable* commit to the store's "
+		"acknowledgement. The row with `chain_max` 0 pulls full images every time "
+		"(the cost without incremental transfer); the last row has the store's "
+		"zstd compression on (level 3). Means over the checkpoints of a run, "
+		"percentiles where named. memcpy of 256 MiB in this run: %.1f ms.\n\n"
+		"| dirty | chain_max | store | n | blocked p50 | blocked p99 | dirty MiB "
+		"| moved p50 MiB | moved mean MiB | moved / dirty p50 | added MiB | on disk MiB "
+		"| durable p50 | durable p99 | target |\n"
+		"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", mc);
+	for (int c = 0; c < 6; c++) {
 		struct result r;
 		fprintf(stderr, "bench_incremental: %s dirty, chain_max %d...\n", names[c], chains[c]);
-		if (run_case(fr[c], chains[c], quick, &r) != 0) {
+		if (run_case(fr[c], chains[c], zstd[c], quick, &r) != 0) {
 			fprintf(stderr, "bench_incremental: the %s case failed\n", names[c]);
 			return 1;
 		}
@@ -200,10 +201,11 @@ int main(int argc, char **argv)
 				 r.ratio50 <= 1.1 ? "met" : "not met");
 		char row[512];
 		snprintf(row, sizeof(row),
-			"| %s | %d | %d | %.2f ms | %.2f ms | %.2f | %.2f | %.2f | %.3f | %.2f "
-			"| %.0f ms | %.0f ms | %s |\n", names[c], chains[c], r.n, r.blocked50,
-			r.blocked99, r.dirty / 1048576.0, r.moved50 / 1048576.0,
-			r.moved_mean / 1048576.0, r.ratio50, r.added / 1048576.0, r.dur50, r.dur99,
+			"| %s | %d | %s | %d | %.2f ms | %.2f ms | %.2f | %.2f | %.2f | %.3f | %.2f "
+			"| %.2f | %.0f ms | %.0f ms | %s |\n", names[c], chains[c],
+			zstd[c] ? "zstd" : "plain", r.n, r.blocked50, r.blocked99,
+			r.dirty / 1048576.0, r.moved50 / 1048576.0, r.moved_mean / 1048576.0,
+			r.ratio50, r.added / 1048576.0, r.disk / 1048576.0, r.dur50, r.dur99,
 			target);
 		fputs(row, stderr);
 		tl += (size_t)snprintf(table + tl, sizeof(table) - tl, "%s", row);
