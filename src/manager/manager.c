@@ -320,9 +320,15 @@ static void puller_thread(void *arg)
 				 : RTCMS_ENOENT;
 		uint64_t got = res.sequence;
 		double ms = (double)(uv_hrtime() - t0) / 1e6;
+		/* the store answered a refusal (fenced, exists, ...): it is up */
+		int refused = rc == RTCMS_EFENCED || rc == RTCMS_EEXIST || rc == RTCMS_EINVAL ||
+			      rc == RTCMS_ECORRUPT || rc == RTCMS_ETOOBIG || rc == RTCMS_EBUSY;
 		if (rc == 0 || store_side)
-			manager_store_result(m, rc, "PUT");
-		if (rc == 0 && !res.existed) /* the first of an incarnation at info, the rest at debug */
+			manager_store_result(m, refused ? 0 : rc, "PUT");
+		if (rc == 0 && res.existed)
+			log_debug("%s %" PRIu64 "/%" PRIu64 ": stored already (another manager)",
+				  id, inc, got);
+		else if (rc == 0) /* the first of an incarnation at info, the rest at debug */
 			log_msg(first ? LOG_INFO : LOG_DEBUG, "[manager -> store] %s %" PRIu64
 				"/%" PRIu64 " durable (%" PRIu64 " bytes, %s%" PRIu64 ", pulled "
 				"and stored in %.1f ms)%s", id, inc, got, res.size,

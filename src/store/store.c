@@ -949,9 +949,9 @@ void store_free(struct store *st)
  * be NULL): 1 found, 0 not, <0 error. */
 static int ckpt_lookup(sqlite3 *db, const char *process, uint64_t inc,
 		       uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size,
-		       uint32_t *depth)
+		       uint32_t *depth, uint8_t state[PROTO_HASH_SIZE])
 {
-	sqlite3_stmt *s = meta_prep(db, "SELECT hash, size, depth FROM checkpoints"
+	sqlite3_stmt *s = meta_prep(db, "SELECT hash, size, depth, state_hash FROM checkpoints"
 			       " WHERE process=? AND incarnation=? AND sequence=?");
 	if (!s)
 		return RTCMS_EIO;
@@ -966,6 +966,8 @@ static int ckpt_lookup(sqlite3 *db, const char *process, uint64_t inc,
 			*size = meta_col_u64(s, 1);
 		if (depth)
 			*depth = (uint32_t)sqlite3_column_int64(s, 2);
+		if (state)
+			meta_col_hash(s, 3, state);
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
@@ -999,7 +1001,7 @@ static int delta_depth(sqlite3 *db, const char *process, uint64_t inc,
 		       uint64_t base, uint32_t *depth)
 {
 	uint32_t d = 0;
-	int rc = ckpt_lookup(db, process, inc, base, NULL, NULL, &d);
+	int rc = ckpt_lookup(db, process, inc, base, NULL, NULL, &d, NULL);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -1052,14 +1054,24 @@ static int put_precheck(struct store *st, const struct proto_ckpt_meta *meta,
 
 	if (!p)
 		return RTCMS_EIO;
+	uint8_t state[PROTO_HASH_SIZE];
 	int rc = ckpt_lookup(p->db, meta->process, meta->incarnation,
-			     meta->sequence, h, &size, &depth);
+			     meta->sequence, h, &size, &depth, state);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
 		if (sodium_memcmp(h, meta->hash, PROTO_HASH_SIZE) == 0 &&
 		    size == meta->size) {
 			fill_ack(ack, meta, (uint8_t)online_count(st), 1, depth);
+			return 1;
+		}
+		/* the same state encoded otherwise (a delta against another
+		 * base, or full): two managers pulled it at once */
+		if (!sodium_is_zero(state, PROTO_HASH_SIZE) &&
+		    sodium_memcmp(state, meta->state_hash, PROTO_HASH_SIZE) == 0) {
+			fill_ack(ack, meta, (uint8_t)online_count(st), 1, depth);
+			ack->size = size;
+			memcpy(ack->hash, h, PROTO_HASH_SIZE);
 			return 1;
 		}
 		return RTCMS_EEXIST;
@@ -2137,7 +2149,8 @@ int store_list(struct store *st, uint64_t node, const char *process,
 	pthread_mutex_lock(&st->mu);
 	struct mirror *p = primary(st);
 	sqlite3_stmt *s = p ? meta_prep(p->db,
-		"SELECT c.process, c.incarnation, c.sequence, c.node, c.size,"
+		"SELECT c.process, c.incarnation, c.sequence, c.node,"
+		" CASE WHEN c.full_size > 0 THEN c.full_size ELSE c.size END,"
 		" c.created_ms, c.hash, (p.claim_id != 0 AND p.claim_inc = c.incarnation"
 		" AND p.claim_seq = c.sequence)"
 		" FROM checkpoints c LEFT JOIN processes p ON p.process = c.process"

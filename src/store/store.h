@@ -107,8 +107,11 @@ void store_free(struct store *st);
  * to feed chunks to), or:
  *  - 1 if the same (process, incarnation, sequence) is already stored with
  *    the same image hash: nothing to do (idempotent PUT); *out is NULL and
- *    *ack is filled in (its depth the stored one's);
- *  - RTCMS_EEXIST if it is stored with another hash;
+ *    *ack is filled in (its depth the stored one's); also when it is
+ *    stored with another image hash but the same non-zero state hash (the
+ *    same state, encoded as a delta against another base, or full: two
+ *    managers pulled it at once); ack then describes the stored one;
+ *  - RTCMS_EEXIST if it is stored with another hash and state;
  *  - RTCMS_EFENCED if incarnation < the process' current incarnation
  *    (ack->incarnation then holds the current one); a PUT of a newer
  *    incarnation is accepted and raises the process' incarnation when it
@@ -226,7 +229,9 @@ void store_get_close(struct store_get *g);
  * List checkpoints (metadata only), ordered by process, incarnation,
  * sequence; filter by node (0 = any) and process ("" or NULL = any); skip
  * offset entries, return at most limit in entries[]. *more is set if there
- * are further entries. Returns the number of entries or RTCMS_EIO.
+ * are further entries. An entry's size is the full image's (what a GET
+ * returns, also for a delta); its hash is the stored image's. Returns the
+ * number of entries or RTCMS_EIO.
  */
 int store_list(struct store *st, uint64_t node, const char *process,
 	       uint32_t offset, uint16_t limit,

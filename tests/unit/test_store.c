@@ -1467,6 +1467,17 @@ static void test_delta_chain_get(void **state)
 	assert_int_equal(put_delta(f->st, "p", &p, 4, 3, &ack), 1);
 	assert_int_equal(ack.existed, 1);
 	assert_int_equal(ack.depth, 3);
+	/* the same state sent otherwise (full, as a second manager may):
+	 * stored already; another state under the same key: EEXIST */
+	assert_int_equal(put_full(f->st, "p", &p, 4, &ack), 1);
+	assert_int_equal(ack.existed, 1);
+	assert_int_equal(ack.depth, 3);
+	uint8_t *img4;
+	size_t len4 = prog_full(&p, 4, &img4);
+	uint8_t other[STATE_HASH_SIZE];
+	memset(other, 0x5a, sizeof(other));
+	assert_int_equal(put_img(f->st, "p", 1, 4, 0, 0, other, img4, len4, &ack), RTCMS_EEXIST);
+	free(img4);
 
 	for (uint64_t s = 1; s <= 4; s++)
 		get_expect(f->st, "p", s, full[s], flen[s]);
@@ -1497,6 +1508,12 @@ static void test_delta_chain_get(void **state)
 	assert_int_equal(m.full_size, flen[1]);
 	store_get_close(g);
 	assert_int_equal(store_get_open_meta(f->st, "p", 1, 9, &g, &m), RTCMS_ENOENT);
+	/* LIST gives the size a GET returns: the full image's */
+	struct proto_list_entry e[8];
+	bool more;
+	assert_int_equal(store_list(f->st, 0, "p", 0, 8, e, &more), 4);
+	for (int s = 0; s < 4; s++)
+		assert_int_equal(e[s].size, flen[s + 1]);
 	for (int s = 1; s <= 4; s++)
 		free(full[s]);
 	free(p.live);
