@@ -28,7 +28,10 @@
  * finds them with write faults: after each checkpoint a region's pages are
  * write-protected (mprotect); the first write to a page raises SIGSEGV,
  * which librtcms' handler records before it makes the page writable again
- * (one fault per page and checkpoint interval, a few microseconds). Where
+ * (one fault per page and checkpoint interval, a few microseconds). When
+ * more than half of a region was written in an interval, faults cost more
+ * than they save: the region is left writable and copied whole for the
+ * next 1, 2, 4 .. 16 checkpoints, then tracked again. Where
  * that cannot be used (see rtcms_protect_tracked()) the library compares
  * the region with the last checkpoint instead.
  *

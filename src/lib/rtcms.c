@@ -25,6 +25,9 @@ struct region {
 	int mode;                /* RTCMS_TRACK_WRITES, _COMPARE or _FULL */
 	int handle;              /* track.c handle while mode is WRITES */
 	int fresh;               /* not in a checkpoint yet: copy it whole */
+	unsigned paused;         /* WRITES: checkpoints left with the region
+				  * unprotected (most of it was written) */
+	unsigned backoff;        /* the last pause's length */
 	size_t lead;             /* ptr's offset in its 4 KiB block: blocks are
 				  * laid out on the memory's page grid */
 	uint64_t *dirty;         /* scratch bitmap of blocks, track_words(lead + size) */
@@ -282,7 +285,7 @@ int rtcms_protect_tracked(uint32_t id, void *ptr, size_t size, int tracking)
 		}
 		memcpy(ptr, lib.restore_data + r->offset, size);
 	}
-	struct region reg = { id, ptr, size, RTCMS_TRACK_FULL, -1, 1,
+	struct region reg = { id, ptr, size, RTCMS_TRACK_FULL, -1, 1, 0, 0,
 			      (uintptr_t)ptr % AREA_BLOCK, NULL };
 	reg.dirty = calloc(track_words(reg.lead + size) + 1, sizeof(uint64_t));
 	if (!reg.dirty) {
@@ -390,13 +393,37 @@ static void block_span(const struct region *r, size_t b, size_t *at, size_t *len
 static void region_dirty(struct region *r, const uint8_t *committed, int all)
 {
 	size_t words = track_words(r->lead + r->size);
-	if (r->mode == RTCMS_TRACK_WRITES && track_take(r->handle, r->dirty) != 0) {
-		/* write protection failed: compare from now on */
-		r->mode = RTCMS_TRACK_COMPARE;
-		r->handle = -1;
-		all = 1;
+	int paused = 0;
+	if (r->mode == RTCMS_TRACK_WRITES && r->paused > 1) {
+		r->paused--; /* still unprotected: it is copied whole */
+		paused = 1;
+	} else if (r->mode == RTCMS_TRACK_WRITES) {
+		/* protect again (after a pause too: copied whole this once) */
+		paused = r->paused == 1;
+		r->paused = 0;
+		if (track_take(r->handle, r->dirty) != 0) {
+			/* write protection failed: compare from now on */
+			r->mode = RTCMS_TRACK_COMPARE;
+			r->handle = -1;
+			all = 1;
+		}
 	}
-	if (all || r->fresh || r->mode == RTCMS_TRACK_FULL) {
+	if (r->mode == RTCMS_TRACK_WRITES && !paused && !all && !r->fresh) {
+		/* Most of the region was written: faults and re-protection
+		 * cost more than a whole copy. Leave it writable for 1, 2, 4
+		 * .. 16 checkpoints and copy it whole meanwhile, then measure
+		 * again. */
+		size_t n = 0, blocks = region_blocks(r);
+		for (size_t w = 0; w < words; w++)
+			n += (size_t)__builtin_popcountll(r->dirty[w]);
+		if (n * 2 > blocks && track_pause(r->handle) == 0) {
+			r->backoff = r->backoff ? (r->backoff < 16 ? r->backoff * 2 : 16) : 1;
+			r->paused = r->backoff;
+		} else if (n * 2 <= blocks) {
+			r->backoff = 0;
+		}
+	}
+	if (all || paused || r->fresh || r->mode == RTCMS_TRACK_FULL) {
 		memset(r->dirty, 0xff, words * sizeof(uint64_t));
 	} else if (r->mode == RTCMS_TRACK_COMPARE) {
 		memset(r->dirty, 0, words * sizeof(uint64_t));
@@ -408,6 +435,20 @@ static void region_dirty(struct region *r, const uint8_t *committed, int all)
 		}
 	}
 	r->fresh = 0;
+}
+
+enum { SRC_NONE, SRC_LIVE, SRC_COMMITTED };
+
+/* Where block b of r comes from in this checkpoint: the program's memory
+ * (it changed now), the committed slot (it changed after the stale slot's
+ * sequence), or nowhere (the stale slot holds it already). cver: the
+ * committed slot's versions from r's first block (NULL: none). */
+static int block_source(const struct region *r, size_t b, const uint64_t *cver,
+			uint64_t stale)
+{
+	if (BIT(r->dirty, b))
+		return SRC_LIVE;
+	return cver && cver[b] > stale ? SRC_COMMITTED : SRC_NONE;
 }
 
 int64_t rtcms_checkpoint(void)
@@ -449,21 +490,32 @@ int64_t rtcms_checkpoint(void)
 		uint64_t off = layout[i].offset, grid = off - r->lead;
 		region_dirty(r, full ? NULL : cdata + off, full);
 		st.protected_bytes += r->size;
-		for (size_t b = 0; b < region_blocks(r); b++) {
-			size_t at, len, vb = (size_t)(grid / AREA_BLOCK) + b;
+		/* runs of blocks with the same source: one memcpy each */
+		size_t nb = region_blocks(r), vb0 = (size_t)(grid / AREA_BLOCK);
+		for (size_t b = 0, e; b < nb; b = e) {
+			int kind = block_source(r, b, cver ? cver + vb0 : NULL, s->sequence);
+			for (e = b + 1;
+			     e < nb && block_source(r, e, cver ? cver + vb0 : NULL, s->sequence) == kind;
+			     e++)
+				;
+			if (kind == SRC_NONE)
+				continue;
+			size_t at, len, at_end, len_end;
 			block_span(r, b, &at, &len);
-			if (BIT(r->dirty, b)) {
-				memcpy(data + off + at, (const uint8_t *)r->ptr + at, len);
-				ver[vb] = seq;
-				st.dirty_bytes += len;
-				st.copied_bytes += len;
-			} else if (cver[vb] > s->sequence) {
-				/* changed in the committed checkpoint: this slot
-				 * is one behind; the committed copy is current */
-				memcpy(data + off + at, cdata + off + at, len);
-				ver[vb] = cver[vb];
-				st.copied_bytes += len;
+			block_span(r, e - 1, &at_end, &len_end);
+			size_t bytes = at_end + len_end - at;
+			if (kind == SRC_LIVE) {
+				memcpy(data + off + at, (const uint8_t *)r->ptr + at, bytes);
+				for (size_t k = b; k < e; k++)
+					ver[vb0 + k] = seq;
+				st.dirty_bytes += bytes;
+			} else {
+				/* changed in the committed checkpoint: this slot is
+				 * one behind; the committed copy is current */
+				memcpy(data + off + at, cdata + off + at, bytes);
+				memcpy(ver + vb0 + b, cver + vb0 + b, (e - b) * sizeof(*ver));
 			}
+			st.copied_bytes += bytes;
 		}
 		if (full) { /* the padding before and after it in its blocks */
 			memset(data + grid, 0, r->lead);

@@ -289,6 +289,12 @@ int track_take(int handle, uint64_t *out)
 	return 0;
 }
 
+int track_pause(int handle)
+{
+	struct tslot *t = &slots[handle];
+	return protect((void *)t->lo, t->hi - t->lo, 1) == 0 ? 0 : -1;
+}
+
 void track_remove(int handle)
 {
 	struct tslot *t = &slots[handle];

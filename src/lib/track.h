@@ -47,6 +47,14 @@ int track_add(void *ptr, size_t size);
  */
 int track_take(int handle, uint64_t *out);
 
+/*
+ * Leave the range writable until the next track_take() (writes are not
+ * recorded meanwhile: the caller copies the range whole at the next
+ * checkpoint). 0, or -1 if mprotect failed (the range is then partly
+ * protected and still tracked: marks stay exact).
+ */
+int track_pause(int handle);
+
 /* Stop tracking: the range becomes writable; the handle is released. */
 void track_remove(int handle);
 
