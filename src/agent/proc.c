@@ -6,6 +6,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -498,6 +499,9 @@ int proc_capture(struct agent *a, struct aproc *p, struct image **out)
 	img->created_ms = agent_now_ms();
 	img->captured_ms = agent_mono_ms();
 	img->pulled = 0;
+	log_debug("[program %s] captured checkpoint %" PRIu64 ": %" PRIu64 " of %zu bytes "
+		  "copied and hashed (built on %" PRIu64 ")", p->id, img->sequence, img->copied,
+		  img->size, since);
 
 	uv_mutex_lock(&a->lock);
 	cur = p->img;

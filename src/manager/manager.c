@@ -357,8 +357,6 @@ static void puller_thread(void *arg)
 			uv_mutex_lock(&m->lock);
 		}
 		if (rc == 0 && inc == p->incarnation) {
-			p->pulled_bytes += res.size;
-			p->pulled_full_bytes += res.existed ? 0 : res.full_size;
 			if (got >= p->base_seq || p->base_inc != inc) {
 				/* stored by another manager: its depth follows from
 				 * its base when that is the one we know */

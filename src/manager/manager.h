@@ -54,8 +54,6 @@ struct mproc {
 	uint64_t base_inc, base_seq;   /* the newest durable checkpoint a delta may
 					* build on (this incarnation's) ... */
 	uint32_t base_depth;           /* ... and its depth in its chain */
-	uint64_t pulled_bytes;         /* bytes pulled from agents, in total */
-	uint64_t pulled_full_bytes;    /* what full images would have moved */
 	int state;                     /* enum proto_proc_state */
 	int pulling;
 	int ended;                     /* finished cleanly: its checkpoints go */
