@@ -149,6 +149,20 @@ static const char *hexs(const uint8_t *h, char *buf)
 }
 
 /* First online mirror, or NULL. */
+/* A statement on one checkpoint's key: sql with process, incarnation and
+ * sequence (or base) as its parameters 1..3. NULL on error. */
+static sqlite3_stmt *prep_key(sqlite3 *db, const char *sql, const char *process,
+			      uint64_t inc, uint64_t seq)
+{
+	sqlite3_stmt *s = meta_prep(db, sql);
+	if (s) {
+		meta_bind_text(s, 1, process);
+		meta_bind_u64(s, 2, inc);
+		meta_bind_u64(s, 3, seq);
+	}
+	return s;
+}
+
 static struct mirror *primary(struct store *st)
 {
 	for (size_t i = 0; i < st->n; i++)
@@ -376,13 +390,10 @@ static int victims_add(struct victim_list *v, const uint8_t *h)
 static int delete_ckpt(sqlite3 *db, const char *process, uint64_t inc,
 		       uint64_t seq, struct victim_list *gc)
 {
-	sqlite3_stmt *s = meta_prep(db, "SELECT hash FROM ckpt_chunks WHERE process=?"
-			       " AND incarnation=? AND sequence=?");
+	sqlite3_stmt *s = prep_key(db, "SELECT hash FROM ckpt_chunks WHERE process=?"
+				   " AND incarnation=? AND sequence=?", process, inc, seq);
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, inc);
-	meta_bind_u64(s, 3, seq);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		uint8_t h[PROTO_HASH_SIZE];
@@ -413,20 +424,16 @@ static int delete_ckpt(sqlite3 *db, const char *process, uint64_t inc,
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return RTCMS_EIO;
-	s = meta_prep(db, "DELETE FROM ckpt_chunks WHERE process=? AND incarnation=? AND sequence=?");
+	s = prep_key(db, "DELETE FROM ckpt_chunks WHERE process=? AND incarnation=? AND sequence=?",
+		     process, inc, seq);
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, inc);
-	meta_bind_u64(s, 3, seq);
 	if (meta_step_done(s) != 0)
 		return RTCMS_EIO;
-	s = meta_prep(db, "DELETE FROM checkpoints WHERE process=? AND incarnation=? AND sequence=?");
+	s = prep_key(db, "DELETE FROM checkpoints WHERE process=? AND incarnation=? AND sequence=?",
+		     process, inc, seq);
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, inc);
-	meta_bind_u64(s, 3, seq);
 	return meta_step_done(s);
 }
 
@@ -951,13 +958,11 @@ static int ckpt_lookup(sqlite3 *db, const char *process, uint64_t inc,
 		       uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size,
 		       uint32_t *depth, uint8_t state[PROTO_HASH_SIZE])
 {
-	sqlite3_stmt *s = meta_prep(db, "SELECT hash, size, depth, state_hash FROM checkpoints"
-			       " WHERE process=? AND incarnation=? AND sequence=?");
+	sqlite3_stmt *s = prep_key(db, "SELECT hash, size, depth, state_hash FROM checkpoints"
+				   " WHERE process=? AND incarnation=? AND sequence=?",
+				   process, inc, seq);
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, inc);
-	meta_bind_u64(s, 3, seq);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		if (hash)
@@ -978,13 +983,11 @@ static int ckpt_lookup(sqlite3 *db, const char *process, uint64_t inc,
 static int ckpt_has_dependent(sqlite3 *db, const char *process, uint64_t inc,
 			      uint64_t seq, uint64_t *dep)
 {
-	sqlite3_stmt *s = meta_prep(db, "SELECT sequence FROM checkpoints WHERE process=?"
-			       " AND incarnation=? AND base=? ORDER BY sequence DESC LIMIT 1");
+	sqlite3_stmt *s = prep_key(db, "SELECT sequence FROM checkpoints WHERE process=?"
+				   " AND incarnation=? AND base=? ORDER BY sequence DESC LIMIT 1",
+				   process, inc, seq);
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, inc);
-	meta_bind_u64(s, 3, seq);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW && dep)
 		*dep = meta_col_u64(s, 0);
@@ -1600,13 +1603,11 @@ static void row_load(sqlite3_stmt *s, struct ckpt_row *r)
 static int row_get(sqlite3 *db, const char *process, uint64_t inc, uint64_t seq,
 		   struct ckpt_row *r)
 {
-	sqlite3_stmt *s = meta_prep(db, "SELECT " CKPT_COLS " FROM checkpoints"
-			       " WHERE process=? AND incarnation=? AND sequence=?");
+	sqlite3_stmt *s = prep_key(db, "SELECT " CKPT_COLS " FROM checkpoints"
+				   " WHERE process=? AND incarnation=? AND sequence=?",
+				   process, inc, seq);
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, inc);
-	meta_bind_u64(s, 3, seq);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		row_load(s, r);
@@ -1632,13 +1633,11 @@ static int chunks_load_pin(struct store *st, sqlite3 *db, const char *process,
 	if (count && !(c = calloc(count, sizeof(*c))))
 		return RTCMS_ENOMEM;
 	*out = c;
-	sqlite3_stmt *s = meta_prep(db, "SELECT offset, len, hash FROM ckpt_chunks WHERE"
-			       " process=? AND incarnation=? AND sequence=? ORDER BY idx");
+	sqlite3_stmt *s = prep_key(db, "SELECT offset, len, hash FROM ckpt_chunks WHERE"
+				   " process=? AND incarnation=? AND sequence=? ORDER BY idx",
+				   process, inc, seq);
 	if (!s)
 		return RTCMS_EIO;
-	meta_bind_text(s, 1, process);
-	meta_bind_u64(s, 2, inc);
-	meta_bind_u64(s, 3, seq);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*pinned == count) {
 			rc = RTCMS_EIO; /* more than the row says */
