@@ -18,13 +18,54 @@
 static struct cluster *running[8];
 const char *const *cl_store_extra;
 
+/* The last lines of a daemon's log, for a failed test's output. */
+static void log_tail(const struct tu_daemon *d, const char *what, int lines)
+{
+	char buf[512];
+	static char ring[40][512];
+	int n = 0;
+	FILE *f = d->pid > 0 || d->log[0] ? fopen(d->log, "r") : NULL;
+	if (!f)
+		return;
+	while (fgets(buf, sizeof(buf), f))
+		memcpy(ring[n++ % 40], buf, sizeof(buf));
+	fclose(f);
+	if (lines > 40)
+		lines = 40;
+	printf("---- the last lines of %s's log (%s)\n", what, d->log);
+	for (int i = n > lines ? n - lines : 0; i < n; i++)
+		fputs(ring[i % 40], stdout);
+}
+
+/* A cluster still running here belongs to a test that failed: show the
+ * end of each daemon's log (CI keeps only the output), then stop it. */
 int cl_teardown(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
-		if (running[i])
-			cl_stop(running[i]);
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++) {
+		struct cluster *cl = running[i];
+		if (!cl)
+			continue;
+		log_tail(&cl->manager, "manager", 25);
+		if (cl->manager2.pid > 0)
+			log_tail(&cl->manager2, "manager-2", 15);
+		for (int a = 0; a < cl->agent_count; a++)
+			log_tail(&cl->agents[a], "an agent", 15);
+		log_tail(&cl->store, "store", 10);
+		fflush(stdout);
+		cl_stop(cl);
+	}
 	return 0;
+}
+
+/* How much longer to wait on this machine (RTCMS_TEST_TIME_SCALE). */
+static uint64_t scaled(int timeout_ms)
+{
+	const char *env = getenv("RTCMS_TEST_TIME_SCALE");
+	long scale = env ? strtol(env, NULL, 10) : 1;
+	if (scale < 1 || scale > 100)
+		scale = 1;
+	return (uint64_t)timeout_ms * (uint64_t)scale;
 }
 
 /* Tests prove behaviour, not timing: on a loaded machine (sanitizers, two
@@ -40,12 +81,8 @@ static const char *robust_agent[] = { "--lease", lease_ms, NULL };
 
 const char *const *cl_timeouts(void)
 {
-	const char *env = getenv("RTCMS_TEST_TIME_SCALE");
-	long scale = env ? strtol(env, NULL, 10) : 1;
-	if (scale < 1 || scale > 100)
-		scale = 1;
-	snprintf(lease_ms, sizeof(lease_ms), "%ld", 1000 * scale);
-	snprintf(node_ms, sizeof(node_ms), "%ld", 1500 * scale);
+	snprintf(lease_ms, sizeof(lease_ms), "%" PRIu64, scaled(1000));
+	snprintf(node_ms, sizeof(node_ms), "%" PRIu64, scaled(1500));
 	return robust_manager;
 }
 
@@ -216,7 +253,7 @@ int cl_proc(struct cluster *cl, const char *id, struct proto_proc_entry *out)
 int cl_wait_durable(struct cluster *cl, const char *id, uint64_t inc, uint64_t seq,
 		    int timeout_ms)
 {
-	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = tu_now_ms() + scaled(timeout_ms);
 	while (tu_now_ms() < deadline) {
 		struct proto_proc_entry e;
 		if (cl_proc(cl, id, &e) == 0 && e.incarnation == inc && e.durable >= seq)
@@ -229,7 +266,7 @@ int cl_wait_durable(struct cluster *cl, const char *id, uint64_t inc, uint64_t s
 int cl_wait_log(const struct tu_daemon *d, const char *needle, int count,
 		int timeout_ms)
 {
-	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = tu_now_ms() + scaled(timeout_ms);
 	while (tu_now_ms() < deadline) {
 		if (tu_log_count(d, needle) >= count)
 			return 0;
