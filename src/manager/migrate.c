@@ -582,6 +582,26 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	 * claim pins the store's latest checkpoint, which may be older than
 	 * the final one (not stored yet), never newer */
 	rc = store_claim(m, &store, id, &claim, NULL, why, whylen);
+	int stored_final = 0;
+	if (rc == RTCMS_ENOENT) {
+		/* nothing of it is durable yet (it asked to move right after it
+		 * started): store the final checkpoint first, then claim */
+		struct pull_result pr;
+		int side = 0;
+		rc = manager_pull(m, &store, id, final.incarnation, final.sequence, 0, src_addr,
+				  &pr, &side, NULL);
+		if (rc == 0 && pr.sequence != final.sequence)
+			rc = RTCMS_ESTATE;
+		if (rc) {
+			snprintf(why, whylen, "storing the final checkpoint of %s: %s", id,
+				 rtcms_strerror(rc));
+			goto fail;
+		}
+		stored_final = 1;
+		log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable (the first of it, "
+			 "before the move)", id, final.incarnation, final.sequence);
+		rc = store_claim(m, &store, id, &claim, NULL, why, whylen);
+	}
 	if (rc)
 		goto fail;
 	claimed = 1;
@@ -595,7 +615,8 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		goto fail;
 	}
 	uv_mutex_lock(&m->lock);
-	int durable = p->durable >= final.sequence && p->incarnation == final.incarnation;
+	int durable = stored_final ||
+		      (p->durable >= final.sequence && p->incarnation == final.incarnation);
 	uv_mutex_unlock(&m->lock);
 
 	/* 4. restore on the best node, else the next */
