@@ -195,22 +195,6 @@ static int to_sink(void *ctx, const struct proto_chunk *ch)
 	return 0;
 }
 
-static int count_files(const char *mirror)
-{
-	char path[700];
-	int n = 0;
-	for (int i = 0; i < 256; i++) {
-		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
-		DIR *d = opendir(path);
-		struct dirent *e;
-		while (d && (e = readdir(d)))
-			n += e->d_name[0] != '.';
-		if (d)
-			closedir(d);
-	}
-	return n;
-}
-
 /* Everything the store lists reads back right; returns the number of
  * checkpoints of process p and their newest sequence in *newest. */
 static int check_process(struct net_client *c, int p, uint8_t *want,
@@ -312,8 +296,8 @@ static void test_kill9_during_gc(void **state)
 			assert_int_equal(r.scrub_reply.mirrors[i].chunks, r.scrub_reply.chunks);
 		}
 		/* no chunk file is left that nothing references */
-		assert_int_equal(count_files(m0), (int)r.scrub_reply.chunks);
-		assert_int_equal(count_files(m1), (int)r.scrub_reply.chunks);
+		assert_int_equal(tu_count_chunk_files(m0), (int)r.scrub_reply.chunks);
+		assert_int_equal(tu_count_chunk_files(m1), (int)r.scrub_reply.chunks);
 		print_message("round %2d: %3d PUTs acknowledged before kill -9; %d + %d "
 			      "checkpoints, %llu chunks after restart\n", round,
 			      w.puts - before, listed[0], listed[1],

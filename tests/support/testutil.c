@@ -1,6 +1,7 @@
 /* testutil.c - temporary dirs, keys and real daemons for tests. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -261,4 +262,20 @@ long tu_peak_rss_kib(pid_t pid)
 			break;
 	fclose(f);
 	return v;
+}
+
+int tu_count_chunk_files(const char *mirror)
+{
+	char path[1024];
+	int n = 0;
+	for (int i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			n += e->d_name[0] != '.';
+		if (d)
+			closedir(d);
+	}
+	return n;
 }

@@ -18,6 +18,9 @@ char *tu_tmpdir(const char *tag);
 /* Remove path recursively (like rm -rf). */
 void tu_rmrf(const char *path);
 
+/* Chunk files (any name not starting with '.') in mirror/chunks/00..ff. */
+int tu_count_chunk_files(const char *mirror);
+
 /* Write a new key file at dir/key and load it into *key (may be NULL).
  * Returns the malloc'ed path. */
 char *tu_keyfile(const char *dir, struct proto_key *key);

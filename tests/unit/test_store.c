@@ -92,43 +92,33 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Store size bytes of content seed as (process, inc, seq) in chunks of
- * chunk bytes; returns the engine's result. */
-static int put(struct store *st, const char *process, uint64_t inc,
-	       uint64_t seq, size_t size, uint64_t seed, size_t chunk)
+/* What the last put_data() found: new chunks and their size on disk. */
+static struct store_put_stats last_stats;
+
+/* PUT size bytes of data as m (its image hash and chunk count are filled
+ * in here) in chunks of chunk bytes; returns the engine's result (1: it was
+ * stored already) and fills *ack. */
+static int put_data(struct store *st, struct proto_ckpt_meta *m, const uint8_t *data,
+		    size_t size, size_t chunk, struct proto_put_ack *ack)
 {
-	uint8_t *data = malloc(size ? size : 1);
-	struct proto_ckpt_meta m;
 	struct proto_image_hash ih;
-	struct proto_put_ack ack;
 	struct store_put *p;
 	uint32_t count = 0;
 
-	tu_fill(data, size, seed);
-	memset(&m, 0, sizeof(m));
-	snprintf(m.process, sizeof(m.process), "%s", process);
-	m.incarnation = inc;
-	m.sequence = seq;
-	m.node = 7;
-	m.size = size;
-	m.spec = (const uint8_t *)"spec";
-	m.spec_len = 4;
 	proto_image_hash_init(&ih, size);
-	for (size_t off = 0; off < size; off += chunk) {
+	for (size_t off = 0; off < size; off += chunk, count++) {
 		uint8_t h[PROTO_HASH_SIZE];
 		size_t len = size - off < chunk ? size - off : chunk;
 		proto_chunk_hash(data + off, len, h);
 		proto_image_hash_update(&ih, off, (uint32_t)len, h);
-		count++;
 	}
-	proto_image_hash_final(&ih, m.hash);
-	m.chunk_count = count;
-	int rc = store_put_begin(st, &m, &p, &ack);
-	if (rc != 0) {
-		free(data);
+	proto_image_hash_final(&ih, m->hash);
+	m->chunk_count = count;
+	memset(ack, 0, sizeof(*ack));
+	int rc = store_put_begin(st, m, &p, ack);
+	if (rc != 0)
 		return rc;
-	}
-	for (size_t off = 0; off < size; off += chunk) {
+	for (size_t off = 0; off < size && rc == 0; off += chunk) {
 		struct proto_chunk c;
 		c.offset = off;
 		c.len = (uint32_t)(size - off < chunk ? size - off : chunk);
@@ -137,13 +127,41 @@ static int put(struct store *st, const char *process, uint64_t inc,
 		rc = store_put_check(p, &c);
 		if (rc == 0)
 			rc = store_put_write(p, &c);
-		if (rc) {
-			store_put_abort(p);
-			free(data);
-			return rc;
-		}
 	}
-	rc = store_put_commit(p, count, &ack);
+	if (rc) {
+		store_put_abort(p);
+		return rc;
+	}
+	store_put_stats(p, &last_stats);
+	return store_put_commit(p, count, ack);
+}
+
+/* The metadata of a test checkpoint of size bytes (node 7, spec "spec"). */
+static void meta_for(struct proto_ckpt_meta *m, const char *process, uint64_t inc,
+		     uint64_t seq, size_t size)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->process, sizeof(m->process), "%s", process);
+	m->incarnation = inc;
+	m->sequence = seq;
+	m->node = 7;
+	m->size = size;
+	m->spec = (const uint8_t *)"spec";
+	m->spec_len = 4;
+}
+
+/* Store size bytes of content seed as (process, inc, seq) in chunks of
+ * chunk bytes; returns the engine's result. */
+static int put(struct store *st, const char *process, uint64_t inc,
+	       uint64_t seq, size_t size, uint64_t seed, size_t chunk)
+{
+	uint8_t *data = malloc(size ? size : 1);
+	struct proto_ckpt_meta m;
+	struct proto_put_ack ack;
+
+	tu_fill(data, size, seed);
+	meta_for(&m, process, inc, seq, size);
+	int rc = put_data(st, &m, data, size, chunk, &ack);
 	free(data);
 	return rc;
 }
@@ -183,22 +201,6 @@ out:
 	return rc;
 }
 
-static int count_files(const char *mirror)
-{
-	char path[600];
-	int n = 0;
-	for (int i = 0; i < 256; i++) {
-		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
-		DIR *d = opendir(path);
-		struct dirent *e;
-		while (d && (e = readdir(d)))
-			n += e->d_name[0] != '.';
-		if (d)
-			closedir(d);
-	}
-	return n;
-}
-
 static void test_put_get_roundtrip(void **state)
 {
 	struct fixture *f = *state;
@@ -210,8 +212,8 @@ static void test_put_get_roundtrip(void **state)
 	assert_int_equal(get_check(f->st, "r", 1, 0, 100001, 3, NULL), 0);
 	assert_int_equal(get_check(f->st, "nobody", 0, 0, 0, 0, NULL), RTCMS_ENOENT);
 	/* both mirrors hold every chunk */
-	assert_int_equal(count_files(f->m0), count_files(f->m1));
-	assert_int_equal(count_files(f->m0), 4 + 25);
+	assert_int_equal(tu_count_chunk_files(f->m0), tu_count_chunk_files(f->m1));
+	assert_int_equal(tu_count_chunk_files(f->m0), 4 + 25);
 }
 
 static void test_idempotent_and_conflicting_put(void **state)
@@ -280,8 +282,8 @@ static void test_retention_and_gc(void **state)
 	assert_int_equal(e[1].sequence, 5);
 	assert_int_equal(get_check(f->st, "p", 1, 3, 8192, 3, NULL), RTCMS_ENOENT);
 	/* chunk files of removed sequences are gone from both mirrors */
-	assert_int_equal(count_files(f->m0), 4);
-	assert_int_equal(count_files(f->m1), 4);
+	assert_int_equal(tu_count_chunk_files(f->m0), 4);
+	assert_int_equal(tu_count_chunk_files(f->m1), 4);
 }
 
 static void test_shared_chunks_survive(void **state)
@@ -290,12 +292,12 @@ static void test_shared_chunks_survive(void **state)
 	/* the same content under two processes shares its chunks */
 	assert_int_equal(put(f->st, "a", 1, 1, 16384, 9, 4096), 0);
 	assert_int_equal(put(f->st, "b", 1, 1, 16384, 9, 4096), 0);
-	assert_int_equal(count_files(f->m0), 4);
+	assert_int_equal(tu_count_chunk_files(f->m0), 4);
 	assert_int_equal(store_delete(f->st, "a", 0, 0), 1);
-	assert_int_equal(count_files(f->m0), 4);
+	assert_int_equal(tu_count_chunk_files(f->m0), 4);
 	assert_int_equal(get_check(f->st, "b", 1, 1, 16384, 9, NULL), 0);
 	assert_int_equal(store_delete(f->st, "b", 1, 1), 1);
-	assert_int_equal(count_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_files(f->m0), 0);
 	assert_int_equal(store_delete(f->st, "b", 1, 1), RTCMS_ENOENT);
 }
 
@@ -428,8 +430,8 @@ static void test_abort_keeps_other_pins(void **state)
 	assert_int_equal(store_delete(f->st, "c", 0, 0), 1);
 	assert_int_equal(store_put_commit(pa, 1, &ack), 0);
 	assert_int_equal(get_check(f->st, "a", 1, 1, 4096, 42, NULL), 0);
-	assert_int_equal(count_files(f->m0), 1);
-	assert_int_equal(count_files(f->m1), 1);
+	assert_int_equal(tu_count_chunk_files(f->m0), 1);
+	assert_int_equal(tu_count_chunk_files(f->m1), 1);
 }
 
 struct racer {
@@ -562,13 +564,13 @@ static void test_resync_wiped_mirror(void **state)
 	f->st = NULL;
 	tu_rmrf(f->m1);
 	open_store(f);
-	assert_int_equal(count_files(f->m1), count_files(f->m0));
+	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
 	/* mirror 1 alone now holds everything: wipe mirror 0's chunks */
 	store_free(f->st);
 	snprintf(cmd, sizeof(cmd), "%s/chunks", f->m0);
 	tu_rmrf(cmd);
 	open_store(f);
-	assert_int_equal(count_files(f->m0), 20);
+	assert_int_equal(tu_count_chunk_files(f->m0), 20);
 	assert_int_equal(get_check(f->st, "p", 1, 1, 40000, 1, NULL), 0);
 	assert_int_equal(get_check(f->st, "q", 1, 1, 40000, 2, NULL), 0);
 }
@@ -601,7 +603,7 @@ static void test_failing_mirror_degrades(void **state)
 	open_store(f);
 	assert_int_equal(store_status(f->st, &r), 0);
 	assert_int_equal(r.mirrors[1].online, 1);
-	assert_int_equal(count_files(f->m1), count_files(f->m0));
+	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
 	assert_int_equal(r.checkpoints, 2);
 	/* and holds the newest metadata: remove m0 entirely and read from m1 */
 	store_free(f->st);
@@ -636,17 +638,17 @@ static void test_abort_removes_its_files(void **state)
 
 	assert_int_equal(put(f->st, "c", 1, 1, 4096, 42, 4096), 0);
 	store_put_abort(put_open_one(f->st, "a", 1, 4096, 7, 1, a));
-	assert_int_equal(count_files(f->m0), 1);
-	assert_int_equal(count_files(f->m1), 1);
+	assert_int_equal(tu_count_chunk_files(f->m0), 1);
+	assert_int_equal(tu_count_chunk_files(f->m1), 1);
 	store_put_abort(put_open_one(f->st, "b", 1, 4096, 42, 1, b));
-	assert_int_equal(count_files(f->m0), 1);
+	assert_int_equal(tu_count_chunk_files(f->m0), 1);
 	assert_int_equal(get_check(f->st, "c", 1, 1, 4096, 42, NULL), 0);
 	/* a commit that fails (image hash) removes its files too */
 	struct store_put *p = put_open_one(f->st, "a", 1, 4096, 8, 1, a);
 	struct proto_put_ack ack;
 	assert_int_equal(store_put_commit(p, 2, &ack), RTCMS_EPROTO);
-	assert_int_equal(count_files(f->m0), 1);
-	assert_int_equal(count_files(f->m1), 1);
+	assert_int_equal(tu_count_chunk_files(f->m0), 1);
+	assert_int_equal(tu_count_chunk_files(f->m1), 1);
 }
 
 /* A checkpoint deleted while a GET streams it stays readable to the end;
@@ -665,7 +667,7 @@ static void test_delete_during_get(void **state)
 	assert_int_equal(store_get_next(g, buf, &c), 0);
 	n++;
 	assert_int_equal(store_delete(f->st, "p", 1, 1), 1);
-	assert_int_equal(count_files(f->m0), 3);
+	assert_int_equal(tu_count_chunk_files(f->m0), 3);
 	while ((rc = store_get_next(g, buf, &c)) == 0) {
 		uint8_t all[3 * 4096];
 		tu_fill(all, sizeof(all), 5);
@@ -676,8 +678,8 @@ static void test_delete_during_get(void **state)
 	assert_int_equal(rc, RTCMS_EEOF);
 	assert_int_equal(n, 3);
 	store_get_close(g);
-	assert_int_equal(count_files(f->m0), 0);
-	assert_int_equal(count_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_files(f->m1), 0);
 	free(buf);
 }
 
@@ -875,11 +877,11 @@ static void test_parallel_writes_and_gc(void **state)
 	}
 	pthread_join(t, NULL);
 	assert_int_equal(c.failures, 0);
-	assert_int_equal(count_files(f->m0), PAR_CHUNKS);
-	assert_int_equal(count_files(f->m1), PAR_CHUNKS);
+	assert_int_equal(tu_count_chunk_files(f->m0), PAR_CHUNKS);
+	assert_int_equal(tu_count_chunk_files(f->m1), PAR_CHUNKS);
 	assert_int_equal(store_delete(f->st, "keep", 0, 0), 1);
-	assert_int_equal(count_files(f->m0), 0);
-	assert_int_equal(count_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_files(f->m1), 0);
 }
 
 /* Fail chunk writes on every mirror with "disk full". */
@@ -906,7 +908,7 @@ static void test_disk_full_everywhere(void **state)
 	assert_int_equal(get_check(f->st, "p", 1, 1, 10000, 1, NULL), 0);
 	store_fault_hook = NULL;
 	assert_int_equal(put(f->st, "p", 1, 2, 10000, 2, 4096), 0);
-	assert_int_equal(count_files(f->m1), count_files(f->m0));
+	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
 }
 
 static void write_garbage(const char *dir, const char *name)
@@ -993,18 +995,18 @@ static void test_lost_metadata_refuses_start(void **state)
 	write_garbage(f->m1, "meta.db");
 	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
 	assert_null(st);
-	assert_int_equal(count_files(f->m0), 3);
-	assert_int_equal(count_files(f->m1), 3);
+	assert_int_equal(tu_count_chunk_files(f->m0), 3);
+	assert_int_equal(tu_count_chunk_files(f->m1), 3);
 	remove_meta(f->m0);
 	remove_meta(f->m1);
 	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
 	assert_null(st);
-	assert_int_equal(count_files(f->m0), 3);
-	assert_int_equal(count_files(f->m1), 3);
+	assert_int_equal(tu_count_chunk_files(f->m0), 3);
+	assert_int_equal(tu_count_chunk_files(f->m1), 3);
 	/* a wiped mirror next to the lost one changes nothing */
 	tu_rmrf(f->m1);
 	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
-	assert_int_equal(count_files(f->m0), 3);
+	assert_int_equal(tu_count_chunk_files(f->m0), 3);
 }
 
 /* A mirror taken offline by failed writes is brought back by a repairing
@@ -1033,7 +1035,7 @@ static void test_scrub_brings_mirror_back(void **state)
 	assert_int_equal(r.mirrors[1].online, 1);
 	assert_int_equal(r.mirrors[1].repaired, 3);
 	assert_int_equal(r.unrepairable, 0);
-	assert_int_equal(count_files(f->m1), count_files(f->m0));
+	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
 	assert_int_equal(put(f->st, "p", 1, 3, 10000, 3, 4096), 0);
 	assert_int_equal(store_status(f->st, &r), 0);
 	assert_int_equal(r.mirrors[1].online, 1);
@@ -1255,60 +1257,19 @@ static size_t prog_delta(const struct prog *p, uint64_t seq, uint64_t base, uint
 }
 
 /* What the last put_img() wrote (store_put_stats before its commit). */
-static struct store_put_stats last_stats;
-
 /* PUT an image in chunks of DCHUNK bytes; fills *ack. state NULL: none. */
 static int put_img(struct store *st, const char *process, uint64_t inc, uint64_t seq,
 		   uint64_t base, uint64_t full_size, const uint8_t *state,
 		   const uint8_t *data, size_t size, struct proto_put_ack *ack)
 {
 	struct proto_ckpt_meta m;
-	struct proto_image_hash ih;
-	struct store_put *p;
-	uint32_t count = 0;
-	int rc;
 
-	memset(&m, 0, sizeof(m));
-	snprintf(m.process, sizeof(m.process), "%s", process);
-	m.incarnation = inc;
-	m.sequence = seq;
-	m.node = 7;
-	m.size = size;
+	meta_for(&m, process, inc, seq, size);
 	m.base = base;
 	m.full_size = full_size;
 	if (state)
 		memcpy(m.state_hash, state, PROTO_HASH_SIZE);
-	m.spec = (const uint8_t *)"spec";
-	m.spec_len = 4;
-	proto_image_hash_init(&ih, size);
-	for (size_t off = 0; off < size; off += DCHUNK, count++) {
-		uint8_t h[PROTO_HASH_SIZE];
-		size_t len = size - off < DCHUNK ? size - off : DCHUNK;
-		proto_chunk_hash(data + off, len, h);
-		proto_image_hash_update(&ih, off, (uint32_t)len, h);
-	}
-	proto_image_hash_final(&ih, m.hash);
-	m.chunk_count = count;
-	memset(ack, 0, sizeof(*ack));
-	rc = store_put_begin(st, &m, &p, ack);
-	if (rc != 0)
-		return rc;
-	for (size_t off = 0; off < size && rc == 0; off += DCHUNK) {
-		struct proto_chunk c;
-		c.offset = off;
-		c.len = (uint32_t)(size - off < DCHUNK ? size - off : DCHUNK);
-		c.data = data + off;
-		proto_chunk_hash(c.data, c.len, c.hash);
-		rc = store_put_check(p, &c);
-		if (rc == 0)
-			rc = store_put_write(p, &c);
-	}
-	if (rc) {
-		store_put_abort(p);
-		return rc;
-	}
-	store_put_stats(p, &last_stats);
-	return store_put_commit(p, count, ack);
+	return put_data(st, &m, data, size, DCHUNK, ack);
 }
 
 /* PUT the full image of p's state as seq; returns the engine's result. */
@@ -1546,7 +1507,7 @@ static void test_delta_base_missing(void **state)
 	log_base_missing = 0;
 	assert_int_equal(put_delta(f->st, "p", &p, 2, 1, &ack), RTCMS_ENOENT);
 	assert_int_equal(log_base_missing, 1);
-	assert_int_equal(count_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_files(f->m0), 0);
 	assert_int_equal(put_full(f->st, "p", &p, 1, &ack), 0);
 	/* the base of another incarnation does not count */
 	uint8_t *d;
@@ -1598,8 +1559,8 @@ static void test_delta_base_missing(void **state)
 	log_base_missing = 0;
 	assert_int_equal(store_put_commit(put, count, &ack), RTCMS_ENOENT);
 	assert_int_equal(log_base_missing, 1);
-	assert_int_equal(count_files(f->m0), 0);
-	assert_int_equal(count_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_files(f->m1), 0);
 	free(d);
 	free(p.live);
 }
@@ -1688,8 +1649,8 @@ static void test_retention_keeps_chains(void **state)
 	assert_int_equal(s[0], 13);
 	/* the chunk files are exactly what the rows reference */
 	assert_int_equal(store_status(f->st, &r), 0);
-	assert_int_equal(count_files(f->m0), (int)r.chunks);
-	assert_int_equal(count_files(f->m1), (int)r.chunks);
+	assert_int_equal(tu_count_chunk_files(f->m0), (int)r.chunks);
+	assert_int_equal(tu_count_chunk_files(f->m1), (int)r.chunks);
 	free(claimed);
 	free(p.live);
 }
@@ -1720,8 +1681,8 @@ static void test_delete_base_busy(void **state)
 		} else {
 			assert_int_equal(store_delete(f->st, "p", 0, 0), 3);
 		}
-		assert_int_equal(count_files(f->m0), 0);
-		assert_int_equal(count_files(f->m1), 0);
+		assert_int_equal(tu_count_chunk_files(f->m0), 0);
+		assert_int_equal(tu_count_chunk_files(f->m1), 0);
 		for (uint32_t b = 0; b < DBLOCKS; b++)
 			p.versions[b] = 1;
 	}

@@ -130,15 +130,21 @@ void state_block_hash(const uint8_t *data, size_t len, uint8_t out[STATE_HASH_SI
 	crypto_generichash(out, STATE_HASH_SIZE, data, len, NULL, 0);
 }
 
+/* Start a state hash over a full image's head (header and region table). */
+static void state_begin(crypto_generichash_state *st, const uint8_t *head, size_t head_len)
+{
+	static const char tag[] = "rtcms state v1";
+	crypto_generichash_init(st, NULL, 0, STATE_HASH_SIZE);
+	crypto_generichash_update(st, (const uint8_t *)tag, sizeof(tag));
+	crypto_generichash_update(st, head, head_len);
+}
+
 void state_hash_blocks(const uint8_t *head, size_t head_len,
 		       const uint8_t (*block_hash)[STATE_HASH_SIZE], size_t blocks,
 		       uint8_t out[STATE_HASH_SIZE])
 {
-	static const char tag[] = "rtcms state v1";
 	crypto_generichash_state st;
-	crypto_generichash_init(&st, NULL, 0, STATE_HASH_SIZE);
-	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
-	crypto_generichash_update(&st, head, head_len);
+	state_begin(&st, head, head_len);
 	crypto_generichash_update(&st, (const uint8_t *)block_hash, blocks * STATE_HASH_SIZE);
 	crypto_generichash_final(&st, out, STATE_HASH_SIZE);
 }
@@ -151,12 +157,9 @@ int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE])
 	uint32_t n;
 	if (image_parse(full, len, &seq, regions, &n, &data, &d) != 0)
 		return RTCMS_EPROTO;
-	static const char tag[] = "rtcms state v1";
 	crypto_generichash_state st;
 	uint8_t bh[STATE_HASH_SIZE];
-	crypto_generichash_init(&st, NULL, 0, STATE_HASH_SIZE);
-	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
-	crypto_generichash_update(&st, full, (size_t)(data - full));
+	state_begin(&st, full, (size_t)(data - full));
 	for (uint64_t off = 0; off < d; off += AREA_BLOCK) {
 		state_block_hash(data + off, d - off < AREA_BLOCK ? (size_t)(d - off) : AREA_BLOCK,
 				 bh);
