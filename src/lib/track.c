@@ -108,21 +108,54 @@ static void mark_plain(uint64_t *bits, uintptr_t base, size_t size, uintptr_t lo
 			bits[b / 64] |= (uint64_t)1 << (b % 64);
 }
 
+/*
+ * A SIGSEGV that is not a write fault of ours gets the action the program
+ * had before us (prev_action), as the kernel would have applied it:
+ *
+ *   a handler   called with the same arguments (three for SA_SIGINFO, else
+ *               one), its sa_mask blocked meanwhile; SA_RESETHAND makes the
+ *               default the action for the next one
+ *   SIG_IGN     a sent signal (kill, raise, sigqueue: si_code <= 0) is
+ *               ignored; a fault cannot be, so it gets the default
+ *   SIG_DFL     the default is restored; a sent signal is raised again and
+ *               kills the process now; a fault is left to happen again when
+ *               the handler returns, so the process dies at the faulting
+ *               access with the core it would have had without us
+ *
+ * SIGSEGV itself stays unblocked while the program's handler runs (our
+ * handler is SA_NODEFER), so a write of that handler to a tracked page is
+ * still served. Async-signal-safe: sigaction, pthread_sigmask, raise.
+ */
 static void chain(int sig, siginfo_t *si, void *uc)
 {
-	if (prev_action.sa_flags & SA_SIGINFO) {
-		prev_action.sa_sigaction(sig, si, uc);
-	} else if (prev_action.sa_handler == SIG_DFL || prev_action.sa_handler == SIG_IGN) {
-		/* back to the default action: the access faults again and the
-		 * process dies of it, as it would have without us */
+	struct sigaction prev = prev_action;
+	int sent = si->si_code <= 0;
+
+	if (prev.sa_handler == SIG_IGN && sent)
+		return;
+	if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
 		struct sigaction dfl;
 		memset(&dfl, 0, sizeof(dfl));
 		dfl.sa_handler = SIG_DFL;
 		sigemptyset(&dfl.sa_mask);
 		sigaction(sig, &dfl, NULL);
-	} else {
-		prev_action.sa_handler(sig);
+		if (sent)
+			raise(sig);
+		return;
 	}
+	if (prev.sa_flags & SA_RESETHAND) {
+		prev_action.sa_flags &= ~SA_SIGINFO;
+		prev_action.sa_handler = SIG_DFL;
+	}
+	sigset_t mask, old;
+	mask = prev.sa_mask;
+	sigdelset(&mask, sig);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	if (prev.sa_flags & SA_SIGINFO)
+		prev.sa_sigaction(sig, si, uc);
+	else
+		prev.sa_handler(sig);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uc)

@@ -11,9 +11,12 @@
  * either end may be shared with memory that is not the program's region,
  * so track_take() always reports the blocks they touch as dirty.
  *
- * The handler is async-signal-safe (atomics and mprotect only), lock-free
- * against the checkpoint, and chains faults outside the tracked ranges to
- * the SIGSEGV action that was installed before (or the default one).
+ * The handler is async-signal-safe (atomics and mprotect; sigaction,
+ * pthread_sigmask and raise when it chains), lock-free against the
+ * checkpoint, and gives every SIGSEGV that is not a write fault in a
+ * tracked range - faults elsewhere, and signals sent with kill(), raise()
+ * or sigqueue() - to the SIGSEGV action that was installed before: that
+ * handler, ignoring, or the default, which kills the process.
  * Callers serialise track_add/track_take/track_remove (librtcms' mutex).
  */
 #ifndef RTCMS_LIB_TRACK_H

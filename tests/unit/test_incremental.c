@@ -3,7 +3,9 @@
  * tracking, comparison, full copies; checked against shadow copies of the
  * program's state over many checkpoints, with threads writing during
  * checkpoints, a program's own SIGSEGV handler, regions that come and go,
- * and regions that cannot be write-protected.
+ * and regions that cannot be write-protected; and SIGSEGVs that are not
+ * write faults (sent with kill/raise/sigqueue, or real invalid accesses)
+ * getting the action the program had before, in child processes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "area/area.h"
@@ -586,6 +590,167 @@ static void test_fallback_to_compare(void **state)
 	munmap(b, len);
 }
 
+/* ---- SIGSEGVs that are not write faults (child processes) ------------ */
+
+/* What the child does once a range is tracked and write-protected. */
+enum segv_act { ACT_RAISE, ACT_KILL, ACT_SIGQUEUE, ACT_WRITE_TRACKED, ACT_WRITE_NONE,
+		ACT_WRITE_UNMAPPED };
+/* The SIGSEGV action the child installs before tracking starts. */
+enum segv_prior { PRIOR_DFL, PRIOR_IGN, PRIOR_SIGINFO, PRIOR_PLAIN };
+
+#define CHILD_OK 0          /* survived, and everything it checked held */
+#define CHILD_BAD 3         /* a check failed (tracking, or the handler) */
+#define CHILD_ALIVE 4       /* survived what should have killed it */
+
+static volatile sig_atomic_t seen_signo, seen_code, seen_pid, plain_seen;
+
+static void prior_siginfo(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	seen_signo = sig;
+	seen_code = si->si_code;
+	seen_pid = si->si_pid;
+}
+
+static void prior_plain(int sig)
+{
+	plain_seen = sig;
+}
+
+/* The blocks of a 16-page range the last track_take() found written:
+ * 1 if exactly block `want`. */
+static int only_block(const uint64_t *bits, size_t words, size_t want)
+{
+	for (size_t w = 0; w < words; w++)
+		if (bits[w] != (w == want / 64 ? (uint64_t)1 << (want % 64) : 0))
+			return 0;
+	return 1;
+}
+
+/* In the child: install prior, track a range, write-protect it, do act.
+ * Returns the exit code (CHILD_*), unless act kills it; if it must (die),
+ * it touches nothing tracked after act, so only act can kill it. */
+static int segv_child(enum segv_prior prior, enum segv_act act, int die)
+{
+	struct rlimit no_core = { 0, 0 };
+	setrlimit(RLIMIT_CORE, &no_core); /* the deaths below are expected */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	if (prior == PRIOR_SIGINFO) {
+		sa.sa_sigaction = prior_siginfo;
+		sa.sa_flags = SA_SIGINFO;
+	} else {
+		sa.sa_handler = prior == PRIOR_IGN ? SIG_IGN :
+				prior == PRIOR_PLAIN ? prior_plain : SIG_DFL;
+	}
+	sigaction(SIGSEGV, &sa, NULL); /* replaces cmocka's own */
+
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = 16 * page;
+	uint8_t *reg = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *none = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *gone = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t bits[8];
+	size_t words = track_words(len);
+	if (reg == MAP_FAILED || none == MAP_FAILED || gone == MAP_FAILED || words > 8)
+		return CHILD_BAD;
+	munmap(gone, page);
+	int h = track_add(reg, len);
+	if (h < 0 || track_take(h, bits) != 0)
+		return CHILD_BAD; /* now write-protected */
+
+	switch (act) {
+	case ACT_RAISE:
+		raise(SIGSEGV);
+		break;
+	case ACT_KILL:
+		kill(getpid(), SIGSEGV);
+		break;
+	case ACT_SIGQUEUE:
+		sigqueue(getpid(), SIGSEGV, (union sigval){ .sival_int = 7 });
+		break;
+	case ACT_WRITE_TRACKED: /* the write to reg below */
+		break;
+	case ACT_WRITE_NONE:
+		*(volatile uint8_t *)none = 1;
+		break;
+	case ACT_WRITE_UNMAPPED:
+		*(volatile uint8_t *)gone = 1;
+		break;
+	}
+	if (die)
+		return CHILD_ALIVE;
+	/* still alive: the program's handler saw the sent signal as sent */
+	if (prior == PRIOR_SIGINFO &&
+	    (seen_signo != SIGSEGV || seen_code > 0 || seen_pid != getpid()))
+		return CHILD_BAD;
+	if (prior == PRIOR_PLAIN && plain_seen != SIGSEGV)
+		return CHILD_BAD;
+	/* and write faults are still tracked, exactly */
+	reg[5 * page + 1] = 1;
+	if (track_take(h, bits) != 0 || !only_block(bits, words, 5 * page / AREA_BLOCK))
+		return CHILD_BAD;
+	return CHILD_OK;
+}
+
+/* Run segv_child(prior, act, die) in a child; its wait status. */
+static int segv_run(enum segv_prior prior, enum segv_act act, int die)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(segv_child(prior, act, die));
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static void expect_killed(int status, const char *what)
+{
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV)
+		fail_msg("%s: expected death by SIGSEGV, got %s %d", what,
+			 WIFSIGNALED(status) ? "signal" :
+			 WEXITSTATUS(status) == CHILD_ALIVE ? "still alive, exit" : "exit",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+static void expect_survived(int status, const char *what)
+{
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_OK)
+		fail_msg("%s: expected to survive with its checks held, got %s %d", what,
+			 WIFSIGNALED(status) ? "signal" : "exit",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/* With the default action, a sent SIGSEGV kills as it would without
+ * librtcms, and so does a real invalid access; a write fault does not. */
+static void test_segv_default(void **state)
+{
+	(void)state;
+	expect_killed(segv_run(PRIOR_DFL, ACT_RAISE, 1), "raise");
+	expect_killed(segv_run(PRIOR_DFL, ACT_KILL, 1), "kill");
+	expect_killed(segv_run(PRIOR_DFL, ACT_SIGQUEUE, 1), "sigqueue");
+	expect_killed(segv_run(PRIOR_DFL, ACT_WRITE_NONE, 1), "write to PROT_NONE");
+	expect_killed(segv_run(PRIOR_DFL, ACT_WRITE_UNMAPPED, 1), "write to unmapped");
+	expect_survived(segv_run(PRIOR_DFL, ACT_WRITE_TRACKED, 0), "write to a tracked page");
+}
+
+/* A handler the program installed before librtcms gets the sent SIGSEGV
+ * (with its siginfo, or plain); SIG_IGN ignores it; a real invalid access
+ * still kills when the action was the default or SIG_IGN. */
+static void test_segv_program_action(void **state)
+{
+	(void)state;
+	expect_survived(segv_run(PRIOR_SIGINFO, ACT_RAISE, 0), "SA_SIGINFO handler, raise");
+	expect_survived(segv_run(PRIOR_SIGINFO, ACT_KILL, 0), "SA_SIGINFO handler, kill");
+	expect_survived(segv_run(PRIOR_SIGINFO, ACT_SIGQUEUE, 0), "SA_SIGINFO handler, sigqueue");
+	expect_survived(segv_run(PRIOR_PLAIN, ACT_KILL, 0), "plain handler, kill");
+	expect_survived(segv_run(PRIOR_IGN, ACT_KILL, 0), "SIG_IGN, kill");
+	expect_survived(segv_run(PRIOR_IGN, ACT_RAISE, 0), "SIG_IGN, raise");
+	expect_killed(segv_run(PRIOR_IGN, ACT_WRITE_NONE, 1), "SIG_IGN, write to PROT_NONE");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +761,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_own_handler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regions_come_and_go, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_to_compare, setup, teardown),
+		cmocka_unit_test(test_segv_default),
+		cmocka_unit_test(test_segv_program_action),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
