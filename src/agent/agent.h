@@ -30,9 +30,13 @@
 
 /* How an image goes on the wire: the full image (base 0) or a delta
  * against base, cut into chunks with their hashes. Built on the first
- * PULL that asks for it, under image.lock. */
+ * PULL that asks for it, under image.lock; a PULL then streams it without
+ * the lock, so an encoding never changes while users is not 0: a PULL
+ * for another base builds another delta (the image keeps one per base
+ * asked for at the same time, and rebuilds only one nobody streams). */
 struct encoding {
 	int ready;
+	int users;                     /* PULLs streaming it (image.lock) */
 	uint64_t base;                 /* 0: the full image */
 	uint8_t *bytes;                /* the delta (NULL for the full image) */
 	size_t size, cap;
@@ -40,10 +44,12 @@ struct encoding {
 	uint8_t (*chunk_hash)[PROTO_HASH_SIZE];
 	size_t hash_cap;               /* chunk_hash entries allocated */
 	uint8_t hash[PROTO_HASH_SIZE]; /* image hash */
+	struct encoding *next;         /* the image's other deltas */
 };
 
 /* A captured checkpoint: the full image, its block versions and hashes,
- * and its encodings for pulls. */
+ * and its encodings for pulls. Only the capture writes an image, and only
+ * one nobody else references (refs == 1: a copy otherwise). */
 struct image {
 	int refs;                      /* under agent.lock */
 	uint64_t sequence;
@@ -58,7 +64,8 @@ struct image {
 	uint8_t state_hash[PROTO_HASH_SIZE];
 	uint64_t copied;               /* bytes copied from the area by the capture */
 	uv_mutex_t lock;               /* the encodings */
-	struct encoding full, delta;
+	struct encoding full;
+	struct encoding *deltas;       /* list, one per base */
 	int pulled;                    /* a manager pulled it (agent.lock) */
 	uint64_t captured_ms;          /* monotonic */
 };
@@ -69,10 +76,13 @@ void image_free(struct image *img);
 /*
  * The encoding of img a PULL asked for: a delta against base when base is
  * a sequence below the image's and the delta carries at most half of the
- * blocks, else the full image. Returns it (valid while img is referenced)
- * or NULL (RTCMS_ENOMEM).
+ * blocks, else the full image. Returns it held for the caller: it does not
+ * change until image_encoding_done(); or NULL (RTCMS_ENOMEM). The caller
+ * holds a reference to img meanwhile.
  */
 struct encoding *image_encoding(struct image *img, uint64_t base);
+/* Give back an encoding image_encoding() returned. NULL is a no-op. */
+void image_encoding_done(struct image *img, struct encoding *e);
 
 enum aproc_state {
 	AP_RUNNING,

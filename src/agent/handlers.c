@@ -140,7 +140,8 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 				 "%s: checkpoint %" PRIu64 " is not held here (latest %" PRIu64 ")",
 				 g->process, g->sequence, have);
 	}
-	/* the full image, or the changes since the base the manager holds */
+	/* the full image, or the changes since the base the manager holds;
+	 * held until it is sent (another PULL's base gets another delta) */
 	struct encoding *e = g->meta_only ? NULL : image_encoding(img, g->base);
 	if (!g->meta_only && !e) {
 		image_unref(a, img);
@@ -179,6 +180,7 @@ static int handle_pull(struct agent *a, struct net_client *c, const char *peer,
 		img->pulled = 1;
 		uv_mutex_unlock(&a->lock);
 	}
+	image_encoding_done(img, e);
 	image_unref(a, img);
 	proc_unref(a, p);
 	return rc ? -1 : 0;
@@ -311,7 +313,9 @@ static int handle_freeze(struct agent *a, struct net_client *c, const char *peer
 		 img->size, agent_mono_ms() - start);
 	/* the full image: a migration moves it whole (and its chunk hashes
 	 * are then ready for the PULL that follows) */
-	fill_meta(a, p, img, image_encoding(img, 0), &m.meta);
+	struct encoding *e = image_encoding(img, 0);
+	fill_meta(a, p, img, e, &m.meta);
+	image_encoding_done(img, e);
 	rc = net_client_reply(c, PROTO_FROZEN, 0, hdr->request, &m);
 	image_unref(a, img);
 	proc_unref(a, p);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,12 @@ void image_free(struct image *img)
 	if (!img)
 		return;
 	encoding_free(&img->full);
-	encoding_free(&img->delta);
+	while (img->deltas) {
+		struct encoding *e = img->deltas;
+		img->deltas = e->next;
+		encoding_free(e);
+		free(e);
+	}
 	uv_mutex_destroy(&img->lock);
 	free(img->data);
 	free(img->versions);
@@ -311,33 +317,40 @@ static int encoding_hash(struct encoding *e, const uint8_t *bytes, size_t size)
 	return 0;
 }
 
-/* Build the delta of img against base into img->delta. 0, or 1 when a
- * delta does not pay (more than half of the blocks changed, or a data
- * size that is not whole blocks), or RTCMS_ENOMEM. */
-static int build_delta(struct image *img, uint64_t base)
+/* Whether a delta of img against base pays: base below the image's
+ * sequence, at most half of the blocks changed since (*changed of them),
+ * whole blocks (*regions regions). */
+static bool delta_pays(const struct image *img, uint64_t base, uint32_t *regions,
+		       size_t *changed)
 {
-	struct encoding *e = &img->delta;
 	struct area_region r[AREA_MAX_REGIONS];
 	const uint8_t *d;
 	uint64_t seq, dsize;
-	uint32_t n;
 	size_t k = 0;
 
-	if (e->ready && e->base == base)
-		return 0;
+	if (!base || base >= img->sequence)
+		return false;
 	for (size_t b = 0; b < img->blocks; b++)
 		k += img->versions[b] > base;
-	if (k > img->blocks / 2 ||
-	    image_parse(img->data, img->size, &seq, r, &n, &d, &dsize) != 0 ||
-	    dsize % AREA_BLOCK != 0)
-		return 1;
-	size_t need = delta_size(n, (uint32_t)k);
+	*changed = k;
+	return k <= img->blocks / 2 &&
+	       image_parse(img->data, img->size, &seq, r, regions, &d, &dsize) == 0 &&
+	       dsize % AREA_BLOCK == 0;
+}
+
+/* Build the delta of img against base (carrying changed blocks of regions
+ * regions) into e, which nobody streams. 0 or RTCMS_ENOMEM (or another
+ * error of delta_build). */
+static int build_delta(struct image *img, struct encoding *e, uint64_t base,
+		       uint32_t regions, size_t changed)
+{
+	size_t need = delta_size(regions, (uint32_t)changed);
+	e->ready = 0;
 	if (need > e->cap) {
 		free(e->bytes);
 		e->bytes = malloc(need);
 		e->cap = e->bytes ? need : 0;
 	}
-	e->ready = 0;
 	int64_t len = e->bytes ? delta_build(img->data, img->size, img->versions, base,
 					     e->bytes, e->cap)
 			       : RTCMS_ENOMEM;
@@ -351,14 +364,37 @@ static int build_delta(struct image *img, uint64_t base)
 	return 0;
 }
 
+/* With img.lock held: the delta against base, built if need be into one
+ * nobody streams (a new one when every delta is in use). NULL on failure. */
+static struct encoding *delta_for(struct image *img, uint64_t base, uint32_t regions,
+				  size_t changed)
+{
+	struct encoding *idle = NULL;
+	for (struct encoding *e = img->deltas; e; e = e->next) {
+		if (e->ready && e->base == base)
+			return e;
+		if (!e->users && (!idle || !e->ready))
+			idle = e;
+	}
+	if (!idle) {
+		idle = calloc(1, sizeof(*idle));
+		if (!idle)
+			return NULL;
+		idle->next = img->deltas;
+		img->deltas = idle;
+	}
+	return build_delta(img, idle, base, regions, changed) == 0 ? idle : NULL;
+}
+
 struct encoding *image_encoding(struct image *img, uint64_t base)
 {
 	struct encoding *e = NULL;
+	uint32_t regions;
+	size_t changed;
 	uv_mutex_lock(&img->lock);
-	int rc = base && base < img->sequence ? build_delta(img, base) : 1;
-	if (rc == 0) {
-		e = &img->delta;
-	} else if (rc == 1) { /* the full image */
+	if (delta_pays(img, base, &regions, &changed)) {
+		e = delta_for(img, base, regions, changed);
+	} else { /* the full image: built once, never changed after */
 		e = &img->full;
 		if (!e->ready && encoding_hash(e, img->data, img->size) == 0) {
 			e->base = 0;
@@ -367,8 +403,19 @@ struct encoding *image_encoding(struct image *img, uint64_t base)
 		if (!e->ready)
 			e = NULL;
 	}
+	if (e)
+		e->users++;
 	uv_mutex_unlock(&img->lock);
 	return e;
+}
+
+void image_encoding_done(struct image *img, struct encoding *e)
+{
+	if (!e)
+		return;
+	uv_mutex_lock(&img->lock);
+	e->users--;
+	uv_mutex_unlock(&img->lock);
 }
 
 /* Make room in img for an image of cap bytes and blocks data blocks. */
@@ -420,7 +467,10 @@ static struct image *image_next(struct image *cur, int reuse, size_t cap, size_t
 	} else if (image_reserve(img, cap, blocks) != 0) {
 		return NULL;
 	}
-	img->full.ready = img->delta.ready = 0;
+	/* nobody streams them (nobody else references img): stale now */
+	img->full.ready = 0;
+	for (struct encoding *e = img->deltas; e; e = e->next)
+		e->ready = 0;
 	return img;
 }
 
