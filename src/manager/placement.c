@@ -30,7 +30,7 @@ static int passes(const struct placement_config *cfg,
 		  uint64_t source, int allow_source)
 {
 	const struct proto_info_reply *i = &n->info;
-	if (!n->alive || i->quota_free == 0)
+	if (!n->alive || n->cordoned || i->quota_free == 0)
 		return 0;
 	if (!allow_source && i->node == source)
 		return 0;

@@ -1,8 +1,9 @@
 /*
  * placement.h - choosing the node a program is restored or migrated to.
  *
- * First a filter: the node is alive, has free RAM >= image size + reserve,
- * has free quota, and is not the source unless that is allowed. Then a
+ * First a filter: the node is alive, not cordoned (an operator's drain or
+ * cordon: no new programs), has free RAM >= image size + reserve, has free
+ * quota, and is not the source unless that is allowed. Then a
  * score: the weighted sum of the node's free RAM, CPU idle share and free
  * quota, each normalised to 0..1 against the best candidate (weights from
  * config; "balanced" by default), or the thesis' metric, free RAM x free
@@ -32,6 +33,7 @@ struct placement_config {
 struct placement_node {
 	struct proto_info_reply info;
 	int alive;
+	int cordoned;                  /* takes no new program (rtcmsctl cordon/drain) */
 };
 
 /* Defaults: weighted 0.5 RAM, 0.3 CPU idle, 0.2 quota; 64 MiB reserve. */
@@ -42,8 +44,9 @@ int placement_policy_parse(const char *s, enum placement_policy *out);
 
 /*
  * Pick a node for an image of image_size bytes now on node source. With
- * allow_source 0 the source is filtered out. Returns the index of the
- * chosen node in nodes[], or RTCMS_ENOSPC if none passes the filter. When
+ * allow_source 0 the source is filtered out; a cordoned node always is.
+ * Returns the index of the chosen node in nodes[], or RTCMS_ENOSPC if none
+ * passes the filter. When
  * scores is not NULL it receives each node's score (-1 if filtered out).
  */
 int placement_choose(const struct placement_config *cfg,

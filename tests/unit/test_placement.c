@@ -94,12 +94,39 @@ static void test_thesis_metric_and_ties(void **state)
 	assert_int_equal(placement_choose(&cfg, same, 3, 0, 0, 0, NULL), 1);
 }
 
+/* A cordoned node gets nothing new, however good it is; uncordoned it is a
+ * candidate again. The source exemption (allow_source) does not lift it:
+ * a drained node's own programs do not restart in place. */
+static void test_cordoned(void **state)
+{
+	(void)state;
+	struct placement_config cfg;
+	placement_defaults(&cfg);
+	struct placement_node n[] = {
+		node(2, 12 * GiB, 0, 8, 1),    /* the best, but cordoned */
+		node(3, 2 * GiB, 500, 2, 1),
+	};
+	n[0].cordoned = 1;
+	double s[2];
+	assert_int_equal(placement_choose(&cfg, n, 2, 64 * MiB, 0, 1, s), 1);
+	assert_true(s[0] < 0 && s[1] > 0);
+	assert_int_equal(placement_choose(&cfg, n, 2, 64 * MiB, 2, 1, NULL), 1);
+	/* the only candidate cordoned: nowhere */
+	n[1].cordoned = 1;
+	assert_int_equal(placement_choose(&cfg, n, 2, 64 * MiB, 0, 1, NULL), RTCMS_ENOSPC);
+	/* uncordoned: eligible again, and the best again */
+	n[0].cordoned = 0;
+	n[1].cordoned = 0;
+	assert_int_equal(placement_choose(&cfg, n, 2, 64 * MiB, 0, 1, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_weighted_prefers_headroom),
 		cmocka_unit_test(test_thesis_metric_and_ties),
+		cmocka_unit_test(test_cordoned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
