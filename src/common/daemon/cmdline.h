@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "daemon/reload.h"
 #include "util/config.h"
 
 struct cmdline_opt {
@@ -24,5 +25,26 @@ struct cmdline_opt {
 int cmdline_parse(const char *prog, int argc, char **argv,
 		  const struct config_field *fields,
 		  const struct cmdline_opt *opts, void (*usage)(FILE *));
+
+/*
+ * The settings as cmdline_parse(argv) made them, computed again into fresh
+ * (s->size bytes): s->defaults, the --config file read now, then the other
+ * options (a SIGHUP: the file may have changed; the command line still
+ * wins). The live settings are not touched. argv is the one the daemon
+ * started with. Returns 0, or RTCMS_ECONFIG with the problem in err.
+ */
+int cmdline_reload(int argc, char **argv, const struct cmdline_opt *opts,
+		   const struct reload_settings *s, void *fresh, char *err,
+		   size_t errlen);
+
+/*
+ * A SIGHUP's first step: cmdline_reload() into fresh, then the setting
+ * named "level" (the [log] level) checked with reload_log_level() (*to
+ * and what a switch does into level). Returns 0, or -1 after logging the
+ * problem ("SIGHUP: ...: the settings stay as they were").
+ */
+int cmdline_sighup(int argc, char **argv, const struct cmdline_opt *opts,
+		   const struct reload_settings *s, void *fresh, enum log_level *to,
+		   char *level, size_t levellen);
 
 #endif

@@ -2,27 +2,43 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static char component[129] = "rtcms"; /* a daemon name: up to 128 bytes */
-static enum log_level threshold = LOG_INFO;
+static _Atomic int threshold = LOG_INFO; /* SIGHUP changes it under the threads */
+static const char *const names[] = { "error", "warn", "info", "debug" };
 
 void log_init(const char *name, enum log_level level)
 {
 	snprintf(component, sizeof(component), "%s", name);
-	threshold = level;
+	log_level_set(level);
 }
 
 int log_level_parse(const char *s)
 {
-	static const char *names[] = { "error", "warn", "info", "debug" };
 	for (int i = 0; i < 4; i++)
 		if (strcmp(s, names[i]) == 0)
 			return i;
 	return -1;
+}
+
+enum log_level log_level_get(void)
+{
+	return (enum log_level)atomic_load_explicit(&threshold, memory_order_relaxed);
+}
+
+void log_level_set(enum log_level level)
+{
+	atomic_store_explicit(&threshold, (int)level, memory_order_relaxed);
+}
+
+const char *log_level_name(enum log_level level)
+{
+	return (unsigned)level < 4 ? names[level] : "?";
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -34,7 +50,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	size_t n;
 	va_list ap;
 
-	if (level > threshold)
+	if ((int)level > atomic_load_explicit(&threshold, memory_order_relaxed))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

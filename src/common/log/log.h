@@ -17,6 +17,14 @@ void log_init(const char *component, enum log_level level);
 /* Parse "error", "warn", "info", "debug"; returns -1 if unknown. */
 int log_level_parse(const char *s);
 
+/* The threshold now, and a new one (a daemon's SIGHUP; any thread may log
+ * meanwhile). */
+enum log_level log_level_get(void);
+void log_level_set(enum log_level level);
+
+/* "error", "warn", "info" or "debug". */
+const char *log_level_name(enum log_level level);
+
 /* Log one line (a trailing newline is added). */
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
