@@ -206,13 +206,11 @@ static struct net_client *conn_alloc(int timeout_ms)
 	return c;
 }
 
-int net_client_accept(int fd, const struct proto_key *key, uint8_t role,
-		      const char *name, int timeout_ms, struct net_client **out)
+/* Server side: a connection over fd (closed on failure) whose handshake
+ * is still to be answered. */
+static int accept_setup(int fd, const struct proto_key *key, int timeout_ms,
+			struct net_client **out)
 {
-	struct proto_header hdr;
-	int rc;
-
-	*out = NULL;
 	struct net_client *c = conn_alloc(timeout_ms);
 	if (!c) {
 		close(fd);
@@ -225,22 +223,42 @@ int net_client_accept(int fd, const struct proto_key *key, uint8_t role,
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	proto_session_init(&c->session, key, false, 0);
-	rc = read_frame(c, &hdr);
-	if (rc < 0)
-		goto fail;
-	int n = proto_session_accept(&c->session, c->rbuf, (size_t)rc, role, name,
+	*out = c;
+	return 0;
+}
+
+/* Answer the HELLO in c->rbuf (len bytes): HELLO_ACK, or a plain ERROR. */
+static int accept_answer(struct net_client *c, const struct proto_key *key, size_t len,
+			 uint8_t role, const char *name)
+{
+	int n = proto_session_accept(&c->session, c->rbuf, len, role, name,
 				     c->wbuf, PROTO_MAX_FRAME);
 	if (n < 0) {
-		rc = n;
-		int m = proto_session_plain_error(key, rc, rc == RTCMS_EAUTH ?
+		int m = proto_session_plain_error(key, n, n == RTCMS_EAUTH ?
 						  "handshake failed: wrong cluster key" :
 						  "handshake failed: malformed HELLO",
 						  c->wbuf, PROTO_MAX_FRAME);
 		if (m > 0)
 			write_all(c, c->wbuf, (size_t)m);
-		goto fail;
+		return n;
 	}
-	rc = write_all(c, c->wbuf, (size_t)n);
+	return write_all(c, c->wbuf, (size_t)n);
+}
+
+int net_client_accept(int fd, const struct proto_key *key, uint8_t role,
+		      const char *name, int timeout_ms, struct net_client **out)
+{
+	struct net_client *c;
+	struct proto_header hdr;
+
+	*out = NULL;
+	int rc = accept_setup(fd, key, timeout_ms, &c);
+	if (rc)
+		return rc;
+	rc = read_frame(c, &hdr);
+	if (rc < 0)
+		goto fail;
+	rc = accept_answer(c, key, (size_t)rc, role, name);
 	if (rc)
 		goto fail;
 	*out = c;
@@ -248,6 +266,30 @@ int net_client_accept(int fd, const struct proto_key *key, uint8_t role,
 fail:
 	net_client_free(c);
 	return rc;
+}
+
+int net_client_accept_hello(int fd, const uint8_t *hello, size_t len,
+			    const struct proto_key *key, uint8_t role, const char *name,
+			    int timeout_ms, struct net_client **out)
+{
+	struct net_client *c;
+
+	*out = NULL;
+	if (len > PROTO_MAX_FRAME) {
+		close(fd);
+		return RTCMS_EPROTO;
+	}
+	int rc = accept_setup(fd, key, timeout_ms, &c);
+	if (rc)
+		return rc;
+	memcpy(c->rbuf, hello, len);
+	rc = accept_answer(c, key, len, role, name);
+	if (rc) {
+		net_client_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
 }
 
 int net_client_reply(struct net_client *c, uint8_t type, uint16_t flags,

@@ -33,6 +33,15 @@ int net_client_connect(const char *addr, const struct proto_key *key,
  */
 int net_client_accept(int fd, const struct proto_key *key, uint8_t role,
 		      const char *name, int timeout_ms, struct net_client **out);
+/*
+ * Server side, when the HELLO was read already (daemon/gate.h): take over
+ * fd (closed on failure), check the HELLO frame (len bytes, copied) and
+ * answer as net_client_accept() does; same results, never RTCMS_ETIMEDOUT
+ * waiting for the HELLO.
+ */
+int net_client_accept_hello(int fd, const uint8_t *hello, size_t len,
+			    const struct proto_key *key, uint8_t role, const char *name,
+			    int timeout_ms, struct net_client **out);
 /* Server side: send a reply (flag REPLY added) to request. */
 int net_client_reply(struct net_client *c, uint8_t type, uint16_t flags,
 		     uint32_t request, const union proto_msg *msg);
