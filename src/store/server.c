@@ -1,8 +1,11 @@
 /*
  * server.c - rtcms-store's event loop.
  *
- * Phases of a connection:
- *   HANDSHAKE  the first frame must be a HELLO under the cluster key
+ * Before a connection is one, the gate (daemon/gate.h) holds it until its
+ * whole HELLO arrived (within GATE_HANDSHAKE_MS of the accept; when too
+ * many wait, the oldest is closed): idle and slow peers never take one of
+ * max_connections. Phases of a connection:
+ *   HANDSHAKE  its HELLO is checked under the cluster key and answered
  *   READY      one request at a time; the request runs on the thread pool
  *              while reading is paused, then its reply is sealed and sent
  *   PUT        CHUNK frames are decrypted straight into one of a few
@@ -26,6 +29,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "daemon/gate.h"
 #include "daemon/rpc_server.h"
 #include "log/log.h"
 #include "net/addr.h"
@@ -107,11 +111,11 @@ struct conn {
 
 struct server {
 	uv_loop_t *loop;
-	uv_tcp_t listener;
+	struct gate *gate;             /* listener, connections before HELLO */
 	uv_signal_t sigint, sigterm;
 	const struct server_options *opt;
 	struct store *store;
-	uint64_t connections;
+	uint64_t connections;          /* from HELLO on: max_connections */
 	int stopping;
 };
 
@@ -311,9 +315,8 @@ static void on_timeout(uv_timer_t *t)
 		uv_timer_again(t);
 		return;
 	}
-	log_warn("[peer %s] no complete frame for %" PRIu64 " ms (%s); closing",
-		 c->peer, c->srv->opt->client_timeout_ms,
-		 c->state == C_HANDSHAKE ? "handshake" : "idle or slow sender");
+	log_warn("[peer %s] no complete frame for %" PRIu64 " ms (idle or slow "
+		 "sender); closing", c->peer, c->srv->opt->client_timeout_ms);
 	conn_close(c);
 }
 
@@ -353,25 +356,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (rc < 0) {
 			log_warn("[peer %s] bad frame header: %s; closing",
 				 c->peer, rtcms_strerror(rc));
-			if (c->state == C_HANDSHAKE) {
-				uint8_t *f = malloc(1024);
-				int n = f ? proto_session_plain_error(
-						    c->srv->opt->key, rc,
-						    rtcms_strerror(rc), f, 1024)
-					  : -1;
-				if (n > 0)
-					conn_write_frame(c, f, (size_t)n, 1);
-				else {
-					free(f);
-					conn_close(c);
-				}
-				uv_read_stop(s);
-				c->reading = 0;
-			} else {
-				conn_error(c, 0, rc, NULL, 1);
-				uv_read_stop(s);
-				c->reading = 0;
-			}
+			conn_error(c, 0, rc, NULL, 1);
+			uv_read_stop(s);
+			c->reading = 0;
 			return;
 		}
 		c->rwant = proto_frame_size(hdr.length);
@@ -884,10 +871,6 @@ static void conn_frame(struct conn *c)
 
 	uv_timer_again(&c->timer);
 	c->write_stalls = 0;
-	if (c->state == C_HANDSHAKE) {
-		conn_handshake(c);
-		goto next;
-	}
 	if (c->state == C_PUT) {
 		slot = slot_free(c);
 		if (!slot) {
@@ -981,17 +964,28 @@ next:
 
 /* ---- listener ------------------------------------------------------- */
 
-static void on_connection(uv_stream_t *ls, int status)
+static void free_unopened(uv_handle_t *h)
 {
-	struct server *srv = ls->data;
-	struct conn *c;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
+	struct conn *c = h->data;
+	free(c->rbuf);
+	free(c->plain);
+	free(c);
+}
 
-	if (status < 0) {
-		log_warn("accept failed: %s", uv_strerror(status));
-		return;
+/* A peer's HELLO arrived (gate.h): it becomes a connection, if one of
+ * max_connections is free, and its HELLO is answered at once. */
+static int on_hello(void *ctx, int fd, const char *peer, const uint8_t *hello, size_t len)
+{
+	struct server *srv = ctx;
+	struct conn *c;
+
+	if (srv->stopping || srv->connections >= srv->opt->max_connections) {
+		log_warn("[peer %s] refused: %" PRIu64 " connections already", peer,
+			 srv->connections);
+		return RTCMS_EBUSY;
 	}
+	if (len > PROTO_MAX_FRAME)
+		return RTCMS_EPROTO;
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->rbuf = malloc(PROTO_MAX_FRAME)) ||
 	    !(c->plain = malloc(PROTO_MAX_PAYLOAD))) {
@@ -1000,55 +994,41 @@ static void on_connection(uv_stream_t *ls, int status)
 			free(c);
 		}
 		log_error("out of memory accepting a connection");
-		return;
+		return RTCMS_ENOMEM;
+	}
+	uv_tcp_init(srv->loop, &c->tcp);
+	if (uv_tcp_open(&c->tcp, fd) != 0) {
+		/* not ours yet: the gate closes fd */
+		c->tcp.data = c;
+		uv_close((uv_handle_t *)&c->tcp, free_unopened);
+		return RTCMS_EIO;
 	}
 	c->srv = srv;
-	c->rwant = PROTO_HEADER_SIZE;
-	uv_tcp_init(srv->loop, &c->tcp);
 	uv_timer_init(srv->loop, &c->timer);
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->handles_open = 2;
 	srv->connections++;
-	if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-		c->state = C_READY;
-		conn_close(c);
-		return;
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-		net_addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
-	else
-		snprintf(c->peer, sizeof(c->peer), "unknown");
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	proto_session_init(&c->session, srv->opt->key, false, 0);
 	c->state = C_HANDSHAKE;
-	if (srv->connections > srv->opt->max_connections || srv->stopping) {
-		log_warn("[peer %s] refused: %" PRIu64 " connections already",
-			 c->peer, srv->connections - 1);
-		uint8_t *f = malloc(1024);
-		int n = f ? proto_session_plain_error(srv->opt->key, RTCMS_EBUSY,
-						      "too many connections", f, 1024)
-			  : -1;
-		if (n > 0)
-			conn_write_frame(c, f, (size_t)n, 1);
-		else {
-			free(f);
-			conn_close(c);
-		}
-		return;
-	}
+	memcpy(c->rbuf, hello, len);
+	c->rlen = len;
 	uv_timer_start(&c->timer, on_timeout, srv->opt->client_timeout_ms,
 		       srv->opt->client_timeout_ms);
+	conn_handshake(c);
+	c->rlen = 0;
+	c->rwant = PROTO_HEADER_SIZE;
 	conn_read_start(c);
+	return 0;
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
-	struct server *srv = arg;
-
+	(void)arg;
 	if (uv_is_closing(h))
 		return;
-	if (h->type == UV_TCP && h != (uv_handle_t *)&srv->listener) {
+	if (h->type == UV_TCP) { /* the gate's are closing already */
 		conn_close(h->data);
 		return;
 	}
@@ -1063,6 +1043,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 	log_info("signal %d: shutting down", signum);
 	srv->stopping = 1;
+	gate_stop(srv->gate);
 	uv_walk(srv->loop, close_walk, srv);
 }
 
@@ -1071,7 +1052,6 @@ int server_run(const struct server_options *opt, struct store *st)
 	struct server srv;
 	struct sockaddr_storage ss;
 	char bound[80];
-	int len = sizeof(ss);
 	int rc;
 
 	memset(&srv, 0, sizeof(srv));
@@ -1083,20 +1063,18 @@ int server_run(const struct server_options *opt, struct store *st)
 		return RTCMS_EINVAL;
 	}
 	srv.loop = uv_default_loop();
-	uv_tcp_init(srv.loop, &srv.listener);
-	srv.listener.data = &srv;
-	rc = uv_tcp_bind(&srv.listener, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&srv.listener, 128, on_connection);
-	if (rc != 0) {
-		log_error("cannot listen on %s: %s", opt->listen, uv_strerror(rc));
-		uv_close((uv_handle_t *)&srv.listener, NULL);
+	struct gate_options g = {
+		.listen = opt->listen,
+		.key = opt->key,
+		.on_hello = on_hello,
+		.ctx = &srv,
+	};
+	rc = gate_start(srv.loop, &g, &srv.gate, bound, sizeof(bound));
+	if (rc != 0) { /* logged */
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 		uv_loop_close(srv.loop);
 		return RTCMS_EIO;
 	}
-	uv_tcp_getsockname(&srv.listener, (struct sockaddr *)&ss, &len);
-	net_addr_format((struct sockaddr *)&ss, bound, sizeof(bound));
 	uv_signal_init(srv.loop, &srv.sigint);
 	uv_signal_init(srv.loop, &srv.sigterm);
 	srv.sigint.data = srv.sigterm.data = &srv;

@@ -17,7 +17,7 @@ struct server_options {
 	const char *name;              /* name announced in HELLO_ACK */
 	const char *ready_file;        /* written with the bound address once listening (or NULL) */
 	uint64_t client_timeout_ms;    /* a frame must complete within this */
-	uint64_t max_connections;      /* connections beyond this are refused (EBUSY) */
+	uint64_t max_connections;      /* authenticated connections; beyond, EBUSY */
 };
 
 /*

@@ -1,8 +1,10 @@
-/* rpc_server.c - libuv listener plus one thread per connection. */
+/*
+ * rpc_server.c - the gate (gate.h) on the loop, plus one thread per
+ * connection that sent its HELLO: connections still in their handshake
+ * hold no thread, and at most max_connections threads exist.
+ */
 #include "rpc_server.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gate.h"
 #include "log/log.h"
 #include "net/addr.h"
 #include "proto/heartbeat.h"
@@ -21,15 +24,17 @@ struct rpc_conn {
 	int fd;
 	char peer[80];
 	struct rpc_conn *next;
+	size_t hello_len;
+	uint8_t hello[];               /* the peer's HELLO frame (gate.h) */
 };
 
 struct rpc_server {
-	uv_tcp_t listener;
+	struct gate *gate;
 	struct rpc_server_options opt;
 	uv_mutex_t lock;
 	uv_cond_t idle;                /* signalled when the last thread ends */
 	struct rpc_conn *conns;
-	int active;
+	int active;                    /* connection threads */
 	int stopping;
 };
 
@@ -43,8 +48,8 @@ static void *conn_thread(void *arg)
 	struct proto_header hdr;
 	union proto_msg msg;
 
-	int r = net_client_accept(rc->fd, s->opt.key, s->opt.role, s->opt.name,
-				  s->opt.io_timeout_ms, &c);
+	int r = net_client_accept_hello(rc->fd, rc->hello, rc->hello_len, s->opt.key,
+					s->opt.role, s->opt.name, s->opt.io_timeout_ms, &c);
 	if (r) {
 		if (r == RTCMS_EAUTH || r == RTCMS_EPROTO)
 			log_warn("[peer %s] refused: %s", rc->peer, rtcms_strerror(r));
@@ -92,58 +97,30 @@ out:
 	return NULL;
 }
 
-static void free_handle(uv_handle_t *h)
+/* A peer's HELLO arrived (gate.h): a thread answers it and serves the
+ * connection, if one of max_connections is free. */
+static int on_hello(void *ctx, int fd, const char *peer, const uint8_t *hello, size_t len)
 {
-	free(h);
-}
-
-static void on_connection(uv_stream_t *ls, int status)
-{
-	struct rpc_server *s = ls->data;
-	uv_os_fd_t ufd;
-
-	if (status < 0)
-		return;
-	/* accept with libuv, then hand a duplicate of the socket to a thread;
-	 * the libuv handle is closed (freed in its close callback) */
-	uv_tcp_t *tmp = malloc(sizeof(*tmp));
-	if (!tmp)
-		return;
-	if (uv_tcp_init(ls->loop, tmp)) {
-		free(tmp);
-		return;
-	}
-	int fd = -1;
-	char peer[80] = "?";
-	if (uv_accept(ls, (uv_stream_t *)tmp) == 0 &&
-	    uv_fileno((uv_handle_t *)tmp, &ufd) == 0) {
-		struct sockaddr_storage ss;
-		int sl = sizeof(ss);
-		fd = fcntl(ufd, F_DUPFD_CLOEXEC, 3);
-		if (uv_tcp_getpeername(tmp, (struct sockaddr *)&ss, &sl) == 0)
-			net_addr_format((struct sockaddr *)&ss, peer, sizeof(peer));
-	}
-	uv_close((uv_handle_t *)tmp, free_handle);
-	if (fd < 0)
-		return;
+	struct rpc_server *s = ctx;
 
 	uv_mutex_lock(&s->lock);
 	if (s->stopping || s->active >= s->opt.max_connections) {
+		int active = s->active;
 		uv_mutex_unlock(&s->lock);
 		log_warn("[peer %s] refused: %d connections open (max_connections)",
-			 peer, s->active);
-		close(fd);
-		return;
+			 peer, active);
+		return RTCMS_EBUSY;
 	}
-	struct rpc_conn *c = calloc(1, sizeof(*c));
+	struct rpc_conn *c = calloc(1, sizeof(*c) + len);
 	if (!c) {
 		uv_mutex_unlock(&s->lock);
-		close(fd);
-		return;
+		return RTCMS_ENOMEM;
 	}
 	c->srv = s;
 	c->fd = fd;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	memcpy(c->hello, hello, len);
+	c->hello_len = len;
 	pthread_attr_t attr;
 	pthread_t t;
 	pthread_attr_init(&attr);
@@ -153,23 +130,19 @@ static void on_connection(uv_stream_t *ls, int status)
 	if (e != 0) {
 		uv_mutex_unlock(&s->lock);
 		log_error("[peer %s] cannot start a connection thread", peer);
-		close(fd);
 		free(c);
-		return;
+		return RTCMS_ENOMEM;
 	}
 	s->active++;
 	c->next = s->conns;
 	s->conns = c;
 	uv_mutex_unlock(&s->lock);
+	return 0;
 }
 
 int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
 		     struct rpc_server **out, char *bound, size_t cap)
 {
-	struct sockaddr_storage ss;
-	int rc = net_addr_parse(opt->listen, 1, &ss);
-	if (rc)
-		return rc;
 	struct rpc_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return RTCMS_ENOMEM;
@@ -183,37 +156,28 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
 		free(s);
 		return RTCMS_ENOMEM;
 	}
-	uv_tcp_init(loop, &s->listener);
-	s->listener.data = s;
-	if (uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0) != 0 ||
-	    uv_listen((uv_stream_t *)&s->listener, 64, on_connection) != 0) {
-		log_error("cannot listen on %s: %s", opt->listen, strerror(errno));
-		uv_close((uv_handle_t *)&s->listener, NULL);
-		uv_run(loop, UV_RUN_NOWAIT);
+	struct gate_options g = {
+		.listen = opt->listen,
+		.key = opt->key,
+		.on_hello = on_hello,
+		.ctx = s,
+	};
+	int rc = gate_start(loop, &g, &s->gate, bound, cap);
+	if (rc) {
 		uv_cond_destroy(&s->idle);
 		uv_mutex_destroy(&s->lock);
 		free(s);
-		return RTCMS_EIO;
+		return rc;
 	}
-	int sl = sizeof(ss);
-	uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &sl);
-	net_addr_format((struct sockaddr *)&ss, bound, cap);
 	*out = s;
 	return 0;
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-	struct rpc_server *s = h->data;
-	uv_cond_destroy(&s->idle);
-	uv_mutex_destroy(&s->lock);
-	free(s);
 }
 
 void rpc_server_stop(struct rpc_server *s)
 {
 	if (!s)
 		return;
+	gate_stop(s->gate); /* on_hello is not called again */
 	uv_mutex_lock(&s->lock);
 	s->stopping = 1;
 	for (struct rpc_conn *c = s->conns; c; c = c->next)
@@ -222,7 +186,9 @@ void rpc_server_stop(struct rpc_server *s)
 	while (s->active > 0)
 		uv_cond_wait(&s->idle, &s->lock);
 	uv_mutex_unlock(&s->lock);
-	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	uv_cond_destroy(&s->idle);
+	uv_mutex_destroy(&s->lock);
+	free(s);
 }
 
 int rpc_write_ready_file(const char *path, const char *addr)

@@ -1,15 +1,22 @@
 /*
  * rpc_server.h - the control-plane server of rtcms-agent and
  * rtcms-manager: a libuv listener on the daemon's event loop, and one
- * thread per accepted connection that runs the handshake and then a
- * request loop of blocking calls with timeouts (net/client.h).
+ * thread per connection that runs the handshake and then a request loop
+ * of blocking calls with timeouts (net/client.h).
  *
  * Why threads and not the loop: control-plane requests are few, but some
  * last long (a migration waits for a restore on another node, a restore
  * waits for a program to resume); running each connection on its own
  * thread keeps the loop free for timers, signals and child processes,
- * and every blocking call has a timeout. Connections are capped
- * (max_connections); the cap is what bounds threads and memory.
+ * and every blocking call has a timeout.
+ *
+ * Caps: a connection gets its thread only once its peer's HELLO arrived
+ * (daemon/gate.h: on the loop, within GATE_HANDSHAKE_MS of the accept, at
+ * most GATE_MAX_PENDING waiting, the oldest closed to make room), and at
+ * most max_connections threads exist (beyond, the HELLO gets EBUSY).
+ * So idle or slow peers hold neither threads nor slots, the thread cap
+ * bounds threads and memory, and an authenticated client is served
+ * whatever unauthenticated ones do.
  */
 #ifndef RTCMS_DAEMON_RPC_SERVER_H
 #define RTCMS_DAEMON_RPC_SERVER_H
@@ -36,7 +43,7 @@ struct rpc_server_options {
 	const char *name;              /* announced in HELLO_ACK */
 	int io_timeout_ms;             /* every frame of a request */
 	int idle_timeout_ms;           /* a connection idle this long is closed */
-	int max_connections;
+	int max_connections;           /* connection threads (authenticated peers) */
 	rpc_handler handler;
 	void *ctx;
 };
