@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/reload.h"
 #include "log/log.h"
 #include "rtcms_error.h"
 #include "server.h"
@@ -33,6 +34,7 @@ struct settings {
 	uint64_t compress_level;
 	uint64_t client_timeout_ms;
 	uint64_t max_connections;
+	uint64_t manager_lease_max_ms;
 };
 
 static struct settings cfg = {
@@ -44,6 +46,7 @@ static struct settings cfg = {
 	.compress_level = STORE_COMPRESS_LEVEL_DEFAULT,
 	.client_timeout_ms = 10000,
 	.max_connections = 64,
+	.manager_lease_max_ms = 10000,
 };
 
 static const struct config_field fields[] = {
@@ -56,6 +59,7 @@ static const struct config_field fields[] = {
 	{ "store", "compress_level", CONFIG_U64, &cfg.compress_level, 0, 1, 19 },
 	{ "store", "client_timeout", CONFIG_U64, &cfg.client_timeout_ms, 0, 100, 3600000 },
 	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096 },
+	{ "store", "manager_lease_max", CONFIG_U64, &cfg.manager_lease_max_ms, 0, 100, 600000 },
 	{ "store", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
 	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0 },
 	{ NULL, NULL, 0, NULL, 0, 0, 0 },
@@ -83,6 +87,9 @@ static void usage(FILE *f)
 "  -n, --name NAME          name announced to peers (default store)\n"
 "      --client-timeout MS  a frame must arrive within this (default 10s)\n"
 "      --max-connections N  refuse connections beyond N (default 64)\n"
+"      --manager-lease-max MS  longest lease a manager is granted (default\n"
+"                           10000); after a restart a fence waits for each\n"
+"                           known manager to renew, or this long at most\n"
 "      --ready-file FILE    write the bound address here once listening\n"
 "  -v, --log-level LEVEL    error, warn, info (default) or debug\n"
 "  -h, --help               this help\n");
@@ -110,6 +117,58 @@ static const struct config_field *field(const char *name)
 	return NULL;
 }
 
+/* What the store started from: SIGHUP reads the config file again over the
+ * defaults; a setting given on the command line keeps its value. */
+static struct settings defaults, parsed;
+static const char *config_path;
+#define OVERRIDES_MAX 32
+static const char *overridden[OVERRIDES_MAX + 1]; /* settings the command line set */
+static size_t overridden_count;
+
+static void overridden_add(const char *name)
+{
+	for (size_t i = 0; i < overridden_count; i++)
+		if (strcmp(overridden[i], name) == 0)
+			return;
+	if (overridden_count < OVERRIDES_MAX)
+		overridden[overridden_count++] = name;
+}
+
+/* SIGHUP (loop thread): the log level applies at once; every other setting
+ * that changed in the file is named and takes effect at the next start.
+ * The store serves on; nothing is closed. */
+static void on_sighup(void *ctx)
+{
+	static struct settings fresh;
+	struct reload_settings s = { fields, &cfg, &defaults, sizeof(cfg) };
+	const char *skip[OVERRIDES_MAX + 2];
+	char err[1024], level[128], later[1024];
+	enum log_level to;
+	size_t k = 0;
+	(void)ctx;
+
+	if (reload_load(&s, config_path, &fresh, err, sizeof(err)) != 0) {
+		log_warn("SIGHUP: %s: the settings stay as they were", err);
+		return;
+	}
+	for (size_t i = 0; i < overridden_count; i++)
+		if (strcmp(overridden[i], "level") == 0)
+			memcpy(fresh.log_level, parsed.log_level, sizeof(fresh.log_level));
+	if (reload_log_level(fresh.log_level, &to, level, sizeof(level)) != 0) {
+		log_warn("SIGHUP: %s: the settings stay as they were", level);
+		return;
+	}
+	skip[k++] = "level";
+	for (size_t i = 0; i < overridden_count; i++)
+		skip[k++] = overridden[i];
+	skip[k] = NULL;
+	size_t n = reload_changed(&s, &parsed, &fresh, skip, later, sizeof(later));
+	memcpy(parsed.log_level, fresh.log_level, sizeof(parsed.log_level));
+	reload_announce(to, "SIGHUP: %s; the store serves on", level);
+	if (n)
+		log_info("SIGHUP: changed in the file, take effect at the next start: %s", later);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -123,6 +182,7 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "client-timeout", required_argument, NULL, 'T' },
 		{ "max-connections", required_argument, NULL, 'M' },
+		{ "manager-lease-max", required_argument, NULL, 'G' },
 		{ "ready-file", required_argument, NULL, 'R' },
 		{ "log-level", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -132,6 +192,8 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct config_list cli_mirrors = { 0 };
 	int c;
+
+	defaults = cfg;
 
 	/* First pass: find --config, so options given later override it. */
 	while ((c = getopt_long(argc, argv, "c:l:m:k:r:n:v:h", opts, NULL)) != -1) {
@@ -165,6 +227,7 @@ int main(int argc, char **argv)
 		case 'n': name = "name"; break;
 		case 'T': name = "client_timeout"; break;
 		case 'M': name = "max_connections"; break;
+		case 'G': name = "manager_lease_max"; break;
 		case 'R': name = "ready_file"; break;
 		case 'v': name = "level"; break;
 		case 'm': {
@@ -183,9 +246,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "rtcms-store: option for %s: %s\n", name, err);
 			return 2;
 		}
+		overridden_add(name);
 	}
-	if (cli_mirrors.count > 0)
+	if (cli_mirrors.count > 0) {
 		cfg.mirrors = cli_mirrors; /* --mirror replaces the file's list */
+		overridden_add("mirror");
+	}
+	parsed = cfg;
+	config_path = config;
 
 	int level = log_level_parse(cfg.log_level);
 	if (level < 0) {
@@ -251,7 +319,11 @@ int main(int argc, char **argv)
 		.ready_file = cfg.ready_file[0] ? cfg.ready_file : NULL,
 		.client_timeout_ms = cfg.client_timeout_ms,
 		.max_connections = cfg.max_connections,
+		.manager_lease_max_ms = (uint32_t)cfg.manager_lease_max_ms,
 	};
+	/* SIGHUP re-reads the config file; it never stops the store */
+	if (reload_on_sighup(on_sighup, NULL) != 0)
+		log_warn("cannot handle SIGHUP: it would stop the store");
 	rc = server_run(&sv, st);
 	store_free(st);
 	sodium_memzero(&key, sizeof(key));

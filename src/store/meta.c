@@ -28,7 +28,12 @@ static const char schema[] =
 	" idx INTEGER NOT NULL, offset INTEGER NOT NULL, len INTEGER NOT NULL,"
 	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
 	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
-	" refs INTEGER NOT NULL);";
+	" refs INTEGER NOT NULL);"
+	/* nodes fenced for every manager (fence.h); fence_gen in meta */
+	"CREATE TABLE IF NOT EXISTS fences(node INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
+	" hold_ms INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO meta VALUES('fence_gen', 0);"
+	"CREATE TABLE IF NOT EXISTS managers(name TEXT PRIMARY KEY, lease_ms INTEGER NOT NULL);";
 
 /*
  * Columns added to checkpoints after the first schema (delta checkpoints),

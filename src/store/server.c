@@ -31,6 +31,7 @@
 
 #include "daemon/gate.h"
 #include "daemon/rpc_server.h"
+#include "fence.h"
 #include "log/log.h"
 #include "net/addr.h"
 #include "proto/msg.h"
@@ -115,6 +116,7 @@ struct server {
 	uv_signal_t sigint, sigterm;
 	const struct server_options *opt;
 	struct store *store;
+	struct fence_table *fences;    /* manager leases, node fences (fence.h) */
 	uint64_t connections;          /* from HELLO on: max_connections */
 	int stopping;
 };
@@ -404,6 +406,77 @@ static void delta_error_text(struct conn *c, int rc)
 			 "full image", m->process, m->incarnation, m->sequence);
 }
 
+/* FENCE: decided in memory, persisted on every mirror before the answer
+ * (a restarted store must still list it). */
+static void work_fence(struct conn *c)
+{
+	const struct proto_fence *f = &c->msg.fence;
+	uint64_t created = 0;
+
+	c->rc = fence_table_fence(c->srv->fences, f, mono_ns() / 1000000, &c->reply.fence_ok,
+				  &created, c->err.text, sizeof(c->err.text));
+	c->reply_type = PROTO_FENCE_OK;
+	if (c->rc == 0 && created) {
+		c->rc = store_fence_save(c->srv->store, f->node, created, f->hold_ms);
+		if (c->rc)
+			fence_table_drop(c->srv->fences, f->node, created);
+		else
+			log_warn("[peer %s] FENCE node %016" PRIx64 " by %s: generation %" PRIu64
+				 "; no manager may answer it from now on", c->peer, f->node,
+				 f->by, created);
+	}
+}
+
+struct lift_work {
+	uv_work_t w;
+	struct store *store;
+	size_t n;
+	uint64_t nodes[PROTO_NODES_MAX];
+};
+
+static void work_lift(uv_work_t *w)
+{
+	struct lift_work *l = w->data;
+	for (size_t i = 0; i < l->n; i++)
+		if (store_fence_delete(l->store, l->nodes[i]) != 0)
+			log_warn("fence of node %016" PRIx64 " lifted, but not deleted on disk "
+				 "(it is lifted again after the next start)", l->nodes[i]);
+}
+
+static void after_lift(uv_work_t *w, int status)
+{
+	(void)status;
+	free(w->data);
+}
+
+/* MLEASE on the loop (memory only, never behind a disk): renew the
+ * manager's lease, answer with the fences; lift fences that are done. */
+static void conn_mlease(struct conn *c, const struct proto_header *hdr,
+			const union proto_msg *msg)
+{
+	struct server *srv = c->srv;
+	union proto_msg out;
+	uint64_t now = mono_ns() / 1000000;
+	struct lift_work *l = calloc(1, sizeof(*l));
+
+	if (l) {
+		l->n = fence_table_expire(srv->fences, now, l->nodes, PROTO_NODES_MAX);
+		for (size_t i = 0; i < l->n; i++)
+			log_info("fence of node %016" PRIx64 " lifted: it may rejoin (empty)",
+				 l->nodes[i]);
+		l->w.data = l;
+		l->store = srv->store;
+		if (l->n == 0 || uv_queue_work(srv->loop, &l->w, work_lift, after_lift) != 0)
+			free(l);
+	}
+	int rc = fence_table_renew(srv->fences, &msg->mlease, now, &out.mlease_ok);
+	if (rc) {
+		conn_error(c, hdr->request, rc, NULL, 0);
+		return;
+	}
+	conn_send(c, PROTO_MLEASE_OK, 0, hdr->request, &out, 0);
+}
+
 static void work_request(uv_work_t *w)
 {
 	struct conn *c = w->data;
@@ -493,6 +566,21 @@ static void work_request(uv_work_t *w)
 		c->rc = store_status(st, &r->scrub_reply);
 		c->reply_type = PROTO_STATUS_REPLY;
 		break;
+	case PROTO_FENCE:
+		work_fence(c);
+		break;
+	case PROTO_MLEASE:
+		/* a manager's first lease: persisted first, so a restarted store
+		 * knows it may hold one */
+		c->rc = store_manager_save(st, m->mlease.name, m->mlease.lease_ms);
+		if (c->rc == 0)
+			c->rc = fence_table_renew(c->srv->fences, &m->mlease,
+						  mono_ns() / 1000000, &r->mlease_ok);
+		c->reply_type = PROTO_MLEASE_OK;
+		if (c->rc == 0)
+			log_info("[peer %s] MLEASE: manager %s holds a lease (%u ms)", c->peer,
+				 m->mlease.name, r->mlease_ok.lease_ms);
+		break;
 	default:
 		c->rc = RTCMS_EINTERNAL;
 	}
@@ -504,7 +592,9 @@ static void log_result(struct conn *c)
 	union proto_msg *r = &c->reply;
 
 	if (c->rc < 0) {
-		log_info("[peer %s] %s refused: %s%s%s", c->peer,
+		/* a manager asking whether a checkpoint is stored yet is routine */
+		int probe = c->req.type == PROTO_GET && m->get.meta_only && c->rc == RTCMS_ENOENT;
+		log_msg(probe ? LOG_DEBUG : LOG_INFO, "[peer %s] %s refused: %s%s%s", c->peer,
 			 proto_type_name(c->req.type), rtcms_errname(c->rc),
 			 c->err.text[0] ? ": " : "", c->err.text);
 		return;
@@ -855,6 +945,7 @@ static int request_allowed(uint8_t type)
 	case PROTO_PUT_BEGIN: case PROTO_GET: case PROTO_LIST:
 	case PROTO_DELETE: case PROTO_CLAIM: case PROTO_COMMIT:
 	case PROTO_RELEASE: case PROTO_SCRUB: case PROTO_STATUS:
+	case PROTO_MLEASE: case PROTO_FENCE:
 		return 1;
 	default:
 		return 0;
@@ -946,6 +1037,10 @@ static void conn_frame(struct conn *c)
 		conn_read_stop(c);
 		conn_error(c, hdr.request, RTCMS_EPROTO, NULL, 1);
 		return;
+	}
+	if (hdr.type == PROTO_MLEASE && fence_table_knows(c->srv->fences, msg.mlease.name)) {
+		conn_mlease(c, &hdr, &msg);
+		goto next;
 	}
 	/* A request: run it on the thread pool, reading paused meanwhile.
 	 * The spec blob of PUT_BEGIN points into plain, which stays untouched
@@ -1047,6 +1142,40 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_walk(srv->loop, close_walk, srv);
 }
 
+static void fence_loaded(void *ctx, uint64_t node, uint64_t gen, uint32_t hold_ms)
+{
+	fence_table_load(ctx, node, gen, hold_ms);
+	log_warn("node %016" PRIx64 " is fenced (generation %" PRIu64 ", from before this "
+		 "start): no manager may answer it", node, gen);
+}
+
+static void manager_loaded(void *ctx, const char *name, uint32_t lease_ms)
+{
+	fence_table_load_manager(ctx, name, lease_ms, mono_ns() / 1000000);
+}
+
+static int server_fences_open(struct server *srv)
+{
+	uint64_t gen = 0;
+	srv->fences = fence_table_new(srv->opt->manager_lease_max_ms, mono_ns() / 1000000);
+	if (!srv->fences)
+		return RTCMS_ENOMEM;
+	int rc = store_fences_load(srv->store, fence_loaded, srv->fences, &gen);
+	if (rc) {
+		log_error("cannot read the node fences: %s", rtcms_strerror(rc));
+		fence_table_free(srv->fences);
+		return rc;
+	}
+	fence_table_set_gen(srv->fences, gen);
+	rc = store_managers_load(srv->store, manager_loaded, srv->fences);
+	if (rc) {
+		log_error("cannot read the managers: %s", rtcms_strerror(rc));
+		fence_table_free(srv->fences);
+		return rc;
+	}
+	return 0;
+}
+
 int server_run(const struct server_options *opt, struct store *st)
 {
 	struct server srv;
@@ -1057,9 +1186,12 @@ int server_run(const struct server_options *opt, struct store *st)
 	memset(&srv, 0, sizeof(srv));
 	srv.opt = opt;
 	srv.store = st;
+	if ((rc = server_fences_open(&srv)) != 0)
+		return rc;
 	if (net_addr_parse(opt->listen, 1, &ss) != 0) {
 		log_error("invalid listen address \"%s\" (expected host:port, "
 			  "e.g. 127.0.0.1:7400)", opt->listen);
+		fence_table_free(srv.fences);
 		return RTCMS_EINVAL;
 	}
 	srv.loop = uv_default_loop();
@@ -1073,6 +1205,7 @@ int server_run(const struct server_options *opt, struct store *st)
 	if (rc != 0) { /* logged */
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 		uv_loop_close(srv.loop);
+		fence_table_free(srv.fences);
 		return RTCMS_EIO;
 	}
 	uv_signal_init(srv.loop, &srv.sigint);
@@ -1088,6 +1221,7 @@ int server_run(const struct server_options *opt, struct store *st)
 	}
 	uv_run(srv.loop, UV_RUN_DEFAULT);
 	uv_loop_close(srv.loop);
+	fence_table_free(srv.fences);
 	log_info("stopped");
 	return 0;
 }

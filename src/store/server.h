@@ -18,6 +18,8 @@ struct server_options {
 	const char *ready_file;        /* written with the bound address once listening (or NULL) */
 	uint64_t client_timeout_ms;    /* a frame must complete within this */
 	uint64_t max_connections;      /* authenticated connections; beyond, EBUSY */
+	uint32_t manager_lease_max_ms; /* longest manager lease granted (0: default);
+				        * a fence waits this long after a start */
 };
 
 /*

@@ -2609,3 +2609,113 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 	free(buf);
 	return rc;
 }
+
+/* ---- node fences (persisted for fence.c) --------------------------- */
+
+struct fence_args {
+	uint64_t node, gen;
+	uint32_t hold_ms;
+	int save;
+};
+
+static int fence_apply(sqlite3 *db, void *arg)
+{
+	struct fence_args *a = arg;
+	sqlite3_stmt *s = meta_prep(db, a->save
+		? "INSERT OR REPLACE INTO fences VALUES(?1, ?2, ?3)"
+		: "DELETE FROM fences WHERE node=?1");
+	if (!s)
+		return RTCMS_EIO;
+	meta_bind_u64(s, 1, a->node);
+	if (a->save) {
+		meta_bind_u64(s, 2, a->gen);
+		meta_bind_u64(s, 3, a->hold_ms);
+	}
+	int rc = meta_step_done(s);
+	if (rc == 0 && a->save) {
+		s = meta_prep(db, "UPDATE meta SET value = max(value, ?1) WHERE key='fence_gen'");
+		if (!s)
+			return RTCMS_EIO;
+		meta_bind_u64(s, 1, a->gen);
+		rc = meta_step_done(s);
+	}
+	return rc;
+}
+
+int store_fence_save(struct store *st, uint64_t node, uint64_t gen, uint32_t hold_ms)
+{
+	struct fence_args a = { node, gen, hold_ms, 1 };
+	pthread_mutex_lock(&st->mu);
+	int rc = apply(st, fence_apply, &a);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int store_fence_delete(struct store *st, uint64_t node)
+{
+	struct fence_args a = { node, 0, 0, 0 };
+	pthread_mutex_lock(&st->mu);
+	int rc = apply(st, fence_apply, &a);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+struct manager_args {
+	const char *name;
+	uint32_t lease_ms;
+};
+
+static int manager_apply(sqlite3 *db, void *arg)
+{
+	struct manager_args *a = arg;
+	sqlite3_stmt *s = meta_prep(db, "INSERT INTO managers VALUES(?1, ?2) ON CONFLICT(name)"
+				    " DO UPDATE SET lease_ms = max(lease_ms, ?2)");
+	if (!s)
+		return RTCMS_EIO;
+	meta_bind_text(s, 1, a->name);
+	meta_bind_u64(s, 2, a->lease_ms);
+	return meta_step_done(s);
+}
+
+int store_manager_save(struct store *st, const char *name, uint32_t lease_ms)
+{
+	struct manager_args a = { name, lease_ms };
+	pthread_mutex_lock(&st->mu);
+	int rc = apply(st, manager_apply, &a);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int store_managers_load(struct store *st, store_manager_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = primary(st);
+	sqlite3_stmt *s = p ? meta_prep(p->db, "SELECT name, lease_ms FROM managers") : NULL;
+	int rc = s ? 0 : RTCMS_EIO;
+	while (s && sqlite3_step(s) == SQLITE_ROW)
+		fn(ctx, (const char *)sqlite3_column_text(s, 0), (uint32_t)meta_col_u64(s, 1));
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int store_fences_load(struct store *st, store_fence_fn fn, void *ctx, uint64_t *gen)
+{
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = primary(st);
+	int rc = p ? 0 : RTCMS_EIO;
+	*gen = 0;
+	sqlite3_stmt *s = p ? meta_prep(p->db, "SELECT value FROM meta WHERE key='fence_gen'")
+			    : NULL;
+	if (s && sqlite3_step(s) == SQLITE_ROW)
+		*gen = meta_col_u64(s, 0);
+	sqlite3_finalize(s);
+	s = p ? meta_prep(p->db, "SELECT node, gen, hold_ms FROM fences") : NULL;
+	if (p && !s)
+		rc = RTCMS_EIO;
+	while (s && sqlite3_step(s) == SQLITE_ROW)
+		fn(ctx, meta_col_u64(s, 0), meta_col_u64(s, 1), (uint32_t)meta_col_u64(s, 2));
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}

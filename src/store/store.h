@@ -270,6 +270,18 @@ int store_claim(struct store *st, const char *process, const char *claimant,
 int store_commit(struct store *st, const char *process, uint64_t claim_id,
 		 uint64_t new_node, struct proto_commit_ok *ok);
 
+/* Node fences (fence.h keeps them in memory; these keep them across a
+ * restart, on every mirror like any metadata). 0 or a negative code. */
+int store_fence_save(struct store *st, uint64_t node, uint64_t gen, uint32_t hold_ms);
+int store_fence_delete(struct store *st, uint64_t node);
+typedef void (*store_fence_fn)(void *ctx, uint64_t node, uint64_t gen, uint32_t hold_ms);
+/* Call fn for every persisted fence; *gen: the newest generation ever given. */
+int store_fences_load(struct store *st, store_fence_fn fn, void *ctx, uint64_t *gen);
+/* The managers ever granted a lease, with the longest lease each held. */
+int store_manager_save(struct store *st, const char *name, uint32_t lease_ms);
+typedef void (*store_manager_fn)(void *ctx, const char *name, uint32_t lease_ms);
+int store_managers_load(struct store *st, store_manager_fn fn, void *ctx);
+
 /* Release a claim without moving the process. RTCMS_ENOENT if no such
  * open claim. */
 int store_release(struct store *st, const char *process, uint64_t claim_id);
