@@ -47,6 +47,7 @@ int main(int argc, char **argv)
 		PROTO_MIGRATE_OK, PROTO_INFO, PROTO_INFO_REPLY, PROTO_RESTORE_OK,
 		PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
 		PROTO_MSTATUS_REPLY, PROTO_FREEZE, PROTO_FROZEN, PROTO_ADOPT,
+		PROTO_CORDON, PROTO_UNCORDON, PROTO_FORGET, PROTO_FORGET_OK,
 	};
 	struct proto_node_entry nodes[1];
 	struct proto_proc_entry procs[1];
@@ -105,6 +106,8 @@ int main(int argc, char **argv)
 		case PROTO_MIGRATE: strcpy(m.migrate.process, "p1"); break;
 		case PROTO_MIGRATE_OK: strcpy(m.migrate_ok.process, "p1"); break;
 		case PROTO_RESTORE_OK: strcpy(m.restore_ok.process, "p1"); break;
+		case PROTO_FORGET: strcpy(m.forget.name, "p1"); break;
+		case PROTO_FORGET_OK: m.forget_ok.kind = PROTO_FORGET_NODE; m.forget_ok.node = 2; break;
 		default: break;
 		}
 		buf[0] = t;

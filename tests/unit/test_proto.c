@@ -227,7 +227,18 @@ static void sample(uint8_t type, union proto_msg *m)
 		break;
 	case PROTO_DRAIN:
 	case PROTO_NODE_FAILED:
+	case PROTO_CORDON:
+	case PROTO_UNCORDON:
 		m->drain.node = 0x0000112233445566ull;
+		break;
+	case PROTO_FORGET:
+		m->forget.kind = PROTO_FORGET_ANY;
+		strcpy(m->forget.name, "0000000000000003");
+		break;
+	case PROTO_FORGET_OK:
+		m->forget_ok.kind = PROTO_FORGET_PROCESS;
+		strcpy(m->forget_ok.process, "ledger-1");
+		m->forget_ok.deleted = 1;
 		break;
 	case PROTO_DRAIN_OK:
 		m->drain_ok.moved = 5;
@@ -256,6 +267,7 @@ static void sample(uint8_t type, union proto_msg *m)
 			snprintf(nodes[i].name, sizeof(nodes[i].name), "node-%d", i);
 			snprintf(nodes[i].address, sizeof(nodes[i].address), "127.0.0.%d:7500", i + 2);
 			nodes[i].alive = (uint8_t)(i & 1);
+			nodes[i].cordoned = (uint8_t)!(i & 1);
 			nodes[i].seen_ago_ms = 12;
 			nodes[i].mem_total = 24ull << 30;
 			nodes[i].mem_available = 20ull << 30;
@@ -306,7 +318,8 @@ static const uint8_t all_types[] = {
 	PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
 	PROTO_MSTATUS, PROTO_MSTATUS_REPLY, PROTO_EXITED, PROTO_FREEZE,
 	PROTO_FROZEN, PROTO_THAW, PROTO_STOP, PROTO_ADOPT, PROTO_HEARTBEAT_ACK,
-	PROTO_NODE_FAILED, PROTO_RESOLVE, PROTO_RESOLVE_OK,
+	PROTO_NODE_FAILED, PROTO_RESOLVE, PROTO_RESOLVE_OK, PROTO_CORDON,
+	PROTO_UNCORDON, PROTO_FORGET, PROTO_FORGET_OK,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -355,8 +368,15 @@ static void test_roundtrip_every_message(void **state)
 			assert_int_equal(d.mstatus.node_count, 2);
 			assert_int_equal(d.mstatus.proc_count, 3);
 			assert_string_equal(out_nodes[1].address, "127.0.0.3:7500");
+			assert_int_equal(out_nodes[0].cordoned, 1);
+			assert_int_equal(out_nodes[1].cordoned, 0);
 			assert_string_equal(out_procs[2].process, "p-2");
 			assert_int_equal(out_procs[2].state, PROTO_PS_EXITED);
+		}
+		if (type == PROTO_FORGET_OK) {
+			assert_int_equal(d.forget_ok.kind, PROTO_FORGET_PROCESS);
+			assert_string_equal(d.forget_ok.process, "ledger-1");
+			assert_int_equal(d.forget_ok.deleted, 1);
 		}
 		if (type == PROTO_ERROR) {
 			assert_int_equal(d.error.code, RTCMS_ECLAIMED);

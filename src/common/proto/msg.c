@@ -242,6 +242,10 @@ static const struct {
 	{ PROTO_RUN_OK, "RUN_OK", 1024, 0 },
 	{ PROTO_DRAIN, "DRAIN", 8, 0 },
 	{ PROTO_DRAIN_OK, "DRAIN_OK", 8, 0 },
+	{ PROTO_CORDON, "CORDON", 8, 0 },
+	{ PROTO_UNCORDON, "UNCORDON", 8, 0 },
+	{ PROTO_FORGET, "FORGET", 1024, 0 },
+	{ PROTO_FORGET_OK, "FORGET_OK", 1024, 0 },
 	{ PROTO_MSTATUS, "MSTATUS", 0, 0 },
 	{ PROTO_MSTATUS_REPLY, "MSTATUS_REPLY", 131072, 0 },
 	{ PROTO_EXITED, "EXITED", 1024, 0 },
@@ -253,6 +257,11 @@ static const struct {
 	{ PROTO_THAW, "THAW", 1024, 0 },
 	{ PROTO_STOP, "STOP", 1024, 0 },
 	{ PROTO_ADOPT, "ADOPT", 1024, 0 },
+	{ PROTO_MLEASE, "MLEASE", 1024, 0 },
+	{ PROTO_MLEASE_OK, "MLEASE_OK", 4096, 0 },
+	{ PROTO_FENCE, "FENCE", 1024, 0 },
+	{ PROTO_FENCE_OK, "FENCE_OK", 64, 0 },
+	{ PROTO_PROCS, "PROCS", 81920, 0 },
 };
 
 static int type_index(uint8_t type)
@@ -441,6 +450,7 @@ static void enc_mstatus(struct wr *w, const struct proto_mstatus_reply *s)
 		w_str(w, n->name, PROTO_ID_MAX);
 		w_str(w, n->address, PROTO_ADDR_MAX);
 		w_u8(w, n->alive ? 1 : 0);
+		w_u8(w, n->cordoned ? 1 : 0);
 		w_u64(w, n->seen_ago_ms);
 		w_u64(w, n->mem_total);
 		w_u64(w, n->mem_available);
@@ -453,7 +463,7 @@ static void enc_mstatus(struct wr *w, const struct proto_mstatus_reply *s)
 	w_u16(w, s->proc_count);
 	for (uint16_t i = 0; i < s->proc_count && !w->err; i++) {
 		const struct proto_proc_entry *p = &s->procs[i];
-		if (p->state < PROTO_PS_RUNNING || p->state > PROTO_PS_STORED) {
+		if (p->state < PROTO_PS_RUNNING || p->state > PROTO_PS_FAILED) {
 			w->err = RTCMS_EINVAL;
 			break;
 		}
@@ -465,6 +475,9 @@ static void enc_mstatus(struct wr *w, const struct proto_mstatus_reply *s)
 		w_u64(w, p->notified);
 		w_u64(w, p->size);
 		w_u8(w, p->state);
+		w_u32(w, p->restarts);
+		w_u64(w, p->confirmed_ago_ms);
+		w_str(w, p->reason, PROTO_ID_MAX);
 	}
 }
 
@@ -487,6 +500,7 @@ static int dec_mstatus(struct rd *r, struct proto_mstatus_reply *s)
 		r_str(r, n->name, PROTO_ID_MAX);
 		r_str(r, n->address, PROTO_ADDR_MAX);
 		n->alive = r_u8(r);
+		n->cordoned = r_u8(r);
 		n->seen_ago_ms = r_u64(r);
 		n->mem_total = r_u64(r);
 		n->mem_available = r_u64(r);
@@ -495,7 +509,7 @@ static int dec_mstatus(struct rd *r, struct proto_mstatus_reply *s)
 		n->quota_free = r_u32(r);
 		n->area_used = r_u64(r);
 		n->processes = r_u32(r);
-		r_check(r, n->alive <= 1 && n->cpu_load_permille <= 1000 &&
+		r_check(r, n->alive <= 1 && n->cordoned <= 1 && n->cpu_load_permille <= 1000 &&
 			   n->quota_free <= n->quota_max);
 	}
 	s->proc_count = r_u16(r);
@@ -511,9 +525,156 @@ static int dec_mstatus(struct rd *r, struct proto_mstatus_reply *s)
 		p->notified = r_u64(r);
 		p->size = r_u64(r);
 		p->state = r_u8(r);
-		r_check(r, p->state >= PROTO_PS_RUNNING && p->state <= PROTO_PS_STORED);
+		r_check(r, p->state >= PROTO_PS_RUNNING && p->state <= PROTO_PS_FAILED);
+		p->restarts = r_u32(r);
+		p->confirmed_ago_ms = r_u64(r);
+		r_str(r, p->reason, PROTO_ID_MAX);
 	}
 	return 0;
+}
+
+/* ---- leases, fences and program reports: encode and decode side by side */
+
+static void enc_mlease(struct wr *w, const struct proto_mlease *l)
+{
+	if (l->alive_count > PROTO_NODES_MAX) {
+		w->err = RTCMS_EINVAL;
+		return;
+	}
+	w_str(w, l->name, PROTO_ID_MAX);
+	w_u32(w, l->lease_ms);
+	w_u64(w, l->fence_gen);
+	w_u16(w, l->alive_count);
+	for (uint16_t i = 0; i < l->alive_count; i++)
+		w_u64(w, l->alive[i]);
+}
+
+static void dec_mlease(struct rd *r, struct proto_mlease *l)
+{
+	r_str(r, l->name, PROTO_ID_MAX);
+	r_check(r, l->name[0] != '\0');
+	l->lease_ms = r_u32(r);
+	l->fence_gen = r_u64(r);
+	l->alive_count = r_u16(r);
+	r_check(r, l->alive_count <= PROTO_NODES_MAX);
+	for (uint16_t i = 0; i < l->alive_count && !r->err; i++)
+		l->alive[i] = r_u64(r);
+}
+
+static void enc_mlease_ok(struct wr *w, const struct proto_mlease_ok *o)
+{
+	if (o->fence_count > PROTO_NODES_MAX || o->manager_count > PROTO_MANAGERS_MAX) {
+		w->err = RTCMS_EINVAL;
+		return;
+	}
+	w_u32(w, o->lease_ms);
+	w_u64(w, o->fence_gen);
+	w_u16(w, o->fence_count);
+	for (uint16_t i = 0; i < o->fence_count; i++) {
+		w_u64(w, o->fences[i].node);
+		w_u64(w, o->fences[i].gen);
+		w_u8(w, o->fences[i].state);
+	}
+	w_u16(w, o->manager_count);
+	for (uint16_t i = 0; i < o->manager_count; i++)
+		w_str(w, o->managers[i], PROTO_ID_MAX);
+}
+
+static void dec_mlease_ok(struct rd *r, struct proto_mlease_ok *o)
+{
+	o->lease_ms = r_u32(r);
+	o->fence_gen = r_u64(r);
+	o->fence_count = r_u16(r);
+	r_check(r, o->fence_count <= PROTO_NODES_MAX);
+	for (uint16_t i = 0; i < o->fence_count && !r->err; i++) {
+		o->fences[i].node = r_u64(r);
+		o->fences[i].gen = r_u64(r);
+		o->fences[i].state = r_u8(r);
+		r_check(r, o->fences[i].state >= PROTO_FENCE_PENDING &&
+			   o->fences[i].state <= PROTO_FENCE_COMPLETE);
+	}
+	o->manager_count = r_u16(r);
+	r_check(r, o->manager_count <= PROTO_MANAGERS_MAX);
+	for (uint16_t i = 0; i < o->manager_count && !r->err; i++)
+		r_str(r, o->managers[i], PROTO_ID_MAX);
+}
+
+static void enc_fence(struct wr *w, const struct proto_fence *f)
+{
+	w_u64(w, f->node);
+	w_str(w, f->by, PROTO_ID_MAX);
+	w_u32(w, f->hold_ms);
+}
+
+static void dec_fence(struct rd *r, struct proto_fence *f)
+{
+	f->node = r_u64(r);
+	r_str(r, f->by, PROTO_ID_MAX);
+	f->hold_ms = r_u32(r);
+	r_check(r, f->node != 0 && f->by[0] != '\0');
+}
+
+static void enc_fence_ok(struct wr *w, const struct proto_fence_ok *f)
+{
+	w_u64(w, f->node);
+	w_u64(w, f->gen);
+	w_u8(w, f->state);
+	w_u32(w, f->wait_ms);
+}
+
+static void dec_fence_ok(struct rd *r, struct proto_fence_ok *f)
+{
+	f->node = r_u64(r);
+	f->gen = r_u64(r);
+	f->state = r_u8(r);
+	f->wait_ms = r_u32(r);
+	r_check(r, f->state >= PROTO_FENCE_PENDING && f->state <= PROTO_FENCE_COMPLETE);
+}
+
+static void enc_procs(struct wr *w, const struct proto_procs *p)
+{
+	if (p->count > PROTO_PROCS_MAX || (p->count && !p->procs)) {
+		w->err = RTCMS_EINVAL;
+		return;
+	}
+	w_u64(w, p->node);
+	w_bytes(w, p->boot, PROTO_BOOT_SIZE);
+	w_u64(w, p->generation);
+	w_u16(w, p->count);
+	for (uint16_t i = 0; i < p->count; i++) {
+		const struct proto_agent_proc *e = &p->procs[i];
+		if (e->state < PROTO_AP_RUNNING || e->state > PROTO_AP_FAILED) {
+			w->err = RTCMS_EINVAL;
+			return;
+		}
+		w_process(w, e->process, 0);
+		w_u64(w, e->incarnation);
+		w_u64(w, e->sequence);
+		w_u32(w, e->pid);
+		w_u8(w, e->state);
+		w_u32(w, e->restarts);
+		w_str(w, e->reason, PROTO_ID_MAX);
+	}
+}
+
+static void dec_procs(struct rd *r, struct proto_procs *p)
+{
+	p->node = r_u64(r);
+	r_bytes(r, p->boot, PROTO_BOOT_SIZE);
+	p->generation = r_u64(r);
+	p->count = r_u16(r);
+	r_check(r, p->count <= PROTO_PROCS_MAX && p->node != 0);
+	for (uint16_t i = 0; i < p->count && !r->err; i++) {
+		struct proto_agent_proc *e = &p->procs[i];
+		r_process(r, e->process, 0);
+		e->incarnation = r_u64(r);
+		e->sequence = r_u64(r);
+		e->pid = r_u32(r);
+		e->state = r_u8(r);
+		r_check(r, e->state >= PROTO_AP_RUNNING && e->state <= PROTO_AP_FAILED);
+		e->restarts = r_u32(r);
+		r_str(r, e->reason, PROTO_ID_MAX);
+	}
 }
 
 int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
@@ -623,11 +784,28 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		break;
 	case PROTO_NODE_FAILED:
 	case PROTO_DRAIN:
+	case PROTO_CORDON:
+	case PROTO_UNCORDON:
 		w_u64(&w, m->drain.node);
 		break;
 	case PROTO_DRAIN_OK:
 		w_u32(&w, m->drain_ok.moved);
 		w_u32(&w, m->drain_ok.failed);
+		break;
+	case PROTO_FORGET:
+		if (m->forget.kind > PROTO_FORGET_PROCESS)
+			return RTCMS_EINVAL;
+		w_u8(&w, m->forget.kind);
+		w_process(&w, m->forget.name, 0);
+		break;
+	case PROTO_FORGET_OK:
+		if (m->forget_ok.kind != PROTO_FORGET_NODE &&
+		    m->forget_ok.kind != PROTO_FORGET_PROCESS)
+			return RTCMS_EINVAL;
+		w_u8(&w, m->forget_ok.kind);
+		w_u64(&w, m->forget_ok.node);
+		w_process(&w, m->forget_ok.process, 1);
+		w_u8(&w, m->forget_ok.deleted ? 1 : 0);
 		break;
 	case PROTO_MSTATUS_REPLY:
 		enc_mstatus(&w, &m->mstatus);
@@ -742,6 +920,21 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 	case PROTO_STATUS_REPLY:
 		enc_report(&w, &m->scrub_reply);
 		break;
+	case PROTO_MLEASE:
+		enc_mlease(&w, &m->mlease);
+		break;
+	case PROTO_MLEASE_OK:
+		enc_mlease_ok(&w, &m->mlease_ok);
+		break;
+	case PROTO_FENCE:
+		enc_fence(&w, &m->fence);
+		break;
+	case PROTO_FENCE_OK:
+		enc_fence_ok(&w, &m->fence_ok);
+		break;
+	case PROTO_PROCS:
+		enc_procs(&w, &m->procs);
+		break;
 	default:
 		return RTCMS_EPROTO;
 	}
@@ -853,11 +1046,27 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		break;
 	case PROTO_NODE_FAILED:
 	case PROTO_DRAIN:
+	case PROTO_CORDON:
+	case PROTO_UNCORDON:
 		m->drain.node = r_u64(&r);
 		break;
 	case PROTO_DRAIN_OK:
 		m->drain_ok.moved = r_u32(&r);
 		m->drain_ok.failed = r_u32(&r);
+		break;
+	case PROTO_FORGET:
+		m->forget.kind = r_u8(&r);
+		r_check(&r, m->forget.kind <= PROTO_FORGET_PROCESS);
+		r_process(&r, m->forget.name, 0);
+		break;
+	case PROTO_FORGET_OK:
+		m->forget_ok.kind = r_u8(&r);
+		r_check(&r, m->forget_ok.kind == PROTO_FORGET_NODE ||
+			    m->forget_ok.kind == PROTO_FORGET_PROCESS);
+		m->forget_ok.node = r_u64(&r);
+		r_process(&r, m->forget_ok.process, 1);
+		m->forget_ok.deleted = r_u8(&r);
+		r_check(&r, m->forget_ok.deleted <= 1);
 		break;
 	case PROTO_MSTATUS_REPLY: {
 		int rc = dec_mstatus(&r, &m->mstatus);
@@ -982,6 +1191,23 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 	case PROTO_SCRUB_REPLY:
 	case PROTO_STATUS_REPLY:
 		dec_report(&r, &m->scrub_reply);
+		break;
+	case PROTO_MLEASE:
+		dec_mlease(&r, &m->mlease);
+		break;
+	case PROTO_MLEASE_OK:
+		dec_mlease_ok(&r, &m->mlease_ok);
+		break;
+	case PROTO_FENCE:
+		dec_fence(&r, &m->fence);
+		break;
+	case PROTO_FENCE_OK:
+		dec_fence_ok(&r, &m->fence_ok);
+		break;
+	case PROTO_PROCS:
+		if (!m->procs.procs)
+			return RTCMS_EINVAL;
+		dec_procs(&r, &m->procs);
 		break;
 	default:
 		return RTCMS_EPROTO;

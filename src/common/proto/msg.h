@@ -35,7 +35,8 @@
 #define PROTO_ADDR_MAX      64    /* "host:port" */
 #define PROTO_BOOT_SIZE     16    /* per-boot random id of an agent */
 #define PROTO_NODES_MAX     64    /* nodes per MSTATUS_REPLY */
-#define PROTO_PROCS_MAX     256   /* processes per MSTATUS_REPLY */
+#define PROTO_PROCS_MAX     256   /* processes per MSTATUS_REPLY and PROCS */
+#define PROTO_MANAGERS_MAX  16    /* managers named in an MLEASE_OK */
 
 enum proto_type {
 	/* handshake (plaintext, MAC under the cluster key) */
@@ -65,6 +66,10 @@ enum proto_type {
 	PROTO_SCRUB_REPLY  = 0x21,
 	PROTO_STATUS       = 0x22,
 	PROTO_STATUS_REPLY = 0x23,
+	PROTO_MLEASE       = 0x24, /* manager -> store: renew the manager's lease */
+	PROTO_MLEASE_OK    = 0x25, /* its answer: lease, fenced nodes, live managers */
+	PROTO_FENCE        = 0x26, /* manager -> store: record a node as failed */
+	PROTO_FENCE_OK     = 0x27, /* its answer: how far the fence has taken hold */
 	/* manager and agent */
 	PROTO_REGISTER     = 0x40, /* thesis op 0: agent -> manager */
 	PROTO_REGISTER_OK  = 0x41,
@@ -81,6 +86,7 @@ enum proto_type {
 	PROTO_NODE_FAILED  = 0x4C, /* operator -> manager: a node is known to be down */
 	PROTO_RESOLVE      = 0x4D, /* agent -> manager: a program frozen too long: go on or stop? */
 	PROTO_RESOLVE_OK   = 0x4E, /* its answer: arg = enum proto_verdict */
+	PROTO_PROCS        = 0x4F, /* agent -> manager: every program it holds, and how */
 	PROTO_INFO         = 0x50, /* manager -> agent info interface (empty) */
 	PROTO_INFO_REPLY   = 0x51,
 	PROTO_RESTORE      = 0x52, /* manager -> agent: meta, then CHUNKs, PUT_END */
@@ -91,6 +97,10 @@ enum proto_type {
 	PROTO_THAW         = 0x57, /* manager -> agent: the move failed, go on */
 	PROTO_STOP         = 0x58, /* manager -> agent: the move is committed, kill the old instance */
 	PROTO_ADOPT        = 0x59, /* manager -> target agent: the restore is committed, new incarnation */
+	PROTO_CORDON       = 0x5A, /* operator -> manager: no new programs on a node */
+	PROTO_UNCORDON     = 0x5B, /* operator -> manager: the node takes programs again */
+	PROTO_FORGET       = 0x5C, /* operator -> manager: drop a dead node or a program that ended */
+	PROTO_FORGET_OK    = 0x5D, /* its answer: what was forgotten */
 	PROTO_HEARTBEAT    = 0x60, /* UDP, agent -> manager, plain + cluster-key MAC */
 	PROTO_HEARTBEAT_ACK = 0x61, /* UDP, manager -> agent: renews the agent's lease */
 };
@@ -360,13 +370,33 @@ struct proto_run_ok {         /* RUN_OK */
 	uint32_t pid;
 };
 
-struct proto_drain {          /* DRAIN and NODE_FAILED */
+struct proto_drain {          /* DRAIN, NODE_FAILED, CORDON and UNCORDON */
 	uint64_t node;
 };
 
 struct proto_drain_ok {       /* DRAIN_OK */
 	uint32_t moved;
 	uint32_t failed;
+};
+
+/* What FORGET names. */
+enum proto_forget_kind {
+	PROTO_FORGET_ANY = 0,              /* a known node if name is one's id, else a process */
+	PROTO_FORGET_NODE = 1,
+	PROTO_FORGET_PROCESS = 2,
+};
+
+struct proto_forget {         /* FORGET: operator -> manager */
+	uint8_t kind;                      /* enum proto_forget_kind */
+	char name[PROTO_ID_MAX + 1];       /* a node id (hex) or a process id */
+};
+
+struct proto_forget_ok {      /* FORGET_OK */
+	uint8_t kind;                      /* NODE or PROCESS: what was forgotten */
+	uint64_t node;                     /* NODE: its id */
+	char process[PROTO_ID_MAX + 1];    /* PROCESS: its id */
+	uint8_t deleted;                   /* PROCESS: 1 if the store held checkpoints of it
+					    * and deleted them, 0 if it held none */
 };
 
 enum proto_proc_state {
@@ -379,6 +409,8 @@ enum proto_proc_state {
 					    * a node with room */
 	PROTO_PS_STORED = 6,               /* known from the store only (a manager that
 					    * started): no agent has reported it yet */
+	PROTO_PS_FAILED = 7,               /* crashed for good (restart policy): not
+					    * restored until it is run again */
 };
 
 struct proto_node_entry {
@@ -386,6 +418,7 @@ struct proto_node_entry {
 	char name[PROTO_ID_MAX + 1];
 	char address[PROTO_ADDR_MAX + 1];
 	uint8_t alive;
+	uint8_t cordoned;                  /* takes no new programs (rtcmsctl cordon, drain) */
 	uint64_t seen_ago_ms;              /* since the agent was last heard */
 	uint64_t mem_total;
 	uint64_t mem_available;
@@ -405,6 +438,9 @@ struct proto_proc_entry {
 	uint64_t notified;                 /* latest sequence the agent announced */
 	uint64_t size;                     /* image bytes of the durable checkpoint */
 	uint8_t state;                     /* enum proto_proc_state */
+	uint32_t restarts;                 /* crash restarts on its node (its agent's count) */
+	uint64_t confirmed_ago_ms;         /* since an agent last reported it (UINT64_MAX: never) */
+	char reason[PROTO_ID_MAX + 1];     /* its last exit, restart or failure ("" = none) */
 };
 
 struct proto_mstatus_reply {  /* MSTATUS_REPLY */
@@ -417,6 +453,85 @@ struct proto_mstatus_reply {  /* MSTATUS_REPLY */
 	struct proto_node_entry *nodes;    /* caller-provided, PROTO_NODES_MAX long */
 	uint16_t proc_count;
 	struct proto_proc_entry *procs;    /* caller-provided, PROTO_PROCS_MAX long */
+};
+
+/*
+ * Manager leases and node fences (store side, docs/architecture.md "The
+ * fence"). A manager answers heartbeats only while it holds a lease from
+ * the store and never for a node the store lists as fenced.
+ */
+struct proto_mlease {         /* MLEASE: manager -> store */
+	char name[PROTO_ID_MAX + 1];       /* the manager (its claimant name) */
+	uint32_t lease_ms;                 /* lease asked for (the store may cap it) */
+	uint64_t fence_gen;                /* the newest fence generation it applied */
+	uint16_t alive_count;              /* nodes it hears (answers) now ... */
+	uint64_t alive[PROTO_NODES_MAX];   /* ... their ids */
+};
+
+enum proto_fence_state {
+	PROTO_FENCE_PENDING = 1,           /* some manager may still answer the node */
+	PROTO_FENCE_EFFECTIVE = 2,         /* no manager answers it; its lease runs out */
+	PROTO_FENCE_COMPLETE = 3,          /* its lease has lapsed: its programs are gone */
+};
+
+struct proto_fence_entry {
+	uint64_t node;
+	uint64_t gen;                      /* the fence's generation */
+	uint8_t state;                     /* enum proto_fence_state */
+};
+
+struct proto_mlease_ok {      /* MLEASE_OK */
+	uint32_t lease_ms;                 /* granted, from the request's send time */
+	uint64_t fence_gen;                /* newest fence generation */
+	uint16_t fence_count;
+	struct proto_fence_entry fences[PROTO_NODES_MAX];
+	uint16_t manager_count;            /* managers holding a lease, this one included */
+	char managers[PROTO_MANAGERS_MAX][PROTO_ID_MAX + 1];
+};
+
+struct proto_fence {          /* FENCE: manager -> store */
+	uint64_t node;
+	char by[PROTO_ID_MAX + 1];         /* the manager asking */
+	uint32_t hold_ms;                  /* effective this long before complete: the
+					    * agent lease plus the fence margin */
+};
+
+struct proto_fence_ok {       /* FENCE_OK */
+	uint64_t node;
+	uint64_t gen;
+	uint8_t state;                     /* enum proto_fence_state */
+	uint32_t wait_ms;                  /* PENDING/EFFECTIVE: ms until the next state at most */
+};
+
+/* The state of one program as its agent reports it (PROCS). */
+enum proto_agent_proc_state {
+	PROTO_AP_RUNNING = 1,
+	PROTO_AP_RESTORING = 2,            /* started for a restore, not adopted yet */
+	PROTO_AP_FROZEN = 3,               /* stopped for a migration */
+	PROTO_AP_RESTARTING = 4,           /* crashed: restarted here after a back-off */
+	PROTO_AP_FINISHED = 5,             /* exited with status 0 */
+	PROTO_AP_GONE = 6,                 /* fenced or killed: not here any more */
+	PROTO_AP_FAILED = 7,               /* crashed and not restarted here (restart
+					    * policy never, or it gave up: reason) */
+};
+
+struct proto_agent_proc {
+	char process[PROTO_ID_MAX + 1];
+	uint64_t incarnation;
+	uint64_t sequence;                 /* newest checkpoint captured */
+	uint32_t pid;                      /* 0 while not running */
+	uint8_t state;                     /* enum proto_agent_proc_state */
+	uint32_t restarts;                 /* restarts here within the window */
+	char reason[PROTO_ID_MAX + 1];     /* the last exit or restart, for operators */
+};
+
+struct proto_procs {          /* PROCS: agent -> manager */
+	uint64_t node;
+	uint8_t boot[PROTO_BOOT_SIZE];
+	uint64_t generation;               /* rises at every change of the agent's table */
+	uint16_t count;
+	struct proto_agent_proc *procs;    /* encode: borrowed; decode: caller-provided,
+					    * PROTO_PROCS_MAX long */
 };
 
 /* One decoded payload. Which member is valid depends on the frame type;
@@ -452,7 +567,14 @@ union proto_msg {
 	struct proto_run_ok run_ok;
 	struct proto_drain drain;
 	struct proto_drain_ok drain_ok;
+	struct proto_forget forget;
+	struct proto_forget_ok forget_ok;
 	struct proto_mstatus_reply mstatus;
+	struct proto_mlease mlease;
+	struct proto_mlease_ok mlease_ok;
+	struct proto_fence fence;
+	struct proto_fence_ok fence_ok;
+	struct proto_procs procs;
 	/* CKPT_NOTIFY, RESTORE and FROZEN use meta; PULL uses get */
 };
 
@@ -467,7 +589,8 @@ int proto_msg_encode(uint8_t type, const union proto_msg *msg, uint8_t *buf,
  * Decode the payload of a frame of the given type. For LIST_REPLY the
  * caller sets out->list_reply.entries to an array of PROTO_LIST_MAX
  * entries before calling; for MSTATUS_REPLY out->mstatus.nodes and .procs
- * to arrays of PROTO_NODES_MAX and PROTO_PROCS_MAX entries. Returns len or a negative RTCMS_E* code.
+ * to arrays of PROTO_NODES_MAX and PROTO_PROCS_MAX entries; for PROCS
+ * out->procs.procs to an array of PROTO_PROCS_MAX entries. Returns len or a negative RTCMS_E* code.
  */
 int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		     union proto_msg *out);
