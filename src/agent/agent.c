@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "area/area.h"
+#include "daemon/hbthread.h"
 #include "daemon/rpc_server.h"
 #include "log/log.h"
 #include "net/addr.h"
@@ -53,6 +54,7 @@ void agent_wake_outbox(struct agent *a)
 
 struct link_state {
 	uint64_t last_register;
+	uint64_t report_hash;          /* of the last PROCS this manager took */
 };
 
 static void link_drop(struct mgr_link *l, const char *why)
@@ -129,6 +131,30 @@ static int link_notify(struct agent *a, struct mgr_link *l, struct aproc *p,
 	return rc;
 }
 
+/* PROCS: every program and its state, for the managers' reconciliation.
+ * Sent when it changed since the last one this manager got, and with every
+ * REGISTER (a lost report is repaired within a second). Called without
+ * agent.lock. */
+static int link_report(struct agent *a, struct mgr_link *l, struct link_state *ls, int force)
+{
+	static __thread struct proto_agent_proc procs[PROTO_PROCS_MAX];
+	union proto_msg m, r;
+	struct proto_header hdr;
+
+	proc_report_msg(a, procs, &m.procs);
+	uint64_t h = 1469598103934665603ull; /* FNV-1a of the report's content */
+	const uint8_t *b = (const uint8_t *)procs;
+	for (size_t i = 0; i < m.procs.count * sizeof(procs[0]); i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	h ^= m.procs.count;
+	if (!force && h == ls->report_hash)
+		return 0;
+	int rc = net_client_call(l->conn, PROTO_PROCS, &m, PROTO_OK, &hdr, &r);
+	if (rc == 0)
+		ls->report_hash = h;
+	return rc;
+}
+
 static int link_exited(struct agent *a, struct mgr_link *l, struct aproc *p)
 {
 	union proto_msg m, r;
@@ -149,7 +175,8 @@ static void prune(struct agent *a)
 	while (*pp) {
 		struct aproc *p = *pp;
 		if (p->state == AP_EXITED && p->refs == 0 && !p->capturing &&
-		    (p->exit_told & all) == all) {
+		    (p->exit_told & all) == all && !p->restart_pending &&
+		    (p->superseded || agent_mono_ms() - p->exited_ms > 10000)) {
 			*pp = p->next;
 			struct image *img = p->img;
 			p->img = NULL;
@@ -178,6 +205,11 @@ static void outbox_thread(void *arg)
 				uv_mutex_unlock(&a->lock);
 				int rc = link_register(a, l);
 				uv_mutex_lock(&a->lock);
+				if (rc == RTCMS_EEXIST && l->conn) {
+					const struct proto_error *e = net_client_last_error(l->conn);
+					log_error("[agent -> manager %s] REGISTER refused: %s", l->addr,
+						  e->code == rc ? e->text : rtcms_strerror(rc));
+				}
 				if (rc) {
 					link_drop(l, rtcms_strerror(rc));
 					continue;
@@ -187,6 +219,16 @@ static void outbox_thread(void *arg)
 						p->notified[i] = 0;
 				l->registered = 1;
 				ls[i].last_register = now;
+				ls[i].report_hash = 0; /* and the report with it */
+			}
+			if (l->registered) {
+				uv_mutex_unlock(&a->lock);
+				int rc = link_report(a, l, &ls[i], ls[i].report_hash == 0);
+				uv_mutex_lock(&a->lock);
+				if (rc) {
+					link_drop(l, rtcms_strerror(rc));
+					continue;
+				}
 			}
 			for (struct aproc *p = a->procs; p && l->registered; p = p->next) {
 				if (p->state == AP_EXITED && !(p->exit_told & (1u << i))) {
@@ -235,7 +277,7 @@ static void outbox_thread(void *arg)
 struct loop_state {
 	struct agent *a;
 	uv_timer_t poll, cpu, hb;
-	uv_udp_t udp;
+	struct hb_thread *hbt;         /* heartbeats and the lease (hbthread.h) */
 	uv_signal_t sigchld, sigint, sigterm;
 	struct rpc_server *srv;
 };
@@ -356,27 +398,52 @@ static void lease_publish(struct agent *a)
 		}
 }
 
-static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
-		       const struct sockaddr *from, unsigned flags)
+/* With agent.lock held: if the lease has run out, stop every program
+ * (they are restored elsewhere or, by the managers' reconciliation, here)
+ * before anything may renew it. */
+static void lease_check(struct agent *a, uint64_t now)
 {
-	struct loop_state *ls = u->data;
-	struct agent *a = ls->a;
+	if (!a->lease_until || now < a->lease_until || a->fenced)
+		return;
+	int n = 0;
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (p->state != AP_EXITED) {
+			proc_kill(p, SIGKILL);
+			p->exit_told = ~0u; /* fenced, not ended: managers restore it */
+			n++;
+		}
+	a->fenced = 1;
+	a->lapses++;
+	a->procs_gen++;
+	log_warn("lease lapsed: no manager answered for %" PRIu64 " ms; %d "
+		 "program(s) stopped (fenced)", now - a->lease_until + a->lease_ms, n);
+}
+
+/* On the heartbeat thread: an ack renews the lease. */
+static void hb_recv(void *ctx, struct hb_thread *t, const uint8_t *buf, size_t len,
+		    const struct sockaddr *from, socklen_t fromlen)
+{
+	struct agent *a = ctx;
 	struct proto_heartbeat hb;
 	uint8_t type;
+	(void)t;
 	(void)from;
-	(void)flags;
+	(void)fromlen;
 
-	if (nread <= 0 || proto_heartbeat_open(&a->key, (const uint8_t *)buf->base,
-					       (size_t)nread, &type, &hb) != 0)
+	if (proto_heartbeat_open(&a->key, buf, len, &type, &hb) != 0)
 		return; /* not ours: ignored */
 	if (type != PROTO_HEARTBEAT_ACK || hb.node != a->node ||
 	    sodium_memcmp(hb.boot, a->boot, PROTO_BOOT_SIZE) != 0)
 		return;
 	uv_mutex_lock(&a->lock);
+	/* a lease that ran out while nobody looked (this agent stalled) is
+	 * enforced before an answer may renew it */
+	uint64_t now = agent_mono_ms();
+	lease_check(a, now);
 	/* only the last 64 heartbeats count: an old ack renews nothing */
 	if (hb.counter <= a->hb_counter && hb.counter + 64 > a->hb_counter) {
 		uint64_t until = a->hb_sent[hb.counter % 64] + a->lease_ms;
-		if (until > a->lease_until) {
+		if (until > a->lease_until && until > now) {
 			if (a->fenced)
 				log_info("lease regained: a manager answers again");
 			a->fenced = 0;
@@ -387,15 +454,17 @@ static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 	uv_mutex_unlock(&a->lock);
 }
 
-static void on_heartbeat(uv_timer_t *t)
+/* On the heartbeat thread, every heartbeat_interval: the lease watchdog,
+ * then a HEARTBEAT to every manager. */
+static void hb_tick(void *ctx, struct hb_thread *t)
 {
-	struct loop_state *ls = t->data;
-	struct agent *a = ls->a;
+	struct agent *a = ctx;
 	struct proto_heartbeat hb;
 	uint8_t dg[PROTO_HEARTBEAT_MAX];
 	uint64_t now = agent_mono_ms();
 
 	uv_mutex_lock(&a->lock);
+	lease_check(a, now); /* no manager answered for the lease */
 	memset(&hb, 0, sizeof(hb));
 	hb.node = a->node;
 	memcpy(hb.boot, a->boot, PROTO_BOOT_SIZE);
@@ -403,20 +472,22 @@ static void on_heartbeat(uv_timer_t *t)
 	a->hb_sent[hb.counter % 64] = now;
 	hb.sent_ms = agent_now_ms();
 	hb.processes = (uint32_t)agent_running_count(a);
-	/* the watchdog: no manager answered for the lease */
+	uv_mutex_unlock(&a->lock);
+
+	int n = proto_heartbeat_seal(&a->key, PROTO_HEARTBEAT, &hb, dg, sizeof(dg));
+	for (size_t i = 0; n > 0 && i < a->mgr_count; i++)
+		hb_thread_send(t, dg, (size_t)n, (const struct sockaddr *)&a->mgrs[i].udp);
+}
+
+/* On the loop: what may block (RESOLVE, starting the `run =` programs). */
+static void on_housekeeping(uv_timer_t *timer)
+{
+	struct loop_state *ls = timer->data;
+	struct agent *a = ls->a;
+	uint64_t now = agent_mono_ms();
 	int start_configured = 0;
-	if (a->lease_until && now >= a->lease_until && !a->fenced) {
-		int n = 0;
-		for (struct aproc *p = a->procs; p; p = p->next)
-			if (p->state != AP_EXITED) {
-				proc_kill(p, SIGKILL);
-				p->exit_told = ~0u; /* fenced, not ended: managers restore it */
-				n++;
-			}
-		a->fenced = 1;
-		log_warn("lease lapsed: no manager answered for %" PRIu64 " ms; %d "
-			 "program(s) stopped (fenced)", now - a->lease_until + a->lease_ms, n);
-	}
+
+	uv_mutex_lock(&a->lock);
 	for (struct aproc *p = a->procs; p; p = p->next)
 		if (p->state == AP_FROZEN && !p->resolving &&
 		    now - p->frozen_ms >= a->cfg.freeze_hold_ms)
@@ -426,13 +497,6 @@ static void on_heartbeat(uv_timer_t *t)
 		start_configured = 1;
 	}
 	uv_mutex_unlock(&a->lock);
-
-	int n = proto_heartbeat_seal(&a->key, PROTO_HEARTBEAT, &hb, dg, sizeof(dg));
-	if (n > 0) {
-		uv_buf_t b = uv_buf_init((char *)dg, (unsigned)n);
-		for (size_t i = 0; i < a->mgr_count; i++)
-			uv_udp_try_send(&ls->udp, &b, 1, (const struct sockaddr *)&a->mgrs[i].udp);
-	}
 	if (start_configured)
 		agent_start_configured(a); /* `run =` programs: only under a lease */
 }
@@ -441,12 +505,21 @@ static int heartbeat_start(struct loop_state *ls, const char *bound)
 {
 	struct agent *a = ls->a;
 	/* from this agent's address, any port: managers answer the source */
-	int rc = rpc_udp_open(a->loop, &ls->udp, bound, 1, on_hb_recv, ls);
+	struct hb_thread_options o = {
+		.bind = bound,
+		.any_port = 1,
+		.interval_ms = a->cfg.heartbeat_ms,
+		.tick = hb_tick,
+		.recv = hb_recv,
+		.ctx = a,
+		.who = "heartbeats and the lease watchdog",
+	};
+	int rc = hb_thread_start(&o, &ls->hbt);
 	if (rc)
 		return rc;
 	uv_timer_init(a->loop, &ls->hb);
 	ls->hb.data = ls;
-	uv_timer_start(&ls->hb, on_heartbeat, 0, a->cfg.heartbeat_ms);
+	uv_timer_start(&ls->hb, on_housekeeping, 0, a->cfg.heartbeat_ms);
 	return 0;
 }
 
@@ -490,6 +563,7 @@ static void on_poll(uv_timer_t *t)
 		}
 	}
 	uv_mutex_unlock(&a->lock);
+	proc_restart_due(a); /* crashed programs whose back-off is over */
 }
 
 static void on_cpu(uv_timer_t *t)
@@ -582,6 +656,7 @@ int agent_run(struct agent *a)
 		log_warn("cannot write the ready file %s", a->cfg.ready_file);
 
 	uv_run(a->loop, UV_RUN_DEFAULT);
+	hb_thread_stop(ls.hbt);
 	uv_thread_join(&a->outbox);
 	/* reap what we killed, then free */
 	for (struct aproc *p = a->procs; p; p = p->next)

@@ -84,6 +84,14 @@ struct encoding *image_encoding(struct image *img, uint64_t base);
 /* Give back an encoding image_encoding() returned. NULL is a no-op. */
 void image_encoding_done(struct image *img, struct encoding *e);
 
+/* Restart policy of a crashed program, as systemd's Restart= (the spec's
+ * RTCMS_RESTART variable, else the agent's `restart` setting). */
+enum agent_restart {
+	AGENT_RESTART_ON_FAILURE = 0,  /* a non-zero exit or a signal */
+	AGENT_RESTART_ALWAYS = 1,      /* also a clean exit */
+	AGENT_RESTART_NEVER = 2,
+};
+
 enum aproc_state {
 	AP_RUNNING,
 	AP_RESTORING,                  /* started for a restore, not adopted yet */
@@ -110,6 +118,20 @@ struct aproc {
 	uint64_t frozen_ms;            /* FROZEN since (monotonic; a RESOLVE is due
 					* freeze_hold later) */
 	int resolving;                 /* a RESOLVE is under way */
+	/* the restart policy (proc.c): crashes are restarted here, from the
+	 * newest checkpoint this agent holds */
+	int restart;                   /* enum agent_restart, from the spec */
+	int killed;                    /* the agent killed it (STOP, fence, shutdown,
+					* an unadopted restore): not a crash */
+	int restart_pending;           /* exited; restarted at restart_at */
+	uint64_t restart_at;           /* monotonic ms */
+	uint32_t restarts;             /* within the current window */
+	uint64_t window_start;         /* monotonic ms: the window's first restart */
+	int superseded;                /* a restarted instance replaced this entry */
+	uint64_t exited_ms;            /* monotonic: when it was reaped */
+	uint64_t started_lapses;       /* a->lapses when it started */
+	uint8_t outcome;               /* once exited: enum proto_agent_proc_state */
+	char reason[PROTO_ID_MAX + 1]; /* its last exit or restart */
 	int refs;                      /* threads using it (agent.lock) */
 	struct aproc *next;
 };
@@ -147,6 +169,10 @@ struct agent_config {
 	uint64_t lease_ms;             /* agent lease unless a manager sets a shorter one */
 	uint64_t report_mem_available;  /* test hook: 0 = real MemAvailable */
 	uint64_t report_cpu_permille;   /* test hook: 0 = real load; 1..1001 = value - 1 */
+	char restart[16];              /* default restart policy */
+	uint64_t restart_backoff_ms;   /* first back-off, doubled per restart */
+	uint64_t max_restarts;         /* restarts within restart_window, then give up */
+	uint64_t restart_window_ms;
 };
 
 struct agent {
@@ -172,6 +198,8 @@ struct agent {
 	uint64_t lease_ms;
 	uint64_t lease_until;          /* monotonic ms */
 	int fenced;                    /* programs were stopped for a lapsed lease */
+	uint64_t lapses;               /* lease lapses since the start */
+	uint64_t procs_gen;            /* rises at every change of the process table */
 	int configured_started;        /* `run =` programs start under the first lease */
 	uint64_t hb_counter;
 	uint64_t hb_sent[64];          /* send time by counter % 64 */
@@ -205,6 +233,21 @@ void proc_kill(struct aproc *p, int sig);
 void proc_reap(struct agent *a);   /* loop: waitpid every exited program */
 void proc_free(struct aproc *p);
 int agent_running_count(struct agent *a); /* with agent.lock held */
+
+/* Decide, with agent.lock held, what a reaped program's exit means: a
+ * restart here after a back-off, finished, failed for good, or gone
+ * (fenced, killed). Sets p->outcome, p->reason, p->restart_pending. */
+void proc_exit_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_state was);
+/* Loop: restart the programs whose back-off is over. */
+void proc_restart_due(struct agent *a);
+/* The report of every program (PROCS), with agent.lock held; returns the
+ * count filled into out (PROTO_PROCS_MAX entries). */
+uint16_t proc_report(struct agent *a, struct proto_agent_proc *out);
+/* The whole PROCS message (node, boot, generation, the report in procs,
+ * PROTO_PROCS_MAX entries); takes agent.lock. */
+void proc_report_msg(struct agent *a, struct proto_agent_proc *procs, struct proto_procs *out);
+/* Parse a restart policy name; -1 if unknown. */
+int agent_restart_parse(const char *s);
 
 /* handlers.c: decide for a program frozen too long (RESOLVE) */
 void agent_resolve_frozen(struct agent *a, struct aproc *p);

@@ -648,6 +648,18 @@ void agent_resolve_frozen(struct agent *a, struct aproc *p)
 	pthread_attr_destroy(&attr);
 }
 
+/* PROCS from a manager is a question: which programs does this node hold?
+ * The answer is the same report the outbox sends. */
+static int handle_procs(struct agent *a, struct net_client *c,
+			const struct proto_header *hdr)
+{
+	static __thread struct proto_agent_proc procs[PROTO_PROCS_MAX];
+	union proto_msg m;
+
+	proc_report_msg(a, procs, &m.procs);
+	return net_client_reply(c, PROTO_PROCS, 0, hdr->request, &m) ? -1 : 0;
+}
+
 int agent_handle(void *ctx, struct net_client *c, const char *peer,
 		 const struct proto_header *hdr, union proto_msg *msg)
 {
@@ -658,6 +670,8 @@ int agent_handle(void *ctx, struct net_client *c, const char *peer,
 	switch (hdr->type) {
 	case PROTO_INFO:
 		return handle_info(a, c, hdr);
+	case PROTO_PROCS:
+		return handle_procs(a, c, hdr);
 	case PROTO_PULL:
 		return handle_pull(a, c, who, hdr, &msg->get);
 	case PROTO_RUN:

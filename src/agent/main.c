@@ -16,6 +16,7 @@
 
 #include "agent.h"
 #include "daemon/cmdline.h"
+#include "daemon/hbthread.h"
 #include "log/log.h"
 #include "net/addr.h"
 #include "proto/spec.h"
@@ -45,6 +46,10 @@ static const struct config_field fields[] = {
 	{ "agent", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000 },
 	{ "agent", "lease", CONFIG_U64, &cfg.lease_ms, 0, 20, 3600000 },
 	{ "agent", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
+	{ "agent", "restart", CONFIG_STR, cfg.restart, sizeof(cfg.restart), 0, 0 },
+	{ "agent", "restart_backoff", CONFIG_U64, &cfg.restart_backoff_ms, 0, 1, 600000 },
+	{ "agent", "max_restarts", CONFIG_U64, &cfg.max_restarts, 0, 0, 1000000 },
+	{ "agent", "restart_window", CONFIG_U64, &cfg.restart_window_ms, 0, 100, 86400000 },
 	{ "test", "report_mem_available", CONFIG_U64, &cfg.report_mem_available, 0, 0, UINT64_MAX },
 	{ "test", "report_cpu_load", CONFIG_U64, &cfg.report_cpu_permille, 0, 0, 1001 },
 	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0 },
@@ -68,6 +73,10 @@ static const struct cmdline_opt opts[] = {
 	{ "ready-file", 0, "ready_file" },
 	{ "heartbeat-interval", 0, "heartbeat_interval" },
 	{ "lease", 0, "lease" },
+	{ "restart", 0, "restart" },
+	{ "restart-backoff", 0, "restart_backoff" },
+	{ "max-restarts", 0, "max_restarts" },
+	{ "restart-window", 0, "restart_window" },
 	{ "log-level", 'v', "level" },
 	{ NULL, 0, NULL },
 };
@@ -105,6 +114,14 @@ static void usage(FILE *f)
 "      --lease MS             programs are stopped when no manager answered a\n"
 "                             heartbeat for this long (default 200; a manager\n"
 "                             may set a shorter one)\n"
+"      --restart POLICY       a crashed program is restarted here from its newest\n"
+"                             checkpoint: on-failure (default), always, never;\n"
+"                             a program's own RTCMS_RESTART variable wins\n"
+"      --restart-backoff MS   wait before the first restart, doubled per\n"
+"                             restart (default 100)\n"
+"      --max-restarts N       restarts within the window before the agent gives\n"
+"                             up and the managers move it once (default 5)\n"
+"      --restart-window MS    the window of --max-restarts (default 60000)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
 "  -h, --help                 this help\n");
@@ -157,6 +174,34 @@ void agent_start_configured(struct agent *a)
 		start_configured(cfg.programs.items[i]);
 }
 
+/* The settings before and after the command line: SIGHUP computes them
+ * again from the defaults and the config file as it is now. */
+static struct agent_config defaults, parsed;
+static int saved_argc;
+static char **saved_argv;
+
+/* SIGHUP (loop thread): the log level applies at once; every other setting
+ * that changed in the file is named and takes effect at the next start
+ * (`run =` lines included: no program is started or stopped). */
+static void on_sighup(void *ctx)
+{
+	static struct agent_config fresh;
+	static const char *const applied[] = { "level", NULL };
+	struct reload_settings s = { fields, &cfg, &defaults, sizeof(cfg) };
+	char level[128], later[1024];
+	enum log_level to;
+	(void)ctx;
+
+	if (cmdline_sighup(saved_argc, saved_argv, opts, &s, &fresh, &to, level,
+			   sizeof(level)) != 0)
+		return;
+	size_t n = reload_changed(&s, &parsed, &fresh, applied, later, sizeof(later));
+	memcpy(parsed.log_level, fresh.log_level, sizeof(parsed.log_level));
+	reload_announce(to, "SIGHUP: %s; the programs run on", level);
+	if (n)
+		log_info("SIGHUP: changed in the file, take effect at the next start: %s", later);
+}
+
 int main(int argc, char **argv)
 {
 	char err[1024];
@@ -174,14 +219,27 @@ int main(int argc, char **argv)
 	cfg.io_timeout_ms = 5000;
 	cfg.heartbeat_ms = 50;
 	cfg.lease_ms = 200;
+	snprintf(cfg.restart, sizeof(cfg.restart), "on-failure");
+	cfg.restart_backoff_ms = 100;
+	cfg.max_restarts = 5;
+	cfg.restart_window_ms = 60000;
+	defaults = cfg;
+	saved_argc = argc;
+	saved_argv = argv;
 
 	int r = cmdline_parse("rtcms-agent", argc, argv, fields, opts, usage);
 	if (r)
 		return r == 1 ? 0 : 2;
+	parsed = cfg;
 	int level = log_level_parse(cfg.log_level);
 	if (level < 0) {
 		fprintf(stderr, "rtcms-agent: log level \"%s\": expected error, warn, "
 			"info or debug\n", cfg.log_level);
+		return 2;
+	}
+	if (agent_restart_parse(cfg.restart) < 0) {
+		fprintf(stderr, "rtcms-agent: restart \"%s\": expected on-failure, always or "
+			"never\n", cfg.restart);
 		return 2;
 	}
 	if (cfg.key[0] == '\0') {
@@ -253,6 +311,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* SIGHUP re-reads the config file; it never stops the agent or a program */
+	if (reload_on_sighup(on_sighup, NULL) != 0)
+		log_warn("cannot handle SIGHUP: it would stop the agent and its programs");
+	rt_lock_memory("this daemon"); /* time-critical threads never wait on a fault */
 	int rc = agent_run(&agent);
 	sodium_memzero(&agent.key, sizeof(agent.key));
 	if (rc) {

@@ -88,8 +88,11 @@ void proc_unref(struct agent *a, struct aproc *p)
 
 void proc_kill(struct aproc *p, int sig)
 {
-	if (p->pid > 0 && p->state != AP_EXITED)
+	if (p->pid > 0 && p->state != AP_EXITED) {
+		if (sig == SIGKILL)
+			p->killed = 1; /* not a crash: never restarted here */
 		kill(p->pid, sig);
+	}
 }
 
 void proc_free(struct aproc *p)
@@ -258,11 +261,18 @@ int proc_launch(struct agent *a, const char *id, uint64_t incarnation,
 	posix_spawn_file_actions_init(&fa);
 	fa_init = 1;
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	/* its own process group: a signal to the agent's group (a terminal's
+	 * hangup, ^C) is not the program's */
+	posix_spawnattr_t sa;
+	posix_spawnattr_init(&sa);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&sa, 0);
 	posix_spawn_file_actions_adddup2(&fa, p->area_fd, 3);
 	if (sp.cwd && sp.cwd[0])
 		posix_spawn_file_actions_addchdir_np(&fa, sp.cwd);
 	pid_t pid;
-	int e = posix_spawn(&pid, sp.argv[0], &fa, NULL, (char *const *)sp.argv, env);
+	int e = posix_spawn(&pid, sp.argv[0], &fa, &sa, (char *const *)sp.argv, env);
+	posix_spawnattr_destroy(&sa);
 	if (e != 0) {
 		snprintf(err, errlen, "cannot start %s: %s", sp.argv[0], strerror(e));
 		rc = RTCMS_EIO;
@@ -275,6 +285,8 @@ int proc_launch(struct agent *a, const char *id, uint64_t incarnation,
 	uv_mutex_lock(&a->lock);
 	/* what managers were told before is not this instance's */
 	p->refs = 1;
+	p->started_lapses = a->lapses;
+	a->procs_gen++;
 	if (!image)
 		agent_seen(a, id, incarnation);
 	atomic_store_explicit(&((struct area_header *)p->area)->lease_until_ms,
@@ -588,16 +600,11 @@ void proc_reap(struct agent *a)
 		else
 			log_info("[program %s] pid %d killed by signal %d", p->id,
 				 (int)p->pid, WTERMSIG(st));
-		/* a frozen instance stopped after its move, or a restore that
-		 * was never adopted, is not news for the managers */
-		if (was == AP_FROZEN || was == AP_RESTORING || p->incarnation == 0)
-			p->exit_told = ~0u;
-		/* killed by its own lease watchdog (or ours): fenced, not ended;
-		 * the managers restore it elsewhere */
-		if (a->lease_until && agent_mono_ms() >= a->lease_until) {
-			p->exit_told = ~0u;
-			log_info("[program %s] fenced: the lease had lapsed", p->id);
-		}
+		/* a restart here, finished, failed, or gone (restart.c); a
+		 * frozen instance stopped after its move, a restore never
+		 * adopted or a fenced program is not news for EXITED */
+		proc_exit_decide(a, p, agent_mono_ms(), was);
+		a->procs_gen++;
 	}
 	/* children no longer in the table (never expected) must not linger
 	 * as zombies */

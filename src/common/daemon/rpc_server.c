@@ -47,6 +47,7 @@ static void *conn_thread(void *arg)
 	struct net_client *c = NULL;
 	struct proto_header hdr;
 	union proto_msg msg;
+	static __thread struct proto_agent_proc procs[PROTO_PROCS_MAX];
 
 	int r = net_client_accept_hello(rc->fd, rc->hello, rc->hello_len, s->opt.key,
 					s->opt.role, s->opt.name, s->opt.io_timeout_ms, &c);
@@ -57,6 +58,7 @@ static void *conn_thread(void *arg)
 	}
 	for (;;) {
 		net_client_set_timeout(c, s->opt.idle_timeout_ms);
+		msg.procs.procs = procs; /* where a PROCS report is decoded */
 		r = net_client_recv(c, &hdr, &msg);
 		if (r == RTCMS_ECONN || r == RTCMS_ETIMEDOUT)
 			break;

@@ -1,0 +1,239 @@
+/*
+ * restart.c - what the agent does when one of its programs ends, and the
+ * report of its programs to the managers (PROCS).
+ *
+ * The restart policy is systemd's Restart=, per program: on-failure (the
+ * default: a non-zero exit or a signal), always (a clean exit too), never.
+ * A crashed program is restarted HERE, from the newest checkpoint this
+ * agent holds (captured from its area at the crash: no network, no store),
+ * under the same incarnation, after a back-off (restart_backoff, doubled
+ * per restart); more than max_restarts within restart_window and the agent
+ * gives up: the program is reported FAILED with the reason and the
+ * managers move it to another node once. A program the agent killed
+ * itself (STOP after a move, its lease lapsed, shutdown, a restore never
+ * adopted) is never restarted here: a fenced one is reported GONE and the
+ * managers' reconciliation restores it.
+ */
+#include "agent.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "log/log.h"
+#include "proto/spec.h"
+#include "rtcms_error.h"
+
+#define EXITED_LINGER_MS 10000 /* an ended program stays in the report */
+
+int agent_restart_parse(const char *s)
+{
+	if (strcmp(s, "on-failure") == 0)
+		return AGENT_RESTART_ON_FAILURE;
+	if (strcmp(s, "always") == 0)
+		return AGENT_RESTART_ALWAYS;
+	if (strcmp(s, "never") == 0)
+		return AGENT_RESTART_NEVER;
+	return -1;
+}
+
+/* The program's own policy (RTCMS_RESTART in its spec), else the agent's. */
+static int policy_of(const struct agent *a, const struct aproc *p)
+{
+	struct proto_spec sp;
+	char arena[PROTO_SPEC_MAX + 512];
+	if (p->spec && proto_spec_decode(p->spec, p->spec_len, &sp, arena, sizeof(arena)) == 0)
+		for (uint16_t i = 0; i < sp.envc; i++)
+			if (strncmp(sp.env[i], "RTCMS_RESTART=", 14) == 0) {
+				int r = agent_restart_parse(sp.env[i] + 14);
+				if (r >= 0)
+					return r;
+			}
+	int r = agent_restart_parse(a->cfg.restart);
+	return r < 0 ? AGENT_RESTART_ON_FAILURE : r;
+}
+
+static void how(int st, char *buf, size_t len)
+{
+	if (WIFEXITED(st))
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(st));
+	else
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(st));
+}
+
+void proc_exit_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_state was)
+{
+	char h[48];
+	int st = p->status;
+	int clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	how(st, h, sizeof(h));
+	p->exited_ms = now;
+	p->restart_pending = 0;
+	/* killed by its own lease watchdog (or by us when the lease lapsed):
+	 * fenced, not crashed; the managers restore it */
+	int fenced = (a->lease_until && now >= a->lease_until) ||
+		     (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && a->lapses != p->started_lapses);
+	if (fenced || p->killed || was == AP_FROZEN || was == AP_RESTORING ||
+	    p->incarnation == 0) {
+		p->outcome = PROTO_AP_GONE;
+		p->exit_told = ~0u; /* not news for the managers: not ended */
+		snprintf(p->reason, sizeof(p->reason), "%s%s", fenced ? "fenced (lease lapsed): "
+			 : p->killed ? "stopped by the agent: " : "", h);
+		if (fenced)
+			log_info("[program %s] fenced: the lease had lapsed; the managers "
+				 "restore it", p->id);
+		return;
+	}
+	int policy = policy_of(a, p);
+	if (clean && policy != AGENT_RESTART_ALWAYS) {
+		p->outcome = PROTO_AP_FINISHED;
+		snprintf(p->reason, sizeof(p->reason), "finished: %s", h);
+		return; /* EXITED tells the managers */
+	}
+	if (policy == AGENT_RESTART_NEVER) {
+		p->outcome = PROTO_AP_FAILED;
+		snprintf(p->reason, sizeof(p->reason), "restart=never: %s", h);
+		log_warn("[program %s] %s; not restarted (restart = never)", p->id, h);
+		return; /* EXITED tells the managers */
+	}
+	if (!p->window_start || now - p->window_start > a->cfg.restart_window_ms) {
+		p->window_start = now;
+		p->restarts = 0;
+	}
+	if (p->restarts >= a->cfg.max_restarts) {
+		p->outcome = PROTO_AP_FAILED;
+		p->exit_told = ~0u; /* the managers move it, from the report */
+		snprintf(p->reason, sizeof(p->reason), "gave up after %u restarts in %" PRIu64
+			 " s: %s", p->restarts, a->cfg.restart_window_ms / 1000, h);
+		log_error("[program %s] %s; the managers move it to another node", p->id,
+			  p->reason);
+		return;
+	}
+	uint64_t backoff = a->cfg.restart_backoff_ms;
+	for (uint32_t i = 0; i < p->restarts && backoff < 10000; i++)
+		backoff *= 2;
+	p->outcome = PROTO_AP_RESTARTING;
+	p->restart_pending = 1;
+	p->restart_at = now + backoff;
+	p->exit_told = ~0u; /* it is not gone: no EXITED */
+	snprintf(p->reason, sizeof(p->reason), "%s, restart %u in %" PRIu64 " ms", h,
+		 p->restarts + 1, backoff);
+	log_warn("[program %s] %s: restarting it here from its newest checkpoint in %"
+		 PRIu64 " ms (restart %u of at most %" PRIu64 " in %" PRIu64 " s)", p->id, h,
+		 backoff, p->restarts + 1, a->cfg.max_restarts, a->cfg.restart_window_ms / 1000);
+}
+
+/* Restart p (exited, pending): newest checkpoint captured from its area,
+ * then a new instance of the same incarnation. Lock not held. */
+static void restart_one(struct agent *a, struct aproc *p)
+{
+	struct image *img = NULL;
+	char err[256];
+	struct aproc *np = NULL;
+
+	/* the checkpoint the crashed program committed last (the area is
+	 * still mapped); else the last capture; else from the start */
+	if (proc_capture(a, p, &img) != 0 || !img) {
+		uv_mutex_lock(&a->lock);
+		img = p->img;
+		if (img)
+			img->refs++;
+		uv_mutex_unlock(&a->lock);
+	}
+	uint64_t t0 = agent_mono_ms();
+	int rc = proc_launch(a, p->id, p->incarnation, p->spec, p->spec_len,
+			     img ? img->data : NULL, img ? img->size : 0, &np, err, sizeof(err));
+	uv_mutex_lock(&a->lock);
+	p->superseded = 1;
+	if (rc == 0) {
+		np->state = AP_RUNNING; /* it refills itself from the area */
+		np->restarts = p->restarts + 1;
+		np->window_start = p->window_start;
+		np->started_lapses = a->lapses;
+		snprintf(np->reason, sizeof(np->reason), "restarted after %.100s", p->reason);
+		agent_seen(a, np->id, np->incarnation);
+		log_info("[program %s] restarted as pid %d from checkpoint %" PRIu64 " in %"
+			 PRIu64 " ms (restart %u)", np->id, (int)np->pid,
+			 img ? img->sequence : 0, agent_mono_ms() - t0, np->restarts);
+		np->refs--; /* proc_launch's reference */
+	} else {
+		p->outcome = PROTO_AP_FAILED;
+		snprintf(p->reason, sizeof(p->reason), "gave up: restart failed: %.100s", err);
+		p->superseded = 0;
+		log_error("[program %s] cannot restart it: %s; the managers move it", p->id,
+			  err);
+	}
+	a->procs_gen++;
+	uv_mutex_unlock(&a->lock);
+	if (img)
+		image_unref(a, img);
+	agent_wake_outbox(a);
+}
+
+void proc_restart_due(struct agent *a)
+{
+	uint64_t now = agent_mono_ms();
+	for (;;) {
+		struct aproc *due = NULL;
+		uv_mutex_lock(&a->lock);
+		for (struct aproc *p = a->procs; p && !due; p = p->next)
+			if (p->restart_pending && !p->superseded && now >= p->restart_at &&
+			    !a->stopping && !a->fenced) {
+				due = p;
+				p->restart_pending = 0;
+				p->refs++;
+			}
+		uv_mutex_unlock(&a->lock);
+		if (!due)
+			return;
+		restart_one(a, due);
+		proc_unref(a, due);
+	}
+}
+
+static uint8_t state_of(const struct aproc *p)
+{
+	switch (p->state) {
+	case AP_RUNNING: return PROTO_AP_RUNNING;
+	case AP_RESTORING: return PROTO_AP_RESTORING;
+	case AP_FROZEN: return PROTO_AP_FROZEN;
+	case AP_EXITED: break;
+	}
+	return p->outcome ? p->outcome : PROTO_AP_GONE;
+}
+
+void proc_report_msg(struct agent *a, struct proto_agent_proc *procs, struct proto_procs *out)
+{
+	memset(out, 0, sizeof(*out));
+	uv_mutex_lock(&a->lock);
+	out->node = a->node;
+	memcpy(out->boot, a->boot, PROTO_BOOT_SIZE);
+	out->generation = a->procs_gen;
+	out->count = proc_report(a, procs);
+	uv_mutex_unlock(&a->lock);
+	out->procs = procs;
+}
+
+uint16_t proc_report(struct agent *a, struct proto_agent_proc *out)
+{
+	uint16_t n = 0;
+	uint64_t now = agent_mono_ms();
+	for (struct aproc *p = a->procs; p && n < PROTO_PROCS_MAX; p = p->next) {
+		if (p->superseded || !proto_process_id_valid(p->id) ||
+		    (p->state == AP_EXITED && now - p->exited_ms > EXITED_LINGER_MS &&
+		     !p->restart_pending))
+			continue;
+		struct proto_agent_proc *e = &out[n++];
+		memset(e, 0, sizeof(*e));
+		snprintf(e->process, sizeof(e->process), "%s", p->id);
+		e->incarnation = p->incarnation;
+		e->sequence = p->img ? p->img->sequence : 0;
+		e->pid = p->state != AP_EXITED && p->pid > 0 ? (uint32_t)p->pid : 0;
+		e->state = state_of(p);
+		e->restarts = p->restarts;
+		snprintf(e->reason, sizeof(e->reason), "%s", p->reason);
+	}
+	return n;
+}
