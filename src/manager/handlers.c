@@ -2,7 +2,8 @@
  * handlers.c - rtcms-manager's main interface, one request at a time on a
  * connection thread: REGISTER (thesis op 0), CKPT_NOTIFY (op 1), EXITED
  * from agents; MIGRATE (op 2) from agents or rtcmsctl; RUN, DRAIN,
- * MSTATUS and LIST (relayed to the store) from rtcmsctl.
+ * CORDON, UNCORDON, FORGET, MSTATUS and LIST (relayed to the store) from
+ * rtcmsctl.
  */
 #include "manager.h"
 
@@ -48,10 +49,31 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s joins "
 			 "(quota %u, area %" PRIu64 " MiB)", who, r->node, r->address,
 			 r->quota_max, r->area_capacity >> 20);
+	} else if (memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0 && !n->failed &&
+		   n->seen_ms && manager_mono_ms() - n->seen_ms < 3 * m->cfg.heartbeat_ms &&
+		   strcmp(n->address, r->address) != 0) {
+		/* two agents with one node id: the one still heartbeating keeps
+		 * it (an agent that restarted stopped heartbeating before: it is
+		 * refused at most until its retry) */
+		char held[PROTO_ADDR_MAX + 1];
+		snprintf(held, sizeof(held), "%s", n->address);
+		uv_mutex_unlock(&m->lock);
+		log_error("[%s -> manager] REGISTER refused: node id %016" PRIx64 " is held by "
+			  "the live agent at %s; the agent at %s must use another node_id",
+			  who, r->node, held, r->address);
+		return rpc_reply_error(c, hdr, RTCMS_EEXIST, "node id %016" PRIx64 " is held by "
+				       "the live agent at %s; this agent (%s) must use another "
+				       "node_id", r->node, held, r->address);
 	} else if (memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0) {
 		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s restarted",
 			 who, r->node, r->address);
 		n->hb_counter = 0;
+		/* the old boot's programs may live on until their lease from its
+		 * last answered heartbeat runs out; its report is not this one's */
+		n->prev_boot_seen_ms = n->seen_ms;
+		n->report_gen = 0;
+		n->report_ms = 0;
+		n->report_count = 0;
 		n->failed_notice = 0; /* a new boot: the operator's notice is done */
 		n->failed = 0;        /* it rejoins empty */
 	}
@@ -72,6 +94,39 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 	out.reg_ok.heartbeat_ms = (uint32_t)m->cfg.heartbeat_ms;
 	out.reg_ok.lease_ms = (uint32_t)m->cfg.agent_lease_ms;
 	return net_client_reply(c, PROTO_REGISTER_OK, 0, hdr->request, &out) ? -1 : 0;
+}
+
+/* PROCS: an agent's programs and their states, the reconciliation loop's
+ * view of what runs. Only a registered node of the same boot is heard. */
+static int handle_procs(struct manager *m, struct net_client *c, const char *who,
+			const struct proto_header *hdr, const struct proto_procs *r)
+{
+	uv_mutex_lock(&m->lock);
+	struct mnode *n = manager_node(m, r->node);
+	if (!n || memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0) {
+		uv_mutex_unlock(&m->lock);
+		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " (this boot) "
+				       "has not registered", r->node);
+	}
+	if (!n->report)
+		n->report = calloc(PROTO_PROCS_MAX, sizeof(*n->report));
+	if (!n->report) {
+		uv_mutex_unlock(&m->lock);
+		return rpc_reply_error(c, hdr, RTCMS_ENOMEM, "no memory for the report");
+	}
+	if (r->generation < n->report_gen && n->report_ms) {
+		uv_mutex_unlock(&m->lock);
+		return reply_ok(c, hdr); /* an older report overtaken by a newer one */
+	}
+	memcpy(n->report, r->procs, r->count * sizeof(*r->procs));
+	n->report_count = r->count;
+	n->report_gen = r->generation;
+	n->report_ms = manager_mono_ms();
+	uv_cond_broadcast(&m->work); /* the reconciliation loop looks at once */
+	uv_mutex_unlock(&m->lock);
+	log_debug("[%s -> manager] PROCS node %016" PRIx64 ": %u program(s), generation %"
+		  PRIu64, who, r->node, r->count, r->generation);
+	return reply_ok(c, hdr);
 }
 
 static int handle_notify(struct manager *m, struct net_client *c, const char *who,
@@ -182,6 +237,7 @@ static int handle_status(struct manager *m, struct net_client *c,
 		snprintf(e->name, sizeof(e->name), "%s", n->name);
 		snprintf(e->address, sizeof(e->address), "%s", n->address);
 		e->alive = (uint8_t)manager_node_alive(m, n);
+		e->cordoned = cordon_set_has(&m->cordons, n->node);
 		e->seen_ago_ms = n->seen_ms ? now - n->seen_ms : UINT64_MAX;
 		e->mem_total = n->mem_total;
 		e->quota_max = n->quota_max;
@@ -201,6 +257,8 @@ static int handle_status(struct manager *m, struct net_client *c,
 	size_t np = 0;
 	for (size_t i = 0; i < m->proc_count && np < PROTO_PROCS_MAX; i++) {
 		const struct mproc *p = &m->procs[i];
+		if (!p->id[0])
+			continue; /* a forgotten one's slot */
 		struct proto_proc_entry *e = &procs[np++];
 		memset(e, 0, sizeof(*e));
 		snprintf(e->process, sizeof(e->process), "%s", p->id);
@@ -211,6 +269,9 @@ static int handle_status(struct manager *m, struct net_client *c,
 		e->notified = p->notified;
 		e->size = p->durable_size;
 		e->state = (uint8_t)(p->migrating ? PROTO_PS_MIGRATING : p->state);
+		e->restarts = p->restarts;
+		e->confirmed_ago_ms = p->confirmed_ms ? now - p->confirmed_ms : UINT64_MAX;
+		snprintf(e->reason, sizeof(e->reason), "%s", p->reason);
 		if (p->notified > p->durable && p->notified != p->failed_seq)
 			out.mstatus.pending++;
 	}
@@ -289,8 +350,16 @@ static int handle_run(struct manager *m, struct net_client *c, const char *who,
 		if (pick < 0)
 			return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is not "
 					 "alive", run->node);
+		if (info[pick].cordoned)
+			return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " is "
+					 "cordoned: it takes no new program until `rtcmsctl "
+					 "uncordon %016" PRIx64 "`", run->node, run->node);
 	} else {
-		pick = placement_choose(&m->placement, info, n, 0, 0, 1, NULL);
+		struct placement_config pc;
+		uv_mutex_lock(&m->lock); /* SIGHUP may change it */
+		pc = m->placement;
+		uv_mutex_unlock(&m->lock);
+		pick = placement_choose(&pc, info, n, 0, 0, 1, NULL);
 		if (pick < 0)
 			return rpc_reply_error(c, hdr, RTCMS_ENOSPC, "no node has room for %s",
 					 run->process);
@@ -330,6 +399,13 @@ static int handle_migrate(struct manager *m, struct net_client *c, const char *w
 	char why[PROTO_TEXT_MAX + 1];
 	union proto_msg out;
 
+	uv_mutex_lock(&m->lock);
+	int cordoned = mg->target && cordon_set_has(&m->cordons, mg->target);
+	uv_mutex_unlock(&m->lock);
+	if (cordoned)
+		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " is cordoned: "
+				       "it takes no new program until `rtcmsctl uncordon %016"
+				       PRIx64 "`", mg->target, mg->target);
 	int rc = manager_migrate(m, who, mg->process, mg->target, mg->allow_same, &res,
 				 why, sizeof(why));
 	if (rc)
@@ -398,17 +474,22 @@ static int handle_drain(struct manager *m, struct net_client *c, const char *who
 		return rpc_reply_error(c, hdr, RTCMS_ENOMEM, "out of memory");
 	uv_mutex_lock(&m->lock);
 	int known = manager_node(m, d->node) != NULL;
+	/* cordoned first: nothing new lands on it while (or after) it drains */
+	int rc = known ? cordon_set_add(&m->cordons, d->node) : 0;
 	for (size_t i = 0; i < m->proc_count; i++)
 		if (m->procs[i].node == d->node && m->procs[i].state == PROTO_PS_RUNNING)
 			snprintf(ids[n++], sizeof(ids[0]), "%s", m->procs[i].id);
 	uv_mutex_unlock(&m->lock);
-	if (!known) {
+	if (!known || rc) {
 		free(ids);
+		if (rc)
+			return rpc_reply_error(c, hdr, rc, "%d nodes are cordoned already",
+					       CORDON_MAX);
 		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
 				 d->node);
 	}
-	log_info("[%s -> manager] DRAIN node %016" PRIx64 ": %zu programs to move", who,
-		 d->node, n);
+	log_info("[%s -> manager] DRAIN node %016" PRIx64 ": cordoned; %zu programs to move",
+		 who, d->node, n);
 	memset(&out, 0, sizeof(out));
 	for (size_t i = 0; i < n; i++) {
 		struct migrate_result res;
@@ -424,6 +505,195 @@ static int handle_drain(struct manager *m, struct net_client *c, const char *who
 	return net_client_reply(c, PROTO_DRAIN_OK, 0, hdr->request, &out) ? -1 : 0;
 }
 
+/* CORDON / UNCORDON: the node takes no new program (RUN, migration,
+ * restore) until it is uncordoned. A node this manager has not heard of
+ * yet may be cordoned too: the cordon holds from its registration on. */
+static int handle_cordon(struct manager *m, struct net_client *c, const char *who,
+			 const struct proto_header *hdr, const struct proto_drain *d)
+{
+	int on = hdr->type == PROTO_CORDON;
+	int rc = 0, was;
+
+	if (d->node == 0)
+		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
+	uv_mutex_lock(&m->lock);
+	int known = manager_node(m, d->node) != NULL;
+	was = cordon_set_has(&m->cordons, d->node);
+	if (on)
+		rc = cordon_set_add(&m->cordons, d->node);
+	else
+		cordon_set_remove(&m->cordons, d->node);
+	uv_mutex_unlock(&m->lock);
+	if (rc)
+		return rpc_reply_error(c, hdr, rc, "%d nodes are cordoned already", CORDON_MAX);
+	if (on)
+		log_info("[%s -> manager] CORDON node %016" PRIx64 "%s: no new programs are "
+			 "placed on it until it is uncordoned%s", who, d->node,
+			 known ? "" : " (not registered yet)", was ? " (it was already)" : "");
+	else
+		log_info("[%s -> manager] UNCORDON node %016" PRIx64 ": %s", who, d->node,
+			 was ? "it takes new programs again" : "it was not cordoned");
+	return reply_ok(c, hdr);
+}
+
+/* Take a dead node out of the tables (lock held). The entries are moved:
+ * nothing keeps a node's entry across an unlock. */
+static void node_remove(struct manager *m, struct mnode *n)
+{
+	size_t i = (size_t)(n - m->nodes);
+	free(n->report); /* its agent's last PROCS report */
+	memmove(&m->nodes[i], &m->nodes[i + 1], (m->node_count - i - 1) * sizeof(*n));
+	m->node_count--;
+}
+
+static int forget_node(struct manager *m, struct net_client *c, const char *who,
+		       const struct proto_header *hdr, uint64_t node)
+{
+	union proto_msg out;
+	char busy[PROTO_ID_MAX + 1] = "";
+
+	uv_mutex_lock(&m->lock);
+	struct mnode *n = manager_node(m, node);
+	if (!n) {
+		uv_mutex_unlock(&m->lock);
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
+				       node);
+	}
+	if (manager_node_alive(m, n)) {
+		uint64_t ago = manager_mono_ms() - n->seen_ms;
+		uv_mutex_unlock(&m->lock);
+		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " is alive "
+				       "(heard %" PRIu64 " ms ago): only a dead node can be "
+				       "forgotten (drain it, then stop its agent)", node, ago);
+	}
+	/* its programs are restored elsewhere first (they are WAITING then) */
+	for (size_t i = 0; i < m->proc_count && !busy[0]; i++) {
+		const struct mproc *p = &m->procs[i];
+		if (p->id[0] && p->node == node &&
+		    (p->migrating || p->state == PROTO_PS_RUNNING || p->state == PROTO_PS_MIGRATING))
+			snprintf(busy, sizeof(busy), "%s", p->id);
+	}
+	if (busy[0]) {
+		uv_mutex_unlock(&m->lock);
+		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " still counts "
+				       "as the node of %s (not restored elsewhere yet): try again "
+				       "in a moment", node, busy);
+	}
+	node_remove(m, n);
+	cordon_set_remove(&m->cordons, node);
+	uv_mutex_unlock(&m->lock);
+	log_info("[%s -> manager] FORGET node %016" PRIx64 ": removed from the tables (it "
+		 "rejoins as a new node if its agent starts again)", who, node);
+	memset(&out, 0, sizeof(out));
+	out.forget_ok.kind = PROTO_FORGET_NODE;
+	out.forget_ok.node = node;
+	return net_client_reply(c, PROTO_FORGET_OK, 0, hdr->request, &out) ? -1 : 0;
+}
+
+static int forget_process(struct manager *m, struct net_client *c, const char *who,
+			  const struct proto_header *hdr, const char *id)
+{
+	struct net_client *store = NULL;
+	struct proto_header h;
+	union proto_msg q, r, out;
+
+	uv_mutex_lock(&m->lock);
+	struct mproc *p = manager_proc(m, id);
+	if (!p) {
+		uv_mutex_unlock(&m->lock);
+		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "%s is unknown to this manager", id);
+	}
+	/* running, being moved, or perhaps running (known from the store only,
+	 * no agent asked yet): not forgotten; everything else has ended
+	 * (exited, failed), was lost, or waits for a node to be restored on */
+	if (p->migrating || p->pulling || p->state == PROTO_PS_RUNNING ||
+	    p->state == PROTO_PS_MIGRATING || p->state == PROTO_PS_STORED) {
+		int state = p->migrating ? PROTO_PS_MIGRATING : p->state;
+		uint64_t node = p->node;
+		uv_mutex_unlock(&m->lock);
+		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "%s is %s (node %016" PRIx64 "): "
+				       "only a program that runs nowhere can be forgotten",
+				       id, state == PROTO_PS_STORED ? "not confirmed gone yet" :
+				       state == PROTO_PS_RUNNING ? "running" : "being moved",
+				       node);
+	}
+	/* keep pullers and restores away while the store deletes it; the entry
+	 * stays where it is (p remains valid) */
+	p->migrating = 1;
+	uv_mutex_unlock(&m->lock);
+
+	memset(&q, 0, sizeof(q));
+	snprintf(q.del.process, sizeof(q.del.process), "%s", id); /* every checkpoint */
+	int rc = manager_store_connect(m, &store);
+	if (rc == 0)
+		rc = net_client_call(store, PROTO_DELETE, &q, PROTO_OK, &h, &r);
+	char text[PROTO_TEXT_MAX + 1] = "";
+	const struct proto_error *e = store ? net_client_last_error(store) : NULL;
+	if (e && e->code == rc)
+		snprintf(text, sizeof(text), "%s", e->text);
+	net_client_free(store);
+	if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT)
+		manager_store_result(m, rc, "DELETE");
+
+	uv_mutex_lock(&m->lock);
+	if (rc && rc != RTCMS_ENOENT) {
+		p->migrating = 0;
+		uv_mutex_unlock(&m->lock);
+		/* ECLAIMED: a manager restores it right now */
+		return rpc_reply_error(c, hdr, rc, "%s is kept: the store %s did not delete its "
+				       "checkpoints: %s", id, m->cfg.store,
+				       text[0] ? text : rtcms_strerror(rc));
+	}
+	/* an empty id marks the slot free (manager_proc_add reuses it) */
+	memset(p, 0, sizeof(*p));
+	p->state = PROTO_PS_EXITED;
+	uv_mutex_unlock(&m->lock);
+	log_info("[%s -> manager] FORGET %s: removed from the table; %s", who, id,
+		 rc == 0 ? "its checkpoints are deleted from the store"
+			 : "the store held no checkpoint of it");
+	memset(&out, 0, sizeof(out));
+	out.forget_ok.kind = PROTO_FORGET_PROCESS;
+	snprintf(out.forget_ok.process, sizeof(out.forget_ok.process), "%s", id);
+	out.forget_ok.deleted = rc == 0;
+	return net_client_reply(c, PROTO_FORGET_OK, 0, hdr->request, &out) ? -1 : 0;
+}
+
+/* FORGET: a dead node or a program that runs nowhere. With kind ANY the
+ * name is a node if it is the id of a node this manager knows, else a
+ * process; both at once is ambiguous. */
+static int handle_forget(struct manager *m, struct net_client *c, const char *who,
+			 const struct proto_header *hdr, const struct proto_forget *f)
+{
+	uint64_t node = 0;
+	char *end;
+
+	int hex = f->name[0] && strlen(f->name) <= 16 &&
+		  strspn(f->name, "0123456789abcdefABCDEF") == strlen(f->name);
+	if (hex)
+		node = strtoull(f->name, &end, 16);
+	if (f->kind == PROTO_FORGET_NODE) {
+		if (!hex || node == 0)
+			return rpc_reply_error(c, hdr, RTCMS_EINVAL, "\"%s\" is not a node id "
+					       "(1 to 16 hex digits)", f->name);
+		return forget_node(m, c, who, hdr, node);
+	}
+	if (f->kind == PROTO_FORGET_PROCESS)
+		return forget_process(m, c, who, hdr, f->name);
+	uv_mutex_lock(&m->lock);
+	int is_node = node && manager_node(m, node) != NULL;
+	int is_proc = manager_proc(m, f->name) != NULL;
+	uv_mutex_unlock(&m->lock);
+	if (is_node && is_proc)
+		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "\"%s\" names both a node and a "
+				       "process: say which (--node or --process)", f->name);
+	if (is_node)
+		return forget_node(m, c, who, hdr, node);
+	if (is_proc)
+		return forget_process(m, c, who, hdr, f->name);
+	return rpc_reply_error(c, hdr, RTCMS_ENOENT, "\"%s\" is neither a node nor a process "
+			       "this manager knows", f->name);
+}
+
 int manager_handle(void *ctx, struct net_client *c, const char *peer,
 		   const struct proto_header *hdr, union proto_msg *msg)
 {
@@ -432,6 +702,8 @@ int manager_handle(void *ctx, struct net_client *c, const char *peer,
 	snprintf(who, sizeof(who), "%s", net_client_peer(c)[0] ? net_client_peer(c) : peer);
 
 	switch (hdr->type) {
+	case PROTO_PROCS:
+		return handle_procs(m, c, who, hdr, &msg->procs);
 	case PROTO_REGISTER:
 		return handle_register(m, c, who, hdr, &msg->reg);
 	case PROTO_CKPT_NOTIFY:
@@ -452,6 +724,11 @@ int manager_handle(void *ctx, struct net_client *c, const char *peer,
 		return handle_node_failed(m, c, who, hdr, &msg->drain);
 	case PROTO_RESOLVE:
 		return handle_resolve(m, c, who, hdr, &msg->ref);
+	case PROTO_CORDON:
+	case PROTO_UNCORDON:
+		return handle_cordon(m, c, who, hdr, &msg->drain);
+	case PROTO_FORGET:
+		return handle_forget(m, c, who, hdr, &msg->forget);
 	default:
 		log_warn("[%s] %s is not a manager request; closing", who,
 			 proto_type_name(hdr->type) ? proto_type_name(hdr->type) : "?");

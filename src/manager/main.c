@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon/cmdline.h"
+#include "daemon/hbthread.h"
 #include "log/log.h"
 #include "manager.h"
 #include "rtcms_error.h"
@@ -37,6 +38,8 @@ static const struct config_field fields[] = {
 	{ "manager", "fence_margin", CONFIG_U64, &cfg.fence_margin_ms, 0, 0, 3600000 },
 	{ "manager", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
 	{ "manager", "chain_max", CONFIG_U64, &cfg.chain_max, 0, 0, 1024 },
+	{ "manager", "manager_lease", CONFIG_U64, &cfg.manager_lease_ms, 0, 100, 600000 },
+	{ "manager", "lease_renew", CONFIG_U64, &cfg.lease_renew_ms, 0, 10, 60000 },
 	{ "placement", "policy", CONFIG_STR, cfg.policy, sizeof(cfg.policy), 0, 0 },
 	{ "placement", "weight_ram", CONFIG_STR, cfg.w_ram, sizeof(cfg.w_ram), 0, 0 },
 	{ "placement", "weight_cpu", CONFIG_STR, cfg.w_cpu, sizeof(cfg.w_cpu), 0, 0 },
@@ -57,6 +60,8 @@ static const struct cmdline_opt opts[] = {
 	{ "agent-lease", 0, "agent_lease" },
 	{ "fence-margin", 0, "fence_margin" },
 	{ "chain-max", 0, "chain_max" },
+	{ "manager-lease", 0, "manager_lease" },
+	{ "lease-renew", 0, "lease_renew" },
 	{ "placement", 'p', "policy" },
 	{ "ready-file", 0, "ready_file" },
 	{ "log-level", 'v', "level" },
@@ -87,25 +92,110 @@ static void usage(FILE *f)
 "      --fence-margin MS      safety margin of the rule above (default 100)\n"
 "      --chain-max N          deltas in a row before the next full checkpoint\n"
 "                             is pulled (default 16; 0: always full)\n"
+"      --manager-lease MS     this manager's lease from the store (default 5000):\n"
+"                             without it, it answers no heartbeat\n"
+"      --lease-renew MS       how often the lease is renewed (default 100)\n"
 "  -p, --placement POLICY     weighted (default) or thesis ([placement] weights)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
 "  -h, --help                 this help\n");
 }
 
-static int weight(const char *name, const char *s, double *out)
+static int weight(const char *name, const char *s, double *out, char *err, size_t errlen)
 {
 	char *end;
 	if (!s[0])
 		return 0;
 	double v = strtod(s, &end);
 	if (*end || v < 0 || v > 1000) {
-		fprintf(stderr, "rtcms-manager: [placement] %s = \"%s\": expected a number "
-			">= 0\n", name, s);
+		snprintf(err, errlen, "[placement] %s = \"%s\": expected a number >= 0",
+			 name, s);
 		return -1;
 	}
 	*out = v;
 	return 0;
+}
+
+/* The placement settings c names (at the start and at SIGHUP). 0, or -1
+ * with the problem in err. */
+static int placement_from(const struct manager_config *c, struct placement_config *out,
+			  char *err, size_t errlen)
+{
+	placement_defaults(out);
+	if (placement_policy_parse(c->policy, &out->policy) != 0) {
+		snprintf(err, errlen, "placement policy \"%s\": expected weighted or thesis",
+			 c->policy);
+		return -1;
+	}
+	if (weight("weight_ram", c->w_ram, &out->w_ram, err, errlen) ||
+	    weight("weight_cpu", c->w_cpu, &out->w_cpu, err, errlen) ||
+	    weight("weight_quota", c->w_quota, &out->w_quota, err, errlen))
+		return -1;
+	if (out->w_ram + out->w_cpu + out->w_quota <= 0) {
+		snprintf(err, errlen, "[placement] weights are all 0");
+		return -1;
+	}
+	out->ram_reserve = c->reserve;
+	return 0;
+}
+
+static const char *placement_text(const struct placement_config *p, char *buf, size_t len)
+{
+	if (p->policy == PLACEMENT_THESIS)
+		snprintf(buf, len, "thesis (free RAM x free quota), reserve %" PRIu64 " MiB",
+			 p->ram_reserve >> 20);
+	else
+		snprintf(buf, len, "weighted (ram %g, cpu %g, quota %g), reserve %" PRIu64
+			 " MiB", p->w_ram, p->w_cpu, p->w_quota, p->ram_reserve >> 20);
+	return buf;
+}
+
+/* What the manager started with: SIGHUP computes the settings again from
+ * them and the config file as it is now. */
+static struct manager_config defaults;
+static int saved_argc;
+static char **saved_argv;
+
+/* SIGHUP (loop thread): the log level and the placement policy, weights
+ * and reserve apply at once; every other setting that changed in the file
+ * is named and takes effect at the next start. Nothing stops. */
+static void on_sighup(void *ctx)
+{
+	static struct manager_config fresh;
+	static const char *const applied[] = { "level", "policy", "weight_ram", "weight_cpu",
+					       "weight_quota", "ram_reserve", NULL };
+	struct reload_settings s = { fields, &cfg, &defaults, sizeof(cfg) };
+	struct placement_config pc, old;
+	char err[1024], level[128], before[160], after[160], later[1024];
+	enum log_level to;
+	(void)ctx;
+
+	if (cmdline_sighup(saved_argc, saved_argv, opts, &s, &fresh, &to, level,
+			   sizeof(level)) != 0)
+		return;
+	if (placement_from(&fresh, &pc, err, sizeof(err)) != 0) {
+		log_warn("SIGHUP: %s: the settings stay as they were", err);
+		return;
+	}
+	size_t n = reload_changed(&s, &cfg, &fresh, applied, later, sizeof(later));
+	uv_mutex_lock(&mgr.lock);
+	old = mgr.placement;
+	mgr.placement = pc;
+	memcpy(cfg.log_level, fresh.log_level, sizeof(cfg.log_level));
+	memcpy(cfg.policy, fresh.policy, sizeof(cfg.policy));
+	memcpy(cfg.w_ram, fresh.w_ram, sizeof(cfg.w_ram));
+	memcpy(cfg.w_cpu, fresh.w_cpu, sizeof(cfg.w_cpu));
+	memcpy(cfg.w_quota, fresh.w_quota, sizeof(cfg.w_quota));
+	cfg.reserve = fresh.reserve;
+	uv_mutex_unlock(&mgr.lock);
+	placement_text(&old, before, sizeof(before));
+	placement_text(&pc, after, sizeof(after));
+	if (strcmp(before, after) == 0)
+		reload_announce(to, "SIGHUP: %s; placement %s", level, after);
+	else
+		reload_announce(to, "SIGHUP: %s; placement %s -> %s", level, before, after);
+	if (n)
+		log_info("SIGHUP: changed in the file, take effect at the next start: %s", later);
 }
 
 int main(int argc, char **argv)
@@ -124,11 +214,16 @@ int main(int argc, char **argv)
 	cfg.heartbeat_ms = 50;
 	cfg.fence_margin_ms = 100;
 	cfg.chain_max = 16;
+	cfg.manager_lease_ms = 5000;
+	cfg.lease_renew_ms = 100;
 	cfg.freeze_timeout_ms = 2000;
 	cfg.restore_timeout_ms = 15000;
 	cfg.io_timeout_ms = 5000;
 	placement_defaults(&mgr.placement);
 	cfg.reserve = mgr.placement.ram_reserve;
+	defaults = cfg;
+	saved_argc = argc;
+	saved_argv = argv;
 
 	int r = cmdline_parse("rtcms-manager", argc, argv, fields, opts, usage);
 	if (r)
@@ -139,20 +234,10 @@ int main(int argc, char **argv)
 			"info or debug\n", cfg.log_level);
 		return 2;
 	}
-	if (placement_policy_parse(cfg.policy, &mgr.placement.policy) != 0) {
-		fprintf(stderr, "rtcms-manager: placement policy \"%s\": expected weighted "
-			"or thesis\n", cfg.policy);
+	if (placement_from(&cfg, &mgr.placement, err, sizeof(err)) != 0) {
+		fprintf(stderr, "rtcms-manager: %s\n", err);
 		return 2;
 	}
-	if (weight("weight_ram", cfg.w_ram, &mgr.placement.w_ram) ||
-	    weight("weight_cpu", cfg.w_cpu, &mgr.placement.w_cpu) ||
-	    weight("weight_quota", cfg.w_quota, &mgr.placement.w_quota))
-		return 2;
-	if (mgr.placement.w_ram + mgr.placement.w_cpu + mgr.placement.w_quota <= 0) {
-		fprintf(stderr, "rtcms-manager: [placement] weights are all 0\n");
-		return 2;
-	}
-	mgr.placement.ram_reserve = cfg.reserve;
 	/* a failed node's programs are restored only after they were fenced */
 	if (cfg.node_timeout_ms < cfg.agent_lease_ms + cfg.fence_margin_ms) {
 		fprintf(stderr, "rtcms-manager: node_timeout (%" PRIu64 " ms) must be at "
@@ -160,6 +245,12 @@ int main(int argc, char **argv)
 			"node must have fenced its programs before they are restored "
 			"elsewhere\n", cfg.node_timeout_ms, cfg.agent_lease_ms,
 			cfg.fence_margin_ms);
+		return 2;
+	}
+	if (cfg.lease_renew_ms * 2 > cfg.manager_lease_ms) {
+		fprintf(stderr, "rtcms-manager: lease_renew (%" PRIu64 " ms) must be at most "
+			"half the manager_lease (%" PRIu64 " ms)\n", cfg.lease_renew_ms,
+			cfg.manager_lease_ms);
 		return 2;
 	}
 	if (cfg.heartbeat_ms * 2 > cfg.agent_lease_ms) {
@@ -190,6 +281,10 @@ int main(int argc, char **argv)
 	mgr.store_up = 1;
 	uv_mutex_init(&mgr.lock);
 	uv_cond_init(&mgr.work);
+	/* SIGHUP re-reads the config file; it never stops the manager */
+	if (reload_on_sighup(on_sighup, NULL) != 0)
+		log_warn("cannot handle SIGHUP: it would stop the manager");
+	rt_lock_memory("this daemon"); /* time-critical threads never wait on a fault */
 	int rc = manager_run(&mgr);
 	sodium_memzero(&mgr.key, sizeof(mgr.key));
 	free(mgr.procs);

@@ -19,10 +19,12 @@
 #include <time.h>
 
 #include "client/store_client.h"
+#include "daemon/hbthread.h"
 #include "daemon/rpc_server.h"
 #include "log/log.h"
 #include "net/addr.h"
 #include "proto/heartbeat.h"
+#include "recovery.h"
 #include "rtcms_error.h"
 
 uint64_t manager_mono_ms(void)
@@ -48,12 +50,19 @@ struct mproc *manager_proc(struct manager *m, const char *id)
 struct mproc *manager_proc_add(struct manager *m, const char *id)
 {
 	struct mproc *p = manager_proc(m, id);
-	if (p || m->proc_count >= MANAGER_PROCS_MAX)
+	if (p)
 		return p;
-	p = &m->procs[m->proc_count++];
+	for (size_t i = 0; i < m->proc_count && !p; i++)
+		if (!m->procs[i].id[0]) /* the slot of a forgotten one */
+			p = &m->procs[i];
+	if (!p && m->proc_count >= MANAGER_PROCS_MAX)
+		return NULL;
+	if (!p)
+		p = &m->procs[m->proc_count++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->id, sizeof(p->id), "%s", id);
 	p->state = PROTO_PS_RUNNING;
+	p->added_ms = manager_mono_ms();
 	return p;
 }
 
@@ -67,7 +76,9 @@ struct mnode *manager_node(struct manager *m, uint64_t node)
 
 int manager_node_alive(const struct manager *m, const struct mnode *n)
 {
-	return !n->failed && n->seen_ms &&
+	/* an operator's notice counts at once: nothing is placed there, and
+	 * what vanishes from it waits for its fence */
+	return !n->failed && !n->failed_notice && n->seen_ms &&
 	       manager_mono_ms() - n->seen_ms < m->cfg.node_timeout_ms;
 }
 
@@ -251,6 +262,8 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 		*store = NULL;
 		return rc;
 	}
+	if (!addr)
+		return RTCMS_ENOENT; /* only asked */
 	rc = pull_once(m, store, id, incarnation, seq, base, addr, res, store_side, cancel);
 	if (rc == RTCMS_EAGAIN) {
 		log_info("[manager -> store] %s: the store no longer holds %" PRIu64 "/%" PRIu64
@@ -266,7 +279,11 @@ int manager_pull(struct manager *m, struct net_client **store, const char *id,
 	return rc;
 }
 
-static struct mproc *next_job(struct manager *m)
+/* The next process with an announced checkpoint not durable yet: one this
+ * manager pulls (*probe 0), or, every 500 ms, one another manager pulls:
+ * then the store is only asked whether it has it (*probe 1), so this
+ * manager's view stays true and it takes over when that manager is gone. */
+static struct mproc *next_job(struct manager *m, int *probe)
 {
 	uint64_t now = manager_mono_ms();
 	if (m->store_retry_at && now < m->store_retry_at)
@@ -279,11 +296,46 @@ static struct mproc *next_job(struct manager *m)
 		if (p->pulling || p->migrating || p->state != PROTO_PS_RUNNING)
 			continue;
 		if (p->notified > p->durable && p->notified != p->failed_seq) {
+			*probe = !manager_pulls(m, p->id);
+			if (*probe && now < p->probe_at)
+				continue;
+			if (*probe)
+				p->probe_at = now + 500;
 			m->pull_cursor = i;
 			return p;
 		}
 	}
 	return NULL;
+}
+
+/* The newest checkpoint of incarnation inc of id the store holds (LIST):
+ * 0 and *seq (0 if none), or the store's error. */
+static int probe_store(struct manager *m, struct net_client **store, const char *id,
+		       uint64_t inc, uint64_t *seq, uint64_t *size)
+{
+	static __thread struct proto_list_entry entries[PROTO_LIST_MAX];
+	struct proto_header h;
+	union proto_msg q, r;
+
+	*seq = 0;
+	memset(&q, 0, sizeof(q));
+	snprintf(q.list.process, sizeof(q.list.process), "%s", id);
+	q.list.limit = PROTO_LIST_MAX;
+	r.list_reply.entries = entries;
+	int rc = manager_store_connect(m, store);
+	if (rc == 0)
+		rc = net_client_call(*store, PROTO_LIST, &q, PROTO_LIST_REPLY, &h, &r);
+	if (rc) {
+		net_client_free(*store);
+		*store = NULL;
+		return rc;
+	}
+	for (uint16_t i = 0; i < r.list_reply.count; i++)
+		if (entries[i].incarnation == inc && entries[i].sequence > *seq) {
+			*seq = entries[i].sequence;
+			*size = entries[i].size;
+		}
+	return 0;
 }
 
 static void puller_thread(void *arg)
@@ -293,7 +345,8 @@ static void puller_thread(void *arg)
 
 	uv_mutex_lock(&m->lock);
 	while (!m->stopping) {
-		struct mproc *p = next_job(m);
+		int probe = 0;
+		struct mproc *p = next_job(m, &probe);
 		if (!p) {
 			uv_cond_timedwait(&m->work, &m->lock, 100ull * 1000000);
 			continue;
@@ -315,6 +368,22 @@ static void puller_thread(void *arg)
 		uint64_t t0 = uv_hrtime();
 		int store_side = 0;
 		struct pull_result res = { .sequence = seq };
+		if (probe) {
+			/* another manager pulls it: what did it store? */
+			uint64_t have = 0, size = 0;
+			int prc = probe_store(m, &store, id, inc, &have, &size);
+			uv_mutex_lock(&m->lock);
+			if ((p = manager_proc(m, id)) != NULL) {
+				p->pulling = 0;
+				if (prc == 0 && p->incarnation == inc && have > p->durable) {
+					p->durable = have;
+					p->durable_size = size;
+					p->durable_at_ms = manager_mono_ms();
+					p->base_inc = 0; /* its chain is not ours to extend */
+				}
+			}
+			continue;
+		}
 		int rc = addr[0] ? manager_pull(m, &store, id, inc, seq, base, addr, &res,
 						&store_side, &p->migrating)
 				 : RTCMS_ENOENT;
@@ -449,101 +518,237 @@ static int scan_store(struct manager *m)
 			break;
 	}
 	net_client_free(store);
-	if (rc == 0)
+	if (rc == 0 && (added || !m->scanned))
 		log_info("the store holds %zu process(es) not reported by an agent yet", added);
 	return rc;
 }
 
-/* Does the agent at addr hold a live instance of id? 1 yes, 0 no, -1 it
- * cannot be asked. (A PULL answered with GET_META: it runs or is frozen
- * there; "no program" otherwise.) */
-static int agent_holds(struct manager *m, const char *addr, const char *id)
-{
-	struct net_client *c = NULL;
-	struct proto_header h;
-	union proto_msg q, r;
-	memset(&q, 0, sizeof(q));
-	snprintf(q.get.process, sizeof(q.get.process), "%s", id);
-	q.get.meta_only = 1;
-	int rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
-				    (int)m->cfg.io_timeout_ms, &c);
-	if (rc == 0)
-		rc = net_client_send(c, PROTO_PULL, 0, &q, NULL);
-	if (rc == 0)
-		rc = net_client_recv(c, &h, &r);
-	net_client_free(c);
-	if (rc)
-		return -1;
-	if (h.type == PROTO_GET_META)
-		return 1;
-	return h.type == PROTO_ERROR && r.error.code == RTCMS_ENOENT ? 0 : -1;
-}
+/* ---- the fence: an unheard node is fenced in the store -------------- */
 
-/* After the grace period (agents register within a second, then announce
- * their programs), a STORED program that no agent announced is restored
- * like a failed node's: its node is gone, or its agent says it does not
- * hold it (fenced while no manager ran). Called without the lock. */
-static void adopt_stored(struct manager *m, uint64_t now)
-{
-	char id[PROTO_ID_MAX + 1], addr[PROTO_ADDR_MAX + 1];
-
-	if (now - m->started_ms < 2 * m->cfg.node_timeout_ms + 2000 || now < m->adopt_at)
-		return;
-	m->adopt_at = now + 500;
-	for (size_t j = 0;; j++) {
-		uv_mutex_lock(&m->lock);
-		if (j >= m->proc_count) {
-			uv_mutex_unlock(&m->lock);
-			return;
-		}
-		struct mproc *p = &m->procs[j];
-		if (p->state != PROTO_PS_STORED || p->migrating) {
-			uv_mutex_unlock(&m->lock);
-			continue;
-		}
-		struct mnode *n = manager_node(m, p->node);
-		int alive = n && manager_node_alive(m, n);
-		snprintf(id, sizeof(id), "%s", p->id);
-		snprintf(addr, sizeof(addr), "%s", n ? n->address : "");
-		uv_mutex_unlock(&m->lock);
-		int holds = alive ? agent_holds(m, addr, id) : 0;
-		if (holds < 0)
-			continue; /* ask again on the next round */
-		uv_mutex_lock(&m->lock);
-		if (p->state == PROTO_PS_STORED) {
-			p->state = holds ? PROTO_PS_RUNNING : PROTO_PS_WAITING;
-			p->retry_at = 0;
-			if (!holds)
-				log_warn("%s: no agent runs it (its node %016" PRIx64 " is %s): "
-					 "restoring it", id, p->node, alive ? "up" : "gone");
-		}
-		uv_mutex_unlock(&m->lock);
-	}
-}
-
-static void detect(struct manager *m, uint64_t now)
+/* With the lock held (released while the store is asked): a node unheard
+ * for node_timeout is answered no more and the store is asked to fence
+ * it; the store refuses while another manager still hears it. Its
+ * programs are restored only once the fence is complete. */
+static void fence_nodes(struct manager *m, uint64_t now)
 {
 	for (size_t i = 0; i < m->node_count; i++) {
 		struct mnode *n = &m->nodes[i];
 		/* (seen_ms may be newer than now: a REGISTER while the caller
 		 * had the lock released) */
-		if (n->failed || !n->seen_ms || n->seen_ms >= now ||
-		    now - n->seen_ms < m->cfg.node_timeout_ms)
+		if (n->failed || n->fencing || n->fence_state || !n->seen_ms ||
+		    n->seen_ms >= now || now - n->seen_ms < m->cfg.node_timeout_ms)
 			continue;
-		n->failed = 1;
-		int k = 0;
-		for (size_t j = 0; j < m->proc_count; j++) {
-			struct mproc *p = &m->procs[j];
-			if (p->node == n->node && p->state == PROTO_PS_RUNNING && !p->migrating) {
-				p->state = PROTO_PS_WAITING;
-				p->retry_at = 0;
-				k++;
+		n->fencing = 1;
+		n->fence_retry_at = 0;
+		n->fence_refused_logged = 0;
+		log_warn("node %016" PRIx64 " (%s) unheard for %" PRIu64 " ms%s: no longer "
+			 "answered; asking the store to fence it", n->node, n->name,
+			 now - n->seen_ms, n->failed_notice ? " (declared failed by an operator)"
+							    : "");
+	}
+	for (size_t i = 0; i < m->node_count; i++) {
+		struct mnode *n = &m->nodes[i];
+		if (!n->fencing || n->failed || n->fence_inflight || now < n->fence_retry_at)
+			continue;
+		uint64_t node = n->node;
+		uint8_t state = 0;
+		uint32_t wait = 0;
+		char why[PROTO_TEXT_MAX + 1] = "";
+		n->fence_inflight = 1;
+		uv_mutex_unlock(&m->lock);
+		int rc = manager_fence(m, node, &state, &wait, why, sizeof(why));
+		uv_mutex_lock(&m->lock);
+		n = manager_node(m, node);
+		if (!n)
+			continue; /* forgotten meanwhile */
+		n->fence_inflight = 0;
+		now = manager_mono_ms();
+		if (rc == RTCMS_EBUSY) {
+			/* another manager answers it: its lease is renewed, its
+			 * programs run; nothing to restore */
+			if (!n->fence_refused_logged)
+				log_warn("node %016" PRIx64 " (%s) not fenced: %s; its programs "
+					 "stay where they are", node, n->name, why);
+			n->fence_refused_logged = 1;
+			n->fence_retry_at = now + 200;
+			continue;
+		}
+		if (rc) {
+			n->fence_retry_at = now + 500;
+			continue;
+		}
+		if (!n->fence_state)
+			log_info("[manager -> store] FENCE node %016" PRIx64 ": %s", node,
+				 state == PROTO_FENCE_COMPLETE ? "complete" : "taking hold");
+		n->fence_state = state;
+		n->fence_retry_at = now + (wait && wait < 50 ? wait : 50);
+		if (state == PROTO_FENCE_COMPLETE && !n->failed) {
+			n->failed = 1;
+			log_warn("node %016" PRIx64 " (%s) failed: fenced, its lease has lapsed; "
+				 "its programs are restored elsewhere", node, n->name);
+		}
+	}
+}
+
+/* ---- reconciliation: what should run against what runs --------------- */
+
+static bool report_present(uint8_t state)
+{
+	return state == PROTO_AP_RUNNING || state == PROTO_AP_RESTORING ||
+	       state == PROTO_AP_FROZEN || state == PROTO_AP_RESTARTING;
+}
+
+static bool node_usable(const struct manager *m, const struct mnode *n)
+{
+	return n && manager_node_alive(m, n) && !n->fencing && !n->fence_state;
+}
+
+static bool node_fence_complete(const struct manager *m, uint64_t node)
+{
+	for (size_t i = 0; i < m->fence_count; i++)
+		if (m->fences[i].node == node)
+			return m->fences[i].state == PROTO_FENCE_COMPLETE;
+	return false;
+}
+
+/* The live instance of p that a usable node reports (the highest
+ * incarnation), or NULL; *gone gets p's entry at its recorded node if
+ * that node reports it failed or gone. Lock held. */
+static const struct proto_agent_proc *find_instance(struct manager *m, const struct mproc *p,
+						    struct mnode **where,
+						    const struct proto_agent_proc **gone)
+{
+	const struct proto_agent_proc *best = NULL;
+	*gone = NULL;
+	for (size_t i = 0; i < m->node_count; i++) {
+		struct mnode *n = &m->nodes[i];
+		if (!n->report)
+			continue;
+		for (uint16_t k = 0; k < n->report_count; k++) {
+			const struct proto_agent_proc *e = &n->report[k];
+			if (strcmp(e->process, p->id) != 0)
+				continue;
+			if (!report_present(e->state)) {
+				if (n->node == p->node && e->incarnation >= p->incarnation)
+					*gone = e;
+				continue;
+			}
+			if (node_usable(m, n) && e->incarnation >= p->incarnation &&
+			    (!best || e->incarnation > best->incarnation)) {
+				best = e;
+				*where = n;
 			}
 		}
-		log_warn("node %016" PRIx64 " (%s) failed: no heartbeat for %" PRIu64 " ms%s; "
-			 "%d program(s) to restore elsewhere", n->node, n->name,
-			 now - n->seen_ms, n->failed_notice ? " (declared failed by an operator)" : "",
-			 k);
+	}
+	return best;
+}
+
+/* A program an agent gave up on (or may not restart): moved once to
+ * another node, then failed; restart = never: failed at once. */
+static bool gave_up(struct manager *m, struct mproc *p, const struct proto_agent_proc *e)
+{
+	if (e->state != PROTO_AP_FAILED)
+		return false;
+	snprintf(p->reason, sizeof(p->reason), "%s", e->reason);
+	p->restarts = e->restarts;
+	if (p->relocated || strncmp(e->reason, "restart=never", 13) == 0) {
+		if (p->state != PROTO_PS_FAILED)
+			log_error("%s failed for good on node %016" PRIx64 ": %s", p->id, p->node,
+				  e->reason);
+		p->state = PROTO_PS_FAILED;
+		return true;
+	}
+	(void)m;
+	return false;
+}
+
+/* Compare every program that should run with what the agents report;
+ * mark those that run nowhere WAITING (restored below). Lock held. */
+static void reconcile(struct manager *m, uint64_t now)
+{
+	static const struct recovery_config rcfg = { .absent_grace_ms = 300 };
+	struct recovery_config cfg = rcfg;
+	cfg.start_grace_ms = 2 * m->cfg.node_timeout_ms + 2000;
+
+	for (size_t j = 0; j < m->proc_count; j++) {
+		struct mproc *p = &m->procs[j];
+		if (!p->id[0])
+			continue; /* a forgotten one's slot */
+		struct mnode *where = NULL, *n = manager_node(m, p->node);
+		const struct proto_agent_proc *gone = NULL;
+		const struct proto_agent_proc *e = find_instance(m, p, &where, &gone);
+		if (gone && gave_up(m, p, gone))
+			continue;
+		struct recovery_facts f = {
+			.ended = p->ended || p->state == PROTO_PS_EXITED ||
+				 p->state == PROTO_PS_FAILED || p->state == PROTO_PS_UNKNOWN,
+			.moving = p->migrating,
+			.present = e != NULL,
+			.node_known = n != NULL,
+			.node_alive = node_usable(m, n),
+			.node_failed = (n && n->failed) || node_fence_complete(m, p->node),
+			.report_fresh = n && n->report_ms && n->report_ms > p->added_ms &&
+					now - n->report_ms <= 3000,
+			.uptime_ms = now - m->started_ms,
+		};
+		if (f.node_alive && f.report_fresh && !f.present) {
+			if (!p->absent_since)
+				p->absent_since = now;
+			f.absent_ms = now - p->absent_since + 1;
+		} else {
+			p->absent_since = 0;
+		}
+		if (gone && gone->state == PROTO_AP_FAILED && f.node_alive)
+			f.absent_ms = UINT64_MAX; /* it gave up there: move it at once */
+		if (f.node_alive && n->prev_boot_seen_ms &&
+		    now < n->prev_boot_seen_ms + m->cfg.agent_lease_ms + m->cfg.fence_margin_ms)
+			f.report_fresh = 0; /* the old boot's instance may live until its
+					     * lease runs out: not yet */
+		switch (recovery_decide(&cfg, &f)) {
+		case RECOVERY_PRESENT:
+			if (e->incarnation > p->incarnation) {
+				/* restored by another manager: its instance tells us */
+				p->incarnation = e->incarnation;
+				p->durable = 0;
+				p->notified = 0;
+				p->failed_seq = 0;
+			}
+			if (e->sequence > p->notified)
+				p->notified = e->sequence;
+			p->node = where->node;
+			p->confirmed_ms = where->report_ms;
+			p->restarts = e->restarts;
+			if (e->reason[0])
+				snprintf(p->reason, sizeof(p->reason), "%s", e->reason);
+			if (p->state != PROTO_PS_RUNNING)
+				p->state = PROTO_PS_RUNNING;
+			break;
+		case RECOVERY_RESTORE:
+			if (p->state != PROTO_PS_WAITING) {
+				log_warn("%s runs nowhere (%s): restoring it from its latest "
+					 "checkpoint", p->id, f.node_failed ? "its node failed"
+					 : gone ? gone->reason[0] ? gone->reason : "gone from its node"
+					 : "its node no longer reports it");
+				if (gone && gone->state == PROTO_AP_FAILED)
+					p->relocated = 1;
+				p->state = PROTO_PS_WAITING;
+				p->retry_at = 0;
+			}
+			break;
+		case RECOVERY_FENCE_NODE:
+			if (!n && m->node_count < MANAGER_NODES_MAX) {
+				/* a node this manager never heard: unheard since the start */
+				n = &m->nodes[m->node_count++];
+				memset(n, 0, sizeof(*n));
+				n->node = p->node;
+				snprintf(n->name, sizeof(n->name), "(not registered)");
+				n->seen_ms = m->started_ms ? m->started_ms : 1;
+			}
+			break;
+		case RECOVERY_WAIT:
+		case RECOVERY_NONE:
+			break;
+		}
 	}
 }
 
@@ -555,20 +760,19 @@ static void detector_thread(void *arg)
 	uv_mutex_lock(&m->lock);
 	while (!m->stopping) {
 		uint64_t now = manager_mono_ms();
-		if (!m->scanned && now >= scan_at) {
+		if (now >= scan_at) {
+			/* the store's processes: what should run (level-triggered:
+			 * again every 2 s, not only at start) */
 			uv_mutex_unlock(&m->lock);
 			int rc = scan_store(m);
 			uv_mutex_lock(&m->lock);
-			m->scanned = rc == 0;
-			scan_at = now + 1000; /* the store is down: again in a second */
+			m->scanned = m->scanned || rc == 0;
+			scan_at = manager_mono_ms() + (rc == 0 ? 2000 : 1000);
 			now = manager_mono_ms(); /* the lock was released meanwhile */
 		}
-		detect(m, now);
-		if (m->scanned) {
-			uv_mutex_unlock(&m->lock);
-			adopt_stored(m, now);
-			uv_mutex_lock(&m->lock);
-		}
+		fence_nodes(m, now);
+		now = manager_mono_ms();
+		reconcile(m, now);
 		struct mproc *p = NULL;
 		for (size_t j = 0; j < m->proc_count && !p; j++)
 			if (m->procs[j].state == PROTO_PS_WAITING && !m->procs[j].migrating &&
@@ -580,20 +784,26 @@ static void detector_thread(void *arg)
 		}
 		char id[PROTO_ID_MAX + 1], why[PROTO_TEXT_MAX + 1];
 		snprintf(id, sizeof(id), "%s", p->id);
+		struct mnode *src = manager_node(m, p->node);
+		int source_alive = node_usable(m, src) && !p->relocated;
 		p->migrating = 1;
 		uv_mutex_unlock(&m->lock);
 		uint64_t elsewhere = 0, held_until = 0;
-		int rc = manager_recover(m, id, &elsewhere, &held_until, why, sizeof(why));
+		int rc = manager_recover(m, id, source_alive, &elsewhere, &held_until, why,
+					 sizeof(why));
 		uv_mutex_lock(&m->lock);
+		p = manager_proc(m, id);
 		if (rc == 0)
 			continue; /* restored: finish() updated p */
 		if (rc == RTCMS_EEXIST) {
-			/* another manager did it: its agent's notifications bring
-			 * the new incarnation */
+			/* it runs (another manager restored it, or its agent holds
+			 * it after all): its reports tell the rest */
 			log_info("%s", why);
 			p->migrating = 0;
 			p->node = elsewhere;
 			p->state = PROTO_PS_RUNNING;
+			p->absent_since = 0;
+			p->added_ms = manager_mono_ms(); /* wait for a report after this */
 			continue;
 		}
 		if (rc == RTCMS_ESTATE && !p->migrating) {
@@ -625,7 +835,7 @@ static void detector_thread(void *arg)
 struct loop_state {
 	struct manager *m;
 	uv_signal_t sigint, sigterm;
-	uv_udp_t udp;
+	struct hb_thread *hbt;         /* heartbeats (hbthread.h) */
 	struct rpc_server *srv;
 };
 
@@ -633,44 +843,55 @@ struct loop_state {
 
 /* A HEARTBEAT from a registered node of the same boot, newer than the last:
  * the node is alive; the ACK renews its lease. Anything else is dropped. */
-static void on_hb_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
-		       const struct sockaddr *from, unsigned flags)
+/* On the heartbeat thread (its own socket, real-time priority where it
+ * may): nothing else runs there, so a loaded manager still answers on
+ * time. */
+static void hb_recv(void *ctx, struct hb_thread *t, const uint8_t *buf, size_t len,
+		    const struct sockaddr *from, socklen_t fromlen)
 {
-	struct loop_state *ls = u->data;
-	struct manager *m = ls->m;
+	struct manager *m = ctx;
 	struct proto_heartbeat hb;
 	uint8_t type, dg[PROTO_HEARTBEAT_MAX];
-	(void)flags;
+	(void)fromlen;
 
-	if (nread <= 0 || !from ||
-	    proto_heartbeat_open(&m->key, (const uint8_t *)buf->base, (size_t)nread,
-				 &type, &hb) != 0 || type != PROTO_HEARTBEAT)
+	if (proto_heartbeat_open(&m->key, buf, len, &type, &hb) != 0 ||
+	    type != PROTO_HEARTBEAT)
 		return;
 	uv_mutex_lock(&m->lock);
 	struct mnode *n = manager_node(m, hb.node);
+	uint64_t now = manager_mono_ms();
 	int ok = n && !n->failed_notice && memcmp(n->boot, hb.boot, PROTO_BOOT_SIZE) == 0 &&
 		 hb.counter > n->hb_counter;
 	if (ok) {
 		n->hb_counter = hb.counter;
-		n->seen_ms = manager_mono_ms();
-		if (n->failed) {
-			/* its programs were fenced when its lease lapsed: it comes
-			 * back empty; nothing moves back to it by itself */
+		n->seen_ms = now;
+		if (n->fencing && !n->fence_inflight && !n->fence_state) {
+			/* heard again before the store fenced it: nothing happened */
+			n->fencing = 0;
+			log_info("node %016" PRIx64 " (%s) is heard again: not fenced", n->node,
+				 n->name);
+		}
+		if (n->failed && !n->fence_state) {
+			/* its programs were fenced when its lease lapsed and its
+			 * fence is lifted: it comes back empty; nothing moves back
+			 * to it by itself */
 			n->failed = 0;
+			n->fencing = 0;
 			log_info("node %016" PRIx64 " (%s) is heard again: it rejoins as an "
 				 "empty node", n->node, n->name);
 		}
+		/* a heartbeat is answered only under this manager's lease from
+		 * the store and never for a node being fenced */
+		ok = manager_may_answer(m, n, now);
 	}
 	uv_mutex_unlock(&m->lock);
 	if (!ok)
-		return; /* unknown node (it registers first), old boot, or replay */
+		return; /* unknown node (it registers first), old boot, replay, fenced */
 	hb.sent_ms = (uint64_t)uv_hrtime() / 1000000;
 	hb.processes = 0;
-	int len = proto_heartbeat_seal(&m->key, PROTO_HEARTBEAT_ACK, &hb, dg, sizeof(dg));
-	if (len > 0) {
-		uv_buf_t b = uv_buf_init((char *)dg, (unsigned)len);
-		uv_udp_try_send(&ls->udp, &b, 1, from);
-	}
+	int dl = proto_heartbeat_seal(&m->key, PROTO_HEARTBEAT_ACK, &hb, dg, sizeof(dg));
+	if (dl > 0)
+		hb_thread_send(t, dg, (size_t)dl, from);
 }
 
 
@@ -707,7 +928,13 @@ int manager_run(struct manager *m)
 	int rc = rpc_server_start(m->loop, &so, &ls.srv, bound, sizeof(bound));
 	if (rc)
 		return rc;
-	if ((rc = rpc_udp_open(m->loop, &ls.udp, bound, 0, on_hb_recv, &ls)) != 0)
+	struct hb_thread_options ho = {
+		.bind = bound,
+		.recv = hb_recv,
+		.ctx = m,
+		.who = "heartbeat answers",
+	};
+	if ((rc = hb_thread_start(&ho, &ls.hbt)) != 0)
 		return rc;
 	log_info("listening on %s (TCP, and UDP for heartbeats) as %s; store %s; %zu "
 		 "pullers; placement %s; agent lease %" PRIu64 " ms, node timeout %" PRIu64
@@ -727,12 +954,28 @@ int manager_run(struct manager *m)
 		log_error("cannot start the failure detector");
 		return RTCMS_ENOMEM;
 	}
+	if (manager_lease_start(m) != 0) {
+		log_error("cannot start the lease thread");
+		return RTCMS_ENOMEM;
+	}
+	/* ready means able to answer heartbeats: wait (a little) for the
+	 * first lease; without the store it comes later */
+	for (int i = 0; i < 200; i++) {
+		uv_mutex_lock(&m->lock);
+		int held = m->lease_until != 0;
+		uv_mutex_unlock(&m->lock);
+		if (held)
+			break;
+		uv_sleep(10);
+	}
 	if (m->cfg.ready_file[0] && rpc_write_ready_file(m->cfg.ready_file, bound) != 0)
 		log_warn("cannot write the ready file %s", m->cfg.ready_file);
 	uv_run(m->loop, UV_RUN_DEFAULT);
+	hb_thread_stop(ls.hbt);
 	for (size_t i = 0; i < m->puller_count; i++)
 		uv_thread_join(&m->pullers[i]);
 	uv_thread_join(&m->detector);
+	uv_thread_join(&m->lease_thread);
 	uv_loop_close(m->loop);
 	log_info("stopped");
 	return 0;

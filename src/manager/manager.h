@@ -2,24 +2,40 @@
  * manager.h - rtcms-manager's state, shared by its modules (internal).
  *
  * Threads:
- *   loop      libuv: the listener (rpc_server), SIGINT/SIGTERM
+ *   loop      libuv: the listener (rpc_server), SIGINT/SIGTERM, SIGHUP
+ *             (main.c: re-reads the config, replaces placement under lock)
  *   conn      one per connection: REGISTER, CKPT_NOTIFY, EXITED from
- *             agents; MSTATUS, RUN, MIGRATE, DRAIN, LIST from rtcmsctl. A
- *             migration runs on the thread of the connection that asked.
+ *             agents; MSTATUS, RUN, MIGRATE, DRAIN, CORDON, UNCORDON,
+ *             FORGET, LIST from rtcmsctl. A migration runs on the thread
+ *             of the connection that asked.
  *   puller    pull_concurrency threads: take a process whose announced
- *             checkpoint is not durable yet, PULL it from its agent and
- *             relay it chunk by chunk into the store (bounded memory: one
- *             chunk; back-pressure: the agent's stream waits on the store)
- * One mutex (manager.lock) guards the node and process tables.
+ *             checkpoint is not durable yet and that this manager pulls
+ *             (manager_pulls), PULL it from its agent and relay it chunk
+ *             by chunk into the store (bounded memory: one chunk;
+ *             back-pressure: the agent's stream waits on the store); for
+ *             another manager's processes only ask the store (LIST)
+ *   detector  the failure detector and the reconciliation loop: fences
+ *             unheard nodes in the store, compares what should run with
+ *             the agents' reports, restores what runs nowhere (one at a
+ *             time, blocking calls with timeouts)
+ *   lease     renews this manager's lease from the store every
+ *             lease_renew on its own connection and applies the store's
+ *             fences (never behind a pull or a restore)
+ * One mutex (manager.lock) guards the node and process tables, the
+ * cordoned nodes, the placement settings, the lease and the fences. No
+ * thread holds it across I/O: each copies what it needs, releases it, and
+ * looks its entry up again afterwards.
  */
 #ifndef RTCMS_MANAGER_H
 #define RTCMS_MANAGER_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "net/client.h"
+#include "cordon_set.h"
 #include "placement.h"
 #include "proto/msg.h"
 
@@ -37,9 +53,23 @@ struct mnode {
 	uint32_t quota_max;
 	uint64_t seen_ms;              /* monotonic ms of the last heartbeat/REGISTER */
 	uint64_t hb_counter;           /* last heartbeat counter of this boot */
-	int failed;                    /* declared failed; cleared when it is heard again */
+	int failed;                    /* its fence is complete: its programs are gone;
+					* cleared when it is heard again after the fence */
 	int failed_notice;             /* an operator said it failed: its heartbeats are
 					* not answered (its lease lapses) until it restarts */
+	/* the fence (docs/architecture.md "The fence"): while any of these is
+	 * set the node's heartbeats are not answered */
+	int fencing;                   /* unheard: this manager asks the store to fence it */
+	int fence_inflight;            /* a FENCE is on its way to the store */
+	uint8_t fence_state;           /* the store's enum proto_fence_state, 0 = none */
+	uint64_t fence_retry_at;       /* monotonic ms */
+	int fence_refused_logged;
+	/* the agent's latest PROCS report */
+	struct proto_agent_proc *report;  /* PROTO_PROCS_MAX entries, or NULL */
+	uint16_t report_count;
+	uint64_t report_ms;            /* monotonic ms it arrived; 0 = none yet */
+	uint64_t report_gen;
+	uint64_t prev_boot_seen_ms;    /* last heard before its agent restarted */
 };
 
 struct mproc {
@@ -59,6 +89,15 @@ struct mproc {
 	int ended;                     /* finished cleanly: its checkpoints go */
 	int exit_wait;                 /* EXITED waits for the pull in flight */
 	uint64_t retry_at;             /* WAITING: next restore attempt (monotonic ms) */
+	uint64_t added_ms;             /* monotonic: when this manager learned of it */
+	uint64_t absent_since;         /* monotonic: first fresh report of its node
+					* without it (0 = seen, or not looked at) */
+	uint64_t confirmed_ms;         /* monotonic: last report that showed it */
+	uint32_t restarts;             /* as its agent reports them */
+	char reason[PROTO_ID_MAX + 1]; /* its last exit, restart or failure */
+	int relocated;                 /* moved once after its node gave up on it */
+	uint64_t probe_at;             /* another manager pulls it: next look at the
+					* store (monotonic ms) */
 	_Atomic int migrating;         /* written under lock; a pull polls it */
 };
 
@@ -83,6 +122,9 @@ struct manager_config {
 	uint64_t fence_margin_ms;      /* node_timeout >= agent lease + this */
 	uint64_t chain_max;            /* deltas in a row before a full image
 					* (0: incremental transfer off) */
+	uint64_t manager_lease_ms;     /* asked of the store; heartbeats are answered
+					* only while it holds */
+	uint64_t lease_renew_ms;       /* how often it is renewed */
 };
 
 struct manager {
@@ -109,6 +151,17 @@ struct manager {
 	int scanned;                   /* the store's processes are in the table */
 	uint64_t adopt_at;             /* next look at STORED processes (detector) */
 	size_t puller_count;
+	struct cordon_set cordons;     /* nodes that take no new program (under lock) */
+
+	/* the manager's lease from the store (lease thread; under lock) */
+	uv_thread_t lease_thread;
+	uint64_t lease_until;          /* monotonic ms; heartbeats answered only before */
+	uint64_t fence_gen;            /* newest fence generation applied */
+	int lease_lost_logged;
+	struct proto_fence_entry fences[PROTO_NODES_MAX]; /* the store's fences */
+	size_t fence_count;
+	char managers[PROTO_MANAGERS_MAX][PROTO_ID_MAX + 1]; /* managers with leases */
+	size_t manager_count;
 };
 
 uint64_t manager_mono_ms(void);
@@ -117,10 +170,21 @@ uint64_t manager_real_ms(void);    /* unix ms (the store's claims use it) */
 /* manager.c */
 struct mproc *manager_proc(struct manager *m, const char *id); /* lock held */
 struct mnode *manager_node(struct manager *m, uint64_t node);  /* lock held */
-/* The entry of id, added (RUNNING, empty) if new; NULL if the table is
- * full. Lock held. */
+/* The entry of id, added (RUNNING, empty) if new - in the slot of a
+ * forgotten process (id "") if there is one: entries never move - ; NULL
+ * if the table is full. Lock held. */
 struct mproc *manager_proc_add(struct manager *m, const char *id);
 int manager_node_alive(const struct manager *m, const struct mnode *n);
+/* May this manager answer n's heartbeats now (its lease holds, n is not
+ * fenced or being fenced)? Lock held. */
+bool manager_may_answer(const struct manager *m, const struct mnode *n, uint64_t now);
+/* Is this manager the one that pulls id's checkpoints (rendezvous hash over
+ * the managers holding leases; every manager computes the same)? Lock held. */
+bool manager_pulls(const struct manager *m, const char *id);
+/* Ask the agent at addr for its programs (PROCS); 1 if it holds a live
+ * instance of id (running, restoring, frozen or restarting), 0 if not, a
+ * negative code if it cannot be asked. Lock not held. */
+int manager_agent_holds(struct manager *m, const char *addr, const char *id);
 /* Delete every checkpoint of a program that finished (lock not held). */
 void manager_forget(struct manager *m, const char *id);
 /* Record the outcome of a store operation (lock not held). */
@@ -138,7 +202,8 @@ struct pull_result {
 /* Make sequence seq (or newer) of process id durable: skipped if the
  * store has it already (another manager), else the newest the agent at
  * addr holds is pulled - as a delta against base when base is not 0 and
- * the agent finds that worth it - and stored. A delta the store cannot
+ * the agent finds that worth it - and stored (addr NULL: only ask the
+ * store, RTCMS_ENOENT if it lacks it). A delta the store cannot
  * take (its base is gone) is pulled again in full. *store is this
  * thread's store connection (opened, or dropped on error). Returns 0 and
  * *res, RTCMS_ESTORE-class errors from the store (*store_side = 1) or the
@@ -161,14 +226,23 @@ struct migrate_result {
 int manager_migrate(struct manager *m, const char *who, const char *id,
 		    uint64_t target, int allow_same, struct migrate_result *res,
 		    char *why, size_t whylen);
-/* Restore process id, whose node failed, from its latest durable
+/* Restore process id, which runs nowhere, from its latest durable
  * checkpoint on the best healthy node (claim, restore, commit, adopt).
- * The caller set its migrating flag. 0, RTCMS_EEXIST if the store says it
- * was restored elsewhere already (*elsewhere: that node), RTCMS_ECLAIMED
- * (*held_until: when the holder's lease ends, unix ms), or an error with
- * why. */
-int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
-		    uint64_t *held_until, char *why, size_t whylen);
+ * source_alive: its node is alive (it may be chosen again) and is asked
+ * under the claim whether it holds the program after all. The caller set
+ * its migrating flag. 0, RTCMS_EEXIST if the store says it was restored
+ * elsewhere already or its node still holds it (*elsewhere: that node),
+ * RTCMS_ECLAIMED (*held_until: when the holder's lease ends, unix ms), or
+ * an error with why. */
+int manager_recover(struct manager *m, const char *id, int source_alive,
+		    uint64_t *elsewhere, uint64_t *held_until, char *why, size_t whylen);
+/* lease.c: the lease thread (MLEASE every lease_renew_ms) */
+int manager_lease_start(struct manager *m);
+/* Ask the store to fence node (lock not held): 0 and *state (enum
+ * proto_fence_state) and *wait_ms, RTCMS_EBUSY with why (another manager
+ * hears it), or the store's error. */
+int manager_fence(struct manager *m, uint64_t node, uint8_t *state, uint32_t *wait_ms,
+		  char *why, size_t whylen);
 /* Decide for a program frozen by a migration whose manager vanished:
  * *verdict STOP (the store recorded the move), THAW (never committed) or
  * WAIT (a claim is held). 0 or the store's error. */

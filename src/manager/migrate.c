@@ -44,12 +44,14 @@ size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
 			  char (*addrs)[PROTO_ADDR_MAX + 1])
 {
 	uint64_t ids[MANAGER_NODES_MAX];
+	bool cordoned[MANAGER_NODES_MAX];
 	size_t n = 0;
 
 	uv_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->node_count; i++)
 		if (manager_node_alive(m, &m->nodes[i])) {
 			ids[n] = m->nodes[i].node;
+			cordoned[n] = cordon_set_has(&m->cordons, ids[n]);
 			snprintf(addrs[n], PROTO_ADDR_MAX + 1, "%s", m->nodes[i].address);
 			n++;
 		}
@@ -60,6 +62,7 @@ size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
 		union proto_msg q, r;
 		memset(&nodes[i], 0, sizeof(nodes[i]));
 		nodes[i].info.node = ids[i];
+		nodes[i].cordoned = cordoned[i];
 		memset(&q, 0, sizeof(q));
 		int rc = net_client_connect(addrs[i], &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
 					    (int)m->cfg.io_timeout_ms, &c);
@@ -402,8 +405,11 @@ static int place_and_restore(struct manager *m, struct mproc *p,
 
 	snprintf(why, whylen, "no node can take %s (%" PRIu64 " bytes)", id, final->size);
 	for (;;) {
-		int k = placement_choose(&m->placement, nodes, n, final->size, source,
-					 allow_src, NULL);
+		struct placement_config pc;
+		uv_mutex_lock(&m->lock); /* SIGHUP may change it */
+		pc = m->placement;
+		uv_mutex_unlock(&m->lock);
+		int k = placement_choose(&pc, nodes, n, final->size, source, allow_src, NULL);
 		if (k < 0)
 			return RTCMS_ENOSPC;
 		log_info("placement: %s -> node %016" PRIx64 " (%s, %" PRIu64
@@ -684,8 +690,8 @@ fail:
 	return rc ? rc : RTCMS_EINTERNAL;
 }
 
-int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
-		    uint64_t *held_until, char *why, size_t whylen)
+int manager_recover(struct manager *m, const char *id, int source_alive,
+		    uint64_t *elsewhere, uint64_t *held_until, char *why, size_t whylen)
 {
 	struct placement_node nodes[MANAGER_NODES_MAX];
 	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
@@ -695,9 +701,13 @@ int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
 	int committed = 0, durable = 1;
 	uint64_t t0 = uv_hrtime();
 
+	char src_addr[PROTO_ADDR_MAX + 1] = "";
 	uv_mutex_lock(&m->lock);
 	struct mproc *p = manager_proc(m, id);
 	uint64_t source = p ? p->node : 0;
+	struct mnode *sn = manager_node(m, source);
+	if (sn)
+		snprintf(src_addr, sizeof(src_addr), "%s", sn->address);
 	uv_mutex_unlock(&m->lock);
 	if (!p) {
 		snprintf(why, whylen, "no process %s", id);
@@ -721,6 +731,20 @@ int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
 		net_client_free(store);
 		return RTCMS_EEXIST;
 	}
+	if (source_alive) {
+		/* its node is alive and did not report it: ask again now that
+		 * nobody else can commit a move (a report may be stale) */
+		int holds = manager_agent_holds(m, src_addr, id);
+		if (holds != 0) {
+			*elsewhere = source;
+			snprintf(why, whylen, holds > 0 ? "%s still runs on node %016" PRIx64
+				 : "%s: node %016" PRIx64 " cannot be asked whether it runs it", id,
+				 source);
+			store_release(m, &store, id, claim.claim_id);
+			net_client_free(store);
+			return holds > 0 ? RTCMS_EEXIST : holds;
+		}
+	}
 	/* the claim names the latest durable checkpoint: restore exactly it */
 	memset(&meta, 0, sizeof(meta));
 	snprintf(meta.process, sizeof(meta.process), "%s", id);
@@ -737,7 +761,7 @@ int manager_recover(struct manager *m, const char *id, uint64_t *elsewhere,
 	meta.spec_len = 0;
 	size_t n = manager_poll_nodes(m, nodes, addrs);
 	int chosen = place_and_restore(m, p, &store, &dst, nodes, addrs, n, &meta, source,
-				       0, NULL, &durable, why, whylen);
+				       source_alive, NULL, &durable, why, whylen);
 	if (chosen < 0) {
 		rc = chosen;
 		goto fail;
