@@ -10,10 +10,17 @@
 
 #include "net/client.h"
 
+#define CLI_MANAGERS_MAX 16
+
 struct cli {
 	const char *key_file;     /* --key, $RTCMS_KEY */
 	const char *store_addr;   /* --store, $RTCMS_STORE */
-	const char *manager_addr; /* --manager, $RTCMS_MANAGER */
+	const char *manager_addr; /* the first manager: the one most commands ask */
+	const char *managers[CLI_MANAGERS_MAX]; /* every manager given (--manager is
+				   * repeatable and takes A,B lists; so does
+				   * $RTCMS_MANAGER): cordon, uncordon, forget
+				   * and drain's cordon go to each */
+	int manager_count;
 	const char *command;      /* the command running, for error messages */
 	int json;                 /* --json */
 	int timeout_ms;           /* --timeout */
@@ -117,5 +124,13 @@ int cmd_area(struct cli *cli, int argc, char **argv);
  * one named by argv[0]: status, migrate, drain or checkpoints. */
 int cmd_manager(struct cli *cli, int argc, char **argv);
 int cmd_run(struct cli *cli, int argc, char **argv);
+/* cmd_tables.c: commands that change every given manager's tables: cordon,
+ * uncordon and forget (argv[0] names it). */
+int cmd_tables(struct cli *cli, int argc, char **argv);
+/* Cordon node at every manager given, printing a line per failure; what
+ * names the command in messages. Returns CLI_OK, or CLI_FAIL if any manager
+ * did not take it (*first_failed: the first manager, the one a drain asks,
+ * is among them). */
+int cli_cordon_all(struct cli *cli, const char *what, uint64_t node, int *first_failed);
 
 #endif

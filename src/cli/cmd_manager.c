@@ -47,6 +47,7 @@ static const char *state_name(uint8_t state)
 	case PROTO_PS_UNKNOWN: return "lost";
 	case PROTO_PS_WAITING: return "waiting";
 	case PROTO_PS_STORED: return "stored";
+	case PROTO_PS_FAILED: return "failed";
 	default: return "?";
 	}
 }
@@ -80,7 +81,8 @@ static void print_status_json(const struct proto_mstatus_reply *s)
 		cli_json_str(stdout, n->name);
 		printf(",\"address\":");
 		cli_json_str(stdout, n->address);
-		printf(",\"alive\":%s,\"seen_ago_ms\":", n->alive ? "true" : "false");
+		printf(",\"alive\":%s,\"cordoned\":%s,\"seen_ago_ms\":",
+		       n->alive ? "true" : "false", n->cordoned ? "true" : "false");
 		if (n->seen_ago_ms == UINT64_MAX)
 			printf("null");
 		else
@@ -103,8 +105,16 @@ static void print_status_json(const struct proto_mstatus_reply *s)
 			printf("%" PRIu64, p->durable_age_ms);
 		else
 			printf("null");
-		printf(",\"notified\":%" PRIu64 ",\"size\":%" PRIu64 ",\"state\":\"%s\"}",
-		       p->notified, p->size, state_name(p->state));
+		printf(",\"notified\":%" PRIu64 ",\"size\":%" PRIu64 ",\"state\":\"%s\""
+		       ",\"restarts\":%u,\"confirmed_ago_ms\":", p->notified, p->size,
+		       state_name(p->state), p->restarts);
+		if (p->confirmed_ago_ms == UINT64_MAX)
+			printf("null");
+		else
+			printf("%" PRIu64, p->confirmed_ago_ms);
+		printf(",\"reason\":");
+		cli_json_str(stdout, p->reason);
+		printf("}");
 	}
 	printf("]}\n");
 }
@@ -113,8 +123,8 @@ static void print_nodes(const struct proto_mstatus_reply *s)
 {
 	char seen[32], mem[48], cpu[16], quota[32];
 
-	printf("%-16s %-16s %-21s %-5s %9s %19s %6s %10s %5s\n", "NODE", "NAME",
-	       "ADDRESS", "ALIVE", "SEEN", "MEM AVAIL/TOTAL MiB", "CPU",
+	printf("%-16s %-16s %-21s %-5s %-8s %9s %19s %6s %10s %5s\n", "NODE", "NAME",
+	       "ADDRESS", "ALIVE", "CORDONED", "SEEN", "MEM AVAIL/TOTAL MiB", "CPU",
 	       "QUOTA FREE", "PROCS");
 	for (uint16_t i = 0; i < s->node_count; i++) {
 		const struct proto_node_entry *n = &s->nodes[i];
@@ -126,8 +136,9 @@ static void print_nodes(const struct proto_mstatus_reply *s)
 			 n->mem_available >> 20, n->mem_total >> 20);
 		snprintf(cpu, sizeof(cpu), "%.1f%%", n->cpu_load_permille / 10.0);
 		snprintf(quota, sizeof(quota), "%u/%u", n->quota_free, n->quota_max);
-		printf("%016" PRIx64 " %-16s %-21s %-5s %9s %19s %6s %10s %5u\n",
-		       n->node, n->name, n->address, n->alive ? "yes" : "no", seen,
+		printf("%016" PRIx64 " %-16s %-21s %-5s %-8s %9s %19s %6s %10s %5u\n",
+		       n->node, n->name, n->address, n->alive ? "yes" : "no",
+		       n->cordoned ? "yes" : "-", seen,
 		       mem, cpu, quota, n->processes);
 	}
 	if (s->node_count == 0)
@@ -138,8 +149,9 @@ static void print_procs(const struct proto_mstatus_reply *s)
 {
 	char durable[24], age[32], size[32];
 
-	printf("%-24s %-16s %5s %8s %9s %8s %10s %s\n", "PROCESS", "NODE", "INC",
-	       "DURABLE", "AGE", "NOTIFIED", "SIZE", "STATE");
+	printf("%-24s %-16s %5s %8s %9s %8s %10s %-9s %8s %9s %s\n", "PROCESS", "NODE", "INC",
+	       "DURABLE", "AGE", "NOTIFIED", "SIZE", "STATE", "RESTARTS", "CONFIRMED",
+	       "LAST REASON");
 	for (uint16_t i = 0; i < s->proc_count; i++) {
 		const struct proto_proc_entry *p = &s->procs[i];
 		if (p->durable) {
@@ -151,9 +163,15 @@ static void print_procs(const struct proto_mstatus_reply *s)
 			strcpy(age, "-");
 			strcpy(size, "-");
 		}
+		char confirmed[32];
+		if (p->confirmed_ago_ms == UINT64_MAX)
+			strcpy(confirmed, "never");
+		else
+			duration(p->confirmed_ago_ms, confirmed, sizeof(confirmed));
 		printf("%-24s %016" PRIx64 " %5" PRIu64 " %8s %9s %8" PRIu64
-		       " %10s %s\n", p->process, p->node, p->incarnation, durable,
-		       age, p->notified, size, state_name(p->state));
+		       " %10s %-9s %8u %9s %s\n", p->process, p->node, p->incarnation, durable,
+		       age, p->notified, size, state_name(p->state), p->restarts, confirmed,
+		       p->reason[0] ? p->reason : "-");
 	}
 	if (s->proc_count == 0)
 		printf("(no processes)\n");
@@ -337,6 +355,12 @@ static int do_drain(struct cli *cli, const struct cli_args *a)
 	memset(&m, 0, sizeof(m));
 	if ((rc = parse_node("drain", a->pos[0], &m.drain.node)))
 		return rc;
+	/* every manager first: none may place a program there meanwhile (the
+	 * first, which moves them, cordons it itself too) */
+	int first_failed = 0;
+	int cordon_rc = cli_cordon_all(cli, "drain", m.drain.node, &first_failed);
+	if (first_failed)
+		return CLI_FAIL;
 	if ((rc = cli_call(cli, cli->manager_addr, "drain", DRAIN_TIMEOUT_MS,
 			   PROTO_DRAIN, &m, PROTO_DRAIN_OK, &r)))
 		return rc;
@@ -349,6 +373,10 @@ static int do_drain(struct cli *cli, const struct cli_args *a)
 	if (r.drain_ok.failed)
 		return cli_fail("drain: %u process(es) could not be moved off node %016"
 				PRIx64 " (see the manager's log)", r.drain_ok.failed,
+				m.drain.node);
+	if (cordon_rc)
+		return cli_fail("drain: node %016" PRIx64 " is not cordoned at every manager "
+				"(see above): `rtcmsctl cordon` it there when they are back",
 				m.drain.node);
 	return CLI_OK;
 }
@@ -400,7 +428,8 @@ static const struct {
 	{ "status", "status",
 	  "The manager's view of the cluster: the store it uses (up or DOWN,\n"
 	  "checkpoints announced but not yet durable), every node with its\n"
-	  "resources, every process with its latest durable checkpoint.\n",
+	  "resources and whether it is cordoned, every process with its latest\n"
+	  "durable checkpoint. With several --manager, the first one's view.\n",
 	  "", "", 0, do_status },
 	{ "migrate", "migrate PROCESS [--to HEXID] [--allow-same]",
 	  "Move PROCESS to node HEXID, or to the node the manager's placement\n"
@@ -408,8 +437,11 @@ static const struct {
 	  "placement choose the node it runs on (a restart in place).\n",
 	  "to", "allow-same", 1, do_migrate },
 	{ "drain", "drain NODE_HEXID",
-	  "Move every running process off node NODE_HEXID (for maintenance);\n"
-	  "exits 1 if any could not be moved.\n", "", "", 1, do_drain },
+	  "Cordon node NODE_HEXID at every manager given (no new process is\n"
+	  "placed on it until `rtcmsctl uncordon NODE_HEXID`), then move every\n"
+	  "running process off it through the first manager (for maintenance);\n"
+	  "exits 1 if any could not be moved or a manager did not take the\n"
+	  "cordon.\n", "", "", 1, do_drain },
 	{ "node-failed", "node-failed NODE_HEXID",
 	  "Tell the manager that node NODE_HEXID is down (the thesis' external\n"
 	  "notice of a breakdown). The manager stops answering its heartbeats, so\n"

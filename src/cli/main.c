@@ -26,7 +26,10 @@ static const struct cli_command commands[] = {
 	{ "status", "", "the manager's view: store, nodes, processes", cmd_manager },
 	{ "run", "[OPTIONS] ID PROGRAM [ARGS...]", "start a protected program as process ID", cmd_run },
 	{ "migrate", "PROCESS [--to HEXID]", "move a process to another node", cmd_manager },
-	{ "drain", "NODE_HEXID", "move every process off a node", cmd_manager },
+	{ "drain", "NODE_HEXID", "cordon a node, then move every process off it", cmd_manager },
+	{ "cordon", "NODE_HEXID", "no new processes on a node (every manager given)", cmd_tables },
+	{ "uncordon", "NODE_HEXID", "the node takes new processes again (every manager given)", cmd_tables },
+	{ "forget", "NODE_HEXID|PROCESS", "drop a dead node, or a process that runs nowhere and its checkpoints", cmd_tables },
 	{ "node-failed", "NODE_HEXID", "declare a node down: its programs are restored elsewhere", cmd_manager },
 	{ "checkpoints", "PROCESS", "a process's checkpoints, through the manager", cmd_manager },
 	{ NULL, NULL, NULL, NULL },
@@ -35,19 +38,40 @@ static const struct cli_command commands[] = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: rtcmsctl [--key FILE] [--store HOST:PORT] [--manager HOST:PORT] [--json]\n"
+"usage: rtcmsctl [--key FILE] [--store HOST:PORT] [--manager HOST:PORT]... [--json]\n"
 "                [--timeout MS] COMMAND [ARGS]\n"
 "\n"
 "global options:\n"
 "  -k, --key FILE           cluster key file (default $RTCMS_KEY)\n"
 "  -s, --store HOST:PORT    rtcms-store address (default $RTCMS_STORE or 127.0.0.1:7400)\n"
-"  -m, --manager HOST:PORT  rtcms-manager address (default $RTCMS_MANAGER or 127.0.0.1:7600)\n"
+"  -m, --manager HOST:PORT  rtcms-manager address (default $RTCMS_MANAGER or 127.0.0.1:7600);\n"
+"                           repeat it or give A,B for several managers: cordon,\n"
+"                           uncordon, forget and drain's cordon go to every one,\n"
+"                           the other commands to the first\n"
 "  -j, --json               machine-readable output\n"
 "  -t, --timeout MS         per-operation network timeout (default 10000)\n"
 "  -h, --help               this help; `rtcmsctl COMMAND --help` for a command\n"
 "\ncommands:\n");
 	for (const struct cli_command *c = commands; c->name; c++)
 		fprintf(f, "  %-11s %-30s %s\n", c->name, c->args, c->help);
+}
+
+/* Add the managers of list ("A" or "A,B,..."; a global option or
+ * $RTCMS_MANAGER) to cli->managers. The strings are cut in place (argv and
+ * the environment live until exit). Returns CLI_OK or a usage error. */
+static int add_managers(struct cli *cli, char *list)
+{
+	char *save = NULL;
+	for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		if (!a[0])
+			continue;
+		if (cli->manager_count >= CLI_MANAGERS_MAX)
+			return cli_usage("--manager: more than %d managers", CLI_MANAGERS_MAX);
+		cli->managers[cli->manager_count++] = a;
+	}
+	if (cli->manager_count == 0)
+		return cli_usage("--manager: no address in \"%s\"", list);
+	return CLI_OK;
 }
 
 int cli_fail(const char *fmt, ...)
@@ -292,22 +316,25 @@ int main(int argc, char **argv)
 	struct cli cli = {
 		.key_file = getenv("RTCMS_KEY"),
 		.store_addr = getenv("RTCMS_STORE"),
-		.manager_addr = getenv("RTCMS_MANAGER"),
 		.timeout_ms = 10000,
 	};
-	int c;
+	static char env_managers[4096], default_manager[] = "127.0.0.1:7600";
+	int given = 0, c, rc;
 
 	if (!cli.store_addr)
 		cli.store_addr = "127.0.0.1:7400";
-	if (!cli.manager_addr)
-		cli.manager_addr = "127.0.0.1:7600";
 	signal(SIGPIPE, SIG_IGN);
 	/* "+": stop at the command name; its options are its own. */
 	while ((c = getopt_long(argc, argv, "+k:s:m:jt:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': cli.key_file = optarg; break;
 		case 's': cli.store_addr = optarg; break;
-		case 'm': cli.manager_addr = optarg; break;
+		case 'm':
+			/* the command line replaces $RTCMS_MANAGER */
+			if ((rc = add_managers(&cli, optarg)))
+				return rc;
+			given = 1;
+			break;
 		case 'j': cli.json = 1; break;
 		case 't': {
 			uint64_t v;
@@ -320,6 +347,20 @@ int main(int argc, char **argv)
 		default: usage(stderr); return CLI_USAGE;
 		}
 	}
+	if (!given) {
+		const char *env = getenv("RTCMS_MANAGER");
+		if (env && strlen(env) >= sizeof(env_managers))
+			return cli_usage("$RTCMS_MANAGER: longer than %zu characters",
+					 sizeof(env_managers) - 1);
+		if (env && env[0]) {
+			strcpy(env_managers, env);
+			if ((rc = add_managers(&cli, env_managers)))
+				return rc;
+		} else {
+			cli.managers[cli.manager_count++] = default_manager;
+		}
+	}
+	cli.manager_addr = cli.managers[0];
 	if (optind >= argc) {
 		usage(stderr);
 		return CLI_USAGE;

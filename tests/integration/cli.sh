@@ -145,6 +145,19 @@ expect 1 "run: cannot connect to 127.0.0.1:1" -- "$CTL" --manager 127.0.0.1:1 ru
 expect 1 "drain: cannot connect to 127.0.0.1:1" -- env RTCMS_MANAGER=127.0.0.1:1 "$CTL" drain 0000000000000002
 expect 1 "checkpoints: invalid address \"nowhere\"" -- "$CTL" --manager nowhere checkpoints app
 expect 1 "migrate: cannot connect to 127.0.0.1:1" -- "$CTL" --manager 127.0.0.1:1 migrate app --to 2
+expect 0 "  uncordon  *NODE_HEXID" -- "$CTL" --help
+expect 0 "  forget  *NODE_HEXID|PROCESS" -- "$CTL" --help
+expect 0 "at every manager given" -- "$CTL" drain --help
+expect 0 "usage: rtcmsctl \[--manager HOST:PORT\]... cordon NODE_HEXID" -- "$CTL" cordon --help
+expect 0 "Refused while the node" -- "$CTL" forget --help
+expect 2 "usage: cordon" -- "$CTL" cordon
+expect 2 "uncordon: \"zz\" is not a node id" -- "$CTL" uncordon zz
+expect 2 "forget: --node or --process, not both" -- "$CTL" forget --node --process x
+expect 2 "not a valid process id" -- "$CTL" forget "a b"
+expect 2 "more than 16 managers" -- "$CTL" --manager 1:1,2:2,3:3,4:4,5:5,6:6,7:7,8:8,9:9,10:10,11:11,12:12,13:13,14:14,15:15,16:16,17:17 status
+expect 1 "cordon: cannot connect to 127.0.0.1:1" -- "$CTL" --manager 127.0.0.1:1 --manager 127.0.0.1:2 cordon 2
+expect 1 "cannot connect to 127.0.0.1:2" -- env RTCMS_MANAGER=127.0.0.1:1,127.0.0.1:2 "$CTL" forget 2
+expect 1 "drain: cannot connect to 127.0.0.1:1" -- "$CTL" --manager 127.0.0.1:1,127.0.0.1:2 drain 2
 
 # checkpoint areas
 expect 0 "created checkpoint area" -- "$CTL" area create "$DIR/area" --capacity 1M
