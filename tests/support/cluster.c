@@ -17,6 +17,8 @@
  * test early, and cl_teardown stops what it left behind */
 static struct cluster *running[8];
 const char *const *cl_store_extra;
+const struct cl_hosts *cl_hosts;
+int cl_default_timeouts;
 
 /* The last lines of a daemon's log, for a failed test's output. */
 static void log_tail(const struct tu_daemon *d, const char *what, int lines)
@@ -94,11 +96,27 @@ static int add_args(const char **argv, int n, const char *const *more)
 	return n;
 }
 
+/* The manager options cl_start() and cl_second_manager() begin with: the
+ * tests' timeouts unless cl_default_timeouts, and the host's address. */
+static int manager_args(const char **argv, const struct cl_host *h, char *listen, size_t len)
+{
+	int n = add_args(argv, 0, cl_default_timeouts ? NULL : cl_timeouts());
+	if (h && h->ip) {
+		snprintf(listen, len, "%s:0", h->ip);
+		argv[n++] = "--listen";
+		argv[n++] = listen;
+		argv[n] = NULL;
+	}
+	return n;
+}
+
 int cl_start(struct cluster *cl, const char *tag, const char *const *manager_extra)
 {
 	const char *margs[64];
-	int n = add_args(margs, 0, cl_timeouts());
-	add_args(margs, n, manager_extra);
+	char listen[80];
+	const struct cl_host *sh = cl_hosts ? &cl_hosts->store : NULL;
+	const struct cl_host *mh = cl_hosts ? &cl_hosts->manager : NULL;
+	add_args(margs, manager_args(margs, mh, listen, sizeof(listen)), manager_extra);
 	memset(cl, 0, sizeof(*cl));
 	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
 		if (!running[i]) {
@@ -107,18 +125,28 @@ int cl_start(struct cluster *cl, const char *tag, const char *const *manager_ext
 		}
 	cl->dir = tu_tmpdir(tag);
 	cl->key_file = tu_keyfile(cl->dir, &cl->key);
-	if (tu_store_start(&cl->store, cl->dir, cl->key_file, 2, NULL, cl_store_extra) != 0)
-		return -1;
-	return tu_manager_start(&cl->manager, cl->dir, "manager", cl->key_file,
-				cl->store.addr, margs);
+	tu_exec_prefix = sh ? sh->wrap : NULL;
+	int rc = tu_store_start(&cl->store, cl->dir, cl->key_file, 2, sh ? sh->ip : NULL,
+				cl_store_extra);
+	tu_exec_prefix = mh ? mh->wrap : NULL;
+	if (rc == 0)
+		rc = tu_manager_start(&cl->manager, cl->dir, "manager", cl->key_file,
+				      cl->store.addr, margs);
+	tu_exec_prefix = NULL;
+	return rc;
 }
 
 int cl_second_manager(struct cluster *cl, const char *const *extra)
 {
 	const char *margs[64];
-	add_args(margs, add_args(margs, 0, cl_timeouts()), extra);
-	return tu_manager_start(&cl->manager2, cl->dir, "manager-2", cl->key_file,
-				cl->store.addr, margs);
+	char listen[80];
+	const struct cl_host *mh = cl_hosts ? &cl_hosts->manager2 : NULL;
+	add_args(margs, manager_args(margs, mh, listen, sizeof(listen)), extra);
+	tu_exec_prefix = mh ? mh->wrap : NULL;
+	int rc = tu_manager_start(&cl->manager2, cl->dir, "manager-2", cl->key_file,
+				  cl->store.addr, margs);
+	tu_exec_prefix = NULL;
+	return rc;
 }
 
 int cl_agent_start(struct cluster *cl, int i, const char *const *extra)
@@ -126,7 +154,10 @@ int cl_agent_start(struct cluster *cl, int i, const char *const *extra)
 	char ip[32], node[32], name[32];
 	const char *args[64];
 	int n = 0;
+	const struct cl_host *h = cl_hosts && i < CL_AGENTS_MAX ? &cl_hosts->agents[i] : NULL;
 	snprintf(ip, sizeof(ip), "127.0.0.%d", i + 2);
+	if (h && h->ip)
+		snprintf(ip, sizeof(ip), "%s", h->ip);
 	snprintf(node, sizeof(node), "%" PRIx64, cl_node(i));
 	snprintf(name, sizeof(name), "agent-%d", i + 1);
 	if (i >= cl->agent_count)
@@ -135,14 +166,17 @@ int cl_agent_start(struct cluster *cl, int i, const char *const *extra)
 	snprintf(needle, sizeof(needle), "node %016" PRIx64 " at", cl_node(i));
 	int before = tu_log_count(&cl->manager, needle);
 	cl_timeouts();
-	n = add_args(args, n, robust_agent);
+	if (!cl_default_timeouts)
+		n = add_args(args, n, robust_agent);
 	if (cl->manager2.pid > 0) { /* register with both managers */
 		args[n++] = "--manager";
 		args[n++] = cl->manager2.addr;
 	}
 	add_args(args, n, extra);
+	tu_exec_prefix = h ? h->wrap : NULL;
 	int rc = tu_agent_start(&cl->agents[i], cl->dir, name, cl->key_file, ip, node,
 				cl->manager.addr, args);
+	tu_exec_prefix = NULL;
 	if (rc)
 		return rc;
 	/* registered once the manager says so (joins, or restarted) */
@@ -176,10 +210,17 @@ int cl_call(struct cluster *cl, uint8_t type, const union proto_msg *req,
 	    uint8_t expect, union proto_msg *reply, int timeout_ms,
 	    char *why, size_t whylen)
 {
+	return cl_call_at(cl, cl->manager.addr, type, req, expect, reply, timeout_ms,
+			  why, whylen);
+}
+
+int cl_call_at(struct cluster *cl, const char *addr, uint8_t type,
+	       const union proto_msg *req, uint8_t expect, union proto_msg *reply,
+	       int timeout_ms, char *why, size_t whylen)
+{
 	struct net_client *c = NULL;
 	struct proto_header h;
-	int rc = net_client_connect(cl->manager.addr, &cl->key, PROTO_ROLE_CLI, "test",
-				    timeout_ms, &c);
+	int rc = net_client_connect(addr, &cl->key, PROTO_ROLE_CLI, "test", timeout_ms, &c);
 	if (rc == 0)
 		rc = net_client_call(c, type, req, expect, &h, reply);
 	if (rc && why) {
@@ -369,6 +410,36 @@ int cl_proc_at(struct cluster *cl, const struct tu_daemon *mgr, const char *id,
 	for (int i = 0; i < r.mstatus.proc_count; i++)
 		if (strcmp(procs[i].process, id) == 0)
 			*out = procs[i];
+	return 0;
+}
+
+int cl_procs_at(struct cluster *cl, const struct tu_daemon *mgr, const char *const *ids,
+		int n, struct proto_proc_entry *out, struct proto_node_entry *nodes,
+		int *node_count, int timeout_ms)
+{
+	static struct proto_node_entry all_nodes[PROTO_NODES_MAX];
+	static struct proto_proc_entry procs[PROTO_PROCS_MAX];
+	struct net_client *c = NULL;
+	struct proto_header h;
+	union proto_msg q, r;
+	memset(&q, 0, sizeof(q));
+	memset(out, 0, sizeof(*out) * (size_t)n);
+	r.mstatus.nodes = all_nodes;
+	r.mstatus.procs = procs;
+	int rc = net_client_connect(mgr->addr, &cl->key, PROTO_ROLE_CLI, "test", timeout_ms, &c);
+	if (rc == 0)
+		rc = net_client_call(c, PROTO_MSTATUS, &q, PROTO_MSTATUS_REPLY, &h, &r);
+	net_client_free(c);
+	if (rc)
+		return rc;
+	for (int i = 0; i < r.mstatus.proc_count; i++)
+		for (int k = 0; k < n; k++)
+			if (strcmp(procs[i].process, ids[k]) == 0)
+				out[k] = procs[i];
+	if (nodes)
+		memcpy(nodes, all_nodes, sizeof(all_nodes[0]) * r.mstatus.node_count);
+	if (node_count)
+		*node_count = r.mstatus.node_count;
 	return 0;
 }
 

@@ -26,6 +26,25 @@ struct cluster {
 /* More options for the stores cl_start() starts (NULL: none). */
 extern const char *const *cl_store_extra;
 
+/* Where one daemon runs: the argv prefix it is started under (NULL: none;
+ * see tu_exec_prefix) and the address it listens on (NULL: loopback). */
+struct cl_host {
+	const char *const *wrap;
+	const char *ip;
+};
+/* Where cl_start(), cl_second_manager() and cl_agent_start() run each
+ * daemon, e.g. in network namespaces (netns.h). NULL, the default: all on
+ * loopback as described below. Read at each start; the test owns it. */
+struct cl_hosts {
+	struct cl_host store, manager, manager2;
+	struct cl_host agents[CL_AGENTS_MAX];
+};
+extern const struct cl_hosts *cl_hosts;
+/* Nonzero: cl_start(), cl_second_manager() and cl_agent_start() pass no
+ * lease or detection options (cl_timeouts()): the daemons run with their
+ * defaults (200 ms lease, 300 ms node timeout), as deployed. Default 0. */
+extern int cl_default_timeouts;
+
 /* The manager options of the tests' leases and node timeout ("--agent-lease",
  * MS, "--node-timeout", MS, NULL), scaled by RTCMS_TEST_TIME_SCALE. */
 const char *const *cl_timeouts(void);
@@ -36,7 +55,8 @@ int cl_start(struct cluster *cl, const char *tag, const char *const *manager_ext
 /* Start a second manager ("manager-2") on the same store; agents started
  * after it register with both. */
 int cl_second_manager(struct cluster *cl, const char *const *extra);
-/* Start agent i (0-based) on 127.0.0.(i+2) as node i+2, or restart it. */
+/* Start agent i (0-based) on 127.0.0.(i+2) (or cl_hosts->agents[i]) as
+ * node i+2, or restart it. */
 int cl_agent_start(struct cluster *cl, int i, const char *const *extra);
 /* Stop the agents (SIGTERM: they stop their programs), kill manager and
  * store, reap, remove the directory. */
@@ -51,6 +71,10 @@ static inline uint64_t cl_node(int i) { return (uint64_t)i + 2; }
 int cl_call(struct cluster *cl, uint8_t type, const union proto_msg *req,
 	    uint8_t expect, union proto_msg *reply, int timeout_ms,
 	    char *why, size_t whylen);
+/* The same to the daemon at addr (manager-2, the store, an agent). */
+int cl_call_at(struct cluster *cl, const char *addr, uint8_t type,
+	       const union proto_msg *req, uint8_t expect, union proto_msg *reply,
+	       int timeout_ms, char *why, size_t whylen);
 /* RUN program argv (NULL-terminated) as process id on node (0 = any). */
 int cl_run(struct cluster *cl, const char *id, uint64_t node,
 	   const char *const *argv, const char *const *env);
@@ -75,6 +99,13 @@ int cl_program_pid(struct cluster *cl, int agent, const char *id);
 /* Live (not zombie) processes started as process id (their RTCMS_PROCESS),
  * counted from /proc; their parent pids go to parents (max of them). */
 int cl_instances(const char *id, int *parents, int max);
+/* One MSTATUS of manager mgr: out[i] is its view of ids[i] (state 0 if
+ * unknown); nodes (optional, PROTO_NODES_MAX long) gets its node table and
+ * *node_count their number. Returns 0 or an RTCMS error (connect timeout
+ * timeout_ms). */
+int cl_procs_at(struct cluster *cl, const struct tu_daemon *mgr, const char *const *ids,
+		int n, struct proto_proc_entry *out, struct proto_node_entry *nodes,
+		int *node_count, int timeout_ms);
 /* SIGKILL every child process of parent (a node's programs). */
 void cl_kill_children(int parent);
 /* cl_proc, asking the manager mgr (e.g. &cl->manager2). */

@@ -68,6 +68,8 @@ uint64_t tu_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+const char *const *tu_exec_prefix;
+
 int tu_daemon_start(struct tu_daemon *d, const char *dir, const char *name,
 		    const char *const *args)
 {
@@ -80,6 +82,8 @@ int tu_daemon_start(struct tu_daemon *d, const char *dir, const char *name,
 	snprintf(d->log, sizeof(d->log), "%s/%s.log", dir, name);
 	snprintf(ready, sizeof(ready), "%s/%s.ready", dir, name);
 	unlink(ready);
+	for (int i = 0; tu_exec_prefix && tu_exec_prefix[i] && n < 8; i++)
+		argv[n++] = tu_exec_prefix[i];
 	for (int i = 0; args[i] && n < 92; i++)
 		argv[n++] = args[i];
 	argv[n++] = "--ready-file";
@@ -117,12 +121,12 @@ int tu_daemon_start(struct tu_daemon *d, const char *dir, const char *name,
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			d->pid = 0;
-			fprintf(stderr, "%s exited early; log %s\n", argv[0], d->log);
+			fprintf(stderr, "%s exited early; log %s\n", args[0], d->log);
 			return -1;
 		}
 		usleep(10000);
 	}
-	fprintf(stderr, "%s not ready in time; log %s\n", argv[0], d->log);
+	fprintf(stderr, "%s not ready in time; log %s\n", args[0], d->log);
 	tu_daemon_stop(d, SIGKILL);
 	return -1;
 }

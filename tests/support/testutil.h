@@ -41,8 +41,16 @@ int tu_store_start(struct tu_daemon *d, const char *dir, const char *key_file,
 		   int mirrors, const char *listen_ip, const char *const *extra);
 
 /*
- * Start a daemon: args is its argv (NULL-terminated; args[0] the binary);
- * --ready-file DIR/NAME.ready is added, and the call waits (20 s at most)
+ * An argv prefix every daemon started next is run under (NULL-terminated;
+ * NULL, the default: none), e.g. { "/usr/bin/nsenter",
+ * "--net=/run/netns/NS", NULL } to run it in a network namespace. The
+ * wrapper must exec the daemon in place (same pid), as nsenter does.
+ */
+extern const char *const *tu_exec_prefix;
+
+/*
+ * Start a daemon: args is its argv (NULL-terminated; args[0] the binary),
+ * after tu_exec_prefix if set; --ready-file DIR/NAME.ready is added, and the call waits (20 s at most)
  * until the daemon wrote its bound address there (into d->addr). Its
  * stdout and stderr go to DIR/NAME.log. Returns 0 or -1.
  */

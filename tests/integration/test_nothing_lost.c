@@ -1,0 +1,312 @@
+/*
+ * test_nothing_lost.c - a program that should run and runs nowhere is
+ * restored, whatever made it stop; one that crashes is restarted on its
+ * node from its checkpoint; operator mistakes are refused. Real daemons,
+ * real kills and stops; every program's instances are counted from /proc
+ * throughout (never two at once).
+ *
+ * Cases of the issue "Nothing lost, ever": a stalled agent whose lease
+ * lapsed (1), a crashed program (3), two agents with one node id (4), an
+ * agent killed and started again within the node timeout, and the only
+ * manager stopped for longer than the lease (9).
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "cluster.h"
+#include "rtcms_error.h"
+
+#define COUNTER RTCMS_BIN_DIR "/rtcms-counter"
+
+static const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "20", NULL };
+
+/* ---- a sampler: the most instances of each program seen at once ------- */
+
+#define SAMPLED_MAX 4
+
+static struct {
+	pthread_t t;
+	volatile int stop;
+	const char *ids[SAMPLED_MAX];
+	int n;
+	int max[SAMPLED_MAX];
+} sampler;
+
+static void *sample(void *arg)
+{
+	(void)arg;
+	while (!sampler.stop) {
+		for (int i = 0; i < sampler.n; i++) {
+			int k = cl_instances(sampler.ids[i], NULL, 0);
+			if (k > sampler.max[i])
+				sampler.max[i] = k;
+		}
+		usleep(20000);
+	}
+	return NULL;
+}
+
+static void sampler_start(const char *const *ids, int n)
+{
+	memset(&sampler, 0, sizeof(sampler));
+	for (int i = 0; i < n && i < SAMPLED_MAX; i++)
+		sampler.ids[sampler.n++] = ids[i];
+	pthread_create(&sampler.t, NULL, sample, NULL);
+}
+
+static void sampler_stop(void)
+{
+	sampler.stop = 1;
+	pthread_join(sampler.t, NULL);
+	for (int i = 0; i < sampler.n; i++) {
+		printf("# %s: at most %d instance(s) at once\n", sampler.ids[i], sampler.max[i]);
+		assert_true(sampler.max[i] <= 1);
+	}
+}
+
+/* Wait until id runs (state RUNNING) as incarnation >= inc with exactly one
+ * live instance; returns its entry's incarnation or 0. */
+static uint64_t wait_running(struct cluster *cl, const char *id, uint64_t inc,
+			     int timeout_ms, struct proto_proc_entry *out)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	while (tu_now_ms() < end) {
+		struct proto_proc_entry e;
+		if (cl_proc(cl, id, &e) == 0 && e.incarnation >= inc &&
+		    e.state == PROTO_PS_RUNNING && cl_instances(id, NULL, 0) == 1) {
+			if (out)
+				*out = e;
+			return e.incarnation;
+		}
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* The pid of id's one live (not zombie) instance, or -1 (none or more). */
+static int instance_pid(const char *id)
+{
+	char want[PROTO_ID_MAX + 32], path[64], buf[16384];
+	int found = -1, n = 0;
+	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		int pid = atoi(de->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "r");
+		size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[len] = '\0';
+		const char *p = strrchr(buf, ')');
+		if (!p || p[2] == 'Z')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+		f = fopen(path, "r");
+		len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[len] = '\0';
+		for (size_t off = 0; off < len; off += strlen(buf + off) + 1)
+			if (strcmp(buf + off, want) == 0) {
+				found = pid;
+				n++;
+				break;
+			}
+	}
+	if (d)
+		closedir(d);
+	return n == 1 ? found : -1;
+}
+
+/* (1) An agent stalled longer than its lease but shorter than the node
+ * timeout: the program's own watchdog fences it; the managers still count
+ * the node alive. The program is reported gone and restored at once. */
+static void test_stalled_agent(void **state)
+{
+	static struct cluster cl;
+	struct proto_proc_entry e;
+	const char *ids[] = { "stall-a" };
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "nl-stall", NULL), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(cl_agent_start(&cl, i, NULL), 0);
+	assert_int_equal(cl_run(&cl, "stall-a", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "stall-a", 1, 3, 20000), 0);
+	sampler_start(ids, 1);
+	/* the tests' lease is 1000 ms (scaled), the node timeout 1500 ms */
+	const char *scale = getenv("RTCMS_TEST_TIME_SCALE");
+	int k = scale ? atoi(scale) : 1;
+	kill(cl.agents[0].pid, SIGSTOP);
+	usleep((useconds_t)(1250000 * (k > 0 ? k : 1)));
+	kill(cl.agents[0].pid, SIGCONT);
+	assert_true(wait_running(&cl, "stall-a", 2, 30000, &e) >= 2);
+	printf("# stalled agent: restored as incarnation %" PRIu64 " on node %016" PRIx64 "\n",
+	       e.incarnation, e.node);
+	/* and it goes on from there */
+	assert_int_equal(cl_wait_durable(&cl, "stall-a", e.incarnation, e.notified + 2, 20000), 0);
+	sampler_stop();
+	cl_stop(&cl);
+}
+
+/* (3) A crashed program is restarted on its node from its checkpoint (same
+ * incarnation, its sequence goes on); with restart = never it is failed. */
+static void test_crash_restarted(void **state)
+{
+	static struct cluster cl;
+	struct proto_proc_entry before, after;
+	const char *ids[] = { "crash-a", "crash-never" };
+	const char *never[] = { "RTCMS_RESTART=never", NULL };
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "nl-crash", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_run(&cl, "crash-a", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_run(&cl, "crash-never", cl_node(0), counter, never), 0);
+	assert_int_equal(cl_wait_durable(&cl, "crash-a", 1, 3, 20000), 0);
+	assert_int_equal(cl_wait_durable(&cl, "crash-never", 1, 3, 20000), 0);
+	sampler_start(ids, 2);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(cl_proc(&cl, "crash-a", &before), 0);
+		int pid = instance_pid("crash-a");
+		assert_true(pid > 0);
+		kill(pid, SIGABRT);
+		/* a new pid, the same incarnation, restarts counted */
+		uint64_t end = tu_now_ms() + 20000;
+		int np = -1;
+		while (tu_now_ms() < end) {
+			np = instance_pid("crash-a");
+			if (np > 0 && np != pid && cl_proc(&cl, "crash-a", &after) == 0 &&
+			    after.restarts >= (uint32_t)round + 1)
+				break;
+			usleep(20000);
+		}
+		assert_true(np > 0 && np != pid);
+		assert_int_equal(after.incarnation, 1);
+		assert_int_equal(after.restarts, round + 1);
+		/* it continued from its checkpoint: its sequence goes on */
+		assert_int_equal(cl_wait_durable(&cl, "crash-a", 1, before.durable + 2, 20000), 0);
+	}
+	int pid = instance_pid("crash-never");
+	assert_true(pid > 0);
+	kill(pid, SIGABRT);
+	uint64_t end = tu_now_ms() + 20000;
+	while (tu_now_ms() < end && (cl_proc(&cl, "crash-never", &after) != 0 ||
+				     after.state != PROTO_PS_FAILED))
+		usleep(20000);
+	assert_int_equal(after.state, PROTO_PS_FAILED);
+	assert_non_null(strstr(after.reason, "restart=never"));
+	usleep(1000000); /* and it stays so: not restored anywhere */
+	assert_int_equal(cl_instances("crash-never", NULL, 0), 0);
+	sampler_stop();
+	cl_stop(&cl);
+}
+
+/* (9) An agent killed with kill -9 and started again within the node
+ * timeout: its program (fenced by its own watchdog) is restored. */
+static void test_restarted_agent(void **state)
+{
+	static struct cluster cl;
+	struct proto_proc_entry e;
+	const char *ids[] = { "again-a" };
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "nl-again", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_run(&cl, "again-a", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "again-a", 1, 3, 20000), 0);
+	sampler_start(ids, 1);
+	tu_daemon_stop(&cl.agents[0], SIGKILL);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_true(wait_running(&cl, "again-a", 2, 30000, &e) >= 2);
+	assert_int_equal(e.node, cl_node(0)); /* the only node */
+	assert_int_equal(cl_wait_durable(&cl, "again-a", e.incarnation, e.notified + 2, 20000), 0);
+	sampler_stop();
+	cl_stop(&cl);
+}
+
+/* (9) The only manager stopped for twice the lease: every program is
+ * fenced; once it is back each is restored, once. */
+static void test_manager_stopped(void **state)
+{
+	static struct cluster cl;
+	struct proto_proc_entry e;
+	const char *ids[] = { "mstop-a", "mstop-b" };
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "nl-mstop", NULL), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(cl_agent_start(&cl, i, NULL), 0);
+	assert_int_equal(cl_run(&cl, "mstop-a", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_run(&cl, "mstop-b", cl_node(1), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "mstop-a", 1, 3, 20000), 0);
+	assert_int_equal(cl_wait_durable(&cl, "mstop-b", 1, 3, 20000), 0);
+	sampler_start(ids, 2);
+	const char *scale = getenv("RTCMS_TEST_TIME_SCALE");
+	int k = scale ? atoi(scale) : 1;
+	kill(cl.manager.pid, SIGSTOP);
+	usleep((useconds_t)(2000000 * (k > 0 ? k : 1)));
+	kill(cl.manager.pid, SIGCONT);
+	assert_true(wait_running(&cl, "mstop-a", 2, 30000, &e) >= 2);
+	assert_true(wait_running(&cl, "mstop-b", 2, 30000, &e) >= 2);
+	sampler_stop();
+	cl_stop(&cl);
+}
+
+/* (4) A second agent with a node id a live agent holds is refused; the
+ * first keeps its node and its program. */
+static void test_duplicate_node_id(void **state)
+{
+	static struct cluster cl;
+	struct tu_daemon dup;
+	struct proto_proc_entry e;
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "nl-dup", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
+	assert_int_equal(cl_run(&cl, "dup-a", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "dup-a", 1, 2, 20000), 0);
+	int pid = instance_pid("dup-a");
+	char node[32];
+	snprintf(node, sizeof(node), "%" PRIx64, cl_node(0));
+	const char *extra[] = { "--lease", "1000", NULL };
+	memset(&dup, 0, sizeof(dup));
+	assert_int_equal(tu_agent_start(&dup, cl.dir, "agent-dup", cl.key_file, "127.0.0.9",
+					node, cl.manager.addr, extra), 0);
+	assert_int_equal(cl_wait_log(&dup, "REGISTER refused", 1, 10000), 0);
+	assert_int_equal(cl_wait_log(&cl.manager, "is held by the live agent at", 1, 10000), 0);
+	usleep(3000000);
+	/* the first agent keeps its node and its program runs on, the same */
+	assert_int_equal(cl_proc(&cl, "dup-a", &e), 0);
+	assert_int_equal(e.state, PROTO_PS_RUNNING);
+	assert_int_equal(e.incarnation, 1);
+	assert_int_equal(instance_pid("dup-a"), pid);
+	tu_daemon_stop(&dup, SIGTERM);
+	cl_stop(&cl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_stalled_agent, cl_teardown),
+		cmocka_unit_test_teardown(test_crash_restarted, cl_teardown),
+		cmocka_unit_test_teardown(test_restarted_agent, cl_teardown),
+		cmocka_unit_test_teardown(test_manager_stopped, cl_teardown),
+		cmocka_unit_test_teardown(test_duplicate_node_id, cl_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
