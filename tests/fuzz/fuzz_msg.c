@@ -12,6 +12,7 @@ static uint8_t out1[PROTO_MAX_PAYLOAD], out2[PROTO_MAX_PAYLOAD];
 static struct proto_list_entry e1[PROTO_LIST_MAX], e2[PROTO_LIST_MAX];
 static struct proto_node_entry nodes1[PROTO_NODES_MAX], nodes2[PROTO_NODES_MAX];
 static struct proto_proc_entry procs1[PROTO_PROCS_MAX], procs2[PROTO_PROCS_MAX];
+static struct proto_agent_proc ap1[PROTO_PROCS_MAX], ap2[PROTO_PROCS_MAX];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,6 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.list_reply.entries = e1;
 	m.mstatus.nodes = nodes1;
 	m.mstatus.procs = procs1;
+	if (type == PROTO_PROCS)
+		m.procs.procs = ap1;
 	if (proto_msg_decode(type, data + 1, size - 1, &m) < 0)
 		return 0;
 	int n = proto_msg_encode(type, &m, out1, sizeof(out1));
@@ -33,6 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d.list_reply.entries = e2;
 	d.mstatus.nodes = nodes2;
 	d.mstatus.procs = procs2;
+	if (type == PROTO_PROCS)
+		d.procs.procs = ap2;
 	if (proto_msg_decode(type, out1, (size_t)n, &d) != n)
 		abort();
 	int n2 = proto_msg_encode(type, &d, out2, sizeof(out2));

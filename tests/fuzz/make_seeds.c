@@ -48,7 +48,9 @@ int main(int argc, char **argv)
 		PROTO_HEARTBEAT, PROTO_RUN, PROTO_RUN_OK, PROTO_DRAIN, PROTO_DRAIN_OK,
 		PROTO_MSTATUS_REPLY, PROTO_FREEZE, PROTO_FROZEN, PROTO_ADOPT,
 		PROTO_CORDON, PROTO_UNCORDON, PROTO_FORGET, PROTO_FORGET_OK,
+		PROTO_MLEASE, PROTO_MLEASE_OK, PROTO_FENCE, PROTO_FENCE_OK, PROTO_PROCS,
 	};
+	struct proto_agent_proc aprocs[2];
 	struct proto_node_entry nodes[1];
 	struct proto_proc_entry procs[1];
 	struct proto_list_entry entries[2];
@@ -108,6 +110,27 @@ int main(int argc, char **argv)
 		case PROTO_RESTORE_OK: strcpy(m.restore_ok.process, "p1"); break;
 		case PROTO_FORGET: strcpy(m.forget.name, "p1"); break;
 		case PROTO_FORGET_OK: m.forget_ok.kind = PROTO_FORGET_NODE; m.forget_ok.node = 2; break;
+		case PROTO_MLEASE:
+			strcpy(m.mlease.name, "m1"); m.mlease.lease_ms = 5000; m.mlease.fence_gen = 3;
+			m.mlease.alive_count = 2; m.mlease.alive[0] = 2; m.mlease.alive[1] = 3;
+			break;
+		case PROTO_MLEASE_OK:
+			m.mlease_ok.lease_ms = 5000; m.mlease_ok.fence_gen = 3;
+			m.mlease_ok.fence_count = 1; m.mlease_ok.fences[0].node = 4;
+			m.mlease_ok.fences[0].gen = 3; m.mlease_ok.fences[0].state = PROTO_FENCE_EFFECTIVE;
+			m.mlease_ok.manager_count = 2; strcpy(m.mlease_ok.managers[0], "m1");
+			strcpy(m.mlease_ok.managers[1], "m2");
+			break;
+		case PROTO_FENCE: m.fence.node = 4; strcpy(m.fence.by, "m1"); m.fence.hold_ms = 300; break;
+		case PROTO_FENCE_OK: m.fence_ok.node = 4; m.fence_ok.gen = 3; m.fence_ok.state = PROTO_FENCE_PENDING; break;
+		case PROTO_PROCS:
+			memset(aprocs, 0, sizeof(aprocs));
+			strcpy(aprocs[0].process, "p1"); aprocs[0].incarnation = 1;
+			aprocs[0].state = PROTO_AP_RUNNING; aprocs[0].pid = 42;
+			strcpy(aprocs[1].process, "p2"); aprocs[1].state = PROTO_AP_FAILED;
+			strcpy(aprocs[1].reason, "gave up after 5 restarts");
+			m.procs.node = 2; m.procs.generation = 7; m.procs.count = 2; m.procs.procs = aprocs;
+			break;
 		default: break;
 		}
 		buf[0] = t;

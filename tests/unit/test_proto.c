@@ -235,6 +235,58 @@ static void sample(uint8_t type, union proto_msg *m)
 		m->forget.kind = PROTO_FORGET_ANY;
 		strcpy(m->forget.name, "0000000000000003");
 		break;
+	case PROTO_MLEASE:
+		strcpy(m->mlease.name, "manager-2");
+		m->mlease.lease_ms = 5000;
+		m->mlease.fence_gen = 9;
+		m->mlease.alive_count = PROTO_NODES_MAX; /* every entry at its cap */
+		for (int i = 0; i < PROTO_NODES_MAX; i++)
+			m->mlease.alive[i] = (uint64_t)i + 2;
+		break;
+	case PROTO_MLEASE_OK:
+		m->mlease_ok.lease_ms = 5000;
+		m->mlease_ok.fence_gen = 9;
+		m->mlease_ok.fence_count = PROTO_NODES_MAX;
+		for (int i = 0; i < PROTO_NODES_MAX; i++) {
+			m->mlease_ok.fences[i].node = (uint64_t)i + 2;
+			m->mlease_ok.fences[i].gen = (uint64_t)i + 1;
+			m->mlease_ok.fences[i].state = (uint8_t)(1 + i % 3);
+		}
+		m->mlease_ok.manager_count = PROTO_MANAGERS_MAX;
+		for (int i = 0; i < PROTO_MANAGERS_MAX; i++)
+			memset(m->mlease_ok.managers[i], 'a' + i, PROTO_ID_MAX);
+		break;
+	case PROTO_FENCE:
+		m->fence.node = 7;
+		strcpy(m->fence.by, "manager-1");
+		m->fence.hold_ms = 300;
+		break;
+	case PROTO_FENCE_OK:
+		m->fence_ok.node = 7;
+		m->fence_ok.gen = 4;
+		m->fence_ok.state = PROTO_FENCE_EFFECTIVE;
+		m->fence_ok.wait_ms = 120;
+		break;
+	case PROTO_PROCS: {
+		static struct proto_agent_proc ap[PROTO_PROCS_MAX];
+		memset(ap, 0, sizeof(ap));
+		for (int i = 0; i < PROTO_PROCS_MAX; i++) { /* the largest report */
+			memset(ap[i].process, 'p', PROTO_ID_MAX);
+			ap[i].process[PROTO_ID_MAX - 1] = (char)('0' + i % 10);
+			ap[i].incarnation = 3;
+			ap[i].sequence = (uint64_t)i;
+			ap[i].pid = 1000 + (uint32_t)i;
+			ap[i].state = (uint8_t)(PROTO_AP_RUNNING + i % 7);
+			ap[i].restarts = (uint32_t)i % 6;
+			memset(ap[i].reason, 'r', PROTO_ID_MAX);
+		}
+		m->procs.node = 3;
+		memset(m->procs.boot, 0xb0, PROTO_BOOT_SIZE);
+		m->procs.generation = 12;
+		m->procs.count = PROTO_PROCS_MAX;
+		m->procs.procs = ap;
+		break;
+	}
 	case PROTO_FORGET_OK:
 		m->forget_ok.kind = PROTO_FORGET_PROCESS;
 		strcpy(m->forget_ok.process, "ledger-1");
@@ -319,13 +371,15 @@ static const uint8_t all_types[] = {
 	PROTO_MSTATUS, PROTO_MSTATUS_REPLY, PROTO_EXITED, PROTO_FREEZE,
 	PROTO_FROZEN, PROTO_THAW, PROTO_STOP, PROTO_ADOPT, PROTO_HEARTBEAT_ACK,
 	PROTO_NODE_FAILED, PROTO_RESOLVE, PROTO_RESOLVE_OK, PROTO_CORDON,
-	PROTO_UNCORDON, PROTO_FORGET, PROTO_FORGET_OK,
+	PROTO_UNCORDON, PROTO_FORGET, PROTO_FORGET_OK, PROTO_MLEASE, PROTO_MLEASE_OK,
+	PROTO_FENCE, PROTO_FENCE_OK, PROTO_PROCS,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
 static uint8_t buf[PROTO_MAX_FRAME], buf2[PROTO_MAX_FRAME];
 static struct proto_node_entry out_nodes[PROTO_NODES_MAX];
 static struct proto_proc_entry out_procs[PROTO_PROCS_MAX];
+static struct proto_agent_proc out_aprocs[PROTO_PROCS_MAX];
 
 /* Give a message about to be decoded the arrays its list replies need. */
 static void give_arrays(union proto_msg *d, struct proto_list_entry *entries_out)
@@ -333,6 +387,7 @@ static void give_arrays(union proto_msg *d, struct proto_list_entry *entries_out
 	d->list_reply.entries = entries_out;
 	d->mstatus.nodes = out_nodes;
 	d->mstatus.procs = out_procs;
+	d->procs.procs = out_aprocs; /* (overlaps nothing the others use) */
 }
 
 static void test_roundtrip_every_message(void **state)
@@ -372,6 +427,16 @@ static void test_roundtrip_every_message(void **state)
 			assert_int_equal(out_nodes[1].cordoned, 0);
 			assert_string_equal(out_procs[2].process, "p-2");
 			assert_int_equal(out_procs[2].state, PROTO_PS_EXITED);
+		}
+		if (type == PROTO_PROCS) {
+			assert_int_equal(d.procs.count, PROTO_PROCS_MAX);
+			assert_int_equal(out_aprocs[255].pid, 1255);
+			assert_int_equal(out_aprocs[6].state, PROTO_AP_FAILED);
+		}
+		if (type == PROTO_MLEASE_OK) {
+			assert_int_equal(d.mlease_ok.fence_count, PROTO_NODES_MAX);
+			assert_int_equal(d.mlease_ok.manager_count, PROTO_MANAGERS_MAX);
+			assert_int_equal(d.mlease_ok.fences[2].state, PROTO_FENCE_COMPLETE);
 		}
 		if (type == PROTO_FORGET_OK) {
 			assert_int_equal(d.forget_ok.kind, PROTO_FORGET_PROCESS);
@@ -573,7 +638,8 @@ static void test_session_roundtrip_and_bitflips(void **state)
 		sample(type, &m);
 		int n = proto_session_seal(&c, type, 0, 7, 99, &m, buf, sizeof(buf));
 		assert_true(n > 0);
-		d.list_reply.entries = e;
+		memset(&d, 0, sizeof(d));
+		give_arrays(&d, e);
 		assert_int_equal(proto_session_open(&s, buf, (size_t)n, &h, plain,
 						    sizeof(plain), &d), 0);
 		assert_int_equal(h.type, type);
