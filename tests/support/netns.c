@@ -311,14 +311,22 @@ int netns_setup(struct netns_net *net, const char *const *tags)
 			return -1;
 		}
 		struct netns_host *h = &net->hosts[i];
-		snprintf(h->tag, sizeof(h->tag), "%s", tags[i]);
-		snprintf(h->name, sizeof(h->name), "%s%s", net->prefix, h->tag);
-		snprintf(h->port, sizeof(h->port), "p-%s", h->tag);
-		snprintf(h->ip, sizeof(h->ip), "%s.%d", net->subnet, 10 + i);
+		/* (through locals: h lies inside net, and gcc's -Wrestrict
+		 * cannot tell the fields apart) */
+		char tag[sizeof(h->tag)], prefix[sizeof(net->prefix)], subnet[sizeof(net->subnet)];
+		snprintf(tag, sizeof(tag), "%s", tags[i]);
+		snprintf(prefix, sizeof(prefix), "%s", net->prefix);
+		snprintf(subnet, sizeof(subnet), "%s", net->subnet);
+		snprintf(h->tag, sizeof(h->tag), "%s", tag);
+		snprintf(h->name, sizeof(h->name), "%s%s", prefix, tag);
+		snprintf(h->port, sizeof(h->port), "p-%s", tag);
+		snprintf(h->ip, sizeof(h->ip), "%s.%d", subnet, 10 + i);
 		net->count = i + 1;
 		if (add_ns(h) != 0)
 			return -1;
-		snprintf(h->nsarg, sizeof(h->nsarg), "--net=%s", h->path);
+		char nspath[sizeof(h->path)];
+		snprintf(nspath, sizeof(nspath), "%s", h->path);
+		snprintf(h->nsarg, sizeof(h->nsarg), "--net=%s", nspath);
 		h->wrap[0] = nsenter_bin;
 		h->wrap[1] = h->nsarg;
 		h->wrap[2] = "--";
