@@ -50,9 +50,10 @@ extern const char *const *tu_exec_prefix;
 
 /*
  * Start a daemon: args is its argv (NULL-terminated; args[0] the binary),
- * after tu_exec_prefix if set; --ready-file DIR/NAME.ready is added, and the call waits (20 s at most)
- * until the daemon wrote its bound address there (into d->addr). Its
- * stdout and stderr go to DIR/NAME.log. Returns 0 or -1.
+ * run after tu_exec_prefix if set; --ready-file DIR/NAME.ready is added,
+ * and the call waits (20 s at most) until the daemon wrote its bound
+ * address there (into d->addr). Its stdout and stderr go to DIR/NAME.log.
+ * Returns 0 or -1.
  */
 int tu_daemon_start(struct tu_daemon *d, const char *dir, const char *name,
 		    const char *const *args);
