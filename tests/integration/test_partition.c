@@ -8,14 +8,15 @@
  *   (b) manager 2 cut off from one agent (manager 1 still hears it),
  *   (c) one agent cut off from everything (its programs are fenced there
  *       and restored elsewhere, exactly once each),
- *   (d) the store cut off from manager 1 (manager 2 still reaches it).
+ *   (d) the store cut off from manager 1 (manager 2 still reaches it),
+ *   (e) the same for 7 s, longer than manager 1's lease from the store.
  * Throughout, a sampler counts every program's live instances in /proc
  * every 20 ms: no program may ever have two at one moment (a stopped,
  * SIGSTOPped instance counts as live, and is reported apart). After the
  * heal, every program must run exactly once, both managers must show it
  * running under one incarnation, and its durable checkpoint must advance
  * in both (a convergence wait of 20 s, not a performance bound). No
- * program may be restored that did not have to be: in (a), (b) and (d)
+ * program may be restored that did not have to be: in (a), (b), (d), (e)
  * every incarnation stays 1; in (c) only the cut agent's programs move,
  * to incarnation 2.
  *
@@ -44,6 +45,7 @@
 #define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
 #define PROGRAMS 6
 #define CUT_MS 3000
+#define LONG_CUT_MS 7000
 #define SAMPLE_MS 20
 #define CONVERGE_MS 20000
 #define QUIET_MS 3000 /* watched after convergence: twice the node timeout */
@@ -66,13 +68,17 @@ struct scenario {
 	enum cut cut;
 	int a, b;        /* hosts: the one isolated, or the pair */
 	int victim;      /* agent whose programs must move (-1: none) */
+	int cut_ms;      /* how long */
 };
 
 static const struct scenario scenarios[] = {
-	{ 'a', "manager 2 cut off from everything", ISOLATE, H_M2, -1, -1 },
-	{ 'b', "manager 2 cut off from agent 1", PAIR, H_M2, H_N1, -1 },
-	{ 'c', "agent 1 cut off from everything", ISOLATE, H_N1, -1, 0 },
-	{ 'd', "store cut off from manager 1", PAIR, H_S, H_M1, -1 },
+	{ 'a', "manager 2 cut off from everything", ISOLATE, H_M2, -1, -1, CUT_MS },
+	{ 'b', "manager 2 cut off from agent 1", PAIR, H_M2, H_N1, -1, CUT_MS },
+	{ 'c', "agent 1 cut off from everything", ISOLATE, H_N1, -1, 0, CUT_MS },
+	{ 'd', "store cut off from manager 1", PAIR, H_S, H_M1, -1, CUT_MS },
+	/* longer than the manager's lease from the store (5 s by default):
+	 * manager 1 must stop answering, manager 2 keeps the nodes leased */
+	{ 'e', "store cut off from manager 1, 7 s", PAIR, H_S, H_M1, -1, LONG_CUT_MS },
 };
 
 /* what a scenario saw, for the table */
@@ -84,7 +90,7 @@ struct row {
 	long converge_ms;  /* -1: not within CONVERGE_MS */
 	bool ok;
 };
-static struct row rows[4];
+static struct row rows[sizeof(scenarios) / sizeof(scenarios[0])];
 
 static uint64_t scaled(uint64_t ms)
 {
@@ -102,8 +108,8 @@ static void print_table(void)
 		print_message("partition scenarios: none ran\n");
 		return;
 	}
-	print_message("partition scenarios (sampled every %d ms; cut %d ms):\n", SAMPLE_MS,
-		      CUT_MS);
+	print_message("partition scenarios (sampled every %d ms; cut %d ms unless said):\n",
+		      SAMPLE_MS, CUT_MS);
 	print_message("  %-36s %5s %7s %8s %8s %8s %9s %10s %s\n", "scenario", "max", "max",
 		      "samples", "samples", "max gap", "restores", "converged", "result");
 	print_message("  %-36s %5s %7s %8s %8s %8s %9s %10s\n", "", "live", "running",
@@ -266,8 +272,8 @@ static void run_scenario(int which)
 	uint64_t cut_at = tu_now_ms();
 	apply_cut(s);
 	uint64_t elapsed = tu_now_ms() - cut_at;
-	if (elapsed < CUT_MS)
-		usleep((useconds_t)(CUT_MS - elapsed) * 1000);
+	if (elapsed < (uint64_t)s->cut_ms)
+		usleep((useconds_t)((uint64_t)s->cut_ms - elapsed) * 1000);
 	assert_int_equal(netns_heal(&net), 0);
 	uint64_t healed_at = tu_now_ms();
 	assert_int_equal(netns_reach(&net, H_T, s->a, 2000), 1);
@@ -407,6 +413,7 @@ static void test_manager_cut_off(void **state) { (void)state; run_scenario(0); }
 static void test_manager_cut_from_agent(void **state) { (void)state; run_scenario(1); }
 static void test_agent_cut_off(void **state) { (void)state; run_scenario(2); }
 static void test_store_cut_from_manager(void **state) { (void)state; run_scenario(3); }
+static void test_store_cut_from_manager_long(void **state) { (void)state; run_scenario(4); }
 
 int main(void)
 {
@@ -416,6 +423,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_manager_cut_from_agent, teardown),
 		cmocka_unit_test_teardown(test_agent_cut_off, teardown),
 		cmocka_unit_test_teardown(test_store_cut_from_manager, teardown),
+		cmocka_unit_test_teardown(test_store_cut_from_manager_long, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	proto_init();

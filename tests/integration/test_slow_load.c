@@ -329,10 +329,11 @@ static void test_default_leases_under_load(void **state)
 		memset(now, 0, sizeof(now));
 	for (int k = 0; k < PROGRAMS; k++)
 		print_message("  %s: durable %" PRIu64 " before the load, %" PRIu64 " at its end, %"
-			      PRIu64 " at the end; incarnation %" PRIu64 ", state %d at manager 1, "
+			      PRIu64 " at the end; still for %" PRIu64 "/%" PRIu64 " ms at most "
+			      "(managers 1/2); incarnation %" PRIu64 ", state %d at manager 1; "
 			      "%d live instance(s) now\n", ids[k], durable_before[k],
-			      durable_loaded[k], v1.last_durable[k], v1.last_inc[k],
-			      v1.last_state[k], now[k].live);
+			      durable_loaded[k], v1.last_durable[k], v1.max_stall_ms[k],
+			      v2.max_stall_ms[k], v1.last_inc[k], v1.last_state[k], now[k].live);
 
 	int drops = 0, nowhere = 0;
 	for (int p = 0; p < PHASES; p++)
