@@ -191,6 +191,23 @@ int proc_launch(struct agent *a, const char *id, uint64_t incarnation,
 	int rc;
 
 	*out = NULL;
+	/* a program runs only under a lease: its watchdog must have an end
+	 * to enforce, or it would outlive this agent. A request that comes
+	 * right after this agent registered waits for the first answer (the
+	 * callers that run on the loop start programs only under a lease). */
+	int leased = 0;
+	for (int waited = 0; !leased && waited <= 2000; waited += 10) {
+		uv_mutex_lock(&a->lock);
+		leased = a->lease_until > agent_mono_ms() && !a->fenced;
+		uv_mutex_unlock(&a->lock);
+		if (!leased)
+			uv_sleep(10);
+	}
+	if (!leased) {
+		snprintf(err, errlen, "this agent holds no lease (no manager answers its "
+			 "heartbeats yet)");
+		return RTCMS_ESTATE;
+	}
 	rc = proto_spec_decode(spec, spec_len, &sp, arena, sizeof(arena));
 	if (rc) {
 		snprintf(err, errlen, "bad program spec: %s", rtcms_strerror(rc));

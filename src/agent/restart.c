@@ -6,8 +6,8 @@
  * default: a non-zero exit or a signal), always (a clean exit too), never.
  * A crashed program is restarted HERE, from the newest checkpoint this
  * agent holds (captured from its area at the crash: no network, no store),
- * under the same incarnation, after a back-off (restart_backoff, doubled
- * per restart); more than max_restarts within restart_window and the agent
+ * under the same incarnation, at once the first time, then after a
+ * back-off (restart_backoff, doubled per restart); more than max_restarts within restart_window and the agent
  * gives up: the program is reported FAILED with the reason and the
  * managers move it to another node once. A program the agent killed
  * itself (STOP after a move, its lease lapsed, shutdown, a restore never
@@ -111,8 +111,10 @@ void proc_exit_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc
 			  p->reason);
 		return;
 	}
-	uint64_t backoff = a->cfg.restart_backoff_ms;
-	for (uint32_t i = 0; i < p->restarts && backoff < 10000; i++)
+	/* the first restart at once (a crash is repaired within a memory copy
+	 * and a program start), then restart_backoff, doubled each time */
+	uint64_t backoff = p->restarts ? a->cfg.restart_backoff_ms : 0;
+	for (uint32_t i = 1; i < p->restarts && backoff < 10000; i++)
 		backoff *= 2;
 	p->outcome = PROTO_AP_RESTARTING;
 	p->restart_pending = 1;
@@ -180,7 +182,7 @@ void proc_restart_due(struct agent *a)
 		uv_mutex_lock(&a->lock);
 		for (struct aproc *p = a->procs; p && !due; p = p->next)
 			if (p->restart_pending && !p->superseded && now >= p->restart_at &&
-			    !a->stopping && !a->fenced) {
+			    !a->stopping && !a->fenced && a->lease_until > now) {
 				due = p;
 				p->restart_pending = 0;
 				p->refs++;

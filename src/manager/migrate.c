@@ -322,6 +322,9 @@ static void finish(struct manager *m, const char *id, int moved, uint64_t to,
 	if (p) {
 		p->migrating = 0;
 		p->state = PROTO_PS_RUNNING;
+		/* what its nodes reported before this is not news of it */
+		p->added_ms = manager_mono_ms();
+		p->absent_since = 0;
 		if (moved) {
 			p->node = to;
 			p->incarnation = inc;
