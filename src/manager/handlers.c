@@ -220,7 +220,8 @@ static int handle_status(struct manager *m, struct net_client *c,
 	union proto_msg out;
 
 	/* fresh metrics from every alive node */
-	size_t ni = manager_poll_nodes(m, info, addrs);
+	/* a frozen agent must not hold status up for io_timeout: 1 s each */
+	size_t ni = manager_poll_nodes(m, info, addrs, 1000);
 	memset(&out, 0, sizeof(out));
 	uv_mutex_lock(&m->lock);
 	snprintf(out.mstatus.name, sizeof(out.mstatus.name), "%s", m->cfg.name);
@@ -341,7 +342,7 @@ static int handle_run(struct manager *m, struct net_client *c, const char *who,
 		return rpc_reply_error(c, hdr, rc, "cannot check %s in the store %s: %s",
 				 run->process, m->cfg.store, rtcms_strerror(rc));
 	}
-	size_t n = manager_poll_nodes(m, info, addrs);
+	size_t n = manager_poll_nodes(m, info, addrs, MANAGER_INFO_TIMEOUT(m));
 	int pick = RTCMS_ENOSPC;
 	if (run->node) {
 		for (size_t i = 0; i < n; i++)

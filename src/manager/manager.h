@@ -248,9 +248,11 @@ int manager_fence(struct manager *m, uint64_t node, uint8_t *state, uint32_t *wa
  * WAIT (a claim is held). 0 or the store's error. */
 int manager_resolve(struct manager *m, const char *id, uint64_t incarnation,
 		    uint64_t node, uint32_t *verdict, char *why, size_t whylen);
-/* Ask every alive node for its INFO; fills nodes (MANAGER_NODES_MAX) and
- * returns the count. */
+/* Ask every alive node for its INFO (each within timeout_ms; one that does
+ * not answer is left out); fills nodes (MANAGER_NODES_MAX) and returns the
+ * count. */
+#define MANAGER_INFO_TIMEOUT(m) ((int)(m)->cfg.io_timeout_ms) /* placement: a loaded node may be slow */
 size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
-			  char (*addrs)[PROTO_ADDR_MAX + 1]);
+			  char (*addrs)[PROTO_ADDR_MAX + 1], int timeout_ms);
 
 #endif

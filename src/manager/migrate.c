@@ -41,7 +41,7 @@ static void crash_point(const char *where)
 }
 
 size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
-			  char (*addrs)[PROTO_ADDR_MAX + 1])
+			  char (*addrs)[PROTO_ADDR_MAX + 1], int timeout_ms)
 {
 	uint64_t ids[MANAGER_NODES_MAX];
 	bool cordoned[MANAGER_NODES_MAX];
@@ -65,7 +65,7 @@ size_t manager_poll_nodes(struct manager *m, struct placement_node *nodes,
 		nodes[i].cordoned = cordoned[i];
 		memset(&q, 0, sizeof(q));
 		int rc = net_client_connect(addrs[i], &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
-					    (int)m->cfg.io_timeout_ms, &c);
+					    timeout_ms, &c);
 		if (rc == 0)
 			rc = net_client_call(c, PROTO_INFO, &q, PROTO_INFO_REPLY, &h, &r);
 		net_client_free(c);
@@ -581,7 +581,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		 final.size);
 
 	/* 2. where to */
-	size_t n = manager_poll_nodes(m, nodes, addrs);
+	size_t n = manager_poll_nodes(m, nodes, addrs, MANAGER_INFO_TIMEOUT(m));
 	int allow_src = allow_same || target == source;
 	for (size_t i = 0; i < n; i++)
 		if (target && nodes[i].info.node != target)
@@ -762,7 +762,7 @@ int manager_recover(struct manager *m, const char *id, int source_alive,
 	}
 	meta.spec = NULL;
 	meta.spec_len = 0;
-	size_t n = manager_poll_nodes(m, nodes, addrs);
+	size_t n = manager_poll_nodes(m, nodes, addrs, MANAGER_INFO_TIMEOUT(m));
 	int chosen = place_and_restore(m, p, &store, &dst, nodes, addrs, n, &meta, source,
 				       source_alive, NULL, &durable, why, whylen);
 	if (chosen < 0) {
