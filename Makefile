@@ -6,7 +6,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 5
 
-.PHONY: all deps build test test-asan fuzz demo bench clean help
+.PHONY: all deps build test test-asan fuzz soak demo bench clean help
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make test-asan  unit and integration tests under ASan+UBSan"
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 5)"
 	@echo "make bench      run the benchmarks and rewrite docs/benchmarks.md"
+	@echo "make soak       the chaos run: 100 random faults in a whole cluster (minutes)"
 
 deps:
 	@scripts/install-deps -q
@@ -26,7 +27,7 @@ build: deps
 
 test: build
 	@$(MAKE) --no-print-directory fuzz-build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE fuzz
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'fuzz|soak'
 	cd build-fuzz && ctest --output-on-failure -L fuzz
 
 test-asan: deps
@@ -43,6 +44,9 @@ fuzz-build: deps
 
 fuzz: fuzz-build
 	cd build-fuzz && ctest --output-on-failure -L fuzz
+
+soak: build
+	cd $(BUILD) && ctest --output-on-failure -L soak
 
 demo: build
 	@scripts/demo.sh $(BUILD)

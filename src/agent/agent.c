@@ -199,9 +199,11 @@ static void outbox_thread(void *arg)
 		uint64_t now = agent_mono_ms();
 		for (size_t i = 0; i < a->mgr_count && !a->stopping; i++) {
 			struct mgr_link *l = &a->mgrs[i];
+			int report_due = 0; /* the report goes with every REGISTER */
 			if (!l->registered && now < l->retry_at_ms)
 				continue;
 			if (!l->registered || now - ls[i].last_register >= REGISTER_EVERY_MS) {
+				report_due = 1;
 				uv_mutex_unlock(&a->lock);
 				int rc = link_register(a, l);
 				uv_mutex_lock(&a->lock);
@@ -223,7 +225,7 @@ static void outbox_thread(void *arg)
 			}
 			if (l->registered) {
 				uv_mutex_unlock(&a->lock);
-				int rc = link_report(a, l, &ls[i], ls[i].report_hash == 0);
+				int rc = link_report(a, l, &ls[i], report_due || ls[i].report_hash == 0);
 				uv_mutex_lock(&a->lock);
 				if (rc) {
 					link_drop(l, rtcms_strerror(rc));

@@ -10,11 +10,14 @@ enum recovery_action recovery_decide(const struct recovery_config *cfg,
 		return RECOVERY_PRESENT;
 	if (f->node_failed)
 		return RECOVERY_RESTORE;
+	if (f->uptime_ms < cfg->start_grace_ms)
+		return RECOVERY_WAIT; /* its agent may not have reported yet, and an
+				       * instance of an agent's earlier boot may
+				       * live until its lease ends: this manager
+				       * did not see that boot's heartbeats */
 	if (f->node_alive)
 		return f->report_fresh && f->absent_ms >= cfg->absent_grace_ms ? RECOVERY_RESTORE
 									       : RECOVERY_WAIT;
-	if (f->uptime_ms < cfg->start_grace_ms)
-		return RECOVERY_WAIT; /* its agent may not have re-registered yet */
 	/* unheard: a known node is fenced by the failure detector; an unknown
 	 * one must be fenced here before anything of it is restored */
 	return f->node_known ? RECOVERY_WAIT : RECOVERY_FENCE_NODE;

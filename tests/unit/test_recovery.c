@@ -45,6 +45,10 @@ static void test_recovery_cases(void **state)
 	 * only after the agents had time to register */
 	assert_int_equal(decide((struct recovery_facts){ 0 }), RECOVERY_FENCE_NODE);
 	assert_int_equal(decide((struct recovery_facts){ .uptime_ms = 1000 }), RECOVERY_WAIT);
+	/* a manager that just started trusts no report's absence yet */
+	f.report_fresh = 1;
+	f.uptime_ms = 1000;
+	assert_int_equal(decide(f), RECOVERY_WAIT);
 	assert_string_equal(recovery_action_name(RECOVERY_RESTORE), "restore");
 }
 
