@@ -3,15 +3,23 @@
  *
  * Threads:
  *   loop      libuv: the listener, the capture timer (polls each area's
- *             commit pointer), CPU sampling, SIGCHLD (reaps programs),
- *             SIGINT/SIGTERM
- *   outbox    one thread: REGISTER with every manager and CKPT_NOTIFY /
- *             EXITED to them, over one persistent connection each
+ *             commit pointer, then restarts crashed programs whose
+ *             back-off is over), CPU sampling, SIGCHLD (reaps programs and
+ *             decides their restart), SIGINT/SIGTERM/SIGHUP, housekeeping
+ *             (RESOLVE of frozen programs, the `run =` programs)
+ *   heartbeat one thread with its own UDP socket (hbthread.c; SCHED_FIFO
+ *             where the agent may): HEARTBEAT to every manager, their acks
+ *             renew the lease, the lease watchdog; never waits on a disk,
+ *             a pull or a restore
+ *   outbox    one thread: REGISTER and PROCS (every second and on every
+ *             change), CKPT_NOTIFY and EXITED to every manager, over one
+ *             persistent connection each
  *   conn      one thread per manager connection (rpc_server): INFO, PULL,
- *             RUN, RESTORE, FREEZE, THAW, STOP, ADOPT
+ *             PROCS (a question), RUN, RESTORE, FREEZE, THAW, STOP, ADOPT
  *   pool      libuv's: captures (copy the committed slot, hash it)
- * One mutex (agent.lock) guards the process list and the manager table;
- * each process has its own capture mutex; images are reference counted.
+ * One mutex (agent.lock) guards the process list, the manager table and
+ * the lease; nobody holds it across I/O or a wait. Lock order: a
+ * process' capture mutex, then agent.lock; images are reference counted.
  */
 #ifndef RTCMS_AGENT_H
 #define RTCMS_AGENT_H
