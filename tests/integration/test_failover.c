@@ -265,7 +265,8 @@ static void test_stale_restore_refused(void **state)
 	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
 	assert_int_equal(cl_agent_start(&cl, 1, NULL), 0);
 	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "30", NULL };
-	assert_int_equal(cl_run(&cl, "stale", cl_node(0), counter, NULL), 0);
+	const char *never[] = { "RTCMS_RESTART=never", NULL }; /* killed below: it ends */
+	assert_int_equal(cl_run(&cl, "stale", cl_node(0), counter, never), 0);
 	assert_int_equal(cl_wait_durable(&cl, "stale", 1, 3, 20000), 0);
 	if (cl_migrate(&cl, "stale", cl_node(1), 0, &ok, why, sizeof(why)))
 		fail_msg("migrate: %s", why);

@@ -90,6 +90,15 @@ static uint64_t wait_running(struct cluster *cl, const char *id, uint64_t inc,
 		}
 		usleep(20000);
 	}
+	struct proto_proc_entry e = { 0 };
+	int rc = cl_proc(cl, id, &e);
+	printf("# %s not running once as incarnation >= %" PRIu64 ": manager %d, state %u, "
+	       "incarnation %" PRIu64 ", node %016" PRIx64 "; %d live instance(s) in /proc\n",
+	       id, inc, rc, e.state, e.incarnation, e.node, cl_instances(id, NULL, 0));
+	if (system("ps -eo pid,ppid,stat,lstart,args | grep '[r]tcms-counter'; "
+		   "grep -h 'stall-a\\|lease\\|fenced' /tmp/rtcms-nl-stall-*/agent-1.log | "
+		   "grep -v counter: | tail -20") != 0)
+		printf("# (no ps)\n");
 	return 0;
 }
 

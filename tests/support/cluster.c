@@ -357,7 +357,8 @@ static int read_file(const char *path, char *buf, size_t cap)
  * parents (optional) */
 int cl_instances(const char *id, int *parents, int max)
 {
-	char want[160], path[64], buf[8192];
+	char want[160], path[64];
+	static __thread char buf[65536]; /* a whole environment */
 	int n = 0;
 	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
 	DIR *d = opendir("/proc");
