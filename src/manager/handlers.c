@@ -69,8 +69,10 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 			 who, r->node, r->address);
 		n->hb_counter = 0;
 		/* the old boot's programs may live on until their lease from its
-		 * last answered heartbeat runs out; its report is not this one's */
-		n->prev_boot_seen_ms = n->seen_ms;
+		 * last answered heartbeat runs out - answered by any manager, maybe
+		 * later than this one heard it, but sent before the new boot
+		 * started: count from now. Its report is not this one's. */
+		n->prev_boot_seen_ms = manager_mono_ms();
 		n->report_gen = 0;
 		n->report_ms = 0;
 		n->report_count = 0;

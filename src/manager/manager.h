@@ -69,7 +69,8 @@ struct mnode {
 	uint16_t report_count;
 	uint64_t report_ms;            /* monotonic ms it arrived; 0 = none yet */
 	uint64_t report_gen;
-	uint64_t prev_boot_seen_ms;    /* last heard before its agent restarted */
+	uint64_t prev_boot_seen_ms;    /* when its agent's new boot registered: the old
+					* boot's instances may live a lease longer */
 };
 
 struct mproc {
