@@ -278,8 +278,10 @@ static void test_kill9_during_gc(void **state)
 			listed[p] = check_process(c, p, want, &s, &newest);
 			/* the newest acknowledged one, or a newer one */
 			assert_true(newest >= w.acked[p]);
-			/* retention: the newest and its chain, nothing else */
-			assert_true(listed[p] >= 1);
+			/* retention: the newest and its chain, nothing else (a
+			 * process the writer never got acknowledged may have none:
+			 * a loaded machine can kill the store before its first) */
+			assert_true(listed[p] >= (w.acked[p] ? 1 : 0));
 			assert_true(listed[p] <= FULL_EVERY);
 		}
 		union proto_msg q, r;
