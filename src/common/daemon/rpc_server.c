@@ -16,7 +16,6 @@
 #include "gate.h"
 #include "log/log.h"
 #include "net/addr.h"
-#include "proto/heartbeat.h"
 #include "rtcms_error.h"
 
 struct rpc_conn {
@@ -229,33 +228,3 @@ void rpc_close_all(uv_loop_t *loop)
 	uv_walk(loop, close_walk, NULL);
 }
 
-static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	/* one datagram at a time on the loop: a static buffer will do; a
-	 * heartbeat is small, anything longer is cut and then refused */
-	static char space[PROTO_HEARTBEAT_MAX + 1];
-	(void)h;
-	(void)suggested;
-	buf->base = space;
-	buf->len = sizeof(space);
-}
-
-int rpc_udp_open(uv_loop_t *loop, uv_udp_t *udp, const char *addr, int any_port,
-		 uv_udp_recv_cb cb, void *data)
-{
-	struct sockaddr_storage ss;
-	if (net_addr_parse(addr, 1, &ss) != 0)
-		return RTCMS_EINVAL;
-	if (any_port && ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = 0;
-	else if (any_port)
-		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-	uv_udp_init(loop, udp);
-	udp->data = data;
-	if (uv_udp_bind(udp, (struct sockaddr *)&ss, 0) != 0 ||
-	    uv_udp_recv_start(udp, on_udp_alloc, cb) != 0) {
-		log_error("cannot open a UDP socket on %s for heartbeats", addr);
-		return RTCMS_EIO;
-	}
-	return 0;
-}

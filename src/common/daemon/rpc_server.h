@@ -74,14 +74,6 @@ int rpc_reply_error(struct net_client *c, const struct proto_header *hdr, int co
 /* Close every handle of loop (a daemon stopping): uv_run then returns. */
 void rpc_close_all(uv_loop_t *loop);
 
-/*
- * Open a UDP socket on loop bound to addr ("host:port"; with any_port the
- * port is replaced by 0), receiving heartbeat-sized datagrams into cb;
- * udp->data is set to data. Returns 0, RTCMS_EINVAL or RTCMS_EIO (logged).
- */
-int rpc_udp_open(uv_loop_t *loop, uv_udp_t *udp, const char *addr, int any_port,
-		 uv_udp_recv_cb cb, void *data);
-
 /* Write "addr\n" to path atomically (temp file + rename): the ready file
  * tests and scripts wait for. Returns 0 or RTCMS_EIO. */
 int rpc_write_ready_file(const char *path, const char *addr);
