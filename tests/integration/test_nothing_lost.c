@@ -102,44 +102,6 @@ static uint64_t wait_running(struct cluster *cl, const char *id, uint64_t inc,
 	return 0;
 }
 
-/* The pid of id's one live (not zombie) instance, or -1 (none or more). */
-static int instance_pid(const char *id)
-{
-	char want[PROTO_ID_MAX + 32], path[64], buf[16384];
-	int found = -1, n = 0;
-	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		int pid = atoi(de->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		FILE *f = fopen(path, "r");
-		size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-		if (f)
-			fclose(f);
-		buf[len] = '\0';
-		const char *p = strrchr(buf, ')');
-		if (!p || p[2] == 'Z')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/environ", pid);
-		f = fopen(path, "r");
-		len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-		if (f)
-			fclose(f);
-		buf[len] = '\0';
-		for (size_t off = 0; off < len; off += strlen(buf + off) + 1)
-			if (strcmp(buf + off, want) == 0) {
-				found = pid;
-				n++;
-				break;
-			}
-	}
-	if (d)
-		closedir(d);
-	return n == 1 ? found : -1;
-}
 
 /* (1) An agent stalled longer than its lease but shorter than the node
  * timeout: the program's own watchdog fences it; the managers still count
@@ -191,14 +153,14 @@ static void test_crash_restarted(void **state)
 	sampler_start(ids, 2);
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(cl_proc(&cl, "crash-a", &before), 0);
-		int pid = instance_pid("crash-a");
+		int pid = cl_instance_pid("crash-a");
 		assert_true(pid > 0);
 		kill(pid, SIGABRT);
 		/* a new pid, the same incarnation, restarts counted */
 		uint64_t end = tu_now_ms() + 20000;
 		int np = -1;
 		while (tu_now_ms() < end) {
-			np = instance_pid("crash-a");
+			np = cl_instance_pid("crash-a");
 			if (np > 0 && np != pid && cl_proc(&cl, "crash-a", &after) == 0 &&
 			    after.restarts >= (uint32_t)round + 1)
 				break;
@@ -210,7 +172,7 @@ static void test_crash_restarted(void **state)
 		/* it continued from its checkpoint: its sequence goes on */
 		assert_int_equal(cl_wait_durable(&cl, "crash-a", 1, before.durable + 2, 20000), 0);
 	}
-	int pid = instance_pid("crash-never");
+	int pid = cl_instance_pid("crash-never");
 	assert_true(pid > 0);
 	kill(pid, SIGABRT);
 	uint64_t end = tu_now_ms() + 20000;
@@ -289,7 +251,7 @@ static void test_duplicate_node_id(void **state)
 	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0);
 	assert_int_equal(cl_run(&cl, "dup-a", cl_node(0), counter, NULL), 0);
 	assert_int_equal(cl_wait_durable(&cl, "dup-a", 1, 2, 20000), 0);
-	int pid = instance_pid("dup-a");
+	int pid = cl_instance_pid("dup-a");
 	char node[32];
 	snprintf(node, sizeof(node), "%" PRIx64, cl_node(0));
 	const char *extra[] = { "--lease", "1000", NULL };
@@ -303,7 +265,7 @@ static void test_duplicate_node_id(void **state)
 	assert_int_equal(cl_proc(&cl, "dup-a", &e), 0);
 	assert_int_equal(e.state, PROTO_PS_RUNNING);
 	assert_int_equal(e.incarnation, 1);
-	assert_int_equal(instance_pid("dup-a"), pid);
+	assert_int_equal(cl_instance_pid("dup-a"), pid);
 	tu_daemon_stop(&dup, SIGTERM);
 	cl_stop(&cl);
 }

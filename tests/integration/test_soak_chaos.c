@@ -115,44 +115,6 @@ static void *sample(void *arg)
 	return NULL;
 }
 
-/* The pid of the one live instance of id, or -1. */
-static int instance_pid(const char *id)
-{
-	char want[PROTO_ID_MAX + 32], path[64], buf[16384];
-	int found = -1, n = 0;
-	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		int pid = atoi(de->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		FILE *f = fopen(path, "r");
-		size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-		if (f)
-			fclose(f);
-		buf[len] = '\0';
-		const char *p = strrchr(buf, ')');
-		if (!p || p[2] == 'Z')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/environ", pid);
-		f = fopen(path, "r");
-		len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-		if (f)
-			fclose(f);
-		buf[len] = '\0';
-		for (size_t off = 0; off < len; off += strlen(buf + off) + 1)
-			if (strcmp(buf + off, want) == 0) {
-				found = pid;
-				n++;
-				break;
-			}
-	}
-	if (d)
-		closedir(d);
-	return n == 1 ? found : -1;
-}
 
 /* Every program runs exactly once and manager 1 shows it running. */
 static int converged(struct cluster *cl)
@@ -213,7 +175,7 @@ static void test_chaos(void **state)
 			kill(cl.agents[who].pid, SIGCONT);
 			break;
 		case 2: { /* a program crashed */
-			int pid = instance_pid(ids[random() % PROGS]);
+			int pid = cl_instance_pid(ids[random() % PROGS]);
 			if (pid > 0)
 				kill(pid, SIGABRT);
 			who = pid;

@@ -461,3 +461,38 @@ void cl_kill_children(int parent)
 	if (d)
 		closedir(d);
 }
+
+int cl_instance_pid(const char *id)
+{
+	int parents[2];
+	if (cl_instances(id, parents, 2) != 1)
+		return -1;
+	/* the one child of that parent that is id */
+	char want[160], path[64];
+	static __thread char buf[65536];
+	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int found = -1;
+	while (d && (e = readdir(d)) && found < 0) {
+		int pid = atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if (read_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		const char *p = strrchr(buf, ')');
+		if (!p || p[2] == 'Z' || atoi(p + 4) != parents[0])
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+		int len = read_file(path, buf, sizeof(buf));
+		for (int off = 0; off < len; off += (int)strlen(buf + off) + 1)
+			if (strcmp(buf + off, want) == 0) {
+				found = pid;
+				break;
+			}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}

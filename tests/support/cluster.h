@@ -106,6 +106,8 @@ int cl_instances(const char *id, int *parents, int max);
 int cl_procs_at(struct cluster *cl, const struct tu_daemon *mgr, const char *const *ids,
 		int n, struct proto_proc_entry *out, struct proto_node_entry *nodes,
 		int *node_count, int timeout_ms);
+/* The pid of the one live instance of id, or -1 (none, or more than one). */
+int cl_instance_pid(const char *id);
 /* SIGKILL every child process of parent (a node's programs). */
 void cl_kill_children(int parent);
 /* cl_proc, asking the manager mgr (e.g. &cl->manager2). */
