@@ -128,7 +128,7 @@ void proc_exit_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc
 }
 
 /* Restart p (exited, pending): newest checkpoint captured from its area,
- * then a new instance of the same incarnation. Lock not held. */
+ * then a new instance of the same incarnation. Pool thread; lock not held. */
 static void restart_one(struct agent *a, struct aproc *p)
 {
 	struct image *img = NULL;
@@ -174,6 +174,29 @@ static void restart_one(struct agent *a, struct aproc *p)
 	agent_wake_outbox(a);
 }
 
+struct restart_work {
+	uv_work_t w;
+	struct agent *a;
+	struct aproc *p;
+};
+
+static void work_restart(uv_work_t *w)
+{
+	struct restart_work *rw = w->data;
+	restart_one(rw->a, rw->p);
+}
+
+static void after_restart(uv_work_t *w, int status)
+{
+	struct restart_work *rw = w->data;
+	(void)status;
+	proc_unref(rw->a, rw->p);
+	free(rw);
+}
+
+/* Loop: hand every program whose back-off is over to the pool. The capture
+ * (a copy of the area) and the program's start run there, never on the
+ * loop, which keeps serving the managers' pulls meanwhile. */
 void proc_restart_due(struct agent *a)
 {
 	uint64_t now = agent_mono_ms();
@@ -190,7 +213,16 @@ void proc_restart_due(struct agent *a)
 		uv_mutex_unlock(&a->lock);
 		if (!due)
 			return;
-		restart_one(a, due);
+		struct restart_work *rw = a->loop ? calloc(1, sizeof(*rw)) : NULL;
+		if (rw) {
+			rw->w.data = rw;
+			rw->a = a;
+			rw->p = due;
+			if (uv_queue_work(a->loop, &rw->w, work_restart, after_restart) == 0)
+				continue;
+			free(rw);
+		}
+		restart_one(a, due); /* no loop (tests) or no pool: here */
 		proc_unref(a, due);
 	}
 }

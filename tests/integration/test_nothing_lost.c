@@ -187,6 +187,67 @@ static void test_crash_restarted(void **state)
 	cl_stop(&cl);
 }
 
+/* Kill id's one instance, then wait for a new pid, or for the manager to
+ * show it failed; returns the new pid, 0 if failed, -1 on timeout. */
+static int crash_and_wait(struct cluster *cl, const char *id, struct proto_proc_entry *after)
+{
+	int pid = cl_instance_pid(id);
+	assert_true(pid > 0);
+	kill(pid, SIGABRT);
+	uint64_t end = tu_now_ms() + 30000;
+	while (tu_now_ms() < end) {
+		int np = cl_instance_pid(id);
+		if (cl_proc(cl, id, after) == 0 && after->state == PROTO_PS_FAILED)
+			return 0;
+		if (np > 0 && np != pid)
+			return np;
+		usleep(20000);
+	}
+	return -1;
+}
+
+/* (3) A program that keeps crashing: past max_restarts its agent gives up,
+ * the manager moves it to another node once (a new incarnation), and when
+ * it gives up there too, it is shown failed with the reason, runs nowhere
+ * and is not restored again. */
+static void test_gave_up_moved_once(void **state)
+{
+	static struct cluster cl;
+	struct proto_proc_entry e;
+	const char *ids[] = { "crash-loop" };
+	const char *one[] = { "--max-restarts", "1", NULL };
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "nl-gaveup", NULL), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(cl_agent_start(&cl, i, one), 0);
+	assert_int_equal(cl_run(&cl, "crash-loop", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "crash-loop", 1, 3, 20000), 0);
+	sampler_start(ids, 1);
+	/* node 0: one restart, then the agent gives up; moved to node 1 */
+	assert_true(crash_and_wait(&cl, "crash-loop", &e) > 0);
+	assert_true(crash_and_wait(&cl, "crash-loop", &e) > 0);
+	assert_true(wait_running(&cl, "crash-loop", 2, 30000, &e) >= 2);
+	assert_int_equal(e.node, cl_node(1));
+	printf("# gave up on node 0: moved to node 1 as incarnation %" PRIu64 "\n",
+	       e.incarnation);
+	uint64_t moved = e.incarnation;
+	assert_int_equal(cl_wait_durable(&cl, "crash-loop", moved, 2, 20000), 0);
+	/* node 1: one restart, then it gives up there too: failed for good */
+	assert_true(crash_and_wait(&cl, "crash-loop", &e) > 0);
+	assert_int_equal(crash_and_wait(&cl, "crash-loop", &e), 0);
+	assert_int_equal(e.state, PROTO_PS_FAILED);
+	assert_int_equal(e.incarnation, moved);
+	assert_non_null(strstr(e.reason, "gave up"));
+	printf("# failed for good: %s\n", e.reason);
+	usleep(2000000); /* and it stays so: not restored anywhere */
+	assert_int_equal(cl_proc(&cl, "crash-loop", &e), 0);
+	assert_int_equal(e.state, PROTO_PS_FAILED);
+	assert_int_equal(cl_instances("crash-loop", NULL, 0), 0);
+	sampler_stop();
+	cl_stop(&cl);
+}
+
 /* (9) An agent killed with kill -9 and started again within the node
  * timeout: its program (fenced by its own watchdog) is restored. */
 static void test_restarted_agent(void **state)
@@ -275,6 +336,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_stalled_agent, cl_teardown),
 		cmocka_unit_test_teardown(test_crash_restarted, cl_teardown),
+		cmocka_unit_test_teardown(test_gave_up_moved_once, cl_teardown),
 		cmocka_unit_test_teardown(test_restarted_agent, cl_teardown),
 		cmocka_unit_test_teardown(test_manager_stopped, cl_teardown),
 		cmocka_unit_test_teardown(test_duplicate_node_id, cl_teardown),
