@@ -643,15 +643,16 @@ static const struct proto_agent_proc *find_instance(struct manager *m, const str
 	return best;
 }
 
-/* A program an agent gave up on (or may not restart): moved once to
- * another node, then failed; restart = never: failed at once. */
+/* A program an agent may not restart (restart = never): failed at once.
+ * One an agent gave up on is moved to another node, and the store allows
+ * that once per program (a GAVE_UP claim): a second time it has failed. */
 static bool gave_up(struct manager *m, struct mproc *p, const struct proto_agent_proc *e)
 {
 	if (e->state != PROTO_AP_FAILED)
 		return false;
 	snprintf(p->reason, sizeof(p->reason), "%s", e->reason);
 	p->restarts = e->restarts;
-	if (p->relocated || strncmp(e->reason, "restart=never", 13) == 0) {
+	if (strncmp(e->reason, "restart=never", 13) == 0) {
 		if (p->state != PROTO_PS_FAILED)
 			log_error("%s failed for good on node %016" PRIx64 ": %s", p->id, p->node,
 				  e->reason);
@@ -698,8 +699,7 @@ static void reconcile(struct manager *m, uint64_t now)
 		} else {
 			p->absent_since = 0;
 		}
-		if (gone && gone->state == PROTO_AP_FAILED && f.node_alive)
-			f.absent_ms = UINT64_MAX; /* it gave up there: move it at once */
+		f.gave_up_there = gone && gone->state == PROTO_AP_FAILED;
 		if (f.node_alive && n->prev_boot_seen_ms &&
 		    now < n->prev_boot_seen_ms + m->cfg.agent_lease_ms + m->cfg.fence_margin_ms)
 			f.report_fresh = 0; /* the old boot's instance may live until its
@@ -729,8 +729,7 @@ static void reconcile(struct manager *m, uint64_t now)
 					 "checkpoint", p->id, f.node_failed ? "its node failed"
 					 : gone ? gone->reason[0] ? gone->reason : "gone from its node"
 					 : "its node no longer reports it");
-				if (gone && gone->state == PROTO_AP_FAILED)
-					p->relocated = 1;
+				p->gave_up_move = f.gave_up_there;
 				p->state = PROTO_PS_WAITING;
 				p->retry_at = 0;
 			}
@@ -785,12 +784,13 @@ static void detector_thread(void *arg)
 		char id[PROTO_ID_MAX + 1], why[PROTO_TEXT_MAX + 1];
 		snprintf(id, sizeof(id), "%s", p->id);
 		struct mnode *src = manager_node(m, p->node);
-		int source_alive = node_usable(m, src) && !p->relocated;
+		struct recover_req req = {
+			.source_alive = node_usable(m, src) && !p->gave_up_move,
+			.gave_up = p->gave_up_move,
+		};
 		p->migrating = 1;
 		uv_mutex_unlock(&m->lock);
-		uint64_t elsewhere = 0, held_until = 0;
-		int rc = manager_recover(m, id, source_alive, &elsewhere, &held_until, why,
-					 sizeof(why));
+		int rc = manager_recover(m, id, &req, why, sizeof(why));
 		uv_mutex_lock(&m->lock);
 		p = manager_proc(m, id);
 		if (rc == 0)
@@ -800,7 +800,7 @@ static void detector_thread(void *arg)
 			 * it after all): its reports tell the rest */
 			log_info("%s", why);
 			p->migrating = 0;
-			p->node = elsewhere;
+			p->node = req.elsewhere;
 			p->state = PROTO_PS_RUNNING;
 			p->absent_since = 0;
 			p->added_ms = manager_mono_ms(); /* wait for a report after this */
@@ -813,15 +813,22 @@ static void detector_thread(void *arg)
 			continue;
 		}
 		p->migrating = 0;
-		if (rc == RTCMS_ENOENT) {
+		if (req.failed) {
+			p->state = PROTO_PS_FAILED;
+			p->gave_up_move = 0;
+			snprintf(p->reason, sizeof(p->reason), "%.*s", (int)sizeof(p->reason) - 1,
+				 why);
+			log_error("%s failed for good: %s", id, why);
+		} else if (rc == RTCMS_ENOENT) {
 			p->state = PROTO_PS_UNKNOWN;
 			log_error("%s cannot be restored: no durable checkpoint (%s)", id, why);
 		} else {
 			/* claimed by another manager: try again right when its
 			 * lease ends (it may have crashed), else in a second */
 			uint64_t wait = 1000, real = manager_real_ms();
-			if (rc == RTCMS_ECLAIMED && held_until > real && held_until - real < wait)
-				wait = held_until - real + 5;
+			if (rc == RTCMS_ECLAIMED && req.held_until > real &&
+			    req.held_until - real < wait)
+				wait = req.held_until - real + 5;
 			p->retry_at = manager_mono_ms() + wait;
 			log_warn("%s not restored yet: %s; trying again in %" PRIu64 " ms", id,
 				 why, wait);

@@ -96,7 +96,7 @@ struct mproc {
 	uint64_t confirmed_ms;         /* monotonic: last report that showed it */
 	uint32_t restarts;             /* as its agent reports them */
 	char reason[PROTO_ID_MAX + 1]; /* its last exit, restart or failure */
-	int relocated;                 /* moved once after its node gave up on it */
+	int gave_up_move;              /* the restore under way follows a give-up */
 	uint64_t probe_at;             /* another manager pulls it: next look at the
 					* store (monotonic ms) */
 	_Atomic int migrating;         /* written under lock; a pull polls it */
@@ -227,16 +227,25 @@ struct migrate_result {
 int manager_migrate(struct manager *m, const char *who, const char *id,
 		    uint64_t target, int allow_same, struct migrate_result *res,
 		    char *why, size_t whylen);
+/* How manager_recover() is to restore a program, and what came of it. */
+struct recover_req {
+	int source_alive;      /* in: its node is alive (it may be chosen again)
+				* and is asked under the claim whether it holds
+				* the program after all */
+	int gave_up;           /* in: its node gave up restarting it (the store
+				* allows one such move per program) */
+	uint64_t elsewhere;    /* out, RTCMS_EEXIST: the node that runs it */
+	uint64_t held_until;   /* out, RTCMS_ECLAIMED: the holder's lease end, unix ms */
+	int failed;            /* out: the store refused the claim: a second
+				* give-up, the program has failed for good */
+};
 /* Restore process id, which runs nowhere, from its latest durable
  * checkpoint on the best healthy node (claim, restore, commit, adopt).
- * source_alive: its node is alive (it may be chosen again) and is asked
- * under the claim whether it holds the program after all. The caller set
- * its migrating flag. 0, RTCMS_EEXIST if the store says it was restored
- * elsewhere already or its node still holds it (*elsewhere: that node),
- * RTCMS_ECLAIMED (*held_until: when the holder's lease ends, unix ms), or
- * an error with why. */
-int manager_recover(struct manager *m, const char *id, int source_alive,
-		    uint64_t *elsewhere, uint64_t *held_until, char *why, size_t whylen);
+ * The caller set its migrating flag. 0, RTCMS_EEXIST if the store says it
+ * was restored elsewhere already or its node still holds it,
+ * RTCMS_ECLAIMED, RTCMS_ESTATE with req->failed, or an error with why. */
+int manager_recover(struct manager *m, const char *id, struct recover_req *req, char *why,
+		    size_t whylen);
 /* lease.c: the lease thread (MLEASE every lease_renew_ms) */
 int manager_lease_start(struct manager *m);
 /* Ask the store to fence node (lock not held): 0 and *state (enum

@@ -340,8 +340,8 @@ static void finish(struct manager *m, const char *id, int moved, uint64_t to,
 
 /* CLAIM id in the store for this manager (lease claim_lease). */
 static int store_claim(struct manager *m, struct net_client **store, const char *id,
-		       struct proto_claim_ok *ok, uint64_t *held_until, char *why,
-		       size_t whylen)
+		       uint8_t flags, struct proto_claim_ok *ok, uint64_t *held_until,
+		       char *why, size_t whylen)
 {
 	struct proto_header h;
 	union proto_msg q, r;
@@ -350,6 +350,7 @@ static int store_claim(struct manager *m, struct net_client **store, const char 
 	snprintf(q.claim.process, sizeof(q.claim.process), "%s", id);
 	snprintf(q.claim.claimant, sizeof(q.claim.claimant), "%s", m->cfg.name);
 	q.claim.lease_ms = (uint32_t)m->cfg.claim_lease_ms;
+	q.claim.flags = flags;
 	int rc = manager_store_connect(m, store);
 	if (rc == 0)
 		rc = net_client_call(*store, PROTO_CLAIM, &q, PROTO_CLAIM_OK, &h, &r);
@@ -590,7 +591,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 	/* 3. claim: from here on this manager alone moves the process; the
 	 * claim pins the store's latest checkpoint, which may be older than
 	 * the final one (not stored yet), never newer */
-	rc = store_claim(m, &store, id, &claim, NULL, why, whylen);
+	rc = store_claim(m, &store, id, 0, &claim, NULL, why, whylen);
 	int stored_final = 0;
 	if (rc == RTCMS_ENOENT) {
 		/* nothing of it is durable yet (it asked to move right after it
@@ -609,7 +610,7 @@ int manager_migrate(struct manager *m, const char *who, const char *id,
 		stored_final = 1;
 		log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable (the first of it, "
 			 "before the move)", id, final.incarnation, final.sequence);
-		rc = store_claim(m, &store, id, &claim, NULL, why, whylen);
+		rc = store_claim(m, &store, id, 0, &claim, NULL, why, whylen);
 	}
 	if (rc)
 		goto fail;
@@ -693,9 +694,10 @@ fail:
 	return rc ? rc : RTCMS_EINTERNAL;
 }
 
-int manager_recover(struct manager *m, const char *id, int source_alive,
-		    uint64_t *elsewhere, uint64_t *held_until, char *why, size_t whylen)
+int manager_recover(struct manager *m, const char *id, struct recover_req *req, char *why,
+		    size_t whylen)
 {
+	int source_alive = req->source_alive;
 	struct placement_node nodes[MANAGER_NODES_MAX];
 	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
 	struct net_client *store = NULL, *dst = NULL;
@@ -716,10 +718,13 @@ int manager_recover(struct manager *m, const char *id, int source_alive,
 		snprintf(why, whylen, "no process %s", id);
 		return RTCMS_ENOENT;
 	}
-	*elsewhere = 0;
-	*held_until = 0;
-	int rc = store_claim(m, &store, id, &claim, held_until, why, whylen);
+	req->elsewhere = 0;
+	req->held_until = 0;
+	req->failed = 0;
+	int rc = store_claim(m, &store, id, req->gave_up ? PROTO_CLAIM_F_GAVE_UP : 0, &claim,
+			     &req->held_until, why, whylen);
 	if (rc) {
+		req->failed = rc == RTCMS_ESTATE; /* failed for good (store.h) */
 		net_client_free(store);
 		return rc;
 	}
@@ -727,7 +732,7 @@ int manager_recover(struct manager *m, const char *id, int source_alive,
 		/* another manager restored it meanwhile (the store recorded the
 		 * move at its COMMIT): nothing to do, and doing it would run
 		 * the program twice */
-		*elsewhere = claim.node;
+		req->elsewhere = claim.node;
 		snprintf(why, whylen, "%s was restored on node %016" PRIx64 " already", id,
 			 claim.node);
 		store_release(m, &store, id, claim.claim_id);
@@ -739,7 +744,7 @@ int manager_recover(struct manager *m, const char *id, int source_alive,
 		 * nobody else can commit a move (a report may be stale) */
 		int holds = manager_agent_holds(m, src_addr, id);
 		if (holds != 0) {
-			*elsewhere = source;
+			req->elsewhere = source;
 			snprintf(why, whylen, holds > 0 ? "%s still runs on node %016" PRIx64
 				 : "%s: node %016" PRIx64 " cannot be asked whether it runs it", id,
 				 source);
@@ -804,7 +809,7 @@ int manager_resolve(struct manager *m, const char *id, uint64_t incarnation,
 		*verdict = PROTO_VERDICT_WAIT; /* this manager is moving it */
 		return 0;
 	}
-	int rc = store_claim(m, &store, id, &claim, &held_until, why, whylen);
+	int rc = store_claim(m, &store, id, 0, &claim, &held_until, why, whylen);
 	if (rc == RTCMS_ECLAIMED) {
 		*verdict = PROTO_VERDICT_WAIT; /* another manager is moving it */
 		net_client_free(store);

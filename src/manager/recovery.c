@@ -10,6 +10,8 @@ enum recovery_action recovery_decide(const struct recovery_config *cfg,
 		return RECOVERY_PRESENT;
 	if (f->node_failed)
 		return RECOVERY_RESTORE;
+	if (f->node_alive && f->report_fresh && f->gave_up_there)
+		return RECOVERY_RESTORE;
 	if (f->uptime_ms < cfg->start_grace_ms)
 		return RECOVERY_WAIT; /* its agent may not have reported yet, and an
 				       * instance of an agent's earlier boot may

@@ -10,6 +10,9 @@
  *  - its node is alive and says (in fresh reports) that it does not run
  *    it: restore now; the claim is taken first and the agent asked again
  *    under it, so a stale report can never start a second instance;
+ *  - its node is alive and reports that it gave up restarting it: restore
+ *    at once, also right after this manager started (that report is no
+ *    absence to be trusted later, but the agent's own word);
  *  - its node is unheard: only once the store's fence of that node is
  *    complete (no manager answers it, its lease has lapsed);
  *  - its node is not known to this manager at all (it restarted, the node
@@ -37,6 +40,8 @@ struct recovery_facts {
 	int node_alive;                /* heard within the node timeout, not fenced */
 	int node_failed;               /* the node's fence is complete */
 	int report_fresh;              /* the node's latest report is recent */
+	int gave_up_there;             /* that report says its agent gave up
+					* restarting it (or may not restart it) */
 	uint64_t absent_ms;            /* how long fresh reports lacked it (0: not) */
 	uint64_t uptime_ms;            /* since this manager started */
 };

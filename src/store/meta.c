@@ -14,7 +14,8 @@ static const char schema[] =
 	" process TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, node INTEGER NOT NULL,"
 	" claim_id INTEGER NOT NULL DEFAULT 0, claimant TEXT NOT NULL DEFAULT '',"
 	" claim_expires INTEGER NOT NULL DEFAULT 0, claim_inc INTEGER NOT NULL DEFAULT 0,"
-	" claim_seq INTEGER NOT NULL DEFAULT 0, last_claim INTEGER NOT NULL DEFAULT 0);"
+	" claim_seq INTEGER NOT NULL DEFAULT 0, last_claim INTEGER NOT NULL DEFAULT 0,"
+	" gave_up INTEGER NOT NULL DEFAULT 0, claim_gave_up INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS checkpoints("
 	" process TEXT NOT NULL, incarnation INTEGER NOT NULL, sequence INTEGER NOT NULL,"
 	" node INTEGER NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL,"
@@ -36,18 +37,22 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS managers(name TEXT PRIMARY KEY, lease_ms INTEGER NOT NULL);";
 
 /*
- * Columns added to checkpoints after the first schema (delta checkpoints),
- * in the order a new database has them: ALTER TABLE appends, so an
- * upgraded database ends up with the same columns as a new one.
+ * Columns added after the first schema (delta checkpoints; the moves after
+ * a node gave up on a program), in the order a new database has them:
+ * ALTER TABLE appends, so an upgraded database ends up with the same
+ * columns as a new one.
  */
 static const struct {
+	const char *table;
 	const char *name;
 	const char *def;
 } added_columns[] = {
-	{ "base", "base INTEGER NOT NULL DEFAULT 0" },
-	{ "depth", "depth INTEGER NOT NULL DEFAULT 0" },
-	{ "full_size", "full_size INTEGER NOT NULL DEFAULT 0" },
-	{ "state_hash", "state_hash BLOB" },
+	{ "checkpoints", "base", "base INTEGER NOT NULL DEFAULT 0" },
+	{ "checkpoints", "depth", "depth INTEGER NOT NULL DEFAULT 0" },
+	{ "checkpoints", "full_size", "full_size INTEGER NOT NULL DEFAULT 0" },
+	{ "checkpoints", "state_hash", "state_hash BLOB" },
+	{ "processes", "gave_up", "gave_up INTEGER NOT NULL DEFAULT 0" },
+	{ "processes", "claim_gave_up", "claim_gave_up INTEGER NOT NULL DEFAULT 0" },
 };
 
 int meta_exec(sqlite3 *db, const char *sql)
@@ -77,9 +82,11 @@ int64_t meta_generation(sqlite3 *db)
 }
 
 /* 1 if table checkpoints has column name, 0 if not, RTCMS_EIO. */
-static int has_column(sqlite3 *db, const char *name)
+static int has_column(sqlite3 *db, const char *table, const char *name)
 {
-	sqlite3_stmt *s = meta_prep(db, "PRAGMA table_info(checkpoints)");
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
+	sqlite3_stmt *s = meta_prep(db, sql);
 	int rc, found = 0;
 
 	if (!s)
@@ -103,12 +110,12 @@ static int meta_upgrade(sqlite3 *db)
 	int rc = meta_exec(db, "BEGIN IMMEDIATE");
 
 	for (size_t i = 0; rc == 0 && i < sizeof(added_columns) / sizeof(added_columns[0]); i++) {
-		rc = has_column(db, added_columns[i].name);
+		rc = has_column(db, added_columns[i].table, added_columns[i].name);
 		if (rc == 1) {
 			rc = 0;
 		} else if (rc == 0) {
-			snprintf(sql, sizeof(sql), "ALTER TABLE checkpoints ADD COLUMN %s",
-				 added_columns[i].def);
+			snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s",
+				 added_columns[i].table, added_columns[i].def);
 			rc = meta_exec(db, sql);
 		}
 	}

@@ -546,7 +546,7 @@ static void work_request(uv_work_t *w)
 		break;
 	case PROTO_CLAIM:
 		c->rc = store_claim(st, m->claim.process, m->claim.claimant,
-				    m->claim.lease_ms, &r->claim_ok, &c->err);
+				    m->claim.lease_ms, m->claim.flags, &r->claim_ok, &c->err);
 		c->reply_type = PROTO_CLAIM_OK;
 		break;
 	case PROTO_COMMIT:
@@ -602,10 +602,12 @@ static void log_result(struct conn *c)
 	switch (c->req.type) {
 	case PROTO_CLAIM:
 		log_info("[peer %s] CLAIM %s by %s: won, claim %016" PRIx64
-			 " on %" PRIu64 "/%" PRIu64 ", lease %u ms",
+			 " on %" PRIu64 "/%" PRIu64 ", lease %u ms%s",
 			 c->peer, m->claim.process, m->claim.claimant,
 			 r->claim_ok.claim_id, r->claim_ok.incarnation,
-			 r->claim_ok.sequence, m->claim.lease_ms);
+			 r->claim_ok.sequence, m->claim.lease_ms,
+			 m->claim.flags & PROTO_CLAIM_F_GAVE_UP
+			 ? " (its node gave up on it: the one move allowed)" : "");
 		break;
 	case PROTO_COMMIT:
 		log_info("[peer %s] COMMIT %s claim %016" PRIx64

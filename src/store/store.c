@@ -313,14 +313,16 @@ struct proc_row {
 	int found;
 	uint64_t incarnation, node;
 	uint64_t claim_id, claim_expires, claim_inc, claim_seq, last_claim;
+	int gave_up;                  /* enum gave_up */
+	int claim_gave_up;            /* the open claim is a GAVE_UP one */
 	char claimant[PROTO_ID_MAX + 1];
 };
 
 static int proc_load(sqlite3 *db, const char *process, struct proc_row *r)
 {
 	sqlite3_stmt *s = meta_prep(db, "SELECT incarnation, node, claim_id, claimant,"
-			       " claim_expires, claim_inc, claim_seq, last_claim"
-			       " FROM processes WHERE process = ?");
+			       " claim_expires, claim_inc, claim_seq, last_claim,"
+			       " gave_up, claim_gave_up FROM processes WHERE process = ?");
 	memset(r, 0, sizeof(*r));
 	if (!s)
 		return RTCMS_EIO;
@@ -337,6 +339,8 @@ static int proc_load(sqlite3 *db, const char *process, struct proc_row *r)
 		r->claim_inc = meta_col_u64(s, 5);
 		r->claim_seq = meta_col_u64(s, 6);
 		r->last_claim = meta_col_u64(s, 7);
+		r->gave_up = sqlite3_column_int(s, 8);
+		r->claim_gave_up = sqlite3_column_int(s, 9) != 0;
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
@@ -2241,6 +2245,15 @@ static int delete_apply(sqlite3 *db, void *arg)
 		rc = delete_ckpt(db, a->process, list[i][0], list[i][1],
 				 a->first ? a->gc : NULL);
 	free(list);
+	if (rc == 0 && !a->seq) {
+		/* the whole process went: a program run again under its id
+		 * starts with no give-up behind it */
+		s = meta_prep(db, "UPDATE processes SET gave_up=0 WHERE process=?");
+		if (!s)
+			return RTCMS_EIO;
+		meta_bind_text(s, 1, a->process);
+		rc = meta_step_done(s);
+	}
 	a->first = 0;
 	return rc == 0 ? n : rc;
 }
@@ -2266,17 +2279,35 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
 
 /* ---- CLAIM / COMMIT / RELEASE -------------------------------------- */
 
+/* processes.gave_up: how far the give-ups of a program went */
+enum gave_up {
+	GAVE_UP_NONE = 0,
+	GAVE_UP_MOVED = 1,            /* a GAVE_UP claim was committed: moved once */
+	GAVE_UP_FAILED = 2,           /* another GAVE_UP claim came: failed for good */
+};
+
+static int gave_up_failed_apply(sqlite3 *db, void *arg)
+{
+	sqlite3_stmt *s = meta_prep(db, "UPDATE processes SET gave_up=2 WHERE process=?");
+	if (!s)
+		return RTCMS_EIO;
+	meta_bind_text(s, 1, (const char *)arg);
+	return meta_step_done(s);
+}
+
 struct claim_args {
 	const char *process;
 	const char *claimant;
 	uint64_t claim_id, expires, inc, seq;
+	int gave_up;
 };
 
 static int claim_apply(sqlite3 *db, void *arg)
 {
 	struct claim_args *a = arg;
 	sqlite3_stmt *s = meta_prep(db, "UPDATE processes SET claim_id=?, claimant=?,"
-			       " claim_expires=?, claim_inc=?, claim_seq=? WHERE process=?");
+			       " claim_expires=?, claim_inc=?, claim_seq=?, claim_gave_up=?"
+			       " WHERE process=?");
 	if (!s)
 		return RTCMS_EIO;
 	meta_bind_u64(s, 1, a->claim_id);
@@ -2284,19 +2315,21 @@ static int claim_apply(sqlite3 *db, void *arg)
 	meta_bind_u64(s, 3, a->expires);
 	meta_bind_u64(s, 4, a->inc);
 	meta_bind_u64(s, 5, a->seq);
-	meta_bind_text(s, 6, a->process);
+	meta_bind_u64(s, 6, a->gave_up ? 1 : 0);
+	meta_bind_text(s, 7, a->process);
 	return meta_step_done(s);
 }
 
 int store_claim(struct store *st, const char *process, const char *claimant,
-		uint32_t lease_ms, struct proto_claim_ok *ok,
+		uint32_t lease_ms, uint8_t flags, struct proto_claim_ok *ok,
 		struct proto_error *err)
 {
 	struct proc_row r;
 	int rc;
 
 	if (!proto_process_id_valid(process) || !claimant[0] ||
-	    strlen(claimant) > PROTO_ID_MAX || lease_ms == 0 || lease_ms > 3600000)
+	    strlen(claimant) > PROTO_ID_MAX || lease_ms == 0 || lease_ms > 3600000 ||
+	    (flags & ~PROTO_CLAIM_F_GAVE_UP))
 		return RTCMS_EINVAL;
 	pthread_mutex_lock(&st->mu);
 	struct mirror *p = primary(st);
@@ -2314,7 +2347,24 @@ int store_claim(struct store *st, const char *process, const char *claimant,
 		rc = RTCMS_ECLAIMED;
 		goto out;
 	}
-	struct claim_args a = { process, claimant, 0, t + lease_ms, 0, 0 };
+	if (r.gave_up == GAVE_UP_FAILED ||
+	    ((flags & PROTO_CLAIM_F_GAVE_UP) && r.gave_up == GAVE_UP_MOVED)) {
+		/* moved once already after a node gave up on it: it fails
+		 * wherever it runs, and moving it on would not end that; from
+		 * now on no claim restores it (a node failure neither) */
+		if (r.gave_up != GAVE_UP_FAILED &&
+		    (rc = apply(st, gave_up_failed_apply, (void *)process)) != 0)
+			goto out;
+		memset(err, 0, sizeof(*err));
+		err->code = RTCMS_ESTATE;
+		snprintf(err->text, sizeof(err->text), "%s has failed for good: it was moved "
+			 "to another node once already after its node gave up restarting "
+			 "it (forget it to run it again)", process);
+		rc = RTCMS_ESTATE;
+		goto out;
+	}
+	struct claim_args a = { process, claimant, 0, t + lease_ms, 0, 0,
+				(flags & PROTO_CLAIM_F_GAVE_UP) != 0 };
 	if (r.claim_id && strcmp(r.claimant, claimant) == 0) {
 		/* renewal by the holder (also after expiry, if nobody took it) */
 		a.claim_id = r.claim_id;
@@ -2372,10 +2422,12 @@ static int close_claim_apply(sqlite3 *db, void *arg)
 	struct commit_args *a = arg;
 	sqlite3_stmt *s = meta_prep(db, a->commit
 		? "UPDATE processes SET incarnation = incarnation + 1, node=?3,"
+		  " gave_up = MAX(gave_up, claim_gave_up), claim_gave_up=0,"
 		  " last_claim=claim_id, claim_id=0, claimant='', claim_expires=0,"
 		  " claim_inc=0, claim_seq=0 WHERE process=?1 AND claim_id=?2"
 		: "UPDATE processes SET claim_id=0, claimant='', claim_expires=0,"
-		  " claim_inc=0, claim_seq=0 WHERE process=?1 AND claim_id=?2");
+		  " claim_inc=0, claim_seq=0, claim_gave_up=0"
+		  " WHERE process=?1 AND claim_id=?2");
 	if (!s)
 		return RTCMS_EIO;
 	meta_bind_text(s, 1, a->process);

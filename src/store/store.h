@@ -255,9 +255,13 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
  * has no checkpoint. The claimed checkpoint and the chain it depends on
  * are pinned (kept from DELETE and retention) until COMMIT or RELEASE,
  * even past the lease, until another claimant takes the process over.
+ * flags PROTO_CLAIM_F_GAVE_UP: the program's node gave up restarting it;
+ * granted once per program (counted at COMMIT). A second one is refused
+ * with RTCMS_ESTATE and marks the program failed: every claim of it is
+ * refused so from then on, until its checkpoints are deleted.
  */
 int store_claim(struct store *st, const char *process, const char *claimant,
-		uint32_t lease_ms, struct proto_claim_ok *ok,
+		uint32_t lease_ms, uint8_t flags, struct proto_claim_ok *ok,
 		struct proto_error *err);
 
 /*

@@ -244,7 +244,24 @@ static void test_gave_up_moved_once(void **state)
 	assert_int_equal(cl_proc(&cl, "crash-loop", &e), 0);
 	assert_int_equal(e.state, PROTO_PS_FAILED);
 	assert_int_equal(cl_instances("crash-loop", NULL, 0), 0);
-	sampler_stop();
+	/* the store holds that it failed, not the manager's memory: a manager
+	 * started afresh (which finds it running nowhere) restores it neither */
+	char listen[96];
+	snprintf(listen, sizeof(listen), "%s", cl.manager.addr);
+	tu_daemon_stop(&cl.manager, SIGKILL);
+	const char *const *t = cl_timeouts();
+	const char *args[] = { t[0], t[1], t[2], t[3], "--listen", listen, NULL };
+	assert_int_equal(tu_manager_start(&cl.manager, cl.dir, "manager", cl.key_file,
+					  cl.store.addr, args), 0);
+	memset(&e, 0, sizeof(e));
+	for (uint64_t end = tu_now_ms() + 40000;
+	     tu_now_ms() < end && (cl_proc(&cl, "crash-loop", &e) != 0 ||
+				   e.state != PROTO_PS_FAILED);)
+		usleep(50000);
+	assert_int_equal(e.state, PROTO_PS_FAILED);
+	printf("# a new manager: failed for good: %s\n", e.reason);
+	assert_int_equal(cl_instances("crash-loop", NULL, 0), 0);
+	sampler_stop(); /* never two at once */
 	cl_stop(&cl);
 }
 

@@ -49,6 +49,15 @@ static void test_recovery_cases(void **state)
 	f.report_fresh = 1;
 	f.uptime_ms = 1000;
 	assert_int_equal(decide(f), RECOVERY_WAIT);
+	/* ... but believes an agent that says it gave up on it */
+	f.absent_ms = 0;
+	f.gave_up_there = 1;
+	assert_int_equal(decide(f), RECOVERY_RESTORE);
+	f.report_fresh = 0;
+	assert_int_equal(decide(f), RECOVERY_WAIT);
+	f.report_fresh = 1;
+	f.node_alive = 0; /* not from a node that is not heard */
+	assert_int_equal(decide(f), RECOVERY_WAIT);
 	assert_string_equal(recovery_action_name(RECOVERY_RESTORE), "restore");
 }
 

@@ -332,19 +332,19 @@ static void test_claims(void **state)
 	struct proto_commit_ok cok;
 	struct proto_error err;
 
-	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok, &err), RTCMS_ENOENT);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, 0, &ok, &err), RTCMS_ENOENT);
 	assert_int_equal(put(f->st, "p", 1, 1, 5000, 1, 4096), 0);
-	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok, &err), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, 0, &ok, &err), 0);
 	assert_int_equal(ok.incarnation, 1);
 	assert_int_equal(ok.sequence, 1);
 	assert_int_equal(ok.expires_ms, f->clock + 1000);
 	/* another claimant is refused, told who holds it and until when */
-	assert_int_equal(store_claim(f->st, "p", "m2", 1000, &ok2, &err), RTCMS_ECLAIMED);
+	assert_int_equal(store_claim(f->st, "p", "m2", 1000, 0, &ok2, &err), RTCMS_ECLAIMED);
 	assert_string_equal(err.who, "m1");
 	assert_int_equal(err.detail, f->clock + 1000);
 	/* the holder renews: same claim id */
 	f->clock += 500;
-	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok2, &err), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, 0, &ok2, &err), 0);
 	assert_int_equal(ok2.claim_id, ok.claim_id);
 	/* the claimed checkpoint is neither deleted nor retained away */
 	assert_int_equal(store_delete(f->st, "p", 1, 1), RTCMS_ECLAIMED);
@@ -353,7 +353,7 @@ static void test_claims(void **state)
 	assert_int_equal(get_check(f->st, "p", 1, 1, 5000, 1, NULL), 0);
 	/* after the lease, the other claimant wins */
 	f->clock += 1001;
-	assert_int_equal(store_claim(f->st, "p", "m2", 1000, &ok2, &err), 0);
+	assert_int_equal(store_claim(f->st, "p", "m2", 1000, 0, &ok2, &err), 0);
 	assert_int_not_equal(ok2.claim_id, ok.claim_id);
 	assert_int_equal(ok2.sequence, 4);
 	/* the old claim can no longer commit or release */
@@ -370,9 +370,51 @@ static void test_claims(void **state)
 	assert_int_equal(put(f->st, "p", 1, 5, 5000, 5, 4096), RTCMS_EFENCED);
 	assert_int_equal(put(f->st, "p", 2, 5, 5000, 5, 4096), 0);
 	/* release */
-	assert_int_equal(store_claim(f->st, "p", "m3", 1000, &ok, &err), 0);
+	assert_int_equal(store_claim(f->st, "p", "m3", 1000, 0, &ok, &err), 0);
 	assert_int_equal(store_release(f->st, "p", ok.claim_id), 0);
-	assert_int_equal(store_claim(f->st, "p", "m4", 1000, &ok, &err), 0);
+	assert_int_equal(store_claim(f->st, "p", "m4", 1000, 0, &ok, &err), 0);
+}
+
+/* A claim after a node gave up on the program is granted once: its commit
+ * is recorded, and a second one is refused (ESTATE) and fails the program
+ * for good; a release does not count, and deleting the process resets it. */
+static void test_gave_up_claims(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_claim_ok ok;
+	struct proto_commit_ok cok;
+	struct proto_error err;
+
+	assert_int_equal(put(f->st, "p", 1, 1, 5000, 1, 4096), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, 0x80, &ok, &err), RTCMS_EINVAL);
+	/* released: not a move */
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, PROTO_CLAIM_F_GAVE_UP, &ok,
+				     &err), 0);
+	assert_int_equal(store_release(f->st, "p", ok.claim_id), 0);
+	/* committed: the one move */
+	assert_int_equal(store_claim(f->st, "p", "m2", 1000, PROTO_CLAIM_F_GAVE_UP, &ok,
+				     &err), 0);
+	assert_int_equal(store_commit(f->st, "p", ok.claim_id, 7, &cok), 0);
+	assert_int_equal(cok.incarnation, 2);
+	assert_int_equal(put(f->st, "p", 2, 2, 5000, 2, 4096), 0);
+	/* another manager (or this one restarted) asks again: refused */
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, PROTO_CLAIM_F_GAVE_UP, &ok,
+				     &err), RTCMS_ESTATE);
+	assert_int_equal(err.code, RTCMS_ESTATE);
+	assert_non_null(strstr(err.text, "failed for good"));
+	/* from now on no claim restores it: a node failure neither, nor a
+	 * store that restarted */
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, 0, &ok, &err), RTCMS_ESTATE);
+	store_free(f->st);
+	f->st = NULL;
+	open_store(f);
+	assert_int_equal(store_claim(f->st, "p", "m3", 1000, 0, &ok, &err), RTCMS_ESTATE);
+	/* the whole process deleted (forgotten) and run again: allowed again */
+	assert_int_equal(store_delete(f->st, "p", 0, 0), 2);
+	assert_int_equal(put(f->st, "p", 3, 1, 5000, 3, 4096), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, PROTO_CLAIM_F_GAVE_UP, &ok,
+				     &err), 0);
 }
 
 /* Begin a PUT of content seed (one chunk of size bytes) and check (and,
@@ -449,7 +491,7 @@ static void *race(void *arg)
 		struct proto_claim_ok ok;
 		struct proto_error err;
 		pthread_barrier_wait(r->bar);
-		int rc = store_claim(r->st, "p", r->name, 60000, &ok, &err);
+		int rc = store_claim(r->st, "p", r->name, 60000, 0, &ok, &err);
 		r->ids[round] = rc == 0 ? ok.claim_id : 0;
 		if (rc == 0)
 			r->wins++;
@@ -1164,7 +1206,7 @@ static void test_commit_after_lease_and_list_claimed(void **state)
 
 	assert_int_equal(put(f->st, "p", 1, 1, 5000, 1, 4096), 0);
 	assert_int_equal(put(f->st, "p", 1, 2, 5000, 2, 4096), 0);
-	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok, &err), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, 0, &ok, &err), 0);
 	assert_int_equal(store_list(f->st, 0, "p", 0, 10, e, &more), 2);
 	assert_int_equal(e[0].claimed, 0);
 	assert_int_equal(e[1].claimed, 1);
@@ -1628,7 +1670,7 @@ static void test_retention_keeps_chains(void **state)
 	assert_int_equal(put_delta(f->st, "p", &p, 10, 9, &ack), 0);
 	uint8_t *claimed;
 	size_t clen = prog_full(&p, 10, &claimed);
-	assert_int_equal(store_claim(f->st, "p", "m1", 1000, &ok, &err), 0);
+	assert_int_equal(store_claim(f->st, "p", "m1", 1000, 0, &ok, &err), 0);
 	assert_int_equal(ok.sequence, 10);
 	for (uint64_t q = 11; q <= 13; q++) {
 		prog_change(&p, q, 3);
@@ -1916,7 +1958,9 @@ static void test_old_meta_db_upgraded(void **state)
 		assert_int_equal(sqlite3_exec(db, old_schema, NULL, NULL, NULL), SQLITE_OK);
 		snprintf(sql, sizeof(sql), "ATTACH '%s/meta.db' AS n;"
 			 "INSERT INTO meta SELECT * FROM n.meta;"
-			 "INSERT INTO processes SELECT * FROM n.processes;"
+			 "INSERT INTO processes SELECT process, incarnation, node, claim_id,"
+			 " claimant, claim_expires, claim_inc, claim_seq, last_claim"
+			 " FROM n.processes;"
 			 "INSERT INTO checkpoints SELECT process, incarnation, sequence, node,"
 			 " size, hash, created_ms, spec, chunk_count FROM n.checkpoints;"
 			 "INSERT INTO ckpt_chunks SELECT * FROM n.ckpt_chunks;"
@@ -1957,8 +2001,15 @@ static void test_old_meta_db_upgraded(void **state)
 		while (sqlite3_step(s) == SQLITE_ROW)
 			cols++;
 		sqlite3_finalize(s);
-		sqlite3_close(db);
 		assert_int_equal(cols, 13);
+		cols = 0;
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA table_info(processes)", -1,
+						    &s, NULL), SQLITE_OK);
+		while (sqlite3_step(s) == SQLITE_ROW)
+			cols++;
+		sqlite3_finalize(s);
+		sqlite3_close(db);
+		assert_int_equal(cols, 11);
 	}
 	open_store(f);
 	/* and the other one alone serves the chain */
@@ -2329,6 +2380,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_chunks_survive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_filters_and_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claims, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gave_up_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_keeps_other_pins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_repair_and_scrub, setup, teardown),

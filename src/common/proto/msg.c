@@ -888,8 +888,11 @@ int proto_msg_encode(uint8_t type, const union proto_msg *m, uint8_t *buf,
 		    m->claim.lease_ms > 3600000)
 			return RTCMS_EINVAL;
 		w_process(&w, m->claim.process, 0);
+		if (m->claim.flags & ~PROTO_CLAIM_F_GAVE_UP)
+			return RTCMS_EINVAL;
 		w_str(&w, m->claim.claimant, PROTO_ID_MAX);
 		w_u32(&w, m->claim.lease_ms);
+		w_u8(&w, m->claim.flags);
 		break;
 	case PROTO_CLAIM_OK:
 		w_process(&w, m->claim_ok.process, 0);
@@ -1159,8 +1162,10 @@ int proto_msg_decode(uint8_t type, const uint8_t *buf, size_t len,
 		r_process(&r, m->claim.process, 0);
 		r_str(&r, m->claim.claimant, PROTO_ID_MAX);
 		m->claim.lease_ms = r_u32(&r);
+		m->claim.flags = r_u8(&r);
 		r_check(&r, m->claim.claimant[0] != '\0' && m->claim.lease_ms >= 1 &&
-			    m->claim.lease_ms <= 3600000);
+			    m->claim.lease_ms <= 3600000 &&
+			    !(m->claim.flags & ~PROTO_CLAIM_F_GAVE_UP));
 		break;
 	case PROTO_CLAIM_OK:
 		r_process(&r, m->claim_ok.process, 0);

@@ -223,10 +223,18 @@ struct proto_delete {         /* DELETE */
 	uint64_t sequence;
 };
 
+/* CLAIM flags */
+enum {
+	/* the program's node gave up restarting it: the store allows one
+	 * such move per program; another is refused (ESTATE): it failed */
+	PROTO_CLAIM_F_GAVE_UP = 0x01,
+};
+
 struct proto_claim {          /* CLAIM */
 	char process[PROTO_ID_MAX + 1];
 	char claimant[PROTO_ID_MAX + 1];
 	uint32_t lease_ms;                 /* 1..3600000 */
+	uint8_t flags;                     /* PROTO_CLAIM_F_* */
 };
 
 struct proto_claim_ok {       /* CLAIM_OK */
