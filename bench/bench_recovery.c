@@ -130,7 +130,7 @@ int main(int argc, char **argv)
 	for (int s = 0; s < 2; s++) {
 		static struct cluster cl;
 		const char *mibs = mibs_list[s];
-		const char *extra[] = { "--area-capacity", s ? "80M" : "16M", "--quota", "64",
+		const char *extra[] = { "--area-capacity", s ? "400M" : "16M", "--quota", "64",
 					"--lease", "200", NULL };
 		if (cl_start(&cl, "bench-recovery", product_defaults))
 			return 1;
