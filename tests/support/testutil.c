@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,10 +91,17 @@ int tu_daemon_start(struct tu_daemon *d, const char *dir, const char *name,
 	argv[n++] = ready;
 	argv[n] = NULL;
 
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* a test that dies (a crash, a kill, a cut-off run) takes its
+		 * daemons with it: orphans would hold ports, the test lock and
+		 * the /proc counts of every later run */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, STDERR_FILENO);
