@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msg_sample.h"
 #include "proto/frame.h"
 #include "proto/heartbeat.h"
 #include "proto/msg.h"
@@ -18,234 +19,29 @@
 #include "rtcms_error.h"
 #include "util/bytes.h"
 
-static uint8_t spec[100];
 static uint8_t chunk_data[5000];
-static struct proto_list_entry entries[3];
-static struct proto_node_entry nodes[2];
-static struct proto_proc_entry procs[3];
 
-/* One sample of every implemented message type, with non-trivial values. */
+/* One sample of every message type: msg_sample_fill's, with a larger CHUNK
+ * and the lease and report lists at their caps. */
 static void sample(uint8_t type, union proto_msg *m)
 {
-	memset(m, 0, sizeof(*m));
+	static struct proto_agent_proc ap[PROTO_PROCS_MAX];
+
+	msg_sample_fill(type, m);
 	switch (type) {
-	case PROTO_HELLO:
-	case PROTO_HELLO_ACK:
-		memset(m->hello.nonce, 0xA5, PROTO_NONCE_SIZE);
-		memset(m->hello.echo, 0x5A, PROTO_NONCE_SIZE);
-		m->hello.role = PROTO_ROLE_MANAGER;
-		strcpy(m->hello.name, "manager-1");
-		break;
-	case PROTO_ERROR:
-		m->error.code = RTCMS_ECLAIMED;
-		m->error.detail = 1764000000123ull;
-		strcpy(m->error.who, "manager-2");
-		strcpy(m->error.text, "already claimed by manager-2");
-		break;
-	case PROTO_PUT_BEGIN:
-	case PROTO_GET_META:
-	case PROTO_CKPT_NOTIFY:
-	case PROTO_RESTORE:
-	case PROTO_FROZEN:
-		strcpy(m->meta.process, "counter.1:a_b-c");
-		m->meta.incarnation = 3;
-		m->meta.sequence = 0x0102030405060708ull;
-		m->meta.node = 0xAABBCCDDEEFFull;
-		m->meta.size = 3 * PROTO_MAX_CHUNK + 7;
-		m->meta.created_ms = 1764000000000ull;
-		m->meta.chunk_count = 4;
-		memset(m->meta.hash, 0x11, PROTO_HASH_SIZE);
-		m->meta.base = 0x0102030405060707ull; /* a delta */
-		m->meta.full_size = 1ull << 34;
-		memset(m->meta.state_hash, 0x33, PROTO_HASH_SIZE);
-		for (size_t i = 0; i < sizeof(spec); i++)
-			spec[i] = (uint8_t)(i * 7);
-		m->meta.spec = spec;
-		m->meta.spec_len = sizeof(spec);
-		break;
 	case PROTO_CHUNK:
 		for (size_t i = 0; i < sizeof(chunk_data); i++)
 			chunk_data[i] = (uint8_t)(i * 13 + 1);
-		m->chunk.offset = 1u << 20;
 		proto_chunk_hash(chunk_data, sizeof(chunk_data), m->chunk.hash);
 		m->chunk.data = chunk_data;
 		m->chunk.len = sizeof(chunk_data);
 		break;
-	case PROTO_PUT_END:
-		m->put_end.chunk_count = 77;
-		break;
-	case PROTO_PUT_ACK:
-		strcpy(m->put_ack.process, "p");
-		m->put_ack.incarnation = 2;
-		m->put_ack.sequence = 9;
-		m->put_ack.size = 12345;
-		memset(m->put_ack.hash, 0x22, PROTO_HASH_SIZE);
-		m->put_ack.copies = 2;
-		m->put_ack.existed = 1;
-		m->put_ack.depth = 7;
-		break;
-	case PROTO_GET:
-	case PROTO_PULL:
-		strcpy(m->get.process, "p2");
-		m->get.incarnation = 4;
-		m->get.sequence = 5;
-		m->get.meta_only = 1;
-		m->get.base = type == PROTO_PULL ? 3 : 0;
-		break;
-	case PROTO_GET_END:
-		m->get_end.chunk_count = 10;
-		m->get_end.repaired = 2;
-		break;
-	case PROTO_LIST:
-		m->list.node = 42;
-		strcpy(m->list.process, "p3");
-		m->list.offset = 256;
-		m->list.limit = 100;
-		break;
-	case PROTO_LIST_REPLY:
-		for (int i = 0; i < 3; i++) {
-			snprintf(entries[i].process, sizeof(entries[i].process), "proc-%d", i);
-			entries[i].incarnation = (uint64_t)i + 1;
-			entries[i].sequence = (uint64_t)i + 10;
-			entries[i].node = (uint64_t)i + 100;
-			entries[i].size = (uint64_t)i * 4096;
-			entries[i].created_ms = 1000 + (uint64_t)i;
-			memset(entries[i].hash, i + 1, PROTO_HASH_SIZE);
-			entries[i].claimed = (uint8_t)(i & 1);
-		}
-		m->list_reply.count = 3;
-		m->list_reply.entries = entries;
-		break;
-	case PROTO_DELETE:
-		strcpy(m->del.process, "p4");
-		m->del.incarnation = 1;
-		m->del.sequence = 2;
-		break;
-	case PROTO_CLAIM:
-		strcpy(m->claim.process, "p5");
-		strcpy(m->claim.claimant, "manager-1");
-		m->claim.lease_ms = 5000;
-		break;
-	case PROTO_CLAIM_OK:
-		strcpy(m->claim_ok.process, "p5");
-		m->claim_ok.claim_id = 0xDEADBEEFCAFEull;
-		m->claim_ok.incarnation = 1;
-		m->claim_ok.sequence = 8;
-		m->claim_ok.node = 7;
-		m->claim_ok.expires_ms = 1764000005000ull;
-		break;
-	case PROTO_COMMIT:
-		strcpy(m->commit.process, "p5");
-		m->commit.claim_id = 0xDEADBEEFCAFEull;
-		m->commit.new_node = 9;
-		break;
-	case PROTO_COMMIT_OK:
-		strcpy(m->commit_ok.process, "p5");
-		m->commit_ok.incarnation = 2;
-		m->commit_ok.node = 9;
-		break;
-	case PROTO_RELEASE:
-		strcpy(m->release.process, "p5");
-		m->release.claim_id = 77;
-		break;
-	case PROTO_SCRUB:
-		m->scrub.repair = 1;
-		break;
-	case PROTO_SCRUB_REPLY:
-	case PROTO_STATUS_REPLY:
-		m->scrub_reply.processes = 3;
-		m->scrub_reply.checkpoints = 6;
-		m->scrub_reply.chunks = 60;
-		m->scrub_reply.bytes = 60ull << 20;
-		m->scrub_reply.unrepairable = 1;
-		m->scrub_reply.mirror_count = 2;
-		strcpy(m->scrub_reply.mirrors[0].path, "/srv/a");
-		m->scrub_reply.mirrors[0].online = 1;
-		m->scrub_reply.mirrors[0].chunks = 60;
-		m->scrub_reply.mirrors[0].bytes = 1234;
-		strcpy(m->scrub_reply.mirrors[1].path, "/srv/b");
-		m->scrub_reply.mirrors[1].missing = 3;
-		m->scrub_reply.mirrors[1].corrupt = 4;
-		m->scrub_reply.mirrors[1].repaired = 7;
-		break;
-	case PROTO_REGISTER:
-		m->reg.node = 0x0000aabbccddeeffull;
-		strcpy(m->reg.name, "agent-2");
-		strcpy(m->reg.address, "127.0.0.3:7500");
-		m->reg.area_capacity = 64u << 20;
-		m->reg.mem_total = 24ull << 30;
-		m->reg.quota_max = 8;
-		memset(m->reg.boot, 0x3c, PROTO_BOOT_SIZE);
-		break;
-	case PROTO_REGISTER_OK:
-		strcpy(m->reg_ok.name, "manager-1");
-		m->reg_ok.epoch = 12;
-		m->reg_ok.heartbeat_ms = 50;
-		m->reg_ok.lease_ms = 200;
-		break;
-	case PROTO_MIGRATE:
-		strcpy(m->migrate.process, "p6");
-		m->migrate.target = 3;
-		m->migrate.allow_same = 1;
-		break;
-	case PROTO_MIGRATE_OK:
-		strcpy(m->migrate_ok.process, "p6");
-		m->migrate_ok.from = 2;
-		m->migrate_ok.to = 3;
-		m->migrate_ok.incarnation = 4;
-		break;
-	case PROTO_INFO_REPLY:
-		m->info.node = 3;
-		m->info.mem_total = 24ull << 30;
-		m->info.mem_available = 20ull << 30;
-		m->info.cpu_load_permille = 375;
-		m->info.quota_max = 8;
-		m->info.quota_free = 5;
-		m->info.area_capacity = 64u << 20;
-		m->info.area_used = 10u << 20;
-		m->info.processes = 3;
-		break;
-	case PROTO_RESTORE_OK:
-		strcpy(m->restore_ok.process, "p6");
-		m->restore_ok.incarnation = 4;
-		m->restore_ok.sequence = 77;
-		m->restore_ok.pid = 4242;
-		break;
-	case PROTO_RUN:
-		strcpy(m->run.process, "table-2");
-		m->run.node = 0xAABBCCDDEEFFull;
-		for (size_t i = 0; i < sizeof(spec); i++)
-			spec[i] = (uint8_t)(i * 5);
-		m->run.spec = spec;
-		m->run.spec_len = sizeof(spec);
-		break;
-	case PROTO_RUN_OK:
-		strcpy(m->run_ok.process, "table-2");
-		m->run_ok.node = 7;
-		m->run_ok.incarnation = 1;
-		m->run_ok.pid = 31337;
-		break;
-	case PROTO_DRAIN:
-	case PROTO_NODE_FAILED:
-	case PROTO_CORDON:
-	case PROTO_UNCORDON:
-		m->drain.node = 0x0000112233445566ull;
-		break;
-	case PROTO_FORGET:
-		m->forget.kind = PROTO_FORGET_ANY;
-		strcpy(m->forget.name, "0000000000000003");
-		break;
 	case PROTO_MLEASE:
-		strcpy(m->mlease.name, "manager-2");
-		m->mlease.lease_ms = 5000;
-		m->mlease.fence_gen = 9;
 		m->mlease.alive_count = PROTO_NODES_MAX; /* every entry at its cap */
 		for (int i = 0; i < PROTO_NODES_MAX; i++)
 			m->mlease.alive[i] = (uint64_t)i + 2;
 		break;
 	case PROTO_MLEASE_OK:
-		m->mlease_ok.lease_ms = 5000;
-		m->mlease_ok.fence_gen = 9;
 		m->mlease_ok.fence_count = PROTO_NODES_MAX;
 		for (int i = 0; i < PROTO_NODES_MAX; i++) {
 			m->mlease_ok.fences[i].node = (uint64_t)i + 2;
@@ -256,19 +52,7 @@ static void sample(uint8_t type, union proto_msg *m)
 		for (int i = 0; i < PROTO_MANAGERS_MAX; i++)
 			memset(m->mlease_ok.managers[i], 'a' + i, PROTO_ID_MAX);
 		break;
-	case PROTO_FENCE:
-		m->fence.node = 7;
-		strcpy(m->fence.by, "manager-1");
-		m->fence.hold_ms = 300;
-		break;
-	case PROTO_FENCE_OK:
-		m->fence_ok.node = 7;
-		m->fence_ok.gen = 4;
-		m->fence_ok.state = PROTO_FENCE_EFFECTIVE;
-		m->fence_ok.wait_ms = 120;
-		break;
-	case PROTO_PROCS: {
-		static struct proto_agent_proc ap[PROTO_PROCS_MAX];
+	case PROTO_PROCS:
 		memset(ap, 0, sizeof(ap));
 		for (int i = 0; i < PROTO_PROCS_MAX; i++) { /* the largest report */
 			memset(ap[i].process, 'p', PROTO_ID_MAX);
@@ -280,80 +64,8 @@ static void sample(uint8_t type, union proto_msg *m)
 			ap[i].restarts = (uint32_t)i % 6;
 			memset(ap[i].reason, 'r', PROTO_ID_MAX);
 		}
-		m->procs.node = 3;
-		memset(m->procs.boot, 0xb0, PROTO_BOOT_SIZE);
-		m->procs.generation = 12;
 		m->procs.count = PROTO_PROCS_MAX;
 		m->procs.procs = ap;
-		break;
-	}
-	case PROTO_FORGET_OK:
-		m->forget_ok.kind = PROTO_FORGET_PROCESS;
-		strcpy(m->forget_ok.process, "ledger-1");
-		m->forget_ok.deleted = 1;
-		break;
-	case PROTO_DRAIN_OK:
-		m->drain_ok.moved = 5;
-		m->drain_ok.failed = 1;
-		break;
-	case PROTO_EXITED:
-	case PROTO_RESOLVE:
-	case PROTO_RESOLVE_OK:
-	case PROTO_FREEZE:
-	case PROTO_THAW:
-	case PROTO_STOP:
-	case PROTO_ADOPT:
-		strcpy(m->ref.process, "counter-1");
-		m->ref.incarnation = 9;
-		m->ref.arg = 2500;
-		break;
-	case PROTO_MSTATUS_REPLY:
-		strcpy(m->mstatus.name, "manager-1");
-		strcpy(m->mstatus.store, "127.0.0.1:7400");
-		m->mstatus.store_up = 1;
-		m->mstatus.pending = 2;
-		strcpy(m->mstatus.store_error, "connection refused");
-		for (int i = 0; i < 2; i++) {
-			memset(&nodes[i], 0, sizeof(nodes[i]));
-			nodes[i].node = 0x10 + (uint64_t)i;
-			snprintf(nodes[i].name, sizeof(nodes[i].name), "node-%d", i);
-			snprintf(nodes[i].address, sizeof(nodes[i].address), "127.0.0.%d:7500", i + 2);
-			nodes[i].alive = (uint8_t)(i & 1);
-			nodes[i].cordoned = (uint8_t)!(i & 1);
-			nodes[i].seen_ago_ms = 12;
-			nodes[i].mem_total = 24ull << 30;
-			nodes[i].mem_available = 20ull << 30;
-			nodes[i].cpu_load_permille = 250;
-			nodes[i].quota_max = 8;
-			nodes[i].quota_free = 7;
-			nodes[i].area_used = 1 << 20;
-			nodes[i].processes = 1;
-		}
-		for (int i = 0; i < 3; i++) {
-			memset(&procs[i], 0, sizeof(procs[i]));
-			snprintf(procs[i].process, sizeof(procs[i].process), "p-%d", i);
-			procs[i].node = 0x10;
-			procs[i].incarnation = 2;
-			procs[i].durable = 40 + (uint64_t)i;
-			procs[i].durable_age_ms = 15;
-			procs[i].notified = 41 + (uint64_t)i;
-			procs[i].size = 4096;
-			procs[i].state = (uint8_t)(PROTO_PS_RUNNING + i);
-		}
-		m->mstatus.node_count = 2;
-		m->mstatus.nodes = nodes;
-		m->mstatus.proc_count = 3;
-		m->mstatus.procs = procs;
-		break;
-	case PROTO_HEARTBEAT:
-	case PROTO_HEARTBEAT_ACK:
-		m->heartbeat.node = 3;
-		memset(m->heartbeat.boot, 0x77, PROTO_BOOT_SIZE);
-		m->heartbeat.counter = 99;
-		m->heartbeat.sent_ms = 1764000000000ull;
-		m->heartbeat.processes = 2;
-		break;
-	default:
 		break;
 	}
 }
@@ -411,22 +123,22 @@ static void test_roundtrip_every_message(void **state)
 		if (type == PROTO_PUT_BEGIN) {
 			assert_string_equal(d.meta.process, m.meta.process);
 			assert_int_equal(d.meta.sequence, m.meta.sequence);
-			assert_int_equal(d.meta.spec_len, sizeof(spec));
-			assert_memory_equal(d.meta.spec, spec, sizeof(spec));
+			assert_int_equal(d.meta.spec_len, m.meta.spec_len);
+			assert_memory_equal(d.meta.spec, m.meta.spec, m.meta.spec_len);
 		}
 		if (type == PROTO_LIST_REPLY) {
-			assert_int_equal(d.list_reply.count, 3);
-			assert_string_equal(out_entries[2].process, "proc-2");
+			assert_int_equal(d.list_reply.count, m.list_reply.count);
+			assert_string_equal(out_entries[1].process,
+					    m.list_reply.entries[1].process);
 			assert_int_equal(out_entries[1].claimed, 1);
 		}
 		if (type == PROTO_MSTATUS_REPLY) {
-			assert_int_equal(d.mstatus.node_count, 2);
-			assert_int_equal(d.mstatus.proc_count, 3);
-			assert_string_equal(out_nodes[1].address, "127.0.0.3:7500");
-			assert_int_equal(out_nodes[0].cordoned, 1);
-			assert_int_equal(out_nodes[1].cordoned, 0);
-			assert_string_equal(out_procs[2].process, "p-2");
-			assert_int_equal(out_procs[2].state, PROTO_PS_EXITED);
+			assert_int_equal(d.mstatus.node_count, m.mstatus.node_count);
+			assert_int_equal(d.mstatus.proc_count, m.mstatus.proc_count);
+			assert_string_equal(out_nodes[1].address, m.mstatus.nodes[1].address);
+			assert_int_equal(out_nodes[1].cordoned, 1);
+			assert_string_equal(out_procs[1].process, m.mstatus.procs[1].process);
+			assert_int_equal(out_procs[1].state, m.mstatus.procs[1].state);
 		}
 		if (type == PROTO_PROCS) {
 			assert_int_equal(d.procs.count, PROTO_PROCS_MAX);
@@ -440,12 +152,12 @@ static void test_roundtrip_every_message(void **state)
 		}
 		if (type == PROTO_FORGET_OK) {
 			assert_int_equal(d.forget_ok.kind, PROTO_FORGET_PROCESS);
-			assert_string_equal(d.forget_ok.process, "ledger-1");
+			assert_string_equal(d.forget_ok.process, m.forget_ok.process);
 			assert_int_equal(d.forget_ok.deleted, 1);
 		}
 		if (type == PROTO_ERROR) {
 			assert_int_equal(d.error.code, RTCMS_ECLAIMED);
-			assert_string_equal(d.error.who, "manager-2");
+			assert_string_equal(d.error.who, m.error.who);
 		}
 	}
 }
@@ -534,7 +246,7 @@ static void test_field_caps_and_validation(void **state)
 	n = proto_msg_encode(PROTO_PULL, &m, buf, sizeof(buf));
 	assert_true(n > 0);
 	assert_true(proto_msg_decode(PROTO_PULL, buf, (size_t)n, &d) >= 0);
-	assert_int_equal(d.get.base, 3);
+	assert_int_equal(d.get.base, m.get.base);
 	assert_int_equal(proto_msg_decode(PROTO_GET, buf, (size_t)n, &d), RTCMS_EPROTO);
 
 	/* LIST_REPLY count over the cap */

@@ -1,0 +1,114 @@
+/*
+ * msg_base.c - the payloads every part speaks: the handshake (HELLO,
+ * HELLO_ACK), the generic replies (ERROR, OK), checkpoint data (CHUNK) and
+ * the UDP heartbeat (HEARTBEAT, HEARTBEAT_ACK). Encode and decode side by
+ * side; docs/protocol.md has the byte tables.
+ */
+#include "msg_int.h"
+
+/* HELLO, HELLO_ACK */
+
+static void enc_hello(struct proto_wr *w, const union proto_msg *m)
+{
+	const struct proto_hello *h = &m->hello;
+	w_bytes(w, h->nonce, PROTO_NONCE_SIZE);
+	w_bytes(w, h->echo, PROTO_NONCE_SIZE);
+	w_u8(w, h->role);
+	w_str(w, h->name, PROTO_ID_MAX);
+}
+
+static void dec_hello(struct proto_rd *r, union proto_msg *m)
+{
+	struct proto_hello *h = &m->hello;
+	r_bytes(r, h->nonce, PROTO_NONCE_SIZE);
+	r_bytes(r, h->echo, PROTO_NONCE_SIZE);
+	h->role = r_u8(r);
+	r_check(r, h->role >= PROTO_ROLE_CLI && h->role <= PROTO_ROLE_STORE);
+	r_str(r, h->name, PROTO_ID_MAX);
+}
+
+/* ERROR */
+
+static void enc_error(struct proto_wr *w, const union proto_msg *m)
+{
+	const struct proto_error *e = &m->error;
+	if (e->code >= 0 || e->code < RTCMS_EINTERNAL) {
+		w_fail(w, RTCMS_EINVAL);
+		return;
+	}
+	w_u32(w, (uint32_t)e->code);
+	w_u64(w, e->detail);
+	w_str(w, e->who, PROTO_ID_MAX);
+	w_str(w, e->text, PROTO_TEXT_MAX);
+}
+
+static void dec_error(struct proto_rd *r, union proto_msg *m)
+{
+	struct proto_error *e = &m->error;
+	e->code = (int32_t)r_u32(r);
+	r_check(r, e->code < 0 && e->code >= RTCMS_EINTERNAL);
+	e->detail = r_u64(r);
+	r_str(r, e->who, PROTO_ID_MAX);
+	r_str(r, e->text, PROTO_TEXT_MAX);
+}
+
+/* CHUNK: the data is the rest of the payload */
+
+static void enc_chunk(struct proto_wr *w, const union proto_msg *m)
+{
+	const struct proto_chunk *c = &m->chunk;
+	if (c->len == 0 || c->len > PROTO_MAX_CHUNK) {
+		w_fail(w, RTCMS_EINVAL);
+		return;
+	}
+	w_u64(w, c->offset);
+	w_bytes(w, c->hash, PROTO_HASH_SIZE);
+	w_bytes(w, c->data, c->len);
+}
+
+static void dec_chunk(struct proto_rd *r, union proto_msg *m)
+{
+	struct proto_chunk *c = &m->chunk;
+	c->offset = r_u64(r);
+	r_bytes(r, c->hash, PROTO_HASH_SIZE);
+	if (r->err)
+		return;
+	c->len = (uint32_t)(r->len - r->off);
+	r_check(r, c->len >= 1 && c->len <= PROTO_MAX_CHUNK &&
+		   c->offset <= UINT64_MAX - c->len);
+	c->data = r_take(r, c->len);
+}
+
+/* HEARTBEAT, HEARTBEAT_ACK */
+
+static void enc_heartbeat(struct proto_wr *w, const union proto_msg *m)
+{
+	const struct proto_heartbeat *h = &m->heartbeat;
+	w_u64(w, h->node);
+	w_bytes(w, h->boot, PROTO_BOOT_SIZE);
+	w_u64(w, h->counter);
+	w_u64(w, h->sent_ms);
+	w_u32(w, h->processes);
+}
+
+static void dec_heartbeat(struct proto_rd *r, union proto_msg *m)
+{
+	struct proto_heartbeat *h = &m->heartbeat;
+	h->node = r_u64(r);
+	r_bytes(r, h->boot, PROTO_BOOT_SIZE);
+	h->counter = r_u64(r);
+	h->sent_ms = r_u64(r);
+	h->processes = r_u32(r);
+}
+
+const struct proto_codec proto_codecs_base[] = {
+	{ PROTO_HELLO, "HELLO", 256, enc_hello, dec_hello },
+	{ PROTO_HELLO_ACK, "HELLO_ACK", 256, enc_hello, dec_hello },
+	{ PROTO_ERROR, "ERROR", 1024, enc_error, dec_error },
+	{ PROTO_OK, "OK", 0, NULL, NULL },
+	{ PROTO_CHUNK, "CHUNK", PROTO_MAX_PAYLOAD, enc_chunk, dec_chunk },
+	{ PROTO_HEARTBEAT, "HEARTBEAT", 256, enc_heartbeat, dec_heartbeat },
+	{ PROTO_HEARTBEAT_ACK, "HEARTBEAT_ACK", 256, enc_heartbeat, dec_heartbeat },
+};
+const size_t proto_codecs_base_n =
+	sizeof(proto_codecs_base) / sizeof(proto_codecs_base[0]);
