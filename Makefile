@@ -46,7 +46,9 @@ fuzz: fuzz-build
 	cd build-fuzz && ctest --output-on-failure -L fuzz
 
 soak: build
-	cd $(BUILD) && ctest --output-on-failure -L soak
+	cd $(BUILD) && { ctest -V -L soak > soak.log 2>&1; rc=$$?; \
+	  grep -E '^[0-9]+: (#|\[ )|tests passed|FAILED' soak.log; \
+	  echo "(the whole output: $(BUILD)/soak.log)"; exit $$rc; }
 
 demo: build
 	@scripts/demo.sh $(BUILD)
