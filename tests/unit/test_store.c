@@ -35,7 +35,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include "proto/msg.h"
 #include "rtcms_error.h"
 #include "store/chunkfile.h"
-#include "store/meta.h"
+#include <sqlite3.h>
 #include "store/store.h"
 #include "testutil.h"
 #include "util/bytes.h"
