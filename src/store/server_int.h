@@ -15,9 +15,11 @@
  * reads nothing more from the connection while a request is on the pool
  * (a PUT's chunk slots are each owned by one work at a time), and a GET
  * seals its CHUNK frames on the pool because only that work seals then.
- * There are no locks: the after_* callbacks hand results back on the
- * loop. c->works counts what is on the pool; a connection is freed only
- * when it is 0.
+ * Connections need no lock: the after_* callbacks hand results back on
+ * the loop. c->works counts what is on the pool; a connection is freed
+ * only when it is 0. The fence table (fence.h) has its own mutex, taken
+ * by the loop (MLEASE) and the pool (FENCE, a first MLEASE); it is never
+ * held while the engine's st->mu is taken, nor the other way round.
  */
 #ifndef RTCMS_STORE_SERVER_INT_H
 #define RTCMS_STORE_SERVER_INT_H
