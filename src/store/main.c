@@ -103,7 +103,7 @@ static uint64_t real_now_ms(void *ctx)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void store_log(void *ctx, int level, const char *msg)
+static void on_store_log(void *ctx, int level, const char *msg)
 {
 	(void)ctx;
 	log_msg((enum log_level)level, "%s", msg);
@@ -169,7 +169,9 @@ static void on_sighup(void *ctx)
 		log_info("SIGHUP: changed in the file, take effect at the next start: %s", later);
 }
 
-int main(int argc, char **argv)
+/* Read the command line (and the config file it names) into cfg. -1 to
+ * go on, or the exit code (help, or a bad option: told on stderr). */
+static int options_parse(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -192,8 +194,6 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct config_list cli_mirrors = { 0 };
 	int c;
-
-	defaults = cfg;
 
 	/* First pass: find --config, so options given later override it. */
 	while ((c = getopt_long(argc, argv, "c:l:m:k:r:n:v:h", opts, NULL)) != -1) {
@@ -254,7 +254,14 @@ int main(int argc, char **argv)
 	}
 	parsed = cfg;
 	config_path = config;
+	return -1;
+}
 
+/* Check the settings, start logging and load the key. -1 to go on, or the
+ * exit code (told on stderr). */
+static int settings_check(enum store_compress *compress, struct proto_key *key)
+{
+	char err[1024];
 	int level = log_level_parse(cfg.log_level);
 	if (level < 0) {
 		fprintf(stderr, "rtcms-store: log level \"%s\": expected error, "
@@ -262,11 +269,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("store", (enum log_level)level);
-	enum store_compress compress;
 	if (strcmp(cfg.compress, "off") == 0) {
-		compress = STORE_COMPRESS_OFF;
+		*compress = STORE_COMPRESS_OFF;
 	} else if (strcmp(cfg.compress, "zstd") == 0) {
-		compress = STORE_COMPRESS_ZSTD;
+		*compress = STORE_COMPRESS_ZSTD;
 	} else {
 		fprintf(stderr, "rtcms-store: [store] compress \"%s\": expected off "
 			"or zstd\n", cfg.compress);
@@ -282,11 +288,16 @@ int main(int argc, char **argv)
 			"key = FILE in [store] (create one with `rtcmsctl keygen FILE`)\n");
 		return 2;
 	}
-	struct proto_key key;
-	if (keyfile_load(cfg.key, &key, err, sizeof(err)) != 0) {
+	if (keyfile_load(cfg.key, key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "rtcms-store: %s\n", err);
 		return 2;
 	}
+	return -1;
+}
+
+/* Open the store and serve until a signal stops it: the exit code. */
+static int store_serve(enum store_compress compress, const struct proto_key *key)
+{
 	signal(SIGPIPE, SIG_IGN);
 	/* Chunk writes, reads and syncs wait on disks: give libuv's pool more
 	 * threads than cores (an explicit UV_THREADPOOL_SIZE wins). */
@@ -304,7 +315,7 @@ int main(int argc, char **argv)
 		.compress = compress,
 		.compress_level = (int)cfg.compress_level,
 		.now_ms = real_now_ms,
-		.log = store_log,
+		.log = on_store_log,
 	};
 	struct store *st = NULL;
 	int rc = store_open(&so, &st);
@@ -314,7 +325,7 @@ int main(int argc, char **argv)
 	}
 	struct server_options sv = {
 		.listen = cfg.listen,
-		.key = &key,
+		.key = key,
 		.name = cfg.name,
 		.ready_file = cfg.ready_file[0] ? cfg.ready_file : NULL,
 		.client_timeout_ms = cfg.client_timeout_ms,
@@ -326,6 +337,21 @@ int main(int argc, char **argv)
 		log_warn("cannot handle SIGHUP: it would stop the store");
 	rc = server_run(&sv, st);
 	store_free(st);
-	sodium_memzero(&key, sizeof(key));
 	return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	enum store_compress compress = STORE_COMPRESS_OFF;
+	struct proto_key key;
+	int rc;
+
+	defaults = cfg;
+	if ((rc = options_parse(argc, argv)) >= 0)
+		return rc;
+	if ((rc = settings_check(&compress, &key)) >= 0)
+		return rc;
+	rc = store_serve(compress, &key);
+	sodium_memzero(&key, sizeof(key));
+	return rc;
 }

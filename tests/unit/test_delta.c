@@ -149,6 +149,12 @@ static void test_refused(void **state)
 	blen = make_full(base, 5, data, 1);
 	assert_int_equal(delta_apply(base, &blen, blen - 1, delta, (size_t)dlen), RTCMS_ETOOBIG);
 	assert_int_equal(image_version(delta, 3), RTCMS_EPROTO);
+	/* the sequence of a full image's header; a delta is not one */
+	uint64_t seq = 0;
+	assert_int_equal(image_sequence(base, blen, &seq), 0);
+	assert_int_equal(seq, 5);
+	assert_int_equal(image_sequence(delta, (size_t)dlen, &seq), RTCMS_EPROTO);
+	assert_int_equal(image_sequence(base, 31, &seq), RTCMS_EPROTO);
 	free(data);
 	free(full);
 	free(base);

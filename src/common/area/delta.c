@@ -19,6 +19,14 @@ int image_version(const uint8_t *img, size_t len)
 	return v == IMAGE_VERSION || v == DELTA_VERSION ? (int)v : RTCMS_EPROTO;
 }
 
+int image_sequence(const uint8_t *img, size_t len, uint64_t *sequence)
+{
+	if (image_version(img, len) != IMAGE_VERSION)
+		return RTCMS_EPROTO;
+	*sequence = get_be64(img + 8);
+	return 0;
+}
+
 size_t delta_size(uint32_t n, uint32_t k)
 {
 	return DELTA_HEAD + (size_t)n * ENTRY + (size_t)k * 4 + (size_t)k * AREA_BLOCK;

@@ -52,6 +52,11 @@ struct delta_info {
 /* 1 for a full image, 2 for a delta, RTCMS_EPROTO for neither. */
 int image_version(const uint8_t *img, size_t len);
 
+/* The sequence in a full image's header (version 1; the rest of the
+ * image is not checked): 0 and *sequence, or RTCMS_EPROTO (not a full
+ * image, or too short for its header). */
+int image_sequence(const uint8_t *img, size_t len, uint64_t *sequence);
+
 /* Size of a delta with n regions and k blocks. */
 size_t delta_size(uint32_t n, uint32_t k);
 

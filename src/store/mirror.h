@@ -1,0 +1,149 @@
+/*
+ * mirror.h - replication to every mirror (RAID-1): mirror handles, their
+ * online state, metadata transactions applied to every online mirror's
+ * catalog, chunk writes and flushes fanned out to all of them, and the
+ * mirror's directory itself (identity file, meta.db files, the scan and
+ * reconciliation at open, taking a failed mirror back).
+ *
+ * Chunk files go through a backend (struct mirror_backend): the engine
+ * (put, get, repair, gc) never calls chunkfile.c itself, so another kind
+ * of chunk storage (an object store) could sit beside the directory
+ * mirrors by adding a backend; each mirror's identity file and meta.db
+ * stay in its directory either way. Only the directory backend exists.
+ *
+ * struct mirror's layout is in store_int.h; locking is described there.
+ */
+#ifndef RTCMS_STORE_MIRROR_H
+#define RTCMS_STORE_MIRROR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunkfile.h"
+#include "proto/msg.h"
+
+struct store;
+struct mirror;
+struct catalog;
+
+/* Where a mirror's chunk files live. Every call gets the handle open()
+ * gave; all return 0 or a negative RTCMS_E* code unless said otherwise,
+ * and must be thread-safe (called concurrently without st->mu). */
+struct mirror_backend {
+	const char *name;
+	/* Open the backend at where (the mirror's configured location). */
+	int (*open)(const char *where, void **be);
+	void (*close)(void *be);
+	/* Make it ready for chunk files (create what is missing). */
+	int (*prepare)(void *be);
+	/* Check that it takes writes (before a failed mirror is taken back). */
+	int (*probe)(void *be);
+	/* 1 if it holds at least one chunk. */
+	int (*any)(void *be);
+	/* 1 if chunk hash of size bytes is stored (not read), else 0. */
+	int (*present)(void *be, const uint8_t hash[PROTO_HASH_SIZE], size_t size);
+	/* Read and verify a chunk: 0, RTCMS_ENOENT, RTCMS_ECORRUPT, ... */
+	int (*read)(void *be, const uint8_t hash[PROTO_HASH_SIZE], size_t size,
+		    uint8_t *buf);
+	/* Write an encoded chunk; durable: flushed now, else at sync(). */
+	int (*write)(void *be, const uint8_t hash[PROTO_HASH_SIZE],
+		     const struct chunkfile_enc *enc, int durable);
+	/* Make every write so far durable. */
+	int (*sync)(void *be);
+	/* Remove a chunk (missing is fine). */
+	void (*remove)(void *be, const uint8_t hash[PROTO_HASH_SIZE]);
+	/* Remove temporary leftovers and every chunk keep() says 0 to;
+	 * returns how many were removed. */
+	uint64_t (*sweep)(void *be, int (*keep)(void *ctx, const uint8_t *hash),
+			  void *ctx);
+};
+
+/* Chunk files in the mirror's directory (chunkfile.h). */
+extern const struct mirror_backend mirror_dir_backend;
+
+/* Set up m for directory path (no I/O). 0 or RTCMS_ECONFIG (too long). */
+int mirror_init(struct mirror *m, const char *path);
+
+/* Close m's catalog and backend. */
+void mirror_close(struct mirror *m);
+
+/* ---- online state (all under st->mu) -------------------------------------- */
+
+/* The first online mirror (reads come from its catalog), or NULL. */
+struct mirror *mirror_primary(struct store *st);
+
+size_t mirror_online_count(struct store *st);
+
+/* The online mirrors into out (STORE_MAX_MIRRORS entries); their count. */
+size_t mirror_online(struct store *st, struct mirror **out);
+
+/* Take a mirror offline (logged with why); the store goes on without it. */
+void mirror_offline(struct store *st, struct mirror *m, const char *why);
+
+/* ---- metadata: one transaction on every online mirror -------------------- */
+
+/* A mutation of one catalog: deterministic (same state + arg, same
+ * result). */
+typedef int (*mirror_mutation_fn)(struct catalog *cat, void *arg);
+
+/*
+ * Apply fn to every online mirror's catalog, each in one transaction that
+ * also bumps the generation, then COMMIT them all in parallel. A mirror
+ * whose transaction fails goes offline, and so does one whose result
+ * differs from the first mirror's (its metadata diverged). Returns fn's
+ * result on the first mirror that succeeded, or RTCMS_EIO if none did. A
+ * refusal (a negative result other than RTCMS_EIO) on the first mirror
+ * changes nothing anywhere. Call with st->mu held.
+ */
+int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg);
+
+/* ---- chunk files ----------------------------------------------------------- */
+
+int mirror_chunk_read(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
+		      size_t size, uint8_t *buf);
+int mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
+			 size_t size);
+int mirror_chunk_write(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
+		       const struct chunkfile_enc *enc, int durable);
+
+/* Remove a chunk from every mirror (offline ones too). Under st->mu. */
+void mirror_chunk_remove_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE]);
+
+/*
+ * Write a verified chunk to the mirrors ms[0..n) (a snapshot of the
+ * online ones), skipping those that hold it already: encoded once with the
+ * store's compression. Without st->mu (takes it to take a failed mirror
+ * offline). *disk_len gets the size of the file written where it was new
+ * (0 if every mirror had it). Returns 0 if some mirror holds the chunk
+ * now, RTCMS_ENOSPC if every write failed on a full disk (no mirror is
+ * taken offline then), else the failure.
+ */
+int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
+		     const uint8_t hash[PROTO_HASH_SIZE], const uint8_t *data,
+		     size_t len, size_t *disk_len);
+
+/* Flush the mirrors ms[0..n) at once (mirrors on different disks flush
+ * in parallel); rc[i] gets each result. Without st->mu. */
+void mirror_sync(struct mirror *const *ms, size_t n, int *rc);
+
+/* ---- opening and taking back ---------------------------------------------- */
+
+/*
+ * store_open's work on the mirrors: look at every mirror before changing
+ * anything, pick the newest trustworthy metadata, copy it over missing,
+ * unreadable, stale and diverged copies, and bring the usable mirrors
+ * online. *have_meta says whether any mirror had trustworthy metadata.
+ * 0, RTCMS_EIO (no usable mirror) or RTCMS_ECORRUPT (chunks but no
+ * metadata anywhere: nothing removed). Logged.
+ */
+int mirror_open_all(struct store *st, int *have_meta);
+
+/*
+ * Take an offline mirror back: it must take writes again (probe), then it
+ * gets a copy of the primary's metadata and goes online; the caller (a
+ * repairing scrub) fills in its chunk files. Only while no PUT is open.
+ * Call with st->mu held. 0 or a negative RTCMS_E* code (logged).
+ */
+int mirror_revive(struct store *st, struct mirror *m);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * repair.c - keeping every mirror's copy of every chunk good: one repair
+ * routine (repair_chunk) that the three repairs call: the resync at open
+ * (missing chunk files), read repair (a GET that met a bad copy) and a
+ * repairing SCRUB (every byte of every mirror verified).
+ */
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/log.h"
+#include "rtcms_error.h"
+
+size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
+		    const uint8_t *data, size_t len, struct repair_target *t,
+		    size_t n, bool durable, const char *log_prefix,
+		    const struct mirror *from)
+{
+	struct chunkfile_enc enc;
+	size_t done = 0;
+	char hx[17];
+
+	if (n == 0)
+		return 0;
+	chunkfile_encode(data, len, st->zlevel, &enc);
+	for (size_t i = 0; i < n; i++) {
+		t[i].rc = mirror_chunk_write(t[i].m, hash, &enc, durable);
+		if (t[i].rc != 0)
+			continue;
+		done++;
+		if (log_prefix)
+			store_log(st, LOG_WARN, "%smirror %s: chunk %s… was %s; repaired "
+				  "from %s", log_prefix, t[i].m->path, store_hex(hash, hx),
+				  t[i].bad == RTCMS_ENOENT ? "missing" : "corrupt",
+				  from->path);
+	}
+	chunkfile_enc_free(&enc);
+	return done;
+}
+
+/* ---- read repair ---------------------------------------------------------- */
+
+int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
+		      uint32_t *repaired)
+{
+	struct mirror *ms[STORE_MAX_MIRRORS];
+	struct repair_target bad[STORE_MAX_MIRRORS];
+	size_t n, nbad = 0;
+	int good = -1;
+
+	if (c->len == 0 || c->len > PROTO_MAX_CHUNK)
+		return RTCMS_ECORRUPT;
+	pthread_mutex_lock(&st->mu);
+	n = mirror_online(st, ms);
+	pthread_mutex_unlock(&st->mu);
+
+	for (size_t i = 0; i < n && good < 0; i++) {
+		int rc = mirror_chunk_read(ms[i], c->hash, c->len, buf);
+		if (rc == 0)
+			good = (int)i;
+		else
+			bad[nbad++] = (struct repair_target){ ms[i], rc, 0 };
+	}
+	if (good < 0) {
+		char hx[17];
+		store_log(st, LOG_ERROR, "chunk %s… at offset %" PRIu64 ": no good copy "
+			  "on any mirror", store_hex(c->hash, hx), c->offset);
+		return RTCMS_ECORRUPT;
+	}
+	/* Repair the bad copies met before the good one. */
+	*repaired += (uint32_t)repair_chunk(st, c->hash, buf, c->len, bad, nbad, true,
+					    "", ms[good]);
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < nbad; i++)
+		if (bad[i].rc == 0)
+			bad[i].m->repaired++;
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+/* ---- resync at open -------------------------------------------------------- */
+
+struct resync {
+	struct store *st;
+	uint8_t *buf;
+	uint64_t copied, lost;
+	int wrote[STORE_MAX_MIRRORS];
+};
+
+/* Copy one referenced chunk to the online mirrors that lack it. */
+static int resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
+{
+	struct resync *rs = ctx;
+	struct store *st = rs->st;
+	struct repair_target t[STORE_MAX_MIRRORS];
+	int missing[STORE_MAX_MIRRORS] = { 0 }, good = -1;
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->n; i++) {
+		struct mirror *m = &st->m[i];
+		if (m->online && !mirror_chunk_present(m, h, (size_t)size)) {
+			missing[i] = 1;
+			t[n++] = (struct repair_target){ m, RTCMS_ENOENT, 0 };
+		}
+	}
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < st->n && good < 0; i++)
+		if (st->m[i].online && !missing[i] &&
+		    mirror_chunk_read(&st->m[i], h, (size_t)size, rs->buf) == 0)
+			good = (int)i;
+	if (good < 0) {
+		char hx[17];
+		rs->lost++;
+		store_log(st, LOG_ERROR, "resync: chunk %s… has no good copy on "
+			  "any mirror", store_hex(h, hx));
+		return 0;
+	}
+	rs->copied += repair_chunk(st, h, rs->buf, (size_t)size, t, n, false, NULL, NULL);
+	for (size_t k = 0; k < n; k++) {
+		if (t[k].rc != 0)
+			mirror_offline(st, t[k].m, "resync write failed");
+		else
+			rs->wrote[t[k].m - st->m] = 1;
+	}
+	return 0;
+}
+
+int repair_resync(struct store *st)
+{
+	struct mirror *p = mirror_primary(st);
+	struct resync rs = { st, malloc(PROTO_MAX_CHUNK), 0, 0, { 0 } };
+	int rc;
+
+	if (!p || !rs.buf) {
+		free(rs.buf);
+		return p ? RTCMS_ENOMEM : RTCMS_EIO;
+	}
+	rc = catalog_chunks_each(p->cat, resync_one, &rs);
+	free(rs.buf);
+	if (rc)
+		return rc;
+	/* one flush per mirror for all the copies */
+	for (size_t i = 0; i < st->n; i++)
+		if (rs.wrote[i] && st->m[i].online &&
+		    st->m[i].be->sync(st->m[i].be_state) != 0)
+			mirror_offline(st, &st->m[i], "flushing resynchronised chunk "
+				       "files failed");
+	if (rs.copied)
+		store_log(st, LOG_WARN, "resync: copied %" PRIu64 " chunk file(s) to "
+			  "mirrors that lacked them", rs.copied);
+	if (rs.lost)
+		store_log(st, LOG_ERROR, "resync: %" PRIu64 " chunk(s) have no good "
+			  "copy; `rtcmsctl store scrub` lists the damage", rs.lost);
+	return 0;
+}
+
+/* ---- SCRUB ----------------------------------------------------------------- */
+
+/* The chunk list a scrub verifies, pinned while it runs. */
+struct scrub_list {
+	struct store *st;
+	uint8_t (*hashes)[PROTO_HASH_SIZE];
+	uint32_t *sizes;
+	size_t n, cap;
+	int rc;
+};
+
+static int scrub_add(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
+{
+	struct scrub_list *l = ctx;
+	if (l->n >= l->cap)
+		return 1;
+	memcpy(l->hashes[l->n], h, PROTO_HASH_SIZE);
+	l->sizes[l->n] = (uint32_t)size;
+	if (pinset_add(&l->st->pins, h) != 0) {
+		l->rc = RTCMS_ENOMEM;
+		return 1;
+	}
+	l->n++;
+	return 0;
+}
+
+/* Under st->mu: take offline mirrors back (repair), count, and snapshot
+ * and pin the chunk list. 0 or a negative code. */
+static int scrub_start(struct store *st, bool repair, struct proto_scrub_reply *r,
+		       struct scrub_list *l)
+{
+	for (size_t i = 0; repair && i < st->n; i++)
+		if (!st->m[i].online)
+			mirror_revive(st, &st->m[i]);
+	int rc = store_counts(st, r);
+	if (rc)
+		return rc;
+	l->cap = (size_t)r->chunks + 1;
+	l->hashes = malloc(l->cap * PROTO_HASH_SIZE);
+	l->sizes = malloc(l->cap * sizeof(*l->sizes));
+	if (!l->hashes || !l->sizes)
+		return RTCMS_ENOMEM;
+	rc = catalog_chunks_each(mirror_primary(st)->cat, scrub_add, l);
+	return rc ? rc : l->rc;
+}
+
+/* Verify one chunk on every mirror (offline ones too) and, with repair,
+ * rewrite its bad copies from the first good one. buf: PROTO_MAX_CHUNK. */
+static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool repair,
+			uint8_t *buf, struct proto_scrub_reply *r)
+{
+	struct repair_target t[STORE_MAX_MIRRORS];
+	size_t n = 0;
+	int good = -1;
+
+	if (size == 0 || size > PROTO_MAX_CHUNK)
+		return;
+	for (size_t i = 0; i < st->n; i++) {
+		int res = mirror_chunk_read(&st->m[i], h, size, buf);
+		if (res == 0) {
+			r->mirrors[i].chunks++;
+			r->mirrors[i].bytes += size;
+			if (good < 0)
+				good = (int)i;
+			continue;
+		}
+		if (res == RTCMS_ENOENT)
+			r->mirrors[i].missing++;
+		else
+			r->mirrors[i].corrupt++;
+		t[n++] = (struct repair_target){ &st->m[i], res, 0 };
+	}
+	if (good < 0) {
+		char hx[17];
+		r->unrepairable++;
+		store_log(st, LOG_ERROR, "scrub: chunk %s… has no good copy on any "
+			  "mirror", store_hex(h, hx));
+		return;
+	}
+	/* buf holds the last mirror's read: read the good copy again */
+	if (!repair || n == 0 || mirror_chunk_read(&st->m[good], h, size, buf) != 0)
+		return;
+	repair_chunk(st, h, buf, size, t, n, true, "scrub: ", &st->m[good]);
+	for (size_t k = 0; k < n; k++)
+		if (t[k].rc == 0)
+			r->mirrors[t[k].m - st->m].repaired++;
+}
+
+int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
+{
+	struct scrub_list l = { .st = st };
+	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+	int rc;
+
+	if (!buf)
+		return RTCMS_ENOMEM;
+	/* Snapshot the chunk list, then verify without holding the mutex. A
+	 * repairing scrub first tries to take offline mirrors back. */
+	pthread_mutex_lock(&st->mu);
+	rc = scrub_start(st, repair, r, &l);
+	pthread_mutex_unlock(&st->mu);
+	for (size_t k = 0; k < l.n && rc == 0; k++)
+		scrub_chunk(st, l.hashes[k], l.sizes[k], repair, buf, r);
+	pthread_mutex_lock(&st->mu);
+	for (size_t k = 0; k < l.n; k++)
+		pinset_del(&st->pins, l.hashes[k]);
+	gc_deferred(st);
+	pthread_mutex_unlock(&st->mu);
+	free(l.hashes);
+	free(l.sizes);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,130 @@
+/*
+ * server_get.c - the GET stream of rtcms-store: GET opens the checkpoint
+ * (on the thread pool: a delta is assembled there), GET_META answers it,
+ * then each chunk is read, verified and sealed on the thread pool one
+ * after another and sent from the loop, at most two frames queued on the
+ * socket; reading stays paused until GET_END.
+ */
+#include "server_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "log/log.h"
+#include "rtcms_error.h"
+
+void server_get_work_open(struct conn *c)
+{
+	const struct proto_get *q = &c->msg.get;
+
+	/* meta_only stays cheap: a delta's stored metadata, no assembly; a
+	 * full GET of a delta assembles its full image */
+	c->rc = (q->meta_only ? store_get_open_meta : store_get_open)
+		(c->srv->store, q->process, q->incarnation, q->sequence, &c->get,
+		 &c->reply.meta);
+	c->reply_type = PROTO_GET_META;
+}
+
+int server_get_after_open(struct conn *c, uint32_t req, enum conn_state next)
+{
+	(void)next;
+	c->get_request = req;
+	c->gcount = 0;
+	if (c->msg.get.meta_only) {
+		conn_send(c, PROTO_GET_META, 0, req, &c->reply, 0);
+		store_get_close(c->get);
+		c->get = NULL;
+		c->state = C_READY;
+		return 1;
+	}
+	log_info("[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
+		 " bytes, %u chunks)", c->peer, c->reply.meta.process,
+		 c->reply.meta.incarnation, c->reply.meta.sequence,
+		 c->reply.meta.size, c->reply.meta.chunk_count);
+	conn_send(c, PROTO_GET_META, PROTO_F_MORE, req, &c->reply, 0);
+	c->state = C_GET;
+	server_get_next(c);
+	return 0; /* reading stays paused during the stream */
+}
+
+static void work_get(uv_work_t *w)
+{
+	struct conn *c = w->data;
+	union proto_msg m;
+
+	c->rc = store_get_next(c->get, c->gbuf, &c->gchunk);
+	if (c->rc < 0)
+		return;
+	/* Seal here, off the loop: only this work seals during a GET stream. */
+	m.chunk = c->gchunk;
+	c->gframe = malloc(PROTO_MAX_FRAME);
+	if (!c->gframe) {
+		c->rc = RTCMS_ENOMEM;
+		return;
+	}
+	c->gframe_len = proto_session_seal(&c->session, PROTO_CHUNK,
+					   PROTO_F_REPLY | PROTO_F_MORE, 0,
+					   c->get_request, &m, c->gframe,
+					   PROTO_MAX_FRAME);
+	if (c->gframe_len < 0) {
+		c->rc = c->gframe_len;
+		free(c->gframe);
+		c->gframe = NULL;
+	}
+}
+
+static void after_get(uv_work_t *w, int status)
+{
+	struct conn *c = w->data;
+	union proto_msg m;
+
+	c->get_reading = 0;
+	if (conn_work_done(c)) {
+		free(c->gframe);
+		c->gframe = NULL;
+		return;
+	}
+	if (c->rc == RTCMS_EEOF) {
+		m.get_end.chunk_count = c->gcount;
+		m.get_end.repaired = store_get_repaired(c->get);
+		if (m.get_end.repaired)
+			log_warn("[peer %s] GET %s: %u bad copies repaired "
+				 "from a good mirror", c->peer,
+				 c->msg.get.process, m.get_end.repaired);
+		store_get_close(c->get);
+		c->get = NULL;
+		c->state = C_READY;
+		conn_send(c, PROTO_GET_END, 0, c->get_request, &m, 0);
+		conn_read_start(c);
+		return;
+	}
+	if (c->rc < 0) {
+		log_error("[peer %s] GET %s failed after %u chunks: %s", c->peer,
+			  c->msg.get.process, c->gcount, rtcms_strerror(c->rc));
+		store_get_close(c->get);
+		c->get = NULL;
+		c->state = C_READY;
+		conn_error(c, c->get_request, c->rc, NULL, 1);
+		return;
+	}
+	c->gcount++;
+	uint8_t *f = c->gframe;
+	c->gframe = NULL;
+	conn_write_frame(c, f, (size_t)c->gframe_len, 0);
+	if (c->pending_writes < 2)
+		server_get_next(c);
+	/* else on_write calls get_next when the socket drains */
+}
+
+void server_get_next(struct conn *c)
+{
+	if (!c->gbuf)
+		c->gbuf = malloc(PROTO_MAX_CHUNK);
+	if (!c->gbuf) {
+		c->rc = RTCMS_ENOMEM;
+		conn_close(c);
+		return;
+	}
+	c->get_reading = 1;
+	conn_queue(c, &c->work, c, work_get, after_get);
+}

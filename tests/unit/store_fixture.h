@@ -1,0 +1,400 @@
+/*
+ * store_fixture.h - what the store engine's unit tests (test_store*.c)
+ * share: a store over two mirrors in a temporary directory with an
+ * injected clock (setup/teardown), PUT and GET helpers, and the program
+ * images (full and delta) the delta and compression tests store.
+ */
+#ifndef RTCMS_TESTS_STORE_FIXTURE_H
+#define RTCMS_TESTS_STORE_FIXTURE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* from the ASan runtime (sanitizer/allocator_interface.h, not shipped
+ * with every compiler) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#else
+#include <malloc.h>
+#endif
+
+#include "area/delta.h"
+#include "area/image.h"
+#include "log/log.h"
+#include "proto/msg.h"
+#include "rtcms_error.h"
+#include "store/chunkfile.h"
+#include <sqlite3.h>
+#include "store/store.h"
+#include "testutil.h"
+#include "util/bytes.h"
+
+struct fixture {
+	char *dir;
+	char m0[512], m1[512];
+	const char *mirrors[2];
+	uint64_t clock;
+	struct store *st;
+	unsigned retain;
+	enum store_compress compress;  /* for open_store */
+	int compress_level;
+};
+
+static inline uint64_t fake_now(void *ctx)
+{
+	return ((struct fixture *)ctx)->clock;
+}
+
+static inline void open_store(struct fixture *f)
+{
+	struct store_options o = {
+		.mirrors = f->mirrors, .mirror_count = 2, .retain = f->retain,
+		.now_ms = fake_now, .now_ctx = f,
+		.compress = f->compress, .compress_level = f->compress_level,
+	};
+	assert_int_equal(store_open(&o, &f->st), 0);
+}
+
+static inline int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->dir = tu_tmpdir("store");
+	snprintf(f->m0, sizeof(f->m0), "%s/m0", f->dir);
+	snprintf(f->m1, sizeof(f->m1), "%s/m1", f->dir);
+	f->mirrors[0] = f->m0;
+	f->mirrors[1] = f->m1;
+	f->clock = 1000000;
+	f->retain = 2;
+	open_store(f);
+	*state = f;
+	return 0;
+}
+
+static inline int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_fault_hook = NULL;
+	store_free(f->st);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/* What the last put_data() found: new chunks and their size on disk. */
+static struct store_put_stats last_stats __attribute__((unused));
+
+/* PUT size bytes of data as m (its image hash and chunk count are filled
+ * in here) in chunks of chunk bytes; returns the engine's result (1: it was
+ * stored already) and fills *ack. */
+static inline int put_data(struct store *st, struct proto_ckpt_meta *m, const uint8_t *data,
+		    size_t size, size_t chunk, struct proto_put_ack *ack)
+{
+	struct proto_image_hash ih;
+	struct store_put *p;
+	uint32_t count = 0;
+
+	proto_image_hash_init(&ih, size);
+	for (size_t off = 0; off < size; off += chunk, count++) {
+		uint8_t h[PROTO_HASH_SIZE];
+		size_t len = size - off < chunk ? size - off : chunk;
+		proto_chunk_hash(data + off, len, h);
+		proto_image_hash_update(&ih, off, (uint32_t)len, h);
+	}
+	proto_image_hash_final(&ih, m->hash);
+	m->chunk_count = count;
+	memset(ack, 0, sizeof(*ack));
+	int rc = store_put_begin(st, m, &p, ack);
+	if (rc != 0)
+		return rc;
+	for (size_t off = 0; off < size && rc == 0; off += chunk) {
+		struct proto_chunk c;
+		c.offset = off;
+		c.len = (uint32_t)(size - off < chunk ? size - off : chunk);
+		c.data = data + off;
+		proto_chunk_hash(c.data, c.len, c.hash);
+		rc = store_put_check(p, &c);
+		if (rc == 0)
+			rc = store_put_write(p, &c);
+	}
+	if (rc) {
+		store_put_abort(p);
+		return rc;
+	}
+	store_put_stats(p, &last_stats);
+	return store_put_commit(p, count, ack);
+}
+
+/* The metadata of a test checkpoint of size bytes (node 7, spec "spec"). */
+static inline void meta_for(struct proto_ckpt_meta *m, const char *process, uint64_t inc,
+		     uint64_t seq, size_t size)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->process, sizeof(m->process), "%s", process);
+	m->incarnation = inc;
+	m->sequence = seq;
+	m->node = 7;
+	m->size = size;
+	m->spec = (const uint8_t *)"spec";
+	m->spec_len = 4;
+}
+
+/* Store size bytes of content seed as (process, inc, seq) in chunks of
+ * chunk bytes; returns the engine's result. */
+static inline int put(struct store *st, const char *process, uint64_t inc,
+	       uint64_t seq, size_t size, uint64_t seed, size_t chunk)
+{
+	uint8_t *data = malloc(size ? size : 1);
+	struct proto_ckpt_meta m;
+	struct proto_put_ack ack;
+
+	tu_fill(data, size, seed);
+	meta_for(&m, process, inc, seq, size);
+	int rc = put_data(st, &m, data, size, chunk, &ack);
+	free(data);
+	return rc;
+}
+
+/* Read (process, inc, seq) back and compare with content seed. */
+static inline int get_check(struct store *st, const char *process, uint64_t inc,
+		     uint64_t seq, size_t size, uint64_t seed, uint32_t *repaired)
+{
+	struct proto_ckpt_meta m;
+	struct store_get *g;
+	uint8_t *want = malloc(size ? size : 1);
+	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+	struct proto_chunk c;
+	uint64_t got = 0;
+	int rc;
+
+	tu_fill(want, size, seed);
+	rc = store_get_open(st, process, inc, seq, &g, &m);
+	if (rc)
+		goto out;
+	assert_int_equal(m.size, size);
+	assert_int_equal(m.spec_len, 4);
+	assert_memory_equal(m.spec, "spec", 4);
+	while ((rc = store_get_next(g, buf, &c)) == 0) {
+		assert_int_equal(c.offset, got);
+		assert_memory_equal(c.data, want + c.offset, c.len);
+		got += c.len;
+	}
+	if (repaired)
+		*repaired = store_get_repaired(g);
+	store_get_close(g);
+	if (rc == RTCMS_EEOF)
+		rc = got == size ? 0 : RTCMS_EPROTO;
+out:
+	free(want);
+	free(buf);
+	return rc;
+}
+
+static inline void flip_byte(const char *path)
+{
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	int c = fgetc(fp);
+	fseek(fp, 0, SEEK_SET);
+	fputc(c ^ 0xff, fp);
+	fclose(fp);
+}
+
+#define DBLOCKS 320 /* 1.25 MiB of data: a GET of it is two chunks */
+
+#define DCHUNK 16384
+
+/* A program's state as its agent sees it: data blocks and the sequence
+ * each block last changed at. */
+struct prog {
+	uint8_t *live;
+	uint64_t versions[DBLOCKS];
+	uint32_t blocks;
+	uint64_t x;
+};
+
+static inline void prog_init(struct prog *p, uint32_t blocks, uint64_t seed)
+{
+	p->live = malloc((size_t)DBLOCKS * AREA_BLOCK);
+	p->blocks = blocks;
+	p->x = seed;
+	tu_fill(p->live, (size_t)DBLOCKS * AREA_BLOCK, seed);
+	for (uint32_t b = 0; b < DBLOCKS; b++)
+		p->versions[b] = 1;
+}
+
+/* Change n blocks at sequence seq. */
+static inline void prog_change(struct prog *p, uint64_t seq, int n)
+{
+	for (int i = 0; i < n; i++) {
+		p->x = p->x * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t b = (uint32_t)((p->x >> 33) % p->blocks);
+		p->live[(size_t)b * AREA_BLOCK + (p->x >> 20) % AREA_BLOCK] ^= 0x5a;
+		p->versions[b] = seq;
+	}
+}
+
+static inline size_t full_len(const struct prog *p)
+{
+	return image_size(1, (uint64_t)p->blocks * AREA_BLOCK);
+}
+
+/* The full image of sequence seq into img (malloc'ed); returns its size. */
+static inline size_t prog_full(const struct prog *p, uint64_t seq, uint8_t **img)
+{
+	size_t d = (size_t)p->blocks * AREA_BLOCK, len = full_len(p);
+	uint8_t *i = malloc(len);
+	memset(i, 0, 56);
+	put_be32(i, IMAGE_MAGIC);
+	put_be32(i + 4, IMAGE_VERSION);
+	put_be64(i + 8, seq);
+	put_be32(i + 16, 1);
+	put_be64(i + 24, d);
+	put_be32(i + 32, 1);
+	put_be64(i + 40, d);
+	memcpy(i + 56, p->live, d);
+	*img = i;
+	return len;
+}
+
+/* The delta of sequence seq against base into img (malloc'ed). */
+static inline size_t prog_delta(const struct prog *p, uint64_t seq, uint64_t base, uint8_t **img)
+{
+	uint8_t *full;
+	size_t flen = prog_full(p, seq, &full), cap = delta_size(1, p->blocks);
+	*img = malloc(cap);
+	int64_t n = delta_build(full, flen, p->versions, base, *img, cap);
+	assert_true(n > 0);
+	free(full);
+	return (size_t)n;
+}
+
+/* What the last put_img() wrote (store_put_stats before its commit). */
+/* PUT an image in chunks of DCHUNK bytes; fills *ack. state NULL: none. */
+static inline int put_img(struct store *st, const char *process, uint64_t inc, uint64_t seq,
+		   uint64_t base, uint64_t full_size, const uint8_t *state,
+		   const uint8_t *data, size_t size, struct proto_put_ack *ack)
+{
+	struct proto_ckpt_meta m;
+
+	meta_for(&m, process, inc, seq, size);
+	m.base = base;
+	m.full_size = full_size;
+	if (state)
+		memcpy(m.state_hash, state, PROTO_HASH_SIZE);
+	return put_data(st, &m, data, size, DCHUNK, ack);
+}
+
+/* PUT the full image of p's state as seq; returns the engine's result. */
+static inline int put_full(struct store *st, const char *process, const struct prog *p,
+		    uint64_t seq, struct proto_put_ack *ack)
+{
+	uint8_t *img, sh[STATE_HASH_SIZE];
+	size_t len = prog_full(p, seq, &img);
+	assert_int_equal(state_hash(img, len, sh), 0);
+	int rc = put_img(st, process, 1, seq, 0, 0, sh, img, len, ack);
+	free(img);
+	return rc;
+}
+
+/* PUT the delta of p's state as seq against base, with its state hash. */
+static inline int put_delta(struct store *st, const char *process, const struct prog *p,
+		     uint64_t seq, uint64_t base, struct proto_put_ack *ack)
+{
+	uint8_t *full, *d, sh[STATE_HASH_SIZE];
+	size_t flen = prog_full(p, seq, &full);
+	assert_int_equal(state_hash(full, flen, sh), 0);
+	size_t dlen = prog_delta(p, seq, base, &d);
+	int rc = put_img(st, process, 1, seq, base, flen, sh, d, dlen, ack);
+	free(full);
+	free(d);
+	return rc;
+}
+
+/* GET a checkpoint whole, checking every chunk hash, the chunk order and
+ * the image hash like a client does; *out is malloc'ed. */
+static inline int get_img(struct store *st, const char *process, uint64_t inc, uint64_t seq,
+		   struct proto_ckpt_meta *m, uint8_t **out, size_t *len)
+{
+	struct store_get *g;
+	struct proto_image_hash ih;
+	struct proto_chunk c;
+	uint8_t *chunk = malloc(PROTO_MAX_CHUNK), h[PROTO_HASH_SIZE];
+	uint32_t n = 0;
+	int rc;
+
+	*out = NULL;
+	rc = store_get_open(st, process, inc, seq, &g, m);
+	if (rc) {
+		free(chunk);
+		return rc;
+	}
+	assert_true(m->size < ((uint64_t)1 << 32));
+	*out = malloc(m->size ? m->size : 1);
+	*len = m->size;
+	proto_image_hash_init(&ih, m->size);
+	while ((rc = store_get_next(g, chunk, &c)) == 0) {
+		assert_true(c.offset + c.len <= m->size);
+		proto_chunk_hash(c.data, c.len, h);
+		assert_memory_equal(h, c.hash, PROTO_HASH_SIZE);
+		assert_int_equal(proto_image_hash_update(&ih, c.offset, c.len, c.hash), 0);
+		memcpy(*out + c.offset, c.data, c.len);
+		n++;
+	}
+	assert_int_equal(rc, RTCMS_EEOF);
+	assert_int_equal(n, m->chunk_count);
+	assert_int_equal(proto_image_hash_final(&ih, h), 0);
+	assert_memory_equal(h, m->hash, PROTO_HASH_SIZE);
+	assert_int_equal(m->spec_len, 4);
+	assert_memory_equal(m->spec, "spec", 4);
+	store_get_close(g);
+	free(chunk);
+	return 0;
+}
+
+/* GET (process, 1, seq) and compare it with want (a full image); the
+ * state hash is want's, or zeros when the PUT gave none. */
+static inline void get_expect_state(struct store *st, const char *process, uint64_t seq,
+			     const uint8_t *want, size_t want_len, int with_state)
+{
+	struct proto_ckpt_meta m;
+	struct store_get *g;
+	uint8_t *got, sh[STATE_HASH_SIZE];
+	size_t len;
+
+	assert_int_equal(store_get_open_meta(st, process, 1, seq, &g, &m), 0);
+	store_get_close(g);
+	/* a full image is served as stored, a delta's in chunks of 1 MiB */
+	uint64_t chunk = m.base ? PROTO_MAX_CHUNK : DCHUNK;
+	assert_int_equal(get_img(st, process, 1, seq, &m, &got, &len), 0);
+	assert_int_equal(m.sequence, seq);
+	assert_int_equal(m.base, 0);
+	assert_int_equal(m.size, want_len);
+	assert_int_equal(m.full_size, want_len);
+	assert_int_equal(m.chunk_count, (want_len + chunk - 1) / chunk);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(got, want, want_len);
+	assert_int_equal(state_hash(want, want_len, sh), 0);
+	if (!with_state)
+		memset(sh, 0, sizeof(sh));
+	assert_memory_equal(m.state_hash, sh, STATE_HASH_SIZE);
+	free(got);
+}
+
+static inline void get_expect(struct store *st, const char *process, uint64_t seq,
+		       const uint8_t *want, size_t want_len)
+{
+	get_expect_state(st, process, seq, want, want_len, 1);
+}
+
+#endif
