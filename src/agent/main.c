@@ -284,7 +284,10 @@ int main(int argc, char **argv)
 	uint64_t avail;
 	sysinfo_meminfo_read(&agent.mem_total, &avail);
 	agent.lease_ms = cfg.lease_ms;
-	uv_mutex_init(&agent.lock);
+	/* shared with the real-time heartbeat thread: priority inheritance */
+	if (rt_mutex_init(&agent.lock) != 0)
+		log_warn("no priority inheritance for the main lock: a loaded machine can "
+			 "delay heartbeats behind it");
 	uv_cond_init(&agent.wake);
 	for (size_t i = 0; i < cfg.managers.count; i++) {
 		const char *m = cfg.managers.items[i];

@@ -279,7 +279,10 @@ int main(int argc, char **argv)
 	if (!mgr.procs)
 		return 1;
 	mgr.store_up = 1;
-	uv_mutex_init(&mgr.lock);
+	/* shared with the real-time heartbeat thread: priority inheritance */
+	if (rt_mutex_init(&mgr.lock) != 0)
+		log_warn("no priority inheritance for the main lock: a loaded machine can "
+			 "delay heartbeats behind it");
 	uv_cond_init(&mgr.work);
 	/* SIGHUP re-reads the config file; it never stops the manager */
 	if (reload_on_sighup(on_sighup, NULL) != 0)

@@ -49,6 +49,23 @@ int rt_thread_promote(const char *who, int prio)
 	return 0;
 }
 
+int rt_mutex_init(uv_mutex_t *m)
+{
+	/* on Unix a uv_mutex_t is a pthread_mutex_t: libuv's lock, unlock and
+	 * condition waits work on it whatever its attributes */
+	pthread_mutexattr_t attr;
+	int ok = pthread_mutexattr_init(&attr) == 0;
+	if (ok) {
+		ok = pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT) == 0 &&
+		     pthread_mutex_init(m, &attr) == 0;
+		pthread_mutexattr_destroy(&attr);
+	}
+	if (ok)
+		return 0;
+	uv_mutex_init(m);
+	return RTCMS_EINTERNAL;
+}
+
 void rt_lock_memory(const char *who)
 {
 #ifdef MCL_ONFAULT

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <uv.h>
 
 struct hb_thread;
 
@@ -47,5 +48,12 @@ int rt_thread_promote(const char *who, int prio);
  * if it may, so a time-critical thread never waits on a page fault to
  * disk; logs what it did. */
 void rt_lock_memory(const char *who);
+/* Initialize a lock the heartbeat thread shares with ordinary threads with
+ * priority inheritance (PTHREAD_PRIO_INHERIT): a holder preempted by other
+ * work on a loaded machine runs at the waiting heartbeat thread's priority
+ * until it lets go, so the heartbeat waits for the critical section only,
+ * never for the holder's turn on a CPU (priority inversion). 0 or
+ * RTCMS_EINTERNAL (then it is a plain mutex, initialized). */
+int rt_mutex_init(uv_mutex_t *m);
 
 #endif
