@@ -16,7 +16,7 @@ extern "C" {
 
 enum rtcms_error {
 	RTCMS_OK        = 0,
-	RTCMS_EAGAIN    = -1,  /* need more input (decoders) / try again */
+	RTCMS_EAGAIN    = -23, /* need more input (decoders) / try again; never sent */
 	RTCMS_EINVAL    = -2,  /* invalid argument or field value */
 	RTCMS_ENOMEM    = -3,  /* out of memory */
 	RTCMS_EIO       = -4,  /* I/O error (disk or socket) */
