@@ -1,5 +1,5 @@
 /*
- * test_soak_chaos.c - a store, two managers, four agents, eight programs;
+ * test_slow_chaos.c - a store, two managers, four agents, eight programs;
  * at least 100 random faults: kill -9 of an agent (started again), SIGSTOP
  * of an agent or a manager for 50..1000 ms, a program crashed, a manager
  * killed and started again. After every fault each program must run
