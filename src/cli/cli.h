@@ -98,11 +98,11 @@ int cli_wants_help(int argc, char **argv, int first);
  * error and returns CLI_USAGE (p NULL: missing). */
 int cli_check_process(const char *p);
 
-/* Parse an unsigned number (decimal or 0x hex); -1 on error. */
+/* Parse an unsigned number (decimal or 0x hex); 0 or RTCMS_EINVAL. */
 int cli_parse_u64(const char *s, uint64_t *out);
 
 /* Parse a node id: 1 to 16 hex digits (strtoull base 16, "0x" allowed),
- * not 0; -1 on error. */
+ * not 0; 0 or RTCMS_EINVAL. */
 int cli_parse_node(const char *s, uint64_t *out);
 
 /* Print s as a JSON string (with quotes). */

@@ -230,11 +230,11 @@ int cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 	if (!s || *s == '\0' || *s == '-')
-		return -1;
+		return RTCMS_EINVAL;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 0);
 	if (errno || *end != '\0')
-		return -1;
+		return RTCMS_EINVAL;
 	*out = v;
 	return 0;
 }
@@ -243,11 +243,11 @@ int cli_parse_node(const char *s, uint64_t *out)
 {
 	char *end;
 	if (!s || !isxdigit((unsigned char)*s))
-		return -1;
+		return RTCMS_EINVAL;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 16);
 	if (errno || *end != '\0' || v == 0)
-		return -1;
+		return RTCMS_EINVAL;
 	*out = v;
 	return 0;
 }

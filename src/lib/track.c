@@ -28,12 +28,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "area/area.h"
+#include "rtcms_error.h"
 
 #define SLOTS AREA_MAX_REGIONS
 
@@ -63,8 +65,10 @@ static __thread int tomb_retries __attribute__((tls_model("initial-exec")));
 static int protect(void *addr, size_t len, int write)
 {
 	if (track_fault_hook && track_fault_hook(addr, len, write))
-		return -1;
-	return mprotect(addr, len, write ? PROT_READ | PROT_WRITE : PROT_READ);
+		return RTCMS_EIO;
+	if (mprotect(addr, len, write ? PROT_READ | PROT_WRITE : PROT_READ) != 0)
+		return RTCMS_EIO;
+	return 0;
 }
 
 size_t track_words(size_t size)
@@ -74,8 +78,8 @@ size_t track_words(size_t size)
 }
 
 /* The blocks of a region at base (size bytes) that [lo, hi) touches:
- * 0 and *first..*last, or -1 if none. */
-static int blocks_of(uintptr_t base, size_t size, uintptr_t lo, uintptr_t hi,
+ * true and *first..*last, or false if none. */
+static bool blocks_of(uintptr_t base, size_t size, uintptr_t lo, uintptr_t hi,
 		     size_t *first, size_t *last)
 {
 	if (hi > base + size)
@@ -83,17 +87,17 @@ static int blocks_of(uintptr_t base, size_t size, uintptr_t lo, uintptr_t hi,
 	if (lo < base)
 		lo = base;
 	if (lo >= hi)
-		return -1;
+		return false;
 	*first = (lo - base) / AREA_BLOCK;
 	*last = (hi - 1 - base) / AREA_BLOCK;
-	return 0;
+	return true;
 }
 
 static void mark(_Atomic uint64_t *bits, uintptr_t base, size_t size, uintptr_t lo,
 		 uintptr_t hi)
 {
 	size_t first, last;
-	if (blocks_of(base, size, lo, hi, &first, &last) == 0)
+	if (blocks_of(base, size, lo, hi, &first, &last))
 		for (size_t b = first; b <= last; b++)
 			atomic_fetch_or(&bits[b / 64], (uint64_t)1 << (b % 64));
 }
@@ -103,7 +107,7 @@ static void mark_plain(uint64_t *bits, uintptr_t base, size_t size, uintptr_t lo
 		       uintptr_t hi)
 {
 	size_t first, last;
-	if (blocks_of(base, size, lo, hi, &first, &last) == 0)
+	if (blocks_of(base, size, lo, hi, &first, &last))
 		for (size_t b = first; b <= last; b++)
 			bits[b / 64] |= (uint64_t)1 << (b % 64);
 }
@@ -206,7 +210,7 @@ static int install(void)
 {
 	struct sigaction cur;
 	if (sigaction(SIGSEGV, NULL, &cur) != 0)
-		return -1;
+		return RTCMS_EIO;
 	if (installed && (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fault)
 		return 0;
 	if (!page_size)
@@ -218,13 +222,13 @@ static int install(void)
 	sigemptyset(&sa.sa_mask);
 	prev_action = cur;
 	if (sigaction(SIGSEGV, &sa, NULL) != 0)
-		return -1;
+		return RTCMS_EIO;
 	installed = 1;
 	return 0;
 }
 
-/* 1 if [lo, hi) overlaps the calling thread's stack */
-static int on_my_stack(uintptr_t lo, uintptr_t hi)
+/* Whether [lo, hi) overlaps the calling thread's stack. */
+static bool on_my_stack(uintptr_t lo, uintptr_t hi)
 {
 	pthread_attr_t attr;
 	void *addr;
@@ -249,12 +253,12 @@ static void drain(void)
 int track_add(void *ptr, size_t size)
 {
 	if (install() != 0)
-		return -1;
+		return RTCMS_EIO;
 	uintptr_t base = (uintptr_t)ptr;
 	uintptr_t lo = (base + page_size - 1) & ~(uintptr_t)(page_size - 1);
 	uintptr_t hi = (base + size) & ~(uintptr_t)(page_size - 1);
 	if (size == 0 || hi <= lo || on_my_stack(base, base + size))
-		return -1;
+		return RTCMS_EINVAL;
 	int pick = -1;
 	for (int i = 0; i < SLOTS && pick < 0; i++)
 		if (atomic_load(&slots[i].state) == FREE)
@@ -263,10 +267,10 @@ int track_add(void *ptr, size_t size)
 		if (atomic_load(&slots[i].state) == TOMB)
 			pick = i;
 	if (pick < 0)
-		return -1;
+		return RTCMS_EBUSY;
 	_Atomic uint64_t *bits = calloc(track_words(size + base % AREA_BLOCK), sizeof(*bits));
 	if (!bits)
-		return -1;
+		return RTCMS_ENOMEM;
 	struct tslot *t = &slots[pick];
 	atomic_store(&t->state, FREE);
 	drain(); /* no handler still looks at the tombstone's range */
@@ -314,7 +318,7 @@ int track_take(int handle, uint64_t *out)
 	if (!ok || atomic_load(&t->broken)) {
 		release(t);
 		memset(out, 0xff, words * sizeof(*out));
-		return -1;
+		return RTCMS_EIO;
 	}
 	/* the partial pages at either end are never protected */
 	mark_plain(out, t->base, t->size, t->base, t->lo);
@@ -325,7 +329,7 @@ int track_take(int handle, uint64_t *out)
 int track_pause(int handle)
 {
 	struct tslot *t = &slots[handle];
-	return protect((void *)t->lo, t->hi - t->lo, 1) == 0 ? 0 : -1;
+	return protect((void *)t->lo, t->hi - t->lo, 1);
 }
 
 void track_remove(int handle)

@@ -32,10 +32,11 @@ size_t track_words(size_t size);
 /*
  * Start tracking [ptr, ptr + size): install the SIGSEGV handler if it is
  * not (or no longer) installed. The range is not protected until the
- * first track_take(). Returns a handle >= 0, or -1 if write faults cannot
- * be used for it (no free slot, a range without a whole page, the
- * calling thread's stack, the handler cannot be installed): the caller
- * falls back to comparing.
+ * first track_take(). Returns a handle >= 0, or a negative RTCMS_E* code
+ * if write faults cannot be used for it (RTCMS_EBUSY: no free slot;
+ * RTCMS_EINVAL: a range without a whole page, or the calling thread's
+ * stack; RTCMS_EIO: the handler cannot be installed; RTCMS_ENOMEM): the
+ * caller falls back to comparing.
  */
 int track_add(void *ptr, size_t size);
 
@@ -43,7 +44,7 @@ int track_add(void *ptr, size_t size);
  * Take the blocks written since the last take (or since track_add) into
  * out (track_words(ptr % AREA_BLOCK + size) words, overwritten) and write-protect the range
  * again. Every write completed before the call is in out or, if it races
- * with the call, in the next take. Returns 0, or -1 if the range can no
+ * with the call, in the next take. Returns 0, or RTCMS_EIO if the range can no
  * longer be tracked (mprotect failed now or in the handler): the range is
  * writable again, tracking of it has ended (the handle is released), and
  * out marks every block dirty.
@@ -53,7 +54,7 @@ int track_take(int handle, uint64_t *out);
 /*
  * Leave the range writable until the next track_take() (writes are not
  * recorded meanwhile: the caller copies the range whole at the next
- * checkpoint). 0, or -1 if mprotect failed (the range is then partly
+ * checkpoint). 0, or RTCMS_EIO if mprotect failed (the range is then partly
  * protected and still tracked: marks stay exact).
  */
 int track_pause(int handle);

@@ -293,15 +293,15 @@ int chunkfile_parse_name(const char *name, uint8_t hash[PROTO_HASH_SIZE])
 	size_t bin_len = 0;
 	const char *end = NULL;
 	if (strlen(name) != 2 * PROTO_HASH_SIZE)
-		return -1;
+		return RTCMS_EINVAL;
 	if (sodium_hex2bin(hash, PROTO_HASH_SIZE, name, strlen(name), NULL,
 			   &bin_len, &end) != 0 || bin_len != PROTO_HASH_SIZE ||
 	    *end != '\0')
-		return -1;
+		return RTCMS_EINVAL;
 	/* only lower-case names are ours */
 	for (const char *p = name; *p; p++)
 		if (*p >= 'A' && *p <= 'F')
-			return -1;
+			return RTCMS_EINVAL;
 	return 0;
 }
 

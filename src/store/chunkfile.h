@@ -104,7 +104,7 @@ int chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 /* Remove a chunk file, whichever its form (missing is fine). */
 void chunkfile_remove(const char *dir, const uint8_t hash[PROTO_HASH_SIZE]);
 
-/* Parse 64 hex digits into a hash; 0 or -1. */
+/* Parse 64 lower-case hex digits into a hash; 0 or RTCMS_EINVAL. */
 int chunkfile_parse_name(const char *name, uint8_t hash[PROTO_HASH_SIZE]);
 
 /*

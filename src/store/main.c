@@ -169,8 +169,12 @@ static void on_sighup(void *ctx)
 		log_info("SIGHUP: changed in the file, take effect at the next start: %s", later);
 }
 
-/* Read the command line (and the config file it names) into cfg. -1 to
- * go on, or the exit code (help, or a bad option: told on stderr). */
+/* What a step of main() returns when main goes on: not an exit code (those
+ * are 0..2) and not an error code. */
+enum { STEP_GO_ON = -100 };
+
+/* Read the command line (and the config file it names) into cfg.
+ * STEP_GO_ON, or the exit code (help, or a bad option: told on stderr). */
 static int options_parse(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -254,10 +258,10 @@ static int options_parse(int argc, char **argv)
 	}
 	parsed = cfg;
 	config_path = config;
-	return -1;
+	return STEP_GO_ON;
 }
 
-/* Check the settings, start logging and load the key. -1 to go on, or the
+/* Check the settings, start logging and load the key. STEP_GO_ON, or the
  * exit code (told on stderr). */
 static int settings_check(enum store_compress *compress, struct proto_key *key)
 {
@@ -292,7 +296,7 @@ static int settings_check(enum store_compress *compress, struct proto_key *key)
 		fprintf(stderr, "rtcms-store: %s\n", err);
 		return 2;
 	}
-	return -1;
+	return STEP_GO_ON;
 }
 
 /* Open the store and serve until a signal stops it: the exit code. */
@@ -347,9 +351,9 @@ int main(int argc, char **argv)
 	int rc;
 
 	defaults = cfg;
-	if ((rc = options_parse(argc, argv)) >= 0)
+	if ((rc = options_parse(argc, argv)) != STEP_GO_ON)
 		return rc;
-	if ((rc = settings_check(&compress, &key)) >= 0)
+	if ((rc = settings_check(&compress, &key)) != STEP_GO_ON)
 		return rc;
 	rc = store_serve(compress, &key);
 	sodium_memzero(&key, sizeof(key));

@@ -95,14 +95,14 @@ static void test_parse_name(void **state)
 	name[64] = '\0';
 	assert_int_equal(chunkfile_parse_name(name, h), 0);
 	name[3] = 'A'; /* upper case is not ours */
-	assert_int_equal(chunkfile_parse_name(name, h), -1);
+	assert_int_equal(chunkfile_parse_name(name, h), RTCMS_EINVAL);
 	name[3] = 'g';
-	assert_int_equal(chunkfile_parse_name(name, h), -1);
+	assert_int_equal(chunkfile_parse_name(name, h), RTCMS_EINVAL);
 	name[3] = 'a';
 	name[63] = '\0';
-	assert_int_equal(chunkfile_parse_name(name, h), -1);
-	assert_int_equal(chunkfile_parse_name("", h), -1);
-	assert_int_equal(chunkfile_parse_name(".tmp.0011", h), -1);
+	assert_int_equal(chunkfile_parse_name(name, h), RTCMS_EINVAL);
+	assert_int_equal(chunkfile_parse_name("", h), RTCMS_EINVAL);
+	assert_int_equal(chunkfile_parse_name(".tmp.0011", h), RTCMS_EINVAL);
 }
 
 static void test_write_read(void **state)

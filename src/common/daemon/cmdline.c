@@ -160,19 +160,20 @@ int cmdline_sighup(int argc, char **argv, const struct cmdline_opt *opts,
 	char err[1024];
 	const struct config_field *lf = field_named(s->fields, "level");
 
-	if (cmdline_reload(argc, argv, opts, s, fresh, err, sizeof(err)) != 0) {
+	int rc = cmdline_reload(argc, argv, opts, s, fresh, err, sizeof(err));
+	if (rc != 0) {
 		log_warn("SIGHUP: %s: the settings stay as they were", err);
-		return -1;
+		return rc < 0 ? rc : RTCMS_ECONFIG;
 	}
 	struct config_field f = lf ? reload_field(s, lf, fresh) : (struct config_field){ 0 };
 	if (!lf || f.type != CONFIG_STR) {
 		log_warn("SIGHUP: internal: no [log] level setting: the settings stay as "
 			 "they were");
-		return -1;
+		return RTCMS_EINTERNAL;
 	}
 	if (reload_log_level(f.dst, to, level, levellen) != 0) {
 		log_warn("SIGHUP: %s: the settings stay as they were", level);
-		return -1;
+		return RTCMS_ECONFIG;
 	}
 	return 0;
 }

@@ -40,8 +40,8 @@ int cmdline_reload(int argc, char **argv, const struct cmdline_opt *opts,
 /*
  * A SIGHUP's first step: cmdline_reload() into fresh, then the setting
  * named "level" (the [log] level) checked with reload_log_level() (*to
- * and what a switch does into level). Returns 0, or -1 after logging the
- * problem ("SIGHUP: ...: the settings stay as they were").
+ * and what a switch does into level). Returns 0, or a negative RTCMS_E*
+ * code after logging the problem ("SIGHUP: ...: the settings stay as they were").
  */
 int cmdline_sighup(int argc, char **argv, const struct cmdline_opt *opts,
 		   const struct reload_settings *s, void *fresh, enum log_level *to,

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,8 +14,8 @@
 
 #define FIELDS_MAX 128
 
-/* Where f->dst lies in the settings: 0 and its offset, or -1. */
-static int offset_of(const struct reload_settings *s, const struct config_field *f,
+/* Where f->dst lies in the settings: true and its offset, or false. */
+static bool offset_of(const struct reload_settings *s, const struct config_field *f,
 		     size_t *off)
 {
 	uintptr_t base = (uintptr_t)s->live, dst = (uintptr_t)f->dst;
@@ -22,9 +23,9 @@ static int offset_of(const struct reload_settings *s, const struct config_field 
 		   : f->type == CONFIG_U64 ? sizeof(uint64_t)
 		   : f->type == CONFIG_LIST ? sizeof(struct config_list) : sizeof(int);
 	if (dst < base || dst - base > s->size || s->size - (dst - base) < len)
-		return -1;
+		return false;
 	*off = dst - base;
-	return 0;
+	return true;
 }
 
 struct config_field reload_field(const struct reload_settings *s,
@@ -32,7 +33,7 @@ struct config_field reload_field(const struct reload_settings *s,
 {
 	struct config_field r = *f;
 	size_t off = 0;
-	if (offset_of(s, f, &off) == 0)
+	if (offset_of(s, f, &off))
 		r.dst = (char *)fresh + off;
 	return r;
 }
@@ -44,7 +45,7 @@ int reload_load(const struct reload_settings *s, const char *path, void *fresh,
 	size_t n = 0, off;
 
 	for (const struct config_field *f = s->fields; f->name; f++) {
-		if (n >= FIELDS_MAX || offset_of(s, f, &off) != 0) {
+		if (n >= FIELDS_MAX || !offset_of(s, f, &off)) {
 			snprintf(err, errlen, "internal: setting %s cannot be reloaded", f->name);
 			return RTCMS_EINVAL;
 		}
@@ -92,7 +93,7 @@ size_t reload_changed(const struct reload_settings *s, const void *running,
 		for (size_t k = 0; skip && skip[k]; k++)
 			if (strcmp(skip[k], f->name) == 0)
 				skipped = 1;
-		if (skipped || offset_of(s, f, &off) != 0 ||
+		if (skipped || !offset_of(s, f, &off) ||
 		    same(f, (const char *)running + off, (const char *)fresh + off))
 			continue;
 		int w = snprintf(out + used, outlen > used ? outlen - used : 0, "%s[%s] %s",

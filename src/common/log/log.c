@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rtcms_error.h"
+
 static char component[129] = "rtcms"; /* a daemon name: up to 128 bytes */
 static _Atomic int threshold = LOG_INFO; /* SIGHUP changes it under the threads */
 static const char *const names[] = { "error", "warn", "info", "debug" };
@@ -23,7 +25,7 @@ int log_level_parse(const char *s)
 	for (int i = 0; i < 4; i++)
 		if (strcmp(s, names[i]) == 0)
 			return i;
-	return -1;
+	return RTCMS_EINVAL;
 }
 
 enum log_level log_level_get(void)

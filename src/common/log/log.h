@@ -14,7 +14,8 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 /* Set the component name ("store", "manager", ...) and the threshold. */
 void log_init(const char *component, enum log_level level);
 
-/* Parse "error", "warn", "info", "debug"; returns -1 if unknown. */
+/* Parse "error", "warn", "info", "debug" into an enum log_level;
+ * RTCMS_EINVAL if unknown. */
 int log_level_parse(const char *s);
 
 /* The threshold now, and a new one (a daemon's SIGHUP; any thread may log

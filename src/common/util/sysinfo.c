@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,15 +77,18 @@ uint16_t sysinfo_window_load(const struct cpu_window *w)
 	return sysinfo_load_permille(&w->s[oldest], &w->s[newest]);
 }
 
-static int hexval(char c)
+/* A hexadecimal digit's value into *v; false if c is none. */
+static bool hexval(char c, int *v)
 {
 	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+		*v = c - '0';
+	else if (c >= 'a' && c <= 'f')
+		*v = c - 'a' + 10;
+	else if (c >= 'A' && c <= 'F')
+		*v = c - 'A' + 10;
+	else
+		return false;
+	return true;
 }
 
 int sysinfo_parse_mac(const char *text, uint64_t *out)
@@ -97,8 +101,8 @@ int sysinfo_parse_mac(const char *text, uint64_t *out)
 				return RTCMS_EINVAL;
 			continue;
 		}
-		int h = hexval(text[i]);
-		if (h < 0)
+		int h;
+		if (!hexval(text[i], &h))
 			return RTCMS_EINVAL;
 		v = v << 4 | (uint64_t)h;
 	}
