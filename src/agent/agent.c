@@ -57,7 +57,7 @@ static void work_capture(uv_work_t *w)
 {
 	struct capture_work *cw = w->data;
 	int rc = capture_take(cw->a, cw->p, NULL);
-	if (rc && rc != RTCMS_ENOENT)
+	if (rc)
 		log_warn("[program %s] capture failed: %s", cw->p->id, rtcms_strerror(rc));
 }
 

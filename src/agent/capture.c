@@ -47,7 +47,7 @@ void image_unref(struct agent *a, struct image *img)
 	if (!img)
 		return;
 	uv_mutex_lock(&a->lock);
-	int last = --img->refs == 0;
+	bool last = --img->refs == 0;
 	uv_mutex_unlock(&a->lock);
 	if (last)
 		image_free(img);
@@ -317,9 +317,8 @@ int capture_take(struct agent *a, struct aproc *p, struct image **out)
 		uv_mutex_unlock(&a->lock);
 		goto out_unlock;
 	}
-	if (seq == 0) {
+	if (seq == 0) { /* nothing committed yet: no image, not a failure */
 		uv_mutex_unlock(&a->lock);
-		rc = RTCMS_ENOENT;
 		goto out_unlock;
 	}
 	bool reuse = cur && cur->refs == 1; /* nobody reads it: reuse its memory */

@@ -14,10 +14,10 @@
 
 /*
  * Capture p's committed checkpoint if it is newer than the last capture
- * (p->img, replaced). Returns 0 (and a new reference to the newest image
- * in *out if out is not NULL), RTCMS_ENOENT (nothing committed yet),
- * RTCMS_ENOMEM or the errors of image_capture_since(). One capture of p
- * at a time (p->cap_lock); call without agent.lock.
+ * (p->img, replaced). Returns 0 and, if out is not NULL, a new reference
+ * to the newest image in *out (NULL while nothing is committed yet: not a
+ * failure); or RTCMS_ENOMEM or the errors of image_capture_since(). One
+ * capture of p at a time (p->cap_lock); call without agent.lock.
  */
 int capture_take(struct agent *a, struct aproc *p, struct image **out);
 

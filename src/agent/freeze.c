@@ -81,6 +81,8 @@ int freeze_program(struct agent *a, const char *who, const struct proto_proc_ref
 	p->frozen_ms = agent_mono_ms();
 	uv_mutex_unlock(&a->lock);
 	rc = capture_take(a, p, &img);
+	if (rc == 0 && !img)
+		rc = RTCMS_ENOENT; /* it never committed a checkpoint */
 	if (rc) {
 		uv_mutex_lock(&a->lock);
 		p->state = AP_RUNNING;

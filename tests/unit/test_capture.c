@@ -137,7 +137,7 @@ static void *capturer(void *arg)
 				}
 			}
 			pthread_mutex_unlock(&w->ring_lock);
-		} else if (rc && rc != RTCMS_ENOENT && rc != RTCMS_EAGAIN) {
+		} else if (rc && rc != RTCMS_EAGAIN) {
 			atomic_fetch_add(&w->failures, 1);
 		}
 		image_unref(&w->a, img);
