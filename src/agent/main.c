@@ -14,17 +14,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "agent.h"
 #include "daemon/cmdline.h"
 #include "daemon/hbthread.h"
+#include "daemon/reload.h"
 #include "log/log.h"
 #include "net/addr.h"
 #include "proto/spec.h"
 #include "rtcms_error.h"
 #include "util/keyfile.h"
+#include "util/sysinfo.h"
 
-static struct agent agent;
-#define cfg agent.cfg
+static struct agent_config cfg;
 
 static const struct config_field fields[] = {
 	{ "agent", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
@@ -127,53 +130,6 @@ static void usage(FILE *f)
 "  -h, --help                 this help\n");
 }
 
-/* "ID PATH ARGS..." from the config: a spec with the agent's cwd. */
-static int start_configured(const char *line)
-{
-	char buf[512], cwd[1024], id[PROTO_ID_MAX + 1];
-	struct proto_spec sp;
-	uint8_t spec[PROTO_SPEC_MAX];
-	char err[PROTO_TEXT_MAX];
-	char *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", line);
-	memset(&sp, 0, sizeof(sp));
-	char *tok = strtok_r(buf, " \t", &save);
-	if (!tok || !proto_process_id_valid(tok)) {
-		log_error("run = \"%s\": expected \"ID PATH [ARGS...]\"", line);
-		return RTCMS_ECONFIG;
-	}
-	snprintf(id, sizeof(id), "%s", tok);
-	while ((tok = strtok_r(NULL, " \t", &save)) && sp.argc < PROTO_SPEC_ARGS_MAX)
-		sp.argv[sp.argc++] = tok;
-	if (sp.argc == 0) {
-		log_error("run = \"%s\": no program path", line);
-		return RTCMS_ECONFIG;
-	}
-	sp.cwd = getcwd(cwd, sizeof(cwd)) ? cwd : "";
-	int n = proto_spec_encode(&sp, spec, sizeof(spec));
-	if (n < 0) {
-		log_error("run = \"%s\": %s", line, rtcms_strerror(n));
-		return n;
-	}
-	struct aproc *p;
-	int rc = proc_launch(&agent, id, 1, spec, (uint32_t)n, NULL, 0, &p, err, sizeof(err));
-	if (rc) {
-		log_error("cannot start %s: %s", id, err);
-		return rc;
-	}
-	log_info("[program %s] started pid %d from the config", id, (int)p->pid);
-	proc_unref(&agent, p);
-	return 0;
-}
-
-void agent_start_configured(struct agent *a)
-{
-	(void)a; /* the one agent of this process */
-	for (size_t i = 0; i < cfg.programs.count; i++)
-		start_configured(cfg.programs.items[i]);
-}
-
 /* The settings before and after the command line: SIGHUP computes them
  * again from the defaults and the config file as it is now. */
 static struct agent_config defaults, parsed;
@@ -202,42 +158,16 @@ static void on_sighup(void *ctx)
 		log_info("SIGHUP: changed in the file, take effect at the next start: %s", later);
 }
 
-int main(int argc, char **argv)
+/* The settings are usable (log level, restart policy, key, managers,
+ * `run =` lines). 0, or 2 (the exit status) after saying why. */
+static int settings_check(void)
 {
-	char err[1024];
-
-	snprintf(cfg.listen, sizeof(cfg.listen), "127.0.0.1:7500");
-	snprintf(cfg.log_level, sizeof(cfg.log_level), "info");
-	cfg.area_capacity = 64ull << 20;
-	cfg.quota = 8;
-	cfg.poll_ms = 5;
-	cfg.capture_lag_ms = 1000;
-	cfg.freeze_timeout_ms = 2000;
-	cfg.restore_timeout_ms = 10000;
-	cfg.adopt_timeout_ms = 10000;
-	cfg.freeze_hold_ms = 45000;
-	cfg.io_timeout_ms = 5000;
-	cfg.heartbeat_ms = 50;
-	cfg.lease_ms = 200;
-	snprintf(cfg.restart, sizeof(cfg.restart), "on-failure");
-	cfg.restart_backoff_ms = 100;
-	cfg.max_restarts = 5;
-	cfg.restart_window_ms = 60000;
-	defaults = cfg;
-	saved_argc = argc;
-	saved_argv = argv;
-
-	int r = cmdline_parse("rtcms-agent", argc, argv, fields, opts, usage);
-	if (r)
-		return r == 1 ? 0 : 2;
-	parsed = cfg;
-	int level = log_level_parse(cfg.log_level);
-	if (level < 0) {
+	if (log_level_parse(cfg.log_level) < 0) {
 		fprintf(stderr, "rtcms-agent: log level \"%s\": expected error, warn, "
 			"info or debug\n", cfg.log_level);
 		return 2;
 	}
-	if (agent_restart_parse(cfg.restart) < 0) {
+	if (!agent_restart_valid(cfg.restart)) {
 		fprintf(stderr, "rtcms-agent: restart \"%s\": expected on-failure, always or "
 			"never\n", cfg.restart);
 		return 2;
@@ -252,59 +182,6 @@ int main(int argc, char **argv)
 			"manager = HOST:PORT in [agent]\n");
 		return 2;
 	}
-	if (keyfile_load(cfg.key, &agent.key, err, sizeof(err)) != 0) {
-		fprintf(stderr, "rtcms-agent: %s\n", err);
-		return 2;
-	}
-	if (cfg.node_id[0]) {
-		char *end;
-		agent.node = strtoull(cfg.node_id, &end, 16);
-		if (*end || agent.node == 0) {
-			fprintf(stderr, "rtcms-agent: node_id \"%s\": expected a non-zero "
-				"hex number\n", cfg.node_id);
-			return 2;
-		}
-	} else {
-		char ifname[64] = "";
-		if (sysinfo_node_id(&agent.node, ifname, sizeof(ifname)) != 0) {
-			fprintf(stderr, "rtcms-agent: cannot derive the node id from a MAC "
-				"address; set node_id in [agent]\n");
-			return 2;
-		}
-	}
-	if (cfg.name[0] == '\0')
-		snprintf(cfg.name, sizeof(cfg.name), "agent-%" PRIx64, agent.node);
-	log_init(cfg.name, (enum log_level)level);
-	signal(SIGPIPE, SIG_IGN);
-	if (sodium_init() < 0) {
-		log_error("libsodium cannot start");
-		return 1;
-	}
-	randombytes_buf(agent.boot, sizeof(agent.boot));
-	uint64_t avail;
-	sysinfo_meminfo_read(&agent.mem_total, &avail);
-	agent.lease_ms = cfg.lease_ms;
-	/* shared with the real-time heartbeat thread: priority inheritance */
-	if (rt_mutex_init(&agent.lock) != 0)
-		log_warn("no priority inheritance for the main lock: a loaded machine can "
-			 "delay heartbeats behind it");
-	uv_cond_init(&agent.wake);
-	for (size_t i = 0; i < cfg.managers.count; i++) {
-		const char *m = cfg.managers.items[i];
-		size_t len = strlen(m);
-		if (len > PROTO_ADDR_MAX) {
-			fprintf(stderr, "rtcms-agent: manager \"%.40s...\": an address is at "
-				"most %d characters\n", m, PROTO_ADDR_MAX);
-			return 2;
-		}
-		memcpy(agent.mgrs[i].addr, m, len + 1);
-		if (net_addr_parse(m, 0, &agent.mgrs[i].udp) != 0) {
-			fprintf(stderr, "rtcms-agent: manager \"%s\": expected HOST:PORT with a "
-				"numeric address\n", m);
-			return 2;
-		}
-		agent.mgr_count++;
-	}
 	for (size_t i = 0; i < cfg.programs.count; i++) { /* check them now, start later */
 		char id[PROTO_ID_MAX + 2];
 		if (sscanf(cfg.programs.items[i], "%129s", id) != 1 || !proto_process_id_valid(id) ||
@@ -314,15 +191,87 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	return 0;
+}
+
+/* The node id: node_id, else the MAC of the default-route interface. 0,
+ * or 2 after saying why. */
+static int node_id_of(uint64_t *node)
+{
+	if (cfg.node_id[0]) {
+		char *end;
+		*node = strtoull(cfg.node_id, &end, 16);
+		if (*end || *node == 0) {
+			fprintf(stderr, "rtcms-agent: node_id \"%s\": expected a non-zero "
+				"hex number\n", cfg.node_id);
+			return 2;
+		}
+		return 0;
+	}
+	char ifname[64] = "";
+	if (sysinfo_node_id(node, ifname, sizeof(ifname)) != 0) {
+		fprintf(stderr, "rtcms-agent: cannot derive the node id from a MAC "
+			"address; set node_id in [agent]\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* Make the agent and serve: the process' exit status. */
+static int serve(const struct proto_key *key, uint64_t node)
+{
+	char err[1024];
+	struct agent *a;
+
+	if (sodium_init() < 0) {
+		log_error("libsodium cannot start");
+		return 1;
+	}
+	if (agent_new(&cfg, key, node, &a, err, sizeof(err)) != 0) {
+		fprintf(stderr, "rtcms-agent: %s\n", err);
+		return 2;
+	}
 	/* SIGHUP re-reads the config file; it never stops the agent or a program */
 	if (reload_on_sighup(on_sighup, NULL) != 0)
 		log_warn("cannot handle SIGHUP: it would stop the agent and its programs");
 	rt_lock_memory("this daemon"); /* time-critical threads never wait on a fault */
-	int rc = agent_run(&agent);
-	sodium_memzero(&agent.key, sizeof(agent.key));
+	int rc = agent_run(a);
+	agent_free(a);
 	if (rc) {
 		log_error("%s", rtcms_strerror(rc));
 		return 1;
 	}
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char err[1024];
+	struct proto_key key;
+	uint64_t node;
+
+	agent_config_defaults(&cfg);
+	defaults = cfg;
+	saved_argc = argc;
+	saved_argv = argv;
+
+	int r = cmdline_parse("rtcms-agent", argc, argv, fields, opts, usage);
+	if (r)
+		return r == 1 ? 0 : 2;
+	parsed = cfg;
+	if ((r = settings_check()) != 0)
+		return r;
+	if (keyfile_load(cfg.key, &key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "rtcms-agent: %s\n", err);
+		return 2;
+	}
+	if ((r = node_id_of(&node)) != 0)
+		return r;
+	if (cfg.name[0] == '\0')
+		snprintf(cfg.name, sizeof(cfg.name), "agent-%" PRIx64, node);
+	log_init(cfg.name, (enum log_level)log_level_parse(cfg.log_level));
+	signal(SIGPIPE, SIG_IGN);
+	r = serve(&key, node);
+	sodium_memzero(&key, sizeof(key));
+	return r;
 }

@@ -1,6 +1,6 @@
 /*
- * restart.c - what the agent does when one of its programs ends, and the
- * report of its programs to the managers (PROCS).
+ * restart.c - what the agent does when one of its programs ends (restart.h):
+ * reaping it, and the restart policy.
  *
  * The restart policy is systemd's Restart=, per program: on-failure (the
  * default: a non-zero exit or a signal), always (a clean exit too), never.
@@ -14,7 +14,7 @@
  * adopted) is never restarted here: a fenced one is reported GONE and the
  * managers' reconciliation restores it.
  */
-#include "agent.h"
+#include "restart.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -22,37 +22,79 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "capture.h"
+#include "launch.h"
 #include "log/log.h"
+#include "proc.h"
 #include "proto/spec.h"
 #include "rtcms_error.h"
 
-#define EXITED_LINGER_MS 10000 /* an ended program stays in the report */
+void restart_reap(struct agent *a)
+{
+	uv_mutex_lock(&a->lock);
+	for (struct aproc *p = a->procs; p; p = p->next) {
+		if (p->state == AP_EXITED || p->pid <= 0)
+			continue;
+		int st;
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		if (r != p->pid)
+			continue;
+		p->status = st;
+		enum aproc_state was = p->state;
+		p->state = AP_EXITED;
+		if (WIFEXITED(st))
+			log_info("[program %s] pid %d exited with status %d", p->id,
+				 (int)p->pid, WEXITSTATUS(st));
+		else
+			log_info("[program %s] pid %d killed by signal %d", p->id,
+				 (int)p->pid, WTERMSIG(st));
+		/* a restart here, finished, failed, or gone (restart.c); a
+		 * frozen instance stopped after its move, a restore never
+		 * adopted or a fenced program is not news for EXITED */
+		restart_decide(a, p, agent_mono_ms(), was);
+		a->procs_gen++;
+	}
+	/* children no longer in the table (never expected) must not linger
+	 * as zombies */
+	int st;
+	while (waitpid(-1, &st, WNOHANG) > 0)
+		;
+	uv_mutex_unlock(&a->lock);
+	proc_wake_outbox(a);
+}
 
-int agent_restart_parse(const char *s)
+/* The policy s names into *out; false if s names none. */
+static bool policy_parse(const char *s, enum agent_restart *out)
 {
 	if (strcmp(s, "on-failure") == 0)
-		return AGENT_RESTART_ON_FAILURE;
-	if (strcmp(s, "always") == 0)
-		return AGENT_RESTART_ALWAYS;
-	if (strcmp(s, "never") == 0)
-		return AGENT_RESTART_NEVER;
-	return -1;
+		*out = AGENT_RESTART_ON_FAILURE;
+	else if (strcmp(s, "always") == 0)
+		*out = AGENT_RESTART_ALWAYS;
+	else if (strcmp(s, "never") == 0)
+		*out = AGENT_RESTART_NEVER;
+	else
+		return false;
+	return true;
+}
+
+bool agent_restart_valid(const char *s)
+{
+	enum agent_restart r;
+	return policy_parse(s, &r);
 }
 
 /* The program's own policy (RTCMS_RESTART in its spec), else the agent's. */
-static int policy_of(const struct agent *a, const struct aproc *p)
+static enum agent_restart policy_of(const struct agent *a, const struct aproc *p)
 {
 	struct proto_spec sp;
 	char arena[PROTO_SPEC_MAX + 512];
+	enum agent_restart r;
 	if (p->spec && proto_spec_decode(p->spec, p->spec_len, &sp, arena, sizeof(arena)) == 0)
 		for (uint16_t i = 0; i < sp.envc; i++)
-			if (strncmp(sp.env[i], "RTCMS_RESTART=", 14) == 0) {
-				int r = agent_restart_parse(sp.env[i] + 14);
-				if (r >= 0)
-					return r;
-			}
-	int r = agent_restart_parse(a->cfg.restart);
-	return r < 0 ? AGENT_RESTART_ON_FAILURE : r;
+			if (strncmp(sp.env[i], "RTCMS_RESTART=", 14) == 0 &&
+			    policy_parse(sp.env[i] + 14, &r))
+				return r;
+	return policy_parse(a->cfg.restart, &r) ? r : AGENT_RESTART_ON_FAILURE;
 }
 
 static void how(int st, char *buf, size_t len)
@@ -63,17 +105,17 @@ static void how(int st, char *buf, size_t len)
 		snprintf(buf, len, "killed by signal %d", WTERMSIG(st));
 }
 
-void proc_exit_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_state was)
+void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_state was)
 {
 	char h[48];
 	int st = p->status;
-	int clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	how(st, h, sizeof(h));
 	p->exited_ms = now;
-	p->restart_pending = 0;
+	p->restart_pending = false;
 	/* killed by its own lease watchdog (or by us when the lease lapsed):
 	 * fenced, not crashed; the managers restore it */
-	int fenced = (a->lease_until && now >= a->lease_until) ||
+	bool fenced = (a->lease_until && now >= a->lease_until) ||
 		     (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && a->lapses != p->started_lapses);
 	if (fenced || p->killed || was == AP_FROZEN || was == AP_RESTORING ||
 	    p->incarnation == 0) {
@@ -86,7 +128,7 @@ void proc_exit_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc
 				 "restore it", p->id);
 		return;
 	}
-	int policy = policy_of(a, p);
+	enum agent_restart policy = policy_of(a, p);
 	if (clean && policy != AGENT_RESTART_ALWAYS) {
 		p->outcome = PROTO_AP_FINISHED;
 		snprintf(p->reason, sizeof(p->reason), "finished: %s", h);
@@ -117,7 +159,7 @@ void proc_exit_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc
 	for (uint32_t i = 1; i < p->restarts && backoff < 10000; i++)
 		backoff *= 2;
 	p->outcome = PROTO_AP_RESTARTING;
-	p->restart_pending = 1;
+	p->restart_pending = true;
 	p->restart_at = now + backoff;
 	p->exit_told = ~0u; /* it is not gone: no EXITED */
 	snprintf(p->reason, sizeof(p->reason), "%s, restart %u in %" PRIu64 " ms", h,
@@ -137,7 +179,7 @@ static void restart_one(struct agent *a, struct aproc *p)
 
 	/* the checkpoint the crashed program committed last (the area is
 	 * still mapped); else the last capture; else from the start */
-	if (proc_capture(a, p, &img) != 0 || !img) {
+	if (capture_take(a, p, &img) != 0 || !img) {
 		uv_mutex_lock(&a->lock);
 		img = p->img;
 		if (img)
@@ -145,17 +187,21 @@ static void restart_one(struct agent *a, struct aproc *p)
 		uv_mutex_unlock(&a->lock);
 	}
 	uint64_t t0 = agent_mono_ms();
-	int rc = proc_launch(a, p->id, p->incarnation, p->spec, p->spec_len,
-			     img ? img->data : NULL, img ? img->size : 0, &np, err, sizeof(err));
+	struct launch_req r = {
+		.id = p->id, .incarnation = p->incarnation, .spec = p->spec,
+		.spec_len = p->spec_len, .image = img ? img->data : NULL,
+		.image_len = img ? img->size : 0,
+	};
+	int rc = launch_start(a, &r, &np, err, sizeof(err));
 	uv_mutex_lock(&a->lock);
-	p->superseded = 1;
+	p->superseded = true;
 	if (rc == 0) {
 		np->state = AP_RUNNING; /* it refills itself from the area */
 		np->restarts = p->restarts + 1;
 		np->window_start = p->window_start;
 		np->started_lapses = a->lapses;
 		snprintf(np->reason, sizeof(np->reason), "restarted after %.100s", p->reason);
-		agent_seen(a, np->id, np->incarnation);
+		proc_seen_record(a, np->id, np->incarnation);
 		log_info("[program %s] restarted as pid %d from checkpoint %" PRIu64 " in %"
 			 PRIu64 " ms (restart %u)", np->id, (int)np->pid,
 			 img ? img->sequence : 0, agent_mono_ms() - t0, np->restarts);
@@ -163,7 +209,7 @@ static void restart_one(struct agent *a, struct aproc *p)
 	} else {
 		p->outcome = PROTO_AP_FAILED;
 		snprintf(p->reason, sizeof(p->reason), "gave up: restart failed: %.100s", err);
-		p->superseded = 0;
+		p->superseded = false;
 		log_error("[program %s] cannot restart it: %s; the managers move it", p->id,
 			  err);
 	}
@@ -171,7 +217,7 @@ static void restart_one(struct agent *a, struct aproc *p)
 	uv_mutex_unlock(&a->lock);
 	if (img)
 		image_unref(a, img);
-	agent_wake_outbox(a);
+	proc_wake_outbox(a);
 }
 
 struct restart_work {
@@ -197,7 +243,7 @@ static void after_restart(uv_work_t *w, int status)
 /* Loop: hand every program whose back-off is over to the pool. The capture
  * (a copy of the area) and the program's start run there, never on the
  * loop, which keeps serving the managers' pulls meanwhile. */
-void proc_restart_due(struct agent *a)
+void restart_due(struct agent *a)
 {
 	uint64_t now = agent_mono_ms();
 	for (;;) {
@@ -207,7 +253,7 @@ void proc_restart_due(struct agent *a)
 			if (p->restart_pending && !p->superseded && now >= p->restart_at &&
 			    !a->stopping && !a->fenced && a->lease_until > now) {
 				due = p;
-				p->restart_pending = 0;
+				p->restart_pending = false;
 				p->refs++;
 			}
 		uv_mutex_unlock(&a->lock);
@@ -225,49 +271,4 @@ void proc_restart_due(struct agent *a)
 		restart_one(a, due); /* no loop (tests) or no pool: here */
 		proc_unref(a, due);
 	}
-}
-
-static uint8_t state_of(const struct aproc *p)
-{
-	switch (p->state) {
-	case AP_RUNNING: return PROTO_AP_RUNNING;
-	case AP_RESTORING: return PROTO_AP_RESTORING;
-	case AP_FROZEN: return PROTO_AP_FROZEN;
-	case AP_EXITED: break;
-	}
-	return p->outcome ? p->outcome : PROTO_AP_GONE;
-}
-
-void proc_report_msg(struct agent *a, struct proto_agent_proc *procs, struct proto_procs *out)
-{
-	memset(out, 0, sizeof(*out));
-	uv_mutex_lock(&a->lock);
-	out->node = a->node;
-	memcpy(out->boot, a->boot, PROTO_BOOT_SIZE);
-	out->generation = a->procs_gen;
-	out->count = proc_report(a, procs);
-	uv_mutex_unlock(&a->lock);
-	out->procs = procs;
-}
-
-uint16_t proc_report(struct agent *a, struct proto_agent_proc *out)
-{
-	uint16_t n = 0;
-	uint64_t now = agent_mono_ms();
-	for (struct aproc *p = a->procs; p && n < PROTO_PROCS_MAX; p = p->next) {
-		if (p->superseded || !proto_process_id_valid(p->id) ||
-		    (p->state == AP_EXITED && now - p->exited_ms > EXITED_LINGER_MS &&
-		     !p->restart_pending))
-			continue;
-		struct proto_agent_proc *e = &out[n++];
-		memset(e, 0, sizeof(*e));
-		snprintf(e->process, sizeof(e->process), "%s", p->id);
-		e->incarnation = p->incarnation;
-		e->sequence = p->img ? p->img->sequence : 0;
-		e->pid = p->state != AP_EXITED && p->pid > 0 ? (uint32_t)p->pid : 0;
-		e->state = state_of(p);
-		e->restarts = p->restarts;
-		snprintf(e->reason, sizeof(e->reason), "%s", p->reason);
-	}
-	return n;
 }

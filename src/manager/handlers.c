@@ -20,14 +20,14 @@
 #include "rtcms_error.h"
 
 
-static int reply_ok(struct net_client *c, const struct proto_header *hdr)
+static enum rpc_result reply_ok(struct net_client *c, const struct proto_header *hdr)
 {
 	union proto_msg m;
 	memset(&m, 0, sizeof(m));
-	return net_client_reply(c, PROTO_OK, 0, hdr->request, &m) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_OK, 0, hdr->request, &m));
 }
 
-static int handle_register(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_register(struct manager *m, struct net_client *c, const char *who,
 			   const struct proto_header *hdr, const struct proto_register *r)
 {
 	union proto_msg out;
@@ -95,12 +95,12 @@ static int handle_register(struct manager *m, struct net_client *c, const char *
 	out.reg_ok.epoch = m->epoch;
 	out.reg_ok.heartbeat_ms = (uint32_t)m->cfg.heartbeat_ms;
 	out.reg_ok.lease_ms = (uint32_t)m->cfg.agent_lease_ms;
-	return net_client_reply(c, PROTO_REGISTER_OK, 0, hdr->request, &out) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_REGISTER_OK, 0, hdr->request, &out));
 }
 
 /* PROCS: an agent's programs and their states, the reconciliation loop's
  * view of what runs. Only a registered node of the same boot is heard. */
-static int handle_procs(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_procs(struct manager *m, struct net_client *c, const char *who,
 			const struct proto_header *hdr, const struct proto_procs *r)
 {
 	uv_mutex_lock(&m->lock);
@@ -131,7 +131,7 @@ static int handle_procs(struct manager *m, struct net_client *c, const char *who
 	return reply_ok(c, hdr);
 }
 
-static int handle_notify(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_notify(struct manager *m, struct net_client *c, const char *who,
 			 const struct proto_header *hdr, const struct proto_ckpt_meta *mt)
 {
 	uv_mutex_lock(&m->lock);
@@ -174,7 +174,7 @@ static int handle_notify(struct manager *m, struct net_client *c, const char *wh
 	return reply_ok(c, hdr);
 }
 
-static int handle_exited(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_exited(struct manager *m, struct net_client *c, const char *who,
 			 const struct proto_header *hdr, const struct proto_proc_ref *r)
 {
 	uv_mutex_lock(&m->lock);
@@ -212,7 +212,7 @@ static int handle_exited(struct manager *m, struct net_client *c, const char *wh
 	return reply_ok(c, hdr);
 }
 
-static int handle_status(struct manager *m, struct net_client *c,
+static enum rpc_result handle_status(struct manager *m, struct net_client *c,
 			 const struct proto_header *hdr)
 {
 	static __thread struct proto_node_entry nodes[PROTO_NODES_MAX];
@@ -282,10 +282,10 @@ static int handle_status(struct manager *m, struct net_client *c,
 	uv_mutex_unlock(&m->lock);
 	out.mstatus.nodes = nodes;
 	out.mstatus.procs = procs;
-	return net_client_reply(c, PROTO_MSTATUS_REPLY, 0, hdr->request, &out) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_MSTATUS_REPLY, 0, hdr->request, &out));
 }
 
-static int handle_list(struct manager *m, struct net_client *c,
+static enum rpc_result handle_list(struct manager *m, struct net_client *c,
 		       const struct proto_header *hdr, const struct proto_list *l)
 {
 	static __thread struct proto_list_entry entries[PROTO_LIST_MAX];
@@ -310,11 +310,11 @@ static int handle_list(struct manager *m, struct net_client *c,
 	}
 	net_client_free(store);
 	r.list_reply.entries = entries;
-	return net_client_reply(c, PROTO_LIST_REPLY, rh.flags & PROTO_F_MORE,
-				hdr->request, &r) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_LIST_REPLY, rh.flags & PROTO_F_MORE,
+				hdr->request, &r));
 }
 
-static int handle_run(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_run(struct manager *m, struct net_client *c, const char *who,
 		      const struct proto_header *hdr, const struct proto_run *run)
 {
 	struct placement_node info[MANAGER_NODES_MAX];
@@ -392,10 +392,10 @@ static int handle_run(struct manager *m, struct net_client *c, const char *who,
 	uv_mutex_unlock(&m->lock);
 	log_info("[%s -> manager] RUN %s: started on node %016" PRIx64 " (pid %u)", who,
 		 run->process, r.run_ok.node, r.run_ok.pid);
-	return net_client_reply(c, PROTO_RUN_OK, 0, hdr->request, &r) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_RUN_OK, 0, hdr->request, &r));
 }
 
-static int handle_migrate(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_migrate(struct manager *m, struct net_client *c, const char *who,
 			  const struct proto_header *hdr, const struct proto_migrate *mg)
 {
 	struct migrate_result res;
@@ -420,10 +420,10 @@ static int handle_migrate(struct manager *m, struct net_client *c, const char *w
 	out.migrate_ok.incarnation = res.incarnation;
 	out.migrate_ok.sequence = res.sequence;
 	out.migrate_ok.millis = res.millis;
-	return net_client_reply(c, PROTO_MIGRATE_OK, 0, hdr->request, &out) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_MIGRATE_OK, 0, hdr->request, &out));
 }
 
-static int handle_node_failed(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_node_failed(struct manager *m, struct net_client *c, const char *who,
 			      const struct proto_header *hdr, const struct proto_drain *d)
 {
 	uv_mutex_lock(&m->lock);
@@ -440,7 +440,7 @@ static int handle_node_failed(struct manager *m, struct net_client *c, const cha
 	return reply_ok(c, hdr);
 }
 
-static int handle_resolve(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_resolve(struct manager *m, struct net_client *c, const char *who,
 			  const struct proto_header *hdr, const struct proto_proc_ref *r)
 {
 	union proto_msg out;
@@ -463,10 +463,10 @@ static int handle_resolve(struct manager *m, struct net_client *c, const char *w
 	snprintf(out.ref.process, sizeof(out.ref.process), "%s", r->process);
 	out.ref.incarnation = r->incarnation;
 	out.ref.arg = verdict;
-	return net_client_reply(c, PROTO_RESOLVE_OK, 0, hdr->request, &out) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_RESOLVE_OK, 0, hdr->request, &out));
 }
 
-static int handle_drain(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_drain(struct manager *m, struct net_client *c, const char *who,
 			const struct proto_header *hdr, const struct proto_drain *d)
 {
 	char (*ids)[PROTO_ID_MAX + 1] = calloc(MANAGER_PROCS_MAX, sizeof(*ids));
@@ -505,13 +505,13 @@ static int handle_drain(struct manager *m, struct net_client *c, const char *who
 	free(ids);
 	log_info("DRAIN node %016" PRIx64 ": %u moved, %u failed", d->node,
 		 out.drain_ok.moved, out.drain_ok.failed);
-	return net_client_reply(c, PROTO_DRAIN_OK, 0, hdr->request, &out) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_DRAIN_OK, 0, hdr->request, &out));
 }
 
 /* CORDON / UNCORDON: the node takes no new program (RUN, migration,
  * restore) until it is uncordoned. A node this manager has not heard of
  * yet may be cordoned too: the cordon holds from its registration on. */
-static int handle_cordon(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_cordon(struct manager *m, struct net_client *c, const char *who,
 			 const struct proto_header *hdr, const struct proto_drain *d)
 {
 	int on = hdr->type == PROTO_CORDON;
@@ -549,7 +549,7 @@ static void node_remove(struct manager *m, struct mnode *n)
 	m->node_count--;
 }
 
-static int forget_node(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result forget_node(struct manager *m, struct net_client *c, const char *who,
 		       const struct proto_header *hdr, uint64_t node)
 {
 	union proto_msg out;
@@ -590,10 +590,10 @@ static int forget_node(struct manager *m, struct net_client *c, const char *who,
 	memset(&out, 0, sizeof(out));
 	out.forget_ok.kind = PROTO_FORGET_NODE;
 	out.forget_ok.node = node;
-	return net_client_reply(c, PROTO_FORGET_OK, 0, hdr->request, &out) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_FORGET_OK, 0, hdr->request, &out));
 }
 
-static int forget_process(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result forget_process(struct manager *m, struct net_client *c, const char *who,
 			  const struct proto_header *hdr, const char *id)
 {
 	struct net_client *store = NULL;
@@ -658,13 +658,13 @@ static int forget_process(struct manager *m, struct net_client *c, const char *w
 	out.forget_ok.kind = PROTO_FORGET_PROCESS;
 	snprintf(out.forget_ok.process, sizeof(out.forget_ok.process), "%s", id);
 	out.forget_ok.deleted = rc == 0;
-	return net_client_reply(c, PROTO_FORGET_OK, 0, hdr->request, &out) ? -1 : 0;
+	return rpc_sent(net_client_reply(c, PROTO_FORGET_OK, 0, hdr->request, &out));
 }
 
 /* FORGET: a dead node or a program that runs nowhere. With kind ANY the
  * name is a node if it is the id of a node this manager knows, else a
  * process; both at once is ambiguous. */
-static int handle_forget(struct manager *m, struct net_client *c, const char *who,
+static enum rpc_result handle_forget(struct manager *m, struct net_client *c, const char *who,
 			 const struct proto_header *hdr, const struct proto_forget *f)
 {
 	uint64_t node = 0;
@@ -697,7 +697,7 @@ static int handle_forget(struct manager *m, struct net_client *c, const char *wh
 			       "this manager knows", f->name);
 }
 
-int manager_handle(void *ctx, struct net_client *c, const char *peer,
+enum rpc_result manager_handle(void *ctx, struct net_client *c, const char *peer,
 		   const struct proto_header *hdr, union proto_msg *msg)
 {
 	struct manager *m = ctx;
@@ -737,6 +737,6 @@ int manager_handle(void *ctx, struct net_client *c, const char *peer,
 			 proto_type_name(hdr->type) ? proto_type_name(hdr->type) : "?");
 		net_client_reply_error(c, hdr->request, RTCMS_EPROTO, 0,
 				       "not a request this manager serves");
-		return -1;
+		return RPC_CLOSE;
 	}
 }

@@ -36,6 +36,7 @@
 
 #include "net/client.h"
 #include "cordon_set.h"
+#include "daemon/rpc_server.h"
 #include "placement.h"
 #include "proto/msg.h"
 
@@ -216,7 +217,7 @@ int manager_store_connect(struct manager *m, struct net_client **store);
 int manager_run(struct manager *m);
 
 /* handlers.c */
-int manager_handle(void *ctx, struct net_client *c, const char *peer,
+enum rpc_result manager_handle(void *ctx, struct net_client *c, const char *peer,
 		   const struct proto_header *hdr, union proto_msg *msg);
 
 /* migrate.c */

@@ -22,6 +22,9 @@ struct rpc_conn {
 	struct rpc_server *srv;
 	int fd;
 	char peer[80];
+	/* where a PROCS report is decoded: this connection's, on the heap
+	 * (PROTO_PROCS_MAX entries are too many for a thread's stack) */
+	struct proto_agent_proc *procs;
 	struct rpc_conn *next;
 	size_t hello_len;
 	uint8_t hello[];               /* the peer's HELLO frame (gate.h) */
@@ -46,7 +49,6 @@ static void *conn_thread(void *arg)
 	struct net_client *c = NULL;
 	struct proto_header hdr;
 	union proto_msg msg;
-	static __thread struct proto_agent_proc procs[PROTO_PROCS_MAX];
 
 	int r = net_client_accept_hello(rc->fd, rc->hello, rc->hello_len, s->opt.key,
 					s->opt.role, s->opt.name, s->opt.io_timeout_ms, &c);
@@ -57,7 +59,7 @@ static void *conn_thread(void *arg)
 	}
 	for (;;) {
 		net_client_set_timeout(c, s->opt.idle_timeout_ms);
-		msg.procs.procs = procs; /* where a PROCS report is decoded */
+		msg.procs.procs = rc->procs; /* where a PROCS report is decoded */
 		r = net_client_recv(c, &hdr, &msg);
 		if (r == RTCMS_ECONN || r == RTCMS_ETIMEDOUT)
 			break;
@@ -76,7 +78,7 @@ static void *conn_thread(void *arg)
 			break;
 		}
 		net_client_set_timeout(c, s->opt.io_timeout_ms);
-		if (s->opt.handler(s->opt.ctx, c, rc->peer, &hdr, &msg) < 0)
+		if (s->opt.handler(s->opt.ctx, c, rc->peer, &hdr, &msg) == RPC_CLOSE)
 			break;
 	}
 out:
@@ -91,6 +93,7 @@ out:
 			*pp = rc->next;
 			break;
 		}
+	free(rc->procs);
 	free(rc);
 	if (--s->active == 0)
 		uv_cond_broadcast(&s->idle);
@@ -113,8 +116,11 @@ static int on_hello(void *ctx, int fd, const char *peer, const uint8_t *hello, s
 		return RTCMS_EBUSY;
 	}
 	struct rpc_conn *c = calloc(1, sizeof(*c) + len);
-	if (!c) {
+	if (c)
+		c->procs = calloc(PROTO_PROCS_MAX, sizeof(*c->procs));
+	if (!c || !c->procs) {
 		uv_mutex_unlock(&s->lock);
+		free(c);
 		return RTCMS_ENOMEM;
 	}
 	c->srv = s;
@@ -131,6 +137,7 @@ static int on_hello(void *ctx, int fd, const char *peer, const uint8_t *hello, s
 	if (e != 0) {
 		uv_mutex_unlock(&s->lock);
 		log_error("[peer %s] cannot start a connection thread", peer);
+		free(c->procs);
 		free(c);
 		return RTCMS_ENOMEM;
 	}
@@ -205,15 +212,15 @@ int rpc_write_ready_file(const char *path, const char *addr)
 	return 0;
 }
 
-int rpc_reply_error(struct net_client *c, const struct proto_header *hdr, int code,
-		    const char *fmt, ...)
+enum rpc_result rpc_reply_error(struct net_client *c, const struct proto_header *hdr,
+				int code, const char *fmt, ...)
 {
 	char text[PROTO_TEXT_MAX + 1];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	return net_client_reply_error(c, hdr->request, code, 0, text) ? -1 : 0;
+	return rpc_sent(net_client_reply_error(c, hdr->request, code, 0, text));
 }
 
 static void close_walk(uv_handle_t *h, void *arg)

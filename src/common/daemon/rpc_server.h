@@ -26,15 +26,28 @@
 
 #include "net/client.h"
 
+/* What a connection does after a request. */
+enum rpc_result {
+	RPC_NEXT = 0,                  /* wait for the next request */
+	RPC_CLOSE,                     /* close it: a protocol violation, a broken
+					* stream, a conversation that must end */
+};
+
+/* RPC_NEXT if a reply was sent (send_rc is net_client_reply()'s 0), else
+ * RPC_CLOSE (the connection broke). */
+static inline enum rpc_result rpc_sent(int send_rc)
+{
+	return send_rc == 0 ? RPC_NEXT : RPC_CLOSE;
+}
+
 /*
  * Called on a connection thread for every authenticated request. Reply
  * with net_client_reply()/net_client_reply_error() (the request id is
  * hdr->request); streams may send and receive more frames on conn.
- * Return 0 to wait for the next request, or a negative code to close the
- * connection (after a protocol violation or a broken stream).
+ * Returns what the connection does next.
  */
-typedef int (*rpc_handler)(void *ctx, struct net_client *conn, const char *peer,
-			   const struct proto_header *hdr, union proto_msg *msg);
+typedef enum rpc_result (*rpc_handler)(void *ctx, struct net_client *conn, const char *peer,
+				       const struct proto_header *hdr, union proto_msg *msg);
 
 struct rpc_server_options {
 	const char *listen;            /* "host:port"; port 0 = ephemeral */
@@ -67,8 +80,8 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_options *opt,
 void rpc_server_stop(struct rpc_server *s);
 
 /* Reply ERROR to the request in hdr with code and a printf-style text.
- * Returns 0, or -1 if the connection broke (close it). */
-int rpc_reply_error(struct net_client *c, const struct proto_header *hdr, int code,
+ * Returns RPC_NEXT, or RPC_CLOSE if the connection broke. */
+enum rpc_result rpc_reply_error(struct net_client *c, const struct proto_header *hdr, int code,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Close every handle of loop (a daemon stopping): uv_run then returns. */

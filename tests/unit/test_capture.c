@@ -1,5 +1,5 @@
 /*
- * test_proc.c - the agent's captures and their encodings (src/agent/proc.c):
+ * test_capture.c - the agent's captures and their encodings (src/agent/capture.c):
  * an encoding a PULL streams never changes under it, whatever other PULLs
  * (other bases) and captures do meanwhile. A writer thread commits
  * checkpoints into a real area, a capture thread captures them, and two
@@ -22,7 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "agent/agent_int.h"
+#include "agent/capture.h"
 #include "area/area.h"
 #include "area/delta.h"
 #include "area/image.h"
@@ -33,22 +34,6 @@
 #define BLOCKS (DATA / AREA_BLOCK)
 #define RUN_MS 2000
 #define RING 16
-
-/* proc.c's calls into agent.c */
-uint64_t agent_now_ms(void)
-{
-	return (uint64_t)time(NULL) * 1000;
-}
-
-uint64_t agent_mono_ms(void)
-{
-	return uv_hrtime() / 1000000;
-}
-
-void agent_wake_outbox(struct agent *a)
-{
-	(void)a;
-}
 
 struct world {
 	struct agent a;
@@ -138,7 +123,7 @@ static void *capturer(void *arg)
 	struct world *w = arg;
 	while (!atomic_load(&w->stop)) {
 		struct image *img = NULL;
-		int rc = proc_capture(&w->a, &w->p, &img);
+		int rc = capture_take(&w->a, &w->p, &img);
 		if (rc == 0 && img) {
 			pthread_mutex_lock(&w->ring_lock);
 			int i = (int)(img->sequence % RING);
@@ -152,7 +137,7 @@ static void *capturer(void *arg)
 				}
 			}
 			pthread_mutex_unlock(&w->ring_lock);
-		} else if (rc && rc != RTCMS_ENOENT && rc != RTCMS_EAGAIN) {
+		} else if (rc && rc != RTCMS_EAGAIN) {
 			atomic_fetch_add(&w->failures, 1);
 		}
 		image_unref(&w->a, img);
@@ -304,7 +289,7 @@ static void test_encoding_held(void **state)
 	struct image *img = NULL;
 	for (int i = 0; i < 4; i++)
 		commit(&w, 10, &rng);
-	assert_int_equal(proc_capture(&w.a, &w.p, &img), 0);
+	assert_int_equal(capture_take(&w.a, &w.p, &img), 0);
 	assert_int_equal(img->sequence, 4);
 
 	struct encoding *d3 = image_encoding(img, 3);
@@ -340,7 +325,7 @@ static void test_encoding_held(void **state)
 	memcpy(sh, img->state_hash, sizeof(sh));
 	commit(&w, 10, &rng);
 	struct image *next = NULL;
-	assert_int_equal(proc_capture(&w.a, &w.p, &next), 0);
+	assert_int_equal(capture_take(&w.a, &w.p, &next), 0);
 	assert_ptr_not_equal(next, img);
 	assert_int_equal(next->sequence, 5);
 	assert_int_equal(img->sequence, 4);

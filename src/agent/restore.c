@@ -1,0 +1,335 @@
+/*
+ * restore.c - the restore interface (restore.h), one RESTORE as a row of
+ * steps over a struct restore.
+ */
+#include "restore.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "area/area.h"
+#include "area/delta.h"
+#include "area/image.h"
+#include "launch.h"
+#include "log/log.h"
+#include "proc.h"
+#include "rtcms_error.h"
+
+/* One RESTORE in progress, on its connection thread. */
+struct restore {
+	struct agent *a;
+	const struct agent_peer *peer;
+	const char *who;
+	uint32_t request;
+	struct proto_ckpt_meta meta;   /* meta.spec points to spec */
+	uint8_t spec[PROTO_SPEC_MAX];
+	uint64_t start_ms;             /* the RESTORE arrived (restore_timeout) */
+	int rc;                        /* the refusal or failure: 0, RTCMS_E* */
+	char why[PROTO_TEXT_MAX + 1];  /* its reason */
+	uint8_t *img;                  /* the image being received */
+	struct proto_image_hash ih;    /* over the chunks received */
+	uint32_t chunks;
+	struct aproc *p;               /* the started instance (a reference) */
+	uint64_t adopted;              /* the incarnation ADOPT gave */
+};
+
+/* Refuse or fail the restore with code and a reason (the first one
+ * counts: the stream is still read to its end). */
+static void fail(struct restore *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct restore *r, int code, const char *fmt, ...)
+{
+	va_list ap;
+	if (r->rc)
+		return;
+	r->rc = code;
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+}
+
+/* Answer the RESTORE with r's failure: RESTORE_FAILED, or RESTORE_BROKEN
+ * if the connection broke. */
+static enum restore_result answer_failure(struct restore *r)
+{
+	return peer_reply_errorf(r->peer, r->request, r->rc, "%s", r->why)
+		       ? RESTORE_BROKEN : RESTORE_FAILED;
+}
+
+/* Step 1: may this checkpoint be restored here (room, an incarnation not
+ * older than one that ran here, the size)? Then the buffer for it. */
+static void restore_admit(struct restore *r)
+{
+	struct agent *a = r->a;
+	const struct proto_ckpt_meta *m = &r->meta;
+	uint64_t max = image_size(AREA_MAX_REGIONS, a->cfg.area_capacity > (1ull << 30)
+				  ? a->cfg.area_capacity : (1ull << 30));
+
+	r->rc = proc_room(a, m->process, r->why, sizeof(r->why));
+	uint64_t seen = proc_seen_incarnation(a, m->process);
+	if (m->incarnation < seen)
+		/* a checkpoint older than an instance this node already ran */
+		fail(r, RTCMS_EFENCED, "%s incarnation %" PRIu64 " already ran here: its "
+		     "checkpoint of incarnation %" PRIu64 " is stale", m->process, seen,
+		     m->incarnation);
+	if (m->size > max)
+		fail(r, RTCMS_ETOOBIG, "checkpoint of %" PRIu64 " bytes is over this "
+		     "node's limit of %" PRIu64, m->size, max);
+	if (r->rc == 0 && !(r->img = malloc(m->size ? m->size : 1)))
+		fail(r, RTCMS_ENOMEM, "no memory for %" PRIu64 " bytes", m->size);
+}
+
+/* A chunk of the stream: checked against its hash, in order and bounds
+ * (the image hash follows it), copied into the image. The agent's own
+ * verifier and installer of a checkpoint stream: what a shared stream
+ * verifier with an area installer sink replaces. */
+static void verify_chunk(struct restore *r, const struct proto_chunk *c)
+{
+	uint8_t hh[PROTO_HASH_SIZE];
+	proto_chunk_hash(c->data, c->len, hh);
+	if (sodium_memcmp(hh, c->hash, PROTO_HASH_SIZE) != 0) {
+		fail(r, RTCMS_ECORRUPT, "chunk at %" PRIu64 " does not match its hash", c->offset);
+		return;
+	}
+	if (proto_image_hash_update(&r->ih, c->offset, c->len, hh) != 0) {
+		fail(r, RTCMS_EPROTO, "chunk at %" PRIu64 " out of order or bounds", c->offset);
+		return;
+	}
+	memcpy(r->img + c->offset, c->data, c->len);
+	r->chunks++;
+}
+
+/* The stream's end: every chunk there, the image hash the metadata's. */
+static void verify_end(struct restore *r, const struct proto_put_end *end)
+{
+	uint8_t fin[PROTO_HASH_SIZE];
+	if (r->chunks != r->meta.chunk_count || end->chunk_count != r->chunks ||
+	    proto_image_hash_final(&r->ih, fin) != 0 ||
+	    sodium_memcmp(fin, r->meta.hash, PROTO_HASH_SIZE) != 0)
+		fail(r, RTCMS_ECORRUPT, "the image does not match its hash");
+}
+
+/* Step 2: read the whole stream (CHUNKs, PUT_END), even when refusing,
+ * verifying what is not refused. 0, or the receive's error, or
+ * RTCMS_EPROTO (another frame: answered) when the connection must close. */
+static int restore_receive(struct restore *r)
+{
+	struct proto_header h;
+	union proto_msg m;
+
+	proto_image_hash_init(&r->ih, r->meta.size);
+	for (;;) {
+		int rc = r->peer->recv(r->peer->ctx, &h, &m);
+		if (rc)
+			return rc;
+		if (h.type == PROTO_PUT_END)
+			break;
+		if (h.type != PROTO_CHUNK) {
+			r->peer->reply_error(r->peer->ctx, r->request, RTCMS_EPROTO,
+					     "expected CHUNK or PUT_END");
+			return RTCMS_EPROTO;
+		}
+		if (r->rc == 0)
+			verify_chunk(r, &m.chunk);
+	}
+	if (r->rc == 0)
+		verify_end(r, &m.put_end);
+	return 0;
+}
+
+/* Step 3: the image is a full one, and (end to end) holds the state the
+ * source agent hashed, however it travelled (whole, or assembled from
+ * deltas by the store). */
+static void restore_check_image(struct restore *r)
+{
+	if (r->rc)
+		return;
+	if (r->meta.base != 0) {
+		fail(r, RTCMS_EPROTO, "a restore needs a full image, not a delta");
+		return;
+	}
+	if (!sodium_is_zero(r->meta.state_hash, PROTO_HASH_SIZE)) {
+		uint8_t sh[PROTO_HASH_SIZE];
+		if (state_hash(r->img, r->meta.size, sh) != 0 ||
+		    sodium_memcmp(sh, r->meta.state_hash, PROTO_HASH_SIZE) != 0)
+			fail(r, RTCMS_ECORRUPT, "the image does not match its state hash");
+	}
+}
+
+/* Step 4: start the program in restore mode from the image. */
+static void restore_launch(struct restore *r)
+{
+	if (r->rc)
+		return;
+	struct launch_req req = {
+		.id = r->meta.process,
+		.incarnation = r->meta.incarnation,
+		.spec = r->meta.spec,
+		.spec_len = r->meta.spec_len,
+		.image = r->img,
+		.image_len = r->meta.size,
+	};
+	r->rc = launch_start(r->a, &req, &r->p, r->why, sizeof(r->why));
+}
+
+/* Step 5: wait until the program has refilled its regions and goes on
+ * (its area's resumed word), exits, or restore_timeout passes. */
+static void restore_wait_resume(struct restore *r)
+{
+	struct agent *a = r->a;
+	struct area_header *ah = r->p->area;
+	for (;;) {
+		if (atomic_load_explicit(&ah->resumed, memory_order_acquire) == r->meta.sequence)
+			return;
+		uv_mutex_lock(&a->lock);
+		bool gone = r->p->state == AP_EXITED;
+		uv_mutex_unlock(&a->lock);
+		if (gone) {
+			fail(r, RTCMS_ESTATE, "%s exited during its restore", r->meta.process);
+			return;
+		}
+		if (agent_mono_ms() - r->start_ms > a->cfg.restore_timeout_ms) {
+			fail(r, RTCMS_ETIMEDOUT, "%s did not resume within %" PRIu64 " ms",
+			     r->meta.process, a->cfg.restore_timeout_ms);
+			return;
+		}
+		agent_sleep_ms(1);
+	}
+}
+
+/* Step 6: RESTORE_OK. 0 or the send's error. */
+static int restore_answer(struct restore *r)
+{
+	union proto_msg m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.restore_ok.process, sizeof(m.restore_ok.process), "%s", r->meta.process);
+	m.restore_ok.incarnation = r->meta.incarnation;
+	m.restore_ok.sequence = r->meta.sequence;
+	m.restore_ok.pid = (uint32_t)r->p->pid;
+	return r->peer->reply(r->peer->ctx, PROTO_RESTORE_OK, 0, r->request, &m);
+}
+
+/* Step 7: the instance may go on only once the manager committed the
+ * move: ADOPT of this process with an incarnation newer than the
+ * restored one and than any this node ran, within adopt_timeout. 0 and
+ * r->adopted, or the receive's error, RTCMS_EPROTO (another frame or
+ * process, an incarnation not newer than the restored one) or
+ * RTCMS_EFENCED (answered). On success *req is ADOPT's request id. */
+static int restore_wait_adopt(struct restore *r, uint32_t *req)
+{
+	struct proto_header h;
+	union proto_msg m;
+	const struct proto_ckpt_meta *mt = &r->meta;
+
+	r->peer->set_timeout(r->peer->ctx, (int)r->a->cfg.adopt_timeout_ms);
+	int rc = r->peer->recv(r->peer->ctx, &h, &m);
+	if (rc)
+		return rc;
+	if (h.type != PROTO_ADOPT || strcmp(m.ref.process, mt->process) ||
+	    m.ref.incarnation <= mt->incarnation)
+		return RTCMS_EPROTO;
+	/* the new incarnation must be newer than any this node ran */
+	if (m.ref.incarnation <= proc_seen_incarnation(r->a, mt->process)) {
+		log_warn("[%s -> agent] ADOPT %s incarnation %" PRIu64 " refused: not "
+			 "newer than one that ran here", r->who, mt->process, m.ref.incarnation);
+		r->peer->reply_error(r->peer->ctx, h.request, RTCMS_EFENCED,
+				     "incarnation not newer than one that ran here");
+		return RTCMS_EFENCED;
+	}
+	r->adopted = m.ref.incarnation;
+	*req = h.request;
+	return 0;
+}
+
+/* Step 8: the instance runs here as the adopted incarnation; the
+ * managers are told of it by the outbox. */
+static void restore_adopt(struct restore *r, uint32_t req)
+{
+	struct agent *a = r->a;
+	struct aproc *p = r->p;
+	union proto_msg m;
+
+	uv_mutex_lock(&a->lock);
+	p->incarnation = r->adopted;
+	p->state = AP_RUNNING;
+	proc_seen_record(a, p->id, p->incarnation);
+	memset(p->notified, 0, sizeof(p->notified));
+	uv_mutex_unlock(&a->lock);
+	log_info("[%s -> agent] ADOPT %s: incarnation %" PRIu64 " runs here", r->who,
+		 r->meta.process, r->adopted);
+	memset(&m, 0, sizeof(m));
+	r->peer->reply(r->peer->ctx, PROTO_OK, 0, req, &m);
+	proc_wake_outbox(a);
+}
+
+/* Steps 5 to 8 for the started instance r->p. */
+static enum restore_result restore_run(struct restore *r)
+{
+	restore_wait_resume(r);
+	if (r->rc) {
+		log_warn("[agent] RESTORE %s failed: %s", r->meta.process, r->why);
+		proc_kill(r->a, r->p, SIGKILL);
+		return answer_failure(r);
+	}
+	log_info("[program %s] resumed from checkpoint %" PRIu64 " after %" PRIu64 " ms",
+		 r->meta.process, r->meta.sequence, agent_mono_ms() - r->start_ms);
+	uint32_t req = 0;
+	int rc = restore_answer(r);
+	if (rc == 0)
+		rc = restore_wait_adopt(r, &req);
+	if (rc) {
+		log_warn("[agent] %s: the manager did not confirm the restore (%s); "
+			 "stopping the new instance", r->meta.process, rtcms_strerror(rc));
+		proc_kill(r->a, r->p, SIGKILL);
+		return RESTORE_UNADOPTED;
+	}
+	restore_adopt(r, req);
+	return RESTORE_ADOPTED;
+}
+
+enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer,
+				  const char *who, uint32_t request,
+				  const struct proto_ckpt_meta *meta)
+{
+	struct restore *r = calloc(1, sizeof(*r));
+	enum restore_result res = RESTORE_BROKEN;
+
+	if (!r)
+		return RESTORE_BROKEN;
+	r->a = a;
+	r->peer = peer;
+	r->who = who;
+	r->request = request;
+	r->start_ms = agent_mono_ms();
+	r->meta = *meta;
+	memcpy(r->spec, meta->spec, meta->spec_len); /* meta's borrows the frame */
+	r->meta.spec = r->spec;
+
+	restore_admit(r);
+	if (restore_receive(r) != 0)
+		goto out_free;
+	restore_check_image(r);
+	restore_launch(r);
+	free(r->img);
+	r->img = NULL;
+	if (r->rc) {
+		log_warn("[%s -> agent] RESTORE %s seq %" PRIu64 " refused: %s", who,
+			 r->meta.process, r->meta.sequence, r->why);
+		res = answer_failure(r);
+		goto out_free;
+	}
+	log_info("[%s -> agent] RESTORE %s seq %" PRIu64 ": %" PRIu64 " bytes verified, "
+		 "started pid %d in restore mode", who, r->meta.process, r->meta.sequence,
+		 r->meta.size, (int)r->p->pid);
+	res = restore_run(r);
+	proc_unref(a, r->p);
+out_free:
+	free(r->img);
+	free(r);
+	return res;
+}
