@@ -157,22 +157,103 @@ void state_hash_blocks(const uint8_t *head, size_t head_len,
 	crypto_generichash_final(&st, out, STATE_HASH_SIZE);
 }
 
-int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE])
+void state_hasher_init(struct state_hasher *h, uint64_t len)
+{
+	memset(h, 0, sizeof(*h));
+	h->len = len;
+}
+
+/* Take bytes of the head (header, then the table it names); once it is
+ * whole, check it and start the hash. Returns the bytes taken. */
+static size_t hasher_head(struct state_hasher *h, const uint8_t *p, size_t n)
 {
 	struct area_region regions[AREA_MAX_REGIONS];
-	const uint8_t *data;
 	uint64_t seq, d;
-	uint32_t n;
-	if (image_parse(full, len, &seq, regions, &n, &data, &d) != 0)
-		return RTCMS_EPROTO;
-	crypto_generichash_state st;
-	uint8_t bh[STATE_HASH_SIZE];
-	state_begin(&st, full, (size_t)(data - full));
-	for (uint64_t off = 0; off < d; off += AREA_BLOCK) {
-		state_block_hash(data + off, d - off < AREA_BLOCK ? (size_t)(d - off) : AREA_BLOCK,
-				 bh);
-		crypto_generichash_update(&st, bh, sizeof(bh));
+	uint32_t count, named = 0;
+	size_t want = FULL_HEAD;
+
+	if (h->fill >= FULL_HEAD) {
+		named = get_be32(h->head + 16);
+		want = image_size(named <= AREA_MAX_REGIONS ? named : 0, 0);
 	}
-	crypto_generichash_final(&st, out, STATE_HASH_SIZE);
+	size_t take = want - h->fill < n ? want - h->fill : n;
+	memcpy(h->head + h->fill, p, take);
+	h->fill += take;
+	if (h->fill < want)
+		return take;
+	if (want == FULL_HEAD && (named = get_be32(h->head + 16)) != 0 &&
+	    named <= AREA_MAX_REGIONS)
+		return take; /* the table next */
+	h->err = image_parse_head(h->head, h->fill, h->len, &seq, regions, &count, &d);
+	if (h->err == 0) {
+		state_begin(&h->st, h->head, h->fill);
+		h->data = true;
+		h->fill = 0;
+	}
+	return take;
+}
+
+int state_hasher_update(struct state_hasher *h, const uint8_t *p, size_t n)
+{
+	if (h->err == 0 && n > h->len - h->got)
+		h->err = RTCMS_EPROTO;
+	if (h->err)
+		return h->err;
+	h->got += n;
+	while (n > 0 && !h->data) {
+		size_t took = hasher_head(h, p, n);
+		if (h->err)
+			return h->err;
+		p += took;
+		n -= took;
+	}
+	uint8_t bh[STATE_HASH_SIZE];
+	while (n > 0) {
+		if (h->fill == 0 && n >= AREA_BLOCK) { /* a whole block in place */
+			state_block_hash(p, AREA_BLOCK, bh);
+			crypto_generichash_update(&h->st, bh, sizeof(bh));
+			p += AREA_BLOCK;
+			n -= AREA_BLOCK;
+			continue;
+		}
+		size_t take = AREA_BLOCK - h->fill < n ? AREA_BLOCK - h->fill : n;
+		memcpy(h->block + h->fill, p, take);
+		h->fill += take;
+		p += take;
+		n -= take;
+		if (h->fill == AREA_BLOCK) {
+			state_block_hash(h->block, AREA_BLOCK, bh);
+			crypto_generichash_update(&h->st, bh, sizeof(bh));
+			h->fill = 0;
+		}
+	}
 	return 0;
+}
+
+int state_hasher_final(struct state_hasher *h, uint8_t out[STATE_HASH_SIZE])
+{
+	if (h->err == 0 && (h->got != h->len || !h->data))
+		h->err = RTCMS_EPROTO;
+	if (h->err)
+		return h->err;
+	if (h->fill) { /* the last block may be shorter */
+		uint8_t bh[STATE_HASH_SIZE];
+		state_block_hash(h->block, h->fill, bh);
+		crypto_generichash_update(&h->st, bh, sizeof(bh));
+		h->fill = 0;
+	}
+	crypto_generichash_final(&h->st, out, STATE_HASH_SIZE);
+	h->err = RTCMS_EINVAL; /* used up */
+	return 0;
+}
+
+int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE])
+{
+	struct state_hasher h;
+
+	state_hasher_init(&h, len);
+	int rc = state_hasher_update(&h, full, len);
+	if (rc == 0)
+		rc = state_hasher_final(&h, out);
+	return rc ? RTCMS_EPROTO : 0;
 }

@@ -29,6 +29,8 @@
 #ifndef RTCMS_AREA_DELTA_H
 #define RTCMS_AREA_DELTA_H
 
+#include <sodium.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,5 +96,27 @@ void state_hash_blocks(const uint8_t *head, size_t head_len,
 
 /* The state hash of a full image. 0 or RTCMS_EPROTO. */
 int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE]);
+
+/*
+ * The state hash of a full image of len bytes fed in pieces of any size,
+ * in order (a stream of chunks): the head is checked as image_parse()
+ * does once it is whole. Fields are private.
+ */
+struct state_hasher {
+	crypto_generichash_state st;
+	uint64_t len, got;
+	int err;                      /* sticky: the first error */
+	bool data;                    /* the head is done: hashing data blocks */
+	size_t fill;                  /* bytes in head (or block, once data) */
+	uint8_t head[32 + 24 * AREA_MAX_REGIONS];
+	uint8_t block[AREA_BLOCK];
+};
+void state_hasher_init(struct state_hasher *h, uint64_t len);
+/* 0, or RTCMS_EPROTO / RTCMS_ETOOBIG (bad head, more than len bytes);
+ * errors are sticky. */
+int state_hasher_update(struct state_hasher *h, const uint8_t *p, size_t n);
+/* The hash once all len bytes came: 0 or the first error (RTCMS_EPROTO
+ * also for fewer than len bytes). */
+int state_hasher_final(struct state_hasher *h, uint8_t out[STATE_HASH_SIZE]);
 
 #endif

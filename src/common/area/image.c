@@ -147,30 +147,39 @@ int image_parse_regions(const uint8_t *t, uint32_t n, uint64_t d,
 	return 0;
 }
 
+int image_parse_head(const uint8_t *head, size_t avail, uint64_t len, uint64_t *sequence,
+		     struct area_region *regions, uint32_t *count, uint64_t *data_size)
+{
+	if (avail < HEAD || get_be32(head) != IMAGE_MAGIC ||
+	    get_be32(head + 4) != IMAGE_VERSION || get_be32(head + 20) != 0)
+		return RTCMS_EPROTO;
+	uint32_t n = get_be32(head + 16);
+	uint64_t d = get_be64(head + 24);
+	if (n > AREA_MAX_REGIONS)
+		return RTCMS_ETOOBIG;
+	/* the area stores sequence << 1: sequences use 63 bits */
+	if (get_be64(head + 8) > (UINT64_MAX >> 1))
+		return RTCMS_EPROTO;
+	if (avail < (size_t)HEAD + (size_t)n * ENTRY || len < (uint64_t)HEAD + (uint64_t)n * ENTRY ||
+	    d != len - HEAD - (uint64_t)n * ENTRY)
+		return RTCMS_EPROTO;
+	int rc = image_parse_regions(head + HEAD, n, d, regions);
+	if (rc)
+		return rc;
+	*sequence = get_be64(head + 8);
+	*count = n;
+	*data_size = d;
+	return 0;
+}
+
 int image_parse(const uint8_t *img, size_t len, uint64_t *sequence,
 		struct area_region *regions, uint32_t *count,
 		const uint8_t **data, uint64_t *data_size)
 {
-	if (len < HEAD || get_be32(img) != IMAGE_MAGIC ||
-	    get_be32(img + 4) != IMAGE_VERSION || get_be32(img + 20) != 0)
-		return RTCMS_EPROTO;
-	uint32_t n = get_be32(img + 16);
-	uint64_t d = get_be64(img + 24);
-	if (n > AREA_MAX_REGIONS)
-		return RTCMS_ETOOBIG;
-	/* the area stores sequence << 1: sequences use 63 bits */
-	if (get_be64(img + 8) > (UINT64_MAX >> 1))
-		return RTCMS_EPROTO;
-	if (len < (size_t)HEAD + (size_t)n * ENTRY ||
-	    d != len - HEAD - (size_t)n * ENTRY)
-		return RTCMS_EPROTO;
-	int rc = image_parse_regions(img + HEAD, n, d, regions);
+	int rc = image_parse_head(img, len, len, sequence, regions, count, data_size);
 	if (rc)
 		return rc;
-	*sequence = get_be64(img + 8);
-	*count = n;
-	*data = img + HEAD + (size_t)n * ENTRY;
-	*data_size = d;
+	*data = img + image_size(*count, 0);
 	return 0;
 }
 

@@ -58,6 +58,16 @@ int image_parse(const uint8_t *img, size_t len, uint64_t *sequence,
 		struct area_region *regions, uint32_t *count,
 		const uint8_t **data, uint64_t *data_size);
 
+/*
+ * The same checks on an image's head alone: the header and region table
+ * (the first avail bytes of an image of len bytes; avail must reach
+ * image_size(n, 0) for the n regions the header names, else RTCMS_EPROTO).
+ * The data size must be what len leaves. Returns 0, RTCMS_EPROTO or
+ * RTCMS_ETOOBIG; the head's length is then image_size(*count, 0).
+ */
+int image_parse_head(const uint8_t *head, size_t avail, uint64_t len, uint64_t *sequence,
+		     struct area_region *regions, uint32_t *count, uint64_t *data_size);
+
 /* Parse a region table of n 24-byte entries at t: every region inside d
  * data bytes, ids unique. 0 or RTCMS_EPROTO. */
 int image_parse_regions(const uint8_t *t, uint32_t n, uint64_t d,

@@ -1,0 +1,125 @@
+/* recv.c - a stream of frames from a connection, verified into a sink. */
+#include "stream_net.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rtcms_error.h"
+
+/* One receive: the verifier, the sink's state, the first failure. */
+struct recv {
+	const struct stream_in *in;
+	struct stream_verifier *v;
+	struct stream_sink *sink;
+	struct stream_result *res;
+	bool sink_live;                    /* begun, not ended, aborted or done */
+	int rc;                            /* the first failure */
+};
+
+/* Record a failure (the first one counts); the sink is aborted. */
+static int recv_fail(struct recv *r, enum stream_fault fault, int rc)
+{
+	if (r->rc)
+		return r->rc;
+	r->rc = rc;
+	r->res->fault = fault;
+	if (fault == STREAM_FAULT_VERIFY)
+		snprintf(r->res->why, sizeof(r->res->why), "%s", stream_verifier_why(r->v));
+	if (r->sink_live)
+		stream_sink_abort(r->sink, rc);
+	r->sink_live = false;
+	return rc;
+}
+
+/* A CHUNK or end frame once nothing failed: into the verifier, then the
+ * sink. Sets *step. */
+static int recv_frame(struct recv *r, const struct proto_header *h, const union proto_msg *m,
+		      enum stream_step *step)
+{
+	int rc = stream_verifier_feed(r->v, h->type, m, r->in->end_type, step);
+
+	if (rc)
+		return recv_fail(r, STREAM_FAULT_VERIFY, rc);
+	if (*step == STREAM_DONE) {
+		if (h->type == PROTO_GET_END)
+			r->res->get_end = m->get_end;
+		r->sink_live = false;
+		rc = stream_sink_end(r->sink, stream_verifier_count(r->v));
+		return rc ? recv_fail(r, STREAM_FAULT_SINK, rc) : 0;
+	}
+	if ((rc = stream_sink_chunk(r->sink, &m->chunk)) != 0)
+		return recv_fail(r, STREAM_FAULT_SINK, rc);
+	r->res->chunks++;
+	return 0;
+}
+
+/* A failure of the connection itself (it closed, the peer sent ERROR or
+ * a frame out of step): it replaces a refusal being drained. */
+static int recv_broken(struct recv *r, enum stream_fault fault, int rc)
+{
+	r->rc = 0;
+	r->res->why[0] = '\0';
+	return recv_fail(r, fault, rc);
+}
+
+/* Read frames until the end frame (or, failed without drain, the first
+ * failure; or the sink's stop). */
+static int recv_loop(struct recv *r)
+{
+	struct proto_header h;
+	union proto_msg m;
+	enum stream_step step = STREAM_MORE;
+
+	while (step == STREAM_MORE) {
+		int rc = net_client_recv(r->in->c, &h, &m);
+		if (rc)
+			return recv_broken(r, STREAM_FAULT_CONN, rc);
+		if (h.type == PROTO_ERROR) {
+			net_client_set_error(r->in->c, &m.error);
+			return recv_broken(r, STREAM_FAULT_PEER,
+					   m.error.code < 0 ? m.error.code : RTCMS_EPROTO);
+		}
+		if (h.type != PROTO_CHUNK && h.type != r->in->end_type) {
+			recv_broken(r, STREAM_FAULT_FRAME, RTCMS_EPROTO);
+			snprintf(r->res->why, sizeof(r->res->why), "expected CHUNK or %s",
+				 proto_type_name(r->in->end_type));
+			return RTCMS_EPROTO;
+		}
+		if (!r->rc) {
+			if (recv_frame(r, &h, &m, &step) != 0 && !r->in->drain)
+				return r->rc;
+			if (!r->rc && r->sink->done) {
+				r->res->outcome = STREAM_STOPPED;
+				return 0;
+			}
+		}
+		if (r->rc) /* draining a refused stream to its end */
+			step = h.type == PROTO_CHUNK ? STREAM_MORE : STREAM_DONE;
+	}
+	return r->rc;
+}
+
+int stream_recv(const struct stream_in *in, const struct proto_ckpt_meta *meta,
+		struct stream_sink *sink, struct stream_result *res)
+{
+	struct stream_verifier v;
+	struct recv r = { in, &v, sink, res, false, 0 };
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	sink->done = false;
+	rc = stream_verifier_begin(&v, meta, in->max_size, in->flags);
+	if (rc) {
+		recv_fail(&r, STREAM_FAULT_VERIFY, rc);
+	} else if ((rc = stream_sink_begin(sink, meta)) != 0) {
+		recv_fail(&r, STREAM_FAULT_SINK, rc);
+	} else if (sink->done) {
+		res->outcome = STREAM_STOPPED;
+		return 0;
+	} else {
+		r.sink_live = true;
+	}
+	if (rc && !in->drain)
+		return rc;
+	return recv_loop(&r);
+}

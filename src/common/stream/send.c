@@ -1,0 +1,149 @@
+/* send.c - a checkpoint's chunks as frames, and the network relay sink. */
+#include "stream_net.h"
+
+#include <string.h>
+
+#include "rtcms_error.h"
+
+int stream_out_send(const struct stream_out *o, uint8_t type, bool more,
+		    const union proto_msg *m)
+{
+	if (o->reply)
+		return net_client_reply(o->c, type, more ? PROTO_F_MORE : 0, o->request, m);
+	return net_client_send(o->c, type, 0, m, NULL);
+}
+
+/* Chunk i of k, its data at data. */
+static int send_chunk(const struct stream_out *o, const struct stream_chunks *k, uint32_t i,
+		      const uint8_t *data)
+{
+	union proto_msg m;
+	uint32_t len;
+
+	memset(&m, 0, sizeof(m));
+	stream_chunks_span(k, i, &m.chunk.offset, &len);
+	m.chunk.len = len;
+	m.chunk.data = data;
+	memcpy(m.chunk.hash, k->id[i], STREAM_ID_SIZE);
+	return stream_out_send(o, PROTO_CHUNK, true, &m);
+}
+
+int stream_send_chunks(const struct stream_out *o, const struct stream_chunks *k,
+		       const uint8_t *bytes)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; rc == 0 && i < k->count; i++)
+		rc = send_chunk(o, k, i, bytes + (uint64_t)i * k->chunk_size);
+	return rc;
+}
+
+int stream_send_read(const struct stream_out *o, const struct stream_chunks *k,
+		     stream_read_fn read, void *ctx, uint8_t *buf)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; rc == 0 && i < k->count; i++) {
+		uint64_t off;
+		uint32_t len;
+		stream_chunks_span(k, i, &off, &len);
+		rc = read(ctx, off, buf, len);
+		if (rc == 0)
+			rc = send_chunk(o, k, i, buf);
+	}
+	return rc;
+}
+
+int stream_send_end(const struct stream_out *o, uint8_t end_type, uint32_t count)
+{
+	union proto_msg m;
+
+	memset(&m, 0, sizeof(m));
+	if (end_type == PROTO_GET_END)
+		m.get_end.chunk_count = count;
+	else
+		m.put_end.chunk_count = count;
+	return stream_out_send(o, end_type, false, &m);
+}
+
+/* ---- network relay ------------------------------------------------------- */
+
+#define RELAY(s) ((struct stream_relay *)(void *)(s))
+
+static int relay_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
+{
+	struct stream_relay *r = RELAY(s);
+
+	stream_relay_clear(r);
+	r->begun = false;
+	r->count = 0;
+	return r->begin_type ? stream_meta_keep(&r->meta, &r->spec, meta) : 0;
+}
+
+/* The begin frame, once. */
+static int relay_open(struct stream_relay *r)
+{
+	union proto_msg m;
+	int rc = 0;
+
+	if (r->begun)
+		return 0;
+	r->begun = true;
+	if (r->begin_type) {
+		m.meta = r->meta;
+		rc = stream_out_send(&r->out, r->begin_type, true, &m);
+		stream_meta_drop(&r->meta, &r->spec);
+	}
+	return rc;
+}
+
+static int relay_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
+{
+	struct stream_relay *r = RELAY(s);
+	union proto_msg m;
+	int rc = relay_open(r);
+
+	if (rc)
+		return rc;
+	m.chunk = *chunk;
+	if ((rc = stream_out_send(&r->out, PROTO_CHUNK, true, &m)) != 0)
+		return rc;
+	r->count++;
+	return 0;
+}
+
+static int relay_end(struct stream_sink *s, uint32_t count)
+{
+	struct stream_relay *r = RELAY(s);
+	int rc = relay_open(r);
+
+	(void)count;
+	if (rc)
+		return rc;
+	return stream_send_end(&r->out, r->end_type, r->count);
+}
+
+static void relay_abort(struct stream_sink *s, int rc)
+{
+	(void)rc;
+	stream_relay_clear(RELAY(s));
+}
+
+static const struct stream_sink_ops relay_ops = { relay_begin, relay_chunk, relay_end,
+						  relay_abort };
+
+void stream_relay_init(struct stream_relay *r, const struct stream_out *out,
+		       uint8_t begin_type, uint8_t end_type)
+{
+	memset(r, 0, sizeof(*r));
+	r->sink.ops = &relay_ops;
+	r->out = *out;
+	r->begin_type = begin_type;
+	r->end_type = end_type;
+}
+
+void stream_relay_clear(struct stream_relay *r)
+{
+	if (r && r->spec)
+		stream_meta_drop(&r->meta, &r->spec);
+}

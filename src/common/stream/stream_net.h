@@ -1,0 +1,121 @@
+/*
+ * stream_net.h - checkpoint streams over an authenticated connection
+ * (net/client.h): the sender (a checkpoint's chunks as CHUNK frames and
+ * the end frame), the receiver (frames through a verifier into a sink),
+ * and the network relay sink (verified frames forwarded to another
+ * connection). Blocking, on the caller's thread; every call has the
+ * connection's timeout.
+ */
+#ifndef RTCMS_STREAM_STREAM_NET_H
+#define RTCMS_STREAM_STREAM_NET_H
+
+#include "net/client.h"
+#include "stream/stream.h"
+
+/* ---- sender -------------------------------------------------------------- */
+
+/*
+ * Where a stream's frames go: as requests (a PUT to the store, a RESTORE
+ * to an agent: no flags) or as the replies to one request (a GET or PULL
+ * answered: PROTO_F_MORE on every frame but the end).
+ */
+struct stream_out {
+	struct net_client *c;
+	bool reply;
+	uint32_t request;                  /* with reply: the request answered */
+};
+
+/* One frame of the stream; more: not its last frame. 0 or the
+ * connection's error. */
+int stream_out_send(const struct stream_out *o, uint8_t type, bool more,
+		    const union proto_msg *m);
+
+/* Every chunk of k as CHUNK frames in offset order, the data in memory at
+ * bytes (k cut from it). 0 or the connection's error (then stop: the
+ * stream is broken). */
+int stream_send_chunks(const struct stream_out *o, const struct stream_chunks *k,
+		       const uint8_t *bytes);
+
+/* The same with the data read chunk by chunk into buf (k->chunk_size
+ * bytes); also the reader's error. The reader must give the bytes it gave
+ * the chunker, or the receiver refuses the chunk (RTCMS_ECORRUPT). */
+int stream_send_read(const struct stream_out *o, const struct stream_chunks *k,
+		     stream_read_fn read, void *ctx, uint8_t *buf);
+
+/* The end frame (PROTO_PUT_END or PROTO_GET_END) with the chunk count. */
+int stream_send_end(const struct stream_out *o, uint8_t end_type, uint32_t count);
+
+/* ---- receiver ------------------------------------------------------------ */
+
+/* Where a received stream failed. */
+enum stream_fault {
+	STREAM_FAULT_NONE,
+	STREAM_FAULT_CONN,    /* the connection failed (closed, timed out, bad frame) */
+	STREAM_FAULT_PEER,    /* the peer sent ERROR (net_client_last_error) */
+	STREAM_FAULT_FRAME,   /* a frame that is neither CHUNK nor the end */
+	STREAM_FAULT_VERIFY,  /* the verifier refused the stream (why says what) */
+	STREAM_FAULT_SINK,    /* the sink failed */
+};
+
+/* How a received stream went when it did not fail. */
+enum stream_outcome {
+	STREAM_ENDED,         /* the end frame came, all verified, the sink ended */
+	STREAM_STOPPED,       /* the sink needed no more: the rest is unread */
+};
+
+struct stream_result {
+	enum stream_outcome outcome;       /* rc 0 */
+	enum stream_fault fault;           /* rc < 0 */
+	uint32_t chunks;                   /* verified chunks handed on */
+	struct proto_get_end get_end;      /* a GET_END's fields */
+	char why[PROTO_TEXT_MAX + 1];      /* the verifier's reason, else "" */
+};
+
+/* How to read a stream. */
+struct stream_in {
+	struct net_client *c;
+	uint8_t end_type;                  /* PROTO_GET_END or PROTO_PUT_END */
+	uint64_t max_size;                 /* cap on the image (0: none) */
+	unsigned flags;                    /* enum stream_verify_flags */
+	/* after the verifier or the sink failed, read on to the end frame
+	 * (so the peer can be answered on the same connection) */
+	bool drain;
+};
+
+/*
+ * Receive the stream meta announced (its frame read by the caller):
+ * begin the sink, take CHUNK frames, each verified before the sink gets
+ * it, until the end frame, which is verified and then ends the sink. On
+ * a failure after the sink began it is aborted. Returns 0 (res->outcome
+ * says whether the stream ended or the sink stopped it) or the failure's
+ * code (res->fault says where; on STREAM_FAULT_PEER the peer's code).
+ * Unless the stream ended, the connection is mid-stream: close it.
+ */
+int stream_recv(const struct stream_in *in, const struct proto_ckpt_meta *meta,
+		struct stream_sink *sink, struct stream_result *res);
+
+/* ---- network relay ------------------------------------------------------- */
+
+/*
+ * A sink that forwards the stream to another connection: the metadata as
+ * a begin_type frame (PROTO_RESTORE; 0 for none) with the first chunk (a
+ * stream that fails before one arrives reaches nobody), every chunk as
+ * CHUNK, and end_type (PROTO_PUT_END) with the count at the end. A failed
+ * send is its error; the connection is then unusable. Fields other than
+ * sink are read-only; stream_relay_clear() frees the kept metadata.
+ */
+struct stream_relay {
+	struct stream_sink sink;
+	struct stream_out out;
+	uint8_t begin_type;
+	uint8_t end_type;
+	bool begun;                        /* the begin frame went out */
+	struct proto_ckpt_meta meta;       /* kept from begin until it went out */
+	uint8_t *spec;
+	uint32_t count;                    /* chunks forwarded */
+};
+void stream_relay_init(struct stream_relay *r, const struct stream_out *out,
+		       uint8_t begin_type, uint8_t end_type);
+void stream_relay_clear(struct stream_relay *r);
+
+#endif

@@ -1,0 +1,710 @@
+/* test_stream.c - checkpoint streams: the chunker, the verifier (every
+ * way a stream can be wrong), the tee's "which side failed", and the area
+ * installer into a real in-memory area. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "area/area.h"
+#include "area/delta.h"
+#include "area/image.h"
+#include "rtcms_error.h"
+#include "stream/stream.h"
+
+#define CAP (64 * 1024)
+#define DATA (3 * (int)AREA_BLOCK + 777)
+#define CHUNK 1000u
+
+/* A real image (captured from an area) with its chunks and metadata. */
+struct fixture {
+	uint8_t *img;
+	size_t len;
+	struct stream_chunks k;
+	struct proto_ckpt_meta meta;
+};
+
+static void *new_area(void)
+{
+	size_t len = area_size_for(CAP);
+	void *m = calloc(1, len);
+	assert_non_null(m);
+	assert_int_equal(area_format(m, len), 0);
+	return m;
+}
+
+static void make_image(struct fixture *f, uint64_t seq)
+{
+	void *a = new_area();
+	struct area_slot *s = area_write_begin(a);
+	uint8_t *d = area_slot_data(a, s);
+
+	s->region_count = 2;
+	s->regions[0] = (struct area_region){ 1, 0, 8, 0 };
+	s->regions[1] = (struct area_region){ 2, 0, DATA - 64, 64 };
+	for (int i = 0; i < DATA; i++)
+		d[i] = (uint8_t)(i * 7 + seq);
+	s->data_size = DATA;
+	area_write_commit(a, s, seq);
+	f->img = malloc(CAP * 2);
+	assert_non_null(f->img);
+	int64_t n = image_capture(a, f->img, CAP * 2);
+	assert_true(n > 0);
+	f->len = (size_t)n;
+	free(a);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	make_image(f, 9);
+	assert_int_equal(stream_chunks_of(&f->k, f->img, f->len, CHUNK), 0);
+	strcpy(f->meta.process, "p");
+	f->meta.incarnation = 1;
+	f->meta.sequence = 9;
+	stream_chunks_meta(&f->k, &f->meta);
+	assert_int_equal(state_hash(f->img, f->len, f->meta.state_hash), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	stream_chunks_clear(&f->k);
+	free(f->img);
+	free(f);
+	return 0;
+}
+
+static void chunk_at(const struct fixture *f, uint32_t i, struct proto_chunk *c)
+{
+	uint32_t len;
+
+	stream_chunks_span(&f->k, i, &c->offset, &len);
+	c->len = len;
+	c->data = f->img + c->offset;
+	memcpy(c->hash, f->k.id[i], STREAM_ID_SIZE);
+}
+
+/* Feed chunks [0, n) of f, then the end with end_count; returns the first
+ * error (0 if all passed). */
+static int feed_all(const struct fixture *f, const struct proto_ckpt_meta *meta,
+		    unsigned flags, uint32_t n, uint32_t end_count, char *why)
+{
+	struct stream_verifier v;
+	struct proto_chunk c;
+	int rc = stream_verifier_begin(&v, meta, 0, flags);
+
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		chunk_at(f, i, &c);
+		rc = stream_verifier_chunk(&v, &c);
+	}
+	if (rc == 0)
+		rc = stream_verifier_end(&v, end_count);
+	if (why)
+		strcpy(why, stream_verifier_why(&v));
+	return rc;
+}
+
+static int read_mem(void *ctx, uint64_t off, uint8_t *buf, size_t len)
+{
+	const struct fixture *f = ctx;
+
+	if (off > f->len || len > f->len - off)
+		return RTCMS_EINVAL;
+	memcpy(buf, f->img + off, len);
+	return 0;
+}
+
+static int read_fail(void *ctx, uint64_t off, uint8_t *buf, size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return off >= CHUNK ? RTCMS_EIO : 0;
+}
+
+static void test_chunker_reader(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_chunks k2 = { 0 };
+	uint8_t *buf = malloc(CHUNK);
+
+	assert_int_equal(stream_chunks_read(&k2, f->len, CHUNK, read_mem, f, buf), 0);
+	assert_int_equal(k2.count, f->k.count);
+	assert_memory_equal(k2.id, f->k.id, (size_t)k2.count * STREAM_ID_SIZE);
+	assert_memory_equal(k2.image_hash, f->k.image_hash, PROTO_HASH_SIZE);
+	/* the reader's error; then no chunks */
+	assert_int_equal(stream_chunks_read(&k2, f->len, CHUNK, read_fail, f, buf), RTCMS_EIO);
+	assert_int_equal(k2.count, 0);
+	/* the last chunk is shorter; the spans tile the image */
+	uint64_t off;
+	uint32_t len;
+	stream_chunks_span(&f->k, f->k.count - 1, &off, &len);
+	assert_int_equal(off + len, f->len);
+	assert_true(len <= CHUNK);
+	stream_chunks_clear(&k2);
+	stream_chunks_clear(NULL);
+	free(buf);
+}
+
+static void test_chunker_bad_sizes(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_chunks k2 = { 0 };
+
+	assert_int_equal(stream_chunks_of(&k2, f->img, f->len, 0), RTCMS_EINVAL);
+	assert_int_equal(stream_chunks_of(&k2, f->img, f->len, PROTO_MAX_CHUNK + 1),
+			 RTCMS_EINVAL);
+	assert_int_equal(k2.count, 0);
+	assert_int_equal(stream_chunks_of(&k2, f->img, 0, CHUNK), 0);
+	assert_int_equal(k2.count, 0);
+	stream_chunks_clear(&k2);
+}
+
+static void test_round_trip_with_state(void **state)
+{
+	struct fixture *f = *state;
+	char why[PROTO_TEXT_MAX + 1];
+
+	assert_int_equal(feed_all(f, &f->meta, STREAM_VERIFY_STATE, f->k.count, f->k.count,
+				  why), 0);
+	assert_string_equal(why, "the stream has ended");
+}
+
+static void test_feed_frames(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_verifier v;
+	union proto_msg m;
+	enum stream_step step;
+
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, STREAM_VERIFY_STATE), 0);
+	for (uint32_t i = 0; i < f->k.count; i++) {
+		chunk_at(f, i, &m.chunk);
+		assert_int_equal(stream_verifier_feed(&v, PROTO_CHUNK, &m, PROTO_GET_END, &step),
+				 0);
+		assert_int_equal(step, STREAM_MORE);
+	}
+	assert_int_equal(stream_verifier_count(&v), f->k.count);
+	memset(&m, 0, sizeof(m));
+	m.get_end.chunk_count = f->k.count;
+	assert_int_equal(stream_verifier_feed(&v, PROTO_GET_END, &m, PROTO_GET_END, &step), 0);
+	assert_int_equal(step, STREAM_DONE);
+	/* nothing more belongs to an ended stream */
+	assert_int_equal(stream_verifier_feed(&v, PROTO_GET_END, &m, PROTO_GET_END, &step),
+			 RTCMS_ESTATE);
+	assert_int_equal(step, STREAM_MORE);
+
+	/* a frame that is neither CHUNK nor the end */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	assert_int_equal(stream_verifier_feed(&v, PROTO_PUT_END, &m, PROTO_GET_END, &step),
+			 RTCMS_EPROTO);
+	assert_int_equal(step, STREAM_MORE);
+}
+
+static void test_flipped_byte(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_verifier v;
+	struct proto_chunk c;
+	char why[PROTO_TEXT_MAX + 1];
+
+	f->img[CHUNK + 5] ^= 0x01; /* in chunk 1 */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	chunk_at(f, 0, &c);
+	assert_int_equal(stream_verifier_chunk(&v, &c), 0);
+	chunk_at(f, 1, &c);
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_ECORRUPT);
+	strcpy(why, stream_verifier_why(&v));
+	assert_non_null(strstr(why, "does not match its hash"));
+	/* sticky: a good chunk after it is refused the same way */
+	chunk_at(f, 2, &c);
+	f->img[CHUNK + 5] ^= 0x01;
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_ECORRUPT);
+	assert_int_equal(stream_verifier_end(&v, f->k.count), RTCMS_ECORRUPT);
+	assert_int_equal(stream_verifier_count(&v), 1);
+}
+
+static void test_wrong_image_hash(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_ckpt_meta m = f->meta;
+	char why[PROTO_TEXT_MAX + 1];
+
+	m.hash[3] ^= 0x80;
+	assert_int_equal(feed_all(f, &m, 0, f->k.count, f->k.count, why), RTCMS_ECORRUPT);
+	assert_string_equal(why, "the image does not match its hash");
+}
+
+static void test_wrong_state_hash(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_ckpt_meta m = f->meta;
+	char why[PROTO_TEXT_MAX + 1];
+
+	m.state_hash[0] ^= 0x01;
+	assert_int_equal(feed_all(f, &m, STREAM_VERIFY_STATE, f->k.count, f->k.count, why),
+			 RTCMS_ECORRUPT);
+	assert_string_equal(why, "the image does not match its state hash");
+	/* checked only when asked, and not for a delta */
+	assert_int_equal(feed_all(f, &m, 0, f->k.count, f->k.count, NULL), 0);
+	m.base = 3;
+	assert_int_equal(feed_all(f, &m, STREAM_VERIFY_STATE, f->k.count, f->k.count, NULL), 0);
+	/* a zero state hash means "none given" */
+	m = f->meta;
+	memset(m.state_hash, 0, sizeof(m.state_hash));
+	assert_int_equal(feed_all(f, &m, STREAM_VERIFY_STATE, f->k.count, f->k.count, NULL), 0);
+}
+
+static void test_truncated_stream(void **state)
+{
+	struct fixture *f = *state;
+	char why[PROTO_TEXT_MAX + 1];
+
+	/* an end after too few chunks, whatever count it claims */
+	assert_int_equal(feed_all(f, &f->meta, 0, f->k.count - 1, f->k.count - 1, why),
+			 RTCMS_EPROTO);
+	assert_non_null(strstr(why, "ended after"));
+	assert_int_equal(feed_all(f, &f->meta, 0, f->k.count - 1, f->k.count, NULL),
+			 RTCMS_EPROTO);
+	/* all chunks, but an end that says otherwise */
+	assert_int_equal(feed_all(f, &f->meta, 0, f->k.count, f->k.count + 1, NULL),
+			 RTCMS_EPROTO);
+	/* a stream that announces fewer chunks than the data needs */
+	struct proto_ckpt_meta m = f->meta;
+	m.chunk_count = f->k.count - 1;
+	assert_int_equal(feed_all(f, &m, 0, f->k.count, f->k.count, NULL), RTCMS_EPROTO);
+}
+
+static void test_oversize(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_verifier v;
+	struct proto_chunk c;
+	struct proto_ckpt_meta m = f->meta;
+
+	/* an image over the caller's cap is refused before any chunk */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, f->len - 1, 0), RTCMS_ETOOBIG);
+	assert_non_null(strstr(stream_verifier_why(&v), "over the limit"));
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, f->len, 0), 0);
+
+	/* one chunk over PROTO_MAX_CHUNK, with a correct id */
+	uint8_t *big = calloc(1, PROTO_MAX_CHUNK + 1);
+	m.size = (uint64_t)PROTO_MAX_CHUNK + 1;
+	m.chunk_count = 1;
+	assert_int_equal(stream_verifier_begin(&v, &m, 0, 0), 0);
+	c.offset = 0;
+	c.data = big;
+	c.len = PROTO_MAX_CHUNK + 1;
+	stream_chunk_id(big, c.len, c.hash);
+	assert_true(stream_chunk_intact(&c));
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_EPROTO);
+	free(big);
+
+	/* a chunk past the image's end, and an empty one */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	chunk_at(f, 0, &c);
+	c.len = (uint32_t)f->len + 1;
+	uint8_t *past = calloc(1, c.len);
+	c.data = past;
+	stream_chunk_id(past, c.len, c.hash);
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_EPROTO);
+	free(past);
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	chunk_at(f, 0, &c);
+	c.len = 0;
+	stream_chunk_id(c.data, 0, c.hash);
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_EPROTO);
+}
+
+static void test_reorder_and_duplicate(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_verifier v;
+	struct proto_chunk c;
+
+	/* chunk 1 first */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	chunk_at(f, 1, &c);
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_EPROTO);
+	assert_non_null(strstr(stream_verifier_why(&v), "out of order"));
+	/* chunk 0 twice */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	chunk_at(f, 0, &c);
+	assert_int_equal(stream_verifier_chunk(&v, &c), 0);
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_EPROTO);
+	/* one chunk more than announced */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	for (uint32_t i = 0; i < f->k.count; i++) {
+		chunk_at(f, i, &c);
+		assert_int_equal(stream_verifier_chunk(&v, &c), 0);
+	}
+	assert_int_equal(stream_verifier_chunk(&v, &c), RTCMS_EPROTO);
+	assert_non_null(strstr(stream_verifier_why(&v), "beyond"));
+}
+
+static void test_place_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_verifier v;
+	struct proto_chunk c;
+
+	/* place checks order and ids, not data: a hop that checks the data
+	 * elsewhere still gets the image hash checked */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	for (uint32_t i = 0; i < f->k.count; i++) {
+		chunk_at(f, i, &c);
+		c.data = NULL;
+		assert_int_equal(stream_verifier_place(&v, &c), 0);
+	}
+	assert_int_equal(stream_verifier_end(&v, f->k.count), 0);
+	/* a wrong id changes the image hash */
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
+	for (uint32_t i = 0; i < f->k.count; i++) {
+		chunk_at(f, i, &c);
+		if (i == 2)
+			c.hash[0] ^= 1;
+		assert_int_equal(stream_verifier_place(&v, &c), 0);
+	}
+	assert_int_equal(stream_verifier_end(&v, f->k.count), RTCMS_ECORRUPT);
+}
+
+/* ---- sinks ------------------------------------------------------------- */
+
+/* A sink that records what it got and fails on request. */
+struct rec {
+	struct stream_sink sink;
+	int begun, chunks, ended, aborted;
+	int fail_begin, fail_end;
+	int fail_at;                       /* fail the chunk with this index + 1 */
+	int done_at;                       /* done after this many chunks (+1) */
+};
+
+static int rec_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
+{
+	struct rec *r = (struct rec *)s;
+
+	(void)meta;
+	r->begun++;
+	return r->fail_begin;
+}
+
+static int rec_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
+{
+	struct rec *r = (struct rec *)s;
+
+	(void)chunk;
+	if (r->fail_at && r->chunks + 1 == r->fail_at)
+		return RTCMS_EIO;
+	r->chunks++;
+	if (r->done_at && r->chunks + 1 == r->done_at)
+		s->done = true;
+	return 0;
+}
+
+static int rec_end(struct stream_sink *s, uint32_t count)
+{
+	struct rec *r = (struct rec *)s;
+
+	(void)count;
+	r->ended++;
+	return r->fail_end;
+}
+
+static void rec_abort(struct stream_sink *s, int rc)
+{
+	(void)rc;
+	((struct rec *)s)->aborted++;
+}
+
+static const struct stream_sink_ops rec_ops = { rec_begin, rec_chunk, rec_end, rec_abort };
+
+static void rec_init(struct rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->sink.ops = &rec_ops;
+}
+
+/* Drive a sink as a receiver does: begin, chunks, end; abort on failure.
+ * Returns the first failure. */
+static int drive(const struct fixture *f, struct stream_sink *s)
+{
+	struct proto_chunk c;
+	int rc = stream_sink_begin(s, &f->meta);
+
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < f->k.count && !s->done; i++) {
+		chunk_at(f, i, &c);
+		if ((rc = stream_sink_chunk(s, &c)) != 0) {
+			stream_sink_abort(s, rc);
+			return rc;
+		}
+	}
+	if (s->done)
+		return 0;
+	rc = stream_sink_end(s, f->k.count);
+	return rc;
+}
+
+static void test_tee_both_ok(void **state)
+{
+	struct fixture *f = *state;
+	struct rec a, b;
+	struct stream_tee t;
+
+	rec_init(&a);
+	rec_init(&b);
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), 0);
+	assert_int_equal(stream_tee_failed(&t), STREAM_TEE_NONE);
+	assert_int_equal(a.chunks, (int)f->k.count);
+	assert_int_equal(b.chunks, (int)f->k.count);
+	assert_int_equal(a.ended + b.ended, 2);
+	assert_int_equal(a.aborted + b.aborted, 0);
+}
+
+static void test_tee_secondary_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct rec a, b;
+	struct stream_tee t;
+
+	rec_init(&a);
+	rec_init(&b);
+	b.fail_at = 3;
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), 0);
+	assert_int_equal(stream_tee_failed(&t), STREAM_TEE_SECONDARY);
+	assert_int_equal(t.secondary_rc, RTCMS_EIO);
+	assert_int_equal(t.primary_rc, 0);
+	/* the primary got all of it; the secondary was undone once */
+	assert_int_equal(a.chunks, (int)f->k.count);
+	assert_int_equal(a.ended, 1);
+	assert_int_equal(b.chunks, 2);
+	assert_int_equal(b.aborted, 1);
+	assert_int_equal(b.ended, 0);
+
+	/* the secondary refusing at begin: never begun, never aborted */
+	rec_init(&a);
+	rec_init(&b);
+	b.fail_begin = RTCMS_ENOSPC;
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), 0);
+	assert_int_equal(stream_tee_failed(&t), STREAM_TEE_SECONDARY);
+	assert_int_equal(b.aborted + b.chunks + b.ended, 0);
+	assert_int_equal(a.ended, 1);
+}
+
+static void test_tee_primary_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct rec a, b;
+	struct stream_tee t;
+
+	rec_init(&a);
+	rec_init(&b);
+	a.fail_at = 2;
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), RTCMS_EIO);
+	assert_int_equal(stream_tee_failed(&t), STREAM_TEE_PRIMARY);
+	assert_int_equal(a.aborted, 1);
+	assert_int_equal(b.aborted, 1);
+	assert_int_equal(a.ended + b.ended, 0);
+
+	/* the primary failing at its end: the secondary is undone, not ended */
+	rec_init(&a);
+	rec_init(&b);
+	a.fail_end = RTCMS_EIO;
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), RTCMS_EIO);
+	assert_int_equal(stream_tee_failed(&t), STREAM_TEE_PRIMARY);
+	assert_int_equal(b.ended, 0);
+	assert_int_equal(b.aborted, 1);
+
+	/* both fail: the primary is the one that matters */
+	rec_init(&a);
+	rec_init(&b);
+	b.fail_at = 1;
+	a.fail_at = 4;
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), RTCMS_EIO);
+	assert_int_equal(stream_tee_failed(&t), STREAM_TEE_PRIMARY);
+	assert_int_equal(b.aborted, 1);
+}
+
+static void test_tee_done_sides(void **state)
+{
+	struct fixture *f = *state;
+	struct rec a, b;
+	struct stream_tee t;
+
+	/* the primary needs no more (already stored): the secondary goes on */
+	rec_init(&a);
+	rec_init(&b);
+	a.done_at = 2;
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), 0);
+	assert_int_equal(a.chunks, 1);
+	assert_int_equal(a.ended + a.aborted, 0);
+	assert_int_equal(b.chunks, (int)f->k.count);
+	assert_int_equal(b.ended, 1);
+	/* both done: the tee is */
+	rec_init(&a);
+	rec_init(&b);
+	a.done_at = 2;
+	b.done_at = 3;
+	stream_tee_init(&t, &a.sink, &b.sink);
+	assert_int_equal(drive(f, &t.sink), 0);
+	assert_true(t.sink.done);
+	assert_int_equal(b.chunks, 2);
+	assert_int_equal(stream_tee_failed(&t), STREAM_TEE_NONE);
+}
+
+/* The area a test installs into. */
+struct target {
+	void *mem;
+	int calls;
+};
+
+static int give_area(void *ctx, const uint8_t *image, size_t len, void **mem)
+{
+	struct target *t = ctx;
+
+	(void)image;
+	(void)len;
+	t->calls++;
+	*mem = t->mem;
+	return 0;
+}
+
+static void test_area_installer(void **state)
+{
+	struct fixture *f = *state;
+	struct target t = { new_area(), 0 };
+	struct stream_area_sink s;
+	struct stream_verifier v;
+	struct proto_chunk c;
+
+	stream_area_sink_init(&s, CAP * 2, give_area, &t);
+	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, STREAM_VERIFY_STATE), 0);
+	assert_int_equal(stream_sink_begin(&s.sink, &f->meta), 0);
+	for (uint32_t i = 0; i < f->k.count; i++) {
+		chunk_at(f, i, &c);
+		assert_int_equal(stream_verifier_chunk(&v, &c), 0);
+		assert_int_equal(stream_sink_chunk(&s.sink, &c), 0);
+	}
+	assert_int_equal(stream_verifier_end(&v, f->k.count), 0);
+	assert_int_equal(stream_sink_end(&s.sink, f->k.count), 0);
+	assert_int_equal(t.calls, 1);
+	assert_ptr_equal(s.mem, t.mem);
+	/* the area holds it as its committed checkpoint, byte for byte */
+	assert_int_equal(area_committed_sequence(t.mem), 9);
+	uint8_t *back = malloc(CAP * 2);
+	assert_int_equal(image_capture(t.mem, back, CAP * 2), (int64_t)f->len);
+	assert_memory_equal(back, f->img, f->len);
+	free(back);
+	stream_area_sink_clear(&s);
+	free(t.mem);
+}
+
+static void test_area_installer_refuses(void **state)
+{
+	struct fixture *f = *state;
+	struct target t = { new_area(), 0 };
+	struct stream_area_sink s;
+	struct proto_ckpt_meta m = f->meta;
+
+	/* a delta, and an image over the cap */
+	stream_area_sink_init(&s, CAP * 2, give_area, &t);
+	m.base = 4;
+	assert_int_equal(stream_sink_begin(&s.sink, &m), RTCMS_EPROTO);
+	stream_area_sink_init(&s, f->len - 1, give_area, &t);
+	assert_int_equal(stream_sink_begin(&s.sink, &f->meta), RTCMS_ETOOBIG);
+
+	/* bytes that verify but are no image: the install refuses them and
+	 * the area keeps what it had */
+	struct fixture g = { 0 };
+	g.len = 3000;
+	g.img = calloc(1, g.len);
+	assert_int_equal(stream_chunks_of(&g.k, g.img, g.len, CHUNK), 0);
+	stream_chunks_meta(&g.k, &g.meta);
+	stream_area_sink_init(&s, CAP * 2, give_area, &t);
+	assert_int_equal(drive(&g, &s.sink), RTCMS_EPROTO);
+	assert_int_equal(area_committed_sequence(t.mem), 0);
+	stream_area_sink_clear(&s);
+
+	/* aborted mid-stream: nothing installed, the image freed */
+	stream_area_sink_init(&s, CAP * 2, give_area, &t);
+	assert_int_equal(stream_sink_begin(&s.sink, &f->meta), 0);
+	stream_sink_abort(&s.sink, RTCMS_EIO);
+	assert_null(s.image);
+	assert_int_equal(t.calls, 1);
+	stream_chunks_clear(&g.k);
+	free(g.img);
+	free(t.mem);
+}
+
+static void test_area_installer_holds(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_area_sink s;
+
+	/* without an area it only holds the verified image */
+	stream_area_sink_init(&s, CAP * 2, NULL, NULL);
+	assert_int_equal(drive(f, &s.sink), 0);
+	assert_int_equal(s.len, f->len);
+	assert_memory_equal(s.image, f->img, f->len);
+	stream_area_sink_clear(&s);
+	stream_area_sink_clear(NULL);
+}
+
+static void test_meta_keep(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_ckpt_meta src = f->meta, dst;
+	uint8_t spec[5] = "abcd", *own = NULL;
+
+	src.spec = spec;
+	src.spec_len = 4;
+	assert_int_equal(stream_meta_keep(&dst, &own, &src), 0);
+	spec[0] = 'z';
+	assert_ptr_equal(dst.spec, own);
+	assert_memory_equal(dst.spec, "abcd", 4);
+	stream_meta_drop(&dst, &own);
+	assert_null(own);
+	assert_int_equal(dst.spec_len, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_chunker_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunker_bad_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_trip_with_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_feed_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_image_hash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_state_hash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reorder_and_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_place_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tee_both_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tee_secondary_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tee_primary_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tee_done_sides, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_area_installer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_area_installer_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_area_installer_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_meta_keep, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
