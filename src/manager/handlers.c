@@ -5,7 +5,7 @@
  * CORDON, UNCORDON, FORGET, MSTATUS and LIST (relayed to the store) from
  * rtcmsctl.
  */
-#include "manager.h"
+#include "handlers.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -14,10 +14,15 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "client/store_client.h"
+#include "candidates.h"
 #include "daemon/rpc_server.h"
+#include "detector.h"
 #include "log/log.h"
+#include "migrate.h"
+#include "puller.h"
+#include "restore.h"
 #include "rtcms_error.h"
+#include "table.h"
 
 
 static enum rpc_result reply_ok(struct net_client *c, const struct proto_header *hdr)
@@ -36,16 +41,14 @@ static enum rpc_result handle_register(struct manager *m, struct net_client *c, 
 		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
 	uv_mutex_lock(&m->lock);
 	struct mnode *n = manager_node(m, r->node);
-	int fresh = !n || memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0;
+	bool fresh = !n || memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0;
 	if (!n) {
 		if (m->node_count >= MANAGER_NODES_MAX) {
 			uv_mutex_unlock(&m->lock);
 			return rpc_reply_error(c, hdr, RTCMS_ENOSPC, "this manager knows %d nodes "
 					 "already", MANAGER_NODES_MAX);
 		}
-		n = &m->nodes[m->node_count++];
-		memset(n, 0, sizeof(*n));
-		n->node = r->node;
+		n = manager_node_add(m, r->node);
 		log_info("[%s -> manager] REGISTER: node %016" PRIx64 " at %s joins "
 			 "(quota %u, area %" PRIu64 " MiB)", who, r->node, r->address,
 			 r->quota_max, r->area_capacity >> 20);
@@ -76,8 +79,8 @@ static enum rpc_result handle_register(struct manager *m, struct net_client *c, 
 		n->report_gen = 0;
 		n->report_ms = 0;
 		n->report_count = 0;
-		n->failed_notice = 0; /* a new boot: the operator's notice is done */
-		n->failed = 0;        /* it rejoins empty */
+		n->failed_notice = false; /* a new boot: the operator's notice is done */
+		n->failed = false;    /* it rejoins empty */
 	}
 	snprintf(n->name, sizeof(n->name), "%s", r->name);
 	snprintf(n->address, sizeof(n->address), "%s", r->address);
@@ -179,11 +182,11 @@ static enum rpc_result handle_exited(struct manager *m, struct net_client *c, co
 {
 	uv_mutex_lock(&m->lock);
 	struct mproc *p = manager_proc(m, r->process);
-	int current = p && p->incarnation == r->incarnation && !p->migrating;
+	bool current = p && p->incarnation == r->incarnation && !p->migrating;
 	if (current)
 		p->state = PROTO_PS_EXITED;
 	uv_mutex_unlock(&m->lock);
-	int clean = WIFEXITED((int)r->arg) && WEXITSTATUS((int)r->arg) == 0;
+	bool clean = WIFEXITED((int)r->arg) && WEXITSTATUS((int)r->arg) == 0;
 	log_info("[%s -> manager] EXITED %s incarnation %" PRIu64 " (%s %d)", who,
 		 r->process, r->incarnation, WIFEXITED((int)r->arg) ? "exit status" : "signal",
 		 WIFEXITED((int)r->arg) ? WEXITSTATUS((int)r->arg) : WTERMSIG((int)r->arg));
@@ -192,10 +195,10 @@ static enum rpc_result handle_exited(struct manager *m, struct net_client *c, co
 		 * a manager that starts later does not take it for lost (and the
 		 * id can be run again) */
 		uv_mutex_lock(&m->lock);
-		p->ended = 1;
+		p->ended = true;
 		/* a pull in flight would store a checkpoint after the delete:
 		 * let it finish first (no new one starts for an exited program) */
-		p->exit_wait = 1;
+		p->exit_wait = true;
 		for (uint64_t waited = 0; p->pulling && waited < m->cfg.io_timeout_ms; waited += 5) {
 			uv_mutex_unlock(&m->lock);
 			uv_sleep(5);
@@ -205,9 +208,9 @@ static enum rpc_result handle_exited(struct manager *m, struct net_client *c, co
 				break;
 		}
 		if (p)
-			p->exit_wait = 0;
+			p->exit_wait = false;
 		uv_mutex_unlock(&m->lock);
-		manager_forget(m, r->process);
+		puller_forget(m, r->process);
 	}
 	return reply_ok(c, hdr);
 }
@@ -215,15 +218,21 @@ static enum rpc_result handle_exited(struct manager *m, struct net_client *c, co
 static enum rpc_result handle_status(struct manager *m, struct net_client *c,
 			 const struct proto_header *hdr)
 {
-	static __thread struct proto_node_entry nodes[PROTO_NODES_MAX];
-	static __thread struct proto_proc_entry procs[PROTO_PROCS_MAX];
 	struct placement_node info[MANAGER_NODES_MAX];
 	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
 	union proto_msg out;
 
+	/* the reply's tables: this request's own */
+	struct proto_node_entry *nodes = calloc(PROTO_NODES_MAX, sizeof(*nodes));
+	struct proto_proc_entry *procs = calloc(PROTO_PROCS_MAX, sizeof(*procs));
+	if (!nodes || !procs) {
+		free(nodes);
+		free(procs);
+		return rpc_reply_error(c, hdr, RTCMS_ENOMEM, "out of memory");
+	}
 	/* fresh metrics from every alive node */
 	/* a frozen agent must not hold status up for io_timeout: 1 s each */
-	size_t ni = manager_poll_nodes(m, info, addrs, 1000);
+	size_t ni = candidates_poll(m, info, addrs, 1000);
 	memset(&out, 0, sizeof(out));
 	uv_mutex_lock(&m->lock);
 	snprintf(out.mstatus.name, sizeof(out.mstatus.name), "%s", m->cfg.name);
@@ -239,7 +248,7 @@ static enum rpc_result handle_status(struct manager *m, struct net_client *c,
 		e->node = n->node;
 		snprintf(e->name, sizeof(e->name), "%s", n->name);
 		snprintf(e->address, sizeof(e->address), "%s", n->address);
-		e->alive = (uint8_t)manager_node_alive(m, n);
+		e->alive = (uint8_t)detector_node_alive(m, n);
 		e->cordoned = cordon_set_has(&m->cordons, n->node);
 		e->seen_ago_ms = n->seen_ms ? now - n->seen_ms : UINT64_MAX;
 		e->mem_total = n->mem_total;
@@ -282,36 +291,38 @@ static enum rpc_result handle_status(struct manager *m, struct net_client *c,
 	uv_mutex_unlock(&m->lock);
 	out.mstatus.nodes = nodes;
 	out.mstatus.procs = procs;
-	return rpc_sent(net_client_reply(c, PROTO_MSTATUS_REPLY, 0, hdr->request, &out));
+	int rc = net_client_reply(c, PROTO_MSTATUS_REPLY, 0, hdr->request, &out);
+	free(nodes);
+	free(procs);
+	return rpc_sent(rc);
 }
 
 static enum rpc_result handle_list(struct manager *m, struct net_client *c,
 		       const struct proto_header *hdr, const struct proto_list *l)
 {
-	static __thread struct proto_list_entry entries[PROTO_LIST_MAX];
-	struct net_client *store = NULL;
-	struct proto_header rh;
-	union proto_msg q, r;
+	struct rpc_link link = { 0 };
+	char text[PROTO_TEXT_MAX + 1];
+	union proto_msg r;
+	bool more = false;
 
-	q.list = *l;
+	struct proto_list_entry *entries = calloc(PROTO_LIST_MAX, sizeof(*entries));
+	if (!entries)
+		return rpc_reply_error(c, hdr, RTCMS_ENOMEM, "out of memory");
+	memset(&r, 0, sizeof(r));
 	r.list_reply.entries = entries;
-	int rc = manager_store_connect(m, &store);
-	if (rc == 0)
-		rc = net_client_call(store, PROTO_LIST, &q, PROTO_LIST_REPLY, &rh, &r);
+	int rc = m->rpc.store->list(m->rpc.ctx, &link, l, entries, &r.list_reply.count, &more,
+				    text, sizeof(text));
+	manager_link_close(&link);
 	if (rc) {
-		const struct proto_error *e = store ? net_client_last_error(store) : NULL;
-		char text[PROTO_TEXT_MAX + 1];
-		snprintf(text, sizeof(text), "%s", e && e->code ? e->text : "");
-		net_client_free(store);
 		if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT)
 			manager_store_result(m, rc, "LIST");
-		return rpc_reply_error(c, hdr, rc, "store %s: %s", m->cfg.store,
-				 text[0] ? text : rtcms_strerror(rc));
+		rc = rpc_reply_error(c, hdr, rc, "store %s: %s", m->cfg.store, text);
+	} else {
+		rc = net_client_reply(c, PROTO_LIST_REPLY, more ? PROTO_F_MORE : 0, hdr->request,
+				      &r);
 	}
-	net_client_free(store);
-	r.list_reply.entries = entries;
-	return rpc_sent(net_client_reply(c, PROTO_LIST_REPLY, rh.flags & PROTO_F_MORE,
-				hdr->request, &r));
+	free(entries);
+	return rpc_sent(rc);
 }
 
 static enum rpc_result handle_run(struct manager *m, struct net_client *c, const char *who,
@@ -319,22 +330,19 @@ static enum rpc_result handle_run(struct manager *m, struct net_client *c, const
 {
 	struct placement_node info[MANAGER_NODES_MAX];
 	char addrs[MANAGER_NODES_MAX][PROTO_ADDR_MAX + 1];
-	struct net_client *store = NULL, *agent = NULL;
+	struct rpc_link link = { 0 };
 	struct proto_ckpt_meta meta;
-	struct proto_header rh;
 	union proto_msg q, r;
 
 	uv_mutex_lock(&m->lock);
 	struct mproc *p = manager_proc(m, run->process);
-	int running = p && p->state != PROTO_PS_EXITED;
+	bool running = p && p->state != PROTO_PS_EXITED;
 	uv_mutex_unlock(&m->lock);
 	if (running)
 		return rpc_reply_error(c, hdr, RTCMS_EEXIST, "%s is already running", run->process);
 	/* a process id is used once: its checkpoints identify it */
-	int rc = manager_store_connect(m, &store);
-	if (rc == 0)
-		rc = store_client_get(store, run->process, 0, 0, 1, &meta, NULL, NULL, NULL);
-	net_client_free(store);
+	int rc = m->rpc.store->meta(m->rpc.ctx, &link, run->process, 0, 0, &meta);
+	manager_link_close(&link);
 	if (rc == 0)
 		return rpc_reply_error(c, hdr, RTCMS_EEXIST, "%s already has checkpoints in the "
 				 "store (incarnation %" PRIu64 "); choose another id or delete "
@@ -344,7 +352,7 @@ static enum rpc_result handle_run(struct manager *m, struct net_client *c, const
 		return rpc_reply_error(c, hdr, rc, "cannot check %s in the store %s: %s",
 				 run->process, m->cfg.store, rtcms_strerror(rc));
 	}
-	size_t n = manager_poll_nodes(m, info, addrs, MANAGER_INFO_TIMEOUT(m));
+	size_t n = candidates_poll(m, info, addrs, MANAGER_INFO_TIMEOUT(m));
 	int pick = RTCMS_ENOSPC;
 	if (run->node) {
 		for (size_t i = 0; i < n; i++)
@@ -369,18 +377,11 @@ static enum rpc_result handle_run(struct manager *m, struct net_client *c, const
 	}
 	q.run = *run;
 	q.run.node = info[pick].info.node;
-	rc = net_client_connect(addrs[pick], &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
-				(int)m->cfg.io_timeout_ms, &agent);
-	if (rc == 0)
-		rc = net_client_call(agent, PROTO_RUN, &q, PROTO_RUN_OK, &rh, &r);
-	if (rc) {
-		char text[PROTO_TEXT_MAX + 1];
-		const struct proto_error *e = agent ? net_client_last_error(agent) : NULL;
-		snprintf(text, sizeof(text), "%s", e && e->code ? e->text : rtcms_strerror(rc));
-		net_client_free(agent);
+	char text[PROTO_TEXT_MAX + 1];
+	memset(&r, 0, sizeof(r));
+	rc = m->rpc.agent->run(m->rpc.ctx, addrs[pick], &q.run, &r.run_ok, text, sizeof(text));
+	if (rc)
 		return rpc_reply_error(c, hdr, rc, "node %016" PRIx64 ": %s", q.run.node, text);
-	}
-	net_client_free(agent);
 	uv_mutex_lock(&m->lock);
 	p = manager_proc_add(m, run->process);
 	if (p) {
@@ -403,14 +404,14 @@ static enum rpc_result handle_migrate(struct manager *m, struct net_client *c, c
 	union proto_msg out;
 
 	uv_mutex_lock(&m->lock);
-	int cordoned = mg->target && cordon_set_has(&m->cordons, mg->target);
+	bool cordoned = mg->target && cordon_set_has(&m->cordons, mg->target);
 	uv_mutex_unlock(&m->lock);
 	if (cordoned)
 		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " is cordoned: "
 				       "it takes no new program until `rtcmsctl uncordon %016"
 				       PRIx64 "`", mg->target, mg->target);
-	int rc = manager_migrate(m, who, mg->process, mg->target, mg->allow_same, &res,
-				 why, sizeof(why));
+	int rc = migrate_run(m, who, mg->process, mg->target, mg->allow_same, &res, why,
+			     sizeof(why));
 	if (rc)
 		return rpc_reply_error(c, hdr, rc, "%s", why);
 	memset(&out, 0, sizeof(out));
@@ -429,7 +430,7 @@ static enum rpc_result handle_node_failed(struct manager *m, struct net_client *
 	uv_mutex_lock(&m->lock);
 	struct mnode *n = manager_node(m, d->node);
 	if (n)
-		n->failed_notice = 1; /* its heartbeats go unanswered: its lease lapses */
+		n->failed_notice = true; /* its heartbeats go unanswered: its lease lapses */
 	uv_mutex_unlock(&m->lock);
 	if (!n)
 		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
@@ -455,7 +456,7 @@ static enum rpc_result handle_resolve(struct manager *m, struct net_client *c, c
 	uv_mutex_unlock(&m->lock);
 	if (!node)
 		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "agent %s has not registered", who);
-	int rc = manager_resolve(m, r->process, r->incarnation, node, &verdict, why,
+	int rc = restore_resolve(m, r->process, r->incarnation, node, &verdict, why,
 				 sizeof(why));
 	if (rc)
 		return rpc_reply_error(c, hdr, rc, "%s", why);
@@ -476,7 +477,7 @@ static enum rpc_result handle_drain(struct manager *m, struct net_client *c, con
 	if (!ids)
 		return rpc_reply_error(c, hdr, RTCMS_ENOMEM, "out of memory");
 	uv_mutex_lock(&m->lock);
-	int known = manager_node(m, d->node) != NULL;
+	bool known = manager_node(m, d->node) != NULL;
 	/* cordoned first: nothing new lands on it while (or after) it drains */
 	int rc = known ? cordon_set_add(&m->cordons, d->node) : 0;
 	for (size_t i = 0; i < m->proc_count; i++)
@@ -497,7 +498,7 @@ static enum rpc_result handle_drain(struct manager *m, struct net_client *c, con
 	for (size_t i = 0; i < n; i++) {
 		struct migrate_result res;
 		char why[PROTO_TEXT_MAX + 1];
-		if (manager_migrate(m, who, ids[i], 0, 0, &res, why, sizeof(why)) == 0)
+		if (migrate_run(m, who, ids[i], 0, false, &res, why, sizeof(why)) == 0)
 			out.drain_ok.moved++;
 		else
 			out.drain_ok.failed++;
@@ -514,13 +515,14 @@ static enum rpc_result handle_drain(struct manager *m, struct net_client *c, con
 static enum rpc_result handle_cordon(struct manager *m, struct net_client *c, const char *who,
 			 const struct proto_header *hdr, const struct proto_drain *d)
 {
-	int on = hdr->type == PROTO_CORDON;
-	int rc = 0, was;
+	bool on = hdr->type == PROTO_CORDON;
+	int rc = 0;
+	bool was;
 
 	if (d->node == 0)
 		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
 	uv_mutex_lock(&m->lock);
-	int known = manager_node(m, d->node) != NULL;
+	bool known = manager_node(m, d->node) != NULL;
 	was = cordon_set_has(&m->cordons, d->node);
 	if (on)
 		rc = cordon_set_add(&m->cordons, d->node);
@@ -562,7 +564,7 @@ static enum rpc_result forget_node(struct manager *m, struct net_client *c, cons
 		return rpc_reply_error(c, hdr, RTCMS_ENOENT, "node %016" PRIx64 " is unknown",
 				       node);
 	}
-	if (manager_node_alive(m, n)) {
+	if (detector_node_alive(m, n)) {
 		uint64_t ago = manager_mono_ms() - n->seen_ms;
 		uv_mutex_unlock(&m->lock);
 		return rpc_reply_error(c, hdr, RTCMS_ESTATE, "node %016" PRIx64 " is alive "
@@ -596,9 +598,7 @@ static enum rpc_result forget_node(struct manager *m, struct net_client *c, cons
 static enum rpc_result forget_process(struct manager *m, struct net_client *c, const char *who,
 			  const struct proto_header *hdr, const char *id)
 {
-	struct net_client *store = NULL;
-	struct proto_header h;
-	union proto_msg q, r, out;
+	union proto_msg out;
 
 	uv_mutex_lock(&m->lock);
 	struct mproc *p = manager_proc(m, id);
@@ -625,16 +625,8 @@ static enum rpc_result forget_process(struct manager *m, struct net_client *c, c
 	p->migrating = 1;
 	uv_mutex_unlock(&m->lock);
 
-	memset(&q, 0, sizeof(q));
-	snprintf(q.del.process, sizeof(q.del.process), "%s", id); /* every checkpoint */
-	int rc = manager_store_connect(m, &store);
-	if (rc == 0)
-		rc = net_client_call(store, PROTO_DELETE, &q, PROTO_OK, &h, &r);
 	char text[PROTO_TEXT_MAX + 1] = "";
-	const struct proto_error *e = store ? net_client_last_error(store) : NULL;
-	if (e && e->code == rc)
-		snprintf(text, sizeof(text), "%s", e->text);
-	net_client_free(store);
+	int rc = m->rpc.store->remove(m->rpc.ctx, id, text, sizeof(text));
 	if (rc == RTCMS_ECONN || rc == RTCMS_ETIMEDOUT)
 		manager_store_result(m, rc, "DELETE");
 
@@ -670,7 +662,7 @@ static enum rpc_result handle_forget(struct manager *m, struct net_client *c, co
 	uint64_t node = 0;
 	char *end;
 
-	int hex = f->name[0] && strlen(f->name) <= 16 &&
+	bool hex = f->name[0] && strlen(f->name) <= 16 &&
 		  strspn(f->name, "0123456789abcdefABCDEF") == strlen(f->name);
 	if (hex)
 		node = strtoull(f->name, &end, 16);
@@ -683,8 +675,8 @@ static enum rpc_result handle_forget(struct manager *m, struct net_client *c, co
 	if (f->kind == PROTO_FORGET_PROCESS)
 		return forget_process(m, c, who, hdr, f->name);
 	uv_mutex_lock(&m->lock);
-	int is_node = node && manager_node(m, node) != NULL;
-	int is_proc = manager_proc(m, f->name) != NULL;
+	bool is_node = node && manager_node(m, node) != NULL;
+	bool is_proc = manager_proc(m, f->name) != NULL;
 	uv_mutex_unlock(&m->lock);
 	if (is_node && is_proc)
 		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "\"%s\" names both a node and a "

@@ -14,95 +14,16 @@
  * all. The request also names the nodes this manager hears: the store
  * refuses to fence a node another manager still hears.
  */
-#include "manager.h"
+#include "lease.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "detector.h"
 #include "log/log.h"
 #include "rtcms_error.h"
-
-bool manager_may_answer(const struct manager *m, const struct mnode *n, uint64_t now)
-{
-	return now < m->lease_until && !n->fencing && !n->fence_state && !n->failed_notice;
-}
-
-/* FNV-1a of the manager's name and the process id: the rendezvous weight. */
-static uint64_t weight(const char *mgr, const char *id)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (const char *s = mgr; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	h = (h ^ 0xff) * 1099511628211ull;
-	for (const char *s = id; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return h;
-}
-
-bool manager_pulls(const struct manager *m, const char *id)
-{
-	if (m->manager_count == 0)
-		return true; /* no list (store unreachable): pull, the store decides */
-	size_t best = 0;
-	uint64_t bw = 0;
-	for (size_t i = 0; i < m->manager_count; i++) {
-		uint64_t w = weight(m->managers[i], id);
-		if (i == 0 || w > bw || (w == bw && strcmp(m->managers[i], m->managers[best]) < 0)) {
-			best = i;
-			bw = w;
-		}
-	}
-	return strcmp(m->managers[best], m->cfg.name) == 0;
-}
-
-int manager_agent_holds(struct manager *m, const char *addr, const char *id)
-{
-	static __thread struct proto_agent_proc procs[PROTO_PROCS_MAX];
-	struct net_client *c = NULL;
-	struct proto_header h;
-	union proto_msg q, r;
-
-	memset(&q, 0, sizeof(q));
-	q.procs.node = UINT64_MAX; /* a query: the agent answers with its report */
-	int rc = net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name,
-				    (int)m->cfg.io_timeout_ms, &c);
-	r.procs.procs = procs;
-	if (rc == 0)
-		rc = net_client_call(c, PROTO_PROCS, &q, PROTO_PROCS, &h, &r);
-	net_client_free(c);
-	if (rc)
-		return rc;
-	for (uint16_t i = 0; i < r.procs.count; i++)
-		if (strcmp(procs[i].process, id) == 0 && procs[i].state != PROTO_AP_FINISHED &&
-		    procs[i].state != PROTO_AP_GONE && procs[i].state != PROTO_AP_FAILED)
-			return 1;
-	return 0;
-}
-
-int manager_fence(struct manager *m, uint64_t node, uint8_t *state, uint32_t *wait_ms,
-		  char *why, size_t whylen)
-{
-	struct net_client *store = NULL;
-	struct proto_header h;
-	union proto_msg q, r;
-
-	memset(&q, 0, sizeof(q));
-	q.fence.node = node;
-	snprintf(q.fence.by, sizeof(q.fence.by), "%s", m->cfg.name);
-	q.fence.hold_ms = (uint32_t)(m->cfg.agent_lease_ms + m->cfg.fence_margin_ms);
-	int rc = manager_store_connect(m, &store);
-	if (rc == 0)
-		rc = net_client_call(store, PROTO_FENCE, &q, PROTO_FENCE_OK, &h, &r);
-	if (rc) {
-		const struct proto_error *e = store ? net_client_last_error(store) : NULL;
-		snprintf(why, whylen, "%s", e && e->code == rc ? e->text : rtcms_strerror(rc));
-	} else {
-		*state = r.fence_ok.state;
-		*wait_ms = r.fence_ok.wait_ms;
-	}
-	net_client_free(store);
-	return rc;
-}
+#include "table.h"
 
 /* With the lock held: take the store's view of the fences. A node listed
  * is answered no more; COMPLETE means its programs are gone; a node no
@@ -122,11 +43,11 @@ static void apply_fences(struct manager *m, const struct proto_mlease_ok *ok)
 				 "it any more", n->node, n->name);
 		if (!st && n->fence_state) {
 			log_info("node %016" PRIx64 " (%s): its fence is lifted", n->node, n->name);
-			n->fencing = 0;
+			n->fencing = false;
 		}
 		n->fence_state = st;
 		if (st == PROTO_FENCE_COMPLETE && !n->failed) {
-			n->failed = 1;
+			n->failed = true;
 			log_warn("node %016" PRIx64 " (%s) failed: its fence is complete, its "
 				 "programs are restored elsewhere", n->node, n->name);
 		}
@@ -137,55 +58,58 @@ static void apply_fences(struct manager *m, const struct proto_mlease_ok *ok)
 		snprintf(m->managers[i], sizeof(m->managers[i]), "%s", ok->managers[i]);
 }
 
+/* The MLEASE request: this manager, its lease, the nodes it hears (lock held). */
+static void lease_request(const struct manager *m, struct proto_mlease *q)
+{
+	memset(q, 0, sizeof(*q));
+	snprintf(q->name, sizeof(q->name), "%s", m->cfg.name);
+	q->lease_ms = (uint32_t)m->cfg.manager_lease_ms;
+	q->fence_gen = m->fence_gen;
+	for (size_t i = 0; i < m->node_count && q->alive_count < PROTO_NODES_MAX; i++) {
+		const struct mnode *n = &m->nodes[i];
+		if (detector_node_usable(m, n))
+			q->alive[q->alive_count++] = n->node;
+	}
+}
+
+/* What the store answered (rc, ok) to a request sent at now (lock held). */
+static void lease_answered(struct manager *m, int rc, const struct proto_mlease_ok *ok,
+			   uint64_t now)
+{
+	if (rc == 0) {
+		if (m->lease_lost_logged || !m->lease_until)
+			log_info("[manager -> store %s] lease held (%u ms, renewed every %" PRIu64
+				 " ms)", m->cfg.store, ok->lease_ms, m->cfg.lease_renew_ms);
+		m->lease_lost_logged = 0;
+		m->lease_until = now + ok->lease_ms; /* from the send time */
+		apply_fences(m, ok);
+	} else if (manager_mono_ms() >= m->lease_until && !m->lease_lost_logged) {
+		m->lease_lost_logged = 1;
+		m->manager_count = 0;
+		log_warn("[manager -> store %s] no lease (%s): this manager answers no "
+			 "heartbeat until the store grants one again", m->cfg.store,
+			 rtcms_strerror(rc));
+	}
+}
+
 static void lease_thread(void *arg)
 {
 	struct manager *m = arg;
-	struct net_client *store = NULL;
-	union proto_msg q, r;
-	struct proto_header h;
+	struct rpc_link link = { 0 };
+	struct proto_mlease q;
+	struct proto_mlease_ok *ok = calloc(1, sizeof(*ok));
 
 	uv_mutex_lock(&m->lock);
 	while (!m->stopping) {
 		uint64_t now = manager_mono_ms();
-		memset(&q, 0, sizeof(q));
-		snprintf(q.mlease.name, sizeof(q.mlease.name), "%s", m->cfg.name);
-		q.mlease.lease_ms = (uint32_t)m->cfg.manager_lease_ms;
-		q.mlease.fence_gen = m->fence_gen;
-		for (size_t i = 0; i < m->node_count && q.mlease.alive_count < PROTO_NODES_MAX; i++) {
-			const struct mnode *n = &m->nodes[i];
-			if (manager_node_alive(m, n) && !n->fencing && !n->fence_state)
-				q.mlease.alive[q.mlease.alive_count++] = n->node;
-		}
+		lease_request(m, &q);
 		uv_mutex_unlock(&m->lock);
-
-		int rc = 0;
-		if (!store)
-			rc = net_client_connect(m->cfg.store, &m->key, PROTO_ROLE_MANAGER,
-						m->cfg.name, (int)m->cfg.lease_renew_ms * 4, &store);
-		if (rc == 0)
-			rc = net_client_call(store, PROTO_MLEASE, &q, PROTO_MLEASE_OK, &h, &r);
-		if (rc) {
-			net_client_free(store);
-			store = NULL;
-		}
+		int rc = ok ? m->rpc.store->mlease(m->rpc.ctx, &link, (int)m->cfg.lease_renew_ms * 4,
+						   &q, ok)
+			    : RTCMS_ENOMEM;
 		manager_store_result(m, rc, "lease");
-
 		uv_mutex_lock(&m->lock);
-		if (rc == 0) {
-			if (m->lease_lost_logged || !m->lease_until)
-				log_info("[manager -> store %s] lease held (%u ms, renewed every %"
-					 PRIu64 " ms)", m->cfg.store, r.mlease_ok.lease_ms,
-					 m->cfg.lease_renew_ms);
-			m->lease_lost_logged = 0;
-			m->lease_until = now + r.mlease_ok.lease_ms; /* from the send time */
-			apply_fences(m, &r.mlease_ok);
-		} else if (manager_mono_ms() >= m->lease_until && !m->lease_lost_logged) {
-			m->lease_lost_logged = 1;
-			m->manager_count = 0;
-			log_warn("[manager -> store %s] no lease (%s): this manager answers no "
-				 "heartbeat until the store grants one again", m->cfg.store,
-				 rtcms_strerror(rc));
-		}
+		lease_answered(m, rc, ok, now);
 		uv_mutex_unlock(&m->lock);
 		uint64_t spent = manager_mono_ms() - now;
 		if (spent < m->cfg.lease_renew_ms)
@@ -193,10 +117,16 @@ static void lease_thread(void *arg)
 		uv_mutex_lock(&m->lock);
 	}
 	uv_mutex_unlock(&m->lock);
-	net_client_free(store);
+	manager_link_close(&link);
+	free(ok);
 }
 
-int manager_lease_start(struct manager *m)
+int lease_start(struct manager *m)
 {
 	return uv_thread_create(&m->lease_thread, lease_thread, m) == 0 ? 0 : RTCMS_ENOMEM;
+}
+
+void lease_join(struct manager *m)
+{
+	uv_thread_join(&m->lease_thread);
 }

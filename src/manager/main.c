@@ -19,8 +19,9 @@
 #include "rtcms_error.h"
 #include "util/keyfile.h"
 
-static struct manager mgr;
-#define cfg mgr.cfg
+static struct manager_config cfg;
+static struct placement_config placement;
+static struct manager *mgr;
 
 static const struct config_field fields[] = {
 	{ "manager", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
@@ -110,14 +111,14 @@ static int weight(const char *name, const char *s, double *out, char *err, size_
 	if (*end || v < 0 || v > 1000) {
 		snprintf(err, errlen, "[placement] %s = \"%s\": expected a number >= 0",
 			 name, s);
-		return -1;
+		return RTCMS_EINVAL;
 	}
 	*out = v;
 	return 0;
 }
 
-/* The placement settings c names (at the start and at SIGHUP). 0, or -1
- * with the problem in err. */
+/* The placement settings c names (at the start and at SIGHUP). 0, or
+ * RTCMS_EINVAL with the problem in err. */
 static int placement_from(const struct manager_config *c, struct placement_config *out,
 			  char *err, size_t errlen)
 {
@@ -125,15 +126,15 @@ static int placement_from(const struct manager_config *c, struct placement_confi
 	if (placement_policy_parse(c->policy, &out->policy) != 0) {
 		snprintf(err, errlen, "placement policy \"%s\": expected weighted or thesis",
 			 c->policy);
-		return -1;
+		return RTCMS_EINVAL;
 	}
 	if (weight("weight_ram", c->w_ram, &out->w_ram, err, errlen) ||
 	    weight("weight_cpu", c->w_cpu, &out->w_cpu, err, errlen) ||
 	    weight("weight_quota", c->w_quota, &out->w_quota, err, errlen))
-		return -1;
+		return RTCMS_EINVAL;
 	if (out->w_ram + out->w_cpu + out->w_quota <= 0) {
 		snprintf(err, errlen, "[placement] weights are all 0");
-		return -1;
+		return RTCMS_EINVAL;
 	}
 	out->ram_reserve = c->reserve;
 	return 0;
@@ -178,16 +179,13 @@ static void on_sighup(void *ctx)
 		return;
 	}
 	size_t n = reload_changed(&s, &cfg, &fresh, applied, later, sizeof(later));
-	uv_mutex_lock(&mgr.lock);
-	old = mgr.placement;
-	mgr.placement = pc;
+	manager_set_placement(mgr, &pc, &old);
 	memcpy(cfg.log_level, fresh.log_level, sizeof(cfg.log_level));
 	memcpy(cfg.policy, fresh.policy, sizeof(cfg.policy));
 	memcpy(cfg.w_ram, fresh.w_ram, sizeof(cfg.w_ram));
 	memcpy(cfg.w_cpu, fresh.w_cpu, sizeof(cfg.w_cpu));
 	memcpy(cfg.w_quota, fresh.w_quota, sizeof(cfg.w_quota));
 	cfg.reserve = fresh.reserve;
-	uv_mutex_unlock(&mgr.lock);
 	placement_text(&old, before, sizeof(before));
 	placement_text(&pc, after, sizeof(after));
 	if (strcmp(before, after) == 0)
@@ -200,7 +198,9 @@ static void on_sighup(void *ctx)
 
 int main(int argc, char **argv)
 {
+	struct proto_key key;
 	char err[1024];
+	int rc;
 
 	snprintf(cfg.listen, sizeof(cfg.listen), "127.0.0.1:7600");
 	snprintf(cfg.store, sizeof(cfg.store), "127.0.0.1:7400");
@@ -219,8 +219,8 @@ int main(int argc, char **argv)
 	cfg.freeze_timeout_ms = 2000;
 	cfg.restore_timeout_ms = 15000;
 	cfg.io_timeout_ms = 5000;
-	placement_defaults(&mgr.placement);
-	cfg.reserve = mgr.placement.ram_reserve;
+	placement_defaults(&placement);
+	cfg.reserve = placement.ram_reserve;
 	defaults = cfg;
 	saved_argc = argc;
 	saved_argv = argv;
@@ -234,7 +234,7 @@ int main(int argc, char **argv)
 			"info or debug\n", cfg.log_level);
 		return 2;
 	}
-	if (placement_from(&cfg, &mgr.placement, err, sizeof(err)) != 0) {
+	if (placement_from(&cfg, &placement, err, sizeof(err)) != 0) {
 		fprintf(stderr, "rtcms-manager: %s\n", err);
 		return 2;
 	}
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
 			"FILE in [manager] (create one with `rtcmsctl keygen FILE`)\n");
 		return 2;
 	}
-	if (keyfile_load(cfg.key, &mgr.key, err, sizeof(err)) != 0) {
+	if (keyfile_load(cfg.key, &key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "rtcms-manager: %s\n", err);
 		return 2;
 	}
@@ -274,23 +274,18 @@ int main(int argc, char **argv)
 		log_error("libsodium cannot start");
 		return 1;
 	}
-	randombytes_buf(&mgr.epoch, sizeof(mgr.epoch));
-	mgr.procs = calloc(MANAGER_PROCS_MAX, sizeof(*mgr.procs));
-	if (!mgr.procs)
+	rc = manager_new(&cfg, &placement, &key, &mgr);
+	sodium_memzero(&key, sizeof(key));
+	if (rc) {
+		log_error("%s", rtcms_strerror(rc));
 		return 1;
-	mgr.store_up = 1;
-	/* shared with the real-time heartbeat thread: priority inheritance */
-	if (rt_mutex_init(&mgr.lock) != 0)
-		log_warn("no priority inheritance for the main lock: a loaded machine can "
-			 "delay heartbeats behind it");
-	uv_cond_init(&mgr.work);
+	}
 	/* SIGHUP re-reads the config file; it never stops the manager */
 	if (reload_on_sighup(on_sighup, NULL) != 0)
 		log_warn("cannot handle SIGHUP: it would stop the manager");
 	rt_lock_memory("this daemon"); /* time-critical threads never wait on a fault */
-	int rc = manager_run(&mgr);
-	sodium_memzero(&mgr.key, sizeof(mgr.key));
-	free(mgr.procs);
+	rc = manager_run(mgr);
+	manager_free(mgr);
 	if (rc) {
 		log_error("%s", rtcms_strerror(rc));
 		return 1;

@@ -1,0 +1,299 @@
+/*
+ * agent_rpc.c - what the manager asks of agents, over the network
+ * (rpc.h): FREEZE, THAW, STOP, INFO, PROCS, RUN, PULL, and a restore's
+ * RESTORE stream and ADOPT on the connection it keeps.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/store_client.h"
+#include "fault.h"
+#include "manager_int.h"
+#include "net/client.h"
+#include "rtcms_error.h"
+
+static int connect_to(struct manager *m, const char *addr, int timeout_ms,
+		      struct net_client **out)
+{
+	return net_client_connect(addr, &m->key, PROTO_ROLE_MANAGER, m->cfg.name, timeout_ms,
+				  out);
+}
+
+/* The peer's words for a failed call on c, else the code's. */
+static void explain(const struct net_client *c, int rc, char *why, size_t whylen)
+{
+	const struct proto_error *e = c ? net_client_last_error(c) : NULL;
+	snprintf(why, whylen, "%s", e && e->code == rc ? e->text : rtcms_strerror(rc));
+}
+
+/* One call on *conn (opened to addr if NULL) within timeout_ms. */
+static int call(struct manager *m, struct net_client **conn, const char *addr, uint8_t type,
+		const union proto_msg *q, uint8_t expect, union proto_msg *r, int timeout_ms,
+		char *why, size_t whylen)
+{
+	struct proto_header h;
+	int rc = 0;
+
+	if (!*conn)
+		rc = connect_to(m, addr, (int)m->cfg.io_timeout_ms, conn);
+	if (rc == 0) {
+		net_client_set_timeout(*conn, timeout_ms);
+		rc = net_client_call(*conn, type, q, expect, &h, r);
+	}
+	if (rc)
+		explain(*conn, rc, why, whylen);
+	return rc;
+}
+
+/* One request about (id, inc) on a fresh connection. */
+static int ref_call(struct manager *m, const char *addr, uint8_t type, const char *id,
+		    uint64_t inc, uint32_t arg, uint8_t expect, union proto_msg *r,
+		    int timeout_ms, char *why, size_t whylen)
+{
+	struct net_client *c = NULL;
+	union proto_msg q;
+
+	memset(&q, 0, sizeof(q));
+	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
+	q.ref.incarnation = inc;
+	q.ref.arg = arg;
+	int rc = call(m, &c, addr, type, &q, expect, r, timeout_ms, why, whylen);
+	net_client_free(c);
+	return rc;
+}
+
+static int agent_freeze(void *ctx, const char *addr, const char *id, uint64_t inc,
+			struct proto_ckpt_meta *final, char *why, size_t whylen)
+{
+	struct manager *m = ctx;
+	union proto_msg r;
+
+	int rc = ref_call(m, addr, PROTO_FREEZE, id, inc, (uint32_t)m->cfg.freeze_timeout_ms,
+			  PROTO_FROZEN, &r,
+			  (int)m->cfg.freeze_timeout_ms + (int)m->cfg.io_timeout_ms, why, whylen);
+	if (rc)
+		return rc;
+	*final = r.meta;
+	final->spec = NULL;
+	final->spec_len = 0;
+	return 0;
+}
+
+/* A request about (id, inc) that the agent answers with OK. */
+static int ref_ok(void *ctx, const char *addr, uint8_t type, const char *id, uint64_t inc,
+		  char *why, size_t whylen)
+{
+	struct manager *m = ctx;
+	union proto_msg r;
+	return ref_call(m, addr, type, id, inc, 0, PROTO_OK, &r, (int)m->cfg.io_timeout_ms, why,
+			whylen);
+}
+
+static int agent_thaw(void *ctx, const char *addr, const char *id, uint64_t inc, char *why,
+		      size_t whylen)
+{
+	return ref_ok(ctx, addr, PROTO_THAW, id, inc, why, whylen);
+}
+
+static int agent_stop(void *ctx, const char *addr, const char *id, uint64_t inc, char *why,
+		      size_t whylen)
+{
+	return ref_ok(ctx, addr, PROTO_STOP, id, inc, why, whylen);
+}
+
+static int agent_info(void *ctx, const char *addr, int timeout_ms, struct proto_info_reply *out)
+{
+	struct manager *m = ctx;
+	struct net_client *c = NULL;
+	struct proto_header h;
+	union proto_msg q, r;
+
+	memset(&q, 0, sizeof(q));
+	int rc = connect_to(m, addr, timeout_ms, &c);
+	if (rc == 0)
+		rc = net_client_call(c, PROTO_INFO, &q, PROTO_INFO_REPLY, &h, &r);
+	net_client_free(c);
+	if (rc == 0)
+		*out = r.info;
+	return rc;
+}
+
+static int agent_holds(void *ctx, const char *addr, const char *id, bool *holds)
+{
+	struct manager *m = ctx;
+	struct net_client *c = NULL;
+	struct proto_header h;
+	union proto_msg q, r;
+	int rc;
+
+	*holds = false;
+	struct proto_agent_proc *procs = calloc(PROTO_PROCS_MAX, sizeof(*procs));
+	if (!procs)
+		return RTCMS_ENOMEM;
+	memset(&q, 0, sizeof(q));
+	q.procs.node = UINT64_MAX; /* a query: the agent answers with its report */
+	r.procs.procs = procs;
+	rc = connect_to(m, addr, (int)m->cfg.io_timeout_ms, &c);
+	if (rc == 0)
+		rc = net_client_call(c, PROTO_PROCS, &q, PROTO_PROCS, &h, &r);
+	if (rc)
+		goto out;
+	for (uint16_t i = 0; i < r.procs.count; i++)
+		if (strcmp(procs[i].process, id) == 0 && procs[i].state != PROTO_AP_FINISHED &&
+		    procs[i].state != PROTO_AP_GONE && procs[i].state != PROTO_AP_FAILED)
+			*holds = true;
+out:
+	net_client_free(c);
+	free(procs);
+	return rc;
+}
+
+static int agent_run(void *ctx, const char *addr, const struct proto_run *run,
+		     struct proto_run_ok *ok, char *why, size_t whylen)
+{
+	struct manager *m = ctx;
+	struct net_client *c = NULL;
+	struct proto_header h;
+	union proto_msg q, r;
+
+	q.run = *run;
+	int rc = connect_to(m, addr, (int)m->cfg.io_timeout_ms, &c);
+	if (rc == 0)
+		rc = net_client_call(c, PROTO_RUN, &q, PROTO_RUN_OK, &h, &r);
+	if (rc) {
+		const struct proto_error *e = c ? net_client_last_error(c) : NULL;
+		snprintf(why, whylen, "%s", e && e->code ? e->text : rtcms_strerror(rc));
+	} else {
+		*ok = r.run_ok;
+	}
+	net_client_free(c);
+	return rc;
+}
+
+static int agent_pull(void *ctx, const char *addr, const struct rpc_pull *req,
+		      struct proto_ckpt_meta *meta, struct relay *r)
+{
+	struct manager *m = ctx;
+	struct net_client *c = NULL;
+	uint8_t *spec = malloc(PROTO_SPEC_MAX); /* the sinks' begin needs it */
+	int rc;
+
+	if (!spec)
+		return RTCMS_ENOMEM;
+	rc = connect_to(m, addr, (int)m->cfg.io_timeout_ms, &c);
+	if (rc)
+		goto out;
+	if (req->sequence)
+		rc = store_client_fetch(c, PROTO_PULL, req->process, req->incarnation,
+					req->sequence, 0, meta, spec, relay_chunk, r, NULL);
+	else /* the newest the agent holds: at least the one announced */
+		rc = store_client_pull(c, req->process, req->incarnation, req->base, meta, spec,
+				       relay_chunk, r);
+out:
+	net_client_free(c);
+	free(spec);
+	return rc;
+}
+
+static int agent_target_open(void *ctx, struct rpc_link *link, const char *addr)
+{
+	struct manager *m = ctx;
+	if (link->target)
+		return 0;
+	return connect_to(m, addr, (int)m->cfg.io_timeout_ms, &link->target);
+}
+
+static int agent_adopt(void *ctx, struct rpc_link *link, const char *id, uint64_t inc,
+		       char *why, size_t whylen)
+{
+	struct manager *m = ctx;
+	union proto_msg q, r;
+
+	if (!link->target) {
+		snprintf(why, whylen, "%s", rtcms_strerror(RTCMS_ECONN));
+		return RTCMS_ECONN;
+	}
+	memset(&q, 0, sizeof(q));
+	snprintf(q.ref.process, sizeof(q.ref.process), "%s", id);
+	q.ref.incarnation = inc;
+	return call(m, &link->target, NULL, PROTO_ADOPT, &q, PROTO_OK, &r,
+		    (int)m->cfg.io_timeout_ms, why, whylen);
+}
+
+/* ---- the RESTORE sink ------------------------------------------------ */
+
+static int restore_begin(void *ctx, const struct proto_ckpt_meta *meta, bool *have)
+{
+	struct rpc_stream *st = ctx;
+	union proto_msg q;
+
+	*have = false;
+	st->sequence = meta->sequence;
+	q.meta = *meta;
+	int rc = net_client_send(st->link->target, PROTO_RESTORE, 0, &q, NULL);
+	if (rc)
+		snprintf(st->why, sizeof(st->why), "sending it: %s", rtcms_strerror(rc));
+	return rc;
+}
+
+static int restore_chunk(void *ctx, const struct proto_chunk *chunk)
+{
+	struct rpc_stream *st = ctx;
+	union proto_msg q;
+
+	q.chunk = *chunk;
+	int rc = net_client_send(st->link->target, PROTO_CHUNK, 0, &q, NULL);
+	if (rc)
+		snprintf(st->why, sizeof(st->why), "sending it: %s", rtcms_strerror(rc));
+	return rc;
+}
+
+/* End the RESTORE stream and wait until the target says the program
+ * resumed from the sequence sent. */
+static int restore_end(void *ctx, uint32_t count)
+{
+	struct rpc_stream *st = ctx;
+	struct manager *m = st->rpc->ctx;
+	struct net_client *target = st->link->target;
+	struct proto_header h;
+	union proto_msg q, r;
+
+	memset(&q, 0, sizeof(q));
+	q.put_end.chunk_count = count;
+	int rc = net_client_send(target, PROTO_PUT_END, 0, &q, NULL);
+	manager_fault_point("after-send");
+	if (rc == 0) {
+		net_client_set_timeout(target, (int)m->cfg.restore_timeout_ms);
+		rc = net_client_recv(target, &h, &r);
+	}
+	if (rc == 0 && h.type == PROTO_ERROR) {
+		snprintf(st->why, sizeof(st->why), "%s", r.error.text);
+		return r.error.code;
+	}
+	if (rc == 0 && (h.type != PROTO_RESTORE_OK || r.restore_ok.sequence != st->sequence))
+		rc = RTCMS_EPROTO;
+	if (rc)
+		snprintf(st->why, sizeof(st->why), "%s", rtcms_strerror(rc));
+	return rc;
+}
+
+static const struct relay_sink_ops restore_sink = {
+	.begin = restore_begin,
+	.chunk = restore_chunk,
+	.end = restore_end,
+};
+
+const struct rpc_agent_ops agent_rpc_net = {
+	.freeze = agent_freeze,
+	.thaw = agent_thaw,
+	.stop = agent_stop,
+	.info = agent_info,
+	.holds = agent_holds,
+	.run = agent_run,
+	.pull = agent_pull,
+	.target_open = agent_target_open,
+	.adopt = agent_adopt,
+	.restore = &restore_sink,
+};
