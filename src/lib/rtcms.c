@@ -17,6 +17,7 @@
 
 #include "area/area.h"
 #include "track.h"
+#include "util/tsan.h"
 
 struct region {
 	uint32_t id;
@@ -505,7 +506,13 @@ int64_t rtcms_checkpoint(void)
 			block_span(r, e - 1, &at_end, &len_end);
 			size_t bytes = at_end + len_end - at;
 			if (kind == SRC_LIVE) {
+				/* the program's threads may write these pages now:
+				 * such a write faults and marks its page dirty again
+				 * for the next checkpoint (write tracking), an order
+				 * TSan cannot see */
+				TSAN_IGNORE_READS_BEGIN();
 				memcpy(data + off + at, (const uint8_t *)r->ptr + at, bytes);
+				TSAN_IGNORE_READS_END();
 				for (size_t k = b; k < e; k++)
 					ver[vb0 + k] = seq;
 				st.dirty_bytes += bytes;

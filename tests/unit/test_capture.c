@@ -266,7 +266,12 @@ static void test_streams_under_captures(void **state)
 	assert_int_equal(pthread_create(&t[1], NULL, capturer, &w), 0);
 	assert_int_equal(pthread_create(&t[2], NULL, streamer, &w), 0);
 	assert_int_equal(pthread_create(&t[3], NULL, streamer, &w), 0);
+	/* at least RUN_MS, and on a slow build (sanitizers) until enough
+	 * streams of both kinds ran */
 	usleep(RUN_MS * 1000);
+	while (atomic_load(&w.failures) == 0 &&
+	       (atomic_load(&w.deltas) < 10 || atomic_load(&w.streams) - atomic_load(&w.deltas) < 2))
+		usleep(100 * 1000);
 	atomic_store(&w.stop, 1);
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);

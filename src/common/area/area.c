@@ -1,9 +1,11 @@
 /* area.c - the double-buffered, seqlock-validated checkpoint area. */
 #include "area.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "rtcms_error.h"
+#include "util/tsan.h"
 
 #define READ_ATTEMPTS 8
 
@@ -169,10 +171,17 @@ int area_read(const void *mem, uint8_t *out, size_t cap, uint64_t *data_size,
 		uint64_t g1 = atomic_load_explicit(&s->gen, memory_order_acquire);
 		if (g1 & 1)
 			continue; /* being rewritten right now */
+		TSAN_IGNORE_READS_BEGIN();
 		uint64_t seq = s->sequence;
 		uint64_t size = s->data_size;
 		uint32_t n = s->region_count;
-		if (n > AREA_MAX_REGIONS || size > area_data_capacity(mem)) {
+		bool sane = n <= AREA_MAX_REGIONS && size <= area_data_capacity(mem);
+		if (sane && size <= cap) {
+			memcpy(regions, s->regions, n * sizeof(*regions));
+			memcpy(out, area_slot_data((void *)mem, s), (size_t)size);
+		}
+		TSAN_IGNORE_READS_END();
+		if (!sane) {
 			atomic_thread_fence(memory_order_acquire);
 			if (atomic_load_explicit(&s->gen, memory_order_relaxed) != g1)
 				continue;
@@ -180,8 +189,6 @@ int area_read(const void *mem, uint8_t *out, size_t cap, uint64_t *data_size,
 		}
 		if (size > cap)
 			return RTCMS_ETOOBIG;
-		memcpy(regions, s->regions, n * sizeof(*regions));
-		memcpy(out, area_slot_data((void *)mem, s), (size_t)size);
 		atomic_thread_fence(memory_order_acquire);
 		uint64_t g2 = atomic_load_explicit(&s->gen, memory_order_relaxed);
 		if (g1 != g2 || seq != c >> 1)

@@ -6,6 +6,7 @@
 
 #include "rtcms_error.h"
 #include "util/bytes.h"
+#include "util/tsan.h"
 
 #define HEAD 32
 #define ENTRY 24
@@ -65,13 +66,16 @@ static int read_since(const void *mem, uint64_t *sincep, uint8_t *out, size_t ca
 	uint64_t g1 = atomic_load_explicit(&s->gen, memory_order_acquire);
 	if (g1 & 1)
 		return RTCMS_EAGAIN;
+	TSAN_IGNORE_READS_BEGIN();
 	uint64_t seq = s->sequence, d = s->data_size;
 	uint32_t n = s->region_count;
 	if (n > AREA_MAX_REGIONS || d > area_data_capacity(mem))
 		goto check; /* inconsistent unless the writer came by */
 	uint64_t blocks = area_block_round(d) / AREA_BLOCK;
-	if (image_size(n, d) > cap || blocks > vcap)
+	if (image_size(n, d) > cap || blocks > vcap) {
+		TSAN_IGNORE_READS_END();
 		return RTCMS_ETOOBIG;
+	}
 	/* the blocks go after the region table: with another region count
 	 * (or no image of since in out) the old content is elsewhere */
 	if (since && (get_be32(out) != IMAGE_MAGIC || get_be64(out + 8) != since ||
@@ -96,6 +100,7 @@ static int read_since(const void *mem, uint64_t *sincep, uint8_t *out, size_t ca
 		put_be64(e + 16, s->regions[i].offset);
 	}
 check:
+	TSAN_IGNORE_READS_END();
 	atomic_thread_fence(memory_order_acquire);
 	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != g1 || seq != c >> 1)
 		return RTCMS_EAGAIN;

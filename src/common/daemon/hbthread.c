@@ -18,6 +18,7 @@
 #include "log/log.h"
 #include "net/addr.h"
 #include "rtcms_error.h"
+#include "util/tsan.h"
 
 struct hb_thread {
 	struct hb_thread_options o;
@@ -66,8 +67,15 @@ int rt_mutex_init(uv_mutex_t *m)
 	return RTCMS_EINTERNAL;
 }
 
+/* ThreadSanitizer reserves terabytes of shadow memory and gives pages of
+ * it back with madvise(MADV_DONTNEED), which locked pages refuse: with
+ * MCL_FUTURE every shadow page touched would stay resident for good. A
+ * TSan build never locks its memory. */
 void rt_lock_memory(const char *who)
 {
+#ifdef RTCMS_THREAD_SANITIZER
+	log_info("%s: memory not locked (a ThreadSanitizer build never locks it)", who);
+#else
 #ifdef MCL_ONFAULT
 	int flags = MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT;
 #else
@@ -85,6 +93,7 @@ void rt_lock_memory(const char *who)
 	else
 		log_warn("%s: memory not locked (mlockall: %s; needs root, CAP_IPC_LOCK or "
 			 "LimitMEMLOCK=infinity)", who, strerror(errno));
+#endif
 }
 
 static void *run(void *arg)

@@ -46,7 +46,8 @@ int hb_thread_send(struct hb_thread *t, const void *buf, size_t len,
 int rt_thread_promote(const char *who, int prio);
 /* Lock the daemon's memory (mlockall, pages locked as they are touched)
  * if it may, so a time-critical thread never waits on a page fault to
- * disk; logs what it did. */
+ * disk; logs what it did. A ThreadSanitizer build never locks (its shadow
+ * memory must stay reclaimable). */
 void rt_lock_memory(const char *who);
 /* Initialize a lock the heartbeat thread shares with ordinary threads with
  * priority inheritance (PTHREAD_PRIO_INHERIT): a holder preempted by other
