@@ -1,10 +1,13 @@
 /* fake_rpc.c - fake agents and store for the manager's RPC (fake_rpc.h). */
 #include "fake_rpc.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "manager/table.h"
 #include "rtcms_error.h"
@@ -51,30 +54,40 @@ static int f_freeze(void *ctx, const char *addr, const char *id, uint64_t inc,
 	return 0;
 }
 
+/* THAW or STOP of id at addr: the agent's rc for it. */
+static int ref_call(struct fake *f, const char *verb, const char *addr, const char *id,
+		    int (*rc_of)(const struct fake_agent *), char *why, size_t whylen)
+{
+	struct fake_agent *a = agent_at(f, addr);
+	saw(f, "%s %s %s", verb, addr, id);
+	int rc = a ? rc_of(a) : RTCMS_ECONN;
+	if (rc)
+		say(why, whylen, rc, verb);
+	return rc;
+}
+
+static int thaw_rc(const struct fake_agent *a)
+{
+	return a->thaw_rc;
+}
+
+static int stop_rc(const struct fake_agent *a)
+{
+	return a->stop_rc;
+}
+
 static int f_thaw(void *ctx, const char *addr, const char *id, uint64_t inc, char *why,
 		  size_t whylen)
 {
-	struct fake *f = ctx;
-	struct fake_agent *a = agent_at(f, addr);
-	saw(f, "THAW %s %s", addr, id);
-	int rc = a ? a->thaw_rc : RTCMS_ECONN;
-	if (rc)
-		say(why, whylen, rc, "fake thaw");
 	(void)inc;
-	return rc;
+	return ref_call(ctx, "THAW", addr, id, thaw_rc, why, whylen);
 }
 
 static int f_stop(void *ctx, const char *addr, const char *id, uint64_t inc, char *why,
 		  size_t whylen)
 {
-	struct fake *f = ctx;
-	struct fake_agent *a = agent_at(f, addr);
-	saw(f, "STOP %s %s", addr, id);
-	int rc = a ? a->stop_rc : RTCMS_ECONN;
-	if (rc)
-		say(why, whylen, rc, "fake stop");
 	(void)inc;
-	return rc;
+	return ref_call(ctx, "STOP", addr, id, stop_rc, why, whylen);
 }
 
 static int f_info(void *ctx, const char *addr, int timeout_ms, struct proto_info_reply *out)
@@ -467,4 +480,50 @@ size_t fake_count(const struct fake *f, const char *prefix)
 	for (size_t i = 0; i < f->call_count; i++)
 		n += strncmp(f->calls[i], prefix, strlen(prefix)) == 0;
 	return n;
+}
+
+struct fake_world *fake_world_new(void)
+{
+	struct fake_world *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	fake_init(&w->f);
+	w->m = fake_manager_new(&w->f);
+	for (uint64_t i = 0; i < 3; i++) {
+		char addr[32];
+		snprintf(addr, sizeof(addr), "10.0.0.%llu", (unsigned long long)i + 1);
+		w->a[i] = fake_agent_add(&w->f, i + 1, addr);
+		fake_manager_node(w->m, i + 1, addr);
+	}
+	w->a[1]->mem_available = 3ull << 30;
+	return w;
+}
+
+void fake_world_free(struct fake_world *w)
+{
+	if (!w)
+		return;
+	fake_manager_free(w->m);
+	free(w);
+}
+
+const char *fake_world_calls(struct fake_world *w)
+{
+	return fake_calls(&w->f, w->calls, sizeof(w->calls));
+}
+
+struct mproc *fake_world_p1(struct fake_world *w)
+{
+	return manager_proc(w->m, "p1");
+}
+
+void fake_assert_p1(struct fake_world *w, uint64_t node, uint64_t inc, int state,
+		    int migrating)
+{
+	struct mproc *p = fake_world_p1(w);
+	assert_non_null(p);
+	assert_int_equal(p->node, node);
+	assert_int_equal(p->incarnation, inc);
+	assert_int_equal(p->state, state);
+	assert_int_equal(p->migrating, migrating);
 }

@@ -74,4 +74,22 @@ const char *fake_calls(struct fake *f, char *buf, size_t len);
 /* How many calls start with prefix. */
 size_t fake_count(const struct fake *f, const char *prefix);
 
+/* The world both state machines are tested in: agents and registered
+ * nodes 1, 2 (the most free RAM) and 3 at 10.0.0.1-3, a manager over f. */
+struct fake_world {
+	struct fake f;
+	struct manager *m;
+	struct fake_agent *a[3];
+	char why[PROTO_TEXT_MAX + 1];
+	char calls[4096];
+};
+struct fake_world *fake_world_new(void);
+void fake_world_free(struct fake_world *w);
+/* fake_calls() of the world's fake. */
+const char *fake_world_calls(struct fake_world *w);
+/* The table's entry of process p1, and a cmocka check of its fields. */
+struct mproc *fake_world_p1(struct fake_world *w);
+void fake_assert_p1(struct fake_world *w, uint64_t node, uint64_t inc, int state,
+		    int migrating);
+
 #endif

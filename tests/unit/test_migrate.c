@@ -16,63 +16,34 @@
 #include "manager/table.h"
 #include "rtcms_error.h"
 
-struct world {
-	struct fake f;
-	struct manager *m;
-	struct fake_agent *a1, *a2, *a3;
-	struct migrate_result res;
-	char why[PROTO_TEXT_MAX + 1];
-	char calls[4096];
-};
 
-/* Nodes 1 (the source), 2 (the most free RAM) and 3; p1 runs on 1. */
+/* The world of fake_world_new(); p1 runs on node 1, durable up to 4. */
+static struct migrate_result res;
+
 static int setup(void **state)
 {
-	struct world *w = calloc(1, sizeof(*w));
-	fake_init(&w->f);
-	w->a1 = fake_agent_add(&w->f, 1, "10.0.0.1");
-	w->a2 = fake_agent_add(&w->f, 2, "10.0.0.2");
-	w->a3 = fake_agent_add(&w->f, 3, "10.0.0.3");
-	w->a2->mem_available = 3ull << 30;
-	w->m = fake_manager_new(&w->f);
-	fake_manager_node(w->m, 1, "10.0.0.1");
-	fake_manager_node(w->m, 2, "10.0.0.2");
-	fake_manager_node(w->m, 3, "10.0.0.3");
+	struct fake_world *w = fake_world_new();
 	fake_manager_proc(w->m, "p1", 1, 1, 4);
+	memset(&res, 0, sizeof(res));
 	*state = w;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct world *w = *state;
-	fake_manager_free(w->m);
-	free(w);
+	fake_world_free(*state);
 	return 0;
 }
 
-static int migrate(struct world *w, uint64_t target)
+static int migrate(struct fake_world *w, uint64_t target)
 {
-	return migrate_run(w->m, "test", "p1", target, false, &w->res, w->why, sizeof(w->why));
-}
-
-static const char *calls(struct world *w)
-{
-	return fake_calls(&w->f, w->calls, sizeof(w->calls));
-}
-
-static struct mproc *p1(struct world *w)
-{
-	return manager_proc(w->m, "p1");
+	return migrate_run(w->m, "test", "p1", target, false, &res, w->why, sizeof(w->why));
 }
 
 /* p1 is back where it was, running, not moving. */
-static void assert_stayed(struct world *w)
+static void assert_stayed(struct fake_world *w)
 {
-	assert_int_equal(p1(w)->node, 1);
-	assert_int_equal(p1(w)->incarnation, 1);
-	assert_int_equal(p1(w)->state, PROTO_PS_RUNNING);
-	assert_int_equal(p1(w)->migrating, 0);
+	fake_assert_p1(w, 1, 1, PROTO_PS_RUNNING, 0);
 }
 
 #define FREEZE "FREEZE 10.0.0.1 p1; "
@@ -83,29 +54,29 @@ static void assert_stayed(struct world *w)
 
 static void test_moves_relaying_to_store_and_target(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	assert_int_equal(migrate(w, 0), 0);
-	assert_string_equal(calls(w), FREEZE CLAIM TEE2 "COMMIT p1 claim 7 node 2; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM TEE2 "COMMIT p1 claim 7 node 2; "
 			    "ADOPT 10.0.0.2 p1 inc 2; STOP 10.0.0.1 p1");
 	assert_int_equal(w->f.stored_chunks, 3);
-	assert_int_equal(w->a2->restored_chunks, 3);
-	assert_int_equal(w->res.from, 1);
-	assert_int_equal(w->res.to, 2);
-	assert_int_equal(w->res.incarnation, 2);
-	assert_int_equal(w->res.sequence, 5);
-	assert_int_equal(p1(w)->node, 2);
-	assert_int_equal(p1(w)->incarnation, 2);
-	assert_int_equal(p1(w)->durable, 5);
-	assert_int_equal(p1(w)->state, PROTO_PS_RUNNING);
-	assert_int_equal(p1(w)->migrating, 0);
+	assert_int_equal(w->a[1]->restored_chunks, 3);
+	assert_int_equal(res.from, 1);
+	assert_int_equal(res.to, 2);
+	assert_int_equal(res.incarnation, 2);
+	assert_int_equal(res.sequence, 5);
+	assert_int_equal(fake_world_p1(w)->node, 2);
+	assert_int_equal(fake_world_p1(w)->incarnation, 2);
+	assert_int_equal(fake_world_p1(w)->durable, 5);
+	assert_int_equal(fake_world_p1(w)->state, PROTO_PS_RUNNING);
+	assert_int_equal(fake_world_p1(w)->migrating, 0);
 }
 
 static void test_durable_final_is_read_from_the_store(void **state)
 {
-	struct world *w = *state;
-	p1(w)->durable = 5; /* the pullers stored the final checkpoint already */
+	struct fake_world *w = *state;
+	fake_world_p1(w)->durable = 5; /* the pullers stored the final checkpoint already */
 	assert_int_equal(migrate(w, 0), 0);
-	assert_string_equal(calls(w), FREEZE CLAIM "GET p1 1/5; RESTORE 10.0.0.2; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "GET p1 1/5; RESTORE 10.0.0.2; "
 			    "RESTORE_END 10.0.0.2 3; COMMIT p1 claim 7 node 2; "
 			    "ADOPT 10.0.0.2 p1 inc 2; STOP 10.0.0.1 p1");
 	assert_int_equal(fake_count(&w->f, "PULL"), 0);
@@ -113,25 +84,25 @@ static void test_durable_final_is_read_from_the_store(void **state)
 
 static void test_store_has_it_target_still_gets_it(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.store_has = true; /* another manager stored it meanwhile */
 	assert_int_equal(migrate(w, 0), 0);
-	assert_string_equal(calls(w), FREEZE CLAIM "PULL 10.0.0.1 p1 seq 5; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "PULL 10.0.0.1 p1 seq 5; "
 			    "PUT_BEGIN p1 1/5 (has it); RESTORE 10.0.0.2; RESTORE_END 10.0.0.2 3; "
 			    "COMMIT p1 claim 7 node 2; ADOPT 10.0.0.2 p1 inc 2; STOP 10.0.0.1 p1");
 	assert_int_equal(w->f.stored_chunks, 0);
-	assert_int_equal(w->a2->restored_chunks, 3);
+	assert_int_equal(w->a[1]->restored_chunks, 3);
 }
 
 static void test_freeze_refused_or_timed_out(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	const int codes[] = { RTCMS_ESTATE, RTCMS_ETIMEDOUT };
 	for (size_t i = 0; i < 2; i++) {
 		w->f.call_count = 0;
-		w->a1->freeze_rc = codes[i];
+		w->a[0]->freeze_rc = codes[i];
 		assert_int_equal(migrate(w, 0), codes[i]);
-		assert_string_equal(calls(w), "FREEZE 10.0.0.1 p1");
+		assert_string_equal(fake_world_calls(w), "FREEZE 10.0.0.1 p1");
 		assert_non_null(strstr(w->why, "freezing p1 on node"));
 		assert_stayed(w);
 	}
@@ -139,53 +110,53 @@ static void test_freeze_refused_or_timed_out(void **state)
 
 static void test_not_moved_twice_or_from_a_dead_node(void **state)
 {
-	struct world *w = *state;
-	p1(w)->migrating = 1;
+	struct fake_world *w = *state;
+	fake_world_p1(w)->migrating = 1;
 	assert_int_equal(migrate(w, 0), RTCMS_EBUSY);
-	p1(w)->migrating = 0;
+	fake_world_p1(w)->migrating = 0;
 	manager_node(w->m, 1)->failed = true;
 	assert_int_equal(migrate(w, 0), RTCMS_ESTATE);
-	assert_int_equal(migrate_run(w->m, "test", "nope", 0, false, &w->res, w->why,
+	assert_int_equal(migrate_run(w->m, "test", "nope", 0, false, &res, w->why,
 				     sizeof(w->why)), RTCMS_ENOENT);
 	assert_int_equal(w->f.call_count, 0);
 }
 
 static void test_no_target(void **state)
 {
-	struct world *w = *state;
-	w->a2->mem_available = 0; /* nothing fits anywhere but the source */
-	w->a3->info_rc = RTCMS_ETIMEDOUT;
+	struct fake_world *w = *state;
+	w->a[1]->mem_available = 0; /* nothing fits anywhere but the source */
+	w->a[2]->info_rc = RTCMS_ETIMEDOUT;
 	assert_int_equal(migrate(w, 0), RTCMS_ENOSPC);
-	assert_string_equal(calls(w), FREEZE CLAIM UNDO);
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM UNDO);
 	assert_non_null(strstr(w->why, "no node can take p1"));
 	assert_stayed(w);
 }
 
 static void test_only_the_node_asked_for(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	assert_int_equal(migrate(w, 3), 0);
-	assert_int_equal(w->res.to, 3);
-	assert_int_equal(p1(w)->node, 3);
+	assert_int_equal(res.to, 3);
+	assert_int_equal(fake_world_p1(w)->node, 3);
 }
 
 static void test_claim_refused(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.claim_rc[0] = RTCMS_ECLAIMED;
 	assert_int_equal(migrate(w, 0), RTCMS_ECLAIMED);
-	assert_string_equal(calls(w), FREEZE CLAIM "THAW 10.0.0.1 p1"); /* nothing to release */
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "THAW 10.0.0.1 p1"); /* nothing to release */
 	assert_non_null(strstr(w->why, "claiming p1"));
 	assert_stayed(w);
 }
 
 static void test_nothing_stored_yet_stores_the_final_first(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.claim_rc[0] = RTCMS_ENOENT;
 	w->f.meta_rc = RTCMS_ENOENT;
 	assert_int_equal(migrate(w, 0), 0);
-	assert_string_equal(calls(w), FREEZE CLAIM "META p1 1/5; PULL 10.0.0.1 p1 seq 0; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "META p1 1/5; PULL 10.0.0.1 p1 seq 0; "
 			    "PUT_BEGIN p1 1/5; PUT_END 3; " CLAIM "GET p1 1/5; RESTORE 10.0.0.2; "
 			    "RESTORE_END 10.0.0.2 3; COMMIT p1 claim 7 node 2; "
 			    "ADOPT 10.0.0.2 p1 inc 2; STOP 10.0.0.1 p1");
@@ -193,33 +164,33 @@ static void test_nothing_stored_yet_stores_the_final_first(void **state)
 
 static void test_claim_newer_than_the_final(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.claim.sequence = 6;
 	assert_int_equal(migrate(w, 0), RTCMS_ESTATE);
-	assert_string_equal(calls(w), FREEZE CLAIM UNDO);
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM UNDO);
 	assert_stayed(w);
 }
 
 static void test_source_fails_mid_relay(void **state)
 {
-	struct world *w = *state;
-	w->a1->pull_rc = RTCMS_ECONN;
-	w->a1->pull_fail_after = 1;
+	struct fake_world *w = *state;
+	w->a[0]->pull_rc = RTCMS_ECONN;
+	w->a[0]->pull_fail_after = 1;
 	assert_int_equal(migrate(w, 0), RTCMS_ECONN);
 	/* the source holds the only copy: no other node is tried */
-	assert_string_equal(calls(w), FREEZE CLAIM "PULL 10.0.0.1 p1 seq 5; PUT_BEGIN p1 1/5; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "PULL 10.0.0.1 p1 seq 5; PUT_BEGIN p1 1/5; "
 			    "RESTORE 10.0.0.2; " UNDO);
 	assert_non_null(strstr(w->why, "storing the final checkpoint"));
 	assert_stayed(w);
-	assert_int_equal(p1(w)->durable, 4);
+	assert_int_equal(fake_world_p1(w)->durable, 4);
 }
 
 static void test_store_fails_mid_relay(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.put_end_rc = RTCMS_EIO;
 	assert_int_equal(migrate(w, 0), RTCMS_EIO);
-	assert_string_equal(calls(w), FREEZE CLAIM "PULL 10.0.0.1 p1 seq 5; PUT_BEGIN p1 1/5; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "PULL 10.0.0.1 p1 seq 5; PUT_BEGIN p1 1/5; "
 			    "RESTORE 10.0.0.2; PUT_END 3; " UNDO);
 	assert_int_equal(fake_count(&w->f, "RESTORE_END"), 0); /* never confirmed */
 	assert_stayed(w);
@@ -228,45 +199,45 @@ static void test_store_fails_mid_relay(void **state)
 
 static void test_store_unreachable(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.open_rc = RTCMS_ECONN;
 	assert_int_equal(migrate(w, 0), RTCMS_ECONN);
-	assert_string_equal(calls(w), FREEZE CLAIM "STORE unreachable; " UNDO);
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "STORE unreachable; " UNDO);
 	assert_stayed(w);
 }
 
 static void test_target_fails_then_next_best_node(void **state)
 {
-	struct world *w = *state;
-	w->a2->restore_rc = RTCMS_ESTATE; /* the program exited at restore */
+	struct fake_world *w = *state;
+	w->a[1]->restore_rc = RTCMS_ESTATE; /* the program exited at restore */
 	assert_int_equal(migrate(w, 0), 0);
 	/* durable after the first attempt: the next one reads the store */
-	assert_string_equal(calls(w), FREEZE CLAIM TEE2 "GET p1 1/5; RESTORE 10.0.0.3; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM TEE2 "GET p1 1/5; RESTORE 10.0.0.3; "
 			    "RESTORE_END 10.0.0.3 3; COMMIT p1 claim 7 node 3; "
 			    "ADOPT 10.0.0.3 p1 inc 2; STOP 10.0.0.1 p1");
-	assert_int_equal(w->res.to, 3);
-	assert_int_equal(p1(w)->node, 3);
+	assert_int_equal(res.to, 3);
+	assert_int_equal(fake_world_p1(w)->node, 3);
 }
 
 static void test_target_breaks_mid_stream_store_gets_all(void **state)
 {
-	struct world *w = *state;
-	w->a2->restore_chunk_rc = RTCMS_ECONN;
+	struct fake_world *w = *state;
+	w->a[1]->restore_chunk_rc = RTCMS_ECONN;
 	assert_int_equal(migrate(w, 0), 0);
 	assert_int_equal(w->f.stored_chunks, 3); /* the store still got it all */
 	assert_int_equal(fake_count(&w->f, "PUT_END 3"), 1);
 	assert_int_equal(fake_count(&w->f, "RESTORE_END 10.0.0.2"), 0);
 	assert_int_equal(fake_count(&w->f, "GET p1"), 1);
-	assert_int_equal(p1(w)->node, 3);
+	assert_int_equal(fake_world_p1(w)->node, 3);
 }
 
 static void test_unreachable_target_then_next(void **state)
 {
-	struct world *w = *state;
-	w->a2->target_open_rc = RTCMS_ECONN;
+	struct fake_world *w = *state;
+	w->a[1]->target_open_rc = RTCMS_ECONN;
 	assert_int_equal(migrate(w, 0), 0);
 	/* nothing was sent: the next attempt still relays from the source */
-	assert_string_equal(calls(w), FREEZE CLAIM "CONNECT 10.0.0.2 failed; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "CONNECT 10.0.0.2 failed; "
 			    "PULL 10.0.0.1 p1 seq 5; PUT_BEGIN p1 1/5; RESTORE 10.0.0.3; PUT_END 3; "
 			    "RESTORE_END 10.0.0.3 3; COMMIT p1 claim 7 node 3; "
 			    "ADOPT 10.0.0.3 p1 inc 2; STOP 10.0.0.1 p1");
@@ -274,23 +245,23 @@ static void test_unreachable_target_then_next(void **state)
 
 static void test_every_target_fails(void **state)
 {
-	struct world *w = *state;
-	w->a2->restore_rc = RTCMS_ESTATE;
-	w->a3->restore_rc = RTCMS_ETIMEDOUT;
+	struct fake_world *w = *state;
+	w->a[1]->restore_rc = RTCMS_ESTATE;
+	w->a[2]->restore_rc = RTCMS_ETIMEDOUT;
 	assert_int_equal(migrate(w, 0), RTCMS_ENOSPC);
-	assert_string_equal(calls(w), FREEZE CLAIM TEE2 "GET p1 1/5; RESTORE 10.0.0.3; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM TEE2 "GET p1 1/5; RESTORE 10.0.0.3; "
 			    "RESTORE_END 10.0.0.3 3; " UNDO);
 	assert_non_null(strstr(w->why, "restore on node 0000000000000003 failed"));
 	assert_stayed(w);
-	assert_int_equal(p1(w)->durable, 5); /* stored on the way */
+	assert_int_equal(fake_world_p1(w)->durable, 5); /* stored on the way */
 }
 
 static void test_commit_refused(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.commit_rc = RTCMS_EFENCED;
 	assert_int_equal(migrate(w, 0), RTCMS_EFENCED);
-	assert_string_equal(calls(w), FREEZE CLAIM TEE2 "COMMIT p1 claim 7 node 2; " UNDO);
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM TEE2 "COMMIT p1 claim 7 node 2; " UNDO);
 	assert_int_equal(fake_count(&w->f, "ADOPT"), 0);
 	assert_int_equal(fake_count(&w->f, "STOP"), 0);
 	assert_stayed(w);
@@ -298,27 +269,27 @@ static void test_commit_refused(void **state)
 
 static void test_adopt_fails_after_commit(void **state)
 {
-	struct world *w = *state;
-	w->a2->adopt_rc = RTCMS_ECONN;
+	struct fake_world *w = *state;
+	w->a[1]->adopt_rc = RTCMS_ECONN;
 	assert_int_equal(migrate(w, 0), RTCMS_ESTATE);
 	/* committed: the old instance goes, the new one is restored again */
-	assert_string_equal(calls(w), FREEZE CLAIM TEE2 "COMMIT p1 claim 7 node 2; "
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM TEE2 "COMMIT p1 claim 7 node 2; "
 			    "ADOPT 10.0.0.2 p1 inc 2; STOP 10.0.0.1 p1");
 	assert_int_equal(fake_count(&w->f, "RELEASE"), 0);
-	assert_int_equal(p1(w)->node, 2);
-	assert_int_equal(p1(w)->incarnation, 2);
-	assert_int_equal(p1(w)->state, PROTO_PS_WAITING);
-	assert_int_equal(p1(w)->migrating, 0);
+	assert_int_equal(fake_world_p1(w)->node, 2);
+	assert_int_equal(fake_world_p1(w)->incarnation, 2);
+	assert_int_equal(fake_world_p1(w)->state, PROTO_PS_WAITING);
+	assert_int_equal(fake_world_p1(w)->migrating, 0);
 }
 
 static void test_thaw_fails_too(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.commit_rc = RTCMS_ECONN;
-	w->a1->thaw_rc = RTCMS_ECONN;
+	w->a[0]->thaw_rc = RTCMS_ECONN;
 	assert_int_equal(migrate(w, 0), RTCMS_ECONN);
 	assert_int_equal(fake_count(&w->f, "THAW"), 1);
-	assert_int_equal(p1(w)->migrating, 0);
+	assert_int_equal(fake_world_p1(w)->migrating, 0);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

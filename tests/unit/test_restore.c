@@ -17,66 +17,39 @@
 #include "manager/table.h"
 #include "rtcms_error.h"
 
-struct world {
-	struct fake f;
-	struct manager *m;
-	struct fake_agent *a1, *a2, *a3;
-	struct restore_req req;
-	char why[PROTO_TEXT_MAX + 1];
-	char calls[4096];
-};
 
-/* p1 1/5 durable, recorded on node 1, which failed; nodes 2 (the most
- * free RAM) and 3 are alive. The caller (the detector) marked it moving. */
+static struct restore_req req;
+
+/* The world of fake_world_new(): p1 1/5 durable, recorded on node 1,
+ * which failed; nodes 2 and 3 are alive. The caller (the detector)
+ * marked it moving. */
 static int setup(void **state)
 {
-	struct world *w = calloc(1, sizeof(*w));
-	fake_init(&w->f);
-	w->a1 = fake_agent_add(&w->f, 1, "10.0.0.1");
-	w->a2 = fake_agent_add(&w->f, 2, "10.0.0.2");
-	w->a3 = fake_agent_add(&w->f, 3, "10.0.0.3");
-	w->a2->mem_available = 3ull << 30;
-	w->m = fake_manager_new(&w->f);
-	fake_manager_node(w->m, 1, "10.0.0.1")->failed = true;
-	fake_manager_node(w->m, 2, "10.0.0.2");
-	fake_manager_node(w->m, 3, "10.0.0.3");
+	struct fake_world *w = fake_world_new();
+	manager_node(w->m, 1)->failed = true;
 	struct mproc *p = fake_manager_proc(w->m, "p1", 1, 1, 5);
 	p->state = PROTO_PS_WAITING;
 	p->migrating = 1;
+	memset(&req, 0, sizeof(req));
 	*state = w;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct world *w = *state;
-	fake_manager_free(w->m);
-	free(w);
+	fake_world_free(*state);
 	return 0;
 }
 
-static int restore(struct world *w)
+static int restore(struct fake_world *w)
 {
-	return restore_run(w->m, "p1", &w->req, w->why, sizeof(w->why));
-}
-
-static const char *calls(struct world *w)
-{
-	return fake_calls(&w->f, w->calls, sizeof(w->calls));
-}
-
-static struct mproc *p1(struct world *w)
-{
-	return manager_proc(w->m, "p1");
+	return restore_run(w->m, "p1", &req, w->why, sizeof(w->why));
 }
 
 /* Not restored: the table is as the detector left it. */
-static void assert_untouched(struct world *w)
+static void assert_untouched(struct fake_world *w)
 {
-	assert_int_equal(p1(w)->node, 1);
-	assert_int_equal(p1(w)->incarnation, 1);
-	assert_int_equal(p1(w)->state, PROTO_PS_WAITING);
-	assert_int_equal(p1(w)->migrating, 1);
+	fake_assert_p1(w, 1, 1, PROTO_PS_WAITING, 1);
 }
 
 #define CLAIM "CLAIM p1; META p1 1/5; "
@@ -85,196 +58,196 @@ static void assert_untouched(struct world *w)
 
 static void test_restored_on_the_best_node(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	assert_int_equal(restore(w), 0);
-	assert_int_equal(w->req.outcome, RESTORE_DONE);
-	assert_string_equal(calls(w), CLAIM ON2 "COMMIT p1 claim 7 node 2; "
+	assert_int_equal(req.outcome, RESTORE_DONE);
+	assert_string_equal(fake_world_calls(w), CLAIM ON2 "COMMIT p1 claim 7 node 2; "
 			    "ADOPT 10.0.0.2 p1 inc 2");
 	assert_int_equal(fake_count(&w->f, "INFO 10.0.0.1"), 0); /* failed: not asked */
-	assert_int_equal(w->a2->restored_chunks, 3);
-	assert_int_equal(p1(w)->node, 2);
-	assert_int_equal(p1(w)->incarnation, 2);
-	assert_int_equal(p1(w)->durable, 5);
-	assert_int_equal(p1(w)->state, PROTO_PS_RUNNING);
-	assert_int_equal(p1(w)->migrating, 0);
+	assert_int_equal(w->a[1]->restored_chunks, 3);
+	assert_int_equal(fake_world_p1(w)->node, 2);
+	assert_int_equal(fake_world_p1(w)->incarnation, 2);
+	assert_int_equal(fake_world_p1(w)->durable, 5);
+	assert_int_equal(fake_world_p1(w)->state, PROTO_PS_RUNNING);
+	assert_int_equal(fake_world_p1(w)->migrating, 0);
 }
 
 static void test_no_checkpoint(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.claim_rc[0] = RTCMS_ENOENT;
 	assert_int_equal(restore(w), RTCMS_ENOENT);
-	assert_int_equal(w->req.outcome, RESTORE_NOT_YET);
-	assert_string_equal(calls(w), "CLAIM p1"); /* nothing claimed: nothing released */
+	assert_int_equal(req.outcome, RESTORE_NOT_YET);
+	assert_string_equal(fake_world_calls(w), "CLAIM p1"); /* nothing claimed: nothing released */
 	assert_untouched(w);
 }
 
 static void test_metadata_gone(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.meta_rc = RTCMS_ENOENT;
 	assert_int_equal(restore(w), RTCMS_ENOENT);
-	assert_string_equal(calls(w), CLAIM "RELEASE p1 claim 7");
+	assert_string_equal(fake_world_calls(w), CLAIM "RELEASE p1 claim 7");
 	assert_untouched(w);
 }
 
 static void test_claim_held_by_another_manager(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.claim_rc[0] = RTCMS_ECLAIMED;
 	w->f.held_until = 123456;
 	assert_int_equal(restore(w), RTCMS_ECLAIMED);
-	assert_int_equal(w->req.outcome, RESTORE_NOT_YET);
-	assert_int_equal(w->req.held_until, 123456);
-	assert_string_equal(calls(w), "CLAIM p1");
+	assert_int_equal(req.outcome, RESTORE_NOT_YET);
+	assert_int_equal(req.held_until, 123456);
+	assert_string_equal(fake_world_calls(w), "CLAIM p1");
 	assert_untouched(w);
 }
 
 static void test_second_give_up_fails_for_good(void **state)
 {
-	struct world *w = *state;
-	w->req.gave_up = true;
+	struct fake_world *w = *state;
+	req.gave_up = true;
 	w->f.claim_rc[0] = RTCMS_ESTATE;
 	assert_int_equal(restore(w), RTCMS_ESTATE);
-	assert_int_equal(w->req.outcome, RESTORE_FAILED_FOR_GOOD);
-	assert_string_equal(calls(w), "CLAIM p1 gave-up");
+	assert_int_equal(req.outcome, RESTORE_FAILED_FOR_GOOD);
+	assert_string_equal(fake_world_calls(w), "CLAIM p1 gave-up");
 	assert_untouched(w);
 }
 
 static void test_restored_elsewhere_already(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.claim.node = 3; /* another manager's COMMIT recorded node 3 */
 	assert_int_equal(restore(w), 0);
-	assert_int_equal(w->req.outcome, RESTORE_RUNS_ELSEWHERE);
-	assert_int_equal(w->req.elsewhere, 3);
-	assert_string_equal(calls(w), "CLAIM p1; RELEASE p1 claim 7");
+	assert_int_equal(req.outcome, RESTORE_RUNS_ELSEWHERE);
+	assert_int_equal(req.elsewhere, 3);
+	assert_string_equal(fake_world_calls(w), "CLAIM p1; RELEASE p1 claim 7");
 	assert_untouched(w);
 }
 
 static void test_live_source_holds_it_after_all(void **state)
 {
-	struct world *w = *state;
-	w->req.source_alive = true;
-	w->a1->holds = true;
+	struct fake_world *w = *state;
+	req.source_alive = true;
+	w->a[0]->holds = true;
 	assert_int_equal(restore(w), 0);
-	assert_int_equal(w->req.outcome, RESTORE_RUNS_ELSEWHERE);
-	assert_int_equal(w->req.elsewhere, 1);
-	assert_string_equal(calls(w), "CLAIM p1; PROCS 10.0.0.1; RELEASE p1 claim 7");
+	assert_int_equal(req.outcome, RESTORE_RUNS_ELSEWHERE);
+	assert_int_equal(req.elsewhere, 1);
+	assert_string_equal(fake_world_calls(w), "CLAIM p1; PROCS 10.0.0.1; RELEASE p1 claim 7");
 }
 
 static void test_live_source_cannot_be_asked(void **state)
 {
-	struct world *w = *state;
-	w->req.source_alive = true;
-	w->a1->holds_rc = RTCMS_ETIMEDOUT;
+	struct fake_world *w = *state;
+	req.source_alive = true;
+	w->a[0]->holds_rc = RTCMS_ETIMEDOUT;
 	assert_int_equal(restore(w), RTCMS_ETIMEDOUT);
-	assert_int_equal(w->req.outcome, RESTORE_NOT_YET);
-	assert_string_equal(calls(w), "CLAIM p1; PROCS 10.0.0.1; RELEASE p1 claim 7");
+	assert_int_equal(req.outcome, RESTORE_NOT_YET);
+	assert_string_equal(fake_world_calls(w), "CLAIM p1; PROCS 10.0.0.1; RELEASE p1 claim 7");
 	assert_untouched(w);
 }
 
 static void test_live_source_lacks_it_may_get_it_back(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	manager_node(w->m, 1)->failed = false;
-	w->a1->mem_available = 4ull << 30; /* the best node now */
-	w->req.source_alive = true;
+	w->a[0]->mem_available = 4ull << 30; /* the best node now */
+	req.source_alive = true;
 	assert_int_equal(restore(w), 0);
-	assert_string_equal(calls(w), "CLAIM p1; PROCS 10.0.0.1; META p1 1/5; GET p1 1/5; "
+	assert_string_equal(fake_world_calls(w), "CLAIM p1; PROCS 10.0.0.1; META p1 1/5; GET p1 1/5; "
 			    "RESTORE 10.0.0.1; RESTORE_END 10.0.0.1 3; "
 			    "COMMIT p1 claim 7 node 1; ADOPT 10.0.0.1 p1 inc 2");
-	assert_int_equal(p1(w)->node, 1);
-	assert_int_equal(p1(w)->incarnation, 2);
+	assert_int_equal(fake_world_p1(w)->node, 1);
+	assert_int_equal(fake_world_p1(w)->incarnation, 2);
 }
 
 static void test_target_fails_next_node(void **state)
 {
-	struct world *w = *state;
-	w->a2->restore_rc = RTCMS_ECORRUPT;
+	struct fake_world *w = *state;
+	w->a[1]->restore_rc = RTCMS_ECORRUPT;
 	assert_int_equal(restore(w), 0);
-	assert_string_equal(calls(w), CLAIM ON2 ON3 "COMMIT p1 claim 7 node 3; "
+	assert_string_equal(fake_world_calls(w), CLAIM ON2 ON3 "COMMIT p1 claim 7 node 3; "
 			    "ADOPT 10.0.0.3 p1 inc 2");
-	assert_int_equal(p1(w)->node, 3);
+	assert_int_equal(fake_world_p1(w)->node, 3);
 }
 
 static void test_store_read_fails_next_node(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.get_rc = RTCMS_ECONN; /* every read: no node gets it */
 	assert_int_equal(restore(w), RTCMS_ENOSPC);
-	assert_string_equal(calls(w), CLAIM "GET p1 1/5; GET p1 1/5; RELEASE p1 claim 7");
+	assert_string_equal(fake_world_calls(w), CLAIM "GET p1 1/5; GET p1 1/5; RELEASE p1 claim 7");
 	assert_untouched(w);
 }
 
 static void test_every_node_fails(void **state)
 {
-	struct world *w = *state;
-	w->a2->restore_rc = RTCMS_ETIMEDOUT;
-	w->a3->target_open_rc = RTCMS_ECONN;
+	struct fake_world *w = *state;
+	w->a[1]->restore_rc = RTCMS_ETIMEDOUT;
+	w->a[2]->target_open_rc = RTCMS_ECONN;
 	assert_int_equal(restore(w), RTCMS_ENOSPC);
-	assert_string_equal(calls(w), CLAIM ON2 "CONNECT 10.0.0.3 failed; RELEASE p1 claim 7");
+	assert_string_equal(fake_world_calls(w), CLAIM ON2 "CONNECT 10.0.0.3 failed; RELEASE p1 claim 7");
 	assert_non_null(strstr(w->why, "restore on node 0000000000000003 failed"));
 	assert_untouched(w);
 }
 
 static void test_nowhere_fits(void **state)
 {
-	struct world *w = *state;
-	w->a2->mem_available = 0;
-	w->a3->mem_available = 0;
+	struct fake_world *w = *state;
+	w->a[1]->mem_available = 0;
+	w->a[2]->mem_available = 0;
 	assert_int_equal(restore(w), RTCMS_ENOSPC);
-	assert_string_equal(calls(w), CLAIM "RELEASE p1 claim 7");
+	assert_string_equal(fake_world_calls(w), CLAIM "RELEASE p1 claim 7");
 	assert_untouched(w);
 }
 
 static void test_fenced_at_commit(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	w->f.commit_rc = RTCMS_EFENCED;
 	assert_int_equal(restore(w), RTCMS_EFENCED);
-	assert_int_equal(w->req.outcome, RESTORE_NOT_YET);
-	assert_string_equal(calls(w), CLAIM ON2 "COMMIT p1 claim 7 node 2; RELEASE p1 claim 7");
+	assert_int_equal(req.outcome, RESTORE_NOT_YET);
+	assert_string_equal(fake_world_calls(w), CLAIM ON2 "COMMIT p1 claim 7 node 2; RELEASE p1 claim 7");
 	assert_untouched(w);
 }
 
 static void test_adopt_fails_restored_again(void **state)
 {
-	struct world *w = *state;
-	w->a2->adopt_rc = RTCMS_ECONN;
+	struct fake_world *w = *state;
+	w->a[1]->adopt_rc = RTCMS_ECONN;
 	assert_int_equal(restore(w), 0);
-	assert_int_equal(w->req.outcome, RESTORE_UNCONFIRMED);
-	assert_string_equal(calls(w), CLAIM ON2 "COMMIT p1 claim 7 node 2; "
+	assert_int_equal(req.outcome, RESTORE_UNCONFIRMED);
+	assert_string_equal(fake_world_calls(w), CLAIM ON2 "COMMIT p1 claim 7 node 2; "
 			    "ADOPT 10.0.0.2 p1 inc 2"); /* committed: no release */
-	assert_int_equal(p1(w)->node, 2);
-	assert_int_equal(p1(w)->incarnation, 2);
-	assert_int_equal(p1(w)->state, PROTO_PS_WAITING);
-	assert_int_equal(p1(w)->migrating, 0);
+	assert_int_equal(fake_world_p1(w)->node, 2);
+	assert_int_equal(fake_world_p1(w)->incarnation, 2);
+	assert_int_equal(fake_world_p1(w)->state, PROTO_PS_WAITING);
+	assert_int_equal(fake_world_p1(w)->migrating, 0);
 }
 
 static void test_resolve(void **state)
 {
-	struct world *w = *state;
+	struct fake_world *w = *state;
 	uint32_t verdict = 99;
-	p1(w)->migrating = 0;
+	fake_world_p1(w)->migrating = 0;
 	/* never committed: thaw */
 	assert_int_equal(restore_resolve(w->m, "p1", 1, 1, &verdict, w->why, sizeof(w->why)), 0);
 	assert_int_equal(verdict, PROTO_VERDICT_THAW);
-	assert_int_equal(p1(w)->state, PROTO_PS_RUNNING);
+	assert_int_equal(fake_world_p1(w)->state, PROTO_PS_RUNNING);
 	/* the store recorded the move: stop, and restore it where it went */
 	w->f.claim.node = 2;
 	assert_int_equal(restore_resolve(w->m, "p1", 1, 1, &verdict, w->why, sizeof(w->why)), 0);
 	assert_int_equal(verdict, PROTO_VERDICT_STOP);
-	assert_int_equal(p1(w)->node, 2);
-	assert_int_equal(p1(w)->state, PROTO_PS_WAITING);
+	assert_int_equal(fake_world_p1(w)->node, 2);
+	assert_int_equal(fake_world_p1(w)->state, PROTO_PS_WAITING);
 	/* another manager holds the claim: wait */
 	w->f.claim_rc[2] = RTCMS_ECLAIMED;
 	assert_int_equal(restore_resolve(w->m, "p1", 1, 1, &verdict, w->why, sizeof(w->why)), 0);
 	assert_int_equal(verdict, PROTO_VERDICT_WAIT);
-	assert_string_equal(calls(w), "CLAIM p1; RELEASE p1 claim 7; CLAIM p1; "
+	assert_string_equal(fake_world_calls(w), "CLAIM p1; RELEASE p1 claim 7; CLAIM p1; "
 			    "RELEASE p1 claim 7; CLAIM p1");
 	/* this manager moves it: wait, without asking */
-	p1(w)->migrating = 1;
+	fake_world_p1(w)->migrating = 1;
 	assert_int_equal(restore_resolve(w->m, "p1", 1, 1, &verdict, w->why, sizeof(w->why)), 0);
 	assert_int_equal(verdict, PROTO_VERDICT_WAIT);
 	assert_int_equal(fake_count(&w->f, "CLAIM"), 3);
