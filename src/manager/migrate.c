@@ -150,7 +150,7 @@ static bool final_durable(struct migration *g)
 }
 
 /* 5. after the commit: the old instance goes; the table follows. */
-static void moved(struct migration *g, int k, uint64_t new_inc, int rc,
+static void moved(struct migration *g, int k, uint64_t new_inc, int rc, uint64_t t0,
 		  struct migrate_result *res)
 {
 	struct manager *m = g->m;
@@ -161,6 +161,7 @@ static void moved(struct migration *g, int k, uint64_t new_inc, int rc,
 	res->to = g->nodes[k].info.node;
 	res->incarnation = new_inc;
 	res->sequence = g->final.sequence;
+	res->millis = (uint32_t)((uv_hrtime() - t0) / 1000000);
 	log_info("MIGRATE %s done: node %016" PRIx64 " -> %016" PRIx64
 		 ", incarnation %" PRIu64 ", from checkpoint %" PRIu64 " in %u ms", g->id,
 		 res->from, res->to, new_inc, g->final.sequence, res->millis);
@@ -238,8 +239,7 @@ int migrate_run(struct manager *m, const char *who, const char *id, uint64_t tar
 			 g->addrs[k], &new_inc, &committed, why, whylen);
 	if (!committed)
 		goto fail;
-	res->millis = (uint32_t)((uv_hrtime() - t0) / 1000000);
-	moved(g, k, new_inc, rc, res);
+	moved(g, k, new_inc, rc, t0, res);
 	goto out_close; /* 0, or RTCMS_ESTATE if the target did not confirm */
 fail:
 	log_warn("MIGRATE %s failed: %s", id, why);
