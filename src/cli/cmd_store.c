@@ -112,9 +112,15 @@ static int do_put(struct cli *cli, const struct cli_args *a)
 
 /* ---- get ------------------------------------------------------------- */
 
-static int write_fd(void *ctx, const struct proto_chunk *ch)
+/* A sink that writes each verified chunk to a file (or stdout, in order). */
+struct fd_sink {
+	struct stream_sink sink;
+	int fd;
+};
+
+static int fd_sink_chunk(struct stream_sink *s, const struct proto_chunk *ch)
 {
-	int fd = *(int *)ctx;
+	int fd = ((struct fd_sink *)(void *)s)->fd;
 	const uint8_t *p = ch->data;
 	size_t left = ch->len;
 	off_t off = (off_t)ch->offset;
@@ -132,6 +138,8 @@ static int write_fd(void *ctx, const struct proto_chunk *ch)
 	}
 	return 0;
 }
+
+static const struct stream_sink_ops fd_sink_ops = { NULL, fd_sink_chunk, NULL, NULL };
 
 static void print_meta_json(const struct proto_ckpt_meta *m)
 {
@@ -184,8 +192,13 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 			}
 		}
 	}
-	rc = store_client_get(c, a->pos[0], inc, seq, meta_only, &meta,
-			      meta_only ? NULL : write_fd, &fd, &end);
+	const struct store_client_query q = { PROTO_GET, a->pos[0], inc, seq, 0,
+					      meta_only };
+	struct fd_sink sink = { { &fd_sink_ops, false }, fd };
+	struct stream_result res;
+	rc = store_client_fetch_to(c, &q, &meta, NULL, &sink.sink, &res);
+	if (rc == 0 && !meta_only)
+		end = res.get_end;
 	if (fd >= 0 && fd != STDOUT_FILENO) {
 		if (rc == 0 && (fsync(fd) != 0 || rename(tmp, out) != 0))
 			rc = RTCMS_EIO;
