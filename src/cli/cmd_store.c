@@ -112,9 +112,43 @@ static int do_put(struct cli *cli, const struct cli_args *a)
 
 /* ---- get ------------------------------------------------------------- */
 
-static int write_fd(void *ctx, const struct proto_chunk *ch)
+/*
+ * A sink that writes the verified checkpoint to a file: opened at begin as
+ * FILE.part, renamed to FILE only at the end, once the whole image
+ * verified and is flushed (a failed get leaves no partial file); or to
+ * stdout (path "-"), in order.
+ */
+struct file_sink {
+	struct stream_sink sink;
+	const char *path;
+	char tmp[4200];
+	int fd;
+	int open_errno;                    /* FILE.part could not be opened */
+};
+
+#define FILE_SINK(s) ((struct file_sink *)(void *)(s))
+
+static int file_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 {
-	int fd = *(int *)ctx;
+	struct file_sink *f = FILE_SINK(s);
+
+	(void)meta;
+	if (strcmp(f->path, "-") == 0) {
+		f->fd = STDOUT_FILENO;
+		return 0;
+	}
+	snprintf(f->tmp, sizeof(f->tmp), "%s.part", f->path);
+	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (f->fd < 0) {
+		f->open_errno = errno;
+		return RTCMS_EIO;
+	}
+	return 0;
+}
+
+static int file_chunk(struct stream_sink *s, const struct proto_chunk *ch)
+{
+	int fd = FILE_SINK(s)->fd;
 	const uint8_t *p = ch->data;
 	size_t left = ch->len;
 	off_t off = (off_t)ch->offset;
@@ -132,6 +166,35 @@ static int write_fd(void *ctx, const struct proto_chunk *ch)
 	}
 	return 0;
 }
+
+static void file_abort(struct stream_sink *s, int rc)
+{
+	struct file_sink *f = FILE_SINK(s);
+
+	(void)rc;
+	if (f->fd == STDOUT_FILENO)
+		return;
+	close(f->fd);
+	unlink(f->tmp);
+}
+
+static int file_end(struct stream_sink *s, uint32_t count)
+{
+	struct file_sink *f = FILE_SINK(s);
+
+	(void)count;
+	if (f->fd == STDOUT_FILENO)
+		return 0;
+	if (fsync(f->fd) != 0 || rename(f->tmp, f->path) != 0) {
+		file_abort(s, RTCMS_EIO);
+		return RTCMS_EIO;
+	}
+	close(f->fd);
+	return 0;
+}
+
+static const struct stream_sink_ops file_sink_ops = { file_begin, file_chunk, file_end,
+						      file_abort };
 
 static void print_meta_json(const struct proto_ckpt_meta *m)
 {
@@ -151,8 +214,8 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 	struct proto_get_end end = { 0, 0 };
 	uint64_t inc, seq;
 	const char *out;
-	int rc, fd = -1;
-	char tmp[4200], sz[32], hx[80];
+	int rc;
+	char sz[32], hx[80];
 
 	if (a->npos != 1)
 		return cli_usage("usage: store get PROCESS [--sequence N] "
@@ -170,28 +233,16 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 	struct net_client *c = cli_connect(cli, cli->store_addr);
 	if (!c)
 		return CLI_FAIL;
-	if (!meta_only) {
-		if (strcmp(out, "-") == 0) {
-			fd = STDOUT_FILENO;
-		} else {
-			/* Write to a temporary file, renamed only once the whole
-			 * image verified: a failed get leaves no partial file. */
-			snprintf(tmp, sizeof(tmp), "%s.part", out);
-			fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-			if (fd < 0) {
-				net_client_free(c);
-				return cli_fail("%s: %s", tmp, strerror(errno));
-			}
-		}
-	}
-	rc = store_client_get(c, a->pos[0], inc, seq, meta_only, &meta,
-			      meta_only ? NULL : write_fd, &fd, &end);
-	if (fd >= 0 && fd != STDOUT_FILENO) {
-		if (rc == 0 && (fsync(fd) != 0 || rename(tmp, out) != 0))
-			rc = RTCMS_EIO;
-		close(fd);
-		if (rc)
-			unlink(tmp);
+	const struct store_client_query q = { PROTO_GET, a->pos[0], inc, seq, 0,
+					      meta_only };
+	struct file_sink sink = { .sink = { &file_sink_ops, false }, .path = out, .fd = -1 };
+	struct stream_result res;
+	rc = store_client_fetch_to(c, &q, &meta, NULL, &sink.sink, &res);
+	if (rc == 0 && !meta_only)
+		end = res.get_end;
+	if (rc && sink.open_errno) {
+		net_client_free(c);
+		return cli_fail("%s: %s", sink.tmp, strerror(sink.open_errno));
 	}
 	if (rc) {
 		rc = cli_fail_rc(c, "get", rc);
@@ -204,7 +255,7 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 		if (!meta_only)
 			printf(",\"repaired\":%u,\"verified\":true", end.repaired);
 		printf("}\n");
-	} else if (fd != STDOUT_FILENO) {
+	} else if (meta_only || strcmp(out, "-") != 0) {
 		printf("%s %s incarnation %" PRIu64 " sequence %" PRIu64
 		       ": %s in %u chunks, node %016" PRIx64 ", hash %.16s…%s%s\n",
 		       meta_only ? "checkpoint" : "fetched", meta.process,

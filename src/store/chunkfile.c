@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include "rtcms_error.h"
+#include "stream/chunk.h"
 #include "util/bytes.h"
 
 /* The compressed form's magic (see chunkfile.h). */
@@ -255,7 +256,7 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	close(fd);
 	if (rc)
 		return rc;
-	proto_chunk_hash(buf, size, h);
+	stream_chunk_id(buf, size, h);
 	if (sodium_memcmp(h, hash, PROTO_HASH_SIZE) != 0)
 		return RTCMS_ECORRUPT;
 	return 0;

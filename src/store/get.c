@@ -42,29 +42,25 @@ void store_chunks_unpin(struct store *st, const struct chunk_ref *c, uint32_t n)
 static int get_serve_image(struct store_get *g, uint8_t *img, size_t len,
 			   struct proto_ckpt_meta *meta)
 {
-	struct proto_image_hash ih;
-	uint64_t count = (len + PROTO_MAX_CHUNK - 1) / PROTO_MAX_CHUNK;
+	struct stream_chunks k = { 0 };
 
 	g->img = img;
-	if (count > UINT32_MAX)
-		return RTCMS_ETOOBIG;
-	if (count && !(g->chunks = calloc((size_t)count, sizeof(*g->chunks))))
+	int rc = stream_chunks_of(&k, img, len, PROTO_MAX_CHUNK);
+	if (rc)
+		return rc;
+	if (k.count && !(g->chunks = calloc(k.count, sizeof(*g->chunks)))) {
+		stream_chunks_clear(&k);
 		return RTCMS_ENOMEM;
-	proto_image_hash_init(&ih, len);
-	for (uint32_t i = 0; i < count; i++) {
-		struct chunk_ref *c = &g->chunks[i];
-		c->offset = (uint64_t)i * PROTO_MAX_CHUNK;
-		c->len = (uint32_t)(len - c->offset < PROTO_MAX_CHUNK
-				    ? len - c->offset : PROTO_MAX_CHUNK);
-		proto_chunk_hash(img + c->offset, c->len, c->hash);
-		proto_image_hash_update(&ih, c->offset, c->len, c->hash);
 	}
-	if (proto_image_hash_final(&ih, meta->hash) != 0)
-		return RTCMS_EINTERNAL;
-	g->count = (uint32_t)count;
-	meta->size = len;
+	for (uint32_t i = 0; i < k.count; i++) {
+		struct chunk_ref *c = &g->chunks[i];
+		stream_chunks_span(&k, i, &c->offset, &c->len);
+		memcpy(c->hash, k.id[i], PROTO_HASH_SIZE);
+	}
+	g->count = k.count;
+	stream_chunks_meta(&k, meta);
+	stream_chunks_clear(&k);
 	meta->full_size = len;
-	meta->chunk_count = (uint32_t)count;
 	meta->base = 0;
 	return 0;
 }

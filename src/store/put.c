@@ -150,7 +150,7 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 		memcpy(put->spec, meta->spec, meta->spec_len);
 	}
 	put->meta.spec = put->spec;
-	proto_image_hash_init(&put->ih, meta->size);
+	stream_verifier_begin(&put->v, meta, 0, 0);
 	pthread_mutex_lock(&st->mu);
 	rc = put_precheck(st, meta, ack);
 	if (rc == 0)
@@ -168,14 +168,9 @@ int store_put_check(struct store_put *put, const struct proto_chunk *chunk)
 {
 	if (put->failed)
 		return put->failed;
-	if (put->count >= put->meta.chunk_count ||
-	    chunk->offset != put->next_offset || chunk->len == 0 ||
-	    chunk->len > PROTO_MAX_CHUNK ||
-	    chunk->len > put->meta.size - chunk->offset)
-		return put->failed = RTCMS_EPROTO;
-	if (proto_image_hash_update(&put->ih, chunk->offset, chunk->len,
-				    chunk->hash) != 0)
-		return put->failed = RTCMS_EPROTO;
+	int rc = stream_verifier_place(&put->v, chunk);
+	if (rc)
+		return put->failed = rc;
 	if (put->count == put->cap) {
 		size_t cap = put->cap ? (size_t)put->cap * 2 : 16;
 		if (cap > put->meta.chunk_count)
@@ -190,7 +185,6 @@ int store_put_check(struct store_put *put, const struct proto_chunk *chunk)
 	c->offset = chunk->offset;
 	c->len = chunk->len;
 	memcpy(c->hash, chunk->hash, PROTO_HASH_SIZE);
-	put->next_offset += chunk->len;
 	return 0;
 }
 
@@ -215,14 +209,13 @@ static int put_pin(struct store_put *put, const uint8_t *h)
 int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 {
 	struct store *st = put->st;
-	uint8_t h[PROTO_HASH_SIZE];
+	const uint8_t *h = chunk->hash;
 	struct mirror *ms[STORE_MAX_MIRRORS];
 	size_t n, disk_len = 0;
 	int rc;
 
-	/* The data must be what its hash says (checked off the event loop). */
-	proto_chunk_hash(chunk->data, chunk->len, h);
-	if (sodium_memcmp(h, chunk->hash, PROTO_HASH_SIZE) != 0)
+	/* The data must be what its id says (checked off the event loop). */
+	if (!stream_chunk_intact(chunk))
 		return RTCMS_ECORRUPT;
 
 	pthread_mutex_lock(&st->mu);
@@ -317,18 +310,9 @@ static void put_release(struct store_put *put, struct victim_list *gc, bool comm
 /* 0 if the PUT got all its chunks and their hashes give the image hash. */
 static int put_complete(struct store_put *put, uint32_t chunk_count)
 {
-	uint8_t img[PROTO_HASH_SIZE];
-
 	if (put->failed)
 		return put->failed;
-	if (chunk_count != put->count || put->count != put->meta.chunk_count ||
-	    put->next_offset != put->meta.size)
-		return RTCMS_EPROTO;
-	if (proto_image_hash_final(&put->ih, img) != 0)
-		return RTCMS_EPROTO;
-	if (sodium_memcmp(img, put->meta.hash, PROTO_HASH_SIZE) != 0)
-		return RTCMS_ECORRUPT;
-	return 0;
+	return stream_verifier_end(&put->v, chunk_count);
 }
 
 /* Make the chunk files durable on every online mirror before the metadata

@@ -44,6 +44,7 @@
 #include "mirror.h"
 #include "pinset.h"
 #include "store.h"
+#include "stream/stream.h"
 
 /* One mirror: a handle the engine passes around (never its path). */
 struct mirror {
@@ -83,8 +84,9 @@ struct store_put {
 	struct chunk_ref *chunks;     /* in offset order */
 	uint32_t count;
 	uint32_t cap;
-	uint64_t next_offset;
-	struct proto_image_hash ih;
+	/* the stream's order, bounds, count and image hash; each chunk's
+	 * data is checked against its id by store_put_write() */
+	struct stream_verifier v;
 	int failed;
 	/* hashes this PUT pinned (in store_put_write, under st->mu): exactly
 	 * these are unpinned at the end, never a chunk only checked */

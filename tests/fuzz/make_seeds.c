@@ -166,6 +166,14 @@ int main(int argc, char **argv)
 		int64_t len = image_capture(area, buf, sizeof(buf));
 		if (len > 0)
 			put_file(argv[1], "fuzz_image", "two-regions", buf, (size_t)len);
+		/* the same image as a stream: chunk size 50, untouched */
+		if (len > 0 && (size_t)len + 3 <= sizeof(buf)) {
+			memmove(buf + 3, buf, (size_t)len);
+			buf[0] = 7;
+			buf[1] = 0;
+			buf[2] = 0;
+			put_file(argv[1], "fuzz_stream", "image", buf, (size_t)len + 3);
+		}
 	}
 	/* a delta for the delta fuzzer: two of three blocks changed */
 	{

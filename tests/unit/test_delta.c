@@ -161,11 +161,52 @@ static void test_refused(void **state)
 	free(delta);
 }
 
+/* The state hash fed in pieces of every size (a stream's chunks) is the
+ * one of the whole image; a short, long or bad image is refused. */
+static void test_state_hash_in_pieces(void **state)
+{
+	static const size_t pieces[] = { 1, 5, 31, 40, 4096, 333, 8192, 7 };
+	static uint8_t data[DSIZE], img[DSIZE + 4096];
+	struct state_hasher *h = malloc(sizeof(*h));
+	uint8_t want[STATE_HASH_SIZE], out[STATE_HASH_SIZE];
+	(void)state;
+
+	assert_non_null(h);
+	for (size_t i = 0; i < DSIZE; i++)
+		data[i] = (uint8_t)(i * 13 + 5);
+	size_t len = make_full(img, 4, data, 3) - 100; /* the last block shorter */
+	put_be64(img + 24, DSIZE - 100);
+	put_be64(img + 32 + 2 * 24 + 8, DSIZE / 3 - 100);
+	assert_int_equal(state_hash(img, len, want), 0);
+	for (size_t first = 0; first < 8; first++) {
+		state_hasher_init(h, len);
+		for (size_t off = 0, i = first; off < len; i++) {
+			size_t n = pieces[i % 8] < len - off ? pieces[i % 8] : len - off;
+			assert_int_equal(state_hasher_update(h, img + off, n), 0);
+			off += n;
+		}
+		assert_int_equal(state_hasher_final(h, out), 0);
+		assert_memory_equal(out, want, STATE_HASH_SIZE);
+	}
+	state_hasher_init(h, len);
+	assert_int_equal(state_hasher_update(h, img, len - 1), 0);
+	assert_int_equal(state_hasher_final(h, out), RTCMS_EPROTO);
+	state_hasher_init(h, len - 1);
+	assert_int_equal(state_hasher_update(h, img, len), RTCMS_EPROTO);
+	img[4] ^= 1; /* an unknown version */
+	state_hasher_init(h, len);
+	assert_int_equal(state_hasher_update(h, img, len), RTCMS_EPROTO);
+	assert_int_equal(state_hasher_final(h, out), RTCMS_EPROTO);
+	assert_int_equal(state_hash(img, len, out), RTCMS_EPROTO);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chain_equals_full),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_state_hash_in_pieces),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* store_client.c - streaming PUT/GET with end-to-end hash checks. */
+/* store_client.c - the store's PUT and GET (and an agent's PULL) over a
+ * connection, verified by the stream module; the store writer sink. */
 #include "store_client.h"
 
 #include <errno.h>
@@ -33,122 +34,211 @@ int store_client_read_fd(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 	return 0;
 }
 
-static uint32_t chunk_len(uint64_t size, uint64_t off, uint32_t chunk_size)
+/* The code of an ERROR frame (kept for net_client_last_error()). */
+static int peer_error(struct net_client *c, const struct proto_error *e)
 {
-	uint64_t left = size - off;
-	return left < chunk_size ? (uint32_t)left : chunk_size;
+	net_client_set_error(c, e);
+	return e->code < 0 ? e->code : RTCMS_EPROTO;
+}
+
+/* The store's answer to PUT_BEGIN: PUT_READY (to the request want, if
+ * given), PUT_ACK (already stored) or ERROR. */
+static int put_answer(struct net_client *c, const uint32_t *want,
+		      enum store_put_start *start, struct proto_put_ack *ack)
+{
+	struct proto_header h;
+	union proto_msg r;
+	int rc = net_client_recv(c, &h, &r);
+
+	if (rc)
+		return rc;
+	switch (h.type) {
+	case PROTO_PUT_READY:
+		if (want && h.request != *want)
+			return RTCMS_EPROTO;
+		*start = STORE_PUT_READY;
+		return 0;
+	case PROTO_PUT_ACK: /* already stored: idempotent */
+		*ack = r.put_ack;
+		*start = STORE_PUT_STORED;
+		return 0;
+	case PROTO_ERROR:
+		return peer_error(c, &r.error);
+	default:
+		return RTCMS_EPROTO;
+	}
+}
+
+/* After the chunks and PUT_END (sent: rc 0, or their error): the store's
+ * outcome. A streamed PUT may see its PUT_READY first. */
+static int put_outcome(struct net_client *c, bool streamed, int rc,
+		       struct proto_put_ack *ack)
+{
+	struct proto_header h;
+	union proto_msg r;
+	int rrc = net_client_recv(c, &h, &r);
+
+	if (streamed && rrc == 0 && h.type == PROTO_PUT_READY)
+		rrc = net_client_recv(c, &h, &r); /* then the outcome */
+	if (rrc == 0 && h.type == PROTO_ERROR)
+		return peer_error(c, &r.error);
+	if (rrc)
+		return rc ? rc : rrc;
+	if (rc)
+		return rc;
+	if (h.type != PROTO_PUT_ACK)
+		return RTCMS_EPROTO;
+	*ack = r.put_ack;
+	return 0;
 }
 
 int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		     uint32_t chunk_size, store_client_read_fn read, void *ctx,
 		     struct proto_put_ack *ack)
 {
-	struct proto_image_hash ih;
-	struct proto_header hdr;
-	union proto_msg m, reply;
+	struct stream_chunks k = { 0 };
+	struct stream_out out = { c, false, 0 };
+	enum store_put_start start;
+	union proto_msg m;
 	uint8_t *buf;
-	uint8_t (*hashes)[PROTO_HASH_SIZE] = NULL;
-	uint32_t count = 0;
 	int rc;
 
 	if (chunk_size == 0 || chunk_size > PROTO_MAX_CHUNK)
 		return RTCMS_EINVAL;
-	uint64_t nchunks = (meta->size + chunk_size - 1) / chunk_size;
-	if (nchunks > UINT32_MAX)
-		return RTCMS_ETOOBIG;
-	buf = malloc(chunk_size);
-	/* chunk hashes of pass 1, reused in pass 2: each chunk hashed once */
-	hashes = malloc((size_t)(nchunks ? nchunks : 1) * PROTO_HASH_SIZE);
-	if (!buf || !hashes) {
-		free(buf);
-		free(hashes);
+	if (!(buf = malloc(chunk_size)))
 		return RTCMS_ENOMEM;
-	}
-
-	/* Pass 1: chunk hashes -> image hash. */
-	m.meta = *meta;
-	proto_image_hash_init(&ih, meta->size);
-	for (uint64_t off = 0; off < meta->size; off += chunk_size) {
-		uint32_t len = chunk_len(meta->size, off, chunk_size);
-		rc = read(ctx, off, buf, len);
-		if (rc)
-			goto out;
-		proto_chunk_hash(buf, len, hashes[count]);
-		rc = proto_image_hash_update(&ih, off, len, hashes[count]);
-		if (rc)
-			goto out;
-		count++;
-	}
-	rc = proto_image_hash_final(&ih, m.meta.hash);
+	/* pass 1: the chunk ids and the image hash (each chunk hashed once) */
+	rc = stream_chunks_read(&k, meta->size, chunk_size, read, ctx, buf);
 	if (rc)
 		goto out;
-	m.meta.chunk_count = count;
-
+	m.meta = *meta;
+	stream_chunks_meta(&k, &m.meta);
 	/* Small checkpoints are streamed without waiting for PUT_READY (one
 	 * round trip less); if the store answers PUT_BEGIN otherwise, it
 	 * drops the data that follows. */
-	int stream = meta->size <= STORE_CLIENT_STREAM_MAX;
-	rc = net_client_send(c, PROTO_PUT_BEGIN, stream ? PROTO_F_STREAM : 0,
-			     &m, NULL);
+	bool streamed = meta->size <= STORE_CLIENT_STREAM_MAX;
+	rc = net_client_send(c, PROTO_PUT_BEGIN, streamed ? PROTO_F_STREAM : 0, &m, NULL);
 	if (rc)
 		goto out;
-	if (!stream) {
-		rc = net_client_recv(c, &hdr, &reply);
-		if (rc)
-			goto out;
-		if (hdr.type == PROTO_PUT_ACK) { /* already stored: idempotent */
-			*ack = reply.put_ack;
-			goto out;
-		}
-		if (hdr.type == PROTO_ERROR) {
-			net_client_set_error(c, &reply.error);
-			rc = reply.error.code;
-			goto out;
-		}
-		if (hdr.type != PROTO_PUT_READY) {
-			rc = RTCMS_EPROTO;
-			goto out;
-		}
-	}
-
-	/* Pass 2: stream the chunks; the store answers only at the end
-	 * (or with an ERROR, which we see when we read the reply). */
-	uint32_t i = 0;
-	for (uint64_t off = 0; off < meta->size; off += chunk_size, i++) {
-		uint32_t len = chunk_len(meta->size, off, chunk_size);
-		rc = read(ctx, off, buf, len);
-		if (rc)
-			goto out;
-		m.chunk.offset = off;
-		m.chunk.data = buf;
-		m.chunk.len = len;
-		/* The reader must return the same bytes twice; if it did not,
-		 * the store refuses the chunk (ECORRUPT), never stores it. */
-		memcpy(m.chunk.hash, hashes[i], PROTO_HASH_SIZE);
-		rc = net_client_send(c, PROTO_CHUNK, 0, &m, NULL);
-		if (rc)
-			break; /* the store may have closed after an ERROR */
-	}
-	if (rc == 0) {
-		m.put_end.chunk_count = count;
-		rc = net_client_send(c, PROTO_PUT_END, 0, &m, NULL);
-	}
-	int rrc = net_client_recv(c, &hdr, &reply);
-	if (stream && rrc == 0 && hdr.type == PROTO_PUT_READY)
-		rrc = net_client_recv(c, &hdr, &reply); /* then the outcome */
-	if (rrc == 0 && hdr.type == PROTO_ERROR) {
-		net_client_set_error(c, &reply.error);
-		rc = reply.error.code;
-	} else if (rrc) {
-		rc = rc ? rc : rrc;
-	} else if (rc == 0 && hdr.type == PROTO_PUT_ACK) {
-		*ack = reply.put_ack;
-	} else if (rc == 0) {
-		rc = RTCMS_EPROTO;
-	}
+	if (!streamed && ((rc = put_answer(c, NULL, &start, ack)) != 0 ||
+			  start == STORE_PUT_STORED))
+		goto out;
+	/* pass 2: the chunks; the store answers only at the end (or with an
+	 * ERROR, which we see when we read the reply: it may have closed) */
+	rc = stream_send_read(&out, &k, read, ctx, buf);
+	if (rc == 0)
+		rc = stream_send_end(&out, PROTO_PUT_END, k.count);
+	rc = put_outcome(c, streamed, rc, ack);
 out:
 	free(buf);
-	free(hashes);
+	stream_chunks_clear(&k);
+	return rc;
+}
+
+int store_client_put_start(struct net_client *c, const struct proto_ckpt_meta *meta,
+			   enum store_put_start *start, struct proto_put_ack *ack)
+{
+	union proto_msg m;
+	uint32_t id;
+
+	m.meta = *meta;
+	int rc = net_client_send(c, PROTO_PUT_BEGIN, 0, &m, &id);
+	return rc ? rc : put_answer(c, &id, start, ack);
+}
+
+int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk)
+{
+	union proto_msg m;
+	m.chunk = *chunk;
+	return net_client_send(c, PROTO_CHUNK, 0, &m, NULL);
+}
+
+int store_client_put_finish(struct net_client *c, uint32_t chunk_count,
+			    struct proto_put_ack *ack)
+{
+	union proto_msg m;
+
+	m.put_end.chunk_count = chunk_count;
+	int rc = net_client_send(c, PROTO_PUT_END, 0, &m, NULL);
+	/* the ack answers PUT_BEGIN's request */
+	return rc ? rc : put_outcome(c, false, 0, ack);
+}
+
+int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
+			   struct proto_put_ack *ack)
+{
+	enum store_put_start start;
+	int rc = store_client_put_start(c, meta, &start, ack);
+	return rc ? rc : start == STORE_PUT_STORED ? 1 : 0;
+}
+
+int store_client_put_end(struct net_client *c, uint32_t chunk_count,
+			 struct proto_put_ack *ack)
+{
+	return store_client_put_finish(c, chunk_count, ack);
+}
+
+/* ---- GET and PULL ------------------------------------------------------- */
+
+int store_client_fetch_to(struct net_client *c, const struct store_client_query *q,
+			  struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+			  struct stream_sink *sink, struct stream_result *res)
+{
+	struct proto_header hdr;
+	union proto_msg m, reply;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&m, 0, sizeof(m));
+	hdr.type = 0;
+	if (strlen(q->process) > PROTO_ID_MAX)
+		return RTCMS_EINVAL;
+	strcpy(m.get.process, q->process);
+	m.get.incarnation = q->incarnation;
+	m.get.sequence = q->sequence;
+	m.get.meta_only = q->meta_only ? 1 : 0;
+	m.get.base = q->base;
+	rc = net_client_call(c, q->type, &m, PROTO_GET_META, &hdr, &reply);
+	if (rc) {
+		res->fault = hdr.type == PROTO_ERROR ? STREAM_FAULT_PEER : STREAM_FAULT_CONN;
+		return rc;
+	}
+	*meta_out = reply.meta;
+	if (spec_copy) {
+		memcpy(spec_copy, reply.meta.spec, reply.meta.spec_len);
+		meta_out->spec = spec_copy;
+	}
+	if (q->meta_only)
+		return 0;
+	struct stream_in in = { .c = c, .end_type = PROTO_GET_END };
+	return stream_recv(&in, meta_out, sink, res);
+}
+
+/* A sink that hands each chunk to a write callback. */
+struct write_sink {
+	struct stream_sink sink;
+	store_client_write_fn write;
+	void *ctx;
+};
+
+static int write_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
+{
+	struct write_sink *w = (struct write_sink *)(void *)s;
+	return w->write ? w->write(w->ctx, chunk) : 0;
+}
+
+static const struct stream_sink_ops write_ops = { NULL, write_chunk, NULL, NULL };
+
+static int fetch(struct net_client *c, const struct store_client_query *q,
+		 struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+		 store_client_write_fn write, void *ctx, struct proto_get_end *end)
+{
+	struct write_sink w = { { &write_ops, false }, write, ctx };
+	struct stream_result res;
+
+	int rc = store_client_fetch_to(c, q, meta_out, spec_copy, &w.sink, &res);
+	if (rc == 0 && end)
+		*end = res.get_end;
 	return rc;
 }
 
@@ -161,129 +251,104 @@ int store_client_get(struct net_client *c, const char *process,
 				  meta_only, meta_out, NULL, write, ctx, end);
 }
 
-int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
-			   struct proto_put_ack *ack)
-{
-	struct proto_header hdr;
-	union proto_msg m, reply;
-
-	m.meta = *meta;
-	int rc = net_client_call(c, PROTO_PUT_BEGIN, &m, PROTO_PUT_READY, &hdr, &reply);
-	if (rc == RTCMS_EPROTO && hdr.type == PROTO_PUT_ACK) {
-		*ack = reply.put_ack; /* already stored: idempotent */
-		return 1;
-	}
-	return rc;
-}
-
-int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk)
-{
-	union proto_msg m;
-	m.chunk = *chunk;
-	return net_client_send(c, PROTO_CHUNK, 0, &m, NULL);
-}
-
-int store_client_put_end(struct net_client *c, uint32_t chunk_count,
-			 struct proto_put_ack *ack)
-{
-	struct proto_header hdr;
-	union proto_msg m, reply;
-
-	m.put_end.chunk_count = chunk_count;
-	int rc = net_client_call(c, PROTO_PUT_END, &m, PROTO_PUT_ACK, &hdr, &reply);
-	if (rc == RTCMS_EPROTO && hdr.type == PROTO_PUT_ACK)
-		rc = 0; /* the ack answers PUT_BEGIN's request id */
-	if (rc == 0)
-		*ack = reply.put_ack;
-	return rc;
-}
-
-static int fetch(struct net_client *c, uint8_t type, const char *process,
-		 uint64_t incarnation, uint64_t sequence, uint64_t base, int meta_only,
-		 struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
-		 store_client_write_fn write, void *ctx, struct proto_get_end *end);
-
 int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       uint64_t incarnation, uint64_t sequence, int meta_only,
 		       struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
 		       store_client_write_fn write, void *ctx,
 		       struct proto_get_end *end)
 {
-	return fetch(c, type, process, incarnation, sequence, 0, meta_only, meta_out,
-		     spec_copy, write, ctx, end);
+	struct store_client_query q = { type, process, incarnation, sequence, 0,
+					meta_only != 0 };
+	return fetch(c, &q, meta_out, spec_copy, write, ctx, end);
 }
 
 int store_client_pull(struct net_client *c, const char *process, uint64_t incarnation,
 		      uint64_t base, struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
 		      store_client_write_fn write, void *ctx)
 {
-	return fetch(c, PROTO_PULL, process, incarnation, 0, base, 0, meta_out, spec_copy,
-		     write, ctx, NULL);
+	struct store_client_query q = { PROTO_PULL, process, incarnation, 0, base, false };
+	return fetch(c, &q, meta_out, spec_copy, write, ctx, NULL);
 }
 
-static int fetch(struct net_client *c, uint8_t type, const char *process,
-		 uint64_t incarnation, uint64_t sequence, uint64_t base, int meta_only,
-		 struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
-		 store_client_write_fn write, void *ctx, struct proto_get_end *end)
-{
-	struct proto_image_hash ih;
-	struct proto_header hdr;
-	union proto_msg m, reply;
-	uint32_t count = 0;
-	int rc;
+/* ---- the store writer sink ---------------------------------------------- */
 
-	memset(&m, 0, sizeof(m));
-	if (strlen(process) > PROTO_ID_MAX)
-		return RTCMS_EINVAL;
-	strcpy(m.get.process, process);
-	m.get.incarnation = incarnation;
-	m.get.sequence = sequence;
-	m.get.meta_only = meta_only ? 1 : 0;
-	m.get.base = base;
-	rc = net_client_call(c, type, &m, PROTO_GET_META, &hdr, &reply);
-	if (rc)
-		return rc;
-	*meta_out = reply.meta;
-	if (spec_copy) {
-		memcpy(spec_copy, reply.meta.spec, reply.meta.spec_len);
-		meta_out->spec = spec_copy;
-	}
-	if (meta_only)
+#define STORE_SINK(s) ((struct store_client_sink *)(void *)(s))
+
+static int sink_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
+{
+	struct store_client_sink *w = STORE_SINK(s);
+
+	store_client_sink_clear(w);
+	w->begun = false;
+	w->existed = false;
+	w->rc = 0;
+	w->count = 0;
+	return stream_meta_keep(&w->meta, &w->spec, meta);
+}
+
+/* PUT_BEGIN once, with the kept metadata. */
+static int sink_open(struct store_client_sink *w)
+{
+	enum store_put_start start;
+
+	if (w->begun)
 		return 0;
-	proto_image_hash_init(&ih, meta_out->size);
-	for (;;) {
-		rc = net_client_recv(c, &hdr, &reply);
-		if (rc)
-			return rc;
-		if (hdr.type == PROTO_ERROR) {
-			net_client_set_error(c, &reply.error);
-			return reply.error.code;
-		}
-		if (hdr.type == PROTO_GET_END)
-			break;
-		if (hdr.type != PROTO_CHUNK)
-			return RTCMS_EPROTO;
-		uint8_t h[PROTO_HASH_SIZE];
-		proto_chunk_hash(reply.chunk.data, reply.chunk.len, h);
-		if (sodium_memcmp(h, reply.chunk.hash, sizeof(h)) != 0)
-			return RTCMS_ECORRUPT;
-		rc = proto_image_hash_update(&ih, reply.chunk.offset,
-					     reply.chunk.len, h);
-		if (rc)
-			return rc;
-		if (write && (rc = write(ctx, &reply.chunk)) != 0)
-			return rc;
-		count++;
-	}
-	if (reply.get_end.chunk_count != count || count != meta_out->chunk_count)
-		return RTCMS_EPROTO;
-	uint8_t img[PROTO_HASH_SIZE];
-	rc = proto_image_hash_final(&ih, img);
+	w->begun = true;
+	int rc = store_client_put_start(w->c, &w->meta, &start, &w->ack);
+	stream_meta_drop(&w->meta, &w->spec);
 	if (rc)
-		return rc;
-	if (sodium_memcmp(img, meta_out->hash, sizeof(img)) != 0)
-		return RTCMS_ECORRUPT;
-	if (end)
-		*end = reply.get_end;
+		return w->rc = rc;
+	if (start == STORE_PUT_STORED) {
+		w->existed = true;
+		w->sink.done = true; /* already durable: read no further */
+	}
 	return 0;
+}
+
+static int sink_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
+{
+	struct store_client_sink *w = STORE_SINK(s);
+	int rc = sink_open(w);
+
+	if (rc || w->existed)
+		return rc;
+	if ((rc = store_client_put_chunk(w->c, chunk)) != 0)
+		return w->rc = rc;
+	w->count++;
+	return 0;
+}
+
+static int sink_end(struct stream_sink *s, uint32_t count)
+{
+	struct store_client_sink *w = STORE_SINK(s);
+	int rc = sink_open(w);
+
+	(void)count;
+	if (rc || w->existed)
+		return rc;
+	if ((rc = store_client_put_finish(w->c, w->count, &w->ack)) != 0)
+		return w->rc = rc;
+	return 0;
+}
+
+static void sink_abort(struct stream_sink *s, int rc)
+{
+	(void)rc;
+	store_client_sink_clear(STORE_SINK(s));
+}
+
+static const struct stream_sink_ops store_sink_ops = { sink_begin, sink_chunk, sink_end,
+						       sink_abort };
+
+void store_client_sink_init(struct store_client_sink *s, struct net_client *c)
+{
+	memset(s, 0, sizeof(*s));
+	s->sink.ops = &store_sink_ops;
+	s->c = c;
+}
+
+void store_client_sink_clear(struct store_client_sink *s)
+{
+	if (s && s->spec)
+		stream_meta_drop(&s->meta, &s->spec);
 }

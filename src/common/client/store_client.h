@@ -1,19 +1,21 @@
 /*
  * store_client.h - streaming PUT and GET against rtcms-store over a
- * net_client connection. Both directions verify every chunk hash and the
- * image hash (a checkpoint is checked at every hop). Memory use is one
- * chunk, whatever the checkpoint size.
+ * net_client connection, through the stream module (stream/stream.h):
+ * both directions verify every chunk hash and the image hash (a
+ * checkpoint is checked at every hop). Memory use is one chunk, whatever
+ * the checkpoint size. Also the store writer sink.
  */
 #ifndef RTCMS_CLIENT_STORE_CLIENT_H
 #define RTCMS_CLIENT_STORE_CLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "net/client.h"
+#include "stream/stream_net.h"
 
 /* Reads len bytes of the image at off into buf; returns 0 or an error. */
-typedef int (*store_client_read_fn)(void *ctx, uint64_t off, uint8_t *buf,
-				    size_t len);
+typedef stream_read_fn store_client_read_fn;
 /* Receives one verified chunk; returns 0 or an error to abort. */
 typedef int (*store_client_write_fn)(void *ctx, const struct proto_chunk *chunk);
 
@@ -32,6 +34,31 @@ typedef int (*store_client_write_fn)(void *ctx, const struct proto_chunk *chunk)
 int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		     uint32_t chunk_size, store_client_read_fn read, void *ctx,
 		     struct proto_put_ack *ack);
+
+/* What to fetch: type PROTO_GET (from the store) or PROTO_PULL (from an
+ * agent, which answers like the store: GET_META, CHUNKs, GET_END). */
+struct store_client_query {
+	uint8_t type;
+	const char *process;
+	uint64_t incarnation;              /* 0: any */
+	uint64_t sequence;                 /* 0: the latest */
+	uint64_t base;                     /* PULL: a delta against it is welcome */
+	bool meta_only;                    /* GET: the metadata alone */
+};
+
+/*
+ * Fetch a checkpoint into sink: the request, GET_META into *meta_out (with
+ * spec_copy, PROTO_SPEC_MAX bytes, its spec is copied there and stays
+ * valid; else it is valid until the sink's begin returns), then the stream
+ * through the verifier (every chunk hash as it arrives, the count and
+ * image hash at the end) into the sink (stream_recv). Without meta_only,
+ * returns 0 with res->outcome, or the request's error (res->fault
+ * STREAM_FAULT_PEER for the peer's refusal) or the stream's (res->fault
+ * says where). Unless the stream ended, close the connection.
+ */
+int store_client_fetch_to(struct net_client *c, const struct store_client_query *q,
+			  struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
+			  struct stream_sink *sink, struct stream_result *res);
 
 /*
  * Fetch a checkpoint (sequence 0 = latest; incarnation 0 = any). meta_out
@@ -67,17 +94,57 @@ int store_client_pull(struct net_client *c, const char *process, uint64_t incarn
 		      uint64_t base, struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
 		      store_client_write_fn write, void *ctx);
 
+/* How the store answered PUT_BEGIN. */
+enum store_put_start {
+	STORE_PUT_READY,                   /* send the chunks */
+	STORE_PUT_STORED,                  /* it holds it already: *ack, done */
+};
+
 /*
  * A PUT in three steps, for callers that relay a checkpoint whose chunk
- * hashes and image hash they already know (meta complete): begin waits
- * for PUT_READY (returns 1 and *ack if the store already holds it), chunk
- * sends one CHUNK, end sends PUT_END and waits for the durable PUT_ACK.
+ * hashes and image hash they already know (meta complete): start sends
+ * PUT_BEGIN and waits for the answer (*start; with STORE_PUT_STORED *ack
+ * is the store's), chunk sends one CHUNK, finish sends PUT_END and waits
+ * for the durable PUT_ACK. Each returns 0 or an error (the store's ERROR
+ * code, kept for net_client_last_error()).
  */
+int store_client_put_start(struct net_client *c, const struct proto_ckpt_meta *meta,
+			   enum store_put_start *start, struct proto_put_ack *ack);
+int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk);
+int store_client_put_finish(struct net_client *c, uint32_t chunk_count,
+			    struct proto_put_ack *ack);
+
+/* Transitional, for callers not yet on the store sink: start as one
+ * call, 1 for STORE_PUT_STORED; end is finish. */
 int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
 			   struct proto_put_ack *ack);
-int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk);
 int store_client_put_end(struct net_client *c, uint32_t chunk_count,
 			 struct proto_put_ack *ack);
+
+/*
+ * The store writer: a sink that PUTs the stream it gets into the store on
+ * c (PUT_BEGIN with the stream's metadata, sent with the first chunk, so
+ * a stream that fails before one arrives reaches nobody; CHUNKs; PUT_END
+ * and the durable PUT_ACK at its end). If the store holds the checkpoint
+ * already it sets existed and is done (the source need not be read on).
+ * rc is the store's failure (set when one of its calls failed: the caller
+ * tells a failing store from a failing source by it); after any failure
+ * or abort close c. store_client_sink_clear() frees the kept metadata.
+ */
+struct store_client_sink {
+	struct stream_sink sink;
+	struct net_client *c;
+	bool begun;                        /* PUT_BEGIN went out */
+	bool existed;                      /* already stored: ack is the store's */
+	int rc;
+	struct proto_ckpt_meta meta;       /* kept from begin to PUT_BEGIN */
+	uint8_t *spec;
+	uint32_t count;                    /* chunks sent */
+	struct proto_put_ack ack;          /* once ended, or existed */
+};
+void store_client_sink_init(struct store_client_sink *s, struct net_client *c);
+void store_client_sink_clear(struct store_client_sink *s);
+
 /* A reader over a memory buffer (ctx = struct store_client_buf *). */
 struct store_client_buf {
 	const uint8_t *data;
