@@ -112,12 +112,11 @@ static int wait_durable_any(struct cluster *cl, const char *id, uint64_t inc, ui
 	return -1;
 }
 
-/* Wait until both managers know node i. */
+/* Wait until both managers know node i (cl_agent_start waited for the
+ * first): manager-2's node table lists agents 0..i alive. */
 static void wait_registered_twice(struct cluster *cl, int i)
 {
-	char needle[64];
-	snprintf(needle, sizeof(needle), "node %016" PRIx64 " at", cl_node(i));
-	assert_int_equal(cl_wait_log(&cl->manager2, needle, 1, 10000), 0);
+	assert_int_equal(cl_wait_nodes(cl, &cl->manager2, i + 1, 10000), 0);
 }
 
 /* drain cordons at both managers: placement skips the node for RUN (both
@@ -319,7 +318,6 @@ static void test_forget(void **state)
 	if (st != 0 || !strstr(out, "\"forgotten\":true,\"kind\":\"process\"") ||
 	    !strstr(out, "\"checkpoints_deleted\":true"))
 		fail_msg("forget orphan-1: %s", out);
-	assert_int_equal(tu_log_count(&cl.manager, "FORGET orphan-1: removed"), 1);
 	/* gone from the table and from the store; nothing restores it */
 	assert_int_equal(cl_proc(&cl, "orphan-1", &e), 0);
 	assert_int_equal(e.state, 0);

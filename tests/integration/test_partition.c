@@ -250,7 +250,7 @@ static void run_scenario(int which)
 	assert_int_equal(cl_second_manager(&cl, fast), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cl_agent_start(&cl, i, NULL), 0);
-	assert_int_equal(cl_wait_log(&cl.manager2, "joins", 3, 10000), 0);
+	assert_int_equal(cl_wait_nodes(&cl, &cl.manager2, 3, 10000), 0);
 	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "50",
 				  "--table-mib", "1", NULL };
 	const char *ledger[] = { LEDGER, "--iterations", "0", "--interval-ms", "50",

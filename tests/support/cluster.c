@@ -334,12 +334,39 @@ int cl_log_line(const struct tu_daemon *d, const char *needle, char *out, size_t
 
 int cl_program_pid(struct cluster *cl, int agent, const char *id)
 {
-	char needle[160], line[4096];
-	snprintf(needle, sizeof(needle), "RUN %s: started pid ", id);
-	if (cl_wait_log(&cl->agents[agent], needle, 1, 10000) != 0 ||
-	    cl_log_line(&cl->agents[agent], needle, line, sizeof(line)) != 0)
-		return -1;
-	return atoi(strstr(line, needle) + strlen(needle));
+	uint64_t deadline = tu_now_ms() + scaled(10000);
+	for (;;) {
+		int parents[2];
+		int pid = cl_instances(id, parents, 2) == 1 &&
+				  parents[0] == cl->agents[agent].pid ? cl_instance_pid(id) : -1;
+		if (pid > 0 || tu_now_ms() >= deadline)
+			return pid;
+		usleep(10000);
+	}
+}
+
+int cl_wait_instances(const char *id, int n, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + scaled(timeout_ms);
+	while (cl_instances(id, NULL, 0) != n) {
+		if (tu_now_ms() >= deadline)
+			return -1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+uint64_t cl_wait_running(struct cluster *cl, const char *id, uint64_t inc, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + scaled(timeout_ms);
+	while (tu_now_ms() < deadline) {
+		struct proto_proc_entry e;
+		if (cl_proc(cl, id, &e) == 0 && e.incarnation == inc &&
+		    e.state == PROTO_PS_RUNNING)
+			return e.node;
+		usleep(20000);
+	}
+	return 0;
 }
 
 static int read_file(const char *path, char *buf, size_t cap)
@@ -444,6 +471,28 @@ int cl_procs_at(struct cluster *cl, const struct tu_daemon *mgr, const char *con
 	return 0;
 }
 
+int cl_wait_nodes(struct cluster *cl, const struct tu_daemon *mgr, int agents,
+		  int timeout_ms)
+{
+	static struct proto_node_entry nodes[PROTO_NODES_MAX];
+	struct proto_proc_entry none;
+	uint64_t deadline = tu_now_ms() + scaled(timeout_ms);
+	while (tu_now_ms() < deadline) {
+		int count = 0, known = 0;
+		if (cl_procs_at(cl, mgr, NULL, 0, &none, nodes, &count, 5000) == 0)
+			for (int i = 0; i < agents; i++)
+				for (int k = 0; k < count; k++)
+					if (nodes[k].node == cl_node(i) && nodes[k].alive) {
+						known++;
+						break;
+					}
+		if (known == agents)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
 void cl_kill_children(int parent)
 {
 	char path[64], buf[1024];
@@ -462,12 +511,9 @@ void cl_kill_children(int parent)
 		closedir(d);
 }
 
-int cl_instance_pid(const char *id)
+/* The first live child of parent that is an instance of id, or -1. */
+static int child_instance(const char *id, int parent)
 {
-	int parents[2];
-	if (cl_instances(id, parents, 2) != 1)
-		return -1;
-	/* the one child of that parent that is id */
 	char want[160], path[64];
 	static __thread char buf[65536];
 	snprintf(want, sizeof(want), "RTCMS_PROCESS=%s", id);
@@ -482,7 +528,7 @@ int cl_instance_pid(const char *id)
 		if (read_file(path, buf, sizeof(buf)) <= 0)
 			continue;
 		const char *p = strrchr(buf, ')');
-		if (!p || p[2] == 'Z' || atoi(p + 4) != parents[0])
+		if (!p || p[2] == 'Z' || atoi(p + 4) != parent)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/environ", pid);
 		int len = read_file(path, buf, sizeof(buf));
@@ -495,4 +541,23 @@ int cl_instance_pid(const char *id)
 	if (d)
 		closedir(d);
 	return found;
+}
+
+int cl_instance_pid(const char *id)
+{
+	int parents[2];
+	if (cl_instances(id, parents, 2) != 1)
+		return -1;
+	return child_instance(id, parents[0]);
+}
+
+int cl_child_instance(struct cluster *cl, int agent, const char *id, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + scaled(timeout_ms);
+	for (;;) {
+		int pid = child_instance(id, cl->agents[agent].pid);
+		if (pid > 0 || tu_now_ms() >= deadline)
+			return pid;
+		usleep(10000);
+	}
 }

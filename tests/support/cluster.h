@@ -93,8 +93,17 @@ int cl_wait_log(const struct tu_daemon *d, const char *needle, int count,
 /* Find the last line of d's log containing needle; copies it to out. */
 int cl_log_line(const struct tu_daemon *d, const char *needle, char *out, size_t len);
 
-/* The pid agent i logged for the program it started as id (RUN), or -1. */
+/* The pid of the one live instance of process id, once there is exactly
+ * one and it is a child of agent i (counted from /proc, as cl_instances;
+ * waits up to 10 s). -1 if that did not come to be: none, more than one
+ * (an old instance still alive), or on another node. */
 int cl_program_pid(struct cluster *cl, int agent, const char *id);
+/* Wait until exactly n live instances of process id exist (cl_instances).
+ * 0 or -1 on timeout. */
+int cl_wait_instances(const char *id, int n, int timeout_ms);
+/* Wait until the manager reports id RUNNING under incarnation inc; its
+ * node, or 0 on timeout. */
+uint64_t cl_wait_running(struct cluster *cl, const char *id, uint64_t inc, int timeout_ms);
 
 /* Live (not zombie) processes started as process id (their RTCMS_PROCESS),
  * counted from /proc; their parent pids go to parents (max of them). */
@@ -106,8 +115,16 @@ int cl_instances(const char *id, int *parents, int max);
 int cl_procs_at(struct cluster *cl, const struct tu_daemon *mgr, const char *const *ids,
 		int n, struct proto_proc_entry *out, struct proto_node_entry *nodes,
 		int *node_count, int timeout_ms);
+/* Wait until manager mgr's node table has agents 0..agents-1 alive (they
+ * registered with it). 0 or -1 on timeout. */
+int cl_wait_nodes(struct cluster *cl, const struct tu_daemon *mgr, int agents,
+		  int timeout_ms);
 /* The pid of the one live instance of id, or -1 (none, or more than one). */
 int cl_instance_pid(const char *id);
+/* The pid of a live instance of process id that agent i started (its
+ * child), whatever other instances exist; waits up to timeout_ms. -1 if
+ * none came. */
+int cl_child_instance(struct cluster *cl, int agent, const char *id, int timeout_ms);
 /* SIGKILL every child process of parent (a node's programs). */
 void cl_kill_children(int parent);
 /* cl_proc, asking the manager mgr (e.g. &cl->manager2). */

@@ -29,6 +29,7 @@
 #include "lib/track.h"
 #include "rtcms.h"
 #include "testutil.h"
+#include "util/tsan.h"
 
 #define CAP (12u << 20)
 
@@ -114,8 +115,18 @@ static void expect_region(uint32_t id, const uint8_t *want, size_t n)
 	fail_msg("region %u is not in checkpoint %llu", id, (unsigned long long)seq);
 }
 
+/* The test's own single-threaded scribbling (millions of byte writes, no
+ * other thread running meanwhile) is left out of ThreadSanitizer's
+ * instrumentation, which would make it take minutes; librtcms, its fault
+ * handler and the threads test stay instrumented. */
+#ifdef RTCMS_THREAD_SANITIZER
+#define NOT_INSTRUMENTED __attribute__((no_sanitize("thread")))
+#else
+#define NOT_INSTRUMENTED
+#endif
+
 static uint64_t rng = 88172645463325252ull;
-static uint64_t next_rand(void)
+NOT_INSTRUMENTED static uint64_t next_rand(void)
 {
 	rng ^= rng << 13;
 	rng ^= rng >> 7;
@@ -127,7 +138,7 @@ static uint64_t next_rand(void)
  * distinct blocks written (a byte written with its old value counts). */
 static int sparse_only; /* scribble() writes single bytes only */
 
-static size_t scribble(uint8_t *live, uint8_t *shadow, size_t len, uint8_t *touched)
+NOT_INSTRUMENTED static size_t scribble(uint8_t *live, uint8_t *shadow, size_t len, uint8_t *touched)
 {
 	size_t blocks = (len + AREA_BLOCK - 1) / AREA_BLOCK, distinct = 0;
 	memset(touched, 0, blocks);
