@@ -97,7 +97,7 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		     struct proto_put_ack *ack)
 {
 	struct stream_chunks k = { 0 };
-	struct stream_out out = { c, false, 0 };
+	struct stream_out out = { stream_port_client(c), false, 0 };
 	enum store_put_start start;
 	union proto_msg m;
 	uint8_t *buf;
@@ -210,7 +210,7 @@ int store_client_fetch_to(struct net_client *c, const struct store_client_query 
 	}
 	if (q->meta_only)
 		return 0;
-	struct stream_in in = { .c = c, .end_type = PROTO_GET_END };
+	struct stream_in in = { .port = stream_port_client(c), .end_type = PROTO_GET_END };
 	return stream_recv(&in, meta_out, sink, res);
 }
 

@@ -71,11 +71,12 @@ static int recv_loop(struct recv *r)
 	enum stream_step step = STREAM_MORE;
 
 	while (step == STREAM_MORE) {
-		int rc = net_client_recv(r->in->c, &h, &m);
+		int rc = r->in->port.recv(r->in->port.ctx, &h, &m);
 		if (rc)
 			return recv_broken(r, STREAM_FAULT_CONN, rc);
 		if (h.type == PROTO_ERROR) {
-			net_client_set_error(r->in->c, &m.error);
+			if (r->in->port.peer_error)
+				r->in->port.peer_error(r->in->port.ctx, &m.error);
 			return recv_broken(r, STREAM_FAULT_PEER,
 					   m.error.code < 0 ? m.error.code : RTCMS_EPROTO);
 		}

@@ -5,12 +5,37 @@
 
 #include "rtcms_error.h"
 
+static int client_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
+{
+	return net_client_recv(ctx, hdr, msg);
+}
+
+static int client_send(void *ctx, uint8_t type, uint16_t flags, uint32_t request,
+		       const union proto_msg *msg)
+{
+	if (flags & PROTO_F_REPLY)
+		return net_client_reply(ctx, type, flags & ~PROTO_F_REPLY, request, msg);
+	return net_client_send(ctx, type, flags, msg, NULL);
+}
+
+static void client_peer_error(void *ctx, const struct proto_error *e)
+{
+	net_client_set_error(ctx, e);
+}
+
+struct stream_port stream_port_client(struct net_client *c)
+{
+	struct stream_port p = { client_recv, client_send, client_peer_error, c };
+	return p;
+}
+
 int stream_out_send(const struct stream_out *o, uint8_t type, bool more,
 		    const union proto_msg *m)
 {
 	if (o->reply)
-		return net_client_reply(o->c, type, more ? PROTO_F_MORE : 0, o->request, m);
-	return net_client_send(o->c, type, 0, m, NULL);
+		return o->port.send(o->port.ctx, type,
+				    PROTO_F_REPLY | (more ? PROTO_F_MORE : 0), o->request, m);
+	return o->port.send(o->port.ctx, type, 0, 0, m);
 }
 
 /* Chunk i of k, its data at data. */

@@ -1,16 +1,38 @@
 /*
- * stream_net.h - checkpoint streams over an authenticated connection
- * (net/client.h): the sender (a checkpoint's chunks as CHUNK frames and
- * the end frame), the receiver (frames through a verifier into a sink),
- * and the network relay sink (verified frames forwarded to another
- * connection). Blocking, on the caller's thread; every call has the
- * connection's timeout.
+ * stream_net.h - checkpoint streams over a connection: the sender (a
+ * checkpoint's chunks as CHUNK frames and the end frame), the receiver
+ * (frames through a verifier into a sink), and the network relay sink
+ * (verified frames forwarded to another connection). Blocking, on the
+ * caller's thread. A connection is a port: an authenticated net_client
+ * (stream_port_client()), or whatever else speaks frames (the agent's
+ * peer, a script in a unit test).
  */
 #ifndef RTCMS_STREAM_STREAM_NET_H
 #define RTCMS_STREAM_STREAM_NET_H
 
 #include "net/client.h"
 #include "stream/stream.h"
+
+/* ---- port: the frames of one connection ---------------------------------- */
+
+/*
+ * recv: the next frame (borrowed pointers in *msg valid until the next
+ * recv); 0 or the connection's error. An ERROR frame is a frame.
+ * send: one frame; with PROTO_F_REPLY in flags a reply to request, else a
+ * request (request unused). 0 or the connection's error.
+ * peer_error: keeps an ERROR the stream received (may be NULL).
+ */
+struct stream_port {
+	int (*recv)(void *ctx, struct proto_header *hdr, union proto_msg *msg);
+	int (*send)(void *ctx, uint8_t type, uint16_t flags, uint32_t request,
+		    const union proto_msg *msg);
+	void (*peer_error)(void *ctx, const struct proto_error *e);
+	void *ctx;
+};
+
+/* The port of net_client c (borrowed: c outlives the port); an ERROR
+ * received is kept for net_client_last_error(). */
+struct stream_port stream_port_client(struct net_client *c);
 
 /* ---- sender -------------------------------------------------------------- */
 
@@ -20,7 +42,7 @@
  * answered: PROTO_F_MORE on every frame but the end).
  */
 struct stream_out {
-	struct net_client *c;
+	struct stream_port port;
 	bool reply;
 	uint32_t request;                  /* with reply: the request answered */
 };
@@ -51,7 +73,7 @@ int stream_send_end(const struct stream_out *o, uint8_t end_type, uint32_t count
 enum stream_fault {
 	STREAM_FAULT_NONE,
 	STREAM_FAULT_CONN,    /* the connection failed (closed, timed out, bad frame) */
-	STREAM_FAULT_PEER,    /* the peer sent ERROR (net_client_last_error) */
+	STREAM_FAULT_PEER,    /* the peer sent ERROR (kept by the port's peer_error) */
 	STREAM_FAULT_FRAME,   /* a frame that is neither CHUNK nor the end */
 	STREAM_FAULT_VERIFY,  /* the verifier refused the stream (why says what) */
 	STREAM_FAULT_SINK,    /* the sink failed */
@@ -73,7 +95,7 @@ struct stream_result {
 
 /* How to read a stream. */
 struct stream_in {
-	struct net_client *c;
+	struct stream_port port;
 	uint8_t end_type;                  /* PROTO_GET_END or PROTO_PUT_END */
 	uint64_t max_size;                 /* cap on the image (0: none) */
 	unsigned flags;                    /* enum stream_verify_flags */
