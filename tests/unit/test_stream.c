@@ -1,6 +1,7 @@
 /* test_stream.c - checkpoint streams: the chunker, the verifier (every
- * way a stream can be wrong), the tee's "which side failed", and the area
- * installer into a real in-memory area. */
+ * way a stream can be wrong), the receiver's account of where a stream
+ * failed, the tee's "which side failed", and the area installer into a
+ * real in-memory area. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,7 @@
 #include "area/delta.h"
 #include "area/image.h"
 #include "rtcms_error.h"
-#include "stream/stream.h"
+#include "stream/stream_net.h"
 
 #define CAP (64 * 1024)
 #define DATA (3 * (int)AREA_BLOCK + 777)
@@ -683,6 +684,86 @@ static void test_meta_keep(void **state)
 	assert_int_equal(dst.spec_len, 0);
 }
 
+/* ---- receiver: where a stream failed ---------------------------------- */
+
+/* A port that plays f's chunks (chunk bad flipped, if not UINT32_MAX) and
+ * a PUT_END with end_count; then the connection closes. */
+struct script {
+	const struct fixture *f;
+	uint32_t next, bad, end_count;
+	uint8_t copy[CHUNK];
+};
+
+static int script_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
+{
+	struct script *s = ctx;
+
+	memset(hdr, 0, sizeof(*hdr));
+	memset(msg, 0, sizeof(*msg));
+	if (s->next > s->f->k.count)
+		return RTCMS_ECONN;
+	if (s->next == s->f->k.count) {
+		hdr->type = PROTO_PUT_END;
+		msg->put_end.chunk_count = s->end_count;
+	} else {
+		hdr->type = PROTO_CHUNK;
+		chunk_at(s->f, s->next, &msg->chunk);
+		if (s->next == s->bad) {
+			memcpy(s->copy, msg->chunk.data, msg->chunk.len);
+			s->copy[0] ^= 1;
+			msg->chunk.data = s->copy;
+		}
+	}
+	s->next++;
+	return 0;
+}
+
+static int fail_end(struct stream_sink *s, uint32_t count)
+{
+	(void)s;
+	(void)count;
+	return RTCMS_EIO;
+}
+
+static int recv_script(const struct fixture *f, uint32_t bad, uint32_t end_count,
+		       const struct stream_sink_ops *ops, struct stream_result *res)
+{
+	struct script s = { .f = f, .bad = bad, .end_count = end_count };
+	struct stream_in in = { { script_recv, NULL, NULL, &s }, PROTO_PUT_END, 0, 0, true };
+	struct stream_sink sink = { ops, false };
+	int rc = stream_recv(&in, &f->meta, &sink, res);
+
+	assert_int_equal(s.next, f->k.count + 1); /* read to its end, no further */
+	return rc;
+}
+
+static void test_recv_where(void **state)
+{
+	static const struct stream_sink_ops take = { NULL, NULL, NULL, NULL };
+	static const struct stream_sink_ops refuse_end = { NULL, NULL, fail_end, NULL };
+	struct fixture *f = *state;
+	struct stream_result res;
+
+	assert_int_equal(recv_script(f, UINT32_MAX, f->k.count, &take, &res), 0);
+	assert_int_equal(res.outcome, STREAM_ENDED);
+	assert_int_equal(res.chunks, f->k.count);
+	/* a chunk that does not match its id: drained to the end */
+	assert_int_equal(recv_script(f, 1, f->k.count, &take, &res), RTCMS_ECORRUPT);
+	assert_int_equal(res.fault, STREAM_FAULT_VERIFY);
+	assert_int_equal(res.chunks, 1);
+	assert_false(res.at_end);
+	/* an end that says another count: the end frame's check */
+	assert_int_equal(recv_script(f, UINT32_MAX, f->k.count - 1, &take, &res), RTCMS_EPROTO);
+	assert_int_equal(res.fault, STREAM_FAULT_VERIFY);
+	assert_int_equal(res.chunks, f->k.count);
+	assert_true(res.at_end);
+	assert_non_null(strstr(res.why, "ended after"));
+	/* the sink's end */
+	assert_int_equal(recv_script(f, UINT32_MAX, f->k.count, &refuse_end, &res), RTCMS_EIO);
+	assert_int_equal(res.fault, STREAM_FAULT_SINK);
+	assert_true(res.at_end);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -697,6 +778,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reorder_and_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_place_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recv_where, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tee_both_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tee_secondary_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tee_primary_fails, setup, teardown),

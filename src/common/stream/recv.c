@@ -38,6 +38,7 @@ static int recv_frame(struct recv *r, const struct proto_header *h, const union 
 {
 	int rc = stream_verifier_feed(r->v, h->type, m, r->in->end_type, step);
 
+	r->res->at_end = h->type != PROTO_CHUNK; /* if it fails */
 	if (rc)
 		return recv_fail(r, STREAM_FAULT_VERIFY, rc);
 	if (*step == STREAM_DONE) {
@@ -45,6 +46,8 @@ static int recv_frame(struct recv *r, const struct proto_header *h, const union 
 			r->res->get_end = m->get_end;
 		r->sink_live = false;
 		rc = stream_sink_end(r->sink, stream_verifier_count(r->v));
+		if (rc == 0)
+			r->res->at_end = false;
 		return rc ? recv_fail(r, STREAM_FAULT_SINK, rc) : 0;
 	}
 	if ((rc = stream_sink_chunk(r->sink, &m->chunk)) != 0)
@@ -59,6 +62,7 @@ static int recv_broken(struct recv *r, enum stream_fault fault, int rc)
 {
 	r->rc = 0;
 	r->res->why[0] = '\0';
+	r->res->at_end = false;
 	return recv_fail(r, fault, rc);
 }
 

@@ -89,6 +89,8 @@ struct stream_result {
 	enum stream_outcome outcome;       /* rc 0 */
 	enum stream_fault fault;           /* rc < 0 */
 	uint32_t chunks;                   /* verified chunks handed on */
+	bool at_end;                       /* rc < 0: it failed on the end frame (the
+					    * verifier's end checks, the sink's end) */
 	struct proto_get_end get_end;      /* a GET_END's fields */
 	char why[PROTO_TEXT_MAX + 1];      /* the verifier's reason, else "" */
 };
