@@ -69,13 +69,15 @@
 #include "agent.h"
 #include "net/client.h"
 #include "proto/msg.h"
+#include "stream/stream.h"
 #include "util/sysinfo.h"
 
 #define AGENT_MANAGERS_MAX CONFIG_LIST_MAX
 #define AGENT_SEEN_MAX 256             /* process ids whose incarnation is remembered */
 
 /* How an image goes on the wire: the full image (base 0) or a delta
- * against base, cut into chunks with their hashes. Built on the first
+ * against base, cut into chunks with their ids (stream/stream.h's
+ * chunker, PROTO_MAX_CHUNK bytes each). Built on the first
  * PULL that asks for it, under image.lock; a PULL then streams it without
  * the lock, so an encoding never changes while users is not 0: a PULL
  * for another base builds another delta (the image keeps one per base
@@ -85,11 +87,8 @@ struct encoding {
 	int users;                     /* PULLs streaming it (image.lock) */
 	uint64_t base;                 /* 0: the full image */
 	uint8_t *bytes;                /* the delta (NULL for the full image) */
-	size_t size, cap;
-	uint32_t chunk_count;
-	uint8_t (*chunk_hash)[PROTO_HASH_SIZE];
-	size_t hash_cap;               /* chunk_hash entries allocated */
-	uint8_t hash[PROTO_HASH_SIZE]; /* image hash */
+	size_t cap;                    /* bytes allocated */
+	struct stream_chunks chunks;   /* its size, chunk ids and image hash */
 	struct encoding *next;         /* the image's other deltas */
 };
 

@@ -1,7 +1,8 @@
 /*
  * capture.c - a program's captured checkpoints (capture.h): the capture
  * of its area's committed slot into an image, and the image's encodings
- * (the full image, deltas) with their chunk hashes for PULLs.
+ * (the full image, deltas) cut into chunks for PULLs (the stream
+ * module's chunker).
  */
 #include "capture.h"
 
@@ -16,12 +17,10 @@
 #include "log/log.h"
 #include "rtcms_error.h"
 
-#define CHUNK (1u << 20)
-
 static void encoding_free(struct encoding *e)
 {
 	free(e->bytes);
-	free(e->chunk_hash);
+	stream_chunks_clear(&e->chunks);
 }
 
 void image_free(struct image *img)
@@ -62,43 +61,16 @@ void image_meta(const struct agent *a, const struct aproc *p, const struct image
 	m->incarnation = p->incarnation;
 	m->sequence = img->sequence;
 	m->node = a->node;
-	m->size = e ? e->size : img->size;
+	m->size = img->size;
 	m->created_ms = img->created_ms;
-	m->chunk_count = e ? e->chunk_count
-			   : (uint32_t)((img->size + PROTO_MAX_CHUNK - 1) / PROTO_MAX_CHUNK);
+	m->chunk_count = (uint32_t)((img->size + PROTO_MAX_CHUNK - 1) / PROTO_MAX_CHUNK);
 	if (e)
-		memcpy(m->hash, e->hash, PROTO_HASH_SIZE);
+		stream_chunks_meta(&e->chunks, m);
 	m->base = e ? e->base : 0;
 	m->full_size = img->size;
 	memcpy(m->state_hash, img->state_hash, PROTO_HASH_SIZE);
 	m->spec = p->spec;
 	m->spec_len = p->spec_len;
-}
-
-/* Chunk hashes and image hash of bytes (size) into e. 0 or RTCMS_ENOMEM.
- * The agent's one chunk-and-hash pass: what a shared chunker replaces. */
-static int encoding_hash(struct encoding *e, const uint8_t *bytes, size_t size)
-{
-	struct proto_image_hash ih;
-	size_t chunks = (size + CHUNK - 1) / CHUNK;
-	if (chunks > e->hash_cap) {
-		free(e->chunk_hash);
-		e->chunk_hash = malloc(chunks * PROTO_HASH_SIZE);
-		e->hash_cap = e->chunk_hash ? chunks : 0;
-		if (!e->chunk_hash)
-			return RTCMS_ENOMEM;
-	}
-	uint32_t n = 0;
-	proto_image_hash_init(&ih, size);
-	for (size_t off = 0; off < size; off += CHUNK, n++) {
-		uint32_t len = size - off < CHUNK ? (uint32_t)(size - off) : CHUNK;
-		proto_chunk_hash(bytes + off, len, e->chunk_hash[n]);
-		proto_image_hash_update(&ih, off, len, e->chunk_hash[n]);
-	}
-	proto_image_hash_final(&ih, e->hash);
-	e->chunk_count = n;
-	e->size = size;
-	return 0;
 }
 
 /* Whether a delta of img against base pays: base below the image's
@@ -140,7 +112,7 @@ static int build_delta(struct image *img, struct encoding *e, uint64_t base,
 			       : RTCMS_ENOMEM;
 	if (len < 0)
 		return (int)len;
-	int rc = encoding_hash(e, e->bytes, (size_t)len);
+	int rc = stream_chunks_of(&e->chunks, e->bytes, (uint64_t)len, PROTO_MAX_CHUNK);
 	if (rc)
 		return rc;
 	e->base = base;
@@ -180,7 +152,8 @@ struct encoding *image_encoding(struct image *img, uint64_t base)
 		e = delta_for(img, base, regions, changed);
 	} else { /* the full image: built once, never changed after */
 		e = &img->full;
-		if (!e->ready && encoding_hash(e, img->data, img->size) == 0) {
+		if (!e->ready &&
+		    stream_chunks_of(&e->chunks, img->data, img->size, PROTO_MAX_CHUNK) == 0) {
 			e->base = 0;
 			e->ready = true;
 		}

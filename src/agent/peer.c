@@ -6,17 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static int client_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
-{
-	return net_client_recv(ctx, hdr, msg);
-}
-
-static int client_reply(void *ctx, uint8_t type, uint16_t flags, uint32_t request,
-			const union proto_msg *msg)
-{
-	return net_client_reply(ctx, type, flags, request, msg);
-}
-
 static int client_reply_error(void *ctx, uint32_t request, int code, const char *text)
 {
 	return net_client_reply_error(ctx, request, code, 0, text);
@@ -30,12 +19,16 @@ static void client_set_timeout(void *ctx, int timeout_ms)
 struct agent_peer peer_of_client(struct net_client *c)
 {
 	return (struct agent_peer){
-		.recv = client_recv,
-		.reply = client_reply,
+		.port = stream_port_client(c),
 		.reply_error = client_reply_error,
 		.set_timeout = client_set_timeout,
 		.ctx = c,
 	};
+}
+
+struct stream_out peer_out(const struct agent_peer *p, uint32_t request)
+{
+	return (struct stream_out){ .port = p->port, .reply = true, .request = request };
 }
 
 int peer_reply_errorf(const struct agent_peer *p, uint32_t request, int code,

@@ -7,7 +7,6 @@
 #include "pull.h"
 
 #include <inttypes.h>
-#include <string.h>
 
 #include "capture.h"
 #include "log/log.h"
@@ -39,30 +38,14 @@ static struct image *pull_image(struct agent *a, struct aproc *p, uint64_t seq,
 }
 
 /* The CHUNKs of encoding e (its bytes: the delta's, or the full image's)
- * and GET_END. 0 or the send's error. The agent's one chunk sender: what
- * a shared stream sender replaces. */
-static int send_chunks(const struct agent_peer *peer, uint32_t request,
-		       const struct image *img, const struct encoding *e)
+ * and GET_END, as the replies out sends. 0 or the send's error. */
+static int send_chunks(const struct stream_out *out, const struct image *img,
+		       const struct encoding *e)
 {
-	union proto_msg m;
 	const uint8_t *bytes = e->bytes && e->base ? e->bytes : img->data;
-	uint32_t n = 0;
-	int rc = 0;
-	for (size_t off = 0; rc == 0 && off < e->size; off += PROTO_MAX_CHUNK, n++) {
-		memset(&m, 0, sizeof(m));
-		m.chunk.offset = off;
-		m.chunk.len = e->size - off < PROTO_MAX_CHUNK ? (uint32_t)(e->size - off)
-							      : PROTO_MAX_CHUNK;
-		m.chunk.data = bytes + off;
-		memcpy(m.chunk.hash, e->chunk_hash[n], PROTO_HASH_SIZE);
-		rc = peer->reply(peer->ctx, PROTO_CHUNK, PROTO_F_MORE, request, &m);
-	}
-	if (rc == 0) {
-		memset(&m, 0, sizeof(m));
-		m.get_end.chunk_count = n;
-		rc = peer->reply(peer->ctx, PROTO_GET_END, 0, request, &m);
-	}
-	return rc;
+	int rc = stream_send_chunks(out, &e->chunks, bytes);
+
+	return rc ? rc : stream_send_end(out, PROTO_GET_END, e->chunks.count);
 }
 
 /* GET_META, then (unless only the metadata was asked for) the stream of
@@ -78,16 +61,16 @@ static enum pull_result pull_send(struct agent *a, const struct agent_peer *peer
 	if (!g->meta_only && !e)
 		return peer_reply_errorf(peer, request, RTCMS_ENOMEM, "no memory to encode %s",
 					 g->process) ? PULL_BROKEN : PULL_REFUSED;
+	struct stream_out out = peer_out(peer, request);
 	image_meta(a, p, img, e, &m.meta);
-	int rc = peer->reply(peer->ctx, PROTO_GET_META, g->meta_only ? 0 : PROTO_F_MORE,
-			     request, &m);
+	int rc = stream_out_send(&out, PROTO_GET_META, !g->meta_only, &m);
 	if (g->meta_only)
 		return rc ? PULL_BROKEN : PULL_SENT;
 	if (rc == 0)
-		rc = send_chunks(peer, request, img, e);
-	log_debug("[%s] PULL %s seq %" PRIu64 " %s %" PRIu64 " (%zu bytes): %s", who, p->id,
-		  img->sequence, e->base ? "delta against" : "full, asked base", g->base, e->size,
-		  rc ? rtcms_strerror(rc) : "sent");
+		rc = send_chunks(&out, img, e);
+	log_debug("[%s] PULL %s seq %" PRIu64 " %s %" PRIu64 " (%" PRIu64 " bytes): %s", who,
+		  p->id, img->sequence, e->base ? "delta against" : "full, asked base", g->base,
+		  e->chunks.size, rc ? rtcms_strerror(rc) : "sent");
 	if (rc == 0) {
 		uv_mutex_lock(&a->lock);
 		img->pulled = true;

@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "area/area.h"
-#include "area/delta.h"
 #include "area/image.h"
 #include "launch.h"
 #include "log/log.h"
 #include "proc.h"
 #include "rtcms_error.h"
+#include "stream/stream_net.h"
 
 /* One RESTORE in progress, on its connection thread. */
 struct restore {
@@ -31,9 +31,8 @@ struct restore {
 	uint64_t start_ms;             /* the RESTORE arrived (restore_timeout) */
 	int rc;                        /* the refusal or failure: 0, RTCMS_E* */
 	char why[PROTO_TEXT_MAX + 1];  /* its reason */
-	uint8_t *img;                  /* the image being received */
-	struct proto_image_hash ih;    /* over the chunks received */
-	uint32_t chunks;
+	uint64_t max;                  /* the largest image this node takes */
+	struct stream_area_sink image; /* the verified image */
 	struct aproc *p;               /* the started instance (a reference) */
 	uint64_t adopted;              /* the incarnation ADOPT gave */
 };
@@ -62,14 +61,14 @@ static enum restore_result answer_failure(struct restore *r)
 }
 
 /* Step 1: may this checkpoint be restored here (room, an incarnation not
- * older than one that ran here, the size)? Then the buffer for it. */
+ * older than one that ran here, the size)? */
 static void restore_admit(struct restore *r)
 {
 	struct agent *a = r->a;
 	const struct proto_ckpt_meta *m = &r->meta;
-	uint64_t max = image_size(AREA_MAX_REGIONS, a->cfg.area_capacity > (1ull << 30)
-				  ? a->cfg.area_capacity : (1ull << 30));
 
+	r->max = image_size(AREA_MAX_REGIONS, a->cfg.area_capacity > (1ull << 30)
+			    ? a->cfg.area_capacity : (1ull << 30));
 	r->rc = proc_room(a, m->process, r->why, sizeof(r->why));
 	uint64_t seen = proc_seen_incarnation(a, m->process);
 	if (m->incarnation < seen)
@@ -77,88 +76,84 @@ static void restore_admit(struct restore *r)
 		fail(r, RTCMS_EFENCED, "%s incarnation %" PRIu64 " already ran here: its "
 		     "checkpoint of incarnation %" PRIu64 " is stale", m->process, seen,
 		     m->incarnation);
-	if (m->size > max)
+	if (m->size > r->max)
 		fail(r, RTCMS_ETOOBIG, "checkpoint of %" PRIu64 " bytes is over this "
-		     "node's limit of %" PRIu64, m->size, max);
-	if (r->rc == 0 && !(r->img = malloc(m->size ? m->size : 1)))
-		fail(r, RTCMS_ENOMEM, "no memory for %" PRIu64 " bytes", m->size);
+		     "node's limit of %" PRIu64, m->size, r->max);
 }
 
-/* A chunk of the stream: checked against its hash, in order and bounds
- * (the image hash follows it), copied into the image. The agent's own
- * verifier and installer of a checkpoint stream: what a shared stream
- * verifier with an area installer sink replaces. */
-static void verify_chunk(struct restore *r, const struct proto_chunk *c)
+/* The sink of a refused restore: it wants nothing, so the stream is read
+ * to its end unverified (the refusal, not this code, is answered). */
+static int refused_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 {
-	uint8_t hh[PROTO_HASH_SIZE];
-	proto_chunk_hash(c->data, c->len, hh);
-	if (sodium_memcmp(hh, c->hash, PROTO_HASH_SIZE) != 0) {
-		fail(r, RTCMS_ECORRUPT, "chunk at %" PRIu64 " does not match its hash", c->offset);
-		return;
-	}
-	if (proto_image_hash_update(&r->ih, c->offset, c->len, hh) != 0) {
-		fail(r, RTCMS_EPROTO, "chunk at %" PRIu64 " out of order or bounds", c->offset);
-		return;
-	}
-	memcpy(r->img + c->offset, c->data, c->len);
-	r->chunks++;
+	(void)s;
+	(void)meta;
+	return RTCMS_ESTATE;
 }
 
-/* The stream's end: every chunk there, the image hash the metadata's. */
-static void verify_end(struct restore *r, const struct proto_put_end *end)
+static const struct stream_sink_ops refused_ops = { refused_begin, NULL, NULL, NULL };
+/* The sink of a delta: it is verified, then refused (step 3). */
+static const struct stream_sink_ops verified_ops = { NULL, NULL, NULL, NULL };
+
+/* The verifier's refusal as the restore answers it: a stream whose chunks
+ * do not add up to the announced image (more than its count, or an end
+ * after another count) is an image that does not match its hash. */
+static void refuse_stream(struct restore *r, int rc, const struct stream_result *res)
 {
-	uint8_t fin[PROTO_HASH_SIZE];
-	if (r->chunks != r->meta.chunk_count || end->chunk_count != r->chunks ||
-	    proto_image_hash_final(&r->ih, fin) != 0 ||
-	    sodium_memcmp(fin, r->meta.hash, PROTO_HASH_SIZE) != 0)
-		fail(r, RTCMS_ECORRUPT, "the image does not match its hash");
+	if (rc == RTCMS_EPROTO && (res->at_end || res->chunks >= r->meta.chunk_count))
+		fail(r, RTCMS_ECORRUPT, "the image does not match its hash: %s", res->why);
+	else
+		fail(r, rc, "%s", res->why);
 }
 
-/* Step 2: read the whole stream (CHUNKs, PUT_END), even when refusing,
- * verifying what is not refused. 0, or the receive's error, or
- * RTCMS_EPROTO (another frame: answered) when the connection must close. */
+/* Step 2: read the whole stream (CHUNKs, PUT_END) through the stream
+ * verifier, even when refusing: a refused restore's stream unverified,
+ * a delta's verified only, a full image's verified (chunks, image hash,
+ * state hash when it has one) into r->image. 0 (r->rc says whether it was
+ * refused), or the receive's error or RTCMS_EPROTO (another frame:
+ * answered) when the connection must close. */
 static int restore_receive(struct restore *r)
 {
-	struct proto_header h;
-	union proto_msg m;
+	struct stream_sink refused = { &refused_ops, false }, verified = { &verified_ops, false };
+	struct stream_sink *sink = r->rc ? &refused : r->meta.base ? &verified : &r->image.sink;
+	const struct stream_in in = {
+		.port = r->peer->port,
+		.end_type = PROTO_PUT_END,
+		.max_size = r->max,
+		.flags = STREAM_VERIFY_STATE, /* of a full image with a state hash */
+		.drain = true,
+	};
+	struct stream_result res;
+	int rc = stream_recv(&in, &r->meta, sink, &res);
 
-	proto_image_hash_init(&r->ih, r->meta.size);
-	for (;;) {
-		int rc = r->peer->recv(r->peer->ctx, &h, &m);
-		if (rc)
-			return rc;
-		if (h.type == PROTO_PUT_END)
-			break;
-		if (h.type != PROTO_CHUNK) {
-			r->peer->reply_error(r->peer->ctx, r->request, RTCMS_EPROTO,
-					     "expected CHUNK or PUT_END");
-			return RTCMS_EPROTO;
-		}
-		if (r->rc == 0)
-			verify_chunk(r, &m.chunk);
+	switch (rc ? res.fault : STREAM_FAULT_NONE) {
+	case STREAM_FAULT_NONE:
+		return 0;
+	case STREAM_FAULT_VERIFY:
+		refuse_stream(r, rc, &res);
+		return 0;
+	case STREAM_FAULT_SINK: /* refused already, or no memory for the image */
+		if (rc == RTCMS_ENOMEM)
+			fail(r, rc, "no memory for %" PRIu64 " bytes", r->meta.size);
+		else
+			fail(r, rc, "the image was not taken: %s", rtcms_strerror(rc));
+		return 0;
+	case STREAM_FAULT_PEER:
+	case STREAM_FAULT_FRAME:
+		r->peer->reply_error(r->peer->ctx, r->request, RTCMS_EPROTO,
+				     "expected CHUNK or PUT_END");
+		return RTCMS_EPROTO;
+	case STREAM_FAULT_CONN:
+		break;
 	}
-	if (r->rc == 0)
-		verify_end(r, &m.put_end);
-	return 0;
+	return rc;
 }
 
-/* Step 3: the image is a full one, and (end to end) holds the state the
- * source agent hashed, however it travelled (whole, or assembled from
- * deltas by the store). */
+/* Step 3: the image is a full one (whole, or assembled from deltas by the
+ * store); its state hash was checked end to end as it arrived. */
 static void restore_check_image(struct restore *r)
 {
-	if (r->rc)
-		return;
-	if (r->meta.base != 0) {
+	if (r->rc == 0 && r->meta.base != 0)
 		fail(r, RTCMS_EPROTO, "a restore needs a full image, not a delta");
-		return;
-	}
-	if (!sodium_is_zero(r->meta.state_hash, PROTO_HASH_SIZE)) {
-		uint8_t sh[PROTO_HASH_SIZE];
-		if (state_hash(r->img, r->meta.size, sh) != 0 ||
-		    sodium_memcmp(sh, r->meta.state_hash, PROTO_HASH_SIZE) != 0)
-			fail(r, RTCMS_ECORRUPT, "the image does not match its state hash");
-	}
 }
 
 /* Step 4: start the program in restore mode from the image. */
@@ -171,8 +166,8 @@ static void restore_launch(struct restore *r)
 		.incarnation = r->meta.incarnation,
 		.spec = r->meta.spec,
 		.spec_len = r->meta.spec_len,
-		.image = r->img,
-		.image_len = r->meta.size,
+		.image = r->image.image,
+		.image_len = r->image.len,
 	};
 	r->rc = launch_start(r->a, &req, &r->p, r->why, sizeof(r->why));
 }
@@ -211,7 +206,8 @@ static int restore_answer(struct restore *r)
 	m.restore_ok.incarnation = r->meta.incarnation;
 	m.restore_ok.sequence = r->meta.sequence;
 	m.restore_ok.pid = (uint32_t)r->p->pid;
-	return r->peer->reply(r->peer->ctx, PROTO_RESTORE_OK, 0, r->request, &m);
+	return r->peer->port.send(r->peer->port.ctx, PROTO_RESTORE_OK, PROTO_F_REPLY, r->request,
+				  &m);
 }
 
 /* Step 7: the instance may go on only once the manager committed the
@@ -227,7 +223,7 @@ static int restore_wait_adopt(struct restore *r, uint32_t *req)
 	const struct proto_ckpt_meta *mt = &r->meta;
 
 	r->peer->set_timeout(r->peer->ctx, (int)r->a->cfg.adopt_timeout_ms);
-	int rc = r->peer->recv(r->peer->ctx, &h, &m);
+	int rc = r->peer->port.recv(r->peer->port.ctx, &h, &m);
 	if (rc)
 		return rc;
 	if (h.type != PROTO_ADOPT || strcmp(m.ref.process, mt->process) ||
@@ -263,7 +259,7 @@ static void restore_adopt(struct restore *r, uint32_t req)
 	log_info("[%s -> agent] ADOPT %s: incarnation %" PRIu64 " runs here", r->who,
 		 r->meta.process, r->adopted);
 	memset(&m, 0, sizeof(m));
-	r->peer->reply(r->peer->ctx, PROTO_OK, 0, req, &m);
+	r->peer->port.send(r->peer->port.ctx, PROTO_OK, PROTO_F_REPLY, req, &m);
 	proc_wake_outbox(a);
 }
 
@@ -311,12 +307,12 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 	r->meta.spec = r->spec;
 
 	restore_admit(r);
+	stream_area_sink_init(&r->image, r->max, NULL, NULL);
 	if (restore_receive(r) != 0)
 		goto out_free;
 	restore_check_image(r);
 	restore_launch(r);
-	free(r->img);
-	r->img = NULL;
+	stream_area_sink_clear(&r->image);
 	if (r->rc) {
 		log_warn("[%s -> agent] RESTORE %s seq %" PRIu64 " refused: %s", who,
 			 r->meta.process, r->meta.sequence, r->why);
@@ -329,7 +325,7 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 	res = restore_run(r);
 	proc_unref(a, r->p);
 out_free:
-	free(r->img);
+	stream_area_sink_clear(&r->image);
 	free(r);
 	return res;
 }

@@ -1,13 +1,14 @@
 /*
  * restore.h - the restore interface: RESTORE (the checkpoint's metadata),
  * CHUNKs and PUT_END from a manager; the image verified chunk by chunk
- * and as a whole (image hash, state hash), the program started from it
+ * and as a whole (image hash, state hash) by the stream module's receiver
+ * (stream_recv into the area installer), the program started from it
  * in a fresh area, RESTORE_OK once it resumed, then ADOPT (the manager's
  * commit, with the new incarnation) on the same connection, or the new
  * instance is killed.
  *
  * The steps, each a function of restore.c: admit (room, incarnation,
- * size), receive and verify the stream, check the whole image, launch,
+ * size), receive and verify the stream, check it is a full image, launch,
  * wait for the resume, answer, wait for ADOPT.
  */
 #ifndef RTCMS_AGENT_RESTORE_H

@@ -209,10 +209,10 @@ static void *streamer(void *arg)
 		if (!e)
 			FAIL("no encoding\n");
 		/* GET_META, as fill_meta takes it */
-		uint64_t seq = img->sequence, size = e->size, ebase = e->base;
-		uint32_t chunks = e->chunk_count;
+		uint64_t seq = img->sequence, size = e->chunks.size, ebase = e->base;
+		uint32_t chunks = e->chunks.count;
 		uint8_t hash[PROTO_HASH_SIZE];
-		memcpy(hash, e->hash, sizeof(hash));
+		memcpy(hash, e->chunks.image_hash, sizeof(hash));
 		if (ebase && ebase != base)
 			FAIL("asked for a delta against %llu, got one against %llu\n",
 			     (unsigned long long)base, (unsigned long long)ebase);
@@ -221,11 +221,11 @@ static void *streamer(void *arg)
 		struct proto_image_hash ih;
 		proto_image_hash_init(&ih, size);
 		uint32_t n = 0;
-		for (size_t off = 0; off < e->size; off += PROTO_MAX_CHUNK, n++) {
-			uint32_t len = e->size - off < PROTO_MAX_CHUNK ? (uint32_t)(e->size - off)
-								       : PROTO_MAX_CHUNK;
+		for (size_t off = 0; off < size; off += PROTO_MAX_CHUNK, n++) {
+			uint32_t len = size - off < PROTO_MAX_CHUNK ? (uint32_t)(size - off)
+								   : PROTO_MAX_CHUNK;
 			uint8_t sent[PROTO_HASH_SIZE], h[PROTO_HASH_SIZE];
-			memcpy(sent, e->chunk_hash[n], sizeof(sent));
+			memcpy(sent, e->chunks.id[n], sizeof(sent));
 			memcpy(copy + off, bytes + off, len); /* on the wire */
 			usleep(100);
 			proto_chunk_hash(copy + off, len, h);
@@ -301,13 +301,13 @@ static void test_encoding_held(void **state)
 	assert_non_null(d3);
 	assert_int_equal(d3->base, 3);
 	uint8_t before[PROTO_HASH_SIZE];
-	memcpy(before, d3->hash, sizeof(before));
+	memcpy(before, d3->chunks.image_hash, sizeof(before));
 	struct encoding *d2 = image_encoding(img, 2);
 	assert_non_null(d2);
 	assert_ptr_not_equal(d2, d3);
 	assert_int_equal(d2->base, 2);
 	assert_int_equal(d3->base, 3);
-	assert_memory_equal(d3->hash, before, sizeof(before));
+	assert_memory_equal(d3->chunks.image_hash, before, sizeof(before));
 	struct encoding *again = image_encoding(img, 3); /* the same base: shared */
 	assert_ptr_equal(again, d3);
 	image_encoding_done(img, again);
@@ -319,7 +319,7 @@ static void test_encoding_held(void **state)
 	struct encoding *full = image_encoding(img, 0);
 	assert_non_null(full);
 	assert_int_equal(full->base, 0);
-	assert_int_equal(full->size, img->size);
+	assert_int_equal(full->chunks.size, img->size);
 	image_encoding_done(img, full);
 	image_encoding_done(img, d1);
 	image_encoding_done(img, d2);

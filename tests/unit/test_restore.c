@@ -76,7 +76,7 @@ static int peer_reply(void *ctx, uint8_t type, uint16_t flags, uint32_t request,
 		      const union proto_msg *msg)
 {
 	struct fake_peer *f = ctx;
-	(void)flags;
+	assert_true(flags & PROTO_F_REPLY); /* the agent only answers its manager */
 	assert_true(f->n_out < FRAMES_MAX);
 	struct reply *r = &f->out[f->n_out++];
 	r->type = type;
@@ -246,7 +246,7 @@ static struct world *world_new(enum fake_mode mode)
 	w->a->lease_until = agent_mono_ms() + 3600 * 1000; /* under a lease */
 	w->f.a = w->a;
 	w->f.end_rc = RTCMS_ECONN;
-	w->peer = (struct agent_peer){ peer_recv, peer_reply, peer_reply_error,
+	w->peer = (struct agent_peer){ { peer_recv, peer_reply, NULL, &w->f }, peer_reply_error,
 				       peer_set_timeout, &w->f };
 	struct proto_ckpt_meta *m = &w->meta;
 	snprintf(m->process, sizeof(m->process), "ledger");
