@@ -461,6 +461,16 @@ static void test_chunk_count_mismatch(void **state)
 	assert_int_equal(run(w), RESTORE_FAILED);
 	assert_refused_unstarted(w, RTCMS_ECORRUPT, "the image does not match its hash");
 	world_free(w);
+
+	w = world_new(FAKE_RESUMES);
+	w->meta.chunk_count = 2;    /* a chunk more than announced */
+	push_chunk(w, 0, NULL);
+	push_chunk(w, 1, NULL);
+	push_chunk(w, 2, NULL);
+	push_end(w, 3);
+	assert_int_equal(run(w), RESTORE_FAILED);
+	assert_refused_unstarted(w, RTCMS_ECORRUPT, "the image does not match its hash");
+	world_free(w);
 }
 
 static void test_out_of_order(void **state)
