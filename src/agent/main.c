@@ -255,11 +255,12 @@ int main(int argc, char **argv)
 	saved_argc = argc;
 	saved_argv = argv;
 
-	int r = cmdline_parse("rtcms-agent", argc, argv, fields, opts, usage);
-	if (r)
-		return r == 1 ? 0 : 2;
+	enum cmdline_result cr = cmdline_parse("rtcms-agent", argc, argv, fields, opts, usage);
+	if (cr != CMDLINE_RUN)
+		return cr == CMDLINE_HELP ? 0 : 2;
 	parsed = cfg;
-	if ((r = settings_check()) != 0)
+	int r = settings_check();
+	if (r != 0)
 		return r;
 	if (keyfile_load(cfg.key, &key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "rtcms-agent: %s\n", err);

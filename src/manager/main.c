@@ -225,9 +225,9 @@ int main(int argc, char **argv)
 	saved_argc = argc;
 	saved_argv = argv;
 
-	int r = cmdline_parse("rtcms-manager", argc, argv, fields, opts, usage);
-	if (r)
-		return r == 1 ? 0 : 2;
+	enum cmdline_result cr = cmdline_parse("rtcms-manager", argc, argv, fields, opts, usage);
+	if (cr != CMDLINE_RUN)
+		return cr == CMDLINE_HELP ? 0 : 2;
 	int level = log_level_parse(cfg.log_level);
 	if (level < 0) {
 		fprintf(stderr, "rtcms-manager: log level \"%s\": expected error, warn, "

@@ -124,15 +124,15 @@ int catalog_claim_close(struct catalog *cat, const char *process, uint64_t claim
 /* ---- checkpoints -------------------------------------------------------- */
 
 /* Look up a stored checkpoint's hash, size, depth and state hash (any may
- * be NULL): 1 found, 0 not, RTCMS_EIO. */
+ * be NULL): 0 with *found, or RTCMS_EIO. */
 int catalog_ckpt_lookup(struct catalog *cat, const char *process, uint64_t inc,
 			uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size,
-			uint32_t *depth, uint8_t state[PROTO_HASH_SIZE]);
+			uint32_t *depth, uint8_t state[PROTO_HASH_SIZE], bool *found);
 
-/* 1 if a checkpoint of (process, inc) is a delta against seq (the newest
- * such sequence into *dep if dep), 0 if none is, RTCMS_EIO. */
+/* Whether a checkpoint of (process, inc) is a delta against seq (*has; the
+ * newest such sequence into *dep if dep): 0, or RTCMS_EIO. */
 int catalog_ckpt_has_dependent(struct catalog *cat, const char *process, uint64_t inc,
-			       uint64_t seq, uint64_t *dep);
+			       uint64_t seq, bool *has, uint64_t *dep);
 
 /* Load the row of (process, inc, seq): 0, RTCMS_ENOENT, RTCMS_EIO. */
 int catalog_ckpt_get(struct catalog *cat, const char *process, uint64_t inc,
@@ -192,12 +192,13 @@ int catalog_chunks_load(struct catalog *cat, const char *process, uint64_t inc,
 
 /* ---- chunks ------------------------------------------------------------- */
 
-/* 1 if a checkpoint references chunk hash, 0 if none does, RTCMS_EIO. */
-int catalog_chunk_known(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]);
+/* Whether a checkpoint references chunk hash (*known): 0, or RTCMS_EIO. */
+int catalog_chunk_known(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+			bool *known);
 
-/* Called for each referenced chunk; non-zero stops the walk. */
-typedef int (*catalog_chunk_fn)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE],
-				uint64_t size);
+/* Called for each referenced chunk; false stops the walk. */
+typedef bool (*catalog_chunk_fn)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE],
+				 uint64_t size);
 
 /* Call fn for every referenced chunk. 0 (also when fn stopped the walk,
  * or a row could not be read: the walk ends there), or RTCMS_EIO when the

@@ -9,7 +9,7 @@
 
 int catalog_ckpt_lookup(struct catalog *cat, const char *process, uint64_t inc,
 			uint64_t seq, uint8_t hash[PROTO_HASH_SIZE], uint64_t *size,
-			uint32_t *depth, uint8_t state[PROTO_HASH_SIZE])
+			uint32_t *depth, uint8_t state[PROTO_HASH_SIZE], bool *found)
 {
 	sqlite3_stmt *s = sql_prep_key(cat, "SELECT hash, size, depth, state_hash FROM checkpoints"
 				       " WHERE process=? AND incarnation=? AND sequence=?",
@@ -28,11 +28,12 @@ int catalog_ckpt_lookup(struct catalog *cat, const char *process, uint64_t inc,
 			sql_col_hash(s, 3, state);
 	}
 	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+	*found = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
 }
 
 int catalog_ckpt_has_dependent(struct catalog *cat, const char *process, uint64_t inc,
-			       uint64_t seq, uint64_t *dep)
+			       uint64_t seq, bool *has, uint64_t *dep)
 {
 	sqlite3_stmt *s = sql_prep_key(cat, "SELECT sequence FROM checkpoints WHERE process=?"
 				       " AND incarnation=? AND base=? ORDER BY sequence DESC LIMIT 1",
@@ -43,7 +44,8 @@ int catalog_ckpt_has_dependent(struct catalog *cat, const char *process, uint64_
 	if (rc == SQLITE_ROW && dep)
 		*dep = sql_col_u64(s, 0);
 	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+	*has = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
 }
 
 /* Read a row of a SELECT CKPT_COLS statement. */
@@ -345,14 +347,16 @@ int catalog_chunks_load(struct catalog *cat, const char *process, uint64_t inc,
 
 /* ---- chunks ------------------------------------------------------------- */
 
-int catalog_chunk_known(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE])
+int catalog_chunk_known(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+			bool *known)
 {
 	if (!cat->known && !(cat->known = sql_prep(cat, "SELECT 1 FROM chunks WHERE hash=?")))
 		return RTCMS_EIO;
 	sql_bind_hash(cat->known, 1, hash);
 	int rc = sqlite3_step(cat->known);
 	sqlite3_reset(cat->known);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+	*known = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
 }
 
 int catalog_chunks_each(struct catalog *cat, catalog_chunk_fn fn, void *ctx)
@@ -363,7 +367,7 @@ int catalog_chunks_each(struct catalog *cat, catalog_chunk_fn fn, void *ctx)
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		uint8_t h[PROTO_HASH_SIZE];
 		sql_col_hash(s, 0, h);
-		if (fn(ctx, h, sql_col_u64(s, 1)) != 0)
+		if (!fn(ctx, h, sql_col_u64(s, 1)))
 			break;
 	}
 	sqlite3_finalize(s);

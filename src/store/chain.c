@@ -33,10 +33,11 @@ int chain_delta_depth(struct catalog *cat, const char *process, uint64_t inc,
 		      uint64_t base, uint32_t *depth)
 {
 	uint32_t d = 0;
-	int rc = catalog_ckpt_lookup(cat, process, inc, base, NULL, NULL, &d, NULL);
+	bool found;
+	int rc = catalog_ckpt_lookup(cat, process, inc, base, NULL, NULL, &d, NULL, &found);
 	if (rc < 0)
 		return rc;
-	if (rc == 0)
+	if (!found)
 		return RTCMS_ENOENT;
 	if (d >= STORE_MAX_DEPTH)
 		return RTCMS_ETOOBIG;

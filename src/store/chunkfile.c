@@ -262,21 +262,21 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	return 0;
 }
 
-int chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
-		      size_t size)
+bool chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
+		       size_t size)
 {
 	char path[4200];
 	struct stat st;
 	chunkfile_path(dir, hash, path, sizeof(path));
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > size)
-		return 0;
+		return false;
 	if ((size_t)st.st_size == size)
-		return 1;
+		return true;
 	/* shorter: a compressed form, if its header says so */
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	int ok = fstat(fd, &st) == 0 &&
+		return false;
+	bool ok = fstat(fd, &st) == 0 &&
 		 zheader_check(fd, (size_t)st.st_size, size) >= 0;
 	close(fd);
 	return ok;
@@ -327,7 +327,7 @@ int chunkfile_probe(const char *dir)
 	return rc;
 }
 
-int chunkfile_any(const char *dir)
+bool chunkfile_any(const char *dir)
 {
 	char path[4200];
 	uint8_t h[PROTO_HASH_SIZE];
@@ -336,14 +336,14 @@ int chunkfile_any(const char *dir)
 		snprintf(path, sizeof(path), "%s/chunks/%02x", dir, i);
 		DIR *d = opendir(path);
 		struct dirent *e;
-		int found = 0;
+		bool found = false;
 		if (!d)
 			continue;
 		while (!found && (e = readdir(d)) != NULL)
 			found = chunkfile_parse_name(e->d_name, h) == 0;
 		closedir(d);
 		if (found)
-			return 1;
+			return true;
 	}
-	return 0;
+	return false;
 }

@@ -23,6 +23,7 @@
 #ifndef RTCMS_STORE_CHUNKFILE_H
 #define RTCMS_STORE_CHUNKFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,11 +95,11 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		   size_t size, uint8_t *buf);
 
 /*
- * 1 if the chunk file exists in either form for a chunk of the given size
- * (raw: exactly that long; compressed: a header that says that size and
- * the file's length), else 0. Does not read the data.
+ * Whether the chunk file exists in either form for a chunk of the given
+ * size (raw: exactly that long; compressed: a header that says that size
+ * and the file's length). Does not read the data.
  */
-int chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
+bool chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		      size_t size);
 
 /* Remove a chunk file, whichever its form (missing is fine). */
@@ -114,8 +115,8 @@ int chunkfile_parse_name(const char *name, uint8_t hash[PROTO_HASH_SIZE]);
  */
 int chunkfile_probe(const char *dir);
 
-/* 1 if the mirror holds at least one chunk file (named by a hash). */
-int chunkfile_any(const char *dir);
+/* Whether the mirror holds at least one chunk file (named by a hash). */
+bool chunkfile_any(const char *dir);
 
 /*
  * Failure injection (tests), in the spirit of SQLite's sqlite3FaultSim:

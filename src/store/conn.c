@@ -169,13 +169,13 @@ void conn_queue(struct conn *c, uv_work_t *w, void *data, uv_work_cb work,
 
 /* Called first in every after_* callback: 1 if the connection is closing
  * (and then finishes the close once no work remains). */
-int conn_work_done(struct conn *c)
+bool conn_work_done(struct conn *c)
 {
 	c->works--;
 	if (!c->closing)
-		return 0;
+		return false;
 	conn_close_finish(c);
-	return 1;
+	return true;
 }
 
 static void on_timeout(uv_timer_t *t)

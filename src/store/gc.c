@@ -57,9 +57,13 @@ void gc_unreferenced(struct store *st, const uint8_t (*hash)[PROTO_HASH_SIZE], s
 {
 	struct mirror *p = mirror_primary(st);
 
-	for (size_t k = 0; p && k < n; k++)
-		if (!pinset_has(&st->pins, hash[k]) && catalog_chunk_known(p->cat, hash[k]) == 0)
+	for (size_t k = 0; p && k < n; k++) {
+		bool known;
+		/* a chunk whose reference cannot be looked up is kept */
+		if (!pinset_has(&st->pins, hash[k]) &&
+		    catalog_chunk_known(p->cat, hash[k], &known) == 0 && !known)
 			mirror_chunk_remove_all(st, hash[k]);
+	}
 }
 
 void gc_deferred(struct store *st)
@@ -110,11 +114,11 @@ int gc_retention(struct catalog *cat, const char *process, unsigned retain,
 	for (size_t i = 0; i < n && rc == 0 && *deleted < RETAIN_BATCH; i++) {
 		if (claim_pins(&r, old[i].inc, old[i].seq))
 			continue;
-		rc = catalog_ckpt_has_dependent(cat, process, old[i].inc, old[i].seq, NULL);
-		if (rc == 1) {
-			rc = 0; /* the base of a kept checkpoint */
-			continue;
-		}
+		bool base;
+		rc = catalog_ckpt_has_dependent(cat, process, old[i].inc, old[i].seq, &base,
+						NULL);
+		if (rc == 0 && base)
+			continue; /* the base of a kept checkpoint */
 		if (rc == 0)
 			rc = catalog_ckpt_delete(cat, process, old[i].inc, old[i].seq,
 						 gc ? gc_victim_unref : NULL, gc);
@@ -154,9 +158,11 @@ static int delete_apply(struct catalog *cat, void *arg)
 	/* one checkpoint alone: not while a remaining one is a delta against
 	 * it (a whole process goes with its chains) */
 	if (rc == 0 && a->seq) {
-		rc = catalog_ckpt_has_dependent(cat, a->process, a->inc, a->seq,
+		bool base;
+		rc = catalog_ckpt_has_dependent(cat, a->process, a->inc, a->seq, &base,
 						&a->dependent);
-		rc = rc == 1 ? RTCMS_EBUSY : rc;
+		if (rc == 0 && base)
+			rc = RTCMS_EBUSY;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = catalog_ckpt_delete(cat, a->process, list[i].inc, list[i].seq,
@@ -191,10 +197,11 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
 
 /* ---- the sweep at open ---------------------------------------------------- */
 
-static int sweep_keep(void *ctx, const uint8_t *hash)
+static bool sweep_keep(void *ctx, const uint8_t *hash)
 {
+	bool known;
 	/* a chunk whose reference cannot be looked up is kept */
-	return catalog_chunk_known(ctx, hash) != 0;
+	return catalog_chunk_known(ctx, hash, &known) != 0 || known;
 }
 
 void gc_sweep_orphans(struct store *st, struct mirror *m)

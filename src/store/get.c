@@ -169,10 +169,11 @@ int store_get_open_meta(struct store *st, const char *process,
 	return get_open(st, process, incarnation, sequence, 1, out, meta);
 }
 
-int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk)
+int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk, bool *end)
 {
-	if (g->next >= g->count)
-		return RTCMS_EEOF;
+	*end = g->next >= g->count;
+	if (*end)
+		return 0;
 	const struct chunk_ref *c = &g->chunks[g->next];
 	if (g->img) {
 		/* assembled and hashed at open: copied, so that buf is what

@@ -47,12 +47,12 @@ static int dir_probe(void *be)
 	return chunkfile_probe(be);
 }
 
-static int dir_any(void *be)
+static bool dir_any(void *be)
 {
 	return chunkfile_any(be);
 }
 
-static int dir_present(void *be, const uint8_t h[PROTO_HASH_SIZE], size_t size)
+static bool dir_present(void *be, const uint8_t h[PROTO_HASH_SIZE], size_t size)
 {
 	return chunkfile_present(be, h, size);
 }
@@ -83,7 +83,8 @@ static int dot_name(const char *n)
 	return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
 }
 
-static uint64_t dir_sweep(void *be, int (*keep)(void *ctx, const uint8_t *hash), void *ctx)
+static uint64_t dir_sweep(void *be, bool (*keep)(void *ctx, const uint8_t *hash),
+			  void *ctx)
 {
 	char dir[4200], path[4600];
 	uint64_t removed = 0;
@@ -156,7 +157,7 @@ int mirror_chunk_read(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 	return m->be->read(m->be_state, hash, size, buf);
 }
 
-int mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE], size_t size)
+bool mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE], size_t size)
 {
 	return m->be->present(m->be_state, hash, size);
 }
@@ -267,14 +268,16 @@ void mirror_sync(struct mirror *const *ms, size_t n, int *rc)
 
 /* ---- metadata transactions ------------------------------------------------ */
 
-/* Phase 1 of mirror_apply on one mirror: 1 if its transaction is ready to
- * commit, 0 if it went offline, or the refusal (< 0) to stop at. */
+/* Phase 1 of mirror_apply on one mirror: 0 with *applied if its
+ * transaction is ready to commit (not if the mirror went offline), or the
+ * refusal (< 0) to stop at. */
 static int apply_one(struct store *st, struct mirror *m, mirror_mutation_fn fn,
-		     void *arg, int have, int *result)
+		     void *arg, int have, int *result, bool *applied)
 {
 	char why[256];
 	int rc;
 
+	*applied = false;
 	if (store_fault("meta_commit", m->path) != 0) {
 		mirror_offline(st, m, "metadata commit failed (injected)");
 		return 0;
@@ -306,7 +309,8 @@ static int apply_one(struct store *st, struct mirror *m, mirror_mutation_fn fn,
 	}
 	if (!have)
 		*result = rc;
-	return 1;
+	*applied = true;
+	return 0;
 }
 
 int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg)
@@ -320,10 +324,11 @@ int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg)
 	for (size_t i = 0; i < st->n; i++) {
 		if (!st->m[i].online)
 			continue;
-		int rc = apply_one(st, &st->m[i], fn, arg, have, &result);
+		bool applied;
+		int rc = apply_one(st, &st->m[i], fn, arg, have, &result, &applied);
 		if (rc < 0)
 			return rc;
-		if (rc == 1) {
+		if (applied) {
 			jobs[npending++] = (struct mirror_job){ &st->m[i], 0 };
 			have = 1;
 		}

@@ -16,6 +16,7 @@
 #ifndef RTCMS_STORE_MIRROR_H
 #define RTCMS_STORE_MIRROR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,10 +39,10 @@ struct mirror_backend {
 	int (*prepare)(void *be);
 	/* Check that it takes writes (before a failed mirror is taken back). */
 	int (*probe)(void *be);
-	/* 1 if it holds at least one chunk. */
-	int (*any)(void *be);
-	/* 1 if chunk hash of size bytes is stored (not read), else 0. */
-	int (*present)(void *be, const uint8_t hash[PROTO_HASH_SIZE], size_t size);
+	/* Whether it holds at least one chunk. */
+	bool (*any)(void *be);
+	/* Whether chunk hash of size bytes is stored (not read). */
+	bool (*present)(void *be, const uint8_t hash[PROTO_HASH_SIZE], size_t size);
 	/* Read and verify a chunk: 0, RTCMS_ENOENT, RTCMS_ECORRUPT, ... */
 	int (*read)(void *be, const uint8_t hash[PROTO_HASH_SIZE], size_t size,
 		    uint8_t *buf);
@@ -52,9 +53,9 @@ struct mirror_backend {
 	int (*sync)(void *be);
 	/* Remove a chunk (missing is fine). */
 	void (*remove)(void *be, const uint8_t hash[PROTO_HASH_SIZE]);
-	/* Remove temporary leftovers and every chunk keep() says 0 to;
+	/* Remove temporary leftovers and every chunk keep() says false to;
 	 * returns how many were removed. */
-	uint64_t (*sweep)(void *be, int (*keep)(void *ctx, const uint8_t *hash),
+	uint64_t (*sweep)(void *be, bool (*keep)(void *ctx, const uint8_t *hash),
 			  void *ctx);
 };
 
@@ -101,7 +102,7 @@ int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg);
 
 int mirror_chunk_read(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 		      size_t size, uint8_t *buf);
-int mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
+bool mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 			 size_t size);
 int mirror_chunk_write(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 		       const struct chunkfile_enc *enc, int durable);

@@ -48,27 +48,30 @@ static void fill_ack(struct proto_put_ack *ack, const struct proto_ckpt_meta *m,
 }
 
 /* Under st->mu: idempotency, fencing and base checks shared by begin and
- * commit. 1 (stored already: *ack filled), 0, or a refusal. */
+ * commit. 0 (*stored: it is stored already, *ack filled), or a refusal. */
 static int put_precheck(struct store *st, const struct proto_ckpt_meta *meta,
-			struct proto_put_ack *ack)
+			struct proto_put_ack *ack, bool *stored)
 {
 	struct mirror *p = mirror_primary(st);
 	uint8_t h[PROTO_HASH_SIZE], state[PROTO_HASH_SIZE];
 	uint64_t size;
 	uint32_t depth = 0;
 	struct proc_row r;
+	bool found;
 
+	*stored = false;
 	if (!p)
 		return RTCMS_EIO;
 	int rc = catalog_ckpt_lookup(p->cat, meta->process, meta->incarnation,
-				     meta->sequence, h, &size, &depth, state);
+				     meta->sequence, h, &size, &depth, state, &found);
 	if (rc < 0)
 		return rc;
-	if (rc == 1) {
+	if (found) {
 		if (sodium_memcmp(h, meta->hash, PROTO_HASH_SIZE) == 0 &&
 		    size == meta->size) {
 			fill_ack(ack, meta, (uint8_t)mirror_online_count(st), 1, depth);
-			return 1;
+			*stored = true;
+			return 0;
 		}
 		/* the same state encoded otherwise (a delta against another
 		 * base, or full): two managers pulled it at once */
@@ -77,7 +80,8 @@ static int put_precheck(struct store *st, const struct proto_ckpt_meta *meta,
 			fill_ack(ack, meta, (uint8_t)mirror_online_count(st), 1, depth);
 			ack->size = size;
 			memcpy(ack->hash, h, PROTO_HASH_SIZE);
-			return 1;
+			*stored = true;
+			return 0;
 		}
 		return RTCMS_EEXIST;
 	}
@@ -131,6 +135,7 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 		    struct store_put **out, struct proto_put_ack *ack)
 {
 	struct store_put *put;
+	bool stored;
 	int rc;
 
 	*out = NULL;
@@ -152,11 +157,11 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 	put->meta.spec = put->spec;
 	stream_verifier_begin(&put->v, meta, 0, 0);
 	pthread_mutex_lock(&st->mu);
-	rc = put_precheck(st, meta, ack);
-	if (rc == 0)
+	rc = put_precheck(st, meta, ack, &stored);
+	if (rc == 0 && !stored)
 		st->open_puts++;
 	pthread_mutex_unlock(&st->mu);
-	if (rc != 0) {
+	if (rc != 0 || stored) {
 		put_free(put);
 		return rc;
 	}
@@ -339,6 +344,7 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 {
 	struct store *st = put->st;
 	struct victim_list gc = { 0 };
+	bool stored;
 	int rc = put_complete(put, chunk_count);
 
 	if (rc) {
@@ -346,8 +352,8 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 		return rc;
 	}
 	put_flush_lock(st);
-	rc = put_precheck(st, &put->meta, ack);
-	if (rc == 0) {
+	rc = put_precheck(st, &put->meta, ack, &stored);
+	if (rc == 0 && !stored) {
 		struct put_args a = { put, store_now(st), st->retain, &gc, 1, 0, 0 };
 		rc = mirror_apply(st, put_apply, &a);
 		if (rc == RTCMS_ENOENT || rc == RTCMS_ETOOBIG)
@@ -360,9 +366,8 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 					  "checkpoint(s) of %s", a.deleted,
 					  put->meta.process);
 		}
-	} else if (rc == 1) {
-		rc = 0; /* stored meanwhile by someone else: same content */
 	}
+	/* stored meanwhile by someone else (same content): done, ack theirs */
 	put_release(put, &gc, rc == 0);
 	pthread_mutex_unlock(&st->mu);
 	put_free(put);

@@ -90,7 +90,7 @@ struct resync {
 };
 
 /* Copy one referenced chunk to the online mirrors that lack it. */
-static int resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
+static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
 {
 	struct resync *rs = ctx;
 	struct store *st = rs->st;
@@ -106,7 +106,7 @@ static int resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size
 		}
 	}
 	if (!n)
-		return 0;
+		return true;
 	for (size_t i = 0; i < st->n && good < 0; i++)
 		if (st->m[i].online && !missing[i] &&
 		    mirror_chunk_read(&st->m[i], h, (size_t)size, rs->buf) == 0)
@@ -116,7 +116,7 @@ static int resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size
 		rs->lost++;
 		store_log(st, LOG_ERROR, "resync: chunk %s… has no good copy on "
 			  "any mirror", store_hex(h, hx));
-		return 0;
+		return true;
 	}
 	rs->copied += repair_chunk(st, h, rs->buf, (size_t)size, t, n, false, NULL, NULL);
 	for (size_t k = 0; k < n; k++) {
@@ -125,7 +125,7 @@ static int resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size
 		else
 			rs->wrote[t[k].m - st->m] = 1;
 	}
-	return 0;
+	return true;
 }
 
 int repair_resync(struct store *st)
@@ -168,19 +168,19 @@ struct scrub_list {
 	int rc;
 };
 
-static int scrub_add(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
+static bool scrub_add(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
 {
 	struct scrub_list *l = ctx;
 	if (l->n >= l->cap)
-		return 1;
+		return false;
 	memcpy(l->hashes[l->n], h, PROTO_HASH_SIZE);
 	l->sizes[l->n] = (uint32_t)size;
 	if (pinset_add(&l->st->pins, h) != 0) {
 		l->rc = RTCMS_ENOMEM;
-		return 1;
+		return false;
 	}
 	l->n++;
-	return 0;
+	return true;
 }
 
 /* Under st->mu: take offline mirrors back (repair), count, and snapshot

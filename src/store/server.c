@@ -253,8 +253,8 @@ struct request_handler {
 	/* the log line of a success (NULL: a debug line) */
 	void (*log)(struct conn *c);
 	/* on the loop after a success (NULL: send the reply, READY again);
-	 * 1: resume reading */
-	int (*after)(struct conn *c, uint32_t request, enum conn_state next);
+	 * true: resume reading */
+	bool (*after)(struct conn *c, uint32_t request, enum conn_state next);
 };
 
 static const struct request_handler handlers[] = {

@@ -25,7 +25,7 @@ void server_get_work_open(struct conn *c)
 	c->reply_type = PROTO_GET_META;
 }
 
-int server_get_after_open(struct conn *c, uint32_t req, enum conn_state next)
+bool server_get_after_open(struct conn *c, uint32_t req, enum conn_state next)
 {
 	(void)next;
 	c->get_request = req;
@@ -35,7 +35,7 @@ int server_get_after_open(struct conn *c, uint32_t req, enum conn_state next)
 		store_get_close(c->get);
 		c->get = NULL;
 		c->state = C_READY;
-		return 1;
+		return true;
 	}
 	log_info("[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
 		 " bytes, %u chunks)", c->peer, c->reply.meta.process,
@@ -44,7 +44,7 @@ int server_get_after_open(struct conn *c, uint32_t req, enum conn_state next)
 	conn_send(c, PROTO_GET_META, PROTO_F_MORE, req, &c->reply, 0);
 	c->state = C_GET;
 	server_get_next(c);
-	return 0; /* reading stays paused during the stream */
+	return false; /* reading stays paused during the stream */
 }
 
 static void work_get(uv_work_t *w)
@@ -52,8 +52,8 @@ static void work_get(uv_work_t *w)
 	struct conn *c = w->data;
 	union proto_msg m;
 
-	c->rc = store_get_next(c->get, c->gbuf, &c->gchunk);
-	if (c->rc < 0)
+	c->rc = store_get_next(c->get, c->gbuf, &c->gchunk, &c->get_end);
+	if (c->rc < 0 || c->get_end)
 		return;
 	/* Seal here, off the loop: only this work seals during a GET stream. */
 	m.chunk = c->gchunk;
@@ -84,7 +84,7 @@ static void after_get(uv_work_t *w, int status)
 		c->gframe = NULL;
 		return;
 	}
-	if (c->rc == RTCMS_EEOF) {
+	if (c->rc == 0 && c->get_end) {
 		m.get_end.chunk_count = c->gcount;
 		m.get_end.repaired = store_get_repaired(c->get);
 		if (m.get_end.repaired)

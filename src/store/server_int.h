@@ -101,6 +101,7 @@ struct conn {
 	uint32_t gcount;
 	uint32_t get_request;
 	int get_reading;               /* a chunk read is on the thread pool */
+	bool get_end;                  /* that read found the end of the image */
 	uint8_t *gframe;               /* sealed CHUNK frame, sent from the loop */
 	int gframe_len;
 };
@@ -153,10 +154,11 @@ void conn_error(struct conn *c, uint32_t request, int code,
 		const struct proto_error *detail, int close_after);
 
 /* Queue work for c on the thread pool; every after callback calls
- * conn_work_done() first and returns at once if it says 1 (closing). */
+ * conn_work_done() first and returns at once if it says true (the
+ * connection was closing and is gone now). */
 void conn_queue(struct conn *c, uv_work_t *w, void *data, uv_work_cb work,
 		uv_after_work_cb after);
-int conn_work_done(struct conn *c);
+bool conn_work_done(struct conn *c);
 
 /* ---- server.c: requests -------------------------------------------------- */
 
@@ -170,9 +172,9 @@ int server_request_frame(struct conn *c, const struct proto_header *hdr,
 
 /* PUT_BEGIN on the pool; then on the loop after it succeeded: answer
  * PUT_READY (the stream starts) or PUT_ACK (already stored; next is the
- * state after it). 1: resume reading. */
+ * state after it). Returns true: resume reading. */
 void server_put_work_begin(struct conn *c);
-int server_put_after_begin(struct conn *c, uint32_t request, enum conn_state next);
+bool server_put_after_begin(struct conn *c, uint32_t request, enum conn_state next);
 
 /* The ERROR text for a delta PUT the store refused with rc. */
 void server_put_error_text(struct conn *c, int rc);
@@ -190,10 +192,10 @@ int server_put_discard_frame(struct conn *c, const struct proto_header *hdr);
 /* ---- server_get.c: the GET stream --------------------------------------- */
 
 /* GET on the pool; then on the loop after it succeeded: answer GET_META
- * and start streaming (0: reading stays paused) or, for meta_only, just
- * answer (1: resume reading). */
+ * and start streaming (false: reading stays paused) or, for meta_only,
+ * just answer (true: resume reading). */
 void server_get_work_open(struct conn *c);
-int server_get_after_open(struct conn *c, uint32_t request, enum conn_state next);
+bool server_get_after_open(struct conn *c, uint32_t request, enum conn_state next);
 
 /* Read, seal and send the next chunk of the GET stream. */
 void server_get_next(struct conn *c);

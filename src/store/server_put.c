@@ -43,9 +43,8 @@ void server_put_work_begin(struct conn *c)
 	union proto_msg *r = &c->reply;
 
 	c->rc = store_put_begin(c->srv->store, &m->meta, &c->put, &r->put_ack);
-	if (c->rc == 1) {
-		c->reply_type = PROTO_PUT_ACK;
-		c->rc = 0;
+	if (c->rc == 0 && !c->put) {
+		c->reply_type = PROTO_PUT_ACK; /* stored already */
 	} else if (c->rc == 0) {
 		c->reply_type = PROTO_PUT_READY;
 	} else if (c->rc == RTCMS_EFENCED) {
@@ -60,7 +59,7 @@ void server_put_work_begin(struct conn *c)
 	}
 }
 
-int server_put_after_begin(struct conn *c, uint32_t req, enum conn_state next)
+bool server_put_after_begin(struct conn *c, uint32_t req, enum conn_state next)
 {
 	if (c->reply_type == PROTO_PUT_ACK) {
 		log_info("[peer %s] PUT %s %" PRIu64 "/%" PRIu64
@@ -69,7 +68,7 @@ int server_put_after_begin(struct conn *c, uint32_t req, enum conn_state next)
 			 c->msg.meta.sequence);
 		c->state = next;
 		conn_send(c, PROTO_PUT_ACK, 0, req, &c->reply, 0);
-		return 1;
+		return true;
 	}
 	c->state = C_PUT;
 	c->put_request = req;
@@ -77,7 +76,7 @@ int server_put_after_begin(struct conn *c, uint32_t req, enum conn_state next)
 	c->end_pending = 0;
 	c->put_start_ns = mono_ns();
 	conn_send(c, PROTO_PUT_READY, 0, req, &c->reply, 0);
-	return 1;
+	return true;
 }
 
 static void work_chunk(uv_work_t *w)

@@ -105,9 +105,10 @@ void store_free(struct store *st);
  * full image has full_size bytes; a non-zero meta->state_hash is recorded
  * and checked when a GET assembles the image. Returns 0 and *out (a handle
  * to feed chunks to), or:
- *  - 1 if the same (process, incarnation, sequence) is already stored with
- *    the same image hash: nothing to do (idempotent PUT); *out is NULL and
- *    *ack is filled in (its depth the stored one's); also when it is
+ *  - 0 with *out NULL if the same (process, incarnation, sequence) is
+ *    already stored with the same image hash: nothing to do (idempotent
+ *    PUT); *ack is filled in (ack->existed set, its depth the stored
+ *    one's); also when it is
  *    stored with another image hash but the same non-zero state hash (the
  *    same state, encoded as a delta against another base, or full: two
  *    managers pulled it at once); ack then describes the stored one;
@@ -202,7 +203,7 @@ int store_get_open(struct store *st, const char *process, uint64_t incarnation,
  * Like store_get_open(), for the metadata only (cheap: no data is read,
  * no chain assembled): *meta is the checkpoint as stored, so a delta has
  * base != 0, size, chunk_count and hash of the delta image, and full_size
- * of the image it gives. store_get_next() on the handle returns RTCMS_EEOF.
+ * of the image it gives. store_get_next() on the handle is at its end at once.
  * Returns 0, RTCMS_ENOENT, RTCMS_ENOMEM, RTCMS_EIO.
  */
 int store_get_open_meta(struct store *st, const char *process,
@@ -213,11 +214,11 @@ int store_get_open_meta(struct store *st, const char *process,
  * Read the next chunk into buf (capacity >= PROTO_MAX_CHUNK): verified
  * against its hash, from the first mirror with a good copy; bad or missing
  * copies on other mirrors are rewritten (an assembled image is copied from
- * the handle's memory). Fills *chunk (data points to buf). Returns 0,
- * RTCMS_EEOF after the last chunk, or RTCMS_ECORRUPT if no mirror has a
- * good copy.
+ * the handle's memory). Returns 0 with *chunk filled (data points to buf),
+ * or 0 with *end set after the last chunk (*chunk untouched), or
+ * RTCMS_ECORRUPT if no mirror has a good copy.
  */
-int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk);
+int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk, bool *end);
 
 /* Copies repaired so far by this read. */
 uint32_t store_get_repaired(const struct store_get *g);

@@ -51,12 +51,12 @@ static void test_open_schema_generation(void **state)
 	free(dir);
 }
 
-static int count_chunks(void *ctx, const uint8_t hash[PROTO_HASH_SIZE], uint64_t size)
+static bool count_chunks(void *ctx, const uint8_t hash[PROTO_HASH_SIZE], uint64_t size)
 {
 	(void)hash;
 	(void)size;
 	(*(int *)ctx)++;
-	return 0;
+	return true;
 }
 
 static void test_checkpoint_rows(void **state)
@@ -89,11 +89,14 @@ static void test_checkpoint_rows(void **state)
 	memset(c[1].hash, 2, PROTO_HASH_SIZE);
 	assert_int_equal(catalog_ckpt_insert(cat, &m, 77, 0, c, 2), 0);
 
-	assert_int_equal(catalog_ckpt_lookup(cat, "p", 1, 2, h, &size, &depth, NULL), 1);
+	bool found = false, known = true;
+	assert_int_equal(catalog_ckpt_lookup(cat, "p", 1, 2, h, &size, &depth, NULL, &found), 0);
+	assert_true(found);
 	assert_memory_equal(h, m.hash, PROTO_HASH_SIZE);
 	assert_int_equal(size, 10);
 	assert_int_equal(depth, 0);
-	assert_int_equal(catalog_ckpt_lookup(cat, "p", 1, 3, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(catalog_ckpt_lookup(cat, "p", 1, 3, NULL, NULL, NULL, NULL, &found), 0);
+	assert_false(found);
 	assert_int_equal(catalog_ckpt_get(cat, "p", 1, 2, &row), 0);
 	assert_true(row.node == UINT64_MAX - 1);
 	assert_int_equal(row.created_ms, 77);
@@ -110,12 +113,14 @@ static void test_checkpoint_rows(void **state)
 	free(got);
 	assert_int_equal(catalog_chunks_load(cat, "p", 1, 2, 1, &got), RTCMS_EIO);
 	assert_null(got);
-	assert_int_equal(catalog_chunk_known(cat, c[1].hash), 1);
+	assert_int_equal(catalog_chunk_known(cat, c[1].hash, &known), 0);
+	assert_true(known);
 	assert_int_equal(catalog_chunks_each(cat, count_chunks, &n), 0);
 	assert_int_equal(n, 2);
 
 	assert_int_equal(catalog_ckpt_delete(cat, "p", 1, 2, NULL, NULL), 0);
-	assert_int_equal(catalog_chunk_known(cat, c[1].hash), 0);
+	assert_int_equal(catalog_chunk_known(cat, c[1].hash, &known), 0);
+	assert_false(known);
 	assert_int_equal(catalog_ckpt_get(cat, "p", 1, 2, &row), RTCMS_ENOENT);
 	catalog_close(cat);
 	tu_rmrf(dir);

@@ -110,11 +110,11 @@ static void test_write_read(void **state)
 	struct fixture *f = *state;
 	uint8_t buf[5000];
 
-	assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data)), 0);
+	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
 	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), RTCMS_ENOENT);
 	assert_int_equal(chunkfile_write(f->dir, f->hash, f->data, sizeof(f->data), 1), 0);
-	assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data)), 1);
-	assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data) - 1), 0);
+	assert_true(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
+	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data) - 1));
 	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), 0);
 	assert_memory_equal(buf, f->data, sizeof(buf));
 	/* no temporary file left behind in the fan-out directory */
@@ -126,11 +126,11 @@ static void test_write_read(void **state)
 	assert_int_equal(chunkfile_write(f->dir, f->hash, f->data, sizeof(f->data), 0), 0);
 	assert_int_equal(chunkfile_sync(f->dir), 0);
 	assert_int_equal(count_entries(sub), 1);
-	assert_int_equal(chunkfile_any(f->dir), 1);
+	assert_true(chunkfile_any(f->dir));
 	chunkfile_remove(f->dir, f->hash);
 	chunkfile_remove(f->dir, f->hash); /* missing is fine */
-	assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data)), 0);
-	assert_int_equal(chunkfile_any(f->dir), 0);
+	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
+	assert_false(chunkfile_any(f->dir));
 }
 
 static void test_damage_detected(void **state)
@@ -147,12 +147,12 @@ static void test_damage_detected(void **state)
 	fseek(fp, 4000, SEEK_SET);
 	fputc(c ^ 0x10, fp);
 	fclose(fp);
-	assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data)), 1);
+	assert_true(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
 	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), RTCMS_ECORRUPT);
 	/* truncated */
 	assert_int_equal(chunkfile_write(f->dir, f->hash, f->data, sizeof(f->data), 1), 0);
 	assert_int_equal(truncate(f->path, 100), 0);
-	assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data)), 0);
+	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
 	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), RTCMS_ECORRUPT);
 	/* content of another hash under this name */
 	uint8_t other[5000];
@@ -180,7 +180,7 @@ static void test_fault_hook(void **state)
 	assert_int_equal(chunkfile_write(f->dir, f->hash, f->data, sizeof(f->data), 1), RTCMS_EIO);
 	fault_rc = RTCMS_ENOSPC;
 	assert_int_equal(chunkfile_write(f->dir, f->hash, f->data, sizeof(f->data), 0), RTCMS_ENOSPC);
-	assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data)), 0);
+	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
 	assert_int_equal(chunkfile_sync(f->dir), 0);
 	assert_int_equal(chunkfile_probe(f->dir), 0);
 	fault_site = "chunk_sync";
@@ -259,14 +259,14 @@ static void test_compressed_roundtrip(void **state)
 	assert_memory_equal(enc.data, "\x89rtcz\r\n\x1a", 8);
 	assert_int_equal(get_be32(enc.data + 8), ZSIZE);
 	assert_int_equal(get_be32(enc.data + 12), enc.len - CHUNKFILE_ZHDR);
-	assert_int_equal(chunkfile_present(f->dir, h, ZSIZE), 0);
+	assert_false(chunkfile_present(f->dir, h, ZSIZE));
 	assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
 	assert_int_equal(file_size(path), (off_t)enc.len);
 	assert_int_equal(count_entries(sub), 1);
-	assert_int_equal(chunkfile_present(f->dir, h, ZSIZE), 1);
-	assert_int_equal(chunkfile_present(f->dir, h, ZSIZE - 1), 0);
-	assert_int_equal(chunkfile_present(f->dir, h, ZSIZE + 1), 0);
-	assert_int_equal(chunkfile_any(f->dir), 1);
+	assert_true(chunkfile_present(f->dir, h, ZSIZE));
+	assert_false(chunkfile_present(f->dir, h, ZSIZE - 1));
+	assert_false(chunkfile_present(f->dir, h, ZSIZE + 1));
+	assert_true(chunkfile_any(f->dir));
 	memset(buf, 0, ZSIZE);
 	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), 0);
 	assert_memory_equal(buf, data, ZSIZE);
@@ -286,9 +286,9 @@ static void test_compressed_roundtrip(void **state)
 
 	/* removal, whichever the form */
 	chunkfile_remove(f->dir, h);
-	assert_int_equal(chunkfile_present(f->dir, h, ZSIZE), 0);
+	assert_false(chunkfile_present(f->dir, h, ZSIZE));
 	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ENOENT);
-	assert_int_equal(chunkfile_any(f->dir), 0);
+	assert_false(chunkfile_any(f->dir));
 	assert_int_equal(count_entries(sub), 0);
 	chunkfile_enc_free(&enc);
 	chunkfile_enc_free(&enc); /* twice is harmless */
@@ -312,7 +312,7 @@ static void test_incompressible_stays_raw(void **state)
 		assert_int_equal(chunkfile_write_enc(f->dir, f->hash, &enc, 1), 0);
 		chunkfile_enc_free(&enc);
 		assert_int_equal(file_size(f->path), sizeof(f->data));
-		assert_int_equal(chunkfile_present(f->dir, f->hash, sizeof(f->data)), 1);
+		assert_true(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
 		assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), 0);
 		assert_memory_equal(buf, f->data, sizeof(buf));
 	}
@@ -378,7 +378,7 @@ static void test_compressed_damage(void **state)
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 		assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
 		assert_int_equal(truncate(path, cuts[i]), 0);
-		assert_int_equal(chunkfile_present(f->dir, h, ZSIZE), 0);
+		assert_false(chunkfile_present(f->dir, h, ZSIZE));
 		assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
 	}
 	/* a damaged magic, size or frame length field */
@@ -386,14 +386,14 @@ static void test_compressed_damage(void **state)
 		assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
 		b = enc.data[off] ^ 0x01;
 		patch(path, off, &b, 1);
-		assert_int_equal(chunkfile_present(f->dir, h, ZSIZE), 0);
+		assert_false(chunkfile_present(f->dir, h, ZSIZE));
 		assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
 	}
 	/* a sound header over a frame that is not zstd */
 	uint8_t junk[1000];
 	tu_fill(junk, sizeof(junk), 3);
 	write_zfile(path, ZSIZE, sizeof(junk), junk, sizeof(junk));
-	assert_int_equal(chunkfile_present(f->dir, h, ZSIZE), 1); /* header only */
+	assert_true(chunkfile_present(f->dir, h, ZSIZE)); /* header only */
 	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
 
 	/* a frame that holds more than the chunk (and the header lies about
@@ -430,7 +430,7 @@ static void test_compressed_damage(void **state)
 	chunkfile_encode(other, ZSIZE, 3, &oenc);
 	assert_non_null(oenc.buf);
 	assert_int_equal(chunkfile_write_enc(f->dir, h, &oenc, 1), 0);
-	assert_int_equal(chunkfile_present(f->dir, h, ZSIZE), 1);
+	assert_true(chunkfile_present(f->dir, h, ZSIZE));
 	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
 	/* and the good form reads again */
 	assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
@@ -486,7 +486,7 @@ static void test_raw_chunk_with_magic(void **state)
 		assert_true(level ? enc.buf != NULL : enc.buf == NULL);
 		assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
 		chunkfile_enc_free(&enc);
-		assert_int_equal(chunkfile_present(f->dir, h, n), 1);
+		assert_true(chunkfile_present(f->dir, h, n));
 		memset(buf, 0, n);
 		assert_int_equal(chunkfile_read(f->dir, h, n, buf), 0);
 		assert_memory_equal(buf, y, n);

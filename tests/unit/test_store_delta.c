@@ -64,12 +64,12 @@ static void test_delta_chain_get(void **state)
 	assert_int_equal(put_delta(f->st, "p", &p, 4, 3, &ack), 0);
 	assert_int_equal(ack.depth, 3);
 	/* idempotent: the stored depth again */
-	assert_int_equal(put_delta(f->st, "p", &p, 4, 3, &ack), 1);
+	assert_int_equal(put_delta(f->st, "p", &p, 4, 3, &ack), PUT_STORED);
 	assert_int_equal(ack.existed, 1);
 	assert_int_equal(ack.depth, 3);
 	/* the same state sent otherwise (full, as a second manager may):
 	 * stored already; another state under the same key: EEXIST */
-	assert_int_equal(put_full(f->st, "p", &p, 4, &ack), 1);
+	assert_int_equal(put_full(f->st, "p", &p, 4, &ack), PUT_STORED);
 	assert_int_equal(ack.existed, 1);
 	assert_int_equal(ack.depth, 3);
 	uint8_t *img4;
@@ -100,7 +100,9 @@ static void test_delta_chain_get(void **state)
 	assert_true(m.size < flen[3] / 10);
 	assert_int_equal(m.chunk_count, (m.size + DCHUNK - 1) / DCHUNK);
 	assert_int_equal(m.spec_len, 4);
-	assert_int_equal(store_get_next(g, buf, &c), RTCMS_EEOF);
+	bool end = false;
+	assert_int_equal(store_get_next(g, buf, &c, &end), 0);
+	assert_true(end);
 	store_get_close(g);
 	assert_int_equal(store_get_open_meta(f->st, "p", 1, 1, &g, &m), 0);
 	assert_int_equal(m.base, 0);
@@ -489,7 +491,7 @@ static void test_delta_state_hash_mismatch(void **state)
 	store_get_close(g);
 	/* without a state hash the same delta is served (the same image
 	 * again is an idempotent PUT, whatever its state hash) */
-	assert_int_equal(put_img(f->st, "p", 1, 2, 1, flen, NULL, d, dlen, &ack), 1);
+	assert_int_equal(put_img(f->st, "p", 1, 2, 1, flen, NULL, d, dlen, &ack), PUT_STORED);
 	assert_int_equal(store_delete(f->st, "p", 1, 2), 1);
 	assert_int_equal(put_img(f->st, "p", 1, 2, 1, flen, NULL, d, dlen, &ack), 0);
 	get_expect_state(f->st, "p", 2, full, flen, 0);

@@ -99,9 +99,9 @@ static const char *config_of(int argc, char **argv, const struct getopt_tables *
 	return config;
 }
 
-int cmdline_parse(const char *prog, int argc, char **argv,
-		  const struct config_field *fields,
-		  const struct cmdline_opt *opts, void (*usage)(FILE *))
+enum cmdline_result cmdline_parse(const char *prog, int argc, char **argv,
+				  const struct config_field *fields,
+				  const struct cmdline_opt *opts, void (*usage)(FILE *))
 {
 	struct getopt_tables t;
 	const char *config = NULL;
@@ -116,25 +116,25 @@ int cmdline_parse(const char *prog, int argc, char **argv,
 			config = optarg;
 		else if (c == 'h') {
 			usage(stdout);
-			return 1;
+			return CMDLINE_HELP;
 		} else if (c == '?') {
 			usage(stderr);
-			return 2;
+			return CMDLINE_USAGE;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument \"%s\"\n", prog, argv[optind]);
-		return 2;
+		return CMDLINE_USAGE;
 	}
 	if (config && config_load(config, fields, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
-		return 2;
+		return CMDLINE_USAGE;
 	}
 	if (apply_options(argc, argv, &t, fields, opts, NULL, NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
-		return 2;
+		return CMDLINE_USAGE;
 	}
-	return 0;
+	return CMDLINE_RUN;
 }
 
 int cmdline_reload(int argc, char **argv, const struct cmdline_opt *opts,

@@ -17,14 +17,17 @@ struct cmdline_opt {
 	const char *field;             /* config field it sets */
 };
 
-/*
- * Parse argv against opts (terminated by long_name NULL) and fields.
- * Returns 0 to go on, 1 after printing the help (exit 0), 2 after
- * printing an error to stderr (exit 2).
- */
-int cmdline_parse(const char *prog, int argc, char **argv,
-		  const struct config_field *fields,
-		  const struct cmdline_opt *opts, void (*usage)(FILE *));
+/* What cmdline_parse() found: run the daemon, or exit with this status. */
+enum cmdline_result {
+	CMDLINE_RUN = 0,  /* settings parsed: go on */
+	CMDLINE_HELP,     /* --help printed: exit 0 */
+	CMDLINE_USAGE,    /* an error printed to stderr: exit 2 */
+};
+
+/* Parse argv against opts (terminated by long_name NULL) and fields. */
+enum cmdline_result cmdline_parse(const char *prog, int argc, char **argv,
+				  const struct config_field *fields,
+				  const struct cmdline_opt *opts, void (*usage)(FILE *));
 
 /*
  * The settings as cmdline_parse(argv) made them, computed again into fresh

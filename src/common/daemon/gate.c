@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,13 +181,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 /* n more bytes of p's first frame are in p->buf: check the header once it
- * is whole, hand the connection on once the HELLO is. 1 if that was the
- * end of p (handed on or refused), 0 if it waits for more. */
-static int pending_more(struct pending *p, size_t n)
+ * is whole, hand the connection on once the HELLO is. True if that was the
+ * end of p (handed on or refused), false if it waits for more. */
+static bool pending_more(struct pending *p, size_t n)
 {
 	p->have += n;
 	if (p->have < p->want)
-		return 0;
+		return false;
 	if (p->want == PROTO_HEADER_SIZE) {
 		struct proto_header hdr;
 		int rc = proto_header_decode(p->buf, p->have, &hdr);
@@ -194,37 +195,37 @@ static int pending_more(struct pending *p, size_t n)
 			gate_log(p->g, "[peer %s] bad frame header: %s; closing", p->peer,
 				 rtcms_strerror(rc));
 			pending_refuse(p, rc, NULL);
-			return 1;
+			return true;
 		}
 		if (hdr.type != PROTO_HELLO) {
 			gate_log(p->g, "[peer %s] handshake refused: %s before HELLO; closing",
 				 p->peer, proto_type_name(hdr.type));
 			pending_refuse(p, RTCMS_EPROTO, "the handshake starts with HELLO");
-			return 1;
+			return true;
 		}
 		/* the header's check caps a HELLO's length: it fits buf */
 		p->want = proto_frame_size(hdr.length);
 		if (p->have < p->want)
-			return 0;
+			return false;
 	}
 	pending_hello(p);
-	return 1;
+	return true;
 }
 
 /* Take what already arrived for p, without waiting (the loop may not have
- * read it yet: a burst of accepts comes first). 1 if that was the end of
- * p. Before p is closed to make room: a peer whose HELLO is here is served. */
-static int pending_drain(struct pending *p)
+ * read it yet: a burst of accepts comes first). True if that was the end
+ * of p. Before p is closed to make room: a peer whose HELLO is here is served. */
+static bool pending_drain(struct pending *p)
 {
 	uv_os_fd_t fd;
 	if (uv_fileno((uv_handle_t *)&p->tcp, &fd) != 0)
-		return 0;
+		return false;
 	for (;;) {
 		ssize_t n = recv(fd, p->buf + p->have, p->want - p->have, MSG_DONTWAIT);
 		if (n <= 0)
-			return 0;
+			return false;
 		if (pending_more(p, (size_t)n))
-			return 1;
+			return true;
 	}
 }
 

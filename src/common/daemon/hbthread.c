@@ -34,20 +34,20 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int rt_thread_promote(const char *who, int prio)
+bool rt_thread_promote(const char *who, int prio)
 {
 	static atomic_int warned;
 	struct sched_param sp = { .sched_priority = prio };
 	int e = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 	if (e == 0) {
 		log_info("%s: real-time priority (SCHED_FIFO %d)", who, prio);
-		return 1;
+		return true;
 	}
 	if (atomic_exchange(&warned, 1) == 0)
 		log_warn("%s: no real-time priority (%s; needs root or CAP_SYS_NICE, e.g. "
 			 "LimitRTPRIO= in the unit): they run at normal priority and a "
 			 "loaded machine can delay them", who, strerror(e));
-	return 0;
+	return false;
 }
 
 int rt_mutex_init(uv_mutex_t *m)

@@ -8,6 +8,7 @@
 #ifndef RTCMS_DAEMON_HBTHREAD_H
 #define RTCMS_DAEMON_HBTHREAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -43,7 +44,7 @@ int hb_thread_send(struct hb_thread *t, const void *buf, size_t len,
 /* Give the calling thread real-time priority (SCHED_FIFO, priority prio)
  * if the process may; returns true if it did. Logs once per process when
  * it may not. */
-int rt_thread_promote(const char *who, int prio);
+bool rt_thread_promote(const char *who, int prio);
 /* Lock the daemon's memory (mlockall, pages locked as they are touched)
  * if it may, so a time-critical thread never waits on a page fault to
  * disk; logs what it did. A ThreadSanitizer build never locks (its shadow

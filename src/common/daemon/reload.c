@@ -58,7 +58,7 @@ int reload_load(const struct reload_settings *s, const char *path, void *fresh,
 	return config_load(path, fields, err, errlen);
 }
 
-static int same(const struct config_field *f, const void *a, const void *b)
+static bool same(const struct config_field *f, const void *a, const void *b)
 {
 	switch (f->type) {
 	case CONFIG_STR:
@@ -70,14 +70,14 @@ static int same(const struct config_field *f, const void *a, const void *b)
 	case CONFIG_LIST: {
 		const struct config_list *x = a, *y = b;
 		if (x->count != y->count)
-			return 0;
+			return false;
 		for (size_t i = 0; i < x->count; i++)
 			if (strcmp(x->items[i], y->items[i]) != 0)
-				return 0;
-		return 1;
+				return false;
+		return true;
 	}
 	}
-	return 0;
+	return false;
 }
 
 size_t reload_changed(const struct reload_settings *s, const void *running,

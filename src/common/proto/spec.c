@@ -1,6 +1,7 @@
 /* spec.c - encode and decode program specs. */
 #include "spec.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "rtcms_error.h"
@@ -19,18 +20,18 @@ static int put_str(uint8_t *buf, size_t cap, size_t *off, const char *s)
 	return 0;
 }
 
-static int valid(const struct proto_spec *s)
+static bool valid(const struct proto_spec *s)
 {
 	if (s->argc < 1 || s->argc > PROTO_SPEC_ARGS_MAX || s->envc > PROTO_SPEC_ENV_MAX ||
 	    !s->cwd || (s->cwd[0] && s->cwd[0] != '/'))
-		return 0;
+		return false;
 	for (int i = 0; i < s->argc; i++)
 		if (!s->argv[i] || (i == 0 && !s->argv[0][0]))
-			return 0;
+			return false;
 	for (int i = 0; i < s->envc; i++)
 		if (!s->env[i] || !strchr(s->env[i], '=') || s->env[i][0] == '=')
-			return 0;
-	return 1;
+			return false;
+	return true;
 }
 
 int proto_spec_encode(const struct proto_spec *s, uint8_t *buf, size_t cap)
