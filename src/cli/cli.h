@@ -5,6 +5,7 @@
 #ifndef RTCMS_CLI_H
 #define RTCMS_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -92,7 +93,7 @@ int cli_args_parse(int argc, char **argv, int first, const char *opts,
 const char *cli_args_get(const struct cli_args *a, const char *name);
 
 /* True if any of argv[first..argc-1] is --help or -h. */
-int cli_wants_help(int argc, char **argv, int first);
+bool cli_wants_help(int argc, char **argv, int first);
 
 /* Check a process id given on the command line: 0, or prints a usage
  * error and returns CLI_USAGE (p NULL: missing). */

@@ -159,13 +159,13 @@ int cli_call(struct cli *cli, const char *addr, const char *what,
 }
 
 /* Is name one of the space-separated words of list? */
-static int in_list(const char *list, const char *name)
+static bool in_list(const char *list, const char *name)
 {
 	size_t nl = strlen(name);
 	for (const char *f = strstr(list, name); f; f = strstr(f + 1, name))
 		if ((f == list || f[-1] == ' ') && (f[nl] == ' ' || f[nl] == '\0'))
-			return 1;
-	return 0;
+			return true;
+	return false;
 }
 
 int cli_args_parse(int argc, char **argv, int first, const char *opts,
@@ -177,7 +177,7 @@ int cli_args_parse(int argc, char **argv, int first, const char *opts,
 		if (strncmp(s, "--", 2) == 0 && s[2]) {
 			const char *name = s + 2;
 			const char *val = NULL;
-			int is_flag = in_list(flags, name);
+			bool is_flag = in_list(flags, name);
 			if (!is_flag && !in_list(opts, name))
 				return cli_usage("unknown option --%s", name);
 			if (!is_flag) {
@@ -208,12 +208,12 @@ const char *cli_args_get(const struct cli_args *a, const char *name)
 	return NULL;
 }
 
-int cli_wants_help(int argc, char **argv, int first)
+bool cli_wants_help(int argc, char **argv, int first)
 {
 	for (int i = first; i < argc; i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-			return 1;
-	return 0;
+			return true;
+	return false;
 }
 
 int cli_check_process(const char *p)
