@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", 
 
 static struct {
 	pthread_t t;
-	volatile int stop;
+	atomic_int stop;
 	const char *ids[SAMPLED_MAX];
 	int n;
 	int max[SAMPLED_MAX];
@@ -45,7 +46,7 @@ static struct {
 static void *sample(void *arg)
 {
 	(void)arg;
-	while (!sampler.stop) {
+	while (!atomic_load(&sampler.stop)) {
 		for (int i = 0; i < sampler.n; i++) {
 			int k = cl_instances(sampler.ids[i], NULL, 0);
 			if (k > sampler.max[i])
@@ -59,6 +60,7 @@ static void *sample(void *arg)
 static void sampler_start(const char *const *ids, int n)
 {
 	memset(&sampler, 0, sizeof(sampler));
+	atomic_init(&sampler.stop, 0);
 	for (int i = 0; i < n && i < SAMPLED_MAX; i++)
 		sampler.ids[sampler.n++] = ids[i];
 	pthread_create(&sampler.t, NULL, sample, NULL);
@@ -66,7 +68,7 @@ static void sampler_start(const char *const *ids, int n)
 
 static void sampler_stop(void)
 {
-	sampler.stop = 1;
+	atomic_store(&sampler.stop, 1);
 	pthread_join(sampler.t, NULL);
 	for (int i = 0; i < sampler.n; i++) {
 		printf("# %s: at most %d instance(s) at once\n", sampler.ids[i], sampler.max[i]);
