@@ -16,6 +16,17 @@ size_t image_size(uint32_t n, uint64_t d)
 	return HEAD + (size_t)n * ENTRY + (size_t)d;
 }
 
+/* The image's head (the HEAD bytes before its region table). */
+static void head_put(uint8_t *out, uint64_t seq, uint32_t n, uint64_t size)
+{
+	put_be32(out, IMAGE_MAGIC);
+	put_be32(out + 4, IMAGE_VERSION);
+	put_be64(out + 8, seq);
+	put_be32(out + 16, n);
+	put_be32(out + 20, 0);
+	put_be64(out + 24, size);
+}
+
 int64_t image_capture(const void *mem, uint8_t *out, size_t cap)
 {
 	struct area_region regions[AREA_MAX_REGIONS];
@@ -33,12 +44,7 @@ int64_t image_capture(const void *mem, uint8_t *out, size_t cap)
 	/* close the gap left for unused table entries */
 	uint8_t *dst = out + image_size(n, 0);
 	memmove(dst, data, (size_t)size);
-	put_be32(out, IMAGE_MAGIC);
-	put_be32(out + 4, IMAGE_VERSION);
-	put_be64(out + 8, seq);
-	put_be32(out + 16, n);
-	put_be32(out + 20, 0);
-	put_be64(out + 24, size);
+	head_put(out, seq, n, size);
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *e = out + HEAD + (size_t)i * ENTRY;
 		put_be32(e, regions[i].id);
@@ -106,12 +112,7 @@ check:
 		return RTCMS_EAGAIN;
 	if (n > AREA_MAX_REGIONS || d > area_data_capacity(mem))
 		return RTCMS_EPROTO;
-	put_be32(out, IMAGE_MAGIC);
-	put_be32(out + 4, IMAGE_VERSION);
-	put_be64(out + 8, seq);
-	put_be32(out + 16, n);
-	put_be32(out + 20, 0);
-	put_be64(out + 24, d);
+	head_put(out, seq, n, d);
 	*len = image_size(n, d);
 	return 0;
 }

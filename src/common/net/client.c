@@ -52,12 +52,16 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	}
 }
 
-static int write_all(struct net_client *c, const uint8_t *buf, size_t len)
+/* Send or receive (events POLLOUT or POLLIN) all len bytes of buf within
+ * the client's timeout: 0, RTCMS_ETIMEDOUT, or RTCMS_ECONN (an error or
+ * the peer's end of the stream). */
+static int io_all(struct net_client *c, uint8_t *buf, size_t len, short events)
 {
 	uint64_t deadline = now_ms() + (uint64_t)c->timeout_ms;
 
 	while (len > 0) {
-		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+		ssize_t n = events == POLLOUT ? send(c->fd, buf, len, MSG_NOSIGNAL)
+					      : recv(c->fd, buf, len, 0);
 		if (n > 0) {
 			buf += n;
 			len -= (size_t)n;
@@ -66,7 +70,7 @@ static int write_all(struct net_client *c, const uint8_t *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int rc = wait_fd(c->fd, POLLOUT, deadline);
+			int rc = wait_fd(c->fd, events, deadline);
 			if (rc)
 				return rc;
 			continue;
@@ -76,30 +80,14 @@ static int write_all(struct net_client *c, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+static int write_all(struct net_client *c, const uint8_t *buf, size_t len)
+{
+	return io_all(c, (uint8_t *)buf, len, POLLOUT);
+}
+
 static int read_all(struct net_client *c, uint8_t *buf, size_t len)
 {
-	uint64_t deadline = now_ms() + (uint64_t)c->timeout_ms;
-
-	while (len > 0) {
-		ssize_t n = recv(c->fd, buf, len, 0);
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return RTCMS_ECONN;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			int rc = wait_fd(c->fd, POLLIN, deadline);
-			if (rc)
-				return rc;
-			continue;
-		}
-		return RTCMS_ECONN;
-	}
-	return 0;
+	return io_all(c, buf, len, POLLIN);
 }
 
 /* Read one whole frame into c->rbuf; returns its size or an error. */

@@ -56,13 +56,11 @@ static void make_nonce(uint8_t nonce[12], uint64_t counter)
 	put_be64(nonce + 4, counter);
 }
 
-int proto_frame_seal_inplace(const struct proto_key *key,
-			     struct proto_header *hdr, size_t payload_len,
-			     uint8_t *out, size_t cap)
+/* The header of a frame of payload_len bytes, written at out: the frame's
+ * total size, or RTCMS_ETOOBIG (over the type's cap or out's cap). */
+static int header_place(struct proto_header *hdr, size_t payload_len, uint8_t *out,
+			size_t cap)
 {
-	uint8_t nonce[12];
-	unsigned long long clen = 0;
-
 	if (payload_len > PROTO_MAX_PAYLOAD ||
 	    payload_len > proto_type_max_payload(hdr->type))
 		return RTCMS_ETOOBIG;
@@ -72,11 +70,24 @@ int proto_frame_seal_inplace(const struct proto_key *key,
 	hdr->version = PROTO_VERSION;
 	hdr->length = (uint32_t)payload_len;
 	proto_header_encode(hdr, out);
+	return (int)total;
+}
+
+int proto_frame_seal_inplace(const struct proto_key *key,
+			     struct proto_header *hdr, size_t payload_len,
+			     uint8_t *out, size_t cap)
+{
+	uint8_t nonce[12];
+	unsigned long long clen = 0;
+
+	int total = header_place(hdr, payload_len, out, cap);
+	if (total < 0)
+		return total;
 	make_nonce(nonce, hdr->counter);
 	crypto_aead_chacha20poly1305_ietf_encrypt(
 		out + PROTO_HEADER_SIZE, &clen, out + PROTO_HEADER_SIZE,
 		payload_len, out, PROTO_HEADER_SIZE, NULL, nonce, key->bytes);
-	return (int)total;
+	return total;
 }
 
 int proto_frame_seal(const struct proto_key *key, struct proto_header *hdr,
@@ -140,20 +151,14 @@ int proto_frame_seal_plain(const struct proto_key *key,
 			   struct proto_header *hdr, const uint8_t *payload,
 			   size_t payload_len, uint8_t *out, size_t cap)
 {
-	if (payload_len > PROTO_MAX_PAYLOAD ||
-	    payload_len > proto_type_max_payload(hdr->type))
-		return RTCMS_ETOOBIG;
-	size_t total = proto_frame_size((uint32_t)payload_len);
-	if (cap < total)
-		return RTCMS_ETOOBIG;
-	hdr->version = PROTO_VERSION;
-	hdr->length = (uint32_t)payload_len;
-	proto_header_encode(hdr, out);
+	int total = header_place(hdr, payload_len, out, cap);
+	if (total < 0)
+		return total;
 	if (payload_len)
 		memmove(out + PROTO_HEADER_SIZE, payload, payload_len);
 	plain_mac(key, out, PROTO_HEADER_SIZE + payload_len,
 		  out + PROTO_HEADER_SIZE + payload_len);
-	return (int)total;
+	return total;
 }
 
 int proto_frame_open_plain(const struct proto_key *key, const uint8_t *frame,
