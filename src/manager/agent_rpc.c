@@ -173,27 +173,22 @@ static int agent_run(void *ctx, const char *addr, const struct proto_run *run,
 }
 
 static int agent_pull(void *ctx, const char *addr, const struct rpc_pull *req,
-		      struct proto_ckpt_meta *meta, struct relay *r)
+		      struct proto_ckpt_meta *meta, struct stream_sink *sink)
 {
 	struct manager *m = ctx;
 	struct net_client *c = NULL;
-	uint8_t *spec = malloc(PROTO_SPEC_MAX); /* the sinks' begin needs it */
-	int rc;
+	/* sequence 0: the newest the agent holds (at least the one announced),
+	 * as a delta against base if it finds that worth it */
+	const struct store_client_query q = { .type = PROTO_PULL, .process = req->process,
+					      .incarnation = req->incarnation,
+					      .sequence = req->sequence,
+					      .base = req->sequence ? 0 : req->base };
+	struct stream_result res;
+	int rc = connect_to(m, addr, (int)m->cfg.io_timeout_ms, &c);
 
-	if (!spec)
-		return RTCMS_ENOMEM;
-	rc = connect_to(m, addr, (int)m->cfg.io_timeout_ms, &c);
-	if (rc)
-		goto out;
-	if (req->sequence)
-		rc = store_client_fetch(c, PROTO_PULL, req->process, req->incarnation,
-					req->sequence, 0, meta, spec, relay_chunk, r, NULL);
-	else /* the newest the agent holds: at least the one announced */
-		rc = store_client_pull(c, req->process, req->incarnation, req->base, meta, spec,
-				       relay_chunk, r);
-out:
+	if (rc == 0)
+		rc = store_client_fetch_to(c, &q, meta, NULL, sink, &res);
 	net_client_free(c);
-	free(spec);
 	return rc;
 }
 
@@ -222,52 +217,48 @@ static int agent_adopt(void *ctx, struct rpc_link *link, const char *id, uint64_
 		    (int)m->cfg.io_timeout_ms, why, whylen);
 }
 
-/* ---- the RESTORE sink ------------------------------------------------ */
+/* ---- the RESTORE side: the stream module's network relay ------------- */
 
-static int restore_begin(void *ctx, const struct proto_ckpt_meta *meta, bool *have)
+/* A failure sending the stream, in st's words. */
+static int restore_sent(struct rpc_stream *st, int rc)
 {
-	struct rpc_stream *st = ctx;
-	union proto_msg q;
+	if (rc)
+		snprintf(st->why, sizeof(st->why), "sending it: %s", rtcms_strerror(rc));
+	return rc;
+}
 
-	*have = false;
+static int restore_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
+{
+	struct rpc_stream *st = RPC_STREAM(s);
+	const struct stream_out out = { .port = stream_port_client(st->link->target) };
+
 	st->sequence = meta->sequence;
-	q.meta = *meta;
-	int rc = net_client_send(st->link->target, PROTO_RESTORE, 0, &q, NULL);
-	if (rc)
-		snprintf(st->why, sizeof(st->why), "sending it: %s", rtcms_strerror(rc));
-	return rc;
+	stream_relay_init(&st->restore, &out, PROTO_RESTORE, PROTO_PUT_END);
+	return restore_sent(st, stream_sink_begin(&st->restore.sink, meta));
 }
 
-static int restore_chunk(void *ctx, const struct proto_chunk *chunk)
+static int restore_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 {
-	struct rpc_stream *st = ctx;
-	union proto_msg q;
-
-	q.chunk = *chunk;
-	int rc = net_client_send(st->link->target, PROTO_CHUNK, 0, &q, NULL);
-	if (rc)
-		snprintf(st->why, sizeof(st->why), "sending it: %s", rtcms_strerror(rc));
-	return rc;
+	struct rpc_stream *st = RPC_STREAM(s);
+	return restore_sent(st, stream_sink_chunk(&st->restore.sink, chunk));
 }
 
-/* End the RESTORE stream and wait until the target says the program
- * resumed from the sequence sent. */
-static int restore_end(void *ctx, uint32_t count)
+/* End the RESTORE stream (PUT_END) and wait until the target says the
+ * program resumed from the sequence sent. */
+static int restore_end(struct stream_sink *s, uint32_t count)
 {
-	struct rpc_stream *st = ctx;
+	struct rpc_stream *st = RPC_STREAM(s);
 	struct manager *m = st->rpc->ctx;
 	struct net_client *target = st->link->target;
 	struct proto_header h;
-	union proto_msg q, r;
+	union proto_msg r;
 
-	memset(&q, 0, sizeof(q));
-	q.put_end.chunk_count = count;
-	int rc = net_client_send(target, PROTO_PUT_END, 0, &q, NULL);
+	int rc = restore_sent(st, stream_sink_end(&st->restore.sink, count));
 	manager_fault_point("after-send");
-	if (rc == 0) {
-		net_client_set_timeout(target, (int)m->cfg.restore_timeout_ms);
-		rc = net_client_recv(target, &h, &r);
-	}
+	if (rc)
+		return rc;
+	net_client_set_timeout(target, (int)m->cfg.restore_timeout_ms);
+	rc = net_client_recv(target, &h, &r);
 	if (rc == 0 && h.type == PROTO_ERROR) {
 		snprintf(st->why, sizeof(st->why), "%s", r.error.text);
 		return r.error.code;
@@ -279,11 +270,15 @@ static int restore_end(void *ctx, uint32_t count)
 	return rc;
 }
 
-static const struct relay_sink_ops restore_sink = {
-	.begin = restore_begin,
-	.chunk = restore_chunk,
-	.end = restore_end,
-};
+static void restore_abort(struct stream_sink *s, int rc)
+{
+	struct rpc_stream *st = RPC_STREAM(s);
+	if (st->restore.sink.ops)
+		stream_sink_abort(&st->restore.sink, rc);
+}
+
+static const struct stream_sink_ops restore_side = { restore_begin, restore_chunk,
+						     restore_end, restore_abort };
 
 const struct rpc_agent_ops agent_rpc_net = {
 	.freeze = agent_freeze,
@@ -295,5 +290,5 @@ const struct rpc_agent_ops agent_rpc_net = {
 	.pull = agent_pull,
 	.target_open = agent_target_open,
 	.adopt = agent_adopt,
-	.restore = &restore_sink,
+	.restore = &restore_side,
 };

@@ -64,6 +64,14 @@ static int open_both(struct manager *m, struct rpc_link *link, const char *addr,
 	return rc;
 }
 
+/* Is the stream the source sends the final checkpoint it announced? */
+static bool is_final(void *ctx, const struct proto_ckpt_meta *meta)
+{
+	const struct proto_ckpt_meta *final = ctx;
+	return meta->sequence == final->sequence &&
+	       sodium_memcmp(meta->hash, final->hash, PROTO_HASH_SIZE) == 0;
+}
+
 /* The final checkpoint in one pass: pulled from the source agent and
  * relayed, chunk by chunk, both into the store (PUT) and to the target
  * (RESTORE). The target answers only after the program resumed; the
@@ -77,11 +85,9 @@ static int tee_restore(struct manager *m, struct rpc_link *link, const char *src
 	const struct rpc_pull req = { .process = final->process,
 				      .incarnation = final->incarnation,
 				      .sequence = final->sequence };
-	struct rpc_stream put_st, restore_st;
-	struct relay_sink put, restore;
+	struct rpc_stream put, restore;
 	struct proto_ckpt_meta meta;
 	struct relay r;
-
 	bool target_side;
 
 	*how = ATTEMPT_FATAL;
@@ -93,20 +99,18 @@ static int tee_restore(struct manager *m, struct rpc_link *link, const char *src
 		return rc;
 	}
 	memset(&meta, 0, sizeof(meta));
-	manager_rpc_put_sink(rpc, link, &put_st, &put);
-	manager_rpc_restore_sink(rpc, link, &restore_st, &restore);
-	relay_init(&r, &put, &restore, &meta, NULL);
-	rc = rpc->agent->pull(rpc->ctx, src_addr, &req, &meta, &r);
-	if (rc == 0 && (meta.sequence != final->sequence ||
-			sodium_memcmp(meta.hash, final->hash, PROTO_HASH_SIZE) != 0))
-		rc = RTCMS_EPROTO;
-	if (rc == 0)
-		relay_end(&r);
+	manager_rpc_put_sink(rpc, link, &put);
+	manager_rpc_restore_sink(rpc, link, &restore);
+	relay_init(&r, &put.sink, &restore.sink, NULL);
+	relay_expect(&r, is_final, (void *)final);
+	rc = rpc->agent->pull(rpc->ctx, src_addr, &req, &meta, &r.sink);
+	manager_rpc_stream_clear(&put);
+	manager_rpc_stream_clear(&restore);
 	enum relay_result rr = relay_result(&r, rc);
 	if (rr == RELAY_SOURCE_FAILED || rr == RELAY_STORE_FAILED) {
 		/* the store or the source (which holds the only copy): stop here */
 		manager_link_drop_store(link);
-		if (!r.begun && rr == RELAY_SOURCE_FAILED)
+		if (!relay_begun(&r) && rr == RELAY_SOURCE_FAILED)
 			snprintf(why, whylen, "source agent %s: %s", src_addr, rtcms_strerror(rc));
 		else
 			snprintf(why, whylen, "storing the final checkpoint: %s",
@@ -115,7 +119,7 @@ static int tee_restore(struct manager *m, struct rpc_link *link, const char *src
 	}
 	*stored = true;
 	*how = rr == RELAY_DONE ? ATTEMPT_RESUMED : ATTEMPT_NEXT;
-	snprintf(why, whylen, "%s", restore_st.why);
+	snprintf(why, whylen, "%s", restore.why);
 	return relay_code(&r, rr, rc);
 }
 
@@ -127,10 +131,8 @@ static int restore_on(struct manager *m, struct rpc_link *link, const char *addr
 {
 	const struct manager_rpc *rpc = &m->rpc;
 	struct rpc_stream st;
-	struct relay_sink restore;
 	struct proto_ckpt_meta meta;
 	struct relay r;
-
 	bool target_side;
 
 	*how = ATTEMPT_NEXT;
@@ -138,12 +140,11 @@ static int restore_on(struct manager *m, struct rpc_link *link, const char *addr
 	if (rc)
 		return rc;
 	memset(&meta, 0, sizeof(meta));
-	manager_rpc_restore_sink(rpc, link, &st, &restore);
-	relay_init(&r, NULL, &restore, &meta, NULL);
+	manager_rpc_restore_sink(rpc, link, &st);
+	relay_init(&r, NULL, &st.sink, NULL);
 	rc = rpc->store->get(rpc->ctx, link, ckpt->process, ckpt->incarnation, ckpt->sequence,
-			     &meta, &r);
-	if (rc == 0)
-		relay_end(&r);
+			     &meta, &r.sink);
+	manager_rpc_stream_clear(&st);
 	enum relay_result rr = relay_result(&r, rc);
 	if (rr == RELAY_SOURCE_FAILED)
 		snprintf(why, whylen, "reading it from the store: %s", rtcms_strerror(rc));

@@ -8,12 +8,20 @@
 #include "relay.h"
 #include "rtcms_error.h"
 
-/* Is what the agent sent what was asked for? */
-static bool meta_fits(const struct proto_ckpt_meta *meta, const char *id, uint64_t inc,
-		      uint64_t seq, uint64_t base)
+/* What a pull asked for. */
+struct pull_ask {
+	const char *id;
+	uint64_t incarnation, sequence, base;
+};
+
+/* Is what the agent sent what was asked for (and not empty: an image
+ * never is)? */
+static bool meta_fits(void *ctx, const struct proto_ckpt_meta *meta)
 {
-	return meta->sequence >= seq && meta->incarnation == inc &&
-	       strcmp(meta->process, id) == 0 && (!meta->base || meta->base == base);
+	const struct pull_ask *a = ctx;
+	return meta->sequence >= a->sequence && meta->incarnation == a->incarnation &&
+	       strcmp(meta->process, a->id) == 0 && (!meta->base || meta->base == a->base) &&
+	       meta->chunk_count > 0;
 }
 
 /* One pull from the agent relayed into the store. *base_gone: the store
@@ -24,27 +32,22 @@ static int pull_once(struct manager *m, struct rpc_link *link, const char *id,
 {
 	struct proto_ckpt_meta meta;
 	struct rpc_stream st;
-	struct relay_sink put;
 	struct relay r;
 	const struct rpc_pull req = { .process = id, .incarnation = incarnation, .base = base };
+	const struct pull_ask ask = { id, incarnation, seq, base };
 
 	*base_gone = false;
 	memset(&meta, 0, sizeof(meta));
-	manager_rpc_put_sink(&m->rpc, link, &st, &put);
-	relay_init(&r, &put, NULL, &meta, cancel);
-	int rc = m->rpc.agent->pull(m->rpc.ctx, addr, &req, &meta, &r);
+	manager_rpc_put_sink(&m->rpc, link, &st);
+	relay_init(&r, &st.sink, NULL, cancel);
+	relay_expect(&r, meta_fits, (void *)&ask);
+	int rc = m->rpc.agent->pull(m->rpc.ctx, addr, &req, &meta, &r.sink);
+	manager_rpc_stream_clear(&st);
 	enum relay_result rr = relay_result(&r, rc);
-	if (rr == RELAY_DONE && (!meta_fits(&meta, id, incarnation, seq, base) || !r.begun)) {
-		rr = RELAY_SOURCE_FAILED; /* (an image is never empty) */
-		rc = RTCMS_EPROTO;
-	} else if (rr == RELAY_DONE) {
-		relay_end(&r);
-		rr = relay_result(&r, 0);
-	}
 	rc = relay_code(&r, rr, rc);
 	res->store_side = rr == RELAY_STORE_FAILED;
 	res->cancelled = rr == RELAY_CANCELLED;
-	if (rc && r.begun) /* the store connection may be mid-stream: start afresh */
+	if (rc && relay_begun(&r)) /* the store connection may be mid-stream: start afresh */
 		manager_link_drop_store(link);
 	if (rc) {
 		*base_gone = rc == RTCMS_ENOENT && res->store_side && meta.base;

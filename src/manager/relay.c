@@ -1,117 +1,117 @@
-/* relay.c - chunks from a source to the store, a target or both (relay.h). */
+/* relay.c - a stream from a source to the store, a target or both (relay.h). */
 #include "relay.h"
 
 #include <string.h>
 
 #include "rtcms_error.h"
 
-void relay_init(struct relay *r, const struct relay_sink *store,
-		const struct relay_sink *target, const struct proto_ckpt_meta *meta,
-		_Atomic int *cancel)
+#define RELAY(s) ((struct relay *)(void *)(s))
+
+/* A failure of the inner sink: the one side's is kept (the tee keeps its
+ * own). */
+static int inner_rc(struct relay *r, int rc)
 {
-	memset(r, 0, sizeof(*r));
-	if (store)
-		r->store = *store;
-	if (target)
-		r->target = *target;
-	r->meta = meta;
-	r->cancel = cancel;
+	if (rc && r->inner != &r->tee.sink && !r->side_rc)
+		r->side_rc = rc;
+	r->sink.done = r->inner->done;
+	return rc;
 }
 
-static bool has_store(const struct relay *r)
+static int relay_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 {
-	return r->store.ops && !r->had_it && !r->store_rc;
-}
+	struct relay *r = RELAY(s);
 
-static bool has_target(const struct relay *r)
-{
-	return r->target.ops && !r->target_rc;
-}
-
-/* A target failure: the end of the stream only if the store is not
- * taking it. */
-static int target_failed(struct relay *r, int rc)
-{
-	r->target_rc = rc;
-	return has_store(r) ? 0 : rc;
-}
-
-static int begin(struct relay *r)
-{
-	int rc;
-
-	r->begun = true;
-	if (r->store.ops) {
-		bool have = false;
-		rc = r->store.ops->begin(r->store.ctx, r->meta, &have);
-		if (rc) {
-			r->store_rc = rc;
-			return rc;
-		}
-		if (have) {
-			r->had_it = true; /* durable already */
-			if (!r->target.ops)
-				return RTCMS_EEOF; /* stop reading the source */
-		}
+	if (r->expect && !r->expect(r->expect_ctx, meta)) {
+		r->refused = true;
+		return RTCMS_EPROTO;
 	}
-	if (r->target.ops) {
-		bool unused = false;
-		rc = r->target.ops->begin(r->target.ctx, r->meta, &unused);
-		if (rc)
-			return target_failed(r, rc);
-	}
-	return 0;
+	return inner_rc(r, stream_sink_begin(r->inner, meta));
 }
 
-int relay_chunk(void *ctx, const struct proto_chunk *chunk)
+static int relay_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 {
-	struct relay *r = ctx;
-	int rc;
+	struct relay *r = RELAY(s);
 
 	if (r->cancel && atomic_load_explicit(r->cancel, memory_order_relaxed)) {
 		r->cancelled = true; /* a migration sends a newer one */
 		return RTCMS_ESTATE;
 	}
-	if (!r->begun && (rc = begin(r)) != 0)
-		return rc;
-	if (has_store(r) && (rc = r->store.ops->chunk(r->store.ctx, chunk)) != 0) {
-		r->store_rc = rc;
-		return rc;
-	}
-	r->count++;
-	if (has_target(r) && (rc = r->target.ops->chunk(r->target.ctx, chunk)) != 0)
-		return target_failed(r, rc);
-	return 0;
+	r->begun = true;
+	return inner_rc(r, stream_sink_chunk(r->inner, chunk));
 }
 
-void relay_end(struct relay *r)
+static int relay_end(struct stream_sink *s, uint32_t count)
 {
-	int rc;
+	struct relay *r = RELAY(s);
+	return inner_rc(r, stream_sink_end(r->inner, count));
+}
 
-	if (has_store(r)) {
-		if ((rc = r->store.ops->end(r->store.ctx, r->count)) != 0) {
-			r->store_rc = rc;
-			return; /* nothing further: the target is dropped unconfirmed */
-		}
-		r->store_ended = true;
+static void relay_abort(struct stream_sink *s, int rc)
+{
+	struct relay *r = RELAY(s);
+	if (!r->refused)
+		stream_sink_abort(r->inner, rc);
+}
+
+static const struct stream_sink_ops relay_ops = { relay_begin, relay_chunk, relay_end,
+						  relay_abort };
+
+void relay_init(struct relay *r, struct stream_sink *store, struct stream_sink *target,
+		_Atomic int *cancel)
+{
+	memset(r, 0, sizeof(*r));
+	r->sink.ops = &relay_ops;
+	r->store = store;
+	r->target = target;
+	r->cancel = cancel;
+	if (store && target) {
+		stream_tee_init(&r->tee, store, target);
+		r->inner = &r->tee.sink;
+	} else {
+		r->inner = store ? store : target;
 	}
-	if (has_target(r) && (rc = r->target.ops->end(r->target.ctx, r->count)) != 0)
-		r->target_rc = rc;
+}
+
+void relay_expect(struct relay *r, relay_expect_fn fn, void *ctx)
+{
+	r->expect = fn;
+	r->expect_ctx = ctx;
+}
+
+bool relay_begun(const struct relay *r)
+{
+	return r->begun;
+}
+
+static int store_rc(const struct relay *r)
+{
+	if (!r->store)
+		return 0;
+	return r->target ? r->tee.primary_rc : r->side_rc;
+}
+
+static int target_rc(const struct relay *r)
+{
+	if (!r->target)
+		return 0;
+	return r->store ? r->tee.secondary_rc : r->side_rc;
 }
 
 enum relay_result relay_result(const struct relay *r, int source_rc)
 {
 	if (r->cancelled)
 		return RELAY_CANCELLED;
-	if (r->store_rc)
+	if (r->refused)
+		return RELAY_SOURCE_FAILED;
+	if (store_rc(r))
 		return RELAY_STORE_FAILED;
-	if (r->had_it && !r->target.ops)
+	if (r->store && !r->target && r->store->done)
 		return RELAY_HAD_IT;
-	if (source_rc && r->target_rc && !r->store.ops)
+	if (source_rc && target_rc(r) && !r->store)
 		return RELAY_TARGET_FAILED; /* the target alone stopped it */
 	if (source_rc)
 		return RELAY_SOURCE_FAILED;
-	if (r->target_rc)
+	if (target_rc(r))
 		return RELAY_TARGET_FAILED;
 	return RELAY_DONE;
 }
@@ -125,11 +125,13 @@ int relay_code(const struct relay *r, enum relay_result result, int source_rc)
 	case RELAY_CANCELLED:
 		return RTCMS_ESTATE;
 	case RELAY_SOURCE_FAILED:
+		if (r->refused)
+			return RTCMS_EPROTO;
 		return source_rc ? source_rc : RTCMS_EPROTO;
 	case RELAY_STORE_FAILED:
-		return r->store_rc;
+		return store_rc(r);
 	case RELAY_TARGET_FAILED:
-		return r->target_rc;
+		return target_rc(r);
 	}
 	return RTCMS_EINTERNAL;
 }

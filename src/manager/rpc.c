@@ -23,24 +23,29 @@ void manager_link_drop_store(struct rpc_link *l)
 	l->store = NULL;
 }
 
-static void sink(const struct manager_rpc *rpc, struct rpc_link *link, struct rpc_stream *st,
-		 const struct relay_sink_ops *ops, struct relay_sink *out)
+static void side(const struct manager_rpc *rpc, struct rpc_link *link, struct rpc_stream *st,
+		 const struct stream_sink_ops *ops)
 {
 	memset(st, 0, sizeof(*st));
+	st->sink.ops = ops;
 	st->rpc = rpc;
 	st->link = link;
-	out->ops = ops;
-	out->ctx = st;
 }
 
 void manager_rpc_put_sink(const struct manager_rpc *rpc, struct rpc_link *link,
-			  struct rpc_stream *st, struct relay_sink *out)
+			  struct rpc_stream *st)
 {
-	sink(rpc, link, st, rpc->store->put, out);
+	side(rpc, link, st, rpc->store->put);
 }
 
 void manager_rpc_restore_sink(const struct manager_rpc *rpc, struct rpc_link *link,
-			      struct rpc_stream *st, struct relay_sink *out)
+			      struct rpc_stream *st)
 {
-	sink(rpc, link, st, rpc->agent->restore, out);
+	side(rpc, link, st, rpc->agent->restore);
+}
+
+void manager_rpc_stream_clear(struct rpc_stream *st)
+{
+	store_client_sink_clear(&st->put);
+	stream_relay_clear(&st->restore);
 }

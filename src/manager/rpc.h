@@ -17,8 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/store_client.h"
 #include "proto/msg.h"
-#include "relay.h"
+#include "stream/stream_net.h"
 
 struct net_client;
 
@@ -42,16 +43,23 @@ void manager_link_drop_target(struct rpc_link *l);
  * opens a fresh one. */
 void manager_link_drop_store(struct rpc_link *l);
 
-/* One stream into a sink (the store's PUT, a target's RESTORE): the sink
- * ctx of a relay_sink built by manager_rpc_put_sink() or
- * manager_rpc_restore_sink(). */
+/* One stream into a side of a relay (the store's PUT, a target's
+ * RESTORE): sink is the side, its ops the rpc table's (rpc_store_ops.put,
+ * rpc_agent_ops.restore), which find the rest with RPC_STREAM(). Made by
+ * manager_rpc_put_sink() or manager_rpc_restore_sink(); freed with
+ * manager_rpc_stream_clear(). */
 struct rpc_stream {
+	struct stream_sink sink;
 	const struct manager_rpc *rpc;
 	struct rpc_link *link;
 	uint64_t sequence;             /* from begin: RESTORE_OK must name it */
-	struct proto_put_ack ack;      /* the store's, after end */
+	struct proto_put_ack ack;      /* the store's, after end (or if it had it) */
 	char why[PROTO_TEXT_MAX + 1];  /* a target's failure, in its words */
+	/* the real sides' stream module sinks */
+	struct store_client_sink put;  /* the store writer on link->store */
+	struct stream_relay restore;   /* RESTORE frames to link->target */
 };
+#define RPC_STREAM(s) ((struct rpc_stream *)(void *)((char *)(s) - offsetof(struct rpc_stream, sink)))
 
 /* What to PULL from an agent: the newest checkpoint of an incarnation (as
  * a delta against base if the agent finds that worth it), or exactly
@@ -81,19 +89,21 @@ struct rpc_agent_ops {
 	/* RUN: start a program there. */
 	int (*run)(void *ctx, const char *addr, const struct proto_run *run,
 		   struct proto_run_ok *ok, char *why, size_t whylen);
-	/* PULL: the agent's stream goes chunk by chunk into relay_chunk(r);
-	 * meta is filled before the first chunk. Returns the source's result
-	 * (relay_result() tells what stopped it). */
+	/* PULL: the agent's stream, verified, into sink (stream_recv; a
+	 * relay's); meta is filled before the sink begins (its spec is not
+	 * valid after the call). Returns the source's result (0, or the
+	 * failure of the request, the stream or the sink: relay_result()
+	 * tells which). */
 	int (*pull)(void *ctx, const char *addr, const struct rpc_pull *req,
-		    struct proto_ckpt_meta *meta, struct relay *r);
+		    struct proto_ckpt_meta *meta, struct stream_sink *sink);
 	/* Open link->target to the agent at addr for a restore. */
 	int (*target_open)(void *ctx, struct rpc_link *link, const char *addr);
 	/* ADOPT on link->target (the restored instance runs as inc). */
 	int (*adopt)(void *ctx, struct rpc_link *link, const char *id, uint64_t inc,
 		     char *why, size_t whylen);
-	/* The sink of a RESTORE on link->target (ctx: struct rpc_stream):
-	 * end sends PUT_END and waits until the program resumed. */
-	const struct relay_sink_ops *restore;
+	/* The side of a RESTORE on link->target (struct rpc_stream): end
+	 * sends PUT_END and waits until the program resumed. */
+	const struct stream_sink_ops *restore;
 };
 
 struct rpc_store_ops {
@@ -103,9 +113,9 @@ struct rpc_store_ops {
 	 * latest, incarnation 0: any): RTCMS_ENOENT if it lacks it. */
 	int (*meta)(void *ctx, struct rpc_link *link, const char *id, uint64_t inc,
 		    uint64_t seq, struct proto_ckpt_meta *out);
-	/* GET: the stream goes into relay_chunk(r), meta filled first. */
+	/* GET: the stream into sink, as agent pull. */
 	int (*get)(void *ctx, struct rpc_link *link, const char *id, uint64_t inc,
-		   uint64_t seq, struct proto_ckpt_meta *meta, struct relay *r);
+		   uint64_t seq, struct proto_ckpt_meta *meta, struct stream_sink *sink);
 	/* LIST one page into entries (PROTO_LIST_MAX): *count, *more. */
 	int (*list)(void *ctx, struct rpc_link *link, const struct proto_list *q,
 		    struct proto_list_entry *entries, uint16_t *count, bool *more,
@@ -128,9 +138,9 @@ struct rpc_store_ops {
 	/* MLEASE on link->store (opened within timeout_ms if needed). */
 	int (*mlease)(void *ctx, struct rpc_link *link, int timeout_ms,
 		      const struct proto_mlease *q, struct proto_mlease_ok *ok);
-	/* The sink of a PUT on link->store (ctx: struct rpc_stream): begin
-	 * says *have if the store holds it already; end waits for PUT_ACK. */
-	const struct relay_sink_ops *put;
+	/* The side of a PUT on link->store (struct rpc_stream): done once the
+	 * store says it holds it already (ack set); end waits for PUT_ACK. */
+	const struct stream_sink_ops *put;
 };
 
 struct manager_rpc {
@@ -144,11 +154,13 @@ struct manager_rpc {
 extern const struct rpc_agent_ops agent_rpc_net;
 extern const struct rpc_store_ops store_rpc_net;
 
-/* A relay sink for rpc's PUT on link, its state in *st. */
+/* st as the side of rpc's PUT on link (&st->sink). */
 void manager_rpc_put_sink(const struct manager_rpc *rpc, struct rpc_link *link,
-			  struct rpc_stream *st, struct relay_sink *out);
-/* A relay sink for rpc's RESTORE on link->target, its state in *st. */
+			  struct rpc_stream *st);
+/* st as the side of rpc's RESTORE on link->target (&st->sink). */
 void manager_rpc_restore_sink(const struct manager_rpc *rpc, struct rpc_link *link,
-			      struct rpc_stream *st, struct relay_sink *out);
+			      struct rpc_stream *st);
+/* Free what st kept (the real sides' metadata). */
+void manager_rpc_stream_clear(struct rpc_stream *st);
 
 #endif

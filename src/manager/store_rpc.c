@@ -60,16 +60,16 @@ static int store_meta(void *ctx, struct rpc_link *link, const char *id, uint64_t
 }
 
 static int store_get(void *ctx, struct rpc_link *link, const char *id, uint64_t inc,
-		     uint64_t seq, struct proto_ckpt_meta *meta, struct relay *r)
+		     uint64_t seq, struct proto_ckpt_meta *meta, struct stream_sink *sink)
 {
-	uint8_t *spec = malloc(PROTO_SPEC_MAX); /* the sinks' begin needs it */
-	int rc = spec ? store_open(ctx, link) : RTCMS_ENOMEM;
+	const struct store_client_query q = { .type = PROTO_GET, .process = id,
+					      .incarnation = inc, .sequence = seq };
+	struct stream_result res;
+	int rc = store_open(ctx, link);
 	if (rc == 0)
-		rc = store_client_fetch(link->store, PROTO_GET, id, inc, seq, 0, meta, spec,
-					relay_chunk, r, NULL);
-	if (rc) /* the store's GET stream may be unfinished either way */
+		rc = store_client_fetch_to(link->store, &q, meta, NULL, sink, &res);
+	if (rc || res.outcome != STREAM_ENDED) /* the GET stream may be unfinished */
 		manager_link_drop_store(link);
-	free(spec);
 	return rc;
 }
 
@@ -208,41 +208,49 @@ static int store_mlease(void *ctx, struct rpc_link *link, int timeout_ms,
 	return 0;
 }
 
-/* ---- the PUT sink ---------------------------------------------------- */
+/* ---- the PUT side: the stream module's store writer ------------------ */
 
-static int put_begin(void *ctx, const struct proto_ckpt_meta *meta, bool *have)
+/* The writer's state into st: the store's ack, done once it had it. */
+static int put_settle(struct rpc_stream *st, int rc)
 {
-	struct rpc_stream *st = ctx;
-
-	*have = false;
-	st->sequence = meta->sequence;
-	int rc = store_open(st->rpc->ctx, st->link);
-	if (rc == 0)
-		rc = store_client_put_begin(st->link->store, meta, &st->ack);
-	if (rc == 1) { /* the store holds it already */
-		*have = true;
-		rc = 0;
-	}
+	if (st->put.existed || rc == 0)
+		st->ack = st->put.ack;
+	st->sink.done = st->put.sink.done;
 	return rc;
 }
 
-static int put_chunk(void *ctx, const struct proto_chunk *chunk)
+static int put_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 {
-	struct rpc_stream *st = ctx;
-	return store_client_put_chunk(st->link->store, chunk);
+	struct rpc_stream *st = RPC_STREAM(s);
+
+	st->sequence = meta->sequence;
+	int rc = store_open(st->rpc->ctx, st->link);
+	if (rc)
+		return rc;
+	store_client_sink_init(&st->put, st->link->store);
+	return put_settle(st, stream_sink_begin(&st->put.sink, meta));
 }
 
-static int put_end(void *ctx, uint32_t count)
+static int put_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 {
-	struct rpc_stream *st = ctx;
-	return store_client_put_end(st->link->store, count, &st->ack);
+	struct rpc_stream *st = RPC_STREAM(s);
+	return put_settle(st, stream_sink_chunk(&st->put.sink, chunk));
 }
 
-static const struct relay_sink_ops put_sink = {
-	.begin = put_begin,
-	.chunk = put_chunk,
-	.end = put_end,
-};
+static int put_end(struct stream_sink *s, uint32_t count)
+{
+	struct rpc_stream *st = RPC_STREAM(s);
+	return put_settle(st, stream_sink_end(&st->put.sink, count));
+}
+
+static void put_abort(struct stream_sink *s, int rc)
+{
+	struct rpc_stream *st = RPC_STREAM(s);
+	if (st->put.sink.ops)
+		stream_sink_abort(&st->put.sink, rc);
+}
+
+static const struct stream_sink_ops put_side = { put_begin, put_chunk, put_end, put_abort };
 
 const struct rpc_store_ops store_rpc_net = {
 	.open = store_open,
@@ -255,5 +263,5 @@ const struct rpc_store_ops store_rpc_net = {
 	.release = store_release,
 	.fence = store_fence,
 	.mlease = store_mlease,
-	.put = &put_sink,
+	.put = &put_side,
 };

@@ -129,34 +129,67 @@ static int f_run(void *ctx, const char *addr, const struct proto_run *run,
 	return RTCMS_EINVAL;
 }
 
-/* The checkpoint's chunks into r, failing after fail_after of them with
- * rc (0: no failure). */
-static int send_chunks(struct fake *f, struct proto_ckpt_meta *meta, struct relay *r,
+/* The fake checkpoint's bytes: FAKE_CHUNK-byte chunks of the same data. */
+#define FAKE_CHUNK 16
+static const uint8_t fake_data[FAKE_CHUNK] = "fake chunk data";
+
+/* A source's connection, scripted: the checkpoint's chunks as CHUNK
+ * frames, then GET_END; or, from chunk fail_after on, fail_rc (a broken
+ * connection). */
+struct fake_port {
+	struct fake *f;
+	uint32_t next, fail_after;
+	int fail_rc;
+	uint8_t id[STREAM_ID_SIZE];
+};
+
+static int port_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
+{
+	struct fake_port *p = ctx;
+
+	memset(hdr, 0, sizeof(*hdr));
+	if (p->fail_rc && p->next == p->fail_after)
+		return p->fail_rc;
+	if (p->next == p->f->chunks) {
+		hdr->type = PROTO_GET_END;
+		memset(&msg->get_end, 0, sizeof(msg->get_end));
+		msg->get_end.chunk_count = p->f->chunks;
+		p->next++;
+		return 0;
+	}
+	hdr->type = PROTO_CHUNK;
+	msg->chunk = (struct proto_chunk){ .offset = (uint64_t)p->next * FAKE_CHUNK,
+					   .len = FAKE_CHUNK, .data = fake_data };
+	memcpy(msg->chunk.hash, p->id, STREAM_ID_SIZE);
+	p->next++;
+	return 0;
+}
+
+/* The checkpoint into sink as a real source gives it (stream_recv: every
+ * chunk verified, the sink begun, fed, ended or aborted), its connection
+ * failing after fail_after chunks with fail_rc (0: no failure). */
+static int send_chunks(struct fake *f, struct proto_ckpt_meta *meta, struct stream_sink *sink,
 		       uint32_t fail_after, int fail_rc)
 {
-	static const uint8_t data[16] = "fake chunk data";
+	struct fake_port p = { f, 0, fail_after, fail_rc, { 0 } };
+	struct stream_in in = { .port = { port_recv, NULL, NULL, &p },
+				.end_type = PROTO_GET_END };
+	struct stream_result res;
+
+	stream_chunk_id(fake_data, FAKE_CHUNK, p.id);
 	*meta = f->ckpt;
-	for (uint32_t i = 0; i < f->chunks; i++) {
-		if (fail_rc && i == fail_after)
-			return fail_rc;
-		struct proto_chunk c = { .offset = i * sizeof(data), .data = data,
-					 .len = sizeof(data) };
-		int rc = relay_chunk(r, &c);
-		if (rc)
-			return rc;
-	}
-	return fail_rc && fail_after >= f->chunks ? fail_rc : 0;
+	return stream_recv(&in, meta, sink, &res);
 }
 
 static int f_pull(void *ctx, const char *addr, const struct rpc_pull *req,
-		  struct proto_ckpt_meta *meta, struct relay *r)
+		  struct proto_ckpt_meta *meta, struct stream_sink *sink)
 {
 	struct fake *f = ctx;
 	struct fake_agent *a = agent_at(f, addr);
 	saw(f, "PULL %s %s seq %llu", addr, req->process, (unsigned long long)req->sequence);
 	if (!a)
 		return RTCMS_ECONN;
-	return send_chunks(f, meta, r, a->pull_fail_after, a->pull_rc);
+	return send_chunks(f, meta, sink, a->pull_fail_after, a->pull_rc);
 }
 
 static int f_target_open(void *ctx, struct rpc_link *link, const char *addr)
@@ -186,23 +219,28 @@ static int f_adopt(void *ctx, struct rpc_link *link, const char *id, uint64_t in
 	return rc;
 }
 
-static int restore_begin(void *ctx, const struct proto_ckpt_meta *meta, bool *have)
+/* The fake target's RESTORE side: like the real one it sends RESTORE
+ * with the first chunk. */
+static int restore_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 {
-	struct rpc_stream *st = ctx;
-	struct fake *f = st->rpc->ctx;
-	*have = false;
+	struct rpc_stream *st = RPC_STREAM(s);
 	st->sequence = meta->sequence;
-	saw(f, "RESTORE %s", f->target->addr);
-	if (f->target->restore_begin_rc)
-		snprintf(st->why, sizeof(st->why), "sending it: fake");
-	return f->target->restore_begin_rc;
+	return 0;
 }
 
-static int restore_chunk(void *ctx, const struct proto_chunk *chunk)
+static int restore_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 {
-	struct rpc_stream *st = ctx;
+	struct rpc_stream *st = RPC_STREAM(s);
 	struct fake *f = st->rpc->ctx;
 	(void)chunk;
+	if (!st->restore.begun) {
+		st->restore.begun = true; /* (the real side's flag: RESTORE went out) */
+		saw(f, "RESTORE %s", f->target->addr);
+		if (f->target->restore_begin_rc) {
+			snprintf(st->why, sizeof(st->why), "sending it: fake");
+			return f->target->restore_begin_rc;
+		}
+	}
 	if (f->target->restore_chunk_rc) {
 		snprintf(st->why, sizeof(st->why), "sending it: fake");
 		return f->target->restore_chunk_rc;
@@ -211,9 +249,9 @@ static int restore_chunk(void *ctx, const struct proto_chunk *chunk)
 	return 0;
 }
 
-static int restore_end(void *ctx, uint32_t count)
+static int restore_end(struct stream_sink *s, uint32_t count)
 {
-	struct rpc_stream *st = ctx;
+	struct rpc_stream *st = RPC_STREAM(s);
 	struct fake *f = st->rpc->ctx;
 	saw(f, "RESTORE_END %s %u", f->target->addr, count);
 	if (f->target->restore_rc)
@@ -221,7 +259,8 @@ static int restore_end(void *ctx, uint32_t count)
 	return f->target->restore_rc;
 }
 
-static const struct relay_sink_ops fake_restore = { restore_begin, restore_chunk, restore_end };
+static const struct stream_sink_ops fake_restore = { restore_begin, restore_chunk, restore_end,
+						      NULL };
 
 static const struct rpc_agent_ops fake_agent_ops = {
 	.freeze = f_freeze, .thaw = f_thaw, .stop = f_stop, .info = f_info,
@@ -253,12 +292,12 @@ static int s_meta(void *ctx, struct rpc_link *link, const char *id, uint64_t inc
 }
 
 static int s_get(void *ctx, struct rpc_link *link, const char *id, uint64_t inc, uint64_t seq,
-		 struct proto_ckpt_meta *meta, struct relay *r)
+		 struct proto_ckpt_meta *meta, struct stream_sink *sink)
 {
 	struct fake *f = ctx;
 	(void)link;
 	saw(f, "GET %s %llu/%llu", id, (unsigned long long)inc, (unsigned long long)seq);
-	return send_chunks(f, meta, r, 0, f->get_rc);
+	return send_chunks(f, meta, sink, 0, f->get_rc);
 }
 
 static int s_list(void *ctx, struct rpc_link *link, const struct proto_list *q,
@@ -341,39 +380,52 @@ static int s_mlease(void *ctx, struct rpc_link *link, int timeout_ms,
 	return 0;
 }
 
-static int put_begin(void *ctx, const struct proto_ckpt_meta *meta, bool *have)
+/* The fake store's PUT side: like the real one it sends PUT_BEGIN with
+ * the first chunk, and is done there if the store holds it already. */
+static int put_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 {
-	struct rpc_stream *st = ctx;
-	struct fake *f = st->rpc->ctx;
-	saw(f, "PUT_BEGIN %s %llu/%llu%s", meta->process, (unsigned long long)meta->incarnation,
-	    (unsigned long long)meta->sequence, f->store_has ? " (has it)" : "");
+	struct rpc_stream *st = RPC_STREAM(s);
 	st->sequence = meta->sequence;
-	f->stored_chunks = 0;
-	*have = f->store_has;
-	return f->put_begin_rc;
+	st->put.meta = *meta; /* (the real side's field: what PUT_BEGIN sends) */
+	st->put.meta.spec = NULL;
+	return 0;
 }
 
-static int put_chunk(void *ctx, const struct proto_chunk *chunk)
+static int put_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 {
-	struct rpc_stream *st = ctx;
+	struct rpc_stream *st = RPC_STREAM(s);
 	struct fake *f = st->rpc->ctx;
 	(void)chunk;
+	if (!st->put.begun) {
+		const struct proto_ckpt_meta *meta = &st->put.meta;
+		st->put.begun = true;
+		saw(f, "PUT_BEGIN %s %llu/%llu%s", meta->process,
+		    (unsigned long long)meta->incarnation, (unsigned long long)meta->sequence,
+		    f->store_has ? " (has it)" : "");
+		f->stored_chunks = 0;
+		if (f->put_begin_rc)
+			return f->put_begin_rc;
+		if (f->store_has) {
+			s->done = true;
+			return 0;
+		}
+	}
 	if (f->put_chunk_rc)
 		return f->put_chunk_rc;
 	f->stored_chunks++;
 	return 0;
 }
 
-static int put_end(void *ctx, uint32_t count)
+static int put_end(struct stream_sink *s, uint32_t count)
 {
-	struct rpc_stream *st = ctx;
+	struct rpc_stream *st = RPC_STREAM(s);
 	struct fake *f = st->rpc->ctx;
 	saw(f, "PUT_END %u", count);
 	st->ack.depth = 0;
 	return f->put_end_rc;
 }
 
-static const struct relay_sink_ops fake_put = { put_begin, put_chunk, put_end };
+static const struct stream_sink_ops fake_put = { put_begin, put_chunk, put_end, NULL };
 
 static const struct rpc_store_ops fake_store_ops = {
 	.open = s_open, .meta = s_meta, .get = s_get, .list = s_list, .remove = s_remove,
@@ -392,7 +444,14 @@ void fake_init(struct fake *f)
 	f->ckpt.sequence = 5;
 	f->ckpt.size = 48;
 	f->ckpt.chunk_count = 3;
-	memset(f->ckpt.hash, 0xab, sizeof(f->ckpt.hash));
+	/* the image hash of three chunks of fake_data, as a real source's */
+	uint8_t img[3 * FAKE_CHUNK];
+	struct stream_chunks k = { 0 };
+	for (int i = 0; i < 3; i++)
+		memcpy(img + i * FAKE_CHUNK, fake_data, FAKE_CHUNK);
+	assert_int_equal(stream_chunks_of(&k, img, sizeof(img), FAKE_CHUNK), 0);
+	memcpy(f->ckpt.hash, k.image_hash, sizeof(f->ckpt.hash));
+	stream_chunks_clear(&k);
 	f->chunks = 3;
 	f->claim.claim_id = 7;
 	f->claim.incarnation = 1;

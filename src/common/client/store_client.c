@@ -135,8 +135,12 @@ out:
 	return rc;
 }
 
-int store_client_put_start(struct net_client *c, const struct proto_ckpt_meta *meta,
-			   enum store_put_start *start, struct proto_put_ack *ack)
+/* The store writer's three steps: PUT_BEGIN and its answer (*start; with
+ * STORE_PUT_STORED *ack is the store's), one CHUNK, PUT_END and the
+ * durable PUT_ACK. Each 0 or an error (the store's ERROR code, kept for
+ * net_client_last_error()). */
+static int put_start(struct net_client *c, const struct proto_ckpt_meta *meta,
+		     enum store_put_start *start, struct proto_put_ack *ack)
 {
 	union proto_msg m;
 	uint32_t id;
@@ -146,15 +150,14 @@ int store_client_put_start(struct net_client *c, const struct proto_ckpt_meta *m
 	return rc ? rc : put_answer(c, &id, start, ack);
 }
 
-int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk)
+static int put_chunk(struct net_client *c, const struct proto_chunk *chunk)
 {
 	union proto_msg m;
 	m.chunk = *chunk;
 	return net_client_send(c, PROTO_CHUNK, 0, &m, NULL);
 }
 
-int store_client_put_finish(struct net_client *c, uint32_t chunk_count,
-			    struct proto_put_ack *ack)
+static int put_finish(struct net_client *c, uint32_t chunk_count, struct proto_put_ack *ack)
 {
 	union proto_msg m;
 
@@ -162,20 +165,6 @@ int store_client_put_finish(struct net_client *c, uint32_t chunk_count,
 	int rc = net_client_send(c, PROTO_PUT_END, 0, &m, NULL);
 	/* the ack answers PUT_BEGIN's request */
 	return rc ? rc : put_outcome(c, false, 0, ack);
-}
-
-int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
-			   struct proto_put_ack *ack)
-{
-	enum store_put_start start;
-	int rc = store_client_put_start(c, meta, &start, ack);
-	return rc ? rc : start == STORE_PUT_STORED ? 1 : 0;
-}
-
-int store_client_put_end(struct net_client *c, uint32_t chunk_count,
-			 struct proto_put_ack *ack)
-{
-	return store_client_put_finish(c, chunk_count, ack);
 }
 
 /* ---- GET and PULL ------------------------------------------------------- */
@@ -262,14 +251,6 @@ int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 	return fetch(c, &q, meta_out, spec_copy, write, ctx, end);
 }
 
-int store_client_pull(struct net_client *c, const char *process, uint64_t incarnation,
-		      uint64_t base, struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
-		      store_client_write_fn write, void *ctx)
-{
-	struct store_client_query q = { PROTO_PULL, process, incarnation, 0, base, false };
-	return fetch(c, &q, meta_out, spec_copy, write, ctx, NULL);
-}
-
 /* ---- the store writer sink ---------------------------------------------- */
 
 #define STORE_SINK(s) ((struct store_client_sink *)(void *)(s))
@@ -294,7 +275,7 @@ static int sink_open(struct store_client_sink *w)
 	if (w->begun)
 		return 0;
 	w->begun = true;
-	int rc = store_client_put_start(w->c, &w->meta, &start, &w->ack);
+	int rc = put_start(w->c, &w->meta, &start, &w->ack);
 	stream_meta_drop(&w->meta, &w->spec);
 	if (rc)
 		return w->rc = rc;
@@ -312,7 +293,7 @@ static int sink_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 
 	if (rc || w->existed)
 		return rc;
-	if ((rc = store_client_put_chunk(w->c, chunk)) != 0)
+	if ((rc = put_chunk(w->c, chunk)) != 0)
 		return w->rc = rc;
 	w->count++;
 	return 0;
@@ -326,7 +307,7 @@ static int sink_end(struct stream_sink *s, uint32_t count)
 	(void)count;
 	if (rc || w->existed)
 		return rc;
-	if ((rc = store_client_put_finish(w->c, w->count, &w->ack)) != 0)
+	if ((rc = put_finish(w->c, w->count, &w->ack)) != 0)
 		return w->rc = rc;
 	return 0;
 }

@@ -84,42 +84,11 @@ int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
 		       store_client_write_fn write, void *ctx,
 		       struct proto_get_end *end);
-/*
- * PULL the newest checkpoint of process from an agent, as a delta against
- * sequence base when the agent finds that worth it (meta_out->base says
- * which it sent; base 0 asks for the full image). Otherwise as
- * store_client_fetch().
- */
-int store_client_pull(struct net_client *c, const char *process, uint64_t incarnation,
-		      uint64_t base, struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
-		      store_client_write_fn write, void *ctx);
-
 /* How the store answered PUT_BEGIN. */
 enum store_put_start {
 	STORE_PUT_READY,                   /* send the chunks */
 	STORE_PUT_STORED,                  /* it holds it already: *ack, done */
 };
-
-/*
- * A PUT in three steps, for callers that relay a checkpoint whose chunk
- * hashes and image hash they already know (meta complete): start sends
- * PUT_BEGIN and waits for the answer (*start; with STORE_PUT_STORED *ack
- * is the store's), chunk sends one CHUNK, finish sends PUT_END and waits
- * for the durable PUT_ACK. Each returns 0 or an error (the store's ERROR
- * code, kept for net_client_last_error()).
- */
-int store_client_put_start(struct net_client *c, const struct proto_ckpt_meta *meta,
-			   enum store_put_start *start, struct proto_put_ack *ack);
-int store_client_put_chunk(struct net_client *c, const struct proto_chunk *chunk);
-int store_client_put_finish(struct net_client *c, uint32_t chunk_count,
-			    struct proto_put_ack *ack);
-
-/* Transitional, for callers not yet on the store sink: start as one
- * call, 1 for STORE_PUT_STORED; end is finish. */
-int store_client_put_begin(struct net_client *c, const struct proto_ckpt_meta *meta,
-			   struct proto_put_ack *ack);
-int store_client_put_end(struct net_client *c, uint32_t chunk_count,
-			 struct proto_put_ack *ack);
 
 /*
  * The store writer: a sink that PUTs the stream it gets into the store on
