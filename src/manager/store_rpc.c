@@ -210,10 +210,11 @@ static int store_mlease(void *ctx, struct rpc_link *link, int timeout_ms,
 
 /* ---- the PUT side: the stream module's store writer ------------------ */
 
-/* The writer's state into st: the store's ack, done once it had it. */
+/* The writer's state into st: done (with the store's ack) once the store
+ * said it holds the checkpoint already. */
 static int put_settle(struct rpc_stream *st, int rc)
 {
-	if (st->put.existed || rc == 0)
+	if (st->put.existed && !st->sink.done)
 		st->ack = st->put.ack;
 	st->sink.done = st->put.sink.done;
 	return rc;
@@ -240,7 +241,10 @@ static int put_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 static int put_end(struct stream_sink *s, uint32_t count)
 {
 	struct rpc_stream *st = RPC_STREAM(s);
-	return put_settle(st, stream_sink_end(&st->put.sink, count));
+	int rc = stream_sink_end(&st->put.sink, count);
+	if (rc == 0)
+		st->ack = st->put.ack; /* durable */
+	return rc;
 }
 
 static void put_abort(struct stream_sink *s, int rc)

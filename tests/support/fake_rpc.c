@@ -169,7 +169,7 @@ static int port_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
  * chunk verified, the sink begun, fed, ended or aborted), its connection
  * failing after fail_after chunks with fail_rc (0: no failure). */
 static int send_chunks(struct fake *f, struct proto_ckpt_meta *meta, struct stream_sink *sink,
-		       uint32_t fail_after, int fail_rc)
+		       uint32_t fail_after, int fail_rc, uint64_t skew)
 {
 	struct fake_port p = { f, 0, fail_after, fail_rc, { 0 } };
 	struct stream_in in = { .port = { port_recv, NULL, NULL, &p },
@@ -178,6 +178,7 @@ static int send_chunks(struct fake *f, struct proto_ckpt_meta *meta, struct stre
 
 	stream_chunk_id(fake_data, FAKE_CHUNK, p.id);
 	*meta = f->ckpt;
+	meta->sequence += skew;
 	return stream_recv(&in, meta, sink, &res);
 }
 
@@ -189,7 +190,7 @@ static int f_pull(void *ctx, const char *addr, const struct rpc_pull *req,
 	saw(f, "PULL %s %s seq %llu", addr, req->process, (unsigned long long)req->sequence);
 	if (!a)
 		return RTCMS_ECONN;
-	return send_chunks(f, meta, sink, a->pull_fail_after, a->pull_rc);
+	return send_chunks(f, meta, sink, a->pull_fail_after, a->pull_rc, a->pull_skew);
 }
 
 static int f_target_open(void *ctx, struct rpc_link *link, const char *addr)
@@ -297,7 +298,7 @@ static int s_get(void *ctx, struct rpc_link *link, const char *id, uint64_t inc,
 	struct fake *f = ctx;
 	(void)link;
 	saw(f, "GET %s %llu/%llu", id, (unsigned long long)inc, (unsigned long long)seq);
-	return send_chunks(f, meta, sink, 0, f->get_rc);
+	return send_chunks(f, meta, sink, 0, f->get_rc, 0);
 }
 
 static int s_list(void *ctx, struct rpc_link *link, const struct proto_list *q,

@@ -24,6 +24,7 @@ struct fake_agent {
 	bool holds;                    /* PROCS: it runs the program */
 	int pull_rc;                   /* PULL: fails after pull_fail_after chunks */
 	uint32_t pull_fail_after;
+	uint64_t pull_skew;            /* PULL: sends sequence + pull_skew */
 	int restore_begin_rc, restore_chunk_rc;
 	int restore_rc;                /* the answer to PUT_END (RESTORE_OK if 0) */
 	uint32_t restored_chunks;      /* chunks it got in its last RESTORE */

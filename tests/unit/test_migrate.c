@@ -185,6 +185,18 @@ static void test_source_fails_mid_relay(void **state)
 	assert_int_equal(fake_world_p1(w)->durable, 4);
 }
 
+static void test_source_sends_another_checkpoint(void **state)
+{
+	struct fake_world *w = *state;
+	w->a[0]->pull_skew = 1; /* not the final checkpoint FREEZE announced */
+	assert_int_equal(migrate(w, 0), RTCMS_EPROTO);
+	/* refused before anything reached the store or the target */
+	assert_string_equal(fake_world_calls(w), FREEZE CLAIM "PULL 10.0.0.1 p1 seq 5; " UNDO);
+	assert_non_null(strstr(w->why, "source agent 10.0.0.1"));
+	assert_stayed(w);
+	assert_int_equal(fake_world_p1(w)->durable, 4);
+}
+
 static void test_store_fails_mid_relay(void **state)
 {
 	struct fake_world *w = *state;
@@ -308,6 +320,7 @@ int main(void)
 		T(test_nothing_stored_yet_stores_the_final_first),
 		T(test_claim_newer_than_the_final),
 		T(test_source_fails_mid_relay),
+		T(test_source_sends_another_checkpoint),
 		T(test_store_fails_mid_relay),
 		T(test_store_unreachable),
 		T(test_target_fails_then_next_best_node),
