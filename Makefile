@@ -80,6 +80,7 @@ bench: build
 	@$(BUILD)/bench/bench_failover --append docs/benchmarks.md
 	@$(BUILD)/bench/bench_incremental --append docs/benchmarks.md
 	@$(BUILD)/bench/bench_recovery --append docs/benchmarks.md
+	@$(BUILD)/bench/bench_crypto --append docs/benchmarks.md
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
