@@ -20,7 +20,7 @@
 #include "util/keyfile.h"
 
 static const struct cli_command commands[] = {
-	{ "keygen", "FILE [--force]", "write a new random cluster key to FILE", cmd_keygen },
+	{ "keygen", "[--data [--cipher C]] FILE [--force]", "write a new cluster key (or with --data a data keyring) to FILE", cmd_keygen },
 	{ "store", "SUBCOMMAND ...", "talk to rtcms-store (put get list claim commit release delete scrub status)", cmd_store },
 	{ "area", "SUBCOMMAND ...", "checkpoint areas on this node (create show capture install)", cmd_area },
 	{ "status", "", "the manager's view: store, nodes, processes", cmd_manager },

@@ -200,6 +200,20 @@ int main(int argc, char **argv)
 		if (sl > 0)
 			put_file(argv[1], "fuzz_spec", "app", buf, (size_t)sl);
 	}
+	/* data keyrings for the keyring fuzzer */
+	{
+		static const char one[] =
+			"# rtcms data keyring\n"
+			"rtcms-data-key-v1 1 aes-256-gcm "
+			"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+		static const char two[] =
+			"rtcms-data-key-v1 1 aes-256-gcm "
+			"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f retired\n"
+			"rtcms-data-key-v1 7 chacha20-poly1305 "
+			"f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000\r\n";
+		put_file(argv[1], "fuzz_datakey", "one", (const uint8_t *)one, sizeof(one) - 1);
+		put_file(argv[1], "fuzz_datakey", "two", (const uint8_t *)two, sizeof(two) - 1);
+	}
 	/* heartbeat datagrams under the fuzzers' key */
 	{
 		struct proto_heartbeat hb = { .node = 2, .counter = 5, .sent_ms = 1000,

@@ -37,6 +37,16 @@ expect 0 "wrote a new cluster key" -- "$CTL" keygen "$DIR/key"
 expect 1 "use --force" -- "$CTL" keygen "$DIR/key"
 expect 0 "wrote" -- "$CTL" keygen "$DIR/other.key"
 expect 2 "FILE missing" -- "$CTL" keygen
+# data keyrings
+expect 0 "wrote a new data keyring" -- "$CTL" keygen --data "$DIR/data.keys"
+[ "$(stat -c %a "$DIR/data.keys")" = 600 ] || fail "data keyring mode is not 600"; ok
+grep -q "^rtcms-data-key-v1 1 " "$DIR/data.keys" || fail "data keyring lacks key 1"; ok
+expect 1 "use --force" -- "$CTL" keygen --data "$DIR/data.keys"
+out=$("$CTL" --json keygen --data --cipher chacha20-poly1305 --force "$DIR/data.keys")
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["cipher"]=="chacha20-poly1305" and d["key_id"]==1 and len(d["kcv"])==16, d' "$out" ||
+	fail "keygen --data --json: $out"; ok
+expect 2 "unknown cipher" -- "$CTL" keygen --data --cipher rot13 "$DIR/x.keys"
+expect 2 "is for a data key" -- "$CTL" keygen --cipher aes-256-gcm "$DIR/x.keys"
 
 # help and usage
 expect 0 "usage: rtcms-store" -- "$STORE" --help

@@ -1,7 +1,17 @@
-/* chunk.c - a chunk's id and its check (see chunk.h). */
+/* chunk.c - a chunk's id, its sealing and its checks (see chunk.h). */
 #include "chunk.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sodium.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "rtcms_error.h"
+#include "util/bytes.h"
+
+#define AD_LABEL "rtcms-chunk-v1"
+#define AD_SIZE (sizeof(AD_LABEL) - 1 + 4 + 4 + STREAM_ID_SIZE)
 
 void stream_chunk_id(const uint8_t *data, size_t len, uint8_t id[STREAM_ID_SIZE])
 {
@@ -14,4 +24,113 @@ bool stream_chunk_intact(const struct proto_chunk *chunk)
 
 	stream_chunk_id(chunk->data, chunk->len, id);
 	return sodium_memcmp(id, chunk->hash, STREAM_ID_SIZE) == 0;
+}
+
+void stream_chunk_sum(const uint8_t *sealed, size_t len, uint8_t sum[STREAM_SUM_SIZE])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(sealed, len));
+	memcpy(sum, c.digest, STREAM_SUM_SIZE);
+}
+
+bool stream_chunk_sum_ok(const uint8_t *sealed, size_t len,
+			 const uint8_t sum[STREAM_SUM_SIZE])
+{
+	uint8_t got[STREAM_SUM_SIZE];
+
+	stream_chunk_sum(sealed, len, got);
+	return memcmp(got, sum, STREAM_SUM_SIZE) == 0;
+}
+
+static const EVP_CIPHER *cipher_of(const struct datakey *key)
+{
+	return key->cipher == DATAKEY_AES_256_GCM ? EVP_aes_256_gcm()
+						   : EVP_chacha20_poly1305();
+}
+
+/* The chunk's own key and the AD that binds it to key id, length and id. */
+static bool chunk_key(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],
+		      size_t len, uint8_t k[32], uint8_t ad[AD_SIZE])
+{
+	unsigned int n = 32;
+	uint8_t *p = ad;
+
+	memcpy(p, AD_LABEL, sizeof(AD_LABEL) - 1);
+	p += sizeof(AD_LABEL) - 1;
+	put_be32(p, key->id);
+	put_be32(p + 4, (uint32_t)len);
+	memcpy(p + 8, id, STREAM_ID_SIZE);
+	return HMAC(EVP_sha256(), key->k_enc, DATAKEY_SIZE, id, STREAM_ID_SIZE,
+		    k, &n) != NULL;
+}
+
+/* One AEAD pass: seal (enc) or open; the tag is written or checked. */
+static int aead(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],
+		int enc, const uint8_t *in, size_t len, uint8_t *out,
+		uint8_t tag[STREAM_TAG_SIZE])
+{
+	static const uint8_t nonce[12];
+	uint8_t k[32], ad[AD_SIZE];
+	EVP_CIPHER_CTX *ctx = NULL;
+	int n = 0, rc = RTCMS_EINTERNAL;
+
+	if (!chunk_key(key, id, len, k, ad))
+		goto out;
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx || !EVP_CipherInit_ex(ctx, cipher_of(key), NULL, k, nonce, enc))
+		goto out;
+	if (!enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG,
+					 STREAM_TAG_SIZE, tag))
+		goto out;
+	if (!EVP_CipherUpdate(ctx, NULL, &n, ad, (int)sizeof(ad)) ||
+	    !EVP_CipherUpdate(ctx, out, &n, in, (int)len))
+		goto out;
+	if (!EVP_CipherFinal_ex(ctx, out + n, &n)) {
+		rc = enc ? RTCMS_EINTERNAL : RTCMS_ECORRUPT;
+		goto out;
+	}
+	if (enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG,
+					STREAM_TAG_SIZE, tag))
+		goto out;
+	rc = 0;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	sodium_memzero(k, sizeof(k));
+	return rc;
+}
+
+int stream_chunk_seal(const struct datakey *key, const uint8_t *plain,
+		      size_t len, uint8_t id[STREAM_ID_SIZE], uint8_t *sealed,
+		      uint8_t sum[STREAM_SUM_SIZE])
+{
+	unsigned int n = STREAM_ID_SIZE;
+	int rc;
+
+	if (len == 0 || len > PROTO_MAX_CHUNK)
+		return RTCMS_EINVAL;
+	if (!HMAC(EVP_sha256(), key->k_id, DATAKEY_SIZE, plain, len, id, &n))
+		return RTCMS_EINTERNAL;
+	rc = aead(key, id, 1, plain, len, sealed, sealed + len);
+	if (rc == 0)
+		stream_chunk_sum(sealed, len + STREAM_TAG_SIZE, sum);
+	return rc;
+}
+
+int stream_chunk_open(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],
+		      const uint8_t *sealed, size_t sealed_len, uint8_t *plain)
+{
+	uint8_t tag[STREAM_TAG_SIZE];
+	size_t len;
+	int rc;
+
+	if (sealed_len <= STREAM_TAG_SIZE ||
+	    sealed_len > PROTO_MAX_CHUNK + STREAM_TAG_SIZE)
+		return RTCMS_EINVAL;
+	len = sealed_len - STREAM_TAG_SIZE;
+	memcpy(tag, sealed + len, STREAM_TAG_SIZE);
+	rc = aead(key, id, 0, sealed, len, plain, tag);
+	if (rc != 0)
+		sodium_memzero(plain, len);
+	return rc;
 }

@@ -1,11 +1,15 @@
 /*
  * chunk.h - what a chunk of a checkpoint stream is, and how a hop checks
- * one: the only place that knows. Today a chunk is its bytes plus their
- * BLAKE2b-256 (its id, proto_chunk_hash), computed where the chunk is cut
- * and checked at every hop; the image hash binds the ids in order.
- * Everything that makes or checks a chunk's id calls these two functions,
- * so a different chunk (sealed once at its source, checked by a checksum)
- * changes this file and chunk.c alone.
+ * one: the only place that knows (docs/architecture.md, "Sealed once").
+ *
+ * A plain chunk (key id 0, today's streams) is its bytes plus their
+ * BLAKE2b-256 (its id, proto_chunk_hash), checked at every hop. A sealed
+ * chunk is made once at its source under a data key (util/datakey.h): its
+ * id is HMAC-SHA-256 of the plaintext under the key's id key, its bytes
+ * the AEAD of the plaintext under a key derived from the id (AD: the key
+ * id, the length and the id), and its sum the XXH3-128 of the sealed
+ * bytes, which a hop without the data key (the store) checks. The image
+ * hash binds the ids in order either way.
  */
 #ifndef RTCMS_STREAM_CHUNK_H
 #define RTCMS_STREAM_CHUNK_H
@@ -15,13 +19,45 @@
 #include <stdint.h>
 
 #include "proto/msg.h"
+#include "util/datakey.h"
 
 #define STREAM_ID_SIZE PROTO_HASH_SIZE
+#define STREAM_TAG_SIZE 16   /* a sealed chunk is its plaintext + this */
+#define STREAM_SUM_SIZE 16   /* XXH3-128, canonical (big-endian) */
 
-/* The id of a chunk of len bytes (at its source). */
+/* The id of a plain chunk of len bytes (at its source). */
 void stream_chunk_id(const uint8_t *data, size_t len, uint8_t id[STREAM_ID_SIZE]);
 
-/* Whether chunk's data is what its id says (at a hop). */
+/* Whether a plain chunk's data is what its id says (at a hop). */
 bool stream_chunk_intact(const struct proto_chunk *chunk);
+
+/*
+ * Seal len (1..PROTO_MAX_CHUNK) bytes of plain under key: writes the
+ * chunk's id, len + STREAM_TAG_SIZE sealed bytes (sealed may be plain: in
+ * place) and their sum. Equal plaintexts under one key give equal output.
+ * Returns 0, RTCMS_EINVAL for a bad length, or RTCMS_EINTERNAL when the
+ * crypto library fails.
+ */
+int stream_chunk_seal(const struct datakey *key, const uint8_t *plain,
+		      size_t len, uint8_t id[STREAM_ID_SIZE], uint8_t *sealed,
+		      uint8_t sum[STREAM_SUM_SIZE]);
+
+/*
+ * Open sealed_len bytes sealed under key as the chunk id names: writes
+ * sealed_len - STREAM_TAG_SIZE bytes of plaintext (plain may be sealed: in
+ * place). Returns 0, RTCMS_ECORRUPT when the bytes do not authenticate
+ * (tampered, another chunk's, another key's or another length's; plain is
+ * then zeroed), RTCMS_EINVAL for a bad length, RTCMS_EINTERNAL when the
+ * crypto library fails.
+ */
+int stream_chunk_open(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],
+		      const uint8_t *sealed, size_t sealed_len, uint8_t *plain);
+
+/* The checksum of len sealed bytes (a store's check, no key needed). */
+void stream_chunk_sum(const uint8_t *sealed, size_t len, uint8_t sum[STREAM_SUM_SIZE]);
+
+/* Whether len sealed bytes have this sum. */
+bool stream_chunk_sum_ok(const uint8_t *sealed, size_t len,
+			 const uint8_t sum[STREAM_SUM_SIZE]);
 
 #endif

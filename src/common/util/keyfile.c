@@ -61,35 +61,45 @@ int keyfile_load(const char *path, struct proto_key *key, char *err,
 	return 0;
 }
 
+int keyfile_write_new(const char *path, int force, const char *text,
+		      size_t len, const char *what, char *err, size_t errlen)
+{
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+	int fd, rc = 0;
+
+	fd = open(path, flags, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: cannot create %s: %s%s", path, what,
+			 strerror(e), e == EEXIST ? " (use --force to overwrite)" : "");
+		return e == EEXIST ? RTCMS_EEXIST : RTCMS_EIO;
+	}
+	if (fchmod(fd, 0600) != 0 || write(fd, text, len) != (ssize_t)len ||
+	    fsync(fd) != 0) {
+		snprintf(err, errlen, "%s: cannot write %s: %s", path, what,
+			 strerror(errno));
+		rc = RTCMS_EIO;
+	}
+	close(fd);
+	return rc;
+}
+
 int keyfile_generate(const char *path, int force, char *err, size_t errlen)
 {
 	uint8_t key[PROTO_KEY_SIZE];
 	char hex[2 * PROTO_KEY_SIZE + 1];
 	char line[sizeof(KEY_PREFIX) + sizeof(hex) + 1];
-	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
-	int fd, rc = 0;
+	int rc;
 
 	if (sodium_init() < 0) {
 		snprintf(err, errlen, "libsodium failed to initialise");
 		return RTCMS_EINTERNAL;
 	}
-	fd = open(path, flags, 0600);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot create key file: %s%s", path,
-			 strerror(errno),
-			 errno == EEXIST ? " (use --force to overwrite)" : "");
-		return errno == EEXIST ? RTCMS_EEXIST : RTCMS_EIO;
-	}
 	randombytes_buf(key, sizeof(key));
 	sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
 	int len = snprintf(line, sizeof(line), "%s%s\n", KEY_PREFIX, hex);
-	if (fchmod(fd, 0600) != 0 || write(fd, line, (size_t)len) != len ||
-	    fsync(fd) != 0) {
-		snprintf(err, errlen, "%s: cannot write key file: %s", path,
-			 strerror(errno));
-		rc = RTCMS_EIO;
-	}
-	close(fd);
+	rc = keyfile_write_new(path, force, line, (size_t)len, "key file", err,
+			       errlen);
 	sodium_memzero(key, sizeof(key));
 	sodium_memzero(hex, sizeof(hex));
 	sodium_memzero(line, sizeof(line));

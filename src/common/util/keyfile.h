@@ -25,4 +25,13 @@ int keyfile_load(const char *path, struct proto_key *key, char *err,
  */
 int keyfile_generate(const char *path, int force, char *err, size_t errlen);
 
+/*
+ * Create path for a secret (mode 0600; an existing file is refused with
+ * RTCMS_EEXIST unless force), write len bytes of text and fsync it. what
+ * names the file in messages ("key file"). Returns 0, RTCMS_EEXIST or
+ * RTCMS_EIO with a message in err.
+ */
+int keyfile_write_new(const char *path, int force, const char *text,
+		      size_t len, const char *what, char *err, size_t errlen);
+
 #endif
