@@ -28,7 +28,8 @@ struct restore {
 	uint32_t request;
 	struct proto_ckpt_meta meta;   /* meta.spec points to spec */
 	uint8_t spec[PROTO_SPEC_MAX];
-	uint64_t start_ms;             /* the RESTORE arrived (restore_timeout) */
+	uint64_t start_ms;             /* the RESTORE arrived */
+	uint64_t launch_ms;            /* the program started (restore_timeout) */
 	int rc;                        /* the refusal or failure: 0, RTCMS_E* */
 	char why[PROTO_TEXT_MAX + 1];  /* its reason */
 	uint64_t max;                  /* the largest image this node takes */
@@ -90,9 +91,7 @@ static int refused_begin(struct stream_sink *s, const struct proto_ckpt_meta *me
 	return RTCMS_ESTATE;
 }
 
-static const struct stream_sink_ops refused_ops = { refused_begin, NULL, NULL, NULL };
-/* The sink of a delta: it is verified, then refused (step 3). */
-static const struct stream_sink_ops verified_ops = { NULL, NULL, NULL, NULL };
+static const struct stream_sink_ops refused_ops = { refused_begin, NULL, NULL, NULL, NULL };
 
 /* The verifier's refusal as the restore answers it: a stream whose chunks
  * do not add up to the announced image (more than its count, or an end
@@ -105,16 +104,19 @@ static void refuse_stream(struct restore *r, int rc, const struct stream_result 
 		fail(r, rc, "%s", res->why);
 }
 
-/* Step 2: read the whole stream (CHUNKs, PUT_END) through the stream
- * verifier, even when refusing: a refused restore's stream unverified,
- * a delta's verified only, a full image's verified (chunks, image hash,
- * state hash when it has one) into r->image. 0 (r->rc says whether it was
- * refused), or the receive's error or RTCMS_EPROTO (another frame:
- * answered) when the connection must close. */
+/* Step 2: read the whole stream (CHUNKs, PUT_END; a chain link by link:
+ * PUT_END with MORE, the next link's RESTORE) through the stream verifier,
+ * even when refusing: a refused restore's stream unverified, else every
+ * link verified (chunks, image hash, a full image's state hash) into
+ * r->image, which applies a chain's deltas and checks the state hash of
+ * what it assembled. r->meta becomes the last link's (the checkpoint
+ * restored). 0 (r->rc says whether it was refused), or the receive's
+ * error or RTCMS_EPROTO (another frame: answered) when the connection
+ * must close. */
 static int restore_receive(struct restore *r)
 {
-	struct stream_sink refused = { &refused_ops, false }, verified = { &verified_ops, false };
-	struct stream_sink *sink = r->rc ? &refused : r->meta.base ? &verified : &r->image.sink;
+	struct stream_sink refused = { &refused_ops, false };
+	struct stream_sink *sink = r->rc ? &refused : &r->image.sink;
 	const struct stream_in in = {
 		.port = r->peer->port,
 		.end_type = PROTO_PUT_END,
@@ -122,9 +124,16 @@ static int restore_receive(struct restore *r)
 		.flags = STREAM_VERIFY_STATE, /* of a full image with a state hash */
 		.drain = true,
 	};
+	struct proto_ckpt_meta meta = r->meta;
 	struct stream_result res;
-	int rc = stream_recv(&in, &r->meta, sink, &res);
+	int rc = stream_recv_chain(&in, PROTO_RESTORE, &meta, sink, &res);
 
+	if (rc == 0) {
+		uint32_t spec_len = r->meta.spec_len;
+		r->meta = meta;
+		r->meta.spec = r->spec;
+		r->meta.spec_len = spec_len;
+	}
 	switch (rc ? res.fault : STREAM_FAULT_NONE) {
 	case STREAM_FAULT_NONE:
 		return 0;
@@ -132,7 +141,9 @@ static int restore_receive(struct restore *r)
 		refuse_stream(r, rc, &res);
 		return 0;
 	case STREAM_FAULT_SINK: /* refused already, or no memory for the image */
-		if (rc == RTCMS_ENOMEM)
+		if (r->image.why[0])
+			fail(r, rc, "%s", r->image.why);
+		else if (rc == RTCMS_ENOMEM)
 			fail(r, rc, "no memory for %" PRIu64 " bytes", r->meta.size);
 		else
 			fail(r, rc, "the image was not taken: %s", rtcms_strerror(rc));
@@ -140,20 +151,12 @@ static int restore_receive(struct restore *r)
 	case STREAM_FAULT_PEER:
 	case STREAM_FAULT_FRAME:
 		r->peer->reply_error(r->peer->ctx, r->request, RTCMS_EPROTO,
-				     "expected CHUNK or PUT_END");
+				     res.why[0] ? res.why : "expected CHUNK or PUT_END");
 		return RTCMS_EPROTO;
 	case STREAM_FAULT_CONN:
 		break;
 	}
 	return rc;
-}
-
-/* Step 3: the image is a full one (whole, or assembled from deltas by the
- * store); its state hash was checked end to end as it arrived. */
-static void restore_check_image(struct restore *r)
-{
-	if (r->rc == 0 && r->meta.base != 0)
-		fail(r, RTCMS_EPROTO, "a restore needs a full image, not a delta");
 }
 
 /* Step 4: start the program in restore mode from the image. */
@@ -169,11 +172,14 @@ static void restore_launch(struct restore *r)
 		.image = r->image.image,
 		.image_len = r->image.len,
 	};
+	r->launch_ms = agent_mono_ms();
 	r->rc = launch_start(r->a, &req, &r->p, r->why, sizeof(r->why));
 }
 
 /* Step 5: wait until the program has refilled its regions and goes on
- * (its area's resumed word), exits, or restore_timeout passes. */
+ * (its area's resumed word), exits, or restore_timeout passes since it
+ * started (the transfer before is bounded by the connection's timeouts,
+ * not by this: a large image on a loaded machine takes its time). */
 static void restore_wait_resume(struct restore *r)
 {
 	struct agent *a = r->a;
@@ -188,7 +194,7 @@ static void restore_wait_resume(struct restore *r)
 			fail(r, RTCMS_ESTATE, "%s exited during its restore", r->meta.process);
 			return;
 		}
-		if (agent_mono_ms() - r->start_ms > a->cfg.restore_timeout_ms) {
+		if (agent_mono_ms() - r->launch_ms > a->cfg.restore_timeout_ms) {
 			fail(r, RTCMS_ETIMEDOUT, "%s did not resume within %" PRIu64 " ms",
 			     r->meta.process, a->cfg.restore_timeout_ms);
 			return;
@@ -310,8 +316,8 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 	stream_area_sink_init(&r->image, r->max, NULL, NULL);
 	if (restore_receive(r) != 0)
 		goto out_free;
-	restore_check_image(r);
 	restore_launch(r);
+	size_t image_len = r->image.len;
 	stream_area_sink_clear(&r->image);
 	if (r->rc) {
 		log_warn("[%s -> agent] RESTORE %s seq %" PRIu64 " refused: %s", who,
@@ -319,9 +325,10 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 		res = answer_failure(r);
 		goto out_free;
 	}
-	log_info("[%s -> agent] RESTORE %s seq %" PRIu64 ": %" PRIu64 " bytes verified, "
+	log_info("[%s -> agent] RESTORE %s seq %" PRIu64 ": %zu bytes verified%s, "
 		 "started pid %d in restore mode", who, r->meta.process, r->meta.sequence,
-		 r->meta.size, (int)r->p->pid);
+		 image_len, r->meta.base ? " (assembled from a chain)" : "",
+		 (int)r->p->pid);
 	res = restore_run(r);
 	proc_unref(a, r->p);
 out_free:

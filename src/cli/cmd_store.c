@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -113,88 +114,84 @@ static int do_put(struct cli *cli, const struct cli_args *a)
 /* ---- get ------------------------------------------------------------- */
 
 /*
- * A sink that writes the verified checkpoint to a file: opened at begin as
- * FILE.part, renamed to FILE only at the end, once the whole image
- * verified and is flushed (a failed get leaves no partial file); or to
- * stdout (path "-"), in order.
+ * A sink that writes the verified checkpoint to a file: the image is
+ * assembled in memory (a delta comes as its chain: the full image at its
+ * root and the deltas, applied in order and checked against the state
+ * hash), then written to FILE.part, flushed and renamed to FILE (a failed
+ * get leaves no partial file); or written to stdout (path "-").
  */
 struct file_sink {
 	struct stream_sink sink;
+	struct stream_area_sink image;     /* the assembled image */
 	const char *path;
 	char tmp[4200];
-	int fd;
-	int open_errno;                    /* FILE.part could not be opened */
+	int open_errno;                    /* FILE.part could not be written */
 };
 
-#define FILE_SINK(s) ((struct file_sink *)(void *)(s))
+#define FILE_SINK(s) ((struct file_sink *)(void *)((char *)(s) - offsetof(struct file_sink, sink)))
 
 static int file_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 {
-	struct file_sink *f = FILE_SINK(s);
-
-	(void)meta;
-	if (strcmp(f->path, "-") == 0) {
-		f->fd = STDOUT_FILENO;
-		return 0;
-	}
-	snprintf(f->tmp, sizeof(f->tmp), "%s.part", f->path);
-	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (f->fd < 0) {
-		f->open_errno = errno;
-		return RTCMS_EIO;
-	}
-	return 0;
+	return stream_sink_begin(&FILE_SINK(s)->image.sink, meta);
 }
 
 static int file_chunk(struct stream_sink *s, const struct proto_chunk *ch)
 {
-	int fd = FILE_SINK(s)->fd;
-	const uint8_t *p = ch->data;
-	size_t left = ch->len;
-	off_t off = (off_t)ch->offset;
+	return stream_sink_chunk(&FILE_SINK(s)->image.sink, ch);
+}
 
+static int file_link(struct stream_sink *s, uint32_t count)
+{
+	return stream_sink_link(&FILE_SINK(s)->image.sink, count);
+}
+
+static void file_abort(struct stream_sink *s, int rc)
+{
+	stream_sink_abort(&FILE_SINK(s)->image.sink, rc);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t left)
+{
 	while (left > 0) {
-		ssize_t n = fd == STDOUT_FILENO ? write(fd, p, left)
-						: pwrite(fd, p, left, off);
+		ssize_t n = write(fd, p, left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return RTCMS_EIO;
 		p += n;
-		off += n;
 		left -= (size_t)n;
 	}
 	return 0;
 }
 
-static void file_abort(struct stream_sink *s, int rc)
-{
-	struct file_sink *f = FILE_SINK(s);
-
-	(void)rc;
-	if (f->fd == STDOUT_FILENO)
-		return;
-	close(f->fd);
-	unlink(f->tmp);
-}
-
 static int file_end(struct stream_sink *s, uint32_t count)
 {
 	struct file_sink *f = FILE_SINK(s);
+	int rc = stream_sink_end(&f->image.sink, count), fd;
 
-	(void)count;
-	if (f->fd == STDOUT_FILENO)
-		return 0;
-	if (fsync(f->fd) != 0 || rename(f->tmp, f->path) != 0) {
-		file_abort(s, RTCMS_EIO);
+	if (rc)
+		return rc;
+	if (strcmp(f->path, "-") == 0)
+		return write_all(STDOUT_FILENO, f->image.image, f->image.len);
+	snprintf(f->tmp, sizeof(f->tmp), "%s.part", f->path);
+	fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		f->open_errno = errno;
 		return RTCMS_EIO;
 	}
-	close(f->fd);
-	return 0;
+	rc = write_all(fd, f->image.image, f->image.len);
+	if (rc == 0 && (fsync(fd) != 0 || rename(f->tmp, f->path) != 0))
+		rc = RTCMS_EIO;
+	if (rc)
+		f->open_errno = errno ? errno : EIO;
+	close(fd);
+	if (rc)
+		unlink(f->tmp);
+	return rc;
 }
 
 static const struct stream_sink_ops file_sink_ops = { file_begin, file_chunk, file_end,
-						      file_abort };
+						      file_abort, file_link };
 
 static void print_meta_json(const struct proto_ckpt_meta *m)
 {
@@ -235,9 +232,17 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 		return CLI_FAIL;
 	const struct store_client_query q = { PROTO_GET, a->pos[0], inc, seq, 0,
 					      meta_only };
-	struct file_sink sink = { .sink = { &file_sink_ops, false }, .path = out, .fd = -1 };
+	struct file_sink sink = { .sink = { &file_sink_ops, false }, .path = out };
 	struct stream_result res;
+	stream_area_sink_init(&sink.image, UINT64_MAX, NULL, NULL);
 	rc = store_client_fetch_to(c, &q, &meta, NULL, &sink.sink, &res);
+	if (rc && sink.image.why[0] && !sink.open_errno) {
+		stream_area_sink_clear(&sink.image);
+		net_client_free(c);
+		return cli_fail("get %s: %s", a->pos[0], sink.image.why);
+	}
+	uint64_t written = sink.image.len;
+	stream_area_sink_clear(&sink.image);
 	if (rc == 0 && !meta_only)
 		end = res.get_end;
 	if (rc && sink.open_errno) {
@@ -260,7 +265,8 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 		       ": %s in %u chunks, node %016" PRIx64 ", hash %.16s…%s%s\n",
 		       meta_only ? "checkpoint" : "fetched", meta.process,
 		       meta.incarnation, meta.sequence,
-		       cli_bytes(meta.size, sz, sizeof(sz)), meta.chunk_count,
+		       cli_bytes(meta_only || !meta.base ? meta.size : written, sz, sizeof(sz)),
+		       meta.chunk_count,
 		       meta.node, cli_hex(meta.hash, PROTO_HASH_SIZE, hx, sizeof(hx)),
 		       meta_only ? "" : ", verified, written to ",
 		       meta_only ? "" : out);

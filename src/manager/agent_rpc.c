@@ -270,6 +270,13 @@ static int restore_end(struct stream_sink *s, uint32_t count)
 	return rc;
 }
 
+/* A link of a chain: its PUT_END with MORE (the target assembles). */
+static int restore_link(struct stream_sink *s, uint32_t count)
+{
+	struct rpc_stream *st = RPC_STREAM(s);
+	return restore_sent(st, stream_sink_link(&st->restore.sink, count));
+}
+
 static void restore_abort(struct stream_sink *s, int rc)
 {
 	struct rpc_stream *st = RPC_STREAM(s);
@@ -278,7 +285,7 @@ static void restore_abort(struct stream_sink *s, int rc)
 }
 
 static const struct stream_sink_ops restore_side = { restore_begin, restore_chunk,
-						     restore_end, restore_abort };
+						     restore_end, restore_abort, restore_link };
 
 const struct rpc_agent_ops agent_rpc_net = {
 	.freeze = agent_freeze,

@@ -46,6 +46,17 @@ static int relay_end(struct stream_sink *s, uint32_t count)
 	return inner_rc(r, stream_sink_end(r->inner, count));
 }
 
+static int relay_link(struct stream_sink *s, uint32_t count)
+{
+	struct relay *r = RELAY(s);
+
+	if (r->cancel && atomic_load_explicit(r->cancel, memory_order_relaxed)) {
+		r->cancelled = true;
+		return RTCMS_ESTATE;
+	}
+	return inner_rc(r, stream_sink_link(r->inner, count));
+}
+
 static void relay_abort(struct stream_sink *s, int rc)
 {
 	struct relay *r = RELAY(s);
@@ -54,7 +65,7 @@ static void relay_abort(struct stream_sink *s, int rc)
 }
 
 static const struct stream_sink_ops relay_ops = { relay_begin, relay_chunk, relay_end,
-						  relay_abort };
+						  relay_abort, relay_link };
 
 void relay_init(struct relay *r, struct stream_sink *store, struct stream_sink *target,
 		_Atomic int *cancel)

@@ -254,7 +254,7 @@ static void put_abort(struct stream_sink *s, int rc)
 		stream_sink_abort(&st->put.sink, rc);
 }
 
-static const struct stream_sink_ops put_side = { put_begin, put_chunk, put_end, put_abort };
+static const struct stream_sink_ops put_side = { put_begin, put_chunk, put_end, put_abort, NULL };
 
 const struct rpc_store_ops store_rpc_net = {
 	.open = store_open,

@@ -1,14 +1,18 @@
 /*
- * get.c - GET: open a checkpoint (a full image streamed from its chunk
- * files, pinned until the handle closes; a delta assembled from its chain
- * by chain.c and served from memory), read its chunks with read repair.
+ * get.c - GET: open a checkpoint (its chain loaded and pinned by chain.c
+ * until the handle closes: a full image is one link, a delta its root and
+ * every delta up to it) and read its chunks, link by link, from the chunk
+ * files with read repair. Nothing is assembled here: the reader applies
+ * the links.
  */
 #include "store_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/log.h"
 #include "rtcms_error.h"
 
 int store_chunks_pin(struct store *st, struct catalog *cat, const char *process,
@@ -34,37 +38,6 @@ void store_chunks_unpin(struct store *st, const struct chunk_ref *c, uint32_t n)
 		pinset_del(&st->pins, c[i].hash);
 }
 
-/*
- * Serve an assembled image from memory: cut it into chunks of
- * PROTO_MAX_CHUNK and describe it in meta (a full image: base 0, its own
- * size, chunk hashes and image hash). g takes img.
- */
-static int get_serve_image(struct store_get *g, uint8_t *img, size_t len,
-			   struct proto_ckpt_meta *meta)
-{
-	struct stream_chunks k = { 0 };
-
-	g->img = img;
-	int rc = stream_chunks_of(&k, img, len, PROTO_MAX_CHUNK);
-	if (rc)
-		return rc;
-	if (k.count && !(g->chunks = calloc(k.count, sizeof(*g->chunks)))) {
-		stream_chunks_clear(&k);
-		return RTCMS_ENOMEM;
-	}
-	for (uint32_t i = 0; i < k.count; i++) {
-		struct chunk_ref *c = &g->chunks[i];
-		stream_chunks_span(&k, i, &c->offset, &c->len);
-		memcpy(c->hash, k.id[i], PROTO_HASH_SIZE);
-	}
-	g->count = k.count;
-	stream_chunks_meta(&k, meta);
-	stream_chunks_clear(&k);
-	meta->full_size = len;
-	meta->base = 0;
-	return 0;
-}
-
 /* A checkpoint's metadata as stored, from its row. */
 static void meta_from_row(struct proto_ckpt_meta *meta, const char *process,
 			  const struct ckpt_row *row)
@@ -84,13 +57,14 @@ static void meta_from_row(struct proto_ckpt_meta *meta, const char *process,
 }
 
 /*
- * Under st->mu: find the checkpoint, fill *meta and a new handle *out, and
- * (unless meta_only) pin a full image's chunks into it or load a delta's
- * chain into *chain. 0 or a negative code (*out to be closed either way).
+ * Under st->mu: find the checkpoint, fill *meta (the checkpoint as
+ * stored) and a new handle *out, and (unless meta_only) load and pin its
+ * chain (a full image: one link). 0 or a negative code (*out to be closed
+ * either way).
  */
 static int get_find(struct store *st, const char *process, uint64_t incarnation,
 		    uint64_t sequence, int meta_only, struct store_get **out,
-		    struct proto_ckpt_meta *meta, struct chain **chain)
+		    struct proto_ckpt_meta *meta)
 {
 	struct mirror *p = mirror_primary(st);
 	struct store_get *g;
@@ -103,50 +77,45 @@ static int get_find(struct store *st, const char *process, uint64_t incarnation,
 		return RTCMS_ENOMEM;
 	g->st = st;
 	rc = catalog_ckpt_find(p->cat, process, incarnation, sequence, &row, &g->spec,
-			       &meta->spec_len);
+			       &g->spec_len);
 	if (rc)
 		return rc;
-	uint32_t spec_len = meta->spec_len;
 	meta_from_row(meta, process, &row);
-	meta->spec_len = spec_len;
+	snprintf(g->process, sizeof(g->process), "%s", meta->process);
+	meta->spec_len = g->spec_len;
 	meta->spec = g->spec;
 	if (meta_only)
 		return 0;
-	if (row.base != 0)
-		return chain_load(st, p->cat, meta->process, &row, chain);
-	/* a full image: streamed from the chunk files, pinned until the
-	 * handle is closed */
-	rc = store_chunks_pin(st, p->cat, meta->process, row.inc, row.seq,
-			      row.chunk_count, &g->chunks, &g->pinned);
-	g->count = g->pinned;
-	return rc;
+	return chain_load(st, p->cat, g->process, &row, &g->chain);
 }
 
-/* Open a checkpoint: as stored (meta_only, or a full image: streamed from
- * the chunk files) or assembled from its chain (a delta). */
+/* The metadata of the link being read. */
+static void link_meta(const struct store_get *g, struct proto_ckpt_meta *meta)
+{
+	meta_from_row(meta, g->process, &g->chain->links[g->chain->n - 1 - g->link].row);
+	meta->spec_len = g->spec_len;
+	meta->spec = g->spec;
+}
+
 static int get_open(struct store *st, const char *process, uint64_t incarnation,
 		    uint64_t sequence, int meta_only, struct store_get **out,
 		    struct proto_ckpt_meta *meta)
 {
 	struct store_get *g = NULL;
-	struct chain *chain = NULL;
 	int rc;
 
 	*out = NULL;
 	pthread_mutex_lock(&st->mu);
-	rc = get_find(st, process, incarnation, sequence, meta_only, &g, meta, &chain);
+	rc = get_find(st, process, incarnation, sequence, meta_only, &g, meta);
 	pthread_mutex_unlock(&st->mu);
-
-	if (rc == 0 && chain) {
-		/* read and apply without the mutex: the chain's chunks are
-		 * pinned until chain_free */
-		uint8_t *img = NULL;
-		size_t len = 0;
-		rc = chain_assemble(st, meta->process, chain, &img, &len, &g->repaired);
-		if (rc == 0)
-			rc = get_serve_image(g, img, len, meta);
+	if (rc == 0 && g->chain) {
+		link_meta(g, meta);
+		if (g->chain->n > 1)
+			store_log(st, LOG_DEBUG, "GET %s %" PRIu64 "/%" PRIu64 ": served as "
+				  "a chain of %zu links from full image %" PRIu64,
+				  g->process, g->chain->links[0].row.inc,
+				  g->chain->links[0].row.seq, g->chain->n, meta->sequence);
 	}
-	chain_free(st, chain);
 	if (rc == 0) {
 		*out = g;
 		g = NULL;
@@ -171,25 +140,41 @@ int store_get_open_meta(struct store *st, const char *process,
 
 int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk, bool *end)
 {
-	*end = g->next >= g->count;
+	const struct chain_link *l = g->chain ? &g->chain->links[g->chain->n - 1 - g->link]
+					      : NULL;
+
+	*end = !l || g->next >= l->pinned;
 	if (*end)
 		return 0;
-	const struct chunk_ref *c = &g->chunks[g->next];
-	if (g->img) {
-		/* assembled and hashed at open: copied, so that buf is what
-		 * chunk->data points to either way */
-		memcpy(buf, g->img + c->offset, c->len);
-	} else {
-		int rc = repair_read_chunk(g->st, c, buf, &g->repaired);
-		if (rc)
-			return rc;
-	}
+	const struct chunk_ref *c = &l->chunks[g->next];
+	int rc = repair_read_chunk(g->st, c, buf, &g->repaired);
+	if (rc)
+		return rc;
 	chunk->offset = c->offset;
 	chunk->len = c->len;
 	chunk->data = buf;
 	memcpy(chunk->hash, c->hash, PROTO_HASH_SIZE);
 	g->next++;
 	return 0;
+}
+
+bool store_get_next_link(struct store_get *g, struct proto_ckpt_meta *meta)
+{
+	if (!g->chain || g->link + 1 >= g->chain->n)
+		return false;
+	g->link++;
+	g->next = 0;
+	link_meta(g, meta);
+	return true;
+}
+
+uint32_t store_get_links(const struct store_get *g, uint64_t *top_sequence)
+{
+	if (!g->chain)
+		return 0;
+	if (top_sequence)
+		*top_sequence = g->chain->links[0].row.seq;
+	return (uint32_t)g->chain->n;
 }
 
 uint32_t store_get_repaired(const struct store_get *g)
@@ -201,14 +186,7 @@ void store_get_close(struct store_get *g)
 {
 	if (!g)
 		return;
-	if (g->pinned) {
-		pthread_mutex_lock(&g->st->mu);
-		store_chunks_unpin(g->st, g->chunks, g->pinned);
-		gc_deferred(g->st);
-		pthread_mutex_unlock(&g->st->mu);
-	}
-	free(g->img);
-	free(g->chunks);
+	chain_free(g->st, g->chain);
 	free(g->spec);
 	free(g);
 }

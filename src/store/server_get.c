@@ -1,9 +1,10 @@
 /*
  * server_get.c - the GET stream of rtcms-store: GET opens the checkpoint
- * (on the thread pool: a delta is assembled there), GET_META answers it,
- * then each chunk is read, verified and sealed on the thread pool one
- * after another and sent from the loop, at most two frames queued on the
- * socket; reading stays paused until GET_END.
+ * (on the thread pool: its chain is loaded and pinned there), GET_META
+ * answers it, then each chunk is read, verified and sealed on the thread
+ * pool one after another and sent from the loop, at most two frames
+ * queued on the socket; a delta's chain link by link (GET_END with MORE,
+ * the next link's GET_META); reading stays paused until the last GET_END.
  */
 #include "server_int.h"
 
@@ -17,8 +18,8 @@ void server_get_work_open(struct conn *c)
 {
 	const struct proto_get *q = &c->msg.get;
 
-	/* meta_only stays cheap: a delta's stored metadata, no assembly; a
-	 * full GET of a delta assembles its full image */
+	/* meta_only stays cheap: the stored metadata, nothing pinned; a full
+	 * GET of a delta serves its chain */
 	c->rc = (q->meta_only ? store_get_open_meta : store_get_open)
 		(c->srv->store, q->process, q->incarnation, q->sequence, &c->get,
 		 &c->reply.meta);
@@ -37,10 +38,18 @@ bool server_get_after_open(struct conn *c, uint32_t req, enum conn_state next)
 		c->state = C_READY;
 		return true;
 	}
-	log_info("[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
-		 " bytes, %u chunks)", c->peer, c->reply.meta.process,
-		 c->reply.meta.incarnation, c->reply.meta.sequence,
-		 c->reply.meta.size, c->reply.meta.chunk_count);
+	uint64_t top = 0;
+	uint32_t links = store_get_links(c->get, &top);
+	if (links > 1)
+		log_info("[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (a delta: its chain "
+			 "of %u links from full image %" PRIu64 ", %" PRIu64 " bytes)",
+			 c->peer, c->reply.meta.process, c->reply.meta.incarnation, top,
+			 links, c->reply.meta.sequence, c->reply.meta.size);
+	else
+		log_info("[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
+			 " bytes, %u chunks)", c->peer, c->reply.meta.process,
+			 c->reply.meta.incarnation, c->reply.meta.sequence,
+			 c->reply.meta.size, c->reply.meta.chunk_count);
 	conn_send(c, PROTO_GET_META, PROTO_F_MORE, req, &c->reply, 0);
 	c->state = C_GET;
 	server_get_next(c);
@@ -82,6 +91,17 @@ static void after_get(uv_work_t *w, int status)
 	if (conn_work_done(c)) {
 		free(c->gframe);
 		c->gframe = NULL;
+		return;
+	}
+	if (c->rc == 0 && c->get_end && store_get_next_link(c->get, &c->reply.meta)) {
+		/* the next link of a chain: this link's end, its metadata */
+		m.get_end.chunk_count = c->gcount;
+		m.get_end.repaired = store_get_repaired(c->get);
+		c->gcount = 0;
+		conn_send(c, PROTO_GET_END, PROTO_F_MORE, c->get_request, &m, 0);
+		conn_send(c, PROTO_GET_META, PROTO_F_MORE, c->get_request, &c->reply, 0);
+		if (c->pending_writes < 2)
+			server_get_next(c);
 		return;
 	}
 	if (c->rc == 0 && c->get_end) {

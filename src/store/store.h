@@ -183,17 +183,16 @@ void store_put_abort(struct store_put *put);
 /*
  * Open a checkpoint for reading: the given (incarnation, sequence), or the
  * latest when sequence is 0 (latest of any incarnation when incarnation is
- * 0). Fills *meta (meta->spec points into memory owned by the handle).
- * A full image is streamed from the chunk files by store_get_next(). A
- * delta is assembled here: its chain is read from the full image at its
- * root up (every chunk verified, with mirror fallback and repair), the
- * deltas applied in order, and the result checked against the stored
- * state hash; the handle then holds the full image (at most STORE_MAX_FULL
- * bytes) and *meta describes it: base 0, size = full_size, chunk_count =
- * ceil(size / PROTO_MAX_CHUNK), chunk and image hashes computed over it,
- * state_hash as stored. Returns 0, RTCMS_ENOENT, RTCMS_ECORRUPT (a chain
- * that is broken, does not apply, or does not give its state hash;
- * logged), RTCMS_ETOOBIG, RTCMS_ENOMEM, RTCMS_EIO.
+ * 0). A full image is read as stored. A delta is served as its chain, the
+ * links root first: the full image at its root, then every delta up to
+ * the one asked for; the reader applies them (stream_area_sink) and checks
+ * the state hash. *meta is the first link's metadata (meta->spec, the
+ * checkpoint's own, points into memory owned by the handle);
+ * store_get_next() reads the link's chunks, store_get_next_link() moves to
+ * the next. Every chunk is pinned until the handle closes, and every
+ * link's chunk list checked against its image hash. Returns 0,
+ * RTCMS_ENOENT, RTCMS_ECORRUPT (a chain that is broken or inconsistent;
+ * logged), RTCMS_ENOMEM, RTCMS_EIO.
  */
 int store_get_open(struct store *st, const char *process, uint64_t incarnation,
 		   uint64_t sequence, struct store_get **out,
@@ -213,12 +212,23 @@ int store_get_open_meta(struct store *st, const char *process,
 /*
  * Read the next chunk into buf (capacity >= PROTO_MAX_CHUNK): verified
  * against its hash, from the first mirror with a good copy; bad or missing
- * copies on other mirrors are rewritten (an assembled image is copied from
- * the handle's memory). Returns 0 with *chunk filled (data points to buf),
- * or 0 with *end set after the last chunk (*chunk untouched), or
+ * copies on other mirrors are rewritten. Returns 0 with *chunk filled
+ * (data points to buf), or 0 with *end set after the link's last chunk
+ * (*chunk untouched), or
  * RTCMS_ECORRUPT if no mirror has a good copy.
  */
 int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk, bool *end);
+
+/*
+ * After the last chunk of a link: move to the next link of the chain and
+ * fill *meta with it (true), or false after the last link (the checkpoint
+ * asked for).
+ */
+bool store_get_next_link(struct store_get *g, struct proto_ckpt_meta *meta);
+
+/* The links the read serves (1 for a full image, 0 for meta_only) and,
+ * with top_sequence, the sequence of the last one (the one asked for). */
+uint32_t store_get_links(const struct store_get *g, uint64_t *top_sequence);
 
 /* Copies repaired so far by this read. */
 uint32_t store_get_repaired(const struct store_get *g);

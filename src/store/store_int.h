@@ -97,16 +97,30 @@ struct store_put {
 	atomic_uint_least64_t new_bytes, disk_bytes;
 };
 
+/* One checkpoint of a chain, its chunks pinned. */
+struct chain_link {
+	struct ckpt_row row;
+	struct chunk_ref *chunks;
+	uint32_t pinned;
+};
+
+/* links[0] is the checkpoint asked for, links[n - 1] the full image at the
+ * root of its chain (n is 1 for a full image), each link a delta against
+ * the next. */
+struct chain {
+	struct chain_link *links;
+	size_t n, cap;
+};
+
 struct store_get {
 	struct store *st;
-	uint8_t *spec;
-	struct chunk_ref *chunks;
-	uint32_t count;
-	uint32_t pinned;              /* chunks[0..pinned) are pinned (streamed) */
-	uint32_t next;
+	char process[PROTO_ID_MAX + 1];
+	uint8_t *spec;                /* the checkpoint's, sent with every link */
+	uint32_t spec_len;
+	struct chain *chain;          /* NULL for meta_only */
+	size_t link;                  /* the link being read, 0 = the root */
+	uint32_t next;                /* its next chunk */
 	uint32_t repaired;
-	uint8_t *img;                 /* an image assembled from a chain: chunks
-				       * are served from here, not from files */
 };
 
 /* ---- store.c: small helpers ---------------------------------------------- */
@@ -149,27 +163,17 @@ void store_chunks_unpin(struct store *st, const struct chunk_ref *c, uint32_t n)
 int chain_delta_depth(struct catalog *cat, const char *process, uint64_t inc,
 		      uint64_t base, uint32_t *depth);
 
-struct chain;
-
 /*
- * Under st->mu: load the chain of top (a delta) from cat down to its full
- * root and pin every chunk of it. 0 and *out (free it with chain_free,
- * also on failure: *out may be set then), RTCMS_ECORRUPT (a base is
- * missing, or the chain is deeper than STORE_MAX_DEPTH; logged),
- * RTCMS_ENOMEM, RTCMS_EIO.
+ * Under st->mu: load the chain of top from cat down to its full root (a
+ * full image is a chain of one link), pin every chunk of it and check
+ * that each link's chunk list tiles its image and gives its image hash.
+ * 0 and *out (free it with chain_free, also on failure: *out may be set
+ * then), RTCMS_ECORRUPT (a base is missing, a chunk list is inconsistent,
+ * or the chain is deeper than STORE_MAX_DEPTH; logged), RTCMS_ENOMEM,
+ * RTCMS_EIO.
  */
 int chain_load(struct store *st, struct catalog *cat, const char *process,
 	       const struct ckpt_row *top, struct chain **out);
-
-/*
- * Without st->mu: assemble the full image of a loaded chain (read its
- * root, apply the deltas upwards, check each step and the stored state
- * hash). 0 and *img (malloc'ed, *len bytes), or RTCMS_ECORRUPT (logged),
- * RTCMS_ETOOBIG, RTCMS_ENOMEM. Copies repaired on the way count in
- * *repaired.
- */
-int chain_assemble(struct store *st, const char *process, const struct chain *c,
-		   uint8_t **img, size_t *len, uint32_t *repaired);
 
 /* Unpin (takes st->mu) and free a chain. chain_free(st, NULL) is a no-op. */
 void chain_free(struct store *st, struct chain *c);

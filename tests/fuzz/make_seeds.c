@@ -200,6 +200,26 @@ int main(int argc, char **argv)
 		if (sl > 0)
 			put_file(argv[1], "fuzz_spec", "app", buf, (size_t)sl);
 	}
+	/* a whole chain for the chain fuzzer: link 0 (9 chunks), PUT_END with
+	 * MORE, link 1's RESTORE and 3 chunks, the same for link 2, PUT_END */
+	{
+		uint8_t ops[64];
+		size_t n = 0;
+		ops[n++] = 0x00;
+		for (int i = 0; i < 9; i++)
+			ops[n++] = 0x00;
+		ops[n++] = 0x04;
+		ops[n++] = 0x15;
+		for (int i = 0; i < 3; i++)
+			ops[n++] = 0x01;
+		ops[n++] = 0x04;
+		ops[n++] = 0x25;
+		for (int i = 0; i < 3; i++)
+			ops[n++] = 0x02;
+		ops[n++] = 0x03;
+		put_file(argv[1], "fuzz_chain", "three-links", ops, n);
+		put_file(argv[1], "fuzz_chain", "one-link", ops, 11);
+	}
 	/* data keyrings for the keyring fuzzer */
 	{
 		static const char one[] =

@@ -26,22 +26,6 @@
 
 #define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
 
-struct sink {
-	uint8_t *buf;
-	size_t cap, len;
-};
-
-static int sink_chunk(void *ctx, const struct proto_chunk *c)
-{
-	struct sink *s = ctx;
-	if (c->offset + c->len > s->cap)
-		return RTCMS_ETOOBIG;
-	memcpy(s->buf + c->offset, c->data, c->len);
-	if (c->offset + c->len > s->len)
-		s->len = c->offset + c->len;
-	return 0;
-}
-
 struct seen {
 	int full, delta;
 	uint64_t max_delta_size, full_size;
@@ -91,25 +75,30 @@ static void watch(struct cluster *cl, const char *id, uint64_t inc, uint64_t unt
 	assert_true(s->delta >= deltas);
 }
 
-/* GET the latest checkpoint of id from the store: a full image, whose
- * state hash is the one the agent computed. */
+/* GET the latest checkpoint of id from the store as a restore target
+ * reads it (a delta as its chain, assembled by the stream module): the
+ * full image whose state hash is the one the agent computed. */
 static void check_assembled(struct cluster *cl, const char *id)
 {
 	struct net_client *st = NULL;
 	struct proto_ckpt_meta meta;
-	struct sink s = { malloc(32u << 20), 32u << 20, 0 };
+	struct stream_area_sink img;
+	struct stream_result res;
+	const struct store_client_query q = { .type = PROTO_GET, .process = id };
 	uint8_t h[STATE_HASH_SIZE];
+
 	assert_int_equal(net_client_connect(cl->store.addr, &cl->key, PROTO_ROLE_MANAGER, "t",
 					    5000, &st), 0);
-	assert_int_equal(store_client_get(st, id, 0, 0, 0, &meta, sink_chunk, &s, NULL), 0);
-	assert_int_equal(meta.base, 0);
-	assert_int_equal(s.len, meta.size);
-	assert_int_equal(image_version(s.buf, s.len), 1);
-	assert_int_equal(state_hash(s.buf, s.len, h), 0);
+	stream_area_sink_init(&img, 32u << 20, NULL, NULL);
+	assert_int_equal(store_client_fetch_to(st, &q, &meta, NULL, &img.sink, &res), 0);
+	assert_int_equal(res.outcome, STREAM_ENDED);
+	assert_int_equal(img.len, meta.full_size);
+	assert_int_equal(image_version(img.image, img.len), 1);
+	assert_int_equal(state_hash(img.image, img.len, h), 0);
 	assert_false(sodium_is_zero(meta.state_hash, sizeof(meta.state_hash)));
 	assert_memory_equal(h, meta.state_hash, sizeof(h));
 	net_client_free(st);
-	free(s.buf);
+	stream_area_sink_clear(&img);
 }
 
 static void test_deltas_then_restore(void **state)

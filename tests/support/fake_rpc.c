@@ -261,7 +261,7 @@ static int restore_end(struct stream_sink *s, uint32_t count)
 }
 
 static const struct stream_sink_ops fake_restore = { restore_begin, restore_chunk, restore_end,
-						      NULL };
+						      NULL, NULL };
 
 static const struct rpc_agent_ops fake_agent_ops = {
 	.freeze = f_freeze, .thaw = f_thaw, .stop = f_stop, .info = f_info,
@@ -426,7 +426,7 @@ static int put_end(struct stream_sink *s, uint32_t count)
 	return f->put_end_rc;
 }
 
-static const struct stream_sink_ops fake_put = { put_begin, put_chunk, put_end, NULL };
+static const struct stream_sink_ops fake_put = { put_begin, put_chunk, put_end, NULL, NULL };
 
 static const struct rpc_store_ops fake_store_ops = {
 	.open = s_open, .meta = s_meta, .get = s_get, .list = s_list, .remove = s_remove,

@@ -36,6 +36,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include "store/chunkfile.h"
 #include <sqlite3.h>
 #include "store/store.h"
+#include "stream/stream.h"
 #include "testutil.h"
 #include "util/bytes.h"
 
@@ -328,17 +329,21 @@ static inline int put_delta(struct store *st, const char *process, const struct 
 	return rc;
 }
 
-/* GET a checkpoint whole, checking every chunk hash, the chunk order and
- * the image hash like a client does; *out is malloc'ed. */
+/* GET a checkpoint whole as a client does: every link of its chain (a
+ * full image is one) through the stream verifier (chunk hashes, order,
+ * image hash, a full image's state hash) into the image assembler, which
+ * applies the deltas and checks the state hash. *m is the last link's
+ * metadata (the checkpoint asked for), *out the full image (malloc'ed).
+ * Returns the store's or the assembler's error (RTCMS_ECORRUPT). */
 static inline int get_img(struct store *st, const char *process, uint64_t inc, uint64_t seq,
 		   struct proto_ckpt_meta *m, uint8_t **out, size_t *len)
 {
+	struct stream_area_sink img;
+	struct stream_verifier v;
 	struct store_get *g;
-	struct proto_image_hash ih;
 	struct proto_chunk c;
-	uint8_t *chunk = malloc(PROTO_MAX_CHUNK), h[PROTO_HASH_SIZE];
-	uint32_t n = 0;
-	bool end;
+	uint8_t *chunk = malloc(PROTO_MAX_CHUNK);
+	bool end, more = true;
 	int rc;
 
 	*out = NULL;
@@ -347,26 +352,31 @@ static inline int get_img(struct store *st, const char *process, uint64_t inc, u
 		free(chunk);
 		return rc;
 	}
-	assert_true(m->size < ((uint64_t)1 << 32));
-	*out = malloc(m->size ? m->size : 1);
-	*len = m->size;
-	proto_image_hash_init(&ih, m->size);
-	while ((rc = store_get_next(g, chunk, &c, &end)) == 0 && !end) {
-		assert_true(c.offset + c.len <= m->size);
-		proto_chunk_hash(c.data, c.len, h);
-		assert_memory_equal(h, c.hash, PROTO_HASH_SIZE);
-		assert_int_equal(proto_image_hash_update(&ih, c.offset, c.len, c.hash), 0);
-		memcpy(*out + c.offset, c.data, c.len);
-		n++;
+	stream_area_sink_init(&img, (uint64_t)1 << 32, NULL, NULL);
+	for (uint32_t link = 0; more && rc == 0; link++) {
+		assert_int_equal(m->spec_len, 4);
+		assert_memory_equal(m->spec, "spec", 4);
+		assert_int_equal(stream_verifier_begin(&v, m, 0, STREAM_VERIFY_STATE), 0);
+		rc = stream_sink_begin(&img.sink, m);
+		while (rc == 0 && (rc = store_get_next(g, chunk, &c, &end)) == 0 && !end) {
+			assert_int_equal(stream_verifier_chunk(&v, &c), 0);
+			rc = stream_sink_chunk(&img.sink, &c);
+		}
+		if (rc)
+			break;
+		assert_int_equal(stream_verifier_end(&v, stream_verifier_count(&v)), 0);
+		more = store_get_next_link(g, m);
+		rc = more ? stream_sink_link(&img.sink, stream_verifier_count(&v))
+			  : stream_sink_end(&img.sink, stream_verifier_count(&v));
 	}
-	assert_int_equal(rc, 0);
-	assert_int_equal(n, m->chunk_count);
-	assert_int_equal(proto_image_hash_final(&ih, h), 0);
-	assert_memory_equal(h, m->hash, PROTO_HASH_SIZE);
-	assert_int_equal(m->spec_len, 4);
-	assert_memory_equal(m->spec, "spec", 4);
 	store_get_close(g);
 	free(chunk);
+	if (rc) {
+		stream_area_sink_clear(&img);
+		return rc;
+	}
+	*out = img.image;
+	*len = img.len;
 	return 0;
 }
 
@@ -380,16 +390,16 @@ static inline void get_expect_state(struct store *st, const char *process, uint6
 	uint8_t *got, sh[STATE_HASH_SIZE];
 	size_t len;
 
-	assert_int_equal(store_get_open_meta(st, process, 1, seq, &g, &m), 0);
+	struct proto_ckpt_meta stored;
+	assert_int_equal(store_get_open_meta(st, process, 1, seq, &g, &stored), 0);
 	store_get_close(g);
-	/* a full image is served as stored, a delta's in chunks of 1 MiB */
-	uint64_t chunk = m.base ? PROTO_MAX_CHUNK : DCHUNK;
+	/* served as stored: a delta as its chain, whose last link is it */
 	assert_int_equal(get_img(st, process, 1, seq, &m, &got, &len), 0);
 	assert_int_equal(m.sequence, seq);
-	assert_int_equal(m.base, 0);
-	assert_int_equal(m.size, want_len);
+	assert_int_equal(m.base, stored.base);
+	assert_int_equal(m.size, stored.size);
+	assert_memory_equal(m.hash, stored.hash, PROTO_HASH_SIZE);
 	assert_int_equal(m.full_size, want_len);
-	assert_int_equal(m.chunk_count, (want_len + chunk - 1) / chunk);
 	assert_int_equal(len, want_len);
 	assert_memory_equal(got, want, want_len);
 	assert_int_equal(state_hash(want, want_len, sh), 0);

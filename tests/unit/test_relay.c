@@ -56,7 +56,7 @@ static void s_abort(struct stream_sink *ss, int rc)
 	SINK(ss)->aborted++;
 }
 
-static const struct stream_sink_ops ops = { s_begin, s_chunk, s_end, s_abort };
+static const struct stream_sink_ops ops = { s_begin, s_chunk, s_end, s_abort, NULL };
 
 /* The source: three 4-byte chunks as a connection gives them (CHUNK
  * frames with real ids, then GET_END), received by stream_recv. */

@@ -29,6 +29,8 @@
 #include "area/delta.h"
 #include "area/image.h"
 #include "rtcms_error.h"
+#include "stream/stream.h"
+#include "util/bytes.h"
 
 #define DATA ((5u << 20) / 2)         /* 2.5 MiB of state: an image of 3 chunks */
 #define SEQ 7
@@ -47,7 +49,7 @@ struct reply {
 };
 
 struct fake_peer {
-	struct { uint8_t type; union proto_msg msg; } in[FRAMES_MAX];
+	struct { uint8_t type; uint16_t flags; union proto_msg msg; } in[FRAMES_MAX];
 	size_t n_in, next;
 	int end_rc;                    /* recv's answer once the script is done */
 	void (*before)(struct fake_peer *f, size_t frame); /* before frame is read */
@@ -66,6 +68,7 @@ static int peer_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
 		f->before(f, f->next);
 	memset(hdr, 0, sizeof(*hdr));
 	hdr->type = f->in[f->next].type;
+	hdr->flags = f->in[f->next].flags;
 	hdr->request = 100 + (uint32_t)f->next;
 	*msg = f->in[f->next].msg;
 	f->next++;
@@ -139,8 +142,10 @@ static int fake_start(void *ctx, const struct agent *a, const struct launch_req 
 	assert_int_equal(area_format(p->area, p->area_len), 0);
 	p->pid = PID;
 	struct area_header *h = p->area;
+	uint64_t seq = 0;
+	assert_int_equal(image_sequence(r->image, r->image_len, &seq), 0);
 	if (l->mode == FAKE_RESUMES)
-		atomic_store(&h->resumed, SEQ); /* refilled its regions at once */
+		atomic_store(&h->resumed, seq); /* refilled its regions at once */
 	if (l->mode == FAKE_CRASHES) {
 		p->state = AP_EXITED;      /* as the reaper sees a SIGSEGV */
 		p->status = SIGSEGV;
@@ -542,6 +547,84 @@ static void test_incarnation_fenced(void **state)
 	world_free(w);
 }
 
+/* A restore from a chain (as the store serves a delta through the
+ * manager): the full image, PUT_END with MORE, the delta's RESTORE and
+ * chunks, PUT_END. The program starts from the assembled image of the
+ * delta's sequence; RESTORE_OK names that sequence. */
+static void test_chain_restored(void **state)
+{
+	(void)state;
+	struct world *w = world_new(FAKE_RESUMES);
+	uint64_t versions[DATA / AREA_BLOCK];
+	uint8_t *next = malloc(image_len), *delta = malloc(image_len);
+	uint8_t digest[PROTO_HASH_SIZE];
+	union proto_msg m;
+	struct stream_chunks k = { 0 };
+
+	/* the next checkpoint: block 5 changed, sequence SEQ + 1 */
+	memcpy(next, image, image_len);
+	for (size_t i = 0; i < DATA / AREA_BLOCK; i++)
+		versions[i] = i == 5 ? SEQ + 1 : SEQ;
+	size_t head = image_len - DATA;
+	next[head + 5 * AREA_BLOCK] ^= 0xff;
+	put_be64(next + 8, SEQ + 1);
+	int64_t dlen = delta_build(next, image_len, versions, SEQ, delta, image_len);
+	assert_true(dlen > 0 && dlen < 3 * (int64_t)AREA_BLOCK);
+	crypto_generichash(digest, sizeof(digest), next, image_len, NULL, 0);
+
+	push_stream(w);
+	w->f.in[w->f.n_in - 1].flags = PROTO_F_MORE; /* another link follows */
+	memset(&m, 0, sizeof(m));
+	m.meta = w->meta;
+	m.meta.sequence = SEQ + 1;
+	m.meta.base = SEQ;
+	m.meta.full_size = image_len;
+	assert_int_equal(stream_chunks_of(&k, delta, (uint64_t)dlen, PROTO_MAX_CHUNK), 0);
+	stream_chunks_meta(&k, &m.meta);
+	assert_int_equal(state_hash(next, image_len, m.meta.state_hash), 0);
+	push(w, PROTO_RESTORE, &m);
+	memset(&m, 0, sizeof(m));
+	m.chunk.offset = 0;
+	m.chunk.len = (uint32_t)dlen;
+	m.chunk.data = delta;
+	memcpy(m.chunk.hash, k.id[0], PROTO_HASH_SIZE);
+	push(w, PROTO_CHUNK, &m);
+	push_end(w, 1);
+	push_adopt(w, "ledger", INC + 1);
+	assert_int_equal(run(w), RESTORE_ADOPTED);
+	assert_int_equal(w->l.starts, 1);
+	assert_memory_equal(w->l.image_hash, digest, PROTO_HASH_SIZE);
+	assert_int_equal(w->f.out[0].type, PROTO_RESTORE_OK);
+	assert_int_equal(w->f.out[0].msg.restore_ok.sequence, SEQ + 1);
+	world_free(w);
+
+	/* the same chain with a state hash the assembled image does not have:
+	 * refused before anything starts */
+	w = world_new(FAKE_RESUMES);
+	push_stream(w);
+	w->f.in[w->f.n_in - 1].flags = PROTO_F_MORE;
+	memset(&m, 0, sizeof(m));
+	m.meta = w->meta;
+	m.meta.sequence = SEQ + 1;
+	m.meta.base = SEQ;
+	m.meta.full_size = image_len;
+	stream_chunks_meta(&k, &m.meta);
+	memcpy(m.meta.state_hash, image_state_hash, PROTO_HASH_SIZE); /* the base's */
+	push(w, PROTO_RESTORE, &m);
+	memset(&m, 0, sizeof(m));
+	m.chunk.len = (uint32_t)dlen;
+	m.chunk.data = delta;
+	memcpy(m.chunk.hash, k.id[0], PROTO_HASH_SIZE);
+	push(w, PROTO_CHUNK, &m);
+	push_end(w, 1);
+	assert_int_equal(run(w), RESTORE_FAILED);
+	assert_refused_unstarted(w, RTCMS_ECORRUPT, "state hash");
+	world_free(w);
+	stream_chunks_clear(&k);
+	free(next);
+	free(delta);
+}
+
 static void test_delta_refused(void **state)
 {
 	(void)state;
@@ -549,7 +632,7 @@ static void test_delta_refused(void **state)
 	w->meta.base = SEQ - 1;
 	push_stream(w);
 	assert_int_equal(run(w), RESTORE_FAILED);
-	assert_refused_unstarted(w, RTCMS_EPROTO, "needs a full image, not a delta");
+	assert_refused_unstarted(w, RTCMS_EPROTO, "must start with a full image, not a delta");
 	world_free(w);
 }
 
@@ -762,6 +845,7 @@ int main(void)
 		cmocka_unit_test(test_not_a_chunk),
 		cmocka_unit_test(test_incarnation_fenced),
 		cmocka_unit_test(test_delta_refused),
+		cmocka_unit_test(test_chain_restored),
 		cmocka_unit_test(test_too_big),
 		cmocka_unit_test(test_no_lease),
 		cmocka_unit_test(test_duplicate),

@@ -425,7 +425,7 @@ static void rec_abort(struct stream_sink *s, int rc)
 	((struct rec *)s)->aborted++;
 }
 
-static const struct stream_sink_ops rec_ops = { rec_begin, rec_chunk, rec_end, rec_abort };
+static const struct stream_sink_ops rec_ops = { rec_begin, rec_chunk, rec_end, rec_abort, NULL };
 
 static void rec_init(struct rec *r)
 {
@@ -739,8 +739,8 @@ static int recv_script(const struct fixture *f, uint32_t bad, uint32_t end_count
 
 static void test_recv_where(void **state)
 {
-	static const struct stream_sink_ops take = { NULL, NULL, NULL, NULL };
-	static const struct stream_sink_ops refuse_end = { NULL, NULL, fail_end, NULL };
+	static const struct stream_sink_ops take = { NULL, NULL, NULL, NULL, NULL };
+	static const struct stream_sink_ops refuse_end = { NULL, NULL, fail_end, NULL, NULL };
 	struct fixture *f = *state;
 	struct stream_result res;
 
@@ -762,6 +762,291 @@ static void test_recv_where(void **state)
 	assert_int_equal(recv_script(f, UINT32_MAX, f->k.count, &refuse_end, &res), RTCMS_EIO);
 	assert_int_equal(res.fault, STREAM_FAULT_SINK);
 	assert_true(res.at_end);
+}
+
+/* ---- chains: a delta served as its root and deltas ---------------------- */
+
+#define CBLOCKS 4
+
+/* The full image of sequence seq of a one-region program whose block b
+ * last changed at version[b]. */
+static size_t chain_full(uint64_t seq, const uint64_t *version, uint8_t **out)
+{
+	void *a = new_area();
+	struct area_slot *s = area_write_begin(a);
+	uint8_t *d = area_slot_data(a, s);
+
+	s->region_count = 1;
+	s->regions[0] = (struct area_region){ 1, 0, CBLOCKS * AREA_BLOCK, 0 };
+	for (size_t i = 0; i < CBLOCKS * AREA_BLOCK; i++)
+		d[i] = (uint8_t)(i * 13 + version[i / AREA_BLOCK] * 101);
+	s->data_size = CBLOCKS * AREA_BLOCK;
+	area_write_commit(a, s, seq);
+	*out = malloc(CAP * 2);
+	int64_t n = image_capture(a, *out, CAP * 2);
+	assert_true(n > 0);
+	free(a);
+	return (size_t)n;
+}
+
+/* One link: its bytes, chunks and metadata. */
+struct clink {
+	uint8_t *bytes;
+	size_t len;
+	struct stream_chunks k;
+	struct proto_ckpt_meta meta;
+};
+
+struct chain3 {
+	struct clink l[3];       /* full 9, delta 10 (base 9), delta 11 (base 10) */
+	uint8_t *want;           /* the full image of 11 */
+	size_t want_len;
+};
+
+static void clink_cut(struct clink *l, uint64_t seq, uint64_t base, size_t full_size)
+{
+	assert_int_equal(stream_chunks_of(&l->k, l->bytes, l->len, CHUNK), 0);
+	memset(&l->meta, 0, sizeof(l->meta));
+	strcpy(l->meta.process, "p");
+	l->meta.incarnation = 1;
+	l->meta.sequence = seq;
+	l->meta.base = base;
+	l->meta.full_size = full_size;
+	stream_chunks_meta(&l->k, &l->meta);
+}
+
+static void chain3_make(struct chain3 *c)
+{
+	uint64_t v[CBLOCKS] = { 3, 5, 9, 9 };
+	uint8_t *full10;
+
+	memset(c, 0, sizeof(*c));
+	c->l[0].len = chain_full(9, v, &c->l[0].bytes);
+	clink_cut(&c->l[0], 9, 0, c->l[0].len);
+	assert_int_equal(state_hash(c->l[0].bytes, c->l[0].len, c->l[0].meta.state_hash), 0);
+	v[1] = 10;
+	size_t flen = chain_full(10, v, &full10);
+	c->l[1].bytes = malloc(CAP);
+	int64_t n = delta_build(full10, flen, v, 9, c->l[1].bytes, CAP);
+	assert_true(n > 0);
+	c->l[1].len = (size_t)n;
+	clink_cut(&c->l[1], 10, 9, flen);
+	v[3] = 11;
+	c->want_len = chain_full(11, v, &c->want);
+	c->l[2].bytes = malloc(CAP);
+	n = delta_build(c->want, c->want_len, v, 10, c->l[2].bytes, CAP);
+	assert_true(n > 0);
+	c->l[2].len = (size_t)n;
+	clink_cut(&c->l[2], 11, 10, c->want_len);
+	assert_int_equal(state_hash(c->want, c->want_len, c->l[2].meta.state_hash), 0);
+	free(full10);
+}
+
+static void chain3_free(struct chain3 *c)
+{
+	for (int i = 0; i < 3; i++) {
+		stream_chunks_clear(&c->l[i].k);
+		free(c->l[i].bytes);
+	}
+	free(c->want);
+}
+
+/* A connection that plays links [0, n) of c as a RESTORE chain would
+ * come: chunks, PUT_END (MORE but after the last), the next RESTORE. */
+struct chain_script {
+	const struct chain3 *c;
+	const struct clink *links[3];
+	int n, link;
+	uint32_t chunk;          /* next chunk of the link; count: its end */
+	bool meta_next;          /* the next frame is the link's RESTORE */
+	int frames;
+};
+
+static int chain_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
+{
+	struct chain_script *s = ctx;
+	const struct clink *l;
+
+	memset(hdr, 0, sizeof(*hdr));
+	memset(msg, 0, sizeof(*msg));
+	if (s->link >= s->n)
+		return RTCMS_ECONN;
+	l = s->links[s->link];
+	s->frames++;
+	if (s->meta_next) {
+		s->meta_next = false;
+		hdr->type = PROTO_RESTORE;
+		msg->meta = l->meta;
+		return 0;
+	}
+	if (s->chunk < l->k.count) {
+		uint32_t len;
+		hdr->type = PROTO_CHUNK;
+		stream_chunks_span(&l->k, s->chunk, &msg->chunk.offset, &len);
+		msg->chunk.len = len;
+		msg->chunk.data = l->bytes + msg->chunk.offset;
+		memcpy(msg->chunk.hash, l->k.id[s->chunk], STREAM_ID_SIZE);
+		s->chunk++;
+		return 0;
+	}
+	hdr->type = PROTO_PUT_END;
+	msg->put_end.chunk_count = l->k.count;
+	s->chunk = 0;
+	if (++s->link < s->n) {
+		hdr->flags = PROTO_F_MORE;
+		s->meta_next = true;
+	}
+	return 0;
+}
+
+static int recv_chain3(const struct clink *l0, const struct clink *l1, const struct clink *l2,
+		       struct stream_sink *sink, struct stream_result *res,
+		       struct proto_ckpt_meta *meta, int *frames_left)
+{
+	struct chain_script s = { .links = { l0, l1, l2 }, .n = l2 ? 3 : l1 ? 2 : 1 };
+	struct stream_in in = { { chain_recv, NULL, NULL, &s }, PROTO_PUT_END, 0,
+				STREAM_VERIFY_STATE, true };
+	int total = 0;
+
+	for (int i = 0; i < s.n; i++)
+		total += (int)s.links[i]->k.count + 1 + (i > 0);
+	*meta = l0->meta;
+	int rc = stream_recv_chain(&in, PROTO_RESTORE, meta, sink, res);
+	*frames_left = total - s.frames;
+	return rc;
+}
+
+static void test_chain_assembled(void **state)
+{
+	(void)state;
+	struct chain3 c;
+	struct stream_area_sink img;
+	struct stream_result res;
+	struct proto_ckpt_meta m;
+	int left;
+
+	chain3_make(&c);
+	stream_area_sink_init(&img, CAP * 2, NULL, NULL);
+	assert_int_equal(recv_chain3(&c.l[0], &c.l[1], &c.l[2], &img.sink, &res, &m, &left), 0);
+	assert_int_equal(left, 0);
+	assert_int_equal(res.outcome, STREAM_ENDED);
+	assert_int_equal(res.chunks, c.l[0].k.count + c.l[1].k.count + c.l[2].k.count);
+	assert_int_equal(m.sequence, 11);
+	assert_int_equal(m.base, 10);
+	assert_int_equal(img.len, c.want_len);
+	assert_memory_equal(img.image, c.want, c.want_len);
+	/* a full image alone still works, and the sink is reusable */
+	assert_int_equal(recv_chain3(&c.l[0], NULL, NULL, &img.sink, &res, &m, &left), 0);
+	assert_int_equal(img.len, c.l[0].len);
+	assert_memory_equal(img.image, c.l[0].bytes, c.l[0].len);
+	stream_area_sink_clear(&img);
+	chain3_free(&c);
+}
+
+static void test_chain_refused(void **state)
+{
+	(void)state;
+	static const struct stream_sink_ops one_image = { NULL, NULL, NULL, NULL, NULL };
+	struct stream_sink plain = { &one_image, false };
+	struct chain3 c;
+	struct stream_area_sink img;
+	struct stream_result res;
+	struct proto_ckpt_meta m;
+	int left;
+
+	chain3_make(&c);
+	stream_area_sink_init(&img, CAP * 2, NULL, NULL);
+	/* a link that skips one: refused where it joins, the rest drained */
+	assert_int_equal(recv_chain3(&c.l[0], &c.l[2], NULL, &img.sink, &res, &m, &left),
+			 RTCMS_EPROTO);
+	assert_int_equal(res.fault, STREAM_FAULT_VERIFY);
+	assert_non_null(strstr(res.why, "cannot follow"));
+	assert_null(img.image);
+	/* starting with a delta */
+	assert_int_equal(recv_chain3(&c.l[1], &c.l[2], NULL, &img.sink, &res, &m, &left),
+			 RTCMS_EPROTO);
+	assert_int_equal(res.fault, STREAM_FAULT_SINK);
+	assert_non_null(strstr(img.why, "must start with a full image"));
+	assert_int_equal(left, 0); /* drained to the last end */
+	/* a link of another process */
+	struct clink other = c.l[1];
+	strcpy(other.meta.process, "q");
+	assert_int_equal(recv_chain3(&c.l[0], &other, NULL, &img.sink, &res, &m, &left),
+			 RTCMS_EPROTO);
+	assert_non_null(strstr(res.why, "follows"));
+	/* the assembled state is not the one the last link names */
+	struct clink liar = c.l[2];
+	liar.meta.state_hash[0] ^= 1;
+	assert_int_equal(recv_chain3(&c.l[0], &c.l[1], &liar, &img.sink, &res, &m, &left),
+			 RTCMS_ECORRUPT);
+	assert_int_equal(res.fault, STREAM_FAULT_SINK);
+	assert_non_null(strstr(img.why, "state hash"));
+	/* a delta that is not the one its metadata says (its full size) */
+	struct clink wrong = c.l[1];
+	wrong.meta.full_size += AREA_BLOCK;
+	assert_int_equal(recv_chain3(&c.l[0], &wrong, &c.l[2], &img.sink, &res, &m, &left),
+			 RTCMS_ECORRUPT);
+	assert_non_null(strstr(img.why, "does not apply"));
+	assert_int_equal(left, 0);
+	/* a sink that takes one image: a chain is refused, read to its end */
+	assert_int_equal(recv_chain3(&c.l[0], &c.l[1], &c.l[2], &plain, &res, &m, &left),
+			 RTCMS_EPROTO);
+	assert_int_equal(res.fault, STREAM_FAULT_SINK);
+	assert_non_null(strstr(res.why, "where one was expected"));
+	assert_int_equal(left, 0);
+	stream_area_sink_clear(&img);
+	chain3_free(&c);
+}
+
+/* The network relay forwards a chain as it came: each link's RESTORE with
+ * its first chunk, PUT_END with MORE between links, none after the last. */
+struct capture {
+	uint8_t types[64];
+	uint16_t flags[64];
+	uint64_t seqs[64];
+	int n;
+};
+
+static int capture_send(void *ctx, uint8_t type, uint16_t flags, uint32_t request,
+			const union proto_msg *msg)
+{
+	struct capture *c = ctx;
+	(void)request;
+	assert_true(c->n < 64);
+	c->types[c->n] = type;
+	c->flags[c->n] = flags;
+	c->seqs[c->n] = type == PROTO_RESTORE ? msg->meta.sequence : 0;
+	c->n++;
+	return 0;
+}
+
+static void test_chain_relayed(void **state)
+{
+	(void)state;
+	struct chain3 c;
+	struct capture cap = { 0 };
+	struct stream_relay relay;
+	const struct stream_out out = { .port = { NULL, capture_send, NULL, &cap } };
+	struct stream_result res;
+	struct proto_ckpt_meta m;
+	int left, at = 0;
+
+	chain3_make(&c);
+	stream_relay_init(&relay, &out, PROTO_RESTORE, PROTO_PUT_END);
+	assert_int_equal(recv_chain3(&c.l[0], &c.l[1], &c.l[2], &relay.sink, &res, &m, &left), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cap.types[at], PROTO_RESTORE);
+		assert_int_equal(cap.seqs[at], c.l[i].meta.sequence);
+		at++;
+		for (uint32_t k = 0; k < c.l[i].k.count; k++)
+			assert_int_equal(cap.types[at++], PROTO_CHUNK);
+		assert_int_equal(cap.types[at], PROTO_PUT_END);
+		assert_int_equal(cap.flags[at], i < 2 ? PROTO_F_MORE : 0);
+		at++;
+	}
+	assert_int_equal(at, cap.n);
+	stream_relay_clear(&relay);
+	chain3_free(&c);
 }
 
 int main(void)
@@ -787,6 +1072,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_area_installer_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_area_installer_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_keep, setup, teardown),
+		cmocka_unit_test(test_chain_assembled),
+		cmocka_unit_test(test_chain_refused),
+		cmocka_unit_test(test_chain_relayed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

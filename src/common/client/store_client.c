@@ -200,7 +200,13 @@ int store_client_fetch_to(struct net_client *c, const struct store_client_query 
 	if (q->meta_only)
 		return 0;
 	struct stream_in in = { .port = stream_port_client(c), .end_type = PROTO_GET_END };
-	return stream_recv(&in, meta_out, sink, res);
+	rc = stream_recv_chain(&in, PROTO_GET_META, meta_out, sink, res);
+	if (rc == 0 && spec_copy && meta_out->spec != spec_copy) {
+		/* the last link's metadata: the spec is the same */
+		memcpy(spec_copy, meta_out->spec, meta_out->spec_len);
+		meta_out->spec = spec_copy;
+	}
+	return rc;
 }
 
 /* A sink that hands each chunk to a write callback. */
@@ -216,7 +222,7 @@ static int write_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 	return w->write ? w->write(w->ctx, chunk) : 0;
 }
 
-static const struct stream_sink_ops write_ops = { NULL, write_chunk, NULL, NULL };
+static const struct stream_sink_ops write_ops = { NULL, write_chunk, NULL, NULL, NULL };
 
 static int fetch(struct net_client *c, const struct store_client_query *q,
 		 struct proto_ckpt_meta *meta_out, uint8_t *spec_copy,
@@ -319,7 +325,7 @@ static void sink_abort(struct stream_sink *s, int rc)
 }
 
 static const struct stream_sink_ops store_sink_ops = { sink_begin, sink_chunk, sink_end,
-						       sink_abort };
+						       sink_abort, NULL };
 
 void store_client_sink_init(struct store_client_sink *s, struct net_client *c)
 {

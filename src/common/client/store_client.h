@@ -51,7 +51,10 @@ struct store_client_query {
  * spec_copy, PROTO_SPEC_MAX bytes, its spec is copied there and stays
  * valid; else it is valid until the sink's begin returns), then the stream
  * through the verifier (every chunk hash as it arrives, the count and
- * image hash at the end) into the sink (stream_recv). Without meta_only,
+ * image hash at the end) into the sink; a delta comes as its chain, link
+ * by link (stream_recv_chain: *meta_out ends as the last link's, which is
+ * the checkpoint asked for; a sink without a link op refuses a chain with
+ * RTCMS_EPROTO). Without meta_only,
  * returns 0 with res->outcome, or the request's error (res->fault
  * STREAM_FAULT_PEER for the peer's refusal) or the stream's (res->fault
  * says where). Unless the stream ended, close the connection.

@@ -44,6 +44,19 @@ static int recv_frame(struct recv *r, const struct proto_header *h, const union 
 	if (*step == STREAM_DONE) {
 		if (h->type == PROTO_GET_END)
 			r->res->get_end = m->get_end;
+		if (r->res->more) {
+			/* a link of a chain: the sink stays live for the next
+			 * one (a failure here aborts it) */
+			rc = stream_sink_link(r->sink, stream_verifier_count(r->v));
+			if (rc && !r->sink->ops->link)
+				snprintf(r->res->why, sizeof(r->res->why),
+					 "a chain of images where one was expected");
+			if (rc == 0) {
+				r->sink_live = false;
+				r->res->at_end = false;
+			}
+			return rc ? recv_fail(r, STREAM_FAULT_SINK, rc) : 0;
+		}
 		r->sink_live = false;
 		rc = stream_sink_end(r->sink, stream_verifier_count(r->v));
 		if (rc == 0)
@@ -90,6 +103,8 @@ static int recv_loop(struct recv *r)
 				 proto_type_name(r->in->end_type));
 			return RTCMS_EPROTO;
 		}
+		if (h.type == r->in->end_type)
+			r->res->more = (h.flags & PROTO_F_MORE) != 0;
 		if (!r->rc) {
 			if (recv_frame(r, &h, &m, &step) != 0 && !r->in->drain)
 				return r->rc;
@@ -127,4 +142,86 @@ int stream_recv(const struct stream_in *in, const struct proto_ckpt_meta *meta,
 	if (rc && !in->drain)
 		return rc;
 	return recv_loop(&r);
+}
+
+/* ---- chains ------------------------------------------------------------- */
+
+/* Read the rest of a refused chain, link by link, to the end frame that
+ * has no MORE. 0 or the connection's error. */
+static int chain_drain(const struct stream_in *in, uint8_t begin_type)
+{
+	struct proto_header h;
+	union proto_msg m;
+
+	for (;;) {
+		int rc = in->port.recv(in->port.ctx, &h, &m);
+		if (rc)
+			return rc;
+		if (h.type == PROTO_ERROR)
+			return m.error.code < 0 ? m.error.code : RTCMS_EPROTO;
+		if (h.type != PROTO_CHUNK && h.type != begin_type && h.type != in->end_type)
+			return RTCMS_EPROTO;
+		if (h.type == in->end_type && !(h.flags & PROTO_F_MORE))
+			return 0;
+	}
+}
+
+int stream_recv_chain(const struct stream_in *in, uint8_t begin_type,
+		      struct proto_ckpt_meta *meta, struct stream_sink *sink,
+		      struct stream_result *res)
+{
+	struct proto_ckpt_meta prev;
+	uint32_t links = 1, chunks = 0;
+	int rc = stream_recv(in, meta, sink, res);
+
+	for (;;) {
+		chunks += res->chunks;
+		res->chunks = chunks;
+		if (rc && (res->fault == STREAM_FAULT_VERIFY || res->fault == STREAM_FAULT_SINK) &&
+		    in->drain && res->more) {
+			/* refused mid-chain: read the other links so the peer
+			 * can be answered */
+			int drc = chain_drain(in, begin_type);
+			if (drc) {
+				res->fault = STREAM_FAULT_CONN;
+				return drc;
+			}
+			res->more = false;
+			return rc;
+		}
+		if (rc || !res->more || res->outcome != STREAM_ENDED)
+			return rc;
+		/* the next link: its metadata frame, then its stream */
+		struct proto_header h;
+		union proto_msg m;
+		prev = *meta;
+		res->more = false;
+		if ((rc = in->port.recv(in->port.ctx, &h, &m)) != 0) {
+			res->fault = STREAM_FAULT_CONN;
+		} else if (h.type == PROTO_ERROR) {
+			if (in->port.peer_error)
+				in->port.peer_error(in->port.ctx, &m.error);
+			res->fault = STREAM_FAULT_PEER;
+			rc = m.error.code < 0 ? m.error.code : RTCMS_EPROTO;
+		} else if (h.type != begin_type) {
+			res->fault = STREAM_FAULT_FRAME;
+			rc = RTCMS_EPROTO;
+			snprintf(res->why, sizeof(res->why), "expected %s (the next link "
+				 "of a chain)", proto_type_name(begin_type));
+		} else if (++links > STREAM_CHAIN_MAX) {
+			res->fault = STREAM_FAULT_VERIFY;
+			rc = RTCMS_EPROTO;
+			snprintf(res->why, sizeof(res->why), "a chain of more than %d links",
+				 STREAM_CHAIN_MAX);
+		} else if ((rc = stream_chain_next(&prev, &m.meta, res->why,
+						   sizeof(res->why))) != 0) {
+			res->fault = STREAM_FAULT_VERIFY;
+		}
+		if (rc) {
+			stream_sink_abort(sink, rc);
+			return rc;
+		}
+		*meta = m.meta;
+		rc = stream_recv(in, meta, sink, res);
+	}
 }

@@ -79,7 +79,8 @@ int stream_send_read(const struct stream_out *o, const struct stream_chunks *k,
 	return rc;
 }
 
-int stream_send_end(const struct stream_out *o, uint8_t end_type, uint32_t count)
+/* An end frame; more: a chain's link, the next one follows. */
+static int send_end(const struct stream_out *o, uint8_t end_type, uint32_t count, bool more)
 {
 	union proto_msg m;
 
@@ -88,7 +89,20 @@ int stream_send_end(const struct stream_out *o, uint8_t end_type, uint32_t count
 		m.get_end.chunk_count = count;
 	else
 		m.put_end.chunk_count = count;
-	return stream_out_send(o, end_type, false, &m);
+	if (o->reply)
+		return o->port.send(o->port.ctx, end_type,
+				    PROTO_F_REPLY | (more ? PROTO_F_MORE : 0), o->request, &m);
+	return o->port.send(o->port.ctx, end_type, more ? PROTO_F_MORE : 0, 0, &m);
+}
+
+int stream_send_end(const struct stream_out *o, uint8_t end_type, uint32_t count)
+{
+	return send_end(o, end_type, count, false);
+}
+
+int stream_send_link_end(const struct stream_out *o, uint8_t end_type, uint32_t count)
+{
+	return send_end(o, end_type, count, true);
 }
 
 /* ---- network relay ------------------------------------------------------- */
@@ -137,15 +151,28 @@ static int relay_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 	return 0;
 }
 
-static int relay_end(struct stream_sink *s, uint32_t count)
+/* The end frame (with more: of a chain's link, the next begin sends the
+ * next link's metadata frame). */
+static int relay_close(struct stream_sink *s, bool more)
 {
 	struct stream_relay *r = RELAY(s);
 	int rc = relay_open(r);
 
-	(void)count;
 	if (rc)
 		return rc;
-	return stream_send_end(&r->out, r->end_type, r->count);
+	return send_end(&r->out, r->end_type, r->count, more);
+}
+
+static int relay_end(struct stream_sink *s, uint32_t count)
+{
+	(void)count;
+	return relay_close(s, false);
+}
+
+static int relay_link(struct stream_sink *s, uint32_t count)
+{
+	(void)count;
+	return relay_close(s, true);
 }
 
 static void relay_abort(struct stream_sink *s, int rc)
@@ -155,7 +182,7 @@ static void relay_abort(struct stream_sink *s, int rc)
 }
 
 static const struct stream_sink_ops relay_ops = { relay_begin, relay_chunk, relay_end,
-						  relay_abort };
+						  relay_abort, relay_link };
 
 void stream_relay_init(struct stream_relay *r, const struct stream_out *out,
 		       uint8_t begin_type, uint8_t end_type)

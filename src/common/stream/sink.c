@@ -1,6 +1,8 @@
 /* sink.c - the sink interface's calls, kept metadata, and the tee. */
 #include "stream.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,38 @@ void stream_sink_abort(struct stream_sink *s, int rc)
 {
 	if (s->ops->abort)
 		s->ops->abort(s, rc);
+}
+
+int stream_sink_link(struct stream_sink *s, uint32_t count)
+{
+	return s->ops->link ? s->ops->link(s, count) : RTCMS_EPROTO;
+}
+
+int stream_chain_next(const struct proto_ckpt_meta *prev,
+		      const struct proto_ckpt_meta *next, char *why, size_t whylen)
+{
+	if (!prev) {
+		if (next->base == 0)
+			return 0;
+		snprintf(why, whylen, "a chain must start with a full image, not a "
+			 "delta against %" PRIu64, next->base);
+		return RTCMS_EPROTO;
+	}
+	if (strcmp(prev->process, next->process) != 0 ||
+	    prev->incarnation != next->incarnation) {
+		snprintf(why, whylen, "a link of %s %" PRIu64 " follows %s %" PRIu64,
+			 next->process, next->incarnation, prev->process,
+			 prev->incarnation);
+		return RTCMS_EPROTO;
+	}
+	if (next->base == 0 || next->base != prev->sequence ||
+	    next->sequence <= next->base) {
+		snprintf(why, whylen, "sequence %" PRIu64 " (base %" PRIu64 ") cannot "
+			 "follow sequence %" PRIu64 " in a chain", next->sequence,
+			 next->base, prev->sequence);
+		return RTCMS_EPROTO;
+	}
+	return 0;
 }
 
 int stream_meta_keep(struct proto_ckpt_meta *dst, uint8_t **spec,
@@ -140,7 +174,7 @@ static void tee_abort(struct stream_sink *s, int rc)
 	t->secondary_live = false;
 }
 
-static const struct stream_sink_ops tee_ops = { tee_begin, tee_chunk, tee_end, tee_abort };
+static const struct stream_sink_ops tee_ops = { tee_begin, tee_chunk, tee_end, tee_abort, NULL };
 
 void stream_tee_init(struct stream_tee *t, struct stream_sink *primary,
 		     struct stream_sink *secondary)

@@ -147,6 +147,12 @@ const char *stream_verifier_why(const struct stream_verifier *v);
  * chunk: it then gets nothing more, neither end nor abort. The metadata
  * (and its spec) is borrowed for the call: a sink that keeps it copies it
  * (stream_meta_keep).
+ *
+ * A chain (a delta served as the full image at its root, then each delta
+ * in order: docs/protocol.md) is one image stream per link: begin,
+ * chunks, link (that link verified whole, another follows), begin of the
+ * next, ..., and end after the last. A sink without a link op takes one
+ * image only: a chain fails it with RTCMS_EPROTO.
  */
 struct stream_sink;
 struct stream_sink_ops {
@@ -154,7 +160,11 @@ struct stream_sink_ops {
 	int (*chunk)(struct stream_sink *s, const struct proto_chunk *chunk);
 	int (*end)(struct stream_sink *s, uint32_t count);
 	void (*abort)(struct stream_sink *s, int rc);
+	int (*link)(struct stream_sink *s, uint32_t count);
 };
+
+/* Links in a chain at most: a full image and STREAM_CHAIN_MAX - 1 deltas. */
+#define STREAM_CHAIN_MAX 1025
 struct stream_sink {
 	const struct stream_sink_ops *ops;
 	bool done;                         /* set by the sink: needs no more */
@@ -165,6 +175,16 @@ int stream_sink_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
 int stream_sink_chunk(struct stream_sink *s, const struct proto_chunk *chunk);
 int stream_sink_end(struct stream_sink *s, uint32_t count);
 void stream_sink_abort(struct stream_sink *s, int rc);
+/* A link of a chain ended (RTCMS_EPROTO for a sink that takes no chain). */
+int stream_sink_link(struct stream_sink *s, uint32_t count);
+
+/*
+ * Whether next may follow prev in a chain: the same process and
+ * incarnation, a delta against prev's sequence. The first link (prev
+ * NULL) must be a full image. 0 or RTCMS_EPROTO with why (whylen bytes).
+ */
+int stream_chain_next(const struct proto_ckpt_meta *prev,
+		      const struct proto_ckpt_meta *next, char *why, size_t whylen);
 
 /* A copy of meta whose spec is the sink's own (*spec, malloc'ed). 0 or
  * RTCMS_ENOMEM; stream_meta_drop() frees it. */
@@ -212,12 +232,16 @@ enum stream_tee_side stream_tee_failed(const struct stream_tee *t);
 typedef int (*stream_area_fn)(void *ctx, const uint8_t *image, size_t len, void **mem);
 
 /*
- * A sink that assembles a full image (a delta is refused: RTCMS_EPROTO;
- * one over max bytes: RTCMS_ETOOBIG; RTCMS_ENOMEM) and at the end
- * installs it as the committed checkpoint of the area area() gives
+ * A sink that assembles a full image, from one full image or from a
+ * chain (the root, then each delta applied in order: a delta that does
+ * not apply, or a result without the last link's state hash, is
+ * RTCMS_ECORRUPT; a stream that starts with a delta is RTCMS_EPROTO; an
+ * image or delta over max bytes RTCMS_ETOOBIG; RTCMS_ENOMEM), and at the
+ * end installs it as the committed checkpoint of the area area() gives
  * (image_install: RTCMS_EPROTO for a bad image, RTCMS_ENOSPC). With area
- * NULL it only holds the verified image. image/len and mem are the result;
- * stream_area_sink_clear() frees the image.
+ * NULL it only holds the verified image. image/len, mem and last (the
+ * last link's metadata, spec cleared) are the result; why says what
+ * failed; stream_area_sink_clear() frees the image.
  */
 struct stream_area_sink {
 	struct stream_sink sink;
@@ -226,7 +250,13 @@ struct stream_area_sink {
 	void *ctx;
 	uint8_t *image;                    /* the verified image (owned) */
 	size_t len;
+	size_t cap;                        /* bytes allocated at image */
 	void *mem;                         /* the area it was installed in */
+	struct proto_ckpt_meta last;       /* the link being received, then the last */
+	uint32_t links;                    /* links begun */
+	uint8_t *delta;                    /* the delta being received (owned) */
+	size_t delta_len;
+	char why[PROTO_TEXT_MAX + 1];
 };
 void stream_area_sink_init(struct stream_area_sink *s, uint64_t max, stream_area_fn area,
 			   void *ctx);

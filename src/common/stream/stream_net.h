@@ -67,6 +67,10 @@ int stream_send_read(const struct stream_out *o, const struct stream_chunks *k,
 /* The end frame (PROTO_PUT_END or PROTO_GET_END) with the chunk count. */
 int stream_send_end(const struct stream_out *o, uint8_t end_type, uint32_t count);
 
+/* The end frame of a chain's link: as stream_send_end, with MORE (the
+ * next link's metadata frame follows), as a request or a reply. */
+int stream_send_link_end(const struct stream_out *o, uint8_t end_type, uint32_t count);
+
 /* ---- receiver ------------------------------------------------------------ */
 
 /* Where a received stream failed. */
@@ -92,6 +96,8 @@ struct stream_result {
 	bool at_end;                       /* rc < 0: it failed on the end frame (the
 					    * verifier's end checks, the sink's end) */
 	struct proto_get_end get_end;      /* a GET_END's fields */
+	bool more;                         /* the end frame had MORE: a chain's
+					    * next link follows */
 	char why[PROTO_TEXT_MAX + 1];      /* the verifier's reason, else "" */
 };
 
@@ -118,13 +124,29 @@ struct stream_in {
 int stream_recv(const struct stream_in *in, const struct proto_ckpt_meta *meta,
 		struct stream_sink *sink, struct stream_result *res);
 
+/*
+ * Receive an image or a chain (docs/protocol.md): the stream meta
+ * announced, and while its end frame has MORE, the next link's begin_type
+ * frame (PROTO_GET_META, PROTO_RESTORE) and its stream, into one sink
+ * (begin, chunks and link per link, end after the last). Every link is
+ * verified as stream_recv verifies an image, and each must continue the
+ * chain (stream_chain_next). *meta ends as the last link's metadata (its
+ * spec borrowed from the connection until its next receive); res counts
+ * the chunks of every link. With drain, a chain refused in one link is
+ * read on to its last end frame. Returns as stream_recv.
+ */
+int stream_recv_chain(const struct stream_in *in, uint8_t begin_type,
+		      struct proto_ckpt_meta *meta, struct stream_sink *sink,
+		      struct stream_result *res);
+
 /* ---- network relay ------------------------------------------------------- */
 
 /*
  * A sink that forwards the stream to another connection: the metadata as
  * a begin_type frame (PROTO_RESTORE; 0 for none) with the first chunk (a
  * stream that fails before one arrives reaches nobody), every chunk as
- * CHUNK, and end_type (PROTO_PUT_END) with the count at the end. A failed
+ * CHUNK, and end_type (PROTO_PUT_END) with the count at the end; a chain
+ * link by link (each link's end frame with MORE). A failed
  * send is its error; the connection is then unusable. Fields other than
  * sink are read-only; stream_relay_clear() frees the kept metadata.
  */
