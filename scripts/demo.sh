@@ -46,8 +46,9 @@ start() {
 	exit 1
 }
 
-say "1. a cluster key, and one config file per daemon (in $DIR)"
+say "1. a cluster key, a data keyring (checkpoints are sealed by the agents: the store never sees plaintext), and one config file per daemon (in $DIR)"
 "$CTL" keygen "$DIR/cluster.key" >/dev/null
+"$CTL" keygen --data "$DIR/data.keys" >/dev/null
 cat > "$DIR/store.ini" <<INI
 [store]
 listen = 127.0.0.1:0
@@ -80,6 +81,7 @@ name = node-$n
 ; two agents share this machine's MAC: each gets its own node id
 node_id = $n
 key = $DIR/cluster.key
+data_keyring = $DIR/data.keys
 manager = $MANAGER
 quota = 4
 area_capacity = 16M
@@ -87,7 +89,7 @@ ready_file = $DIR/node-$n.ready
 INI
 	start node-$n rtcms-agent "$DIR/node-$n.ini"
 done
-export RTCMS_KEY="$DIR/cluster.key" RTCMS_MANAGER="$MANAGER" RTCMS_STORE="$STORE"
+export RTCMS_KEY="$DIR/cluster.key" RTCMS_MANAGER="$MANAGER" RTCMS_STORE="$STORE" RTCMS_DATA_KEYRING="$DIR/data.keys"
 sleep 0.3
 
 say "2. two protected programs, one on each node"

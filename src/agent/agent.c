@@ -364,5 +364,12 @@ void agent_free(struct agent *a)
 	uv_cond_destroy(&a->wake);
 	uv_mutex_destroy(&a->lock);
 	sodium_memzero(&a->key, sizeof(a->key));
+	datakey_ring_wipe(&a->data_keys);
 	free(a);
+}
+
+void agent_set_data_keys(struct agent *a, const struct datakey_ring *ring)
+{
+	a->data_keys = *ring;
+	a->seal_key = ring->count ? datakey_active(&a->data_keys) : NULL;
 }

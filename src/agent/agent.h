@@ -12,11 +12,13 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "util/config.h"
+#include "util/datakey.h"
 
 struct agent_config {
 	char listen[PROTO_ADDR_MAX + 1];
 	char advertise[PROTO_ADDR_MAX + 1];
 	char key[1024];
+	char data_keyring[1024];       /* "" : checkpoint contents stay plain */
 	char name[PROTO_ID_MAX + 1];
 	char node_id[32];
 	char log_level[16];
@@ -66,8 +68,15 @@ int agent_new(const struct agent_config *cfg, const struct proto_key *key, uint6
  */
 int agent_run(struct agent *a);
 
-/* Free an agent (after agent_run returned) and wipe its key. NULL is a
+/* Free an agent (after agent_run returned) and wipe its keys. NULL is a
  * no-op. */
 void agent_free(struct agent *a);
+
+/*
+ * Give the agent the data keyring (before agent_run): new chunks are
+ * sealed under its active key, restores open chunks under any of its
+ * keys. A ring with no key leaves chunks plain. ring is copied.
+ */
+void agent_set_data_keys(struct agent *a, const struct datakey_ring *ring);
 
 #endif

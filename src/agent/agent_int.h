@@ -111,6 +111,7 @@ struct image {
 	uv_mutex_t lock;               /* the encodings */
 	struct encoding full;
 	struct encoding *deltas;       /* list, one per base */
+	const struct datakey *key;     /* its chunks are sealed under it (NULL: plain) */
 	bool pulled;                   /* a manager pulled it (agent.lock) */
 	uint64_t captured_ms;          /* monotonic */
 };
@@ -209,6 +210,8 @@ struct launcher_ops {
 struct agent {
 	struct agent_config cfg;
 	struct proto_key key;
+	struct datakey_ring data_keys; /* the data keyring (count 0: none) */
+	const struct datakey *seal_key; /* its active key, or NULL: plain chunks */
 	uint64_t node;
 	char address[PROTO_ADDR_MAX + 1];
 	uint8_t boot[PROTO_BOOT_SIZE];

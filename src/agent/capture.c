@@ -112,6 +112,7 @@ static int build_delta(struct image *img, struct encoding *e, uint64_t base,
 			       : RTCMS_ENOMEM;
 	if (len < 0)
 		return (int)len;
+	e->chunks.key = img->key;
 	int rc = stream_chunks_of(&e->chunks, e->bytes, (uint64_t)len, PROTO_MAX_CHUNK);
 	if (rc)
 		return rc;
@@ -152,6 +153,7 @@ struct encoding *image_encoding(struct image *img, uint64_t base)
 		e = delta_for(img, base, regions, changed);
 	} else { /* the full image: built once, never changed after */
 		e = &img->full;
+		e->chunks.key = img->key;
 		if (!e->ready &&
 		    stream_chunks_of(&e->chunks, img->data, img->size, PROTO_MAX_CHUNK) == 0) {
 			e->base = 0;
@@ -312,6 +314,7 @@ int capture_take(struct agent *a, struct aproc *p, struct image **out)
 		rc = RTCMS_ENOMEM;
 		goto out_unlock;
 	}
+	img->key = a->seal_key;
 	rc = capture_into(p, img);
 	if (rc)
 		goto out_free;

@@ -24,6 +24,7 @@
 #include "net/addr.h"
 #include "proto/spec.h"
 #include "rtcms_error.h"
+#include "util/datakey.h"
 #include "util/keyfile.h"
 #include "util/sysinfo.h"
 
@@ -33,6 +34,7 @@ static const struct config_field fields[] = {
 	{ "agent", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
 	{ "agent", "advertise", CONFIG_STR, cfg.advertise, sizeof(cfg.advertise), 0, 0 },
 	{ "agent", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0 },
+	{ "agent", "data_keyring", CONFIG_STR, cfg.data_keyring, sizeof(cfg.data_keyring), 0, 0 },
 	{ "agent", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
 	{ "agent", "node_id", CONFIG_STR, cfg.node_id, sizeof(cfg.node_id), 0, 0 },
 	{ "agent", "manager", CONFIG_LIST, &cfg.managers, 0, 0, 0 },
@@ -63,6 +65,7 @@ static const struct cmdline_opt opts[] = {
 	{ "listen", 'l', "listen" },
 	{ "advertise", 0, "advertise" },
 	{ "key", 'k', "key" },
+	{ "data-keyring", 0, "data_keyring" },
 	{ "name", 'n', "name" },
 	{ "node-id", 0, "node_id" },
 	{ "manager", 'm', "manager" },
@@ -100,6 +103,9 @@ static void usage(FILE *f)
 "      --advertise HOST:PORT  address managers should use (default: the bound one)\n"
 "  -m, --manager HOST:PORT    a manager; give it once per manager\n"
 "  -k, --key FILE             cluster key file (rtcmsctl keygen FILE)\n"
+"      --data-keyring FILE    the data keys that seal checkpoint contents\n"
+"                             (rtcmsctl keygen --data FILE; the same on every\n"
+"                             node); without it checkpoints are stored plain\n"
 "  -n, --name NAME            agent name (default: agent-<node id>)\n"
 "      --node-id ID           node id (hex); default: the MAC of the\n"
 "                             interface with the default route\n"
@@ -218,7 +224,7 @@ static int node_id_of(uint64_t *node)
 }
 
 /* Make the agent and serve: the process' exit status. */
-static int serve(const struct proto_key *key, uint64_t node)
+static int serve(const struct proto_key *key, const struct datakey_ring *ring, uint64_t node)
 {
 	char err[1024];
 	struct agent *a;
@@ -230,6 +236,19 @@ static int serve(const struct proto_key *key, uint64_t node)
 	if (agent_new(&cfg, key, node, &a, err, sizeof(err)) != 0) {
 		fprintf(stderr, "rtcms-agent: %s\n", err);
 		return 2;
+	}
+	agent_set_data_keys(a, ring);
+	if (ring->count) {
+		const struct datakey *k = datakey_active(ring);
+		char kcv[2 * DATAKEY_KCV_SIZE + 1];
+		datakey_kcv_hex(k, kcv);
+		log_info("checkpoint contents sealed under data key %" PRIu32 " (%s, check "
+			 "value %s; %zu key(s) in %s)", k->id, datakey_cipher_name(k->cipher),
+			 kcv, ring->count, cfg.data_keyring);
+	} else {
+		log_warn("no data keyring: checkpoints are stored in plaintext on the "
+			 "store's mirrors (make one with `rtcmsctl keygen --data FILE`, the "
+			 "same on every node, and set data_keyring)");
 	}
 	/* SIGHUP re-reads the config file; it never stops the agent or a program */
 	if (reload_on_sighup(on_sighup, NULL) != 0)
@@ -248,8 +267,10 @@ int main(int argc, char **argv)
 {
 	char err[1024];
 	struct proto_key key;
+	struct datakey_ring ring;
 	uint64_t node;
 
+	memset(&ring, 0, sizeof(ring));
 	agent_config_defaults(&cfg);
 	defaults = cfg;
 	saved_argc = argc;
@@ -266,13 +287,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rtcms-agent: %s\n", err);
 		return 2;
 	}
+	if (cfg.data_keyring[0] &&
+	    datakey_load(cfg.data_keyring, &ring, err, sizeof(err)) != 0) {
+		fprintf(stderr, "rtcms-agent: %s\n", err);
+		sodium_memzero(&key, sizeof(key));
+		return 2;
+	}
 	if ((r = node_id_of(&node)) != 0)
 		return r;
 	if (cfg.name[0] == '\0')
 		snprintf(cfg.name, sizeof(cfg.name), "agent-%" PRIx64, node);
 	log_init(cfg.name, (enum log_level)log_level_parse(cfg.log_level));
 	signal(SIGPIPE, SIG_IGN);
-	r = serve(&key, node);
+	r = serve(&key, &ring, node);
 	sodium_memzero(&key, sizeof(key));
+	datakey_ring_wipe(&ring);
 	return r;
 }

@@ -123,6 +123,7 @@ static int restore_receive(struct restore *r)
 		.max_size = r->max,
 		.flags = STREAM_VERIFY_STATE, /* of a full image with a state hash */
 		.drain = true,
+		.keys = r->a->seal_key ? &r->a->data_keys : NULL, /* opened once, here */
 	};
 	struct proto_ckpt_meta meta = r->meta;
 	struct stream_result res;

@@ -10,11 +10,13 @@
 #include <stdio.h>
 
 #include "net/client.h"
+#include "util/datakey.h"
 
 #define CLI_MANAGERS_MAX 16
 
 struct cli {
 	const char *key_file;     /* --key, $RTCMS_KEY */
+	const char *data_keyring; /* --data-keyring, $RTCMS_DATA_KEYRING */
 	const char *store_addr;   /* --store, $RTCMS_STORE */
 	const char *manager_addr; /* the first manager: the one most commands ask */
 	const char *managers[CLI_MANAGERS_MAX]; /* every manager given (--manager is
@@ -26,6 +28,10 @@ struct cli {
 	int json;                 /* --json */
 	int timeout_ms;           /* --timeout */
 };
+
+/* The data keyring of --data-keyring into *ring (none given: a ring with
+ * no key). CLI_OK, or CLI_FAIL after the error was printed. */
+int cli_data_keys(const struct cli *cli, struct datakey_ring *ring);
 
 struct cli_command {
 	const char *name;

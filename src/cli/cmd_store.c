@@ -79,13 +79,21 @@ static int do_put(struct cli *cli, const struct cli_args *a)
 	}
 	meta.size = (uint64_t)st.st_size;
 	meta.created_ms = now_ms();
+	struct datakey_ring ring;
+	if ((rc = cli_data_keys(cli, &ring)) != 0) {
+		close(fd);
+		return rc;
+	}
 	struct net_client *c = cli_connect(cli, cli->store_addr);
 	if (!c) {
 		close(fd);
+		datakey_ring_wipe(&ring);
 		return CLI_FAIL;
 	}
-	rc = store_client_put(c, &meta, (uint32_t)chunk, store_client_read_fd,
-			      &fd, &ack);
+	rc = store_client_put_sealed(c, &meta, (uint32_t)chunk,
+				     ring.count ? datakey_active(&ring) : NULL,
+				     store_client_read_fd, &fd, &ack);
+	datakey_ring_wipe(&ring);
 	close(fd);
 	if (rc) {
 		rc = cli_fail_rc(c, "put", rc);
@@ -227,22 +235,31 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 	if (!meta_only && !out)
 		return cli_usage("store get: give --output FILE (- for stdout) or --meta");
 
+	struct datakey_ring ring;
+	if ((rc = cli_data_keys(cli, &ring)) != 0)
+		return rc;
 	struct net_client *c = cli_connect(cli, cli->store_addr);
-	if (!c)
+	if (!c) {
+		datakey_ring_wipe(&ring);
 		return CLI_FAIL;
+	}
 	const struct store_client_query q = { PROTO_GET, a->pos[0], inc, seq, 0,
-					      meta_only };
+					      meta_only, ring.count ? &ring : NULL };
 	struct file_sink sink = { .sink = { &file_sink_ops, false }, .path = out };
 	struct stream_result res;
 	stream_area_sink_init(&sink.image, UINT64_MAX, NULL, NULL);
 	rc = store_client_fetch_to(c, &q, &meta, NULL, &sink.sink, &res);
-	if (rc && sink.image.why[0] && !sink.open_errno) {
+	if (rc && !sink.open_errno &&
+	    (sink.image.why[0] || (res.fault == STREAM_FAULT_VERIFY && res.why[0]))) {
 		stream_area_sink_clear(&sink.image);
+		datakey_ring_wipe(&ring);
 		net_client_free(c);
-		return cli_fail("get %s: %s", a->pos[0], sink.image.why);
+		return cli_fail("get %s: %s", a->pos[0],
+				sink.image.why[0] ? sink.image.why : res.why);
 	}
 	uint64_t written = sink.image.len;
 	stream_area_sink_clear(&sink.image);
+	datakey_ring_wipe(&ring);
 	if (rc == 0 && !meta_only)
 		end = res.get_end;
 	if (rc && sink.open_errno) {

@@ -38,11 +38,14 @@ static const struct cli_command commands[] = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: rtcmsctl [--key FILE] [--store HOST:PORT] [--manager HOST:PORT]... [--json]\n"
-"                [--timeout MS] COMMAND [ARGS]\n"
+"usage: rtcmsctl [--key FILE] [--data-keyring FILE] [--store HOST:PORT]\n"
+"                [--manager HOST:PORT]... [--json] [--timeout MS] COMMAND [ARGS]\n"
 "\n"
 "global options:\n"
 "  -k, --key FILE           cluster key file (default $RTCMS_KEY)\n"
+"  -d, --data-keyring FILE  data keys to open sealed checkpoints (store get)\n"
+"                           and seal new ones (store put); default\n"
+"                           $RTCMS_DATA_KEYRING, else checkpoints put are plain\n"
 "  -s, --store HOST:PORT    rtcms-store address (default $RTCMS_STORE or 127.0.0.1:7400)\n"
 "  -m, --manager HOST:PORT  rtcms-manager address (default $RTCMS_MANAGER or 127.0.0.1:7600);\n"
 "                           repeat it or give A,B for several managers: cordon,\n"
@@ -302,10 +305,23 @@ const char *cli_bytes(uint64_t n, char *buf, size_t len)
 	return buf;
 }
 
+int cli_data_keys(const struct cli *cli, struct datakey_ring *ring)
+{
+	char err[1024];
+
+	memset(ring, 0, sizeof(*ring));
+	if (!cli->data_keyring)
+		return CLI_OK;
+	if (datakey_load(cli->data_keyring, ring, err, sizeof(err)) != 0)
+		return cli_fail("%s", err);
+	return CLI_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, 'k' },
+		{ "data-keyring", required_argument, NULL, 'd' },
 		{ "store", required_argument, NULL, 's' },
 		{ "manager", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
@@ -315,6 +331,7 @@ int main(int argc, char **argv)
 	};
 	struct cli cli = {
 		.key_file = getenv("RTCMS_KEY"),
+		.data_keyring = getenv("RTCMS_DATA_KEYRING"),
 		.store_addr = getenv("RTCMS_STORE"),
 		.timeout_ms = 10000,
 	};
@@ -325,9 +342,10 @@ int main(int argc, char **argv)
 		cli.store_addr = "127.0.0.1:7400";
 	signal(SIGPIPE, SIG_IGN);
 	/* "+": stop at the command name; its options are its own. */
-	while ((c = getopt_long(argc, argv, "+k:s:m:jt:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+k:d:s:m:jt:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': cli.key_file = optarg; break;
+		case 'd': cli.data_keyring = optarg; break;
 		case 's': cli.store_addr = optarg; break;
 		case 'm':
 			/* the command line replaces $RTCMS_MANAGER */

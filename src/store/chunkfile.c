@@ -16,8 +16,32 @@
 #include "stream/chunk.h"
 #include "util/bytes.h"
 
-/* The compressed form's magic (see chunkfile.h). */
+/* The compressed and the sealed forms' magics (see chunkfile.h). */
 static const uint8_t zmagic[8] = { 0x89, 'r', 't', 'c', 'z', '\r', '\n', 0x1a };
+static const uint8_t smagic[8] = { 0x89, 'r', 't', 'c', 's', '\r', '\n', 0x1a };
+
+size_t chunkfile_sealed_form(uint32_t key_id, const uint8_t sum[PROTO_CHUNK_SUM],
+			     const uint8_t *sealed, size_t size, uint8_t *out)
+{
+	memcpy(out, smagic, sizeof(smagic));
+	put_be32(out + 8, key_id);
+	put_be32(out + 12, 0);
+	memcpy(out + 16, sum, PROTO_CHUNK_SUM);
+	memmove(out + CHUNKFILE_SHDR, sealed, size + PROTO_CHUNK_TAG);
+	return size + CHUNKFILE_SEALED_EXTRA;
+}
+
+bool chunkfile_sealed_view(const uint8_t *form, size_t len, size_t size, uint32_t *key_id,
+			   const uint8_t **sum, const uint8_t **sealed)
+{
+	if (len != size + CHUNKFILE_SEALED_EXTRA || memcmp(form, smagic, sizeof(smagic)) != 0 ||
+	    get_be32(form + 8) == 0 || get_be32(form + 12) != 0)
+		return false;
+	*key_id = get_be32(form + 8);
+	*sum = form + 16;
+	*sealed = form + CHUNKFILE_SHDR;
+	return true;
+}
 
 store_fault_fn store_fault_hook;
 
@@ -99,9 +123,11 @@ void chunkfile_encode(const uint8_t *data, size_t len, int level,
 {
 	*enc = (struct chunkfile_enc){ data, len, len, NULL };
 	/* the compressed file must come out shorter than the chunk: room
-	 * for the header and at least one byte of frame, all below len */
+	 * for the header and at least one byte of frame, all below len; a
+	 * sealed form (ciphertext) is kept as it is */
 	if (level < 1 || level > CHUNKFILE_LEVEL_MAX || len <= CHUNKFILE_ZHDR + 1 ||
-	    len > UINT32_MAX)
+	    len > UINT32_MAX ||
+	    (len > CHUNKFILE_SEALED_EXTRA && memcmp(data, smagic, sizeof(smagic)) == 0))
 		return;
 	uint8_t *buf = malloc(len - 1);
 	if (!buf)
@@ -231,13 +257,16 @@ static int read_compressed(int fd, size_t file_len, size_t size, uint8_t *buf)
 }
 
 int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
-		   size_t size, uint8_t *buf)
+		   size_t size, uint8_t *buf, size_t *len)
 {
 	char path[4200];
 	uint8_t h[PROTO_HASH_SIZE];
 	struct stat st;
 	int rc;
 
+	*len = 0;
+	if (size == 0 || size > PROTO_MAX_CHUNK)
+		return RTCMS_ECORRUPT;
 	chunkfile_path(dir, hash, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -246,19 +275,31 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		close(fd);
 		return RTCMS_EIO;
 	}
-	/* the size tells the form: raw exactly size bytes, compressed fewer */
-	if ((size_t)st.st_size == size)
-		rc = read_all(fd, buf, size);
-	else if ((size_t)st.st_size < size)
-		rc = read_compressed(fd, (size_t)st.st_size, size, buf);
+	/* the size tells the form: raw exactly size bytes, compressed fewer,
+	 * sealed CHUNKFILE_SEALED_EXTRA more */
+	size_t flen = (size_t)st.st_size;
+	if (flen == size || flen == size + CHUNKFILE_SEALED_EXTRA)
+		rc = read_all(fd, buf, flen);
+	else if (flen < size)
+		rc = read_compressed(fd, flen, size, buf);
 	else
 		rc = RTCMS_ECORRUPT;
 	close(fd);
 	if (rc)
 		return rc;
+	if (flen == size + CHUNKFILE_SEALED_EXTRA) {
+		uint32_t key_id;
+		const uint8_t *sum, *sealed;
+		if (!chunkfile_sealed_view(buf, flen, size, &key_id, &sum, &sealed) ||
+		    !stream_chunk_sum_ok(sealed, size + PROTO_CHUNK_TAG, sum))
+			return RTCMS_ECORRUPT;
+		*len = flen;
+		return 0;
+	}
 	stream_chunk_id(buf, size, h);
 	if (sodium_memcmp(h, hash, PROTO_HASH_SIZE) != 0)
 		return RTCMS_ECORRUPT;
+	*len = size;
 	return 0;
 }
 
@@ -266,18 +307,26 @@ bool chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		       size_t size)
 {
 	char path[4200];
+	uint8_t head[sizeof(smagic)];
 	struct stat st;
 	chunkfile_path(dir, hash, path, sizeof(path));
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > size)
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return false;
 	if ((size_t)st.st_size == size)
 		return true;
-	/* shorter: a compressed form, if its header says so */
+	if ((size_t)st.st_size != size + CHUNKFILE_SEALED_EXTRA && (size_t)st.st_size > size)
+		return false;
+	/* shorter: a compressed form, if its header says so; longer: a
+	 * sealed one, if it has the sealed magic */
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	bool ok = fstat(fd, &st) == 0 &&
-		 zheader_check(fd, (size_t)st.st_size, size) >= 0;
+	bool ok;
+	if ((size_t)st.st_size > size)
+		ok = read_all(fd, head, sizeof(head)) == 0 &&
+		     memcmp(head, smagic, sizeof(smagic)) == 0;
+	else
+		ok = fstat(fd, &st) == 0 && zheader_check(fd, (size_t)st.st_size, size) >= 0;
 	close(fd);
 	return ok;
 }

@@ -13,12 +13,27 @@
  *      12      4     n, the length of the zstd frame (big-endian)
  *      16      n     one zstd frame holding the chunk (content size set)
  *
- * A compressed file is always shorter than its chunk and a raw one exactly
- * as long, and every reader knows the chunk's size: the file's size alone
- * tells the form, so a raw chunk that happens to begin with the magic is
- * still read raw. The name is the hash of the chunk itself either way
- * (content addressing and deduplication do not depend on the form), and
- * reads always verify that hash on the decompressed bytes.
+ *  - sealed (a chunk sealed at its source, stream/chunk.h; the store holds
+ *    no key and keeps it as it came):
+ *
+ *      offset  size  field
+ *      0       8     magic 89 72 74 63 73 0d 0a 1a ("\x89rtcs\r\n\x1a")
+ *      8       4     key id (big-endian, not 0)
+ *      12      4     reserved (0)
+ *      16      16    sum: XXH3-128 of the sealed bytes
+ *      32      n+16  the sealed bytes (n: the chunk's size)
+ *
+ * A compressed file is always shorter than its chunk, a raw one exactly
+ * as long and a sealed one CHUNKFILE_SEALED_EXTRA longer, and every reader
+ * knows the chunk's size: the file's size alone tells the form, so a raw
+ * chunk that happens to begin with a magic is still read raw. The name is
+ * the chunk's id either way (content addressing and deduplication do not
+ * depend on the form); reads verify it on the decompressed bytes of a
+ * plain chunk, and the sum of a sealed one.
+ *
+ * In memory a chunk is its *stored form*: the plaintext of a plain chunk
+ * (its size), or a sealed chunk's whole file (size + CHUNKFILE_SEALED_EXTRA,
+ * chunkfile_sealed_*), which repairs copy as they read it.
  */
 #ifndef RTCMS_STORE_CHUNKFILE_H
 #define RTCMS_STORE_CHUNKFILE_H
@@ -39,6 +54,24 @@ int chunkfile_prepare(const char *dir);
 /* Length of the compressed form's header; highest zstd level used. */
 #define CHUNKFILE_ZHDR 16
 #define CHUNKFILE_LEVEL_MAX 19
+/* The sealed form: its header, and how much longer than its chunk it is. */
+#define CHUNKFILE_SHDR 32
+#define CHUNKFILE_SEALED_EXTRA (CHUNKFILE_SHDR + PROTO_CHUNK_TAG)
+/* The largest stored form: a read buffer. */
+#define CHUNKFILE_MAX (PROTO_MAX_CHUNK + CHUNKFILE_SEALED_EXTRA)
+
+/*
+ * The stored form of a sealed chunk (size bytes of plaintext): its header
+ * and the size + PROTO_CHUNK_TAG sealed bytes into out (CHUNKFILE_MAX).
+ * Returns its length.
+ */
+size_t chunkfile_sealed_form(uint32_t key_id, const uint8_t sum[PROTO_CHUNK_SUM],
+			     const uint8_t *sealed, size_t size, uint8_t *out);
+
+/* Whether a stored form of len bytes for a chunk of size bytes is sealed,
+ * and then its key id, sum and sealed bytes (pointers into form). */
+bool chunkfile_sealed_view(const uint8_t *form, size_t len, size_t size, uint32_t *key_id,
+			   const uint8_t **sum, const uint8_t **sealed);
 
 /* A chunk encoded for its file: the file's content is data[0..len). */
 struct chunkfile_enc {
@@ -49,10 +82,11 @@ struct chunkfile_enc {
 };
 
 /*
- * Encode a chunk of len bytes for writing. With level 1..CHUNKFILE_LEVEL_MAX
- * it is compressed (zstd) and the compressed form kept if it is shorter
- * than the chunk; otherwise (level 0, data that does not compress, or no
- * memory) the file holds the chunk raw and enc borrows data. Deterministic
+ * Encode a chunk's stored form of len bytes for writing. With level
+ * 1..CHUNKFILE_LEVEL_MAX a plain chunk is compressed (zstd) and the
+ * compressed form kept if it is shorter than the chunk; otherwise (level
+ * 0, data that does not compress, a sealed form, or no memory) the file
+ * holds the form as it is and enc borrows data. Deterministic
  * for given data and level. Never fails; release enc with
  * chunkfile_enc_free(). At most len bytes are allocated.
  */
@@ -85,19 +119,23 @@ int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 int chunkfile_sync(const char *dir);
 
 /*
- * Read chunk hash of the given size into buf (size bytes), raw or
- * decompressed, and verify its hash. Decompression writes nothing beyond
- * buf[size) and allocates less than size bytes. 0, RTCMS_ENOENT (missing),
- * RTCMS_ECORRUPT (wrong size, a damaged or truncated compressed form, or
- * wrong hash), RTCMS_ENOMEM, RTCMS_EIO.
+ * Read the stored form of chunk hash of the given size into buf
+ * (CHUNKFILE_MAX bytes; *len gets its length: size, or size +
+ * CHUNKFILE_SEALED_EXTRA for a sealed chunk) and verify it: a plain
+ * chunk's hash (raw or decompressed), a sealed one's header and sum.
+ * Decompression writes nothing beyond buf[size) and allocates less than
+ * size bytes. 0, RTCMS_ENOENT (missing), RTCMS_ECORRUPT (wrong size, a
+ * damaged or truncated compressed or sealed form, wrong hash or sum),
+ * RTCMS_ENOMEM, RTCMS_EIO.
  */
 int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
-		   size_t size, uint8_t *buf);
+		   size_t size, uint8_t *buf, size_t *len);
 
 /*
- * Whether the chunk file exists in either form for a chunk of the given
- * size (raw: exactly that long; compressed: a header that says that size
- * and the file's length). Does not read the data.
+ * Whether the chunk file exists in any form for a chunk of the given size
+ * (raw: exactly that long; compressed: a header that says that size and
+ * the file's length; sealed: CHUNKFILE_SEALED_EXTRA longer, with its
+ * magic). Does not read the data.
  */
 bool chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		      size_t size);

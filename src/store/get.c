@@ -147,13 +147,21 @@ int store_get_next(struct store_get *g, uint8_t *buf, struct proto_chunk *chunk,
 	if (*end)
 		return 0;
 	const struct chunk_ref *c = &l->chunks[g->next];
-	int rc = repair_read_chunk(g->st, c, buf, &g->repaired);
+	const uint8_t *sum, *sealed;
+	size_t len;
+	int rc = repair_read_chunk(g->st, c, buf, &len, &g->repaired);
 	if (rc)
 		return rc;
+	memset(chunk, 0, sizeof(*chunk));
 	chunk->offset = c->offset;
 	chunk->len = c->len;
 	chunk->data = buf;
 	memcpy(chunk->hash, c->hash, PROTO_HASH_SIZE);
+	if (chunkfile_sealed_view(buf, len, c->len, &chunk->key_id, &sum, &sealed)) {
+		/* served as it came: sealed, with its sum */
+		chunk->data = sealed;
+		memcpy(chunk->sum, sum, PROTO_CHUNK_SUM);
+	}
 	g->next++;
 	return 0;
 }

@@ -57,9 +57,10 @@ static bool dir_present(void *be, const uint8_t h[PROTO_HASH_SIZE], size_t size)
 	return chunkfile_present(be, h, size);
 }
 
-static int dir_read(void *be, const uint8_t h[PROTO_HASH_SIZE], size_t size, uint8_t *buf)
+static int dir_read(void *be, const uint8_t h[PROTO_HASH_SIZE], size_t size, uint8_t *buf,
+		    size_t *len)
 {
-	return chunkfile_read(be, h, size, buf);
+	return chunkfile_read(be, h, size, buf, len);
 }
 
 static int dir_write(void *be, const uint8_t h[PROTO_HASH_SIZE],
@@ -152,9 +153,9 @@ void mirror_close(struct mirror *m)
 }
 
 int mirror_chunk_read(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
-		      size_t size, uint8_t *buf)
+		      size_t size, uint8_t *buf, size_t *len)
 {
-	return m->be->read(m->be_state, hash, size, buf);
+	return m->be->read(m->be_state, hash, size, buf, len);
 }
 
 bool mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE], size_t size)
@@ -353,7 +354,7 @@ int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg)
 /* ---- chunk writes --------------------------------------------------------- */
 
 int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
-		     const uint8_t hash[PROTO_HASH_SIZE], const uint8_t *data,
+		     const uint8_t hash[PROTO_HASH_SIZE], size_t size, const uint8_t *data,
 		     size_t len, size_t *disk_len)
 {
 	size_t written = 0, failed = 0, full = 0, fresh = 0;
@@ -364,7 +365,7 @@ int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
 	*disk_len = 0;
 	for (size_t i = 0; i < n; i++) {
 		res[i] = 0;
-		if (mirror_chunk_present(ms[i], hash, len)) {
+		if (mirror_chunk_present(ms[i], hash, size)) {
 			written++; /* deduplicated: an identical chunk is stored */
 			continue;
 		}

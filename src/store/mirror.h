@@ -43,9 +43,10 @@ struct mirror_backend {
 	bool (*any)(void *be);
 	/* Whether chunk hash of size bytes is stored (not read). */
 	bool (*present)(void *be, const uint8_t hash[PROTO_HASH_SIZE], size_t size);
-	/* Read and verify a chunk: 0, RTCMS_ENOENT, RTCMS_ECORRUPT, ... */
+	/* Read and verify a chunk's stored form into buf (CHUNKFILE_MAX),
+	 * its length into *len: 0, RTCMS_ENOENT, RTCMS_ECORRUPT, ... */
 	int (*read)(void *be, const uint8_t hash[PROTO_HASH_SIZE], size_t size,
-		    uint8_t *buf);
+		    uint8_t *buf, size_t *len);
 	/* Write an encoded chunk; durable: flushed now, else at sync(). */
 	int (*write)(void *be, const uint8_t hash[PROTO_HASH_SIZE],
 		     const struct chunkfile_enc *enc, int durable);
@@ -101,7 +102,7 @@ int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg);
 /* ---- chunk files ----------------------------------------------------------- */
 
 int mirror_chunk_read(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
-		      size_t size, uint8_t *buf);
+		      size_t size, uint8_t *buf, size_t *len);
 bool mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 			 size_t size);
 int mirror_chunk_write(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
@@ -111,16 +112,17 @@ int mirror_chunk_write(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 void mirror_chunk_remove_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE]);
 
 /*
- * Write a verified chunk to the mirrors ms[0..n) (a snapshot of the
- * online ones), skipping those that hold it already: encoded once with the
- * store's compression. Without st->mu (takes it to take a failed mirror
+ * Write a verified chunk of size bytes, its stored form data[0..len)
+ * (chunkfile.h), to the mirrors ms[0..n) (a snapshot of the online ones),
+ * skipping those that hold it already: encoded once with the store's
+ * compression. Without st->mu (takes it to take a failed mirror
  * offline). *disk_len gets the size of the file written where it was new
  * (0 if every mirror had it). Returns 0 if some mirror holds the chunk
  * now, RTCMS_ENOSPC if every write failed on a full disk (no mirror is
  * taken offline then), else the failure.
  */
 int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
-		     const uint8_t hash[PROTO_HASH_SIZE], const uint8_t *data,
+		     const uint8_t hash[PROTO_HASH_SIZE], size_t size, const uint8_t *data,
 		     size_t len, size_t *disk_len);
 
 /* Flush the mirrors ms[0..n) at once (mirrors on different disks flush

@@ -229,7 +229,19 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		return rc;
-	rc = mirror_write_all(st, ms, n, h, chunk->data, chunk->len, &disk_len);
+	if (chunk->key_id) {
+		/* kept sealed as it came, in the sealed form (chunkfile.h) */
+		uint8_t *form = malloc(CHUNKFILE_MAX);
+		if (!form)
+			return RTCMS_ENOMEM;
+		size_t flen = chunkfile_sealed_form(chunk->key_id, chunk->sum, chunk->data,
+						    chunk->len, form);
+		rc = mirror_write_all(st, ms, n, h, chunk->len, form, flen, &disk_len);
+		free(form);
+	} else {
+		rc = mirror_write_all(st, ms, n, h, chunk->len, chunk->data, chunk->len,
+				      &disk_len);
+	}
 	if (disk_len) {
 		atomic_fetch_add_explicit(&put->new_chunks, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&put->new_bytes, chunk->len, memory_order_relaxed);

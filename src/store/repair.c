@@ -43,7 +43,7 @@ size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 /* ---- read repair ---------------------------------------------------------- */
 
 int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
-		      uint32_t *repaired)
+		      size_t *len, uint32_t *repaired)
 {
 	struct mirror *ms[STORE_MAX_MIRRORS];
 	struct repair_target bad[STORE_MAX_MIRRORS];
@@ -57,7 +57,7 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 	pthread_mutex_unlock(&st->mu);
 
 	for (size_t i = 0; i < n && good < 0; i++) {
-		int rc = mirror_chunk_read(ms[i], c->hash, c->len, buf);
+		int rc = mirror_chunk_read(ms[i], c->hash, c->len, buf, len);
 		if (rc == 0)
 			good = (int)i;
 		else
@@ -70,7 +70,7 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 		return RTCMS_ECORRUPT;
 	}
 	/* Repair the bad copies met before the good one. */
-	*repaired += (uint32_t)repair_chunk(st, c->hash, buf, c->len, bad, nbad, true,
+	*repaired += (uint32_t)repair_chunk(st, c->hash, buf, *len, bad, nbad, true,
 					    "", ms[good]);
 	pthread_mutex_lock(&st->mu);
 	for (size_t i = 0; i < nbad; i++)
@@ -96,7 +96,7 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 	struct store *st = rs->st;
 	struct repair_target t[STORE_MAX_MIRRORS];
 	int missing[STORE_MAX_MIRRORS] = { 0 }, good = -1;
-	size_t n = 0;
+	size_t n = 0, len = 0;
 
 	for (size_t i = 0; i < st->n; i++) {
 		struct mirror *m = &st->m[i];
@@ -109,7 +109,7 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 		return true;
 	for (size_t i = 0; i < st->n && good < 0; i++)
 		if (st->m[i].online && !missing[i] &&
-		    mirror_chunk_read(&st->m[i], h, (size_t)size, rs->buf) == 0)
+		    mirror_chunk_read(&st->m[i], h, (size_t)size, rs->buf, &len) == 0)
 			good = (int)i;
 	if (good < 0) {
 		char hx[17];
@@ -118,7 +118,7 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 			  "any mirror", store_hex(h, hx));
 		return true;
 	}
-	rs->copied += repair_chunk(st, h, rs->buf, (size_t)size, t, n, false, NULL, NULL);
+	rs->copied += repair_chunk(st, h, rs->buf, len, t, n, false, NULL, NULL);
 	for (size_t k = 0; k < n; k++) {
 		if (t[k].rc != 0)
 			mirror_offline(st, t[k].m, "resync write failed");
@@ -131,7 +131,7 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 int repair_resync(struct store *st)
 {
 	struct mirror *p = mirror_primary(st);
-	struct resync rs = { st, malloc(PROTO_MAX_CHUNK), 0, 0, { 0 } };
+	struct resync rs = { st, malloc(CHUNKFILE_MAX), 0, 0, { 0 } };
 	int rc;
 
 	if (!p || !rs.buf) {
@@ -204,18 +204,18 @@ static int scrub_start(struct store *st, bool repair, struct proto_scrub_reply *
 }
 
 /* Verify one chunk on every mirror (offline ones too) and, with repair,
- * rewrite its bad copies from the first good one. buf: PROTO_MAX_CHUNK. */
+ * rewrite its bad copies from the first good one. buf: CHUNKFILE_MAX. */
 static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool repair,
 			uint8_t *buf, struct proto_scrub_reply *r)
 {
 	struct repair_target t[STORE_MAX_MIRRORS];
-	size_t n = 0;
+	size_t n = 0, len = 0;
 	int good = -1;
 
 	if (size == 0 || size > PROTO_MAX_CHUNK)
 		return;
 	for (size_t i = 0; i < st->n; i++) {
-		int res = mirror_chunk_read(&st->m[i], h, size, buf);
+		int res = mirror_chunk_read(&st->m[i], h, size, buf, &len);
 		if (res == 0) {
 			r->mirrors[i].chunks++;
 			r->mirrors[i].bytes += size;
@@ -237,9 +237,9 @@ static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool 
 		return;
 	}
 	/* buf holds the last mirror's read: read the good copy again */
-	if (!repair || n == 0 || mirror_chunk_read(&st->m[good], h, size, buf) != 0)
+	if (!repair || n == 0 || mirror_chunk_read(&st->m[good], h, size, buf, &len) != 0)
 		return;
-	repair_chunk(st, h, buf, size, t, n, true, "scrub: ", &st->m[good]);
+	repair_chunk(st, h, buf, len, t, n, true, "scrub: ", &st->m[good]);
 	for (size_t k = 0; k < n; k++)
 		if (t[k].rc == 0)
 			r->mirrors[t[k].m - st->m].repaired++;
@@ -248,7 +248,7 @@ static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool 
 int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 {
 	struct scrub_list l = { .st = st };
-	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
+	uint8_t *buf = malloc(CHUNKFILE_MAX);
 	int rc;
 
 	if (!buf)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "log/log.h"
+#include "chunkfile.h"
 #include "rtcms_error.h"
 
 void server_get_work_open(struct conn *c)
@@ -139,7 +140,7 @@ static void after_get(uv_work_t *w, int status)
 void server_get_next(struct conn *c)
 {
 	if (!c->gbuf)
-		c->gbuf = malloc(PROTO_MAX_CHUNK);
+		c->gbuf = malloc(CHUNKFILE_MAX);
 	if (!c->gbuf) {
 		c->rc = RTCMS_ENOMEM;
 		conn_close(c);

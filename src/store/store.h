@@ -210,7 +210,8 @@ int store_get_open_meta(struct store *st, const char *process,
 			struct store_get **out, struct proto_ckpt_meta *meta);
 
 /*
- * Read the next chunk into buf (capacity >= PROTO_MAX_CHUNK): verified
+ * Read the next chunk into buf (capacity >= CHUNKFILE_MAX; a sealed chunk
+ * is served sealed, with its key id and sum): verified
  * against its hash, from the first mirror with a good copy; bad or missing
  * copies on other mirrors are rewritten. Returns 0 with *chunk filled
  * (data points to buf), or 0 with *end set after the link's last chunk

@@ -230,7 +230,7 @@ struct repair_target {
 };
 
 /*
- * THE repair: copy a good chunk (hash, its data of len bytes, verified
+ * THE repair: copy a good chunk (hash, its stored form of len bytes, verified
  * by the caller) over the bad or missing copies on targets[0..n): encoded
  * once with the store's compression, written to each (durable: flushed
  * each; else the caller flushes the mirrors later). With log_prefix
@@ -243,13 +243,14 @@ size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 		    const struct mirror *from);
 
 /*
- * Read chunk c into buf (>= c->len bytes), verified against its hash, from
- * the first online mirror with a good copy, and repair the bad or missing
+ * Read chunk c's stored form into buf (CHUNKFILE_MAX bytes; *len its
+ * length), verified (a plain chunk's hash, a sealed one's sum), from the
+ * first online mirror with a good copy, and repair the bad or missing
  * copies met before it (counted in *repaired and the mirrors' counters).
  * Call without st->mu. 0 or RTCMS_ECORRUPT (logged).
  */
 int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
-		      uint32_t *repaired);
+		      size_t *len, uint32_t *repaired);
 
 /* Bring every online mirror's chunk files up to date from a good copy
  * (store_open). 0, RTCMS_ENOMEM, RTCMS_EIO. */

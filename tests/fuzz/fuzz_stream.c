@@ -36,7 +36,7 @@ static int run(const struct stream_chunks *k, const uint8_t *img,
 	       const struct proto_ckpt_meta *meta, unsigned flags, int op, uint32_t at)
 {
 	struct stream_verifier v;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	union proto_msg m;
 	enum stream_step step;
 	uint32_t n = op == 3 ? k->count - 1 : k->count;

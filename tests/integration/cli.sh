@@ -96,6 +96,19 @@ cmp -s "$DIR/img" "$DIR/back" || fail "get returned other bytes"; ok
 "$CTL" store get app --output - | cmp -s - "$DIR/img" || fail "get to stdout"; ok
 "$CTL" --json store get app --meta | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["sequence"]==1 and m["chunks"]==12' || fail "get --meta --json"; ok
 expect 1 "no such process" -- "$CTL" store get nobody --output "$DIR/x"
+
+# sealed checkpoints: put under the data keyring, no plaintext on any
+# mirror, read back only with the keyring, verified by scrub
+for i in $(seq 1 40000); do echo "rtcms-cli-secret-$i"; done > "$DIR/secret.img"
+expect 0 "durable on 2 mirror" -- "$CTL" --data-keyring "$DIR/data.keys" store put vault "$DIR/secret.img" --sequence 1
+if grep -rlq "rtcms-cli-secret" "$DIR/m0" "$DIR/m1"; then fail "a mirror holds plaintext of a sealed checkpoint"; fi; ok
+expect 0 "verified, written to" -- "$CTL" --data-keyring "$DIR/data.keys" store get vault --output "$DIR/vault.back"
+cmp -s "$DIR/secret.img" "$DIR/vault.back" || fail "a sealed get returned other bytes"; ok
+expect 1 "no data keyring" -- "$CTL" store get vault --output "$DIR/x"
+"$CTL" keygen --data "$DIR/other.keys" >/dev/null
+expect 1 "does not open under data key 1" -- "$CTL" --data-keyring "$DIR/other.keys" store get vault --output "$DIR/x"
+[ ! -e "$DIR/x" ] && [ ! -e "$DIR/x.part" ] || fail "a refused sealed get left a file"; ok
+expect 0 "every referenced chunk has a good copy" -- "$CTL" store scrub
 [ ! -e "$DIR/x" ] && [ ! -e "$DIR/x.part" ] || fail "a failed get left a file"; ok
 expect 2 "not a valid process id" -- "$CTL" store get "a/b" --output "$DIR/x"
 expect 2 "needs a value" -- "$CTL" store put app "$DIR/img" --sequence

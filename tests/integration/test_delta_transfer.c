@@ -23,6 +23,7 @@
 #include "rtcms_error.h"
 #include "client/store_client.h"
 #include "cluster.h"
+#include "util/datakey.h"
 
 #define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
 
@@ -84,9 +85,14 @@ static void check_assembled(struct cluster *cl, const char *id)
 	struct proto_ckpt_meta meta;
 	struct stream_area_sink img;
 	struct stream_result res;
-	const struct store_client_query q = { .type = PROTO_GET, .process = id };
+	struct datakey_ring ring;
+	char path[4200], err[1024];
 	uint8_t h[STATE_HASH_SIZE];
 
+	/* the agents' data keyring (tu_agent_start): the chunks are sealed */
+	snprintf(path, sizeof(path), "%s.data", cl->key_file);
+	assert_int_equal(datakey_load(path, &ring, err, sizeof(err)), 0);
+	const struct store_client_query q = { .type = PROTO_GET, .process = id, .keys = &ring };
 	assert_int_equal(net_client_connect(cl->store.addr, &cl->key, PROTO_ROLE_MANAGER, "t",
 					    5000, &st), 0);
 	stream_area_sink_init(&img, 32u << 20, NULL, NULL);
@@ -99,6 +105,7 @@ static void check_assembled(struct cluster *cl, const char *id)
 	assert_memory_equal(h, meta.state_hash, sizeof(h));
 	net_client_free(st);
 	stream_area_sink_clear(&img);
+	datakey_ring_wipe(&ring);
 }
 
 static void test_deltas_then_restore(void **state)

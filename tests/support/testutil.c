@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rtcms_error.h"
+#include "util/datakey.h"
 #include "util/keyfile.h"
 
 char *tu_tmpdir(const char *tag)
@@ -207,6 +209,23 @@ int tu_agent_start(struct tu_daemon *d, const char *dir, const char *name,
 	argv[n++] = node_id;
 	argv[n++] = "--manager";
 	argv[n++] = manager_addr;
+	/* every agent of a cluster (one key file) seals under one data
+	 * keyring beside it, unless the test gives its own */
+	bool own = false;
+	for (int i = 0; extra && extra[i]; i++)
+		own |= strcmp(extra[i], "--data-keyring") == 0;
+	char keyring[4200];
+	if (!own) {
+		char err[1024];
+		snprintf(keyring, sizeof(keyring), "%s.data", key_file);
+		int rc = datakey_generate(keyring, DATAKEY_AES_256_GCM, 0, err, sizeof(err));
+		if (rc != 0 && rc != RTCMS_EEXIST) {
+			fprintf(stderr, "%s\n", err);
+			abort();
+		}
+		argv[n++] = "--data-keyring";
+		argv[n++] = keyring;
+	}
 	add_extra(argv, n, extra);
 	return tu_daemon_start(d, dir, name, argv);
 }

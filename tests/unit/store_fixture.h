@@ -125,7 +125,7 @@ static inline int put_data(struct store *st, struct proto_ckpt_meta *m, const ui
 	if (!p)
 		return PUT_STORED;
 	for (size_t off = 0; off < size && rc == 0; off += chunk) {
-		struct proto_chunk c;
+		struct proto_chunk c = { 0 };
 		c.offset = off;
 		c.len = (uint32_t)(size - off < chunk ? size - off : chunk);
 		c.data = data + off;
@@ -180,7 +180,7 @@ static inline int get_check(struct store *st, const char *process, uint64_t inc,
 	struct store_get *g;
 	uint8_t *want = malloc(size ? size : 1);
 	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	uint64_t got = 0;
 	bool end;
 	int rc;
@@ -341,7 +341,7 @@ static inline int get_img(struct store *st, const char *process, uint64_t inc, u
 	struct stream_area_sink img;
 	struct stream_verifier v;
 	struct store_get *g;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	uint8_t *chunk = malloc(PROTO_MAX_CHUNK);
 	bool end, more = true;
 	int rc;

@@ -25,6 +25,8 @@
 #include "testutil.h"
 #include "util/bytes.h"
 
+static size_t rlen; /* a read's length (the stored form) */
+
 struct fixture {
 	char *dir;
 	uint8_t data[5000];
@@ -111,11 +113,11 @@ static void test_write_read(void **state)
 	uint8_t buf[5000];
 
 	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
-	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), RTCMS_ENOENT);
+	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf, &rlen), RTCMS_ENOENT);
 	assert_int_equal(chunkfile_write(f->dir, f->hash, f->data, sizeof(f->data), 1), 0);
 	assert_true(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
 	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data) - 1));
-	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), 0);
+	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf, &rlen), 0);
 	assert_memory_equal(buf, f->data, sizeof(buf));
 	/* no temporary file left behind in the fan-out directory */
 	char sub[4200];
@@ -148,17 +150,17 @@ static void test_damage_detected(void **state)
 	fputc(c ^ 0x10, fp);
 	fclose(fp);
 	assert_true(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
-	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf, &rlen), RTCMS_ECORRUPT);
 	/* truncated */
 	assert_int_equal(chunkfile_write(f->dir, f->hash, f->data, sizeof(f->data), 1), 0);
 	assert_int_equal(truncate(f->path, 100), 0);
 	assert_false(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
-	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf, &rlen), RTCMS_ECORRUPT);
 	/* content of another hash under this name */
 	uint8_t other[5000];
 	tu_fill(other, sizeof(other), 8);
 	assert_int_equal(chunkfile_write(f->dir, f->hash, other, sizeof(other), 1), 0);
-	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf, &rlen), RTCMS_ECORRUPT);
 }
 
 static const char *fault_site;
@@ -268,16 +270,16 @@ static void test_compressed_roundtrip(void **state)
 	assert_false(chunkfile_present(f->dir, h, ZSIZE + 1));
 	assert_true(chunkfile_any(f->dir));
 	memset(buf, 0, ZSIZE);
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), 0);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), 0);
 	assert_memory_equal(buf, data, ZSIZE);
 	/* asked for another size it is not this chunk */
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE - 1, buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE - 1, buf, &rlen), RTCMS_ECORRUPT);
 
 	/* a repair may write the other form: it replaces the file */
 	assert_int_equal(chunkfile_write(f->dir, h, data, ZSIZE, 1), 0);
 	assert_int_equal(file_size(path), ZSIZE);
 	assert_int_equal(count_entries(sub), 1);
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), 0);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), 0);
 	assert_memory_equal(buf, data, ZSIZE);
 	assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 0), 0);
 	assert_int_equal(chunkfile_sync(f->dir), 0);
@@ -287,7 +289,7 @@ static void test_compressed_roundtrip(void **state)
 	/* removal, whichever the form */
 	chunkfile_remove(f->dir, h);
 	assert_false(chunkfile_present(f->dir, h, ZSIZE));
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ENOENT);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ENOENT);
 	assert_false(chunkfile_any(f->dir));
 	assert_int_equal(count_entries(sub), 0);
 	chunkfile_enc_free(&enc);
@@ -313,7 +315,7 @@ static void test_incompressible_stays_raw(void **state)
 		chunkfile_enc_free(&enc);
 		assert_int_equal(file_size(f->path), sizeof(f->data));
 		assert_true(chunkfile_present(f->dir, f->hash, sizeof(f->data)));
-		assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf), 0);
+		assert_int_equal(chunkfile_read(f->dir, f->hash, sizeof(buf), buf, &rlen), 0);
 		assert_memory_equal(buf, f->data, sizeof(buf));
 	}
 	/* 17 zero bytes would compress, but not below header + 1 byte */
@@ -322,7 +324,7 @@ static void test_incompressible_stays_raw(void **state)
 	assert_int_equal(enc.len, sizeof(tiny));
 	proto_chunk_hash(tiny, sizeof(tiny), th);
 	assert_int_equal(chunkfile_write_enc(f->dir, th, &enc, 1), 0);
-	assert_int_equal(chunkfile_read(f->dir, th, sizeof(tiny), buf), 0);
+	assert_int_equal(chunkfile_read(f->dir, th, sizeof(tiny), buf, &rlen), 0);
 	assert_memory_equal(buf, tiny, sizeof(tiny));
 	/* out-of-range levels mean raw */
 	uint8_t zeros[4096] = { 0 };
@@ -372,14 +374,14 @@ static void test_compressed_damage(void **state)
 	assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
 	uint8_t b = enc.data[CHUNKFILE_ZHDR + flen / 2] ^ 0x21;
 	patch(path, CHUNKFILE_ZHDR + flen / 2, &b, 1);
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ECORRUPT);
 	/* truncated: by one byte, into the header, to nothing */
 	const off_t cuts[] = { (off_t)enc.len - 1, CHUNKFILE_ZHDR, 10, 0 };
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 		assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
 		assert_int_equal(truncate(path, cuts[i]), 0);
 		assert_false(chunkfile_present(f->dir, h, ZSIZE));
-		assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
+		assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ECORRUPT);
 	}
 	/* a damaged magic, size or frame length field */
 	for (long off = 0; off < CHUNKFILE_ZHDR; off += 5) {
@@ -387,14 +389,14 @@ static void test_compressed_damage(void **state)
 		b = enc.data[off] ^ 0x01;
 		patch(path, off, &b, 1);
 		assert_false(chunkfile_present(f->dir, h, ZSIZE));
-		assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
+		assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ECORRUPT);
 	}
 	/* a sound header over a frame that is not zstd */
 	uint8_t junk[1000];
 	tu_fill(junk, sizeof(junk), 3);
 	write_zfile(path, ZSIZE, sizeof(junk), junk, sizeof(junk));
 	assert_true(chunkfile_present(f->dir, h, ZSIZE)); /* header only */
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ECORRUPT);
 
 	/* a frame that holds more than the chunk (and the header lies about
 	 * it): refused, and nothing is written beyond the chunk's size */
@@ -405,7 +407,7 @@ static void test_compressed_damage(void **state)
 	assert_false(ZSTD_isError(n));
 	write_zfile(path, ZSIZE, (uint32_t)n, frame, n);
 	memset(buf, 0xee, ZSIZE + 64);
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ECORRUPT);
 	for (int i = 0; i < 64; i++)
 		assert_int_equal(buf[ZSIZE + i], 0xee);
 	/* the same, with the content size left out of the frame */
@@ -420,7 +422,7 @@ static void test_compressed_damage(void **state)
 			 ZSTD_CONTENTSIZE_UNKNOWN);
 	write_zfile(path, ZSIZE, (uint32_t)out.pos, frame, out.pos);
 	memset(buf, 0xee, ZSIZE + 64);
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ECORRUPT);
 	for (int i = 0; i < 64; i++)
 		assert_int_equal(buf[ZSIZE + i], 0xee);
 	/* the compressed form of other content of the same size: its hash */
@@ -431,10 +433,10 @@ static void test_compressed_damage(void **state)
 	assert_non_null(oenc.buf);
 	assert_int_equal(chunkfile_write_enc(f->dir, h, &oenc, 1), 0);
 	assert_true(chunkfile_present(f->dir, h, ZSIZE));
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), RTCMS_ECORRUPT);
 	/* and the good form reads again */
 	assert_int_equal(chunkfile_write_enc(f->dir, h, &enc, 1), 0);
-	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf), 0);
+	assert_int_equal(chunkfile_read(f->dir, h, ZSIZE, buf, &rlen), 0);
 	assert_memory_equal(buf, data, ZSIZE);
 	chunkfile_enc_free(&oenc);
 	chunkfile_enc_free(&enc);
@@ -488,7 +490,7 @@ static void test_raw_chunk_with_magic(void **state)
 		chunkfile_enc_free(&enc);
 		assert_true(chunkfile_present(f->dir, h, n));
 		memset(buf, 0, n);
-		assert_int_equal(chunkfile_read(f->dir, h, n, buf), 0);
+		assert_int_equal(chunkfile_read(f->dir, h, n, buf, &rlen), 0);
 		assert_memory_equal(buf, y, n);
 	}
 	assert_int_equal(chunkfile_write(f->dir, h, y, n, 1), 0);
@@ -497,7 +499,7 @@ static void test_raw_chunk_with_magic(void **state)
 	char path[4200];
 	chunkfile_path(f->dir, h, path, sizeof(path));
 	patch(path, (long)(n / 2), &b, 1);
-	assert_int_equal(chunkfile_read(f->dir, h, n, buf), RTCMS_ECORRUPT);
+	assert_int_equal(chunkfile_read(f->dir, h, n, buf, &rlen), RTCMS_ECORRUPT);
 	free(buf);
 	free(y);
 	free(z);

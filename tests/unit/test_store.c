@@ -37,7 +37,7 @@ static void test_bad_chunks_refused(void **state)
 	struct proto_put_ack ack;
 	struct store_put *p;
 	uint8_t data[100];
-	struct proto_chunk c = { 0, { 0 }, data, 100 };
+	struct proto_chunk c = { .offset = 0, .data = data, .len = 100 };
 
 	memset(&m, 0, sizeof(m));
 	strcpy(m.process, "p");
@@ -108,7 +108,7 @@ static struct store_put *put_open_one(struct store *st, const char *process,
 	struct proto_image_hash ih;
 	struct proto_put_ack ack;
 	struct store_put *p;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 
 	tu_fill(data, size, seed);
 	memset(&m, 0, sizeof(m));
@@ -186,7 +186,7 @@ static void test_delete_during_get(void **state)
 	struct fixture *f = *state;
 	struct proto_ckpt_meta m;
 	struct store_get *g;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	uint8_t *buf = malloc(PROTO_MAX_CHUNK), want[4096];
 	int n = 0, rc;
 
@@ -235,7 +235,7 @@ static void test_stream_bounded_memory(void **state)
 	struct proto_ckpt_meta m;
 	struct proto_image_hash ih;
 	struct proto_put_ack ack;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	struct store_put *p;
 	struct store_get *g;
 	uint32_t n = (uint32_t)(BIG_SIZE / PROTO_MAX_CHUNK);

@@ -296,7 +296,7 @@ static void test_compressed_scrub_repair(void **state)
 	struct proto_ckpt_meta m;
 	struct store_get *g;
 	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
-	struct proto_chunk ch;
+	struct proto_chunk ch = { 0 };
 	bool end = false;
 	assert_int_equal(store_get_open(f->st, "p", 1, 1, &g, &m), 0);
 	while (store_get_next(g, buf, &ch, &end) == 0 && !end)

@@ -92,7 +92,7 @@ static void test_delta_chain_get(void **state)
 
 	/* metadata only: the delta as stored, nothing assembled */
 	struct store_get *g;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	uint8_t buf[16];
 	assert_int_equal(store_get_open_meta(f->st, "p", 1, 3, &g, &m), 0);
 	assert_int_equal(m.base, 2);
@@ -169,7 +169,7 @@ static void test_delta_base_missing(void **state)
 	struct proto_ckpt_meta m;
 	struct proto_image_hash ih;
 	struct store_put *put;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	uint32_t count = 0;
 	memset(&m, 0, sizeof(m));
 	strcpy(m.process, "p");

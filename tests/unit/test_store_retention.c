@@ -64,7 +64,7 @@ static void *par_write(void *arg)
 static int put_parallel(struct store *st, const char *process, uint64_t seq)
 {
 	uint8_t *data = malloc(PAR_CHUNKS * PAR_LEN);
-	struct proto_chunk chunks[PAR_CHUNKS];
+	struct proto_chunk chunks[PAR_CHUNKS] = { 0 };
 	struct proto_ckpt_meta m;
 	struct proto_image_hash ih;
 	struct proto_put_ack ack;
@@ -146,7 +146,7 @@ static void test_parallel_writes_and_gc(void **state)
 		assert_int_equal(put_parallel(f->st, "keep", seq), 0);
 		struct proto_ckpt_meta m;
 		struct store_get *g;
-		struct proto_chunk ch;
+		struct proto_chunk ch = { 0 };
 		uint8_t *buf = malloc(PROTO_MAX_CHUNK);
 		int rc, n = 0;
 		bool end;

@@ -99,7 +99,7 @@ static int feed_all(const struct fixture *f, const struct proto_ckpt_meta *meta,
 		    unsigned flags, uint32_t n, uint32_t end_count, char *why)
 {
 	struct stream_verifier v;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	int rc = stream_verifier_begin(&v, meta, 0, flags);
 
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -214,7 +214,7 @@ static void test_flipped_byte(void **state)
 {
 	struct fixture *f = *state;
 	struct stream_verifier v;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	char why[PROTO_TEXT_MAX + 1];
 
 	f->img[CHUNK + 5] ^= 0x01; /* in chunk 1 */
@@ -288,7 +288,7 @@ static void test_oversize(void **state)
 {
 	struct fixture *f = *state;
 	struct stream_verifier v;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	struct proto_ckpt_meta m = f->meta;
 
 	/* an image over the caller's cap is refused before any chunk */
@@ -329,7 +329,7 @@ static void test_reorder_and_duplicate(void **state)
 {
 	struct fixture *f = *state;
 	struct stream_verifier v;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 
 	/* chunk 1 first */
 	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, 0), 0);
@@ -355,7 +355,7 @@ static void test_place_alone(void **state)
 {
 	struct fixture *f = *state;
 	struct stream_verifier v;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 
 	/* place checks order and ids, not data: a hop that checks the data
 	 * elsewhere still gets the image hash checked */
@@ -437,7 +437,7 @@ static void rec_init(struct rec *r)
  * Returns the first failure. */
 static int drive(const struct fixture *f, struct stream_sink *s)
 {
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 	int rc = stream_sink_begin(s, &f->meta);
 
 	if (rc)
@@ -592,7 +592,7 @@ static void test_area_installer(void **state)
 	struct target t = { new_area(), 0 };
 	struct stream_area_sink s;
 	struct stream_verifier v;
-	struct proto_chunk c;
+	struct proto_chunk c = { 0 };
 
 	stream_area_sink_init(&s, CAP * 2, give_area, &t);
 	assert_int_equal(stream_verifier_begin(&v, &f->meta, 0, STREAM_VERIFY_STATE), 0);
@@ -729,7 +729,7 @@ static int recv_script(const struct fixture *f, uint32_t bad, uint32_t end_count
 		       const struct stream_sink_ops *ops, struct stream_result *res)
 {
 	struct script s = { .f = f, .bad = bad, .end_count = end_count };
-	struct stream_in in = { { script_recv, NULL, NULL, &s }, PROTO_PUT_END, 0, 0, true };
+	struct stream_in in = { { script_recv, NULL, NULL, &s }, PROTO_PUT_END, 0, 0, true, NULL };
 	struct stream_sink sink = { ops, false };
 	int rc = stream_recv(&in, &f->meta, &sink, res);
 
@@ -905,7 +905,7 @@ static int recv_chain3(const struct clink *l0, const struct clink *l1, const str
 {
 	struct chain_script s = { .links = { l0, l1, l2 }, .n = l2 ? 3 : l1 ? 2 : 1 };
 	struct stream_in in = { { chain_recv, NULL, NULL, &s }, PROTO_PUT_END, 0,
-				STREAM_VERIFY_STATE, true };
+				STREAM_VERIFY_STATE, true, NULL };
 	int total = 0;
 
 	for (int i = 0; i < s.n; i++)

@@ -96,7 +96,14 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		     uint32_t chunk_size, store_client_read_fn read, void *ctx,
 		     struct proto_put_ack *ack)
 {
-	struct stream_chunks k = { 0 };
+	return store_client_put_sealed(c, meta, chunk_size, NULL, read, ctx, ack);
+}
+
+int store_client_put_sealed(struct net_client *c, const struct proto_ckpt_meta *meta,
+			    uint32_t chunk_size, const struct datakey *key,
+			    store_client_read_fn read, void *ctx, struct proto_put_ack *ack)
+{
+	struct stream_chunks k = { .key = key };
 	struct stream_out out = { stream_port_client(c), false, 0 };
 	enum store_put_start start;
 	union proto_msg m;
@@ -199,7 +206,8 @@ int store_client_fetch_to(struct net_client *c, const struct store_client_query 
 	}
 	if (q->meta_only)
 		return 0;
-	struct stream_in in = { .port = stream_port_client(c), .end_type = PROTO_GET_END };
+	struct stream_in in = { .port = stream_port_client(c), .end_type = PROTO_GET_END,
+				.keys = q->keys };
 	rc = stream_recv_chain(&in, PROTO_GET_META, meta_out, sink, res);
 	if (rc == 0 && spec_copy && meta_out->spec != spec_copy) {
 		/* the last link's metadata: the spec is the same */
@@ -253,7 +261,7 @@ int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       struct proto_get_end *end)
 {
 	struct store_client_query q = { type, process, incarnation, sequence, 0,
-					meta_only != 0 };
+					meta_only != 0, NULL };
 	return fetch(c, &q, meta_out, spec_copy, write, ctx, end);
 }
 

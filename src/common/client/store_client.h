@@ -35,6 +35,12 @@ int store_client_put(struct net_client *c, const struct proto_ckpt_meta *meta,
 		     uint32_t chunk_size, store_client_read_fn read, void *ctx,
 		     struct proto_put_ack *ack);
 
+/* store_client_put() with each chunk sealed under key (its ids and the
+ * image hash keyed: stream/chunk.h); key NULL: plain chunks. */
+int store_client_put_sealed(struct net_client *c, const struct proto_ckpt_meta *meta,
+			    uint32_t chunk_size, const struct datakey *key,
+			    store_client_read_fn read, void *ctx, struct proto_put_ack *ack);
+
 /* What to fetch: type PROTO_GET (from the store) or PROTO_PULL (from an
  * agent, which answers like the store: GET_META, CHUNKs, GET_END). */
 struct store_client_query {
@@ -44,6 +50,9 @@ struct store_client_query {
 	uint64_t sequence;                 /* 0: the latest */
 	uint64_t base;                     /* PULL: a delta against it is welcome */
 	bool meta_only;                    /* GET: the metadata alone */
+	/* a reader of the contents: sealed chunks are opened under these
+	 * (stream_in.keys); NULL: passed on sealed */
+	const struct datakey_ring *keys;
 };
 
 /*

@@ -157,11 +157,23 @@ struct proto_ckpt_meta {
 	uint32_t spec_len;                 /* <= PROTO_SPEC_MAX */
 };
 
+#define PROTO_CHUNK_TAG 16      /* a sealed chunk is its plaintext + this */
+#define PROTO_CHUNK_SUM 16      /* XXH3-128 of a sealed chunk's bytes */
+
 struct proto_chunk {          /* CHUNK */
 	uint64_t offset;                   /* byte offset in the image */
-	uint8_t hash[PROTO_HASH_SIZE];     /* BLAKE2b-256 of data */
-	const uint8_t *data;               /* borrowed */
-	uint32_t len;                      /* 1..PROTO_MAX_CHUNK */
+	uint8_t hash[PROTO_HASH_SIZE];     /* the chunk's id: BLAKE2b-256 of the
+					    * data (key 0), else the keyed id of
+					    * its plaintext (stream/chunk.h) */
+	const uint8_t *data;               /* borrowed: len bytes (plain, or
+					    * opened), or len + PROTO_CHUNK_TAG
+					    * sealed bytes */
+	uint32_t len;                      /* 1..PROTO_MAX_CHUNK: its plaintext */
+	uint32_t key_id;                   /* 0: plain; else sealed under this
+					    * data key */
+	uint8_t sum[PROTO_CHUNK_SUM];      /* sealed: the checksum of data */
+	bool opened;                       /* sealed, but data is its plaintext:
+					    * a receiver opened it (never sent) */
 };
 
 struct proto_put_end {        /* PUT_END */

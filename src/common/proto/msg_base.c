@@ -52,31 +52,51 @@ static void dec_error(struct proto_rd *r, union proto_msg *m)
 	r_str(r, e->text, PROTO_TEXT_MAX);
 }
 
-/* CHUNK: the data is the rest of the payload */
+/* CHUNK: offset, key id, id, sum, then the data: the rest of the payload
+ * (the plaintext for key 0, whose sum is zero; else the sealed bytes,
+ * PROTO_CHUNK_TAG more than the plaintext) */
 
 static void enc_chunk(struct proto_wr *w, const union proto_msg *m)
 {
 	const struct proto_chunk *c = &m->chunk;
-	if (c->len == 0 || c->len > PROTO_MAX_CHUNK) {
+	static const uint8_t zero[PROTO_CHUNK_SUM];
+	if (c->len == 0 || c->len > PROTO_MAX_CHUNK || c->opened) {
 		w_fail(w, RTCMS_EINVAL);
 		return;
 	}
 	w_u64(w, c->offset);
+	w_u32(w, c->key_id);
 	w_bytes(w, c->hash, PROTO_HASH_SIZE);
-	w_bytes(w, c->data, c->len);
+	w_bytes(w, c->key_id ? c->sum : zero, PROTO_CHUNK_SUM);
+	w_bytes(w, c->data, c->len + (c->key_id ? PROTO_CHUNK_TAG : 0));
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
 }
 
 static void dec_chunk(struct proto_rd *r, union proto_msg *m)
 {
 	struct proto_chunk *c = &m->chunk;
 	c->offset = r_u64(r);
+	c->key_id = r_u32(r);
 	r_bytes(r, c->hash, PROTO_HASH_SIZE);
+	r_bytes(r, c->sum, PROTO_CHUNK_SUM);
+	c->opened = false;
 	if (r->err)
 		return;
-	c->len = (uint32_t)(r->len - r->off);
-	r_check(r, c->len >= 1 && c->len <= PROTO_MAX_CHUNK &&
-		   c->offset <= UINT64_MAX - c->len);
-	c->data = r_take(r, c->len);
+	size_t rest = r->len - r->off, tag = c->key_id ? PROTO_CHUNK_TAG : 0;
+	r_check(r, rest > tag && rest - tag <= PROTO_MAX_CHUNK &&
+		   (c->key_id || all_zero(c->sum, PROTO_CHUNK_SUM)));
+	if (r->err)
+		return;
+	c->len = (uint32_t)(rest - tag);
+	r_check(r, c->offset <= UINT64_MAX - c->len);
+	c->data = r_take(r, rest);
 }
 
 /* HEARTBEAT, HEARTBEAT_ACK */

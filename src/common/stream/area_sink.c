@@ -86,6 +86,10 @@ static int area_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 	uint8_t *dst = a->last.base ? a->delta : a->image;
 	size_t len = a->last.base ? a->delta_len : a->len;
 
+	if (chunk->key_id && !chunk->opened)
+		return refuse(a, RTCMS_ECORRUPT, "the checkpoint is sealed under data key "
+			      "%" PRIu64 ", and this reader was given no data keyring",
+			      chunk->key_id);
 	if (chunk->offset > len || chunk->len > len - chunk->offset)
 		return RTCMS_EPROTO; /* a verifier never lets it through */
 	memcpy(dst + chunk->offset, chunk->data, chunk->len);

@@ -18,10 +18,20 @@ void stream_chunk_id(const uint8_t *data, size_t len, uint8_t id[STREAM_ID_SIZE]
 	proto_chunk_hash(data, len, id);
 }
 
+size_t stream_chunk_data_len(const struct proto_chunk *chunk)
+{
+	return chunk->len + (chunk->key_id && !chunk->opened ? STREAM_TAG_SIZE : 0);
+}
+
 bool stream_chunk_intact(const struct proto_chunk *chunk)
 {
 	uint8_t id[STREAM_ID_SIZE];
 
+	if (chunk->key_id && chunk->opened)
+		return true;
+	if (chunk->key_id)
+		return stream_chunk_sum_ok(chunk->data, chunk->len + STREAM_TAG_SIZE,
+					   chunk->sum);
 	stream_chunk_id(chunk->data, chunk->len, id);
 	return sodium_memcmp(id, chunk->hash, STREAM_ID_SIZE) == 0;
 }
@@ -100,21 +110,34 @@ out:
 	return rc;
 }
 
+void stream_chunk_keyed_id(const struct datakey *key, const uint8_t *plain, size_t len,
+			   uint8_t id[STREAM_ID_SIZE])
+{
+	unsigned int n = STREAM_ID_SIZE;
+
+	HMAC(EVP_sha256(), key->k_id, DATAKEY_SIZE, plain, len, id, &n);
+}
+
+int stream_chunk_seal_as(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],
+			 const uint8_t *plain, size_t len, uint8_t *sealed,
+			 uint8_t sum[STREAM_SUM_SIZE])
+{
+	if (len == 0 || len > PROTO_MAX_CHUNK)
+		return RTCMS_EINVAL;
+	int rc = aead(key, id, 1, plain, len, sealed, sealed + len);
+	if (rc == 0)
+		stream_chunk_sum(sealed, len + STREAM_TAG_SIZE, sum);
+	return rc;
+}
+
 int stream_chunk_seal(const struct datakey *key, const uint8_t *plain,
 		      size_t len, uint8_t id[STREAM_ID_SIZE], uint8_t *sealed,
 		      uint8_t sum[STREAM_SUM_SIZE])
 {
-	unsigned int n = STREAM_ID_SIZE;
-	int rc;
-
 	if (len == 0 || len > PROTO_MAX_CHUNK)
 		return RTCMS_EINVAL;
-	if (!HMAC(EVP_sha256(), key->k_id, DATAKEY_SIZE, plain, len, id, &n))
-		return RTCMS_EINTERNAL;
-	rc = aead(key, id, 1, plain, len, sealed, sealed + len);
-	if (rc == 0)
-		stream_chunk_sum(sealed, len + STREAM_TAG_SIZE, sum);
-	return rc;
+	stream_chunk_keyed_id(key, plain, len, id);
+	return stream_chunk_seal_as(key, id, plain, len, sealed, sum);
 }
 
 int stream_chunk_open(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],

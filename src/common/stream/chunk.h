@@ -22,14 +22,32 @@
 #include "util/datakey.h"
 
 #define STREAM_ID_SIZE PROTO_HASH_SIZE
-#define STREAM_TAG_SIZE 16   /* a sealed chunk is its plaintext + this */
-#define STREAM_SUM_SIZE 16   /* XXH3-128, canonical (big-endian) */
+#define STREAM_TAG_SIZE PROTO_CHUNK_TAG  /* a sealed chunk is its plaintext + this */
+#define STREAM_SUM_SIZE PROTO_CHUNK_SUM  /* XXH3-128, canonical (big-endian) */
 
 /* The id of a plain chunk of len bytes (at its source). */
 void stream_chunk_id(const uint8_t *data, size_t len, uint8_t id[STREAM_ID_SIZE]);
 
-/* Whether a plain chunk's data is what its id says (at a hop). */
+/*
+ * Whether a chunk's data is what it says, at a hop: a plain chunk's
+ * BLAKE2b against its id, a sealed one's checksum against its sum (no
+ * key needed: the AEAD at the reader authenticates it), an opened one
+ * (this process opened it under its key) always.
+ */
 bool stream_chunk_intact(const struct proto_chunk *chunk);
+
+/* The bytes chunk->data holds: len, or len + STREAM_TAG_SIZE sealed. */
+size_t stream_chunk_data_len(const struct proto_chunk *chunk);
+
+/* The id of len bytes of plaintext under key (HMAC-SHA-256, its id key). */
+void stream_chunk_keyed_id(const struct datakey *key, const uint8_t *plain, size_t len,
+			   uint8_t id[STREAM_ID_SIZE]);
+
+/* Seal len bytes of plain whose keyed id is id (stream_chunk_seal without
+ * computing the id again). Returns as stream_chunk_seal. */
+int stream_chunk_seal_as(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],
+			 const uint8_t *plain, size_t len, uint8_t *sealed,
+			 uint8_t sum[STREAM_SUM_SIZE]);
 
 /*
  * Seal len (1..PROTO_MAX_CHUNK) bytes of plain under key: writes the

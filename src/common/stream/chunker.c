@@ -46,7 +46,10 @@ static void chunks_add(struct stream_chunks *k, struct proto_image_hash *ih,
 	uint32_t len;
 
 	stream_chunks_span(k, k->count, &off, &len);
-	stream_chunk_id(data, len, k->id[k->count]);
+	if (k->key)
+		stream_chunk_keyed_id(k->key, data, len, k->id[k->count]);
+	else
+		stream_chunk_id(data, len, k->id[k->count]);
 	proto_image_hash_update(ih, off, len, k->id[k->count]);
 	k->count++;
 }
@@ -100,6 +103,8 @@ void stream_chunks_clear(struct stream_chunks *k)
 {
 	if (!k)
 		return;
+	const struct datakey *key = k->key;
 	free(k->id);
 	memset(k, 0, sizeof(*k));
+	k->key = key;
 }

@@ -1,7 +1,10 @@
 /* recv.c - a stream of frames from a connection, verified into a sink. */
 #include "stream_net.h"
 
+#include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rtcms_error.h"
@@ -14,6 +17,7 @@ struct recv {
 	struct stream_result *res;
 	bool sink_live;                    /* begun, not ended, aborted or done */
 	int rc;                            /* the first failure */
+	uint8_t *plain;                    /* an opened chunk (with in->keys) */
 };
 
 /* Record a failure (the first one counts); the sink is aborted. */
@@ -31,12 +35,57 @@ static int recv_fail(struct recv *r, enum stream_fault fault, int rc)
 	return rc;
 }
 
+/* Open a sealed chunk under the reader's keys into r->plain: *opened
+ * then describes its plaintext. 0 or RTCMS_ECORRUPT / RTCMS_ENOMEM (with
+ * the reason in res->why). */
+static int recv_open(struct recv *r, const struct proto_chunk *c, union proto_msg *opened)
+{
+	const struct datakey *key = datakey_find(r->in->keys, c->key_id);
+	int rc;
+
+	if (!key) {
+		snprintf(r->res->why, sizeof(r->res->why), "chunk at %" PRIu64 " is sealed "
+			 "under data key %" PRIu32 ", which this node's keyring lacks",
+			 c->offset, c->key_id);
+		return RTCMS_ECORRUPT;
+	}
+	if (!r->plain && !(r->plain = malloc(PROTO_MAX_CHUNK)))
+		return RTCMS_ENOMEM;
+	rc = stream_chunk_open(key, c->hash, c->data, (size_t)c->len + STREAM_TAG_SIZE,
+			       r->plain);
+	if (rc) {
+		snprintf(r->res->why, sizeof(r->res->why), "chunk at %" PRIu64 " does not "
+			 "open under data key %" PRIu32 ": tampered, spliced from another "
+			 "checkpoint, or sealed under another key with this id", c->offset,
+			 c->key_id);
+		return RTCMS_ECORRUPT;
+	}
+	opened->chunk = *c;
+	opened->chunk.data = r->plain;
+	opened->chunk.opened = true;
+	return 0;
+}
+
 /* A CHUNK or end frame once nothing failed: into the verifier, then the
  * sink. Sets *step. */
 static int recv_frame(struct recv *r, const struct proto_header *h, const union proto_msg *m,
 		      enum stream_step *step)
 {
-	int rc = stream_verifier_feed(r->v, h->type, m, r->in->end_type, step);
+	union proto_msg opened;
+	int rc;
+
+	if (h->type == PROTO_CHUNK && m->chunk.key_id && r->in->keys) {
+		if ((rc = recv_open(r, &m->chunk, &opened)) != 0) {
+			char why[sizeof(r->res->why)];
+			snprintf(why, sizeof(why), "%s", r->res->why);
+			r->res->at_end = false;
+			rc = recv_fail(r, STREAM_FAULT_VERIFY, rc);
+			snprintf(r->res->why, sizeof(r->res->why), "%s", why);
+			return rc;
+		}
+		m = &opened;
+	}
+	rc = stream_verifier_feed(r->v, h->type, m, r->in->end_type, step);
 
 	r->res->at_end = h->type != PROTO_CHUNK; /* if it fails */
 	if (rc)
@@ -123,7 +172,7 @@ int stream_recv(const struct stream_in *in, const struct proto_ckpt_meta *meta,
 		struct stream_sink *sink, struct stream_result *res)
 {
 	struct stream_verifier v;
-	struct recv r = { in, &v, sink, res, false, 0 };
+	struct recv r = { in, &v, sink, res, false, 0, NULL };
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -141,7 +190,12 @@ int stream_recv(const struct stream_in *in, const struct proto_ckpt_meta *meta,
 	}
 	if (rc && !in->drain)
 		return rc;
-	return recv_loop(&r);
+	rc = recv_loop(&r);
+	if (r.plain) {
+		sodium_memzero(r.plain, PROTO_MAX_CHUNK);
+		free(r.plain);
+	}
+	return rc;
 }
 
 /* ---- chains ------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* send.c - a checkpoint's chunks as frames, and the network relay sink. */
 #include "stream_net.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "rtcms_error.h"
@@ -38,9 +39,10 @@ int stream_out_send(const struct stream_out *o, uint8_t type, bool more,
 	return o->port.send(o->port.ctx, type, 0, 0, m);
 }
 
-/* Chunk i of k, its data at data. */
+/* Chunk i of k, its plaintext at data; a keyed k's chunk is sealed into
+ * sealed (PROTO_MAX_CHUNK + STREAM_TAG_SIZE bytes) first. */
 static int send_chunk(const struct stream_out *o, const struct stream_chunks *k, uint32_t i,
-		      const uint8_t *data)
+		      const uint8_t *data, uint8_t *sealed)
 {
 	union proto_msg m;
 	uint32_t len;
@@ -50,23 +52,43 @@ static int send_chunk(const struct stream_out *o, const struct stream_chunks *k,
 	m.chunk.len = len;
 	m.chunk.data = data;
 	memcpy(m.chunk.hash, k->id[i], STREAM_ID_SIZE);
+	if (k->key) {
+		int rc = stream_chunk_seal_as(k->key, k->id[i], data, len, sealed, m.chunk.sum);
+		if (rc)
+			return rc;
+		m.chunk.key_id = k->key->id;
+		m.chunk.data = sealed;
+	}
 	return stream_out_send(o, PROTO_CHUNK, true, &m);
+}
+
+/* The buffer a keyed k's chunks are sealed into (NULL for plain ones). */
+static int sealing_buffer(const struct stream_chunks *k, uint8_t **sealed)
+{
+	*sealed = NULL;
+	if (!k->key)
+		return 0;
+	*sealed = malloc(PROTO_MAX_CHUNK + STREAM_TAG_SIZE);
+	return *sealed ? 0 : RTCMS_ENOMEM;
 }
 
 int stream_send_chunks(const struct stream_out *o, const struct stream_chunks *k,
 		       const uint8_t *bytes)
 {
-	int rc = 0;
+	uint8_t *sealed;
+	int rc = sealing_buffer(k, &sealed);
 
 	for (uint32_t i = 0; rc == 0 && i < k->count; i++)
-		rc = send_chunk(o, k, i, bytes + (uint64_t)i * k->chunk_size);
+		rc = send_chunk(o, k, i, bytes + (uint64_t)i * k->chunk_size, sealed);
+	free(sealed);
 	return rc;
 }
 
 int stream_send_read(const struct stream_out *o, const struct stream_chunks *k,
 		     stream_read_fn read, void *ctx, uint8_t *buf)
 {
-	int rc = 0;
+	uint8_t *sealed;
+	int rc = sealing_buffer(k, &sealed);
 
 	for (uint32_t i = 0; rc == 0 && i < k->count; i++) {
 		uint64_t off;
@@ -74,8 +96,9 @@ int stream_send_read(const struct stream_out *o, const struct stream_chunks *k,
 		stream_chunks_span(k, i, &off, &len);
 		rc = read(ctx, off, buf, len);
 		if (rc == 0)
-			rc = send_chunk(o, k, i, buf);
+			rc = send_chunk(o, k, i, buf, sealed);
 	}
+	free(sealed);
 	return rc;
 }
 

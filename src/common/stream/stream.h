@@ -34,9 +34,12 @@ typedef int (*stream_read_fn)(void *ctx, uint64_t off, uint8_t *buf, size_t len)
  * A checkpoint of size bytes cut into chunks of chunk_size bytes (the
  * last one shorter), with each chunk's id and the image hash over them.
  * Start from all zeros; building again reuses the id array when it is
- * large enough. stream_chunks_clear() frees it.
+ * large enough. With key set (before building; kept across builds) the
+ * ids are keyed ids and the senders seal each chunk under it (chunk.h);
+ * without, the chunks are plain. stream_chunks_clear() frees the ids.
  */
 struct stream_chunks {
+	const struct datakey *key;         /* borrowed; NULL: plain chunks */
 	uint64_t size;
 	uint32_t chunk_size;
 	uint32_t count;
@@ -63,14 +66,15 @@ void stream_chunks_span(const struct stream_chunks *k, uint32_t i, uint64_t *off
 /* Size, chunk count and image hash into meta (the rest is the caller's). */
 void stream_chunks_meta(const struct stream_chunks *k, struct proto_ckpt_meta *meta);
 
-/* Free the ids; *k is all zeros again. NULL is a no-op. */
+/* Free the ids; *k is all zeros again but its key. NULL is a no-op. */
 void stream_chunks_clear(struct stream_chunks *k);
 
 /* ---- verifier: chunk frames in, verified chunks out -------------------- */
 
 enum stream_verify_flags {
 	/* also check the state hash (full images with a non-zero state_hash
-	 * only): hashed from the data as it arrives */
+	 * only): hashed from the data as it arrives; a hop that gets sealed
+	 * chunks it does not open cannot, and does not */
 	STREAM_VERIFY_STATE = 1u << 0,
 };
 
@@ -85,8 +89,9 @@ enum stream_step { STREAM_MORE, STREAM_DONE };
  *                  PROTO_MAX_CHUNK or beyond the announced count; an end
  *                  whose count or size is not the announced one; a frame
  *                  that is neither CHUNK nor the end;
- *   RTCMS_ECORRUPT a chunk whose data does not match its id; an image
- *                  hash or state hash that does not match.
+ *   RTCMS_ECORRUPT a chunk whose data does not match its id (a sealed
+ *                  one: its checksum); an image hash or state hash that
+ *                  does not match.
  * stream_verifier_why() describes it. Fields are private.
  */
 struct stream_verifier {

@@ -110,6 +110,12 @@ struct stream_in {
 	/* after the verifier or the sink failed, read on to the end frame
 	 * (so the peer can be answered on the same connection) */
 	bool drain;
+	/* the data keys of a reader of checkpoint contents (the restore
+	 * target): each sealed chunk is opened once, before the verifier, and
+	 * the sink gets its plaintext (opened); a chunk under a key the ring
+	 * lacks, or that does not open, is ECORRUPT. NULL: sealed chunks are
+	 * checked by their checksum and passed on sealed (a hop). */
+	const struct datakey_ring *keys;
 };
 
 /*

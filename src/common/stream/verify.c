@@ -65,11 +65,13 @@ int stream_verifier_chunk(struct stream_verifier *v, const struct proto_chunk *c
 	if (v->failed)
 		return v->failed;
 	if (!stream_chunk_intact(chunk))
-		return fail(v, RTCMS_ECORRUPT, "chunk at %" PRIu64 " does not match its hash",
-			    chunk->offset);
+		return fail(v, RTCMS_ECORRUPT, "chunk at %" PRIu64 " does not match its %s",
+			    chunk->offset, chunk->key_id ? "checksum" : "hash");
 	int rc = stream_verifier_place(v, chunk);
 	if (rc)
 		return rc;
+	if (v->check_state && chunk->key_id && !chunk->opened)
+		v->check_state = false; /* sealed: this hop cannot see the state */
 	if (v->check_state && state_hasher_update(&v->state, chunk->data, chunk->len) != 0)
 		return fail(v, RTCMS_ECORRUPT, "the image does not match its state hash");
 	return 0;

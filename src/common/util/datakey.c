@@ -101,7 +101,7 @@ void datakey_ring_wipe(struct datakey_ring *ring)
 static int parse_line(char *line, size_t lineno, struct datakey *key,
 		      char *err, size_t errlen)
 {
-	char *tok[TOKENS_MAX], *save = NULL, *end = NULL;
+	char *tok[TOKENS_MAX] = { NULL }, *save = NULL, *end = NULL;
 	uint8_t secret[DATAKEY_SIZE];
 	size_t ntok = 0, bin_len = 0;
 	const char *hexend = NULL;
@@ -113,7 +113,7 @@ static int parse_line(char *line, size_t lineno, struct datakey *key,
 			     "<64 hex digits> [retired]\")", lineno, LINE_PREFIX);
 		tok[ntok++] = t;
 	}
-	if (strcmp(tok[0], LINE_PREFIX) != 0)
+	if (ntok == 0 || strcmp(tok[0], LINE_PREFIX) != 0)
 		FAIL("line %zu: not a data key (expected \"%s <id> <cipher> "
 		     "<64 hex digits> [retired]\"; make a keyring with "
 		     "`rtcmsctl keygen --data FILE`)", lineno, LINE_PREFIX);
