@@ -173,6 +173,7 @@ struct mgr_link {
 	struct net_client *conn;       /* outbox thread only */
 	bool registered;
 	uint64_t retry_at_ms;
+	uint64_t refused_log_ms;       /* a refusal was last logged (0: never) */
 	char name[PROTO_ID_MAX + 1];
 };
 

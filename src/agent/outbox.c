@@ -18,9 +18,11 @@
 #include "log/log.h"
 #include "proc.h"
 #include "rtcms_error.h"
+#include "util/bytes.h"
 
 #define REGISTER_EVERY_MS 1000
 #define RETRY_MS 500
+#define REFUSED_LOG_MS 30000   /* a REGISTER refusal is said again this often */
 
 /* ---- outbox -------------------------------------------------------- */
 
@@ -67,6 +69,12 @@ static int link_register(struct agent *a, struct mgr_link *l)
 	m.reg.mem_total = a->mem_total;
 	m.reg.quota_max = (uint32_t)a->cfg.quota;
 	memcpy(m.reg.boot, a->boot, PROTO_BOOT_SIZE);
+	if (a->seal_key) {
+		/* the managers check it against the cluster's: a wrong keyring
+		 * is refused now, not at the first restore */
+		m.reg.data_key_id = a->seal_key->id;
+		m.reg.data_kcv = get_be64(a->seal_key->kcv);
+	}
 	rc = net_client_call(l->conn, PROTO_REGISTER, &m, PROTO_REGISTER_OK, &hdr, &r);
 	if (rc)
 		return rc;
@@ -178,11 +186,16 @@ static bool link_join(struct outbox *ob, size_t i, uint64_t now)
 	uv_mutex_unlock(&a->lock);
 	int rc = link_register(a, l);
 	uv_mutex_lock(&a->lock);
-	if (rc == RTCMS_EEXIST && l->conn) {
+	if ((rc == RTCMS_EEXIST || rc == RTCMS_EAUTH) && l->conn &&
+	    (!l->refused_log_ms || now - l->refused_log_ms >= REFUSED_LOG_MS)) {
 		const struct proto_error *e = net_client_last_error(l->conn);
-		log_error("[agent -> manager %s] REGISTER refused: %s", l->addr,
-			  e->code == rc ? e->text : rtcms_strerror(rc));
+		log_error("[agent -> manager %s] REGISTER refused: %s%s", l->addr,
+			  e && e->code == rc ? e->text : rtcms_strerror(rc),
+			  l->refused_log_ms ? "" : " (retrying; said again every 30 s)");
+		l->refused_log_ms = now;
 	}
+	if (rc == 0)
+		l->refused_log_ms = 0;
 	if (rc) {
 		link_drop(l, rtcms_strerror(rc));
 		return false;

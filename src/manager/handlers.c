@@ -32,13 +32,77 @@ static enum rpc_result reply_ok(struct net_client *c, const struct proto_header 
 	return rpc_sent(net_client_reply(c, PROTO_OK, 0, hdr->request, &m));
 }
 
+/* Whether the agent's data key is the cluster's: its check value against
+ * the one the store recorded first (cached once confirmed). 0, or
+ * RTCMS_EAUTH with the reason in why; a store that cannot be asked lets
+ * the agent in (asked again at its next REGISTER). */
+static int datakey_check(struct manager *m, const char *who, const struct proto_register *r,
+			 char *why, size_t whylen)
+{
+	uint64_t recorded = 0;
+
+	if (!r->data_key_id || !m->rpc.store->datakey)
+		return 0;
+	uv_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->datakey_count; i++)
+		if (m->datakeys[i].id == r->data_key_id) {
+			recorded = m->datakeys[i].kcv;
+			uv_mutex_unlock(&m->lock);
+			goto compare;
+		}
+	uv_mutex_unlock(&m->lock);
+	if (m->rpc.store->datakey(m->rpc.ctx, r->data_key_id, r->data_kcv, &recorded, why,
+				  whylen) != 0) {
+		log_debug("[%s -> manager] REGISTER: data key %" PRIu32 " not checked (store: "
+			  "%s)", who, r->data_key_id, why);
+		return 0;
+	}
+	uv_mutex_lock(&m->lock);
+	if (m->datakey_count < MANAGER_DATAKEYS_MAX) {
+		m->datakeys[m->datakey_count].id = r->data_key_id;
+		m->datakeys[m->datakey_count].kcv = recorded;
+		m->datakey_count++;
+	}
+	uv_mutex_unlock(&m->lock);
+compare:
+	if (recorded == r->data_kcv)
+		return 0;
+	snprintf(why, whylen, "node %016" PRIx64 " (%s) seals under data key %" PRIu32
+		 " with check value %016" PRIx64 ", but the cluster's data key %" PRIu32
+		 " has check value %016" PRIx64 ": this agent was given another data "
+		 "keyring", r->node, r->name, r->data_key_id, r->data_kcv, r->data_key_id,
+		 recorded);
+	return RTCMS_EAUTH;
+}
+
 static enum rpc_result handle_register(struct manager *m, struct net_client *c, const char *who,
 			   const struct proto_header *hdr, const struct proto_register *r)
 {
 	union proto_msg out;
+	char why[PROTO_TEXT_MAX + 1];
 
 	if (r->node == 0)
 		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
+	if (datakey_check(m, who, r, why, sizeof(why)) != 0) {
+		/* said once per node every 30 s: it retries twice a second */
+		static struct { uint64_t node, ms; } said[8];
+		static size_t next;
+		uint64_t now = manager_mono_ms();
+		bool quiet = false;
+		uv_mutex_lock(&m->lock);
+		for (size_t i = 0; i < 8; i++)
+			if (said[i].node == r->node && now - said[i].ms < 30000)
+				quiet = true;
+		if (!quiet) {
+			said[next].node = r->node;
+			said[next].ms = now;
+			next = (next + 1) % 8;
+		}
+		uv_mutex_unlock(&m->lock);
+		if (!quiet)
+			log_error("[%s -> manager] REGISTER refused: %s", who, why);
+		return rpc_reply_error(c, hdr, RTCMS_EAUTH, "%s", why);
+	}
 	uv_mutex_lock(&m->lock);
 	struct mnode *n = manager_node(m, r->node);
 	bool fresh = !n || memcmp(n->boot, r->boot, PROTO_BOOT_SIZE) != 0;

@@ -133,6 +133,8 @@ struct mproc {
 	_Atomic int migrating;         /* written under lock; a pull polls it */
 };
 
+#define MANAGER_DATAKEYS_MAX 64
+
 struct manager {
 	/* settings: written before the threads start (placement: under lock) */
 	struct manager_config cfg;
@@ -144,6 +146,9 @@ struct manager {
 	uv_mutex_t lock;
 	uv_cond_t work;                /* pullers, detector: something to do */
 	struct placement_config placement;
+	/* data keys whose check value the store confirmed (under lock) */
+	struct { uint32_t id; uint64_t kcv; } datakeys[MANAGER_DATAKEYS_MAX];
+	size_t datakey_count;
 	struct mnode nodes[MANAGER_NODES_MAX];
 	size_t node_count;
 	struct mproc *procs;           /* MANAGER_PROCS_MAX */

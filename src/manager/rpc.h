@@ -135,6 +135,10 @@ struct rpc_store_ops {
 	 * *wait_ms; RTCMS_EBUSY with why while another manager hears it. */
 	int (*fence)(void *ctx, uint64_t node, uint8_t *state, uint32_t *wait_ms, char *why,
 		     size_t whylen);
+	/* DATAKEY (its own connection): the cluster's check value of data key
+	 * id (*recorded), recording kcv if it has none. NULL: not checked. */
+	int (*datakey)(void *ctx, uint32_t id, uint64_t kcv, uint64_t *recorded, char *why,
+		       size_t whylen);
 	/* MLEASE on link->store (opened within timeout_ms if needed). */
 	int (*mlease)(void *ctx, struct rpc_link *link, int timeout_ms,
 		      const struct proto_mlease *q, struct proto_mlease_ok *ok);

@@ -186,6 +186,25 @@ static int store_fence(void *ctx, uint64_t node, uint8_t *state, uint32_t *wait_
 	return rc;
 }
 
+static int store_datakey(void *ctx, uint32_t id, uint64_t kcv, uint64_t *recorded,
+			 char *why, size_t whylen)
+{
+	struct rpc_link link = { 0 };
+	struct proto_header h;
+	union proto_msg q, r;
+
+	memset(&q, 0, sizeof(q));
+	q.datakey.key_id = id;
+	q.datakey.kcv = kcv;
+	int rc = call(ctx, &link, PROTO_DATAKEY, &q, PROTO_DATAKEY_OK, &r, &h);
+	if (rc)
+		explain(&link, rc, why, whylen);
+	else
+		*recorded = r.datakey.kcv;
+	manager_link_close(&link);
+	return rc;
+}
+
 static int store_mlease(void *ctx, struct rpc_link *link, int timeout_ms,
 			const struct proto_mlease *q, struct proto_mlease_ok *ok)
 {
@@ -266,6 +285,7 @@ const struct rpc_store_ops store_rpc_net = {
 	.commit = store_commit,
 	.release = store_release,
 	.fence = store_fence,
+	.datakey = store_datakey,
 	.mlease = store_mlease,
 	.put = &put_side,
 };

@@ -431,6 +431,34 @@ int catalog_manager_save(struct catalog *cat, const char *name, uint32_t lease_m
 	return sql_step_done(s);
 }
 
+int catalog_datakey_record(struct catalog *cat, uint32_t id, uint64_t kcv)
+{
+	char key[32];
+	sqlite3_stmt *s = sql_prep(cat, "INSERT OR IGNORE INTO meta VALUES(?, ?)");
+	if (!s)
+		return RTCMS_EIO;
+	snprintf(key, sizeof(key), "datakey.%u", id);
+	sql_bind_text(s, 1, key);
+	sql_bind_u64(s, 2, kcv);
+	return sql_step_done(s);
+}
+
+int catalog_datakey_get(struct catalog *cat, uint32_t id, uint64_t *kcv, bool *found)
+{
+	char key[32];
+	sqlite3_stmt *s = sql_prep(cat, "SELECT value FROM meta WHERE key = ?");
+	if (!s)
+		return RTCMS_EIO;
+	snprintf(key, sizeof(key), "datakey.%u", id);
+	sql_bind_text(s, 1, key);
+	int rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW;
+	if (*found)
+		*kcv = sql_col_u64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
 int catalog_managers_load(struct catalog *cat, store_manager_fn fn, void *ctx)
 {
 	sqlite3_stmt *s = sql_prep(cat, "SELECT name, lease_ms FROM managers");

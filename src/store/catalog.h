@@ -220,6 +220,13 @@ int catalog_fence_save(struct catalog *cat, uint64_t node, uint64_t gen, uint32_
 int catalog_fence_delete(struct catalog *cat, uint64_t node);
 int catalog_fences_load(struct catalog *cat, store_fence_fn fn, void *ctx, uint64_t *gen);
 int catalog_manager_save(struct catalog *cat, const char *name, uint32_t lease_ms);
+
+/* Record data key id's check value unless one is recorded (in meta, as
+ * "datakey.<id>"). 0 or RTCMS_EIO. */
+int catalog_datakey_record(struct catalog *cat, uint32_t id, uint64_t kcv);
+
+/* The recorded check value of data key id: 0 and *kcv, *found; RTCMS_EIO. */
+int catalog_datakey_get(struct catalog *cat, uint32_t id, uint64_t *kcv, bool *found);
 int catalog_managers_load(struct catalog *cat, store_manager_fn fn, void *ctx);
 
 #endif

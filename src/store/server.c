@@ -187,6 +187,28 @@ static void work_status(struct conn *c)
 	c->reply_type = PROTO_STATUS_REPLY;
 }
 
+/* DATAKEY: a data key's check value, recorded the first time (every
+ * mirror), answered with the cluster's. */
+static void work_datakey(struct conn *c)
+{
+	const struct proto_datakey *q = &c->msg.datakey;
+	uint64_t recorded = 0;
+	bool first = false;
+
+	c->rc = store_datakey_check(c->srv->store, q->key_id, q->kcv, &recorded, &first);
+	c->reply_type = PROTO_DATAKEY_OK;
+	c->reply.datakey.key_id = q->key_id;
+	c->reply.datakey.kcv = recorded;
+	c->reply.datakey.first = first;
+	if (c->rc == 0 && first)
+		log_info("[peer %s] DATAKEY %" PRIu32 ": check value %016" PRIx64 " recorded: "
+			 "the cluster's data key %" PRIu32, c->peer, q->key_id, q->kcv, q->key_id);
+	else if (c->rc == 0 && recorded != q->kcv)
+		log_warn("[peer %s] DATAKEY %" PRIu32 ": check value %016" PRIx64 " is not the "
+			 "cluster's (%016" PRIx64 "): an agent has another keyring", c->peer,
+			 q->key_id, q->kcv, recorded);
+}
+
 /* A manager's first lease: persisted first, so a restarted store knows it
  * may hold one. */
 static void work_mlease(struct conn *c)
@@ -268,6 +290,7 @@ static const struct request_handler handlers[] = {
 	{ PROTO_SCRUB, work_scrub, log_scrub, NULL },
 	{ PROTO_STATUS, work_status, NULL, NULL },
 	{ PROTO_FENCE, work_fence, NULL, NULL },
+	{ PROTO_DATAKEY, work_datakey, NULL, NULL },
 	{ PROTO_MLEASE, work_mlease, NULL, NULL },
 };
 

@@ -250,6 +250,47 @@ int store_manager_save(struct store *st, const char *name, uint32_t lease_ms)
 	return store_apply(st, manager_apply, &a);
 }
 
+struct datakey_args {
+	uint32_t id;
+	uint64_t kcv;
+};
+
+static int datakey_apply(struct catalog *cat, void *arg)
+{
+	struct datakey_args *a = arg;
+	return catalog_datakey_record(cat, a->id, a->kcv);
+}
+
+static int datakey_get(struct store *st, uint32_t id, uint64_t *kcv, bool *found)
+{
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = mirror_primary(st);
+	int rc = p ? catalog_datakey_get(p->cat, id, kcv, found) : RTCMS_EIO;
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int store_datakey_check(struct store *st, uint32_t id, uint64_t kcv, uint64_t *recorded,
+			bool *first)
+{
+	struct datakey_args a = { id, kcv };
+	bool found = false;
+	int rc = datakey_get(st, id, recorded, &found);
+
+	*first = false;
+	if (rc || found)
+		return rc;
+	/* not known yet: record it (a concurrent first call may win: read
+	 * back what is recorded) */
+	if ((rc = store_apply(st, datakey_apply, &a)) != 0 ||
+	    (rc = datakey_get(st, id, recorded, &found)) != 0)
+		return rc;
+	if (!found)
+		return RTCMS_EIO;
+	*first = *recorded == kcv;
+	return 0;
+}
+
 int store_managers_load(struct store *st, store_manager_fn fn, void *ctx)
 {
 	pthread_mutex_lock(&st->mu);

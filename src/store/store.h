@@ -295,6 +295,16 @@ typedef void (*store_fence_fn)(void *ctx, uint64_t node, uint64_t gen, uint32_t 
 int store_fences_load(struct store *st, store_fence_fn fn, void *ctx, uint64_t *gen);
 /* The managers ever granted a lease, with the longest lease each held. */
 int store_manager_save(struct store *st, const char *name, uint32_t lease_ms);
+
+/*
+ * The check value of data key id as the cluster knows it: the one first
+ * recorded (on every mirror), recording kcv if none is (*first). The store
+ * never holds data keys; it keeps their check values so that an agent
+ * with a wrong keyring is refused when it registers. 0 and *recorded, or
+ * RTCMS_EIO.
+ */
+int store_datakey_check(struct store *st, uint32_t id, uint64_t kcv, uint64_t *recorded,
+			bool *first);
 typedef void (*store_manager_fn)(void *ctx, const char *name, uint32_t lease_ms);
 int store_managers_load(struct store *st, store_manager_fn fn, void *ctx);
 

@@ -25,6 +25,7 @@ static void chunk_at(const struct stream_chunks *k, const uint8_t *img, uint32_t
 {
 	uint32_t len;
 
+	memset(c, 0, sizeof(*c));
 	stream_chunks_span(k, i, &c->offset, &len);
 	c->len = len;
 	c->data = img + c->offset;

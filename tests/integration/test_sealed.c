@@ -206,10 +206,40 @@ static void test_no_plaintext_on_mirrors(void **state)
 	cl_stop(&cl);
 }
 
+/* An agent started with another data keyring (same key id, another key)
+ * is refused when it registers, with the reason on both sides; the rest
+ * of the cluster goes on. */
+static void test_wrong_data_key_refused_at_start(void **state)
+{
+	static struct cluster cl;
+	char path[4200], err[1024];
+	(void)state;
+
+	assert_int_equal(cl_start(&cl, "wrongkey", NULL), 0);
+	assert_int_equal(cl_agent_start(&cl, 0, NULL), 0); /* records the cluster's key */
+	snprintf(path, sizeof(path), "%s/wrong.keys", cl.dir);
+	assert_int_equal(datakey_generate(path, DATAKEY_AES_256_GCM, 0, err, sizeof(err)), 0);
+	const char *wrong[] = { "--data-keyring", path, NULL };
+	assert_int_not_equal(cl_agent_start(&cl, 1, wrong), 0); /* never joins */
+	assert_int_equal(cl_wait_log(&cl.agents[1], "REGISTER refused", 1, 5000), 0);
+	assert_int_equal(cl_wait_log(&cl.agents[1], "another data keyring", 1, 5000), 0);
+	assert_int_equal(cl_wait_log(&cl.manager, "this agent was given another data keyring",
+				     1, 5000), 0);
+	/* said once, not at every retry */
+	usleep(1500 * 1000);
+	assert_int_equal(tu_log_count(&cl.manager, "another data keyring"), 1);
+	/* the good node still works */
+	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "50", NULL };
+	assert_int_equal(cl_run(&cl, "fine", cl_node(0), counter, NULL), 0);
+	assert_int_equal(cl_wait_durable(&cl, "fine", 1, 2, 30000), 0);
+	cl_stop(&cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_no_plaintext_on_mirrors, cl_teardown),
+		cmocka_unit_test_teardown(test_wrong_data_key_refused_at_start, cl_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,6 +179,12 @@ static void fill_store(uint8_t type, union proto_msg *m)
 		strcpy(m->fence.by, "mgr-b");
 		m->fence.hold_ms = 0x9c;
 		break;
+	case PROTO_DATAKEY:
+	case PROTO_DATAKEY_OK:
+		m->datakey.key_id = 0x9f;
+		m->datakey.kcv = 0xa0a1a2a3a4a5a6a7ull;
+		m->datakey.first = type == PROTO_DATAKEY_OK;
+		break;
 	case PROTO_FENCE_OK:
 		m->fence_ok.node = 0x9b;
 		m->fence_ok.gen = 0x9d;
@@ -261,6 +267,8 @@ static void fill_agent(uint8_t type, union proto_msg *m)
 		m->reg.mem_total = 0xf3;
 		m->reg.quota_max = 0xf4;
 		ramp(m->reg.boot, PROTO_BOOT_SIZE, 0xe0);
+		m->reg.data_key_id = 0xf7;
+		m->reg.data_kcv = 0xb0b1b2b3b4b5b6b7ull;
 		break;
 	case PROTO_REGISTER_OK:
 		strcpy(m->reg_ok.name, "mgr-a");

@@ -87,6 +87,7 @@ static void chunk_at(const struct fixture *f, uint32_t i, struct proto_chunk *c)
 {
 	uint32_t len;
 
+	memset(c, 0, sizeof(*c));
 	stream_chunks_span(&f->k, i, &c->offset, &len);
 	c->len = len;
 	c->data = f->img + c->offset;

@@ -70,6 +70,8 @@ enum proto_type {
 	PROTO_MLEASE_OK    = 0x25, /* its answer: lease, fenced nodes, live managers */
 	PROTO_FENCE        = 0x26, /* manager -> store: record a node as failed */
 	PROTO_FENCE_OK     = 0x27, /* its answer: how far the fence has taken hold */
+	PROTO_DATAKEY      = 0x28, /* manager -> store: a data key's check value */
+	PROTO_DATAKEY_OK   = 0x29, /* its answer: the cluster's check value of it */
 	/* manager and agent */
 	PROTO_REGISTER     = 0x40, /* thesis op 0: agent -> manager */
 	PROTO_REGISTER_OK  = 0x41,
@@ -307,6 +309,8 @@ struct proto_register {       /* REGISTER: thesis op 0, "DSM establishment" */
 	uint64_t mem_total;                /* node RAM */
 	uint32_t quota_max;                /* protected programs the node takes */
 	uint8_t boot[PROTO_BOOT_SIZE];     /* random per agent start */
+	uint32_t data_key_id;              /* the key it seals under (0: none) */
+	uint64_t data_kcv;                 /* its check value (big-endian bytes) */
 };
 
 struct proto_register_ok {    /* REGISTER_OK */
@@ -516,6 +520,13 @@ struct proto_fence {          /* FENCE: manager -> store */
 					    * agent lease plus the fence margin */
 };
 
+struct proto_datakey {        /* DATAKEY, DATAKEY_OK: manager <-> store */
+	uint32_t key_id;                   /* 1.. */
+	uint64_t kcv;                      /* asked: the agent's; answered: the one
+					    * the cluster recorded first */
+	uint8_t first;                     /* DATAKEY_OK: 1 = recorded by this call */
+};
+
 struct proto_fence_ok {       /* FENCE_OK */
 	uint64_t node;
 	uint64_t gen;
@@ -594,6 +605,7 @@ union proto_msg {
 	struct proto_mlease_ok mlease_ok;
 	struct proto_fence fence;
 	struct proto_fence_ok fence_ok;
+	struct proto_datakey datakey;
 	struct proto_procs procs;
 	/* CKPT_NOTIFY, RESTORE and FROZEN use meta; PULL uses get */
 };

@@ -21,6 +21,8 @@ static void enc_register(struct proto_wr *w, const union proto_msg *m)
 	w_u64(w, g->mem_total);
 	w_u32(w, g->quota_max);
 	w_bytes(w, g->boot, PROTO_BOOT_SIZE);
+	w_u32(w, g->data_key_id);
+	w_u64(w, g->data_kcv);
 }
 
 static void dec_register(struct proto_rd *r, union proto_msg *m)
@@ -33,6 +35,8 @@ static void dec_register(struct proto_rd *r, union proto_msg *m)
 	g->mem_total = r_u64(r);
 	g->quota_max = r_u32(r);
 	r_bytes(r, g->boot, PROTO_BOOT_SIZE);
+	g->data_key_id = r_u32(r);
+	g->data_kcv = r_u64(r);
 }
 
 static void enc_register_ok(struct proto_wr *w, const union proto_msg *m)

@@ -499,6 +499,24 @@ static void dec_fence_ok(struct proto_rd *r, union proto_msg *m)
 	r_check(r, f->state >= PROTO_FENCE_PENDING && f->state <= PROTO_FENCE_COMPLETE);
 }
 
+/* ---- DATAKEY, DATAKEY_OK: a data key's check value ---------------------- */
+
+static void enc_datakey(struct proto_wr *w, const union proto_msg *m)
+{
+	w_u32(w, m->datakey.key_id);
+	w_u64(w, m->datakey.kcv);
+	w_u8(w, m->datakey.first);
+}
+
+static void dec_datakey(struct proto_rd *r, union proto_msg *m)
+{
+	struct proto_datakey *d = &m->datakey;
+	d->key_id = r_u32(r);
+	d->kcv = r_u64(r);
+	d->first = r_u8(r);
+	r_check(r, d->key_id != 0 && d->first <= 1);
+}
+
 const struct proto_codec proto_codecs_store[] = {
 	{ PROTO_PUT_BEGIN, "PUT_BEGIN", 17408, proto_meta_encode, proto_meta_decode },
 	{ PROTO_PUT_READY, "PUT_READY", 0, NULL, NULL },
@@ -523,6 +541,8 @@ const struct proto_codec proto_codecs_store[] = {
 	{ PROTO_MLEASE_OK, "MLEASE_OK", 4096, enc_mlease_ok, dec_mlease_ok },
 	{ PROTO_FENCE, "FENCE", 1024, enc_fence, dec_fence },
 	{ PROTO_FENCE_OK, "FENCE_OK", 64, enc_fence_ok, dec_fence_ok },
+	{ PROTO_DATAKEY, "DATAKEY", 16, enc_datakey, dec_datakey },
+	{ PROTO_DATAKEY_OK, "DATAKEY_OK", 16, enc_datakey, dec_datakey },
 };
 const size_t proto_codecs_store_n =
 	sizeof(proto_codecs_store) / sizeof(proto_codecs_store[0]);
