@@ -20,15 +20,13 @@
 static const uint8_t zmagic[8] = { 0x89, 'r', 't', 'c', 'z', '\r', '\n', 0x1a };
 static const uint8_t smagic[8] = { 0x89, 'r', 't', 'c', 's', '\r', '\n', 0x1a };
 
-size_t chunkfile_sealed_form(uint32_t key_id, const uint8_t sum[PROTO_CHUNK_SUM],
-			     const uint8_t *sealed, size_t size, uint8_t *out)
+void chunkfile_sealed_head(uint32_t key_id, const uint8_t sum[PROTO_CHUNK_SUM],
+			   uint8_t head[CHUNKFILE_SHDR])
 {
-	memcpy(out, smagic, sizeof(smagic));
-	put_be32(out + 8, key_id);
-	put_be32(out + 12, 0);
-	memcpy(out + 16, sum, PROTO_CHUNK_SUM);
-	memmove(out + CHUNKFILE_SHDR, sealed, size + PROTO_CHUNK_TAG);
-	return size + CHUNKFILE_SEALED_EXTRA;
+	memcpy(head, smagic, sizeof(smagic));
+	put_be32(head + 8, key_id);
+	put_be32(head + 12, 0);
+	memcpy(head + 16, sum, PROTO_CHUNK_SUM);
 }
 
 bool chunkfile_sealed_view(const uint8_t *form, size_t len, size_t size, uint32_t *key_id,
@@ -121,7 +119,7 @@ int chunkfile_sync(const char *dir)
 void chunkfile_encode(const uint8_t *data, size_t len, int level,
 		      struct chunkfile_enc *enc)
 {
-	*enc = (struct chunkfile_enc){ data, len, len, NULL };
+	*enc = (struct chunkfile_enc){ data, len, len, NULL, NULL, 0 };
 	/* the compressed file must come out shorter than the chunk: room
 	 * for the header and at least one byte of frame, all below len; a
 	 * sealed form (ciphertext) is kept as it is */
@@ -160,7 +158,7 @@ void chunkfile_enc_free(struct chunkfile_enc *enc)
 int chunkfile_write(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		    const uint8_t *data, size_t len, int durable)
 {
-	struct chunkfile_enc raw = { data, len, len, NULL };
+	struct chunkfile_enc raw = { data, len, len, NULL, NULL, 0 };
 	return chunkfile_write_enc(dir, hash, &raw, durable);
 }
 
@@ -182,7 +180,9 @@ int chunkfile_write_enc(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno == ENOSPC ? RTCMS_ENOSPC : RTCMS_EIO;
-	rc = write_all(fd, enc->data, enc->len);
+	rc = enc->head_len ? write_all(fd, enc->head, enc->head_len) : 0;
+	if (rc == 0)
+		rc = write_all(fd, enc->data, enc->len);
 	if (rc == 0 && durable && fdatasync(fd) != 0)
 		rc = RTCMS_EIO;
 	if (close(fd) != 0 && rc == 0)

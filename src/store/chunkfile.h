@@ -60,26 +60,26 @@ int chunkfile_prepare(const char *dir);
 /* The largest stored form: a read buffer. */
 #define CHUNKFILE_MAX (PROTO_MAX_CHUNK + CHUNKFILE_SEALED_EXTRA)
 
-/*
- * The stored form of a sealed chunk (size bytes of plaintext): its header
- * and the size + PROTO_CHUNK_TAG sealed bytes into out (CHUNKFILE_MAX).
- * Returns its length.
- */
-size_t chunkfile_sealed_form(uint32_t key_id, const uint8_t sum[PROTO_CHUNK_SUM],
-			     const uint8_t *sealed, size_t size, uint8_t *out);
-
 /* Whether a stored form of len bytes for a chunk of size bytes is sealed,
  * and then its key id, sum and sealed bytes (pointers into form). */
 bool chunkfile_sealed_view(const uint8_t *form, size_t len, size_t size, uint32_t *key_id,
 			   const uint8_t **sum, const uint8_t **sealed);
 
-/* A chunk encoded for its file: the file's content is data[0..len). */
+/* A chunk encoded for its file: the file's content is head[0..head_len)
+ * (a sealed form's header, or nothing) then data[0..len). */
 struct chunkfile_enc {
 	const uint8_t *data;   /* the chunk itself (raw) or buf (compressed) */
-	size_t len;            /* the file's size */
+	size_t len;            /* the file's size, without head */
 	size_t size;           /* the chunk's size */
 	uint8_t *buf;          /* the compressed form (owned), or NULL */
+	const uint8_t *head;   /* written before data (borrowed), or NULL */
+	size_t head_len;
 };
+
+/* The header of a sealed chunk's stored form into head (CHUNKFILE_SHDR
+ * bytes): what precedes its sealed bytes in the file. */
+void chunkfile_sealed_head(uint32_t key_id, const uint8_t sum[PROTO_CHUNK_SUM],
+			   uint8_t head[CHUNKFILE_SHDR]);
 
 /*
  * Encode a chunk's stored form of len bytes for writing. With level

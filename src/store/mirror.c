@@ -353,13 +353,42 @@ int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg)
 
 /* ---- chunk writes --------------------------------------------------------- */
 
+static int write_enc(struct store *st, struct mirror *const *ms, size_t n,
+		     const uint8_t hash[PROTO_HASH_SIZE], size_t size, struct chunkfile_enc *enc,
+		     size_t *disk_len);
+
 int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
 		     const uint8_t hash[PROTO_HASH_SIZE], size_t size, const uint8_t *data,
 		     size_t len, size_t *disk_len)
 {
+	struct chunkfile_enc enc = { data, len, 0, NULL, NULL, 0 };
+	return write_enc(st, ms, n, hash, size, &enc, disk_len);
+}
+
+int mirror_write_sealed(struct store *st, struct mirror *const *ms, size_t n,
+			const uint8_t hash[PROTO_HASH_SIZE], size_t size, uint32_t key_id,
+			const uint8_t sum[PROTO_CHUNK_SUM], const uint8_t *sealed,
+			size_t *disk_len)
+{
+	uint8_t head[CHUNKFILE_SHDR];
+	struct chunkfile_enc enc = { sealed, size + PROTO_CHUNK_TAG, size, NULL, head,
+				     sizeof(head) };
+
+	chunkfile_sealed_head(key_id, sum, head);
+	return write_enc(st, ms, n, hash, size, &enc, disk_len);
+}
+
+/* Write enc (its size 0: not encoded yet; encoded once, for the first
+ * mirror lacking the chunk) to the mirrors that lack chunk hash. */
+static int write_enc(struct store *st, struct mirror *const *ms, size_t n,
+		     const uint8_t hash[PROTO_HASH_SIZE], size_t size, struct chunkfile_enc *in,
+		     size_t *disk_len)
+{
 	size_t written = 0, failed = 0, full = 0, fresh = 0;
 	int res[STORE_MAX_MIRRORS];
 	struct chunkfile_enc enc = { 0 };
+	const uint8_t *data = in->data;
+	size_t len = in->len;
 	int rc = 0;
 
 	*disk_len = 0;
@@ -370,7 +399,9 @@ int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
 			continue;
 		}
 		/* encoded (compressed) once, for the first mirror lacking it */
-		if (!enc.data)
+		if (!enc.data && in->size)
+			enc = *in; /* written as it is */
+		else if (!enc.data)
 			chunkfile_encode(data, len, st->zlevel, &enc);
 		res[i] = mirror_chunk_write(ms[i], hash, &enc, 0);
 		if (res[i] == 0) {
@@ -383,7 +414,7 @@ int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
 		rc = res[i];
 	}
 	if (fresh)
-		*disk_len = enc.len;
+		*disk_len = enc.head_len + enc.len;
 	chunkfile_enc_free(&enc);
 	if (!failed)
 		return 0;

@@ -125,6 +125,13 @@ int mirror_write_all(struct store *st, struct mirror *const *ms, size_t n,
 		     const uint8_t hash[PROTO_HASH_SIZE], size_t size, const uint8_t *data,
 		     size_t len, size_t *disk_len);
 
+/* mirror_write_all() of a sealed chunk as it came: its header (key id,
+ * sum) and its size + PROTO_CHUNK_TAG sealed bytes, written as they are. */
+int mirror_write_sealed(struct store *st, struct mirror *const *ms, size_t n,
+			const uint8_t hash[PROTO_HASH_SIZE], size_t size, uint32_t key_id,
+			const uint8_t sum[PROTO_CHUNK_SUM], const uint8_t *sealed,
+			size_t *disk_len);
+
 /* Flush the mirrors ms[0..n) at once (mirrors on different disks flush
  * in parallel); rc[i] gets each result. Without st->mu. */
 void mirror_sync(struct mirror *const *ms, size_t n, int *rc);

@@ -231,13 +231,8 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 		return rc;
 	if (chunk->key_id) {
 		/* kept sealed as it came, in the sealed form (chunkfile.h) */
-		uint8_t *form = malloc(CHUNKFILE_MAX);
-		if (!form)
-			return RTCMS_ENOMEM;
-		size_t flen = chunkfile_sealed_form(chunk->key_id, chunk->sum, chunk->data,
-						    chunk->len, form);
-		rc = mirror_write_all(st, ms, n, h, chunk->len, form, flen, &disk_len);
-		free(form);
+		rc = mirror_write_sealed(st, ms, n, h, chunk->len, chunk->key_id, chunk->sum,
+					 chunk->data, &disk_len);
 	} else {
 		rc = mirror_write_all(st, ms, n, h, chunk->len, chunk->data, chunk->len,
 				      &disk_len);

@@ -23,7 +23,9 @@
 #include "rtcms_error.h"
 #include "store/chunkfile.h"
 #include "testutil.h"
+#include "stream/chunk.h"
 #include "util/bytes.h"
+#include "util/datakey.h"
 
 static size_t rlen; /* a read's length (the stored form) */
 
@@ -506,6 +508,61 @@ static void test_raw_chunk_with_magic(void **state)
 	free(frame);
 }
 
+/* A sealed chunk kept as it came: read back whole (header and sealed
+ * bytes), its sum checked; present by its size and magic; any damaged
+ * byte, a truncation or a wrong header is ECORRUPT. */
+static void test_sealed_form(void **state)
+{
+	struct fixture *f = *state;
+	static const char hexkey[] = "rtcms-data-key-v1 3 aes-256-gcm "
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+	struct datakey_ring ring;
+	uint8_t id[PROTO_HASH_SIZE], sealed[sizeof(f->data) + PROTO_CHUNK_TAG];
+	uint8_t sum[PROTO_CHUNK_SUM], head[CHUNKFILE_SHDR], buf[CHUNKFILE_MAX];
+	char err[256], path[4200];
+	uint32_t key_id;
+	const uint8_t *vsum, *vsealed;
+	size_t size = sizeof(f->data);
+
+	assert_int_equal(datakey_parse(hexkey, sizeof(hexkey) - 1, &ring, err, sizeof(err)), 0);
+	assert_int_equal(stream_chunk_seal(&ring.keys[0], f->data, size, id, sealed, sum), 0);
+	chunkfile_sealed_head(3, sum, head);
+	struct chunkfile_enc enc = { sealed, sizeof(sealed), size, NULL, head, sizeof(head) };
+	assert_int_equal(chunkfile_write_enc(f->dir, id, &enc, 1), 0);
+	assert_true(chunkfile_present(f->dir, id, size));
+	assert_int_equal(chunkfile_read(f->dir, id, size, buf, &rlen), 0);
+	assert_int_equal(rlen, size + CHUNKFILE_SEALED_EXTRA);
+	assert_true(chunkfile_sealed_view(buf, rlen, size, &key_id, &vsum, &vsealed));
+	assert_int_equal(key_id, 3);
+	assert_memory_equal(vsum, sum, PROTO_CHUNK_SUM);
+	assert_memory_equal(vsealed, sealed, sizeof(sealed));
+	/* the chunk never appears in the clear */
+	assert_null(memmem(buf, rlen, f->data + 100, 64));
+	/* every kind of damage */
+	chunkfile_path(f->dir, id, path, sizeof(path));
+	for (long at = 0; at < (long)(size + CHUNKFILE_SEALED_EXTRA); at += 997) {
+		FILE *fp = fopen(path, "r+b");
+		fseek(fp, at, SEEK_SET);
+		int c = fgetc(fp);
+		fseek(fp, at, SEEK_SET);
+		fputc(c ^ 0x10, fp);
+		fclose(fp);
+		assert_int_equal(chunkfile_read(f->dir, id, size, buf, &rlen), RTCMS_ECORRUPT);
+		fp = fopen(path, "r+b");
+		fseek(fp, at, SEEK_SET);
+		fputc(c, fp);
+		fclose(fp);
+		assert_int_equal(chunkfile_read(f->dir, id, size, buf, &rlen), 0);
+	}
+	assert_int_equal(truncate(path, (off_t)(size + CHUNKFILE_SEALED_EXTRA - 1)), 0);
+	assert_int_equal(chunkfile_read(f->dir, id, size, buf, &rlen), RTCMS_ECORRUPT);
+	assert_false(chunkfile_present(f->dir, id, size));
+	/* a stored form is never compressed */
+	chunkfile_encode(buf, size + CHUNKFILE_SEALED_EXTRA, 3, &enc);
+	assert_null(enc.buf);
+	datakey_ring_wipe(&ring);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +575,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_incompressible_stays_raw, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_raw_chunk_with_magic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sealed_form, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
