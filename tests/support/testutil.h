@@ -63,7 +63,8 @@ int tu_manager_start(struct tu_daemon *d, const char *dir, const char *name,
 		     const char *const *extra);
 /* rtcms-agent on ip (ephemeral port) as node node_id (hex), sealing
  * checkpoints under the data keyring key_file.data (made if missing)
- * unless extra gives --data-keyring. */
+ * unless extra gives --data-keyring or $RTCMS_TEST_PLAIN is 1 (the
+ * benches' comparison: plain chunks). */
 int tu_agent_start(struct tu_daemon *d, const char *dir, const char *name,
 		   const char *key_file, const char *ip, const char *node_id,
 		   const char *manager_addr, const char *const *extra);
