@@ -125,6 +125,7 @@ const char *cli_time(uint64_t ms, char *buf, size_t len);
 const char *cli_bytes(uint64_t n, char *buf, size_t len);
 
 int cmd_keygen(struct cli *cli, int argc, char **argv);
+int cmd_datakey(struct cli *cli, int argc, char **argv);
 int cmd_store(struct cli *cli, int argc, char **argv);
 int cmd_area(struct cli *cli, int argc, char **argv);
 /* cmd_manager.c: commands that talk to rtcms-manager. cmd_manager runs the

@@ -22,6 +22,7 @@
 static const struct cli_command commands[] = {
 	{ "keygen", "[--data [--cipher C]] FILE [--force]", "write a new cluster key (or with --data a data keyring) to FILE", cmd_keygen },
 	{ "store", "SUBCOMMAND ...", "talk to rtcms-store (put get list claim commit release delete scrub status)", cmd_store },
+	{ "datakey", "list|add|activate|retire FILE [ID]", "the keys of a data keyring, and their rotation", cmd_datakey },
 	{ "area", "SUBCOMMAND ...", "checkpoint areas on this node (create show capture install)", cmd_area },
 	{ "status", "", "the manager's view: store, nodes, processes", cmd_manager },
 	{ "run", "[OPTIONS] ID PROGRAM [ARGS...]", "start a protected program as process ID", cmd_run },

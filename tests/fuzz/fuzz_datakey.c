@@ -24,12 +24,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	const struct datakey *active = datakey_active(&ring);
-	if (!active || active->retired || ring.count == 0 || ring.count > DATAKEY_MAX)
+	if (!active || active->retired || active->pending || ring.count == 0 ||
+	    ring.count > DATAKEY_MAX)
 		abort();
 	for (size_t i = 0; i < ring.count; i++) {
 		if (ring.keys[i].id == 0 || datakey_find(&ring, ring.keys[i].id) != &ring.keys[i])
 			abort();
-		if (!ring.keys[i].retired && ring.keys[i].id > active->id)
+		if (!ring.keys[i].retired && !ring.keys[i].pending && ring.keys[i].id > active->id)
 			abort();
 	}
 	if (stream_chunk_seal(active, plain, sizeof(plain), id, sealed, sum) != 0 ||

@@ -109,6 +109,27 @@ expect 1 "no data keyring" -- "$CTL" store get vault --output "$DIR/x"
 expect 1 "does not open under data key 1" -- "$CTL" --data-keyring "$DIR/other.keys" store get vault --output "$DIR/x"
 [ ! -e "$DIR/x" ] && [ ! -e "$DIR/x.part" ] || fail "a refused sealed get left a file"; ok
 expect 0 "every referenced chunk has a good copy" -- "$CTL" store scrub
+
+# key rotation: a pending key, activated; the old one retired still opens
+# what it sealed; a keyring without it cannot
+cp "$DIR/data.keys" "$DIR/rot.keys"
+expect 0 "added data key 2 .*pending" -- "$CTL" datakey add "$DIR/rot.keys" --pending
+expect 0 "2 .* pending" -- "$CTL" datakey list "$DIR/rot.keys"
+expect 0 "durable on 2 mirror" -- "$CTL" --data-keyring "$DIR/rot.keys" store put vault "$DIR/secret.img" --sequence 2
+expect 0 "data key 2 active" -- "$CTL" datakey activate "$DIR/rot.keys" 2
+expect 0 "data key 1 retired" -- "$CTL" datakey retire "$DIR/rot.keys" 1
+expect 1 "would not be valid" -- "$CTL" datakey retire "$DIR/rot.keys" 2
+expect 1 "no data key 9" -- "$CTL" datakey retire "$DIR/rot.keys" 9
+[ "$(stat -c %a "$DIR/rot.keys")" = 600 ] || fail "an edited keyring is not mode 600"; ok
+"$CTL" --json datakey list "$DIR/rot.keys" | python3 -c 'import json,sys; l=json.load(sys.stdin); assert [k["state"] for k in l]==["retired","active"], l' || fail "datakey list --json"; ok
+expect 0 "durable on 2 mirror" -- "$CTL" --data-keyring "$DIR/rot.keys" store put vault "$DIR/secret.img" --sequence 3
+for s in 2 3; do
+	expect 0 "verified, written to" -- "$CTL" --data-keyring "$DIR/rot.keys" store get vault --sequence $s --output "$DIR/v$s"
+	cmp -s "$DIR/secret.img" "$DIR/v$s" || fail "sequence $s read back wrong after the rotation"; ok
+done
+grep -v "^rtcms-data-key-v1 1 " "$DIR/rot.keys" > "$DIR/only2.keys"; chmod 600 "$DIR/only2.keys"
+expect 1 "keyring lacks" -- "$CTL" --data-keyring "$DIR/only2.keys" store get vault --sequence 2 --output "$DIR/x"
+expect 0 "verified" -- "$CTL" --data-keyring "$DIR/only2.keys" store get vault --sequence 3 --output "$DIR/x3"
 [ ! -e "$DIR/x" ] && [ ! -e "$DIR/x.part" ] || fail "a failed get left a file"; ok
 expect 2 "not a valid process id" -- "$CTL" store get "a/b" --output "$DIR/x"
 expect 2 "needs a value" -- "$CTL" store put app "$DIR/img" --sequence

@@ -91,7 +91,7 @@ static void test_parse_bad(void **state)
 	parse_bad("rtcms-data-key-v1 1 aes-256-gcm " HEX32 " retired x\n", "too many");
 	parse_bad("rtcms-data-key-v1 1 aes-256-gcm " HEX32 "\n"
 		  "rtcms-data-key-v1 1 chacha20-poly1305 " HEX32B "\n", "line 2: key id 1 appears twice");
-	parse_bad("rtcms-data-key-v1 1 aes-256-gcm " HEX32 " retired\n", "every key is retired");
+	parse_bad("rtcms-data-key-v1 1 aes-256-gcm " HEX32 " retired\n", "every key is pending or retired");
 	{
 		static const char nul[] = "rtcms-data-key-v1 1 aes-256-gcm " HEX32 "\0\n";
 		struct datakey_ring ring;
@@ -162,6 +162,66 @@ static void test_load_generate(void **state)
 	assert_non_null(strstr(err, want));
 	assert_int_equal(datakey_load("/nonexistent/k", &a, err, sizeof(err)), RTCMS_ECONFIG);
 	assert_int_equal(datakey_load(dir, &a, err, sizeof(err)), RTCMS_ECONFIG);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static void test_edit(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("datakey");
+	char path[512], err[1024], text[4096];
+	struct datakey_ring r;
+	struct stat st;
+	uint32_t id = 0;
+
+	snprintf(path, sizeof(path), "%s/k", dir);
+	write_file(path, "# our keys\nrtcms-data-key-v1 4 aes-256-gcm " HEX32 "\n", 0600);
+	assert_int_equal(datakey_edit(path, DATAKEY_ADD_PENDING, DATAKEY_CHACHA20_POLY1305, &id,
+				      err, sizeof(err)), 0);
+	assert_int_equal(id, 5);
+	assert_int_equal(datakey_load(path, &r, err, sizeof(err)), 0);
+	assert_int_equal(datakey_active(&r)->id, 4);
+	assert_true(datakey_find(&r, 5)->pending);
+	assert_int_equal(datakey_find(&r, 5)->cipher, DATAKEY_CHACHA20_POLY1305);
+	uint8_t kcv5[DATAKEY_KCV_SIZE];
+	memcpy(kcv5, datakey_find(&r, 5)->kcv, sizeof(kcv5));
+	id = 5;
+	assert_int_equal(datakey_edit(path, DATAKEY_ACTIVATE, 0, &id, err, sizeof(err)), 0);
+	id = 4;
+	assert_int_equal(datakey_edit(path, DATAKEY_RETIRE, 0, &id, err, sizeof(err)), 0);
+	assert_int_equal(datakey_load(path, &r, err, sizeof(err)), 0);
+	assert_int_equal(datakey_active(&r)->id, 5);
+	assert_memory_equal(datakey_active(&r)->kcv, kcv5, sizeof(kcv5)); /* the same key */
+	assert_true(datakey_find(&r, 4)->retired);
+	/* comments kept, mode kept */
+	FILE *f = fopen(path, "r");
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	assert_non_null(strstr(text, "# our keys\n"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* refused: no such key; a result with no key to seal under */
+	id = 9;
+	assert_int_equal(datakey_edit(path, DATAKEY_RETIRE, 0, &id, err, sizeof(err)), RTCMS_ENOENT);
+	id = 5;
+	assert_int_equal(datakey_edit(path, DATAKEY_RETIRE, 0, &id, err, sizeof(err)),
+			 RTCMS_ECONFIG);
+	assert_non_null(strstr(err, "would not be valid"));
+	assert_int_equal(datakey_load(path, &r, err, sizeof(err)), 0);
+	assert_int_equal(datakey_active(&r)->id, 5); /* unchanged */
+	/* a plain add is active at once */
+	assert_int_equal(datakey_edit(path, DATAKEY_ADD, DATAKEY_AES_256_GCM, &id, err,
+				      sizeof(err)), 0);
+	assert_int_equal(id, 6);
+	assert_int_equal(datakey_load(path, &r, err, sizeof(err)), 0);
+	assert_int_equal(datakey_active(&r)->id, 6);
+	/* a keyring others may read is not edited */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(datakey_edit(path, DATAKEY_ADD, DATAKEY_AES_256_GCM, &id, err,
+				      sizeof(err)), RTCMS_ECONFIG);
+	datakey_ring_wipe(&r);
 	tu_rmrf(dir);
 	free(dir);
 }
@@ -292,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_load_generate),
+		cmocka_unit_test(test_edit),
 		cmocka_unit_test(test_seal_known_answer),
 		cmocka_unit_test(test_seal_open),
 	};

@@ -135,11 +135,15 @@ static int parse_line(char *line, size_t lineno, struct datakey *key,
 	    bin_len != sizeof(secret) || *hexend != '\0')
 		FAIL("line %zu: the key must be exactly 64 hex digits", lineno);
 	key->retired = false;
+	key->pending = false;
 	if (ntok == 5) {
-		if (strcmp(tok[4], "retired") != 0)
-			FAIL("line %zu: unknown flag \"%s\" (only \"retired\")",
+		if (strcmp(tok[4], "retired") == 0)
+			key->retired = true;
+		else if (strcmp(tok[4], "pending") == 0)
+			key->pending = true;
+		else
+			FAIL("line %zu: unknown flag \"%s\" (\"pending\" or \"retired\")",
 			     lineno, tok[4]);
-		key->retired = true;
 	} else if (ntok > 5)
 		FAIL("line %zu: too many fields", lineno);
 	key_from_secret(key, secret);
@@ -193,7 +197,7 @@ int datakey_parse(const char *text, size_t len, struct datakey_ring *ring,
 		FAIL("line %zu: no data key (make a keyring with `rtcmsctl keygen "
 		     "--data FILE`)", lineno ? lineno : 1);
 	if (!datakey_active(ring))
-		FAIL("line %zu: every key is retired: one must seal new chunks",
+		FAIL("line %zu: every key is pending or retired: one must seal new chunks",
 		     lineno);
 	sodium_memzero(line, sizeof(line));
 	return 0;
@@ -208,7 +212,8 @@ const struct datakey *datakey_active(const struct datakey_ring *ring)
 	const struct datakey *best = NULL;
 
 	for (size_t i = 0; i < ring->count; i++)
-		if (!ring->keys[i].retired && (!best || ring->keys[i].id > best->id))
+		if (!ring->keys[i].retired && !ring->keys[i].pending &&
+		    (!best || ring->keys[i].id > best->id))
 			best = &ring->keys[i];
 	return best;
 }
@@ -221,15 +226,16 @@ const struct datakey *datakey_find(const struct datakey_ring *ring, uint32_t id)
 	return NULL;
 }
 
-int datakey_load(const char *path, struct datakey_ring *ring, char *err,
-		 size_t errlen)
+/* The keyring file's text into *buf (malloc'ed, *len bytes, NUL after),
+ * checked: a regular file nobody else may read or write, at most
+ * DATAKEY_FILE_MAX bytes. 0 or RTCMS_ECONFIG / RTCMS_EIO / RTCMS_ENOMEM. */
+static int keyring_read(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
-	char *buf = NULL, msg[512];
 	struct stat st;
 	ssize_t n = 0;
-	int fd, rc;
+	int fd, rc = 0;
 
-	memset(ring, 0, sizeof(*ring));
+	*buf = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: cannot open the data keyring: %s", path,
@@ -239,53 +245,197 @@ int datakey_load(const char *path, struct datakey_ring *ring, char *err,
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
 		rc = RTCMS_ECONFIG;
-		goto out;
-	}
-	if (st.st_mode & 077) {
+	} else if (st.st_mode & 077) {
 		snprintf(err, errlen,
 			 "%s: the data keyring may be read or written by others "
 			 "(mode %04o): run `chmod 600 %s`", path,
 			 (unsigned)(st.st_mode & 07777), path);
 		rc = RTCMS_ECONFIG;
-		goto out;
-	}
-	if (st.st_size > DATAKEY_FILE_MAX) {
+	} else if (st.st_size > DATAKEY_FILE_MAX) {
 		snprintf(err, errlen, "%s: the data keyring is over %d bytes", path,
 			 DATAKEY_FILE_MAX);
 		rc = RTCMS_ECONFIG;
-		goto out;
-	}
-	buf = malloc(DATAKEY_FILE_MAX + 1);
-	if (!buf) {
-		rc = RTCMS_ENOMEM;
+	} else if (!(*buf = malloc(DATAKEY_FILE_MAX + 2))) {
 		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
+		rc = RTCMS_ENOMEM;
 	}
-	for (;;) {
-		ssize_t r = read(fd, buf + n, (size_t)(DATAKEY_FILE_MAX + 1 - n));
+	while (rc == 0) {
+		ssize_t r = read(fd, *buf + n, (size_t)(DATAKEY_FILE_MAX + 1 - n));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			snprintf(err, errlen, "%s: cannot read the data keyring: %s",
 				 path, strerror(errno));
 			rc = RTCMS_EIO;
-			goto out;
-		}
-		if (r == 0 || n + r > DATAKEY_FILE_MAX) {
-			n += r;
 			break;
 		}
 		n += r;
-	}
-	rc = datakey_parse(buf, (size_t)n, ring, msg, sizeof(msg));
-	if (rc != 0)
-		snprintf(err, errlen, "%s:%s", path, msg + strlen("line "));
-out:
-	if (buf) {
-		sodium_memzero(buf, DATAKEY_FILE_MAX + 1);
-		free(buf);
+		if (r == 0 || n > DATAKEY_FILE_MAX)
+			break;
 	}
 	close(fd);
+	if (rc) {
+		free(*buf);
+		*buf = NULL;
+		return rc;
+	}
+	(*buf)[n] = '\0';
+	*len = (size_t)n;
+	return 0;
+}
+
+static void keyring_free(char *buf)
+{
+	if (buf) {
+		sodium_memzero(buf, DATAKEY_FILE_MAX + 2);
+		free(buf);
+	}
+}
+
+int datakey_load(const char *path, struct datakey_ring *ring, char *err,
+		 size_t errlen)
+{
+	char *buf, msg[512];
+	size_t n;
+	int rc;
+
+	memset(ring, 0, sizeof(*ring));
+	if ((rc = keyring_read(path, &buf, &n, err, errlen)) != 0)
+		return rc;
+	rc = datakey_parse(buf, n, ring, msg, sizeof(msg));
+	if (rc != 0)
+		snprintf(err, errlen, "%s:%s", path, msg + strlen("line "));
+	keyring_free(buf);
+	return rc;
+}
+
+/* The id of a key line (0: not one). */
+static uint32_t line_id(const char *line, size_t len)
+{
+	char copy[LINE_MAX_LEN + 1], *save = NULL;
+
+	if (len > LINE_MAX_LEN)
+		return 0;
+	memcpy(copy, line, len);
+	copy[len] = '\0';
+	char *t = strtok_r(copy, " \t\r", &save);
+	if (!t || strcmp(t, LINE_PREFIX) != 0 || !(t = strtok_r(NULL, " \t\r", &save)))
+		return 0;
+	unsigned long long v = strtoull(t, NULL, 10);
+	sodium_memzero(copy, sizeof(copy));
+	return v <= UINT32_MAX ? (uint32_t)v : 0;
+}
+
+/* Line with its flag set to flag ("" for none) into out. */
+static size_t line_flag(const char *line, size_t len, const char *flag, char *out)
+{
+	char copy[LINE_MAX_LEN + 1], *tok[4], *save = NULL;
+	int n = 0;
+
+	memcpy(copy, line, len);
+	copy[len] = '\0';
+	for (char *t = strtok_r(copy, " \t\r", &save); t && n < 4; t = strtok_r(NULL, " \t\r", &save))
+		tok[n++] = t;
+	int w = snprintf(out, LINE_MAX_LEN + 1, "%s %s %s %s%s%s", tok[0], tok[1], tok[2], tok[3],
+			 flag[0] ? " " : "", flag);
+	sodium_memzero(copy, sizeof(copy));
+	return (size_t)w;
+}
+
+/* Write text to path atomically: path.tmp (0600), flushed, renamed. */
+static int keyring_write(const char *path, const char *text, size_t len, char *err,
+			 size_t errlen)
+{
+	char tmp[4200];
+	int rc;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	if ((rc = keyfile_write_new(tmp, 0, text, len, "the data keyring", err, errlen)) != 0)
+		return rc;
+	if (rename(tmp, path) != 0) {
+		snprintf(err, errlen, "%s: cannot replace the data keyring: %s", path,
+			 strerror(errno));
+		unlink(tmp);
+		return RTCMS_EIO;
+	}
+	return 0;
+}
+
+int datakey_edit(const char *path, enum datakey_edit op, enum datakey_cipher cipher,
+		 uint32_t *id, char *err, size_t errlen)
+{
+	struct datakey_ring ring;
+	char *buf = NULL, *out = NULL, msg[512];
+	size_t n, outlen = 0;
+	bool found = false;
+	uint32_t max = 0;
+	int rc;
+
+	if ((rc = datakey_load(path, &ring, err, errlen)) != 0)
+		return rc;
+	for (size_t i = 0; i < ring.count; i++)
+		max = ring.keys[i].id > max ? ring.keys[i].id : max;
+	datakey_ring_wipe(&ring);
+	if ((rc = keyring_read(path, &buf, &n, err, errlen)) != 0)
+		return rc;
+	if (!(out = malloc(DATAKEY_FILE_MAX + 2 * LINE_MAX_LEN))) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		rc = RTCMS_ENOMEM;
+		goto out;
+	}
+	for (size_t pos = 0; pos < n;) {
+		const char *nl = memchr(buf + pos, '\n', n - pos);
+		size_t len = nl ? (size_t)(nl - (buf + pos)) : n - pos;
+		uint32_t lid = line_id(buf + pos, len);
+		if ((op == DATAKEY_ACTIVATE || op == DATAKEY_RETIRE) && lid && lid == *id) {
+			outlen += line_flag(buf + pos, len, op == DATAKEY_RETIRE ? "retired" : "",
+					    out + outlen);
+			found = true;
+		} else {
+			memcpy(out + outlen, buf + pos, len);
+			outlen += len;
+		}
+		out[outlen++] = '\n';
+		pos += len + (nl != NULL);
+	}
+	if (op == DATAKEY_ADD || op == DATAKEY_ADD_PENDING) {
+		uint8_t secret[DATAKEY_SIZE];
+		char hex[2 * DATAKEY_SIZE + 1];
+		if (max == UINT32_MAX) {
+			snprintf(err, errlen, "%s: no key id is left", path);
+			rc = RTCMS_ECONFIG;
+			goto out;
+		}
+		*id = max + 1;
+		randombytes_buf(secret, sizeof(secret));
+		sodium_bin2hex(hex, sizeof(hex), secret, sizeof(secret));
+		outlen += (size_t)snprintf(out + outlen, 2 * LINE_MAX_LEN, "%s %" PRIu32 " %s %s%s\n",
+					   LINE_PREFIX, *id, datakey_cipher_name(cipher), hex,
+					   op == DATAKEY_ADD_PENDING ? " pending" : "");
+		sodium_memzero(secret, sizeof(secret));
+		sodium_memzero(hex, sizeof(hex));
+		found = true;
+	}
+	if (!found) {
+		snprintf(err, errlen, "%s: no data key %" PRIu32, path, *id);
+		rc = RTCMS_ENOENT;
+		goto out;
+	}
+	if (datakey_parse(out, outlen, &ring, msg, sizeof(msg)) != 0) {
+		snprintf(err, errlen, "%s: refused, the keyring would not be valid: %s", path,
+			 msg);
+		rc = RTCMS_ECONFIG;
+		goto out;
+	}
+	datakey_ring_wipe(&ring);
+	rc = keyring_write(path, out, outlen, err, errlen);
+out:
+	keyring_free(buf);
+	if (out) {
+		sodium_memzero(out, DATAKEY_FILE_MAX + 2 * LINE_MAX_LEN);
+		free(out);
+	}
 	return rc;
 }
 

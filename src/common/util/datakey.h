@@ -5,11 +5,13 @@
  * A keyring file holds one key per line (blank lines and lines starting
  * with '#' are ignored):
  *
- *   rtcms-data-key-v1 <id> <aes-256-gcm|chacha20-poly1305> <64 hex> [retired]
+ *   rtcms-data-key-v1 <id> <aes-256-gcm|chacha20-poly1305> <64 hex> [pending|retired]
  *
  * Ids are 1..2^32-1 and unique. The active key, under which new chunks are
- * sealed, is the highest id not marked retired; retired keys only open
- * what they sealed. In memory a key is kept only as the keys derived from
+ * sealed, is the highest id marked neither pending nor retired; the others
+ * only open what they sealed (pending: a new key being rolled out, read
+ * everywhere before anything is sealed under it; retired: an old one, kept
+ * until no stored checkpoint uses it). In memory a key is kept only as the keys derived from
  * it (the id key, the sealing key and the key check value); the file's
  * secret is wiped after parsing.
  */
@@ -34,6 +36,7 @@ struct datakey {
 	uint32_t id;
 	enum datakey_cipher cipher;
 	bool retired;
+	bool pending;
 	uint8_t k_id[DATAKEY_SIZE];      /* keys chunk ids (HMAC-SHA-256) */
 	uint8_t k_enc[DATAKEY_SIZE];     /* derives each chunk's sealing key */
 	uint8_t kcv[DATAKEY_KCV_SIZE];   /* names the key without revealing it */
@@ -88,6 +91,24 @@ int datakey_cipher_parse(const char *name, enum datakey_cipher *out);
 
 /* The key check value as 16 hex digits (buf of at least 17 bytes). */
 void datakey_kcv_hex(const struct datakey *key, char buf[2 * DATAKEY_KCV_SIZE + 1]);
+
+/* How datakey_edit() changes a keyring. */
+enum datakey_edit {
+	DATAKEY_ADD,          /* a new random key, the next id: the active one */
+	DATAKEY_ADD_PENDING,  /* the same, marked pending */
+	DATAKEY_ACTIVATE,     /* key id: pending no more */
+	DATAKEY_RETIRE,       /* key id: retired */
+};
+
+/*
+ * Change the keyring at path (checked as datakey_load checks it) and write
+ * it back atomically (mode 0600, flushed; comments kept). ADD uses cipher
+ * and sets *id to the new key's id; the others take *id. The result must
+ * still parse and have an active key. 0, or RTCMS_ECONFIG / RTCMS_ENOENT
+ * (no key id) / RTCMS_EIO with a message naming the file in err.
+ */
+int datakey_edit(const char *path, enum datakey_edit op, enum datakey_cipher cipher,
+		 uint32_t *id, char *err, size_t errlen);
 
 /* Wipe every key in ring (safe on a zeroed ring). */
 void datakey_ring_wipe(struct datakey_ring *ring);
