@@ -68,6 +68,54 @@ static int64_t nth_time(const struct tu_daemon *d, const char *needle, int n)
 	return -1;
 }
 
+/* CPU seconds (user + system) pid has used, from /proc; -1 if gone. */
+static double cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut = 0, st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* after the command name */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Bytes of every PUT the store logged so far ("] PUT bench I/S...: N bytes"). */
+static double put_bytes(const struct tu_daemon *store)
+{
+	char line[4096];
+	double sum = 0;
+	FILE *f = fopen(store->log, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "] PUT bench ");
+		const char *c = p ? strstr(p, ": ") : NULL;
+		unsigned long long b;
+		if (c && sscanf(c + 2, "%llu bytes", &b) == 1)
+			sum += (double)b;
+	}
+	fclose(f);
+	return sum;
+}
+
+/* The CPU seconds of the store, the manager and the agents now. */
+struct cpu { double store, manager, agents; };
+
+static struct cpu cpu_now(struct cluster *cl)
+{
+	struct cpu c = { cpu_s(cl->store.pid), cpu_s(cl->manager.pid),
+			 cpu_s(cl->agents[0].pid) + cpu_s(cl->agents[1].pid) };
+	return c;
+}
+
 int main(int argc, char **argv)
 {
 	const char *append;
@@ -79,8 +127,9 @@ int main(int argc, char **argv)
 	const int mib[3] = { 1, 64, 256 };
 	const int moves[3] = { quick ? 5 : 20, quick ? 3 : 10, quick ? 2 : 5 };
 	const char *interval[3] = { "50", "100", "200" };
-	char table[8192];
-	size_t tl = 0;
+	char table[8192], cpu_rows[2048];
+	size_t tl = 0, cl_len = 0;
+	cpu_rows[0] = '\0';
 
 	tl += (size_t)snprintf(table + tl, sizeof(table) - tl,
 		"## End to end: commit to durable, and migration (bench/bench_migrate.c)\n\n"
@@ -128,6 +177,8 @@ int main(int argc, char **argv)
 		double dur[256], mig[64], rt[64], frz[64], mov[64];
 		int nd = durable_samples(&cl, "bench", dur, 256);
 		int nm = 0;
+		struct cpu c0 = cpu_now(&cl);
+		double b0 = put_bytes(&cl.store);
 		for (int i = 0; i < moves[s]; i++) {
 			struct proto_migrate_ok ok;
 			uint64_t t0 = tu_now_ms();
@@ -151,6 +202,13 @@ int main(int argc, char **argv)
 			/* let the new incarnation checkpoint before the next move */
 			cl_wait_durable(&cl, "bench", ok.incarnation, ok.sequence + 1, 600000);
 		}
+		struct cpu c1 = cpu_now(&cl);
+		double gib = (put_bytes(&cl.store) - b0) / (double)(1u << 30);
+		if (gib > 0)
+			cl_len += (size_t)snprintf(cpu_rows + cl_len, sizeof(cpu_rows) - cl_len,
+				"| %d MiB | %.2f GiB | %.2f s | %.2f s | %.2f s |\n", mib[s], gib,
+				(c1.agents - c0.agents) / gib, (c1.manager - c0.manager) / gib,
+				(c1.store - c0.store) / gib);
 		tl += (size_t)snprintf(table + tl, sizeof(table) - tl,
 			"| %d MiB | %s ms | %d | %.0f ms | %.0f ms | %d | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n",
 			mib[s], interval[s], nd, bench_pct(dur, nd, 0.5), bench_pct(dur, nd, 0.99), nm,
@@ -173,7 +231,13 @@ int main(int argc, char **argv)
 		"second encryption) remove those; incremental checkpoints (only changed "
 		"chunks move) and a target that holds the previous checkpoint already "
 		"are the way to the 0.3 s target; the wait for the program's final "
-		"checkpoint is the program's own interval.\n");
+		"checkpoint is the program's own interval.\n\n"
+		"CPU seconds per GiB stored, during the migrations (user + system from "
+		"/proc; every stored byte went from an agent through the manager into the "
+		"store once, the checkpoints the program took meanwhile included; a "
+		"migration's final checkpoint also went on to the target):\n\n"
+		"| state | stored | agents (both) | manager | store |\n|---|---|---|---|---|\n");
+	tl += (size_t)snprintf(table + tl, sizeof(table) - tl, "%s", cpu_rows);
 	fputs(table, stdout);
 	char out[sizeof(table) + 2];
 	snprintf(out, sizeof(out), "\n%s", table);
