@@ -85,18 +85,18 @@ static enum rpc_result handle_register(struct manager *m, struct net_client *c, 
 		return rpc_reply_error(c, hdr, RTCMS_EINVAL, "node id 0 is not valid");
 	if (datakey_check(m, who, r, why, sizeof(why)) != 0) {
 		/* said once per node every 30 s: it retries twice a second */
-		static struct { uint64_t node, ms; } said[8];
-		static size_t next;
+		const size_t slots = sizeof(m->key_refusals) / sizeof(m->key_refusals[0]);
 		uint64_t now = manager_mono_ms();
 		bool quiet = false;
 		uv_mutex_lock(&m->lock);
-		for (size_t i = 0; i < 8; i++)
-			if (said[i].node == r->node && now - said[i].ms < 30000)
+		for (size_t i = 0; i < slots; i++)
+			if (m->key_refusals[i].node == r->node &&
+			    now - m->key_refusals[i].ms < 30000)
 				quiet = true;
 		if (!quiet) {
-			said[next].node = r->node;
-			said[next].ms = now;
-			next = (next + 1) % 8;
+			m->key_refusals[m->key_refusal_next].node = r->node;
+			m->key_refusals[m->key_refusal_next].ms = now;
+			m->key_refusal_next = (m->key_refusal_next + 1) % slots;
 		}
 		uv_mutex_unlock(&m->lock);
 		if (!quiet)

@@ -149,6 +149,9 @@ struct manager {
 	/* data keys whose check value the store confirmed (under lock) */
 	struct { uint32_t id; uint64_t kcv; } datakeys[MANAGER_DATAKEYS_MAX];
 	size_t datakey_count;
+	/* nodes refused for their data key, when it was last logged */
+	struct { uint64_t node, ms; } key_refusals[8];
+	size_t key_refusal_next;
 	struct mnode nodes[MANAGER_NODES_MAX];
 	size_t node_count;
 	struct mproc *procs;           /* MANAGER_PROCS_MAX */

@@ -431,26 +431,32 @@ int catalog_manager_save(struct catalog *cat, const char *name, uint32_t lease_m
 	return sql_step_done(s);
 }
 
-int catalog_datakey_record(struct catalog *cat, uint32_t id, uint64_t kcv)
+/* A statement whose first parameter is data key id's name in meta. */
+static sqlite3_stmt *datakey_stmt(struct catalog *cat, const char *sql, uint32_t id)
 {
 	char key[32];
-	sqlite3_stmt *s = sql_prep(cat, "INSERT OR IGNORE INTO meta VALUES(?, ?)");
+	sqlite3_stmt *s = sql_prep(cat, sql);
+	if (s) {
+		snprintf(key, sizeof(key), "datakey.%u", id);
+		sql_bind_text(s, 1, key);
+	}
+	return s;
+}
+
+int catalog_datakey_record(struct catalog *cat, uint32_t id, uint64_t kcv)
+{
+	sqlite3_stmt *s = datakey_stmt(cat, "INSERT OR IGNORE INTO meta VALUES(?, ?)", id);
 	if (!s)
 		return RTCMS_EIO;
-	snprintf(key, sizeof(key), "datakey.%u", id);
-	sql_bind_text(s, 1, key);
 	sql_bind_u64(s, 2, kcv);
 	return sql_step_done(s);
 }
 
 int catalog_datakey_get(struct catalog *cat, uint32_t id, uint64_t *kcv, bool *found)
 {
-	char key[32];
-	sqlite3_stmt *s = sql_prep(cat, "SELECT value FROM meta WHERE key = ?");
+	sqlite3_stmt *s = datakey_stmt(cat, "SELECT value FROM meta WHERE key = ?", id);
 	if (!s)
 		return RTCMS_EIO;
-	snprintf(key, sizeof(key), "datakey.%u", id);
-	sql_bind_text(s, 1, key);
 	int rc = sqlite3_step(s);
 	*found = rc == SQLITE_ROW;
 	if (*found)

@@ -6,6 +6,8 @@
  */
 #include "msg_int.h"
 
+#include <sodium.h>
+
 /* HELLO, HELLO_ACK */
 
 static void enc_hello(struct proto_wr *w, const union proto_msg *m)
@@ -71,14 +73,6 @@ static void enc_chunk(struct proto_wr *w, const union proto_msg *m)
 	w_bytes(w, c->data, c->len + (c->key_id ? PROTO_CHUNK_TAG : 0));
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
 static void dec_chunk(struct proto_rd *r, union proto_msg *m)
 {
 	struct proto_chunk *c = &m->chunk;
@@ -91,7 +85,7 @@ static void dec_chunk(struct proto_rd *r, union proto_msg *m)
 		return;
 	size_t rest = r->len - r->off, tag = c->key_id ? PROTO_CHUNK_TAG : 0;
 	r_check(r, rest > tag && rest - tag <= PROTO_MAX_CHUNK &&
-		   (c->key_id || all_zero(c->sum, PROTO_CHUNK_SUM)));
+		   (c->key_id || sodium_is_zero(c->sum, PROTO_CHUNK_SUM)));
 	if (r->err)
 		return;
 	c->len = (uint32_t)(rest - tag);

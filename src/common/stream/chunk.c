@@ -18,11 +18,6 @@ void stream_chunk_id(const uint8_t *data, size_t len, uint8_t id[STREAM_ID_SIZE]
 	proto_chunk_hash(data, len, id);
 }
 
-size_t stream_chunk_data_len(const struct proto_chunk *chunk)
-{
-	return chunk->len + (chunk->key_id && !chunk->opened ? STREAM_TAG_SIZE : 0);
-}
-
 bool stream_chunk_intact(const struct proto_chunk *chunk)
 {
 	uint8_t id[STREAM_ID_SIZE];

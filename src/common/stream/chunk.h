@@ -36,9 +36,6 @@ void stream_chunk_id(const uint8_t *data, size_t len, uint8_t id[STREAM_ID_SIZE]
  */
 bool stream_chunk_intact(const struct proto_chunk *chunk);
 
-/* The bytes chunk->data holds: len, or len + STREAM_TAG_SIZE sealed. */
-size_t stream_chunk_data_len(const struct proto_chunk *chunk);
-
 /* The id of len bytes of plaintext under key (HMAC-SHA-256, its id key). */
 void stream_chunk_keyed_id(const struct datakey *key, const uint8_t *plain, size_t len,
 			   uint8_t id[STREAM_ID_SIZE]);

@@ -37,24 +37,27 @@ static int recv_fail(struct recv *r, enum stream_fault fault, int rc)
 
 /* Open a sealed chunk under the reader's keys into r->plain: *opened
  * then describes its plaintext. 0 or RTCMS_ECORRUPT / RTCMS_ENOMEM (with
- * the reason in res->why). */
-static int recv_open(struct recv *r, const struct proto_chunk *c, union proto_msg *opened)
+ * the reason in why). */
+static int recv_open(struct recv *r, const struct proto_chunk *c, union proto_msg *opened,
+		     char *why, size_t whylen)
 {
 	const struct datakey *key = datakey_find(r->in->keys, c->key_id);
 	int rc;
 
 	if (!key) {
-		snprintf(r->res->why, sizeof(r->res->why), "chunk at %" PRIu64 " is sealed "
+		snprintf(why, whylen, "chunk at %" PRIu64 " is sealed "
 			 "under data key %" PRIu32 ", which this node's keyring lacks",
 			 c->offset, c->key_id);
 		return RTCMS_ECORRUPT;
 	}
-	if (!r->plain && !(r->plain = malloc(PROTO_MAX_CHUNK)))
+	if (!r->plain && !(r->plain = malloc(PROTO_MAX_CHUNK))) {
+		snprintf(why, whylen, "no memory to open a chunk");
 		return RTCMS_ENOMEM;
+	}
 	rc = stream_chunk_open(key, c->hash, c->data, (size_t)c->len + STREAM_TAG_SIZE,
 			       r->plain);
 	if (rc) {
-		snprintf(r->res->why, sizeof(r->res->why), "chunk at %" PRIu64 " does not "
+		snprintf(why, whylen, "chunk at %" PRIu64 " does not "
 			 "open under data key %" PRIu32 ": tampered, spliced from another "
 			 "checkpoint, or sealed under another key with this id", c->offset,
 			 c->key_id);
@@ -75,9 +78,8 @@ static int recv_frame(struct recv *r, const struct proto_header *h, const union 
 	int rc;
 
 	if (h->type == PROTO_CHUNK && m->chunk.key_id && r->in->keys) {
-		if ((rc = recv_open(r, &m->chunk, &opened)) != 0) {
-			char why[sizeof(r->res->why)];
-			snprintf(why, sizeof(why), "%s", r->res->why);
+		char why[sizeof(r->res->why)];
+		if ((rc = recv_open(r, &m->chunk, &opened, why, sizeof(why))) != 0) {
 			r->res->at_end = false;
 			rc = recv_fail(r, STREAM_FAULT_VERIFY, rc);
 			snprintf(r->res->why, sizeof(r->res->why), "%s", why);
