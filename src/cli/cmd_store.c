@@ -244,7 +244,7 @@ static int do_get(struct cli *cli, const struct cli_args *a)
 		return CLI_FAIL;
 	}
 	const struct store_client_query q = { PROTO_GET, a->pos[0], inc, seq, 0,
-					      meta_only, ring.count ? &ring : NULL };
+					      meta_only, ring.count ? &ring : NULL, false };
 	struct file_sink sink = { .sink = { &file_sink_ops, false }, .path = out };
 	struct stream_result res;
 	stream_area_sink_init(&sink.image, UINT64_MAX, NULL, NULL);

@@ -182,7 +182,8 @@ static int agent_pull(void *ctx, const char *addr, const struct rpc_pull *req,
 	const struct store_client_query q = { .type = PROTO_PULL, .process = req->process,
 					      .incarnation = req->incarnation,
 					      .sequence = req->sequence,
-					      .base = req->sequence ? 0 : req->base };
+					      .base = req->sequence ? 0 : req->base,
+					      .relay = true };
 	struct stream_result res;
 	int rc = connect_to(m, addr, (int)m->cfg.io_timeout_ms, &c);
 

@@ -63,7 +63,8 @@ static int store_get(void *ctx, struct rpc_link *link, const char *id, uint64_t 
 		     uint64_t seq, struct proto_ckpt_meta *meta, struct stream_sink *sink)
 {
 	const struct store_client_query q = { .type = PROTO_GET, .process = id,
-					      .incarnation = inc, .sequence = seq };
+					      .incarnation = inc, .sequence = seq,
+					      .relay = true };
 	struct stream_result res;
 	int rc = store_open(ctx, link);
 	if (rc == 0)

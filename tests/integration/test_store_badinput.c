@@ -24,8 +24,10 @@
 #include "net/addr.h"
 #include "proto/session.h"
 #include "rtcms_error.h"
+#include "stream/chunk.h"
 #include "testutil.h"
 #include "util/bytes.h"
+#include "util/datakey.h"
 
 static char *dir, *keyfile;
 static struct proto_key key;
@@ -358,6 +360,89 @@ static void test_bad_put_stream(void **state)
 	assert_intact();
 }
 
+/* One sealed chunk as a PUT, its raw tail and MAC as given: the store's
+ * answer to PUT_END (PUT_ACK or the ERROR's code). */
+static int put_sealed_chunk(const char *process, const struct proto_chunk *chunk,
+			    uint64_t size)
+{
+	struct net_client *c = conn(process);
+	struct proto_header h;
+	union proto_msg m, r;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	strcpy(m.meta.process, process);
+	m.meta.incarnation = m.meta.sequence = 1;
+	m.meta.size = size;
+	m.meta.chunk_count = 1;
+	struct proto_image_hash ih;
+	proto_image_hash_init(&ih, size);
+	assert_int_equal(proto_image_hash_update(&ih, 0, chunk->len, chunk->hash), 0);
+	assert_int_equal(proto_image_hash_final(&ih, m.meta.hash), 0);
+	assert_int_equal(net_client_call(c, PROTO_PUT_BEGIN, &m, PROTO_PUT_READY, &h, &r), 0);
+	m.chunk = *chunk;
+	assert_int_equal(net_client_send(c, PROTO_CHUNK, 0, &m, NULL), 0);
+	memset(&m, 0, sizeof(m));
+	m.put_end.chunk_count = 1;
+	net_client_send(c, PROTO_PUT_END, 0, &m, NULL);
+	rc = net_client_recv(c, &h, &r);
+	if (rc == 0)
+		rc = h.type == PROTO_ERROR ? r.error.code : 0;
+	net_client_free(c);
+	return rc;
+}
+
+/* A sealed chunk travels as a raw tail the session does not seal again:
+ * the store takes it only with its source's MAC. A tail rewritten on the
+ * way (its checksum made to match) or one without a MAC is refused and
+ * nothing of it is stored; the genuine one is taken. */
+static void test_raw_tail_tampered(void **state)
+{
+	(void)state;
+	static const char ring_text[] = "rtcms-data-key-v1 7 aes-256-gcm "
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
+	struct datakey_ring ring;
+	struct proto_key kcm;
+	struct proto_chunk ch;
+	char err[256];
+	uint8_t plain[3000], sealed[sizeof(plain) + STREAM_TAG_SIZE];
+	struct proto_ckpt_meta meta;
+
+	assert_int_equal(datakey_parse(ring_text, strlen(ring_text), &ring, err, sizeof(err)), 0);
+	proto_chunk_mac_key(&key, &kcm);
+	tu_fill(plain, sizeof(plain), 9);
+	memset(&ch, 0, sizeof(ch));
+	ch.len = sizeof(plain);
+	ch.key_id = 7;
+	ch.data = sealed;
+	assert_int_equal(stream_chunk_seal(&ring.keys[0], plain, sizeof(plain), ch.hash,
+					   sealed, ch.sum), 0);
+	assert_int_equal(stream_chunk_mac(&kcm, &ch, ch.mac), 0);
+
+	/* rewritten on the way, the checksum made to match */
+	sealed[100] ^= 0x40;
+	struct proto_chunk bad = ch;
+	stream_chunk_sum(sealed, sizeof(sealed), bad.sum);
+	assert_int_equal(put_sealed_chunk("rewritten", &bad, sizeof(plain)), RTCMS_EAUTH);
+	sealed[100] ^= 0x40;
+	/* without a MAC (a source that lacks the cluster key) */
+	bad = ch;
+	memset(bad.mac, 0, sizeof(bad.mac));
+	assert_int_equal(put_sealed_chunk("unproven", &bad, sizeof(plain)), RTCMS_EAUTH);
+
+	struct net_client *c = conn("check");
+	assert_int_equal(store_client_get(c, "rewritten", 0, 0, 1, &meta, NULL, NULL, NULL),
+			 RTCMS_ENOENT);
+	assert_int_equal(store_client_get(c, "unproven", 0, 0, 1, &meta, NULL, NULL, NULL),
+			 RTCMS_ENOENT);
+	net_client_free(c);
+	/* the genuine chunk is taken */
+	assert_int_equal(put_sealed_chunk("genuine", &ch, sizeof(plain)), 0);
+	assert_true(tu_log_count(&d, "does not match its MAC") >= 2);
+	datakey_ring_wipe(&ring);
+	assert_intact();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -370,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_idle_and_slow_clients),
 		cmocka_unit_test(test_too_many_connections),
 		cmocka_unit_test(test_bad_put_stream),
+		cmocka_unit_test(test_raw_tail_tampered),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

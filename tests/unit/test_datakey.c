@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "proto/session.h"
 #include "rtcms_error.h"
 #include "stream/chunk.h"
 #include "testutil.h"
@@ -252,6 +253,34 @@ static void test_seal_known_answer(void **state)
 	assert_true(stream_chunk_sum_ok(sealed, sizeof(sealed), sum));
 	assert_int_equal(stream_chunk_open(&ring.keys[0], id, sealed, sizeof(sealed), back), 0);
 	assert_memory_equal(back, "abc", 3);
+
+	/* the MAC for the store: under the chunk MAC key of cluster key
+	 * 00 01 .. 1f, computed with python's hashlib, hmac and cryptography */
+	struct proto_key cluster, kcm;
+	for (int i = 0; i < PROTO_KEY_SIZE; i++)
+		cluster.bytes[i] = (uint8_t)i;
+	proto_chunk_mac_key(&cluster, &kcm);
+	struct proto_chunk ch = { .len = 3, .key_id = 1, .data = sealed };
+	memcpy(ch.hash, id, STREAM_ID_SIZE);
+	assert_int_equal(stream_chunk_mac(&kcm, &ch, ch.mac), 0);
+	from_hex("ae10a5024712cd61e0a270a0d04d0d0c", want, PROTO_CHUNK_MAC);
+	assert_memory_equal(ch.mac, want, PROTO_CHUNK_MAC);
+	assert_true(stream_chunk_mac_ok(&kcm, &ch));
+	/* bound to the bytes, the id, the key id and the length */
+	sealed[1] ^= 1;
+	assert_false(stream_chunk_mac_ok(&kcm, &ch));
+	sealed[1] ^= 1;
+	ch.hash[0] ^= 1;
+	assert_false(stream_chunk_mac_ok(&kcm, &ch));
+	ch.hash[0] ^= 1;
+	ch.key_id = 2;
+	assert_false(stream_chunk_mac_ok(&kcm, &ch));
+	ch.key_id = 1;
+	ch.len = 2;
+	assert_false(stream_chunk_mac_ok(&kcm, &ch));
+	ch.len = 3;
+	kcm.bytes[0] ^= 1;
+	assert_false(stream_chunk_mac_ok(&kcm, &ch));
 
 	parse_ok("rtcms-data-key-v1 1 chacha20-poly1305 " HEX32 "\n", &ring);
 	assert_int_equal(stream_chunk_seal(&ring.keys[0], (const uint8_t *)"abc", 3, id,

@@ -288,7 +288,7 @@ static void test_header(void **state)
 	b[0] ^= 1;
 	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_EPROTO);
 	b[0] ^= 1;
-	b[4] = 2;
+	b[4] = PROTO_VERSION + 1;
 	assert_int_equal(proto_header_decode(b, sizeof(b), &d), RTCMS_EVERSION);
 	b[4] = PROTO_VERSION;
 	b[5] = 0x7f;
@@ -387,6 +387,95 @@ static void test_session_roundtrip_and_bitflips(void **state)
 	n = proto_session_seal(&s, PROTO_OK, PROTO_F_REPLY, 0, 1, &m, buf, sizeof(buf));
 	assert_int_equal(proto_session_open(&c, buf, (size_t)n, &h, plain,
 					    sizeof(plain), &d), 0);
+}
+
+/* A sealed chunk travels as a raw tail: the session seals only the head,
+ * the tail is on the wire as it is, the header and head stay authenticated,
+ * and the form must match the key id. */
+static void test_raw_tail(void **state)
+{
+	(void)state;
+	struct proto_session c, s;
+	struct proto_header h;
+	union proto_msg m, d;
+	uint8_t tail[4096 + PROTO_CHUNK_TAG];
+
+	pair(&c, &s, &key_a, &key_a);
+	for (size_t i = 0; i < sizeof(tail); i++)
+		tail[i] = (uint8_t)(i * 31 + 7);
+	memset(&m, 0, sizeof(m));
+	m.chunk.offset = 8192;
+	m.chunk.len = 4096;
+	m.chunk.key_id = 3;
+	m.chunk.data = tail;
+	memset(m.chunk.hash, 0x11, sizeof(m.chunk.hash));
+	memset(m.chunk.sum, 0x22, sizeof(m.chunk.sum));
+	memset(m.chunk.mac, 0x33, sizeof(m.chunk.mac));
+	uint64_t ctr = c.tx_counter;
+	int n = proto_session_seal(&c, PROTO_CHUNK, PROTO_F_MORE, 0, 5, &m, buf, sizeof(buf));
+	assert_int_equal(n, (int)proto_frame_size(PROTO_CHUNK_HEAD + sizeof(tail)));
+	assert_int_equal(get_be16(buf + 6), PROTO_F_MORE | PROTO_F_RAW);
+	/* the tail as it is, the head (with the id) not */
+	assert_memory_equal(buf + PROTO_HEADER_SIZE + PROTO_CHUNK_HEAD, tail, sizeof(tail));
+	assert_memory_not_equal(buf + PROTO_HEADER_SIZE + 12, m.chunk.hash, PROTO_HASH_SIZE);
+	memcpy(buf2, buf, (size_t)n);
+	assert_int_equal(proto_session_open(&s, buf, (size_t)n, &h, plain, sizeof(plain), &d), 0);
+	assert_int_equal(d.chunk.offset, 8192);
+	assert_int_equal(d.chunk.len, 4096);
+	assert_int_equal(d.chunk.key_id, 3);
+	assert_memory_equal(d.chunk.hash, m.chunk.hash, PROTO_HASH_SIZE);
+	assert_memory_equal(d.chunk.sum, m.chunk.sum, PROTO_CHUNK_SUM);
+	assert_memory_equal(d.chunk.mac, m.chunk.mac, PROTO_CHUNK_MAC);
+	assert_memory_equal(d.chunk.data, tail, sizeof(tail));
+
+	/* every flipped bit of the header, the head or the tag is refused; a
+	 * flipped tail bit is the chunk's own checks' (its MAC at the store,
+	 * its AEAD at the reader), not the session's */
+	for (int bit = 0; bit < n * 8; bit++) {
+		size_t at = (size_t)bit / 8;
+		bool in_tail = at >= PROTO_HEADER_SIZE + PROTO_CHUNK_HEAD &&
+			       at < (size_t)n - PROTO_TAG_SIZE;
+		if (in_tail && bit % 97)
+			continue; /* a sample of the tail's bits */
+		memcpy(buf, buf2, (size_t)n);
+		buf[at] ^= (uint8_t)(1u << (bit % 8));
+		int rc = proto_frame_open(&s.rx_key, ctr, buf, (size_t)n, &h, plain,
+					  sizeof(plain));
+		if (in_tail)
+			assert_true(rc > 0 && plain[at - PROTO_HEADER_SIZE] != buf2[at]);
+		else if (rc >= 0)
+			fail_msg("raw frame with bit %d flipped was accepted", bit);
+	}
+
+	/* a plain chunk (key id 0) is sealed whole: its data never raw */
+	m.chunk.key_id = 0;
+	memset(m.chunk.sum, 0, sizeof(m.chunk.sum));
+	memset(m.chunk.mac, 0, sizeof(m.chunk.mac));
+	n = proto_session_seal(&c, PROTO_CHUNK, PROTO_F_RAW, 0, 6, &m, buf, sizeof(buf));
+	assert_int_equal(get_be16(buf + 6), 0);
+	assert_memory_not_equal(buf + PROTO_HEADER_SIZE + PROTO_CHUNK_HEAD, tail, 64);
+	assert_int_equal(proto_session_open(&s, buf, (size_t)n, &h, plain, sizeof(plain), &d), 0);
+	assert_memory_equal(d.chunk.data, tail, 4096);
+
+	/* a form that does not match the key id, sealed with the session's
+	 * own key (only a peer that holds it could), is refused */
+	struct proto_header fh = { .type = PROTO_CHUNK, .flags = PROTO_F_RAW,
+				   .counter = c.tx_counter };
+	int pl = proto_msg_encode(PROTO_CHUNK, &m, buf + PROTO_HEADER_SIZE,
+				  sizeof(buf) - PROTO_HEADER_SIZE - PROTO_TAG_SIZE);
+	assert_true(pl > PROTO_CHUNK_HEAD);
+	n = proto_frame_seal_inplace(&c.tx_key, &fh, (size_t)pl, buf, sizeof(buf));
+	assert_true(n > 0);
+	c.tx_counter++;
+	assert_int_equal(proto_session_open(&s, buf, (size_t)n, &h, plain, sizeof(plain), &d),
+			 RTCMS_EPROTO);
+	/* raw on a type without a head, or with nothing after the head */
+	struct proto_header oh = { .type = PROTO_OK, .flags = PROTO_F_RAW };
+	assert_int_equal(proto_frame_seal_inplace(&c.tx_key, &oh, 8, buf, sizeof(buf)),
+			 RTCMS_EINVAL);
+	fh.flags = PROTO_F_RAW;
+	assert_int_equal(proto_frame_seal_inplace(&c.tx_key, &fh, PROTO_CHUNK_HEAD, buf,
+						  sizeof(buf)), RTCMS_EINVAL);
 }
 
 static void test_cross_session_and_wrong_key(void **state)
@@ -505,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_field_caps_and_validation),
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_session_roundtrip_and_bitflips),
+		cmocka_unit_test(test_raw_tail),
 		cmocka_unit_test(test_cross_session_and_wrong_key),
 		cmocka_unit_test(test_image_hash),
 		cmocka_unit_test(test_heartbeat),

@@ -251,7 +251,7 @@ static struct world *world_new(enum fake_mode mode)
 	w->a->lease_until = agent_mono_ms() + 3600 * 1000; /* under a lease */
 	w->f.a = w->a;
 	w->f.end_rc = RTCMS_ECONN;
-	w->peer = (struct agent_peer){ { peer_recv, peer_reply, NULL, &w->f }, peer_reply_error,
+	w->peer = (struct agent_peer){ { peer_recv, peer_reply, NULL, &w->f, NULL }, peer_reply_error,
 				       peer_set_timeout, &w->f };
 	struct proto_ckpt_meta *m = &w->meta;
 	snprintf(m->process, sizeof(m->process), "ledger");

@@ -730,7 +730,7 @@ static int recv_script(const struct fixture *f, uint32_t bad, uint32_t end_count
 		       const struct stream_sink_ops *ops, struct stream_result *res)
 {
 	struct script s = { .f = f, .bad = bad, .end_count = end_count };
-	struct stream_in in = { { script_recv, NULL, NULL, &s }, PROTO_PUT_END, 0, 0, true, NULL };
+	struct stream_in in = { { script_recv, NULL, NULL, &s, NULL }, PROTO_PUT_END, 0, 0, true, NULL };
 	struct stream_sink sink = { ops, false };
 	int rc = stream_recv(&in, &f->meta, &sink, res);
 
@@ -905,7 +905,7 @@ static int recv_chain3(const struct clink *l0, const struct clink *l1, const str
 		       struct proto_ckpt_meta *meta, int *frames_left)
 {
 	struct chain_script s = { .links = { l0, l1, l2 }, .n = l2 ? 3 : l1 ? 2 : 1 };
-	struct stream_in in = { { chain_recv, NULL, NULL, &s }, PROTO_PUT_END, 0,
+	struct stream_in in = { { chain_recv, NULL, NULL, &s, NULL }, PROTO_PUT_END, 0,
 				STREAM_VERIFY_STATE, true, NULL };
 	int total = 0;
 

@@ -207,7 +207,8 @@ int store_client_fetch_to(struct net_client *c, const struct store_client_query 
 	if (q->meta_only)
 		return 0;
 	struct stream_in in = { .port = stream_port_client(c), .end_type = PROTO_GET_END,
-				.keys = q->keys };
+				.keys = q->keys,
+				.flags = q->relay ? STREAM_VERIFY_RELAY : 0 };
 	rc = stream_recv_chain(&in, PROTO_GET_META, meta_out, sink, res);
 	if (rc == 0 && spec_copy && meta_out->spec != spec_copy) {
 		/* the last link's metadata: the spec is the same */
@@ -261,7 +262,7 @@ int store_client_fetch(struct net_client *c, uint8_t type, const char *process,
 		       struct proto_get_end *end)
 {
 	struct store_client_query q = { type, process, incarnation, sequence, 0,
-					meta_only != 0, NULL };
+					meta_only != 0, NULL, false };
 	return fetch(c, &q, meta_out, spec_copy, write, ctx, end);
 }
 

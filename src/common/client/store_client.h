@@ -53,6 +53,9 @@ struct store_client_query {
 	/* a reader of the contents: sealed chunks are opened under these
 	 * (stream_in.keys); NULL: passed on sealed */
 	const struct datakey_ring *keys;
+	/* a relay (the manager): sealed chunks are passed on unread
+	 * (STREAM_VERIFY_RELAY) */
+	bool relay;
 };
 
 /*

@@ -73,20 +73,35 @@ static int header_place(struct proto_header *hdr, size_t payload_len, uint8_t *o
 	return (int)total;
 }
 
+/* How many payload bytes of a frame the session seals: all of them, or
+ * with PROTO_F_RAW its type's head (0: not a valid raw frame). */
+static size_t sealed_part(const struct proto_header *hdr, size_t payload_len)
+{
+	if (!(hdr->flags & PROTO_F_RAW))
+		return payload_len;
+	size_t head = proto_type_raw_head(hdr->type);
+	return head && payload_len > head ? head : 0;
+}
+
 int proto_frame_seal_inplace(const struct proto_key *key,
 			     struct proto_header *hdr, size_t payload_len,
 			     uint8_t *out, size_t cap)
 {
 	uint8_t nonce[12];
-	unsigned long long clen = 0;
+	size_t sealed = sealed_part(hdr, payload_len);
 
+	if (!sealed && (hdr->flags & PROTO_F_RAW))
+		return RTCMS_EINVAL;
 	int total = header_place(hdr, payload_len, out, cap);
 	if (total < 0)
 		return total;
 	make_nonce(nonce, hdr->counter);
-	crypto_aead_chacha20poly1305_ietf_encrypt(
-		out + PROTO_HEADER_SIZE, &clen, out + PROTO_HEADER_SIZE,
-		payload_len, out, PROTO_HEADER_SIZE, NULL, nonce, key->bytes);
+	/* the tag after the whole payload, as for a sealed one: with a raw
+	 * tail it covers the header and the head */
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		out + PROTO_HEADER_SIZE, out + PROTO_HEADER_SIZE + payload_len, NULL,
+		out + PROTO_HEADER_SIZE, sealed, out, PROTO_HEADER_SIZE, NULL, nonce,
+		key->bytes);
 	return total;
 }
 
@@ -122,7 +137,6 @@ int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
 		     uint8_t *payload_out, size_t cap)
 {
 	uint8_t nonce[12];
-	unsigned long long mlen = 0;
 	int rc = frame_check(frame, len, hdr);
 
 	if (rc < 0)
@@ -131,13 +145,18 @@ int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
 		return RTCMS_ETOOBIG;
 	if (hdr->counter != expected_counter)
 		return RTCMS_EREPLAY;
+	size_t sealed = sealed_part(hdr, hdr->length);
+	if (!sealed && (hdr->flags & PROTO_F_RAW))
+		return RTCMS_EPROTO; /* raw, but not a head and a tail of its type */
+	const uint8_t *payload = frame + PROTO_HEADER_SIZE;
 	make_nonce(nonce, hdr->counter);
-	if (crypto_aead_chacha20poly1305_ietf_decrypt(
-		    payload_out, &mlen, NULL, frame + PROTO_HEADER_SIZE,
-		    (unsigned long long)hdr->length + PROTO_TAG_SIZE, frame,
+	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+		    payload_out, NULL, payload, sealed, payload + hdr->length, frame,
 		    PROTO_HEADER_SIZE, nonce, key->bytes) != 0)
 		return RTCMS_EAUTH;
-	return (int)mlen;
+	if (sealed < hdr->length)
+		memcpy(payload_out + sealed, payload + sealed, hdr->length - sealed);
+	return (int)hdr->length;
 }
 
 static void plain_mac(const struct proto_key *key, const uint8_t *frame,

@@ -13,7 +13,9 @@
  *   24     4    request    request id; a reply echoes the request's id
  *   28     4    length     payload length in bytes (<= PROTO_MAX_PAYLOAD)
  *   32     8    counter    per-direction frame counter (the AEAD nonce)
- *   40     n    payload    ciphertext (data frames) or plaintext (HELLO)
+ *   40     n    payload    ciphertext (data frames) or plaintext (HELLO);
+ *                           with PROTO_F_RAW: a ciphertext head, then a
+ *                           raw tail
  *   40+n   16   tag        authentication tag
  *
  * All integers are big-endian. HELLO and HELLO_ACK frames (the handshake)
@@ -21,7 +23,11 @@
  * cluster key over header||payload. Every other frame is sealed with
  * ChaCha20-Poly1305-IETF under a per-connection, per-direction session key
  * (session.h), the header as additional data and the counter as nonce, so
- * it is both confidential and authenticated.
+ * it is both confidential and authenticated. A frame flagged PROTO_F_RAW
+ * (a CHUNK whose data is a sealed chunk, sealed once at its source under
+ * the data key) seals only its head, the first proto_type_raw_head(type)
+ * bytes of the payload; the tail after it travels as it is, bound to the
+ * head by the chunk's own checks (docs/protocol.md, "Raw tails").
  *
  * This module is pure: no I/O, no logging, no allocation.
  */
@@ -32,7 +38,7 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC        0x5254434Du /* "RTCM" */
-#define PROTO_VERSION      1
+#define PROTO_VERSION      2
 #define PROTO_HEADER_SIZE  40
 #define PROTO_TAG_SIZE     16
 #define PROTO_KEY_SIZE     32
@@ -51,7 +57,9 @@ int proto_init(void);
 #define PROTO_F_MORE       0x0002u /* more reply frames follow (streams, pages) */
 #define PROTO_F_STREAM     0x0004u /* PUT_BEGIN: CHUNKs and PUT_END follow at
                                     * once, without waiting for PUT_READY */
-#define PROTO_F_KNOWN      0x0007u /* every flag defined in this version */
+#define PROTO_F_RAW        0x0008u /* only the payload's head is sealed, the
+                                    * tail is raw (CHUNK of a sealed chunk) */
+#define PROTO_F_KNOWN      0x000Fu /* every flag defined in this version */
 
 struct proto_header {
 	uint8_t version;
@@ -106,7 +114,10 @@ int proto_frame_seal(const struct proto_key *key, struct proto_header *hdr,
 
 /*
  * Like proto_frame_seal, but the payload_len plaintext bytes already sit at
- * out + PROTO_HEADER_SIZE and are encrypted in place.
+ * out + PROTO_HEADER_SIZE and are encrypted in place. With PROTO_F_RAW in
+ * hdr->flags only the type's head (proto_type_raw_head()) is encrypted,
+ * the rest stays as it is (RTCMS_EINVAL for a type without one, or a
+ * payload no longer than it).
  */
 int proto_frame_seal_inplace(const struct proto_key *key,
 			     struct proto_header *hdr, size_t payload_len,
@@ -118,6 +129,7 @@ int proto_frame_seal_inplace(const struct proto_key *key,
  * (else RTCMS_EREPLAY), then the tag (else RTCMS_EAUTH), and decrypts the
  * payload into payload_out (capacity cap, at least hdr.length bytes).
  * Returns the payload length. On any error nothing in payload_out is valid.
+ * A PROTO_F_RAW frame's head is decrypted and its tail copied as it is.
  */
 int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
 		     const uint8_t *frame, size_t len, struct proto_header *hdr,

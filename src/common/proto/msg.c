@@ -48,6 +48,11 @@ uint32_t proto_type_max_payload(uint8_t type)
 	return c ? c->cap : 0;
 }
 
+size_t proto_type_raw_head(uint8_t type)
+{
+	return type == PROTO_CHUNK ? PROTO_CHUNK_HEAD : 0;
+}
+
 bool proto_process_id_valid(const char *s)
 {
 	size_t n = 0;

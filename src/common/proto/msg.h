@@ -123,6 +123,9 @@ bool proto_type_known(uint8_t type);
 
 /* Largest payload a frame of this type may carry (<= PROTO_MAX_PAYLOAD). */
 uint32_t proto_type_max_payload(uint8_t type);
+/* The head of a type whose frames may carry a raw tail (PROTO_F_RAW,
+ * frame.h): PROTO_CHUNK_HEAD for CHUNK; 0 for every other type. */
+size_t proto_type_raw_head(uint8_t type);
 
 struct proto_hello {          /* HELLO and HELLO_ACK */
 	uint8_t nonce[PROTO_NONCE_SIZE];   /* sender's fresh random nonce */
@@ -161,6 +164,10 @@ struct proto_ckpt_meta {
 
 #define PROTO_CHUNK_TAG 16      /* a sealed chunk is its plaintext + this */
 #define PROTO_CHUNK_SUM 16      /* XXH3-128 of a sealed chunk's bytes */
+#define PROTO_CHUNK_MAC 16      /* Poly1305 of a sealed chunk's bytes */
+/* A CHUNK's head: what precedes its data (offset, key id, id, sum, MAC);
+ * a sealed chunk's frame seals only this (a raw tail, frame.h) */
+#define PROTO_CHUNK_HEAD (8 + 4 + PROTO_HASH_SIZE + PROTO_CHUNK_SUM + PROTO_CHUNK_MAC)
 
 struct proto_chunk {          /* CHUNK */
 	uint64_t offset;                   /* byte offset in the image */
@@ -174,6 +181,9 @@ struct proto_chunk {          /* CHUNK */
 	uint32_t key_id;                   /* 0: plain; else sealed under this
 					    * data key */
 	uint8_t sum[PROTO_CHUNK_SUM];      /* sealed: the checksum of data */
+	uint8_t mac[PROTO_CHUNK_MAC];      /* sealed, in a PUT: its source's MAC
+					    * of data for the store (chunk.h);
+					    * zeros elsewhere */
 	bool opened;                       /* sealed, but data is its plaintext:
 					    * a receiver opened it (never sent) */
 };

@@ -54,9 +54,10 @@ static void dec_error(struct proto_rd *r, union proto_msg *m)
 	r_str(r, e->text, PROTO_TEXT_MAX);
 }
 
-/* CHUNK: offset, key id, id, sum, then the data: the rest of the payload
- * (the plaintext for key 0, whose sum is zero; else the sealed bytes,
- * PROTO_CHUNK_TAG more than the plaintext) */
+/* CHUNK: offset, key id, id, sum, MAC (the head, PROTO_CHUNK_HEAD bytes),
+ * then the data: the rest of the payload (the plaintext for key 0, whose
+ * sum and MAC are zero; else the sealed bytes, PROTO_CHUNK_TAG more than
+ * the plaintext) */
 
 static void enc_chunk(struct proto_wr *w, const union proto_msg *m)
 {
@@ -70,6 +71,7 @@ static void enc_chunk(struct proto_wr *w, const union proto_msg *m)
 	w_u32(w, c->key_id);
 	w_bytes(w, c->hash, PROTO_HASH_SIZE);
 	w_bytes(w, c->key_id ? c->sum : zero, PROTO_CHUNK_SUM);
+	w_bytes(w, c->key_id ? c->mac : zero, PROTO_CHUNK_MAC);
 	w_bytes(w, c->data, c->len + (c->key_id ? PROTO_CHUNK_TAG : 0));
 }
 
@@ -80,12 +82,14 @@ static void dec_chunk(struct proto_rd *r, union proto_msg *m)
 	c->key_id = r_u32(r);
 	r_bytes(r, c->hash, PROTO_HASH_SIZE);
 	r_bytes(r, c->sum, PROTO_CHUNK_SUM);
+	r_bytes(r, c->mac, PROTO_CHUNK_MAC);
 	c->opened = false;
 	if (r->err)
 		return;
 	size_t rest = r->len - r->off, tag = c->key_id ? PROTO_CHUNK_TAG : 0;
 	r_check(r, rest > tag && rest - tag <= PROTO_MAX_CHUNK &&
-		   (c->key_id || sodium_is_zero(c->sum, PROTO_CHUNK_SUM)));
+		   (c->key_id || (sodium_is_zero(c->sum, PROTO_CHUNK_SUM) &&
+				   sodium_is_zero(c->mac, PROTO_CHUNK_MAC))));
 	if (r->err)
 		return;
 	c->len = (uint32_t)(rest - tag);

@@ -7,12 +7,21 @@
 
 #include "rtcms_error.h"
 
+void proto_chunk_mac_key(const struct proto_key *cluster, struct proto_key *out)
+{
+	static const char label[] = "rtcms-chunk-mac-v1";
+
+	crypto_generichash(out->bytes, PROTO_KEY_SIZE, (const uint8_t *)label,
+			   sizeof(label) - 1, cluster->bytes, PROTO_KEY_SIZE);
+}
+
 void proto_session_init(struct proto_session *s, const struct proto_key *cluster,
 			bool is_client, uint64_t self_node)
 {
 	(void)proto_init();
 	memset(s, 0, sizeof(*s));
 	s->cluster = *cluster;
+	proto_chunk_mac_key(cluster, &s->chunk_mac);
 	s->is_client = is_client;
 	s->self_node = self_node;
 }
@@ -168,7 +177,9 @@ int proto_session_seal(struct proto_session *s, uint8_t type, uint16_t flags,
 		return n;
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.type = type;
-	hdr.flags = flags;
+	hdr.flags = flags & ~PROTO_F_RAW;
+	if (type == PROTO_CHUNK && msg->chunk.key_id)
+		hdr.flags |= PROTO_F_RAW; /* sealed once already: not again */
 	hdr.sender = s->self_node;
 	hdr.epoch = epoch;
 	hdr.request = request;
@@ -193,7 +204,14 @@ int proto_session_open(struct proto_session *s, const uint8_t *frame,
 		return n;
 	s->rx_counter++; /* authentic: it counts, even if it fails to decode */
 	n = proto_msg_decode(hdr->type, plain, (size_t)n, msg);
-	return n < 0 ? n : 0;
+	if (n < 0)
+		return n;
+	/* a sealed chunk comes raw, a plain one sealed by the session: no
+	 * plaintext state ever travels raw */
+	if (hdr->type == PROTO_CHUNK &&
+	    (msg->chunk.key_id != 0) != ((hdr->flags & PROTO_F_RAW) != 0))
+		return RTCMS_EPROTO;
+	return 0;
 }
 
 int proto_session_plain_error(const struct proto_key *cluster, int code,

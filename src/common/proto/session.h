@@ -14,6 +14,14 @@
  * gets a fresh Ns, so its sender cannot derive the keys. A replayed
  * HELLO_ACK fails the echo check.
  *
+ * A CHUNK whose data is a sealed chunk (key id not 0) is sent with a raw
+ * tail (PROTO_F_RAW, frame.h): the session seals its head alone, and a
+ * receiver refuses a CHUNK whose form does not match its key id. Every
+ * session also holds the cluster's chunk MAC key,
+ *   Kcm = BLAKE2b-256(key = cluster key, "rtcms-chunk-mac-v1"),
+ * with which a sealed chunk's source proves its bytes to the store
+ * (stream/chunk.h).
+ *
  * Pure state machine: no I/O. The caller moves bytes.
  */
 #ifndef RTCMS_PROTO_SESSION_H
@@ -28,6 +36,7 @@
 
 struct proto_session {
 	struct proto_key cluster;
+	struct proto_key chunk_mac;       /* Kcm, the chunk MAC key (above) */
 	struct proto_key tx_key;
 	struct proto_key rx_key;
 	uint64_t tx_counter;              /* counter of the next frame sent */
@@ -39,6 +48,9 @@ struct proto_session {
 	uint8_t peer_role;
 	char peer_name[PROTO_ID_MAX + 1];
 };
+
+/* The chunk MAC key Kcm of a cluster key (above). */
+void proto_chunk_mac_key(const struct proto_key *cluster, struct proto_key *out);
 
 /* Prepare a session for either side. Does not fail. */
 void proto_session_init(struct proto_session *s, const struct proto_key *cluster,

@@ -48,6 +48,41 @@ bool stream_chunk_sum_ok(const uint8_t *sealed, size_t len,
 	return memcmp(got, sum, STREAM_SUM_SIZE) == 0;
 }
 
+#define MAC_LABEL "rtcms-chunk-mac-v1"
+#define MAC_IN_SIZE (sizeof(MAC_LABEL) - 1 + 4 + 4 + STREAM_ID_SIZE)
+
+int stream_chunk_mac(const struct proto_key *kcm, const struct proto_chunk *chunk,
+		     uint8_t mac[PROTO_CHUNK_MAC])
+{
+	uint8_t in[MAC_IN_SIZE], k[32], *p = in;
+	unsigned int kn = sizeof(k);
+	size_t n = 0;
+	int rc = RTCMS_EINTERNAL;
+
+	/* a one-time key per chunk: the sealed bytes of one (key id, id) are
+	 * one string, so each Poly1305 key authenticates one message */
+	memcpy(p, MAC_LABEL, sizeof(MAC_LABEL) - 1);
+	p += sizeof(MAC_LABEL) - 1;
+	put_be32(p, chunk->key_id);
+	put_be32(p + 4, chunk->len);
+	memcpy(p + 8, chunk->hash, STREAM_ID_SIZE);
+	if (HMAC(EVP_sha256(), kcm->bytes, PROTO_KEY_SIZE, in, sizeof(in), k, &kn) &&
+	    EVP_Q_mac(NULL, "POLY1305", NULL, NULL, NULL, k, sizeof(k), chunk->data,
+		      (size_t)chunk->len + STREAM_TAG_SIZE, mac, PROTO_CHUNK_MAC, &n) &&
+	    n == PROTO_CHUNK_MAC)
+		rc = 0;
+	sodium_memzero(k, sizeof(k));
+	return rc;
+}
+
+bool stream_chunk_mac_ok(const struct proto_key *kcm, const struct proto_chunk *chunk)
+{
+	uint8_t mac[PROTO_CHUNK_MAC];
+
+	return stream_chunk_mac(kcm, chunk, mac) == 0 &&
+	       sodium_memcmp(mac, chunk->mac, PROTO_CHUNK_MAC) == 0;
+}
+
 static const EVP_CIPHER *cipher_of(const struct datakey *key)
 {
 	return key->cipher == DATAKEY_AES_256_GCM ? EVP_aes_256_gcm()

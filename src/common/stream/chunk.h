@@ -10,6 +10,13 @@
  * id, the length and the id), and its sum the XXH3-128 of the sealed
  * bytes, which a hop without the data key (the store) checks. The image
  * hash binds the ids in order either way.
+ *
+ * A sealed chunk travels as a raw tail (proto/frame.h): the session seals
+ * only its head. Its source adds a MAC for the store, which cannot open
+ * it: Poly1305 of the sealed bytes under a one-time key derived from the
+ * cluster's chunk MAC key (proto/session.h) and the chunk's key id,
+ * length and id. Only the store checks it, once, before writing; the
+ * reader's AEAD authenticates the chunk end to end.
  */
 #ifndef RTCMS_STREAM_CHUNK_H
 #define RTCMS_STREAM_CHUNK_H
@@ -18,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/frame.h"
 #include "proto/msg.h"
 #include "util/datakey.h"
 
@@ -67,6 +75,15 @@ int stream_chunk_seal(const struct datakey *key, const uint8_t *plain,
  */
 int stream_chunk_open(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE],
 		      const uint8_t *sealed, size_t sealed_len, uint8_t *plain);
+
+/* The MAC of a sealed chunk (its key id, len, id and len +
+ * STREAM_TAG_SIZE bytes at data) under the chunk MAC key kcm. 0 or
+ * RTCMS_EINTERNAL when the crypto library fails. */
+int stream_chunk_mac(const struct proto_key *kcm, const struct proto_chunk *chunk,
+		     uint8_t mac[PROTO_CHUNK_MAC]);
+
+/* Whether a sealed chunk's mac is its MAC under kcm. */
+bool stream_chunk_mac_ok(const struct proto_key *kcm, const struct proto_chunk *chunk);
 
 /* The checksum of len sealed bytes (a store's check, no key needed). */
 void stream_chunk_sum(const uint8_t *sealed, size_t len, uint8_t sum[STREAM_SUM_SIZE]);

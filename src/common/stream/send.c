@@ -26,7 +26,8 @@ static void client_peer_error(void *ctx, const struct proto_error *e)
 
 struct stream_port stream_port_client(struct net_client *c)
 {
-	struct stream_port p = { client_recv, client_send, client_peer_error, c };
+	struct stream_port p = { client_recv, client_send, client_peer_error, c,
+				 &net_client_session(c)->chunk_mac };
 	return p;
 }
 
@@ -58,6 +59,9 @@ static int send_chunk(const struct stream_out *o, const struct stream_chunks *k,
 			return rc;
 		m.chunk.key_id = k->key->id;
 		m.chunk.data = sealed;
+		if (o->port.mac_key &&
+		    (rc = stream_chunk_mac(o->port.mac_key, &m.chunk, m.chunk.mac)) != 0)
+			return rc;
 	}
 	return stream_out_send(o, PROTO_CHUNK, true, &m);
 }

@@ -76,6 +76,10 @@ enum stream_verify_flags {
 	 * only): hashed from the data as it arrives; a hop that gets sealed
 	 * chunks it does not open cannot, and does not */
 	STREAM_VERIFY_STATE = 1u << 0,
+	/* a relay that neither stores nor opens the contents (the manager):
+	 * sealed chunks are placed but not read, their sum and MAC are the
+	 * store's to check, their AEAD the reader's */
+	STREAM_VERIFY_RELAY = 1u << 1,
 };
 
 /* What a frame did to the stream: more to come, or it ended verified. */
@@ -103,6 +107,7 @@ struct stream_verifier {
 	uint8_t hash[PROTO_HASH_SIZE];
 	uint8_t state_hash[PROTO_HASH_SIZE];
 	bool check_state;
+	bool relay;                        /* STREAM_VERIFY_RELAY */
 	int failed;
 	char why[PROTO_TEXT_MAX + 1];
 	struct state_hasher state;

@@ -21,6 +21,9 @@
  * send: one frame; with PROTO_F_REPLY in flags a reply to request, else a
  * request (request unused). 0 or the connection's error.
  * peer_error: keeps an ERROR the stream received (may be NULL).
+ * mac_key: the chunk MAC key (proto/session.h) with which a source adds
+ * each sealed chunk's MAC for the store (NULL: none is added, and a store
+ * refuses such chunks).
  */
 struct stream_port {
 	int (*recv)(void *ctx, struct proto_header *hdr, union proto_msg *msg);
@@ -28,6 +31,7 @@ struct stream_port {
 		    const union proto_msg *msg);
 	void (*peer_error)(void *ctx, const struct proto_error *e);
 	void *ctx;
+	const struct proto_key *mac_key;
 };
 
 /* The port of net_client c (borrowed: c outlives the port); an ERROR
