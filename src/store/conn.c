@@ -320,8 +320,18 @@ static void conn_frame(struct conn *c)
 		}
 		plain = slot->buf;
 	}
-	rc = proto_session_open(&c->session, c->rbuf, c->rlen, &hdr, plain,
-				PROTO_MAX_PAYLOAD, &msg);
+	if (slot) {
+		/* a PUT's frame is opened where it is; a CHUNK's buffer goes to
+		 * its slot, whose free buffer receives the next frame (no copy) */
+		rc = proto_session_open_inplace(&c->session, c->rbuf, c->rlen, &hdr, &msg);
+		if (rc == 0 && hdr.type == PROTO_CHUNK) {
+			slot->buf = c->rbuf;
+			c->rbuf = plain;
+		}
+	} else {
+		rc = proto_session_open(&c->session, c->rbuf, c->rlen, &hdr, plain,
+					PROTO_MAX_PAYLOAD, &msg);
+	}
 	if (rc < 0) {
 		log_warn("[peer %s] frame refused: %s; closing", c->peer,
 			 rtcms_strerror(rc));

@@ -42,7 +42,9 @@ enum conn_state { C_HANDSHAKE, C_READY, C_BUSY, C_PUT, C_DISCARD, C_GET, C_CLOSI
 struct server;
 
 struct chunk_slot {
-	uint8_t *buf;                  /* decrypted CHUNK payload */
+	uint8_t *buf;                  /* a CHUNK frame opened in place
+					* (PROTO_MAX_FRAME bytes, traded with
+					* the connection's receive buffer) */
 	struct proto_chunk chunk;      /* points into buf */
 	int busy;
 	int rc;
@@ -182,7 +184,7 @@ void server_put_error_text(struct conn *c, int rc);
 /* A free chunk slot for the next CHUNK (buffer allocated), or NULL. */
 struct chunk_slot *server_put_slot(struct conn *c);
 
-/* A frame in a PUT stream (C_PUT; its payload decrypted into slot) or in
+/* A frame in a PUT stream (C_PUT; a CHUNK's frame now slot's buffer) or in
  * a refused one (C_DISCARD). 0, or a negative code (refused: the PUT
  * fails and the connection closes). */
 int server_put_frame(struct conn *c, const struct proto_header *hdr,

@@ -1,7 +1,8 @@
 /*
  * server_put.c - the PUT stream of rtcms-store: PUT_BEGIN, then CHUNK
- * frames decrypted straight into one of PUT_INFLIGHT per-connection slots
- * and written by the thread pool, reading paused while all are busy
+ * frames opened in place in the receive buffer, which then trades places
+ * with the free buffer of one of PUT_INFLIGHT per-connection slots (no
+ * copy), and written by the thread pool, reading paused while all are busy
  * (back-pressure), PUT_END waiting for them to drain before the commit;
  * a streamed PUT answered at PUT_BEGIN drops its CHUNKs (C_DISCARD).
  */
@@ -201,7 +202,7 @@ struct chunk_slot *server_put_slot(struct conn *c)
 	for (int i = 0; i < PUT_INFLIGHT; i++) {
 		if (!c->slots[i].busy) {
 			if (!c->slots[i].buf)
-				c->slots[i].buf = malloc(PROTO_MAX_PAYLOAD);
+				c->slots[i].buf = malloc(PROTO_MAX_FRAME);
 			return c->slots[i].buf ? &c->slots[i] : NULL;
 		}
 	}

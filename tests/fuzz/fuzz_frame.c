@@ -25,6 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = proto_frame_open(&key, 1, data, size, &h, plain, sizeof(plain));
 	if (rc > (int)PROTO_MAX_PAYLOAD)
 		abort();
+	if (size <= sizeof(frame)) { /* in place: the same answer, the same bytes */
+		memcpy(frame, data, size);
+		int rc2 = proto_frame_open_inplace(&key, 1, frame, size, &h);
+		if (rc2 != rc ||
+		    (rc > 0 && memcmp(frame + PROTO_HEADER_SIZE, plain, (size_t)rc) != 0))
+			abort();
+	}
 	rc = proto_frame_open_plain(&key, data, size, &h, &payload);
 	if (rc >= 0 && (payload < data || payload + rc > data + size))
 		abort();

@@ -447,6 +447,35 @@ static void test_raw_tail(void **state)
 			fail_msg("raw frame with bit %d flipped was accepted", bit);
 	}
 
+	/* in parts (header and head, the tail where it is, the tag), the same
+	 * wire bytes; opened in place, the data is the frame's own tail */
+	struct proto_session c2, s2;
+	struct proto_frame_parts parts;
+	pair(&c2, &s2, &key_a, &key_a);
+	assert_int_equal(proto_session_seal_parts(&c2, PROTO_CHUNK, PROTO_F_MORE, 0, 5, &m, buf,
+						  sizeof(buf), &parts), 0);
+	assert_int_equal(parts.head_len, PROTO_HEADER_SIZE + PROTO_CHUNK_HEAD);
+	assert_ptr_equal(parts.tail, tail);
+	assert_int_equal(parts.tail_len, sizeof(tail));
+	uint8_t *wire = buf + parts.head_len + PROTO_TAG_SIZE;
+	memcpy(wire, buf, parts.head_len);
+	memcpy(wire + parts.head_len, tail, sizeof(tail));
+	memcpy(wire + parts.head_len + sizeof(tail), buf + parts.head_len, PROTO_TAG_SIZE);
+	n = (int)(parts.head_len + sizeof(tail) + PROTO_TAG_SIZE);
+	assert_int_equal(proto_session_open_inplace(&s2, wire, (size_t)n, &h, &d), 0);
+	assert_ptr_equal(d.chunk.data, wire + parts.head_len);
+	assert_memory_equal(d.chunk.hash, m.chunk.hash, PROTO_HASH_SIZE);
+	assert_memory_equal(d.chunk.mac, m.chunk.mac, PROTO_CHUNK_MAC);
+	assert_int_equal(h.flags, PROTO_F_MORE | PROTO_F_RAW);
+	/* any other message in one part */
+	sample(PROTO_CLAIM, &d);
+	assert_int_equal(proto_session_seal_parts(&c2, PROTO_CLAIM, 0, 0, 6, &d, buf, sizeof(buf),
+						  &parts), 0);
+	assert_int_equal(parts.tail_len, 0);
+	assert_int_equal(proto_session_open_inplace(&s2, buf, parts.head_len + PROTO_TAG_SIZE,
+						    &h, &d), 0);
+	assert_int_equal(h.type, PROTO_CLAIM);
+
 	/* a plain chunk (key id 0) is sealed whole: its data never raw */
 	m.chunk.key_id = 0;
 	memset(m.chunk.sum, 0, sizeof(m.chunk.sum));

@@ -22,9 +22,9 @@ struct net_client {
 	uint32_t next_request;
 	struct proto_session session;
 	struct proto_error last_error;
-	uint8_t *rbuf;   /* one received frame */
-	uint8_t *plain;  /* its decrypted payload */
-	uint8_t *wbuf;   /* one frame to send */
+	uint8_t *rbuf;   /* one received frame, opened in place */
+	uint8_t *wbuf;   /* one frame to send (a raw tail is sent from where
+			  * it is: proto_session_seal_parts) */
 };
 
 static uint64_t now_ms(void)
@@ -55,13 +55,14 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 /* Send or receive (events POLLOUT or POLLIN) all len bytes of buf within
  * the client's timeout: 0, RTCMS_ETIMEDOUT, or RTCMS_ECONN (an error or
  * the peer's end of the stream). */
-static int io_all(struct net_client *c, uint8_t *buf, size_t len, short events)
+static int io_all(struct net_client *c, uint8_t *buf, size_t len, short events, int more)
 {
 	uint64_t deadline = now_ms() + (uint64_t)c->timeout_ms;
 
 	while (len > 0) {
-		ssize_t n = events == POLLOUT ? send(c->fd, buf, len, MSG_NOSIGNAL)
-					      : recv(c->fd, buf, len, 0);
+		ssize_t n = events == POLLOUT
+				    ? send(c->fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0))
+				    : recv(c->fd, buf, len, 0);
 		if (n > 0) {
 			buf += n;
 			len -= (size_t)n;
@@ -82,12 +83,30 @@ static int io_all(struct net_client *c, uint8_t *buf, size_t len, short events)
 
 static int write_all(struct net_client *c, const uint8_t *buf, size_t len)
 {
-	return io_all(c, (uint8_t *)buf, len, POLLOUT);
+	return io_all(c, (uint8_t *)buf, len, POLLOUT, 0);
 }
 
 static int read_all(struct net_client *c, uint8_t *buf, size_t len)
 {
-	return io_all(c, buf, len, POLLIN);
+	return io_all(c, buf, len, POLLIN, 0);
+}
+
+/* Seal a message into c->wbuf and send it: whole, or (a raw tail) its
+ * header and head, the tail from where it is, then the tag. */
+static int seal_send(struct net_client *c, uint8_t type, uint16_t flags, uint32_t request,
+		     const union proto_msg *msg)
+{
+	struct proto_frame_parts f;
+	int rc = proto_session_seal_parts(&c->session, type, flags, 0, request, msg, c->wbuf,
+					  PROTO_MAX_FRAME, &f);
+	if (rc)
+		return rc;
+	if (!f.tail_len)
+		return write_all(c, c->wbuf, f.head_len + PROTO_TAG_SIZE);
+	if ((rc = io_all(c, c->wbuf, f.head_len, POLLOUT, 1)) != 0 ||
+	    (rc = io_all(c, (uint8_t *)f.tail, f.tail_len, POLLOUT, 1)) != 0)
+		return rc;
+	return write_all(c, c->wbuf + f.head_len, PROTO_TAG_SIZE);
 }
 
 /* Read one whole frame into c->rbuf; returns its size or an error. */
@@ -185,9 +204,8 @@ static struct net_client *conn_alloc(int timeout_ms)
 	c->timeout_ms = timeout_ms;
 	c->next_request = 1;
 	c->rbuf = malloc(PROTO_MAX_FRAME);
-	c->plain = malloc(PROTO_MAX_PAYLOAD);
 	c->wbuf = malloc(PROTO_MAX_FRAME);
-	if (!c->rbuf || !c->plain || !c->wbuf) {
+	if (!c->rbuf || !c->wbuf) {
 		net_client_free(c);
 		return NULL;
 	}
@@ -283,11 +301,7 @@ int net_client_accept_hello(int fd, const uint8_t *hello, size_t len,
 int net_client_reply(struct net_client *c, uint8_t type, uint16_t flags,
 		     uint32_t request, const union proto_msg *msg)
 {
-	int n = proto_session_seal(&c->session, type, flags | PROTO_F_REPLY, 0,
-				   request, msg, c->wbuf, PROTO_MAX_FRAME);
-	if (n < 0)
-		return n;
-	return write_all(c, c->wbuf, (size_t)n);
+	return seal_send(c, type, flags | PROTO_F_REPLY, request, msg);
 }
 
 int net_client_reply_error(struct net_client *c, uint32_t request, int code,
@@ -313,7 +327,6 @@ void net_client_free(struct net_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->rbuf);
-	free(c->plain);
 	free(c->wbuf);
 	sodium_memzero(&c->session, sizeof(c->session));
 	free(c);
@@ -323,13 +336,9 @@ int net_client_send(struct net_client *c, uint8_t type, uint16_t flags,
 		    const union proto_msg *msg, uint32_t *request)
 {
 	uint32_t req = c->next_request++;
-	int n = proto_session_seal(&c->session, type, flags, 0, req, msg,
-				   c->wbuf, PROTO_MAX_FRAME);
-	if (n < 0)
-		return n;
 	if (request)
 		*request = req;
-	return write_all(c, c->wbuf, (size_t)n);
+	return seal_send(c, type, flags, req, msg);
 }
 
 int net_client_recv(struct net_client *c, struct proto_header *hdr,
@@ -338,8 +347,7 @@ int net_client_recv(struct net_client *c, struct proto_header *hdr,
 	int n = read_frame(c, hdr);
 	if (n < 0)
 		return n;
-	return proto_session_open(&c->session, c->rbuf, (size_t)n, hdr,
-				  c->plain, PROTO_MAX_PAYLOAD, msg);
+	return proto_session_open_inplace(&c->session, c->rbuf, (size_t)n, hdr, msg);
 }
 
 int net_client_call(struct net_client *c, uint8_t type,

@@ -2,6 +2,7 @@
 #include "frame.h"
 
 #include <sodium.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "msg.h"
@@ -56,21 +57,29 @@ static void make_nonce(uint8_t nonce[12], uint64_t counter)
 	put_be64(nonce + 4, counter);
 }
 
-/* The header of a frame of payload_len bytes, written at out: the frame's
- * total size, or RTCMS_ETOOBIG (over the type's cap or out's cap). */
-static int header_place(struct proto_header *hdr, size_t payload_len, uint8_t *out,
-			size_t cap)
+/* The header of a frame of payload_len bytes, written at out, which must
+ * hold need bytes of it: the frame's total size, or RTCMS_ETOOBIG (over
+ * the type's cap or out's cap). */
+static int header_put(struct proto_header *hdr, size_t payload_len, uint8_t *out,
+		      size_t cap, size_t need)
 {
 	if (payload_len > PROTO_MAX_PAYLOAD ||
 	    payload_len > proto_type_max_payload(hdr->type))
 		return RTCMS_ETOOBIG;
 	size_t total = proto_frame_size((uint32_t)payload_len);
-	if (cap < total)
+	if (cap < need)
 		return RTCMS_ETOOBIG;
 	hdr->version = PROTO_VERSION;
 	hdr->length = (uint32_t)payload_len;
 	proto_header_encode(hdr, out);
 	return (int)total;
+}
+
+/* The header of a whole frame of payload_len bytes at out (cap). */
+static int header_place(struct proto_header *hdr, size_t payload_len, uint8_t *out,
+			size_t cap)
+{
+	return header_put(hdr, payload_len, out, cap, proto_frame_size((uint32_t)payload_len));
 }
 
 /* How many payload bytes of a frame the session seals: all of them, or
@@ -105,6 +114,26 @@ int proto_frame_seal_inplace(const struct proto_key *key,
 	return total;
 }
 
+int proto_frame_seal_head(const struct proto_key *key, struct proto_header *hdr,
+			  size_t head_len, size_t tail_len, uint8_t *out, size_t cap)
+{
+	uint8_t nonce[12];
+
+	if (!(hdr->flags & PROTO_F_RAW) || head_len != proto_type_raw_head(hdr->type) ||
+	    !head_len || !tail_len || tail_len > PROTO_MAX_PAYLOAD)
+		return RTCMS_EINVAL;
+	int total = header_put(hdr, head_len + tail_len, out, cap,
+			       PROTO_HEADER_SIZE + head_len + PROTO_TAG_SIZE);
+	if (total < 0)
+		return total;
+	make_nonce(nonce, hdr->counter);
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		out + PROTO_HEADER_SIZE, out + PROTO_HEADER_SIZE + head_len, NULL,
+		out + PROTO_HEADER_SIZE, head_len, out, PROTO_HEADER_SIZE, NULL, nonce,
+		key->bytes);
+	return (int)(PROTO_HEADER_SIZE + head_len + PROTO_TAG_SIZE);
+}
+
 int proto_frame_seal(const struct proto_key *key, struct proto_header *hdr,
 		     const uint8_t *payload, size_t payload_len,
 		     uint8_t *out, size_t cap)
@@ -132,9 +161,11 @@ static int frame_check(const uint8_t *frame, size_t len,
 	return 0;
 }
 
-int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
-		     const uint8_t *frame, size_t len, struct proto_header *hdr,
-		     uint8_t *payload_out, size_t cap)
+/* Open into payload_out, which may be the frame's own payload (in place:
+ * then a raw tail is where it is already). */
+static int frame_open(const struct proto_key *key, uint64_t expected_counter,
+		      const uint8_t *frame, size_t len, struct proto_header *hdr,
+		      uint8_t *payload_out, size_t cap)
 {
 	uint8_t nonce[12];
 	int rc = frame_check(frame, len, hdr);
@@ -154,9 +185,26 @@ int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
 		    payload_out, NULL, payload, sealed, payload + hdr->length, frame,
 		    PROTO_HEADER_SIZE, nonce, key->bytes) != 0)
 		return RTCMS_EAUTH;
-	if (sealed < hdr->length)
+	if (sealed < hdr->length && payload_out != payload)
 		memcpy(payload_out + sealed, payload + sealed, hdr->length - sealed);
 	return (int)hdr->length;
+}
+
+int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
+		     const uint8_t *frame, size_t len, struct proto_header *hdr,
+		     uint8_t *payload_out, size_t cap)
+{
+	return frame_open(key, expected_counter, frame, len, hdr, payload_out, cap);
+}
+
+int proto_frame_open_inplace(const struct proto_key *key, uint64_t expected_counter,
+			     uint8_t *frame, size_t len, struct proto_header *hdr)
+{
+	/* a short frame fails frame_check before its payload is touched */
+	bool whole = len >= PROTO_HEADER_SIZE + PROTO_TAG_SIZE;
+	return frame_open(key, expected_counter, frame, len, hdr,
+			  whole ? frame + PROTO_HEADER_SIZE : NULL,
+			  whole ? len - PROTO_HEADER_SIZE - PROTO_TAG_SIZE : 0);
 }
 
 static void plain_mac(const struct proto_key *key, const uint8_t *frame,

@@ -124,6 +124,18 @@ int proto_frame_seal_inplace(const struct proto_key *key,
 			     uint8_t *out, size_t cap);
 
 /*
+ * A raw frame (PROTO_F_RAW in hdr->flags) without its tail: the head_len
+ * plaintext bytes of the type's head sit at out + PROTO_HEADER_SIZE; the
+ * header (for a payload of head_len + tail_len bytes), the sealed head and
+ * then the tag are written at out. The frame on the wire is out's first
+ * PROTO_HEADER_SIZE + head_len bytes, the tail_len bytes of the tail, then
+ * the tag. Returns the bytes written at out, RTCMS_EINVAL (not raw, not
+ * the type's head, no tail) or RTCMS_ETOOBIG.
+ */
+int proto_frame_seal_head(const struct proto_key *key, struct proto_header *hdr,
+			  size_t head_len, size_t tail_len, uint8_t *out, size_t cap);
+
+/*
  * Open a data frame of exactly len bytes sealed under key. Checks the header
  * (as proto_header_decode), that hdr.counter == expected_counter
  * (else RTCMS_EREPLAY), then the tag (else RTCMS_EAUTH), and decrypts the
@@ -134,6 +146,14 @@ int proto_frame_seal_inplace(const struct proto_key *key,
 int proto_frame_open(const struct proto_key *key, uint64_t expected_counter,
 		     const uint8_t *frame, size_t len, struct proto_header *hdr,
 		     uint8_t *payload_out, size_t cap);
+
+/*
+ * proto_frame_open in place: the payload is decrypted where it is (a raw
+ * tail stays as it is), at frame + PROTO_HEADER_SIZE. Returns as
+ * proto_frame_open; on an error the frame's payload is not valid.
+ */
+int proto_frame_open_inplace(const struct proto_key *key, uint64_t expected_counter,
+			     uint8_t *frame, size_t len, struct proto_header *hdr);
 
 /*
  * Handshake frames: like seal/open but the payload stays plaintext and the

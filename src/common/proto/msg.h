@@ -188,6 +188,11 @@ struct proto_chunk {          /* CHUNK */
 					    * a receiver opened it (never sent) */
 };
 
+/* A CHUNK's head, the PROTO_CHUNK_HEAD bytes before its data, into head:
+ * returns the length of the data that follows it on the wire, or 0 for a
+ * chunk that cannot be sent (a bad length, or opened). */
+size_t proto_chunk_head_encode(const struct proto_chunk *c, uint8_t head[PROTO_CHUNK_HEAD]);
+
 struct proto_put_end {        /* PUT_END */
 	uint32_t chunk_count;
 };

@@ -59,20 +59,32 @@ static void dec_error(struct proto_rd *r, union proto_msg *m)
  * sum and MAC are zero; else the sealed bytes, PROTO_CHUNK_TAG more than
  * the plaintext) */
 
+size_t proto_chunk_head_encode(const struct proto_chunk *c, uint8_t head[PROTO_CHUNK_HEAD])
+{
+	if (c->len == 0 || c->len > PROTO_MAX_CHUNK || c->opened)
+		return 0;
+	put_be64(head, c->offset);
+	put_be32(head + 8, c->key_id);
+	memcpy(head + 12, c->hash, PROTO_HASH_SIZE);
+	if (c->key_id) {
+		memcpy(head + 12 + PROTO_HASH_SIZE, c->sum, PROTO_CHUNK_SUM);
+		memcpy(head + 12 + PROTO_HASH_SIZE + PROTO_CHUNK_SUM, c->mac, PROTO_CHUNK_MAC);
+	} else {
+		memset(head + 12 + PROTO_HASH_SIZE, 0, PROTO_CHUNK_SUM + PROTO_CHUNK_MAC);
+	}
+	return (size_t)c->len + (c->key_id ? PROTO_CHUNK_TAG : 0);
+}
+
 static void enc_chunk(struct proto_wr *w, const union proto_msg *m)
 {
-	const struct proto_chunk *c = &m->chunk;
-	static const uint8_t zero[PROTO_CHUNK_SUM];
-	if (c->len == 0 || c->len > PROTO_MAX_CHUNK || c->opened) {
+	uint8_t head[PROTO_CHUNK_HEAD];
+	size_t data_len = proto_chunk_head_encode(&m->chunk, head);
+	if (!data_len) {
 		w_fail(w, RTCMS_EINVAL);
 		return;
 	}
-	w_u64(w, c->offset);
-	w_u32(w, c->key_id);
-	w_bytes(w, c->hash, PROTO_HASH_SIZE);
-	w_bytes(w, c->key_id ? c->sum : zero, PROTO_CHUNK_SUM);
-	w_bytes(w, c->key_id ? c->mac : zero, PROTO_CHUNK_MAC);
-	w_bytes(w, c->data, c->len + (c->key_id ? PROTO_CHUNK_TAG : 0));
+	w_bytes(w, head, sizeof(head));
+	w_bytes(w, m->chunk.data, data_len);
 }
 
 static void dec_chunk(struct proto_rd *r, union proto_msg *m)

@@ -190,16 +190,44 @@ int proto_session_seal(struct proto_session *s, uint8_t type, uint16_t flags,
 	return n;
 }
 
-int proto_session_open(struct proto_session *s, const uint8_t *frame,
-		       size_t len, struct proto_header *hdr, uint8_t *plain,
-		       size_t plain_cap, union proto_msg *msg)
+int proto_session_seal_parts(struct proto_session *s, uint8_t type, uint16_t flags,
+			     uint64_t epoch, uint32_t request, const union proto_msg *msg,
+			     uint8_t *out, size_t cap, struct proto_frame_parts *parts)
 {
-	int n;
-
+	memset(parts, 0, sizeof(*parts));
+	if (type != PROTO_CHUNK || !msg || !msg->chunk.key_id) {
+		int n = proto_session_seal(s, type, flags, epoch, request, msg, out, cap);
+		if (n < 0)
+			return n;
+		parts->head_len = (size_t)n - PROTO_TAG_SIZE;
+		return 0;
+	}
 	if (!s->established)
 		return RTCMS_ESTATE;
-	n = proto_frame_open(&s->rx_key, s->rx_counter, frame, len, hdr, plain,
-			     plain_cap);
+	if (cap < PROTO_HEADER_SIZE + PROTO_CHUNK_HEAD + PROTO_TAG_SIZE)
+		return RTCMS_ETOOBIG;
+	size_t tail_len = proto_chunk_head_encode(&msg->chunk, out + PROTO_HEADER_SIZE);
+	if (!tail_len)
+		return RTCMS_EINVAL;
+	struct proto_header hdr = { .type = type,
+				    .flags = (uint16_t)((flags & ~PROTO_F_RAW) | PROTO_F_RAW),
+				    .sender = s->self_node, .epoch = epoch,
+				    .request = request, .counter = s->tx_counter };
+	int n = proto_frame_seal_head(&s->tx_key, &hdr, PROTO_CHUNK_HEAD, tail_len, out, cap);
+	if (n < 0)
+		return n;
+	s->tx_counter++;
+	parts->head_len = PROTO_HEADER_SIZE + PROTO_CHUNK_HEAD;
+	parts->tail = msg->chunk.data;
+	parts->tail_len = tail_len;
+	return 0;
+}
+
+/* A frame just opened (n: its payload length or an error) into plain:
+ * counted and decoded. */
+static int opened(struct proto_session *s, int n, struct proto_header *hdr,
+		  const uint8_t *plain, union proto_msg *msg)
+{
 	if (n < 0)
 		return n;
 	s->rx_counter++; /* authentic: it counts, even if it fails to decode */
@@ -212,6 +240,25 @@ int proto_session_open(struct proto_session *s, const uint8_t *frame,
 	    (msg->chunk.key_id != 0) != ((hdr->flags & PROTO_F_RAW) != 0))
 		return RTCMS_EPROTO;
 	return 0;
+}
+
+int proto_session_open(struct proto_session *s, const uint8_t *frame,
+		       size_t len, struct proto_header *hdr, uint8_t *plain,
+		       size_t plain_cap, union proto_msg *msg)
+{
+	if (!s->established)
+		return RTCMS_ESTATE;
+	return opened(s, proto_frame_open(&s->rx_key, s->rx_counter, frame, len, hdr, plain,
+					  plain_cap), hdr, plain, msg);
+}
+
+int proto_session_open_inplace(struct proto_session *s, uint8_t *frame, size_t len,
+			       struct proto_header *hdr, union proto_msg *msg)
+{
+	if (!s->established)
+		return RTCMS_ESTATE;
+	return opened(s, proto_frame_open_inplace(&s->rx_key, s->rx_counter, frame, len, hdr),
+		      hdr, frame + PROTO_HEADER_SIZE, msg);
 }
 
 int proto_session_plain_error(const struct proto_key *cluster, int code,

@@ -100,6 +100,30 @@ int proto_session_open(struct proto_session *s, const uint8_t *frame,
 		       size_t len, struct proto_header *hdr, uint8_t *plain,
 		       size_t plain_cap, union proto_msg *msg);
 
+/* proto_session_open in place: the payload is decrypted where it is in
+ * frame, and borrowed pointers in *msg point into frame (a raw tail is
+ * not copied). */
+int proto_session_open_inplace(struct proto_session *s, uint8_t *frame, size_t len,
+			       struct proto_header *hdr, union proto_msg *msg);
+
+/*
+ * A frame as up to three pieces to send in order: out[0 .. head_len), then
+ * tail_len bytes at *tail, then out[head_len .. head_len + 16). A sealed
+ * chunk's CHUNK (its data a raw tail) is sealed this way without copying
+ * its data: *tail is its data, and out holds the header, the sealed head
+ * and the tag. Any other message is sealed whole into out (tail_len 0, the
+ * frame is out[0 .. head_len + 16)). Returns 0 or an error, as
+ * proto_session_seal.
+ */
+struct proto_frame_parts {
+	size_t head_len;
+	const uint8_t *tail;
+	size_t tail_len;
+};
+int proto_session_seal_parts(struct proto_session *s, uint8_t type, uint16_t flags,
+			     uint64_t epoch, uint32_t request, const union proto_msg *msg,
+			     uint8_t *out, size_t cap, struct proto_frame_parts *parts);
+
 /*
  * Build an unauthenticated-peer ERROR frame (plaintext, MACed under the
  * cluster key) for a peer whose handshake failed; the peer can check it
