@@ -92,11 +92,23 @@ static size_t sealed_part(const struct proto_header *hdr, size_t payload_len)
 	return head && payload_len > head ? head : 0;
 }
 
+/* Encrypt the first sealed payload bytes of the frame at out in place,
+ * the header as AD, and write the tag at tag. */
+static void seal_at(const struct proto_key *key, const struct proto_header *hdr,
+		    size_t sealed, uint8_t *out, uint8_t *tag)
+{
+	uint8_t nonce[12];
+
+	make_nonce(nonce, hdr->counter);
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		out + PROTO_HEADER_SIZE, tag, NULL, out + PROTO_HEADER_SIZE, sealed, out,
+		PROTO_HEADER_SIZE, NULL, nonce, key->bytes);
+}
+
 int proto_frame_seal_inplace(const struct proto_key *key,
 			     struct proto_header *hdr, size_t payload_len,
 			     uint8_t *out, size_t cap)
 {
-	uint8_t nonce[12];
 	size_t sealed = sealed_part(hdr, payload_len);
 
 	if (!sealed && (hdr->flags & PROTO_F_RAW))
@@ -104,21 +116,15 @@ int proto_frame_seal_inplace(const struct proto_key *key,
 	int total = header_place(hdr, payload_len, out, cap);
 	if (total < 0)
 		return total;
-	make_nonce(nonce, hdr->counter);
 	/* the tag after the whole payload, as for a sealed one: with a raw
 	 * tail it covers the header and the head */
-	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-		out + PROTO_HEADER_SIZE, out + PROTO_HEADER_SIZE + payload_len, NULL,
-		out + PROTO_HEADER_SIZE, sealed, out, PROTO_HEADER_SIZE, NULL, nonce,
-		key->bytes);
+	seal_at(key, hdr, sealed, out, out + PROTO_HEADER_SIZE + payload_len);
 	return total;
 }
 
 int proto_frame_seal_head(const struct proto_key *key, struct proto_header *hdr,
 			  size_t head_len, size_t tail_len, uint8_t *out, size_t cap)
 {
-	uint8_t nonce[12];
-
 	if (!(hdr->flags & PROTO_F_RAW) || head_len != proto_type_raw_head(hdr->type) ||
 	    !head_len || !tail_len || tail_len > PROTO_MAX_PAYLOAD)
 		return RTCMS_EINVAL;
@@ -126,11 +132,7 @@ int proto_frame_seal_head(const struct proto_key *key, struct proto_header *hdr,
 			       PROTO_HEADER_SIZE + head_len + PROTO_TAG_SIZE);
 	if (total < 0)
 		return total;
-	make_nonce(nonce, hdr->counter);
-	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-		out + PROTO_HEADER_SIZE, out + PROTO_HEADER_SIZE + head_len, NULL,
-		out + PROTO_HEADER_SIZE, head_len, out, PROTO_HEADER_SIZE, NULL, nonce,
-		key->bytes);
+	seal_at(key, hdr, head_len, out, out + PROTO_HEADER_SIZE + head_len);
 	return (int)(PROTO_HEADER_SIZE + head_len + PROTO_TAG_SIZE);
 }
 
