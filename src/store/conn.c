@@ -71,6 +71,29 @@ int conn_write_frame(struct conn *c, uint8_t *frame, size_t len, int close_after
 	return 0;
 }
 
+int conn_write_parts(struct conn *c, uint8_t *frame, const struct proto_frame_parts *parts)
+{
+	if (!parts->tail_len)
+		return conn_write_frame(c, frame, parts->head_len + PROTO_TAG_SIZE, 0);
+	struct write_req *w = calloc(1, sizeof(*w));
+	if (!w) {
+		free(frame);
+		return RTCMS_ENOMEM;
+	}
+	w->conn = c;
+	w->frame = frame;
+	uv_buf_t b[3] = { uv_buf_init((char *)frame, (unsigned)parts->head_len),
+			  uv_buf_init((char *)parts->tail, (unsigned)parts->tail_len),
+			  uv_buf_init((char *)frame + parts->head_len, PROTO_TAG_SIZE) };
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, b, 3, on_write) < 0) {
+		free(frame);
+		free(w);
+		return RTCMS_ECONN;
+	}
+	c->pending_writes++;
+	return 0;
+}
+
 /* Seal and send one message as a reply to request id. */
 int conn_send(struct conn *c, uint8_t type, uint16_t flags, uint32_t request,
 	      const union proto_msg *msg, int close_after)
@@ -122,7 +145,8 @@ static void on_handle_closed(uv_handle_t *h)
 		free(c->slots[i].buf);
 	free(c->rbuf);
 	free(c->plain);
-	free(c->gbuf);
+	free(c->gbufs[0]);
+	free(c->gbufs[1]);
 	free(c->gframe);
 	free(c->entries);
 	c->srv->connections--;

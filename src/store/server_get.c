@@ -3,7 +3,8 @@
  * (on the thread pool: its chain is loaded and pinned there), GET_META
  * answers it, then each chunk is read, verified and sealed on the thread
  * pool one after another and sent from the loop, at most two frames
- * queued on the socket; a delta's chain link by link (GET_END with MORE,
+ * queued on the socket (a sealed chunk as a raw tail, written from the
+ * read buffer: two alternate); a delta's chain link by link (GET_END with MORE,
  * the next link's GET_META); reading stays paused until the last GET_END.
  */
 #include "server_int.h"
@@ -62,22 +63,25 @@ static void work_get(uv_work_t *w)
 	struct conn *c = w->data;
 	union proto_msg m;
 
-	c->rc = store_get_next(c->get, c->gbuf, &c->gchunk, &c->get_end);
+	c->rc = store_get_next(c->get, c->gbufs[c->gturn], &c->gchunk, &c->get_end);
 	if (c->rc < 0 || c->get_end)
 		return;
-	/* Seal here, off the loop: only this work seals during a GET stream. */
+	c->gturn ^= 1;
+	/* Seal here, off the loop: only this work seals during a GET stream.
+	 * A sealed chunk goes as a raw tail from the buffer it was read into
+	 * (the frame holds only header, head and tag); a plain one whole. */
 	m.chunk = c->gchunk;
-	c->gframe = malloc(PROTO_MAX_FRAME);
+	size_t cap = c->gchunk.key_id ? PROTO_HEADER_SIZE + PROTO_CHUNK_HEAD + PROTO_TAG_SIZE
+				      : PROTO_MAX_FRAME;
+	c->gframe = malloc(cap);
 	if (!c->gframe) {
 		c->rc = RTCMS_ENOMEM;
 		return;
 	}
-	c->gframe_len = proto_session_seal(&c->session, PROTO_CHUNK,
-					   PROTO_F_REPLY | PROTO_F_MORE, 0,
-					   c->get_request, &m, c->gframe,
-					   PROTO_MAX_FRAME);
-	if (c->gframe_len < 0) {
-		c->rc = c->gframe_len;
+	int rc = proto_session_seal_parts(&c->session, PROTO_CHUNK, PROTO_F_REPLY | PROTO_F_MORE,
+					  0, c->get_request, &m, c->gframe, cap, &c->gparts);
+	if (rc < 0) {
+		c->rc = rc;
 		free(c->gframe);
 		c->gframe = NULL;
 	}
@@ -131,7 +135,7 @@ static void after_get(uv_work_t *w, int status)
 	c->gcount++;
 	uint8_t *f = c->gframe;
 	c->gframe = NULL;
-	conn_write_frame(c, f, (size_t)c->gframe_len, 0);
+	conn_write_parts(c, f, &c->gparts);
 	if (c->pending_writes < 2)
 		server_get_next(c);
 	/* else on_write calls get_next when the socket drains */
@@ -139,9 +143,10 @@ static void after_get(uv_work_t *w, int status)
 
 void server_get_next(struct conn *c)
 {
-	if (!c->gbuf)
-		c->gbuf = malloc(CHUNKFILE_MAX);
-	if (!c->gbuf) {
+	for (int i = 0; i < 2; i++)
+		if (!c->gbufs[i])
+			c->gbufs[i] = malloc(CHUNKFILE_MAX);
+	if (!c->gbufs[0] || !c->gbufs[1]) {
 		c->rc = RTCMS_ENOMEM;
 		conn_close(c);
 		return;

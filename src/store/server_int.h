@@ -98,14 +98,19 @@ struct conn {
 
 	/* GET stream */
 	struct store_get *get;
-	uint8_t *gbuf;
+	/* chunk reads alternate between two buffers: a raw tail is written
+	 * from the one it was read into, and while a chunk is read at most
+	 * the previous chunk's write is pending (uv writes finish in order;
+	 * the next read starts only with fewer than 2 writes pending) */
+	uint8_t *gbufs[2];
+	unsigned gturn;                /* the buffer of the next read */
 	struct proto_chunk gchunk;
 	uint32_t gcount;
 	uint32_t get_request;
 	int get_reading;               /* a chunk read is on the thread pool */
 	bool get_end;                  /* that read found the end of the image */
 	uint8_t *gframe;               /* sealed CHUNK frame, sent from the loop */
-	int gframe_len;
+	struct proto_frame_parts gparts; /* its parts (a raw tail in gbufs) */
 };
 
 struct server {
@@ -145,6 +150,10 @@ void conn_read_stop(struct conn *c);
 /* Queue a sealed frame (ownership passes) for writing; with close_after,
  * read nothing more and close once it is written. 0 or a negative code. */
 int conn_write_frame(struct conn *c, uint8_t *frame, size_t len, int close_after);
+/* Queue a frame in parts (proto_session_seal_parts): frame (ownership
+ * passes) holds its header, head and tag, the tail stays where it is
+ * until the write is done. */
+int conn_write_parts(struct conn *c, uint8_t *frame, const struct proto_frame_parts *parts);
 
 /* Seal and send one message as a reply to request. 0 or a negative code
  * (the connection is closed then). */
