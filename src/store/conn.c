@@ -44,8 +44,10 @@ static void on_write(uv_write_t *req, int status)
 	}
 }
 
-/* Queue frame (ownership passes) for writing. */
-int conn_write_frame(struct conn *c, uint8_t *frame, size_t len, int close_after)
+/* Queue the n buffers of one frame for writing; frame (ownership passes)
+ * is freed when the write is done. */
+static int queue_write(struct conn *c, uint8_t *frame, const uv_buf_t *b, unsigned n,
+		       int close_after)
 {
 	struct write_req *w = calloc(1, sizeof(*w));
 	if (!w) {
@@ -60,9 +62,7 @@ int conn_write_frame(struct conn *c, uint8_t *frame, size_t len, int close_after
 		conn_read_stop(c);
 		c->draining = 1;
 	}
-	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
-	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-	if (rc < 0) {
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, b, n, on_write) < 0) {
 		free(frame);
 		free(w);
 		return RTCMS_ECONN;
@@ -71,27 +71,21 @@ int conn_write_frame(struct conn *c, uint8_t *frame, size_t len, int close_after
 	return 0;
 }
 
+/* Queue frame (ownership passes) for writing. */
+int conn_write_frame(struct conn *c, uint8_t *frame, size_t len, int close_after)
+{
+	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+	return queue_write(c, frame, &b, 1, close_after);
+}
+
 int conn_write_parts(struct conn *c, uint8_t *frame, const struct proto_frame_parts *parts)
 {
 	if (!parts->tail_len)
 		return conn_write_frame(c, frame, parts->head_len + PROTO_TAG_SIZE, 0);
-	struct write_req *w = calloc(1, sizeof(*w));
-	if (!w) {
-		free(frame);
-		return RTCMS_ENOMEM;
-	}
-	w->conn = c;
-	w->frame = frame;
 	uv_buf_t b[3] = { uv_buf_init((char *)frame, (unsigned)parts->head_len),
 			  uv_buf_init((char *)parts->tail, (unsigned)parts->tail_len),
 			  uv_buf_init((char *)frame + parts->head_len, PROTO_TAG_SIZE) };
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, b, 3, on_write) < 0) {
-		free(frame);
-		free(w);
-		return RTCMS_ECONN;
-	}
-	c->pending_writes++;
-	return 0;
+	return queue_write(c, frame, b, 3, 0);
 }
 
 /* Seal and send one message as a reply to request id. */
