@@ -6,8 +6,9 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 5
+PREFIX ?= /usr/local
 
-.PHONY: all deps build test test-asan test-tsan fuzz soak demo bench clean help
+.PHONY: all deps build install test test-asan test-tsan fuzz soak demo bench clean help
 
 all: build
 
@@ -19,6 +20,7 @@ help:
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 5)"
 	@echo "make bench      run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make soak       the chaos run alone, verbose: 100 random faults in a whole cluster"
+	@echo "make install    build, then install into PREFIX (default /usr/local; DESTDIR honoured)"
 
 deps:
 	@scripts/install-deps -q
@@ -26,6 +28,12 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# README, "Install": binaries, librtcms, headers, pkg-config and CMake
+# files, units, man pages, completion, example configs; DESTDIR from the
+# environment or the command line is honoured (cmake --install reads it).
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: build
 	@$(MAKE) --no-print-directory fuzz-build

@@ -133,7 +133,8 @@ static void usage(FILE *f)
 "      --restart-window MS    the window of --max-restarts (default 60000)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
-"  -h, --help                 this help\n");
+"  -h, --help                 this help\n"
+"      --version              the version and the git revision it was built from\n");
 }
 
 /* The settings before and after the command line: SIGHUP computes them

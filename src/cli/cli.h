@@ -38,6 +38,10 @@ struct cli_command {
 	const char *args;         /* synopsis of its arguments */
 	const char *help;         /* one line */
 	int (*run)(struct cli *cli, int argc, char **argv);
+	bool verbatim;            /* its arguments reach it as given (run: what
+				   * follows ID is the program's own); it takes
+				   * --json itself. Otherwise main takes a
+				   * --json out of them (up to a "--"). */
 };
 
 /* Exit statuses. */
@@ -45,13 +49,26 @@ struct cli_command {
 #define CLI_FAIL    1  /* the operation failed */
 #define CLI_USAGE   2  /* bad command line */
 
-/* Print "rtcmsctl: <msg>" to stderr; returns CLI_FAIL. */
+/*
+ * Errors go to stderr: "rtcmsctl: <msg>", or with --json one JSON object
+ * per error on a line of its own, {"error": "<msg>", "code": "ENOENT" (when
+ * known), "command": "status" (when one runs), "status": 1}.
+ */
+
+/* Print an error; returns CLI_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print an error with its RTCMS_E* name code (NULL: none) and, with --json,
+ * the members extra (JSON text without braces, "\"claimant\":\"m\""; NULL:
+ * none) in its object; returns CLI_FAIL. */
+int cli_fail_with(const char *code, const char *extra, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Print a usage error; returns CLI_USAGE. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Report a failed call: the peer's ERROR text if it sent one. */
+/* Report a failed call: the peer's ERROR text if it sent one, and the
+ * error's name (the "code" with --json). Returns CLI_FAIL. */
 int cli_fail_rc(struct net_client *c, const char *what, int rc);
 
 /* Connect to addr with the cluster key; prints the error (prefixed with
@@ -112,7 +129,8 @@ int cli_parse_u64(const char *s, uint64_t *out);
  * not 0; 0 or RTCMS_EINVAL. */
 int cli_parse_node(const char *s, uint64_t *out);
 
-/* Print s as a JSON string (with quotes). */
+/* Print s as a JSON string (with quotes), valid whatever bytes s holds
+ * (util/json.h). */
 void cli_json_str(FILE *f, const char *s);
 
 /* Format a hash as hex (first n bytes) into buf. */

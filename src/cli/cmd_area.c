@@ -71,10 +71,13 @@ static int area_create(struct cli *cli, int argc, char **argv)
 		return cli_fail("%s: %s", path, strerror(errno));
 	area_format(m, len);
 	munmap(m, len);
-	if (cli->json)
-		printf("{\"path\":\"%s\",\"capacity\":%" PRIu64 "}\n", path, cap);
-	else
+	if (cli->json) {
+		printf("{\"path\":");
+		cli_json_str(stdout, path);
+		printf(",\"capacity\":%" PRIu64 "}\n", cap);
+	} else {
 		printf("created checkpoint area %s (%" PRIu64 " bytes per slot)\n", path, cap);
+	}
 	return CLI_OK;
 }
 
@@ -142,11 +145,14 @@ static int area_capture(struct cli *cli, int argc, char **argv)
 		return cli_fail("%s: %s", argv[4], strerror(errno));
 	}
 	free(img);
-	if (cli->json)
-		printf("{\"image\":\"%s\",\"size\":%" PRId64 "}\n", argv[4], n);
-	else
+	if (cli->json) {
+		printf("{\"image\":");
+		cli_json_str(stdout, argv[4]);
+		printf(",\"size\":%" PRId64 "}\n", n);
+	} else {
 		printf("captured the committed checkpoint of %s into %s (%" PRId64 " bytes)\n",
 		       argv[2], argv[4], n);
+	}
 	return CLI_OK;
 }
 
@@ -198,6 +204,8 @@ int cmd_area(struct cli *cli, int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "install"))
 		return area_install(cli, argc, argv);
 	FILE *f = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
+	if (f == stderr && cli->json)
+		return cli_usage("area: give a subcommand: create, show, capture or install");
 	fprintf(f, "usage: rtcmsctl area SUBCOMMAND\n\n"
 		"  area create PATH [--capacity BYTES]   a new checkpoint area file\n"
 		"  area show PATH                        its committed checkpoint\n"

@@ -18,7 +18,7 @@
 #define MIGRATE_TIMEOUT_MS (120 * 1000)
 #define DRAIN_TIMEOUT_MS   (600 * 1000)
 
-#define RUN_USAGE "run [--node HEXID] [--env NAME=VALUE]... [--cwd DIR] ID PROGRAM [ARGS...]"
+#define RUN_USAGE "run [--node HEXID] [--env NAME=VALUE]... [--cwd DIR] [--json] ID PROGRAM [ARGS...]"
 
 /* Print a command's --help text; returns CLI_OK. */
 static int help(const char *synopsis, const char *text)
@@ -237,12 +237,17 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 			i++;
 			break;
 		}
+		if (!strcmp(o, "--json")) { /* main leaves run's arguments alone */
+			cli->json = 1;
+			continue;
+		}
 		if (!strcmp(o, "--help") || !strcmp(o, "-h"))
 			return help(RUN_USAGE,
 				    "Start PROGRAM with ARGS as protected process ID on node HEXID, or\n"
 				    "on the node the manager's placement chooses. PROGRAM is made\n"
 				    "absolute if it names a file here; the program runs in DIR\n"
-				    "(default: the current directory) with the --env variables.\n");
+				    "(default: the current directory) with the --env variables.\n"
+				    "--json must come before ID (what follows ID is the program's).\n");
 		if (strcmp(o, "--node") && strcmp(o, "--env") && strcmp(o, "--cwd"))
 			return cli_usage("run: unknown option %s", o);
 		if (i + 1 >= argc)

@@ -416,33 +416,39 @@ static int do_claim(struct cli *cli, const struct cli_args *a)
 	rc = net_client_call(c, PROTO_CLAIM, &m, PROTO_CLAIM_OK, &hdr, &r);
 	if (rc) {
 		const struct proto_error *e = net_client_last_error(c);
-		if (rc == RTCMS_ECLAIMED && !cli->json)
-			rc = cli_fail("claim: %s is already claimed by %s until %s",
-				      a->pos[0], e->who, cli_time(e->detail, tm, sizeof(tm)));
-		else if (rc == RTCMS_ECLAIMED) {
-			printf("{\"error\":\"ECLAIMED\",\"claimant\":");
-			cli_json_str(stdout, e->who);
-			printf(",\"until_ms\":%" PRIu64 "}\n", e->detail);
-			rc = CLI_FAIL;
+		if (rc == RTCMS_ECLAIMED) {
+			char extra[1024] = "";
+			FILE *x = fmemopen(extra, sizeof(extra) - 1, "w");
+			if (x) {
+				fputs("\"claimant\":", x);
+				cli_json_str(x, e->who);
+				fprintf(x, ",\"until_ms\":%" PRIu64, e->detail);
+				fclose(x);
+			}
+			rc = cli_fail_with("ECLAIMED", extra[0] ? extra : NULL,
+					   "claim: %s is already claimed by %s until %s",
+					   a->pos[0], e->who, cli_time(e->detail, tm, sizeof(tm)));
 		} else
 			rc = cli_fail_rc(c, "claim", rc);
 		net_client_free(c);
 		return rc;
 	}
 	net_client_free(c);
-	if (cli->json)
-		printf("{\"process\":\"%s\",\"claim_id\":\"%016" PRIx64
-		       "\",\"incarnation\":%" PRIu64 ",\"sequence\":%" PRIu64
-		       ",\"node\":\"%016" PRIx64 "\",\"expires_ms\":%" PRIu64 "}\n",
-		       r.claim_ok.process, r.claim_ok.claim_id,
+	if (cli->json) {
+		printf("{\"process\":");
+		cli_json_str(stdout, r.claim_ok.process);
+		printf(",\"claim_id\":\"%016" PRIx64 "\",\"incarnation\":%" PRIu64
+		       ",\"sequence\":%" PRIu64 ",\"node\":\"%016" PRIx64
+		       "\",\"expires_ms\":%" PRIu64 "}\n", r.claim_ok.claim_id,
 		       r.claim_ok.incarnation, r.claim_ok.sequence,
 		       r.claim_ok.node, r.claim_ok.expires_ms);
-	else
+	} else {
 		printf("claimed %s: claim %016" PRIx64 " on incarnation %" PRIu64
 		       " sequence %" PRIu64 " until %s\n", r.claim_ok.process,
 		       r.claim_ok.claim_id, r.claim_ok.incarnation,
 		       r.claim_ok.sequence,
 		       cli_time(r.claim_ok.expires_ms, tm, sizeof(tm)));
+	}
 	return CLI_OK;
 }
 
@@ -475,14 +481,16 @@ static int do_commit(struct cli *cli, const struct cli_args *a)
 	if ((rc = cli_call(cli, cli->store_addr, "commit", 0, PROTO_COMMIT, &m,
 			   PROTO_COMMIT_OK, &r)))
 		return rc;
-	if (cli->json)
-		printf("{\"process\":\"%s\",\"incarnation\":%" PRIu64
-		       ",\"node\":\"%016" PRIx64 "\"}\n", r.commit_ok.process,
+	if (cli->json) {
+		printf("{\"process\":");
+		cli_json_str(stdout, r.commit_ok.process);
+		printf(",\"incarnation\":%" PRIu64 ",\"node\":\"%016" PRIx64 "\"}\n",
 		       r.commit_ok.incarnation, r.commit_ok.node);
-	else
+	} else {
 		printf("committed: %s is now incarnation %" PRIu64 " on node %016"
 		       PRIx64 "\n", r.commit_ok.process, r.commit_ok.incarnation,
 		       r.commit_ok.node);
+	}
 	return CLI_OK;
 }
 
@@ -651,6 +659,9 @@ int cmd_store(struct cli *cli, int argc, char **argv)
 	struct cli_args a;
 	int rc;
 
+	if (argc < 2 && cli->json)
+		return cli_usage("store: give a subcommand: put, get, list, claim, commit, "
+				 "release, delete, scrub or status");
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		FILE *f = argc < 2 ? stderr : stdout;
 		fprintf(f, "usage: rtcmsctl [--store HOST:PORT] [--key FILE] store SUBCOMMAND\n\n");

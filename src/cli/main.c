@@ -17,23 +17,25 @@
 
 #include "cli.h"
 #include "rtcms_error.h"
+#include "util/json.h"
 #include "util/keyfile.h"
+#include "util/version.h"
 
 static const struct cli_command commands[] = {
-	{ "keygen", "[--data [--cipher C]] FILE [--force]", "write a new cluster key (or with --data a data keyring) to FILE", cmd_keygen },
-	{ "store", "SUBCOMMAND ...", "talk to rtcms-store (put get list claim commit release delete scrub status)", cmd_store },
-	{ "datakey", "list|add|activate|retire FILE [ID]", "the keys of a data keyring, and their rotation", cmd_datakey },
-	{ "area", "SUBCOMMAND ...", "checkpoint areas on this node (create show capture install)", cmd_area },
-	{ "status", "", "the manager's view: store, nodes, processes", cmd_manager },
-	{ "run", "[OPTIONS] ID PROGRAM [ARGS...]", "start a protected program as process ID", cmd_run },
-	{ "migrate", "PROCESS [--to HEXID]", "move a process to another node", cmd_manager },
-	{ "drain", "NODE_HEXID", "cordon a node, then move every process off it", cmd_manager },
-	{ "cordon", "NODE_HEXID", "no new processes on a node (every manager given)", cmd_tables },
-	{ "uncordon", "NODE_HEXID", "the node takes new processes again (every manager given)", cmd_tables },
-	{ "forget", "NODE_HEXID|PROCESS", "drop a dead node, or a process that runs nowhere and its checkpoints", cmd_tables },
-	{ "node-failed", "NODE_HEXID", "declare a node down: its programs are restored elsewhere", cmd_manager },
-	{ "checkpoints", "PROCESS", "a process's checkpoints, through the manager", cmd_manager },
-	{ NULL, NULL, NULL, NULL },
+	{ "keygen", "[--data [--cipher C]] FILE [--force]", "write a new cluster key (or with --data a data keyring) to FILE", cmd_keygen, false },
+	{ "store", "SUBCOMMAND ...", "talk to rtcms-store (put get list claim commit release delete scrub status)", cmd_store, false },
+	{ "datakey", "list|add|activate|retire FILE [ID]", "the keys of a data keyring, and their rotation", cmd_datakey, false },
+	{ "area", "SUBCOMMAND ...", "checkpoint areas on this node (create show capture install)", cmd_area, false },
+	{ "status", "", "the manager's view: store, nodes, processes", cmd_manager, false },
+	{ "run", "[OPTIONS] ID PROGRAM [ARGS...]", "start a protected program as process ID", cmd_run, true },
+	{ "migrate", "PROCESS [--to HEXID]", "move a process to another node", cmd_manager, false },
+	{ "drain", "NODE_HEXID", "cordon a node, then move every process off it", cmd_manager, false },
+	{ "cordon", "NODE_HEXID", "no new processes on a node (every manager given)", cmd_tables, false },
+	{ "uncordon", "NODE_HEXID", "the node takes new processes again (every manager given)", cmd_tables, false },
+	{ "forget", "NODE_HEXID|PROCESS", "drop a dead node, or a process that runs nowhere and its checkpoints", cmd_tables, false },
+	{ "node-failed", "NODE_HEXID", "declare a node down: its programs are restored elsewhere", cmd_manager, false },
+	{ "checkpoints", "PROCESS", "a process's checkpoints, through the manager", cmd_manager, false },
+	{ NULL, NULL, NULL, NULL, false },
 };
 
 static void usage(FILE *f)
@@ -52,9 +54,11 @@ static void usage(FILE *f)
 "                           repeat it or give A,B for several managers: cordon,\n"
 "                           uncordon, forget and drain's cordon go to every one,\n"
 "                           the other commands to the first\n"
-"  -j, --json               machine-readable output\n"
+"  -j, --json               machine-readable output: JSON on stdout, and errors\n"
+"                           as JSON objects on stderr; also after the command\n"
 "  -t, --timeout MS         per-operation network timeout (default 10000)\n"
 "  -h, --help               this help; `rtcmsctl COMMAND --help` for a command\n"
+"      --version            the version and the git revision it was built from\n"
 "\ncommands:\n");
 	for (const struct cli_command *c = commands; c->name; c++)
 		fprintf(f, "  %-11s %-30s %s\n", c->name, c->args, c->help);
@@ -78,25 +82,65 @@ static int add_managers(struct cli *cli, char *list)
 	return CLI_OK;
 }
 
+/* The running command line: how errors are printed (set by main). */
+static const struct cli *err_cli;
+
+/*
+ * Print an error: "rtcmsctl: message" (a usage error adds "(see --help)"),
+ * or with --json one JSON object on a line of its own: {"error": message,
+ * "code": the RTCMS_E* name if known, "command": the command if one runs,
+ * the members of extra (JSON text, may be NULL), "status": exit status}.
+ */
+static void report(int status, const char *code, const char *extra,
+		   const char *fmt, va_list ap)
+{
+	char msg[4096];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (!err_cli || !err_cli->json) {
+		fprintf(stderr, "rtcmsctl: %s%s\n", msg,
+			status == CLI_USAGE ? " (see --help)" : "");
+		return;
+	}
+	fputs("{\"error\":", stderr);
+	json_write_str(stderr, msg);
+	if (code) {
+		fputs(",\"code\":", stderr);
+		json_write_str(stderr, code);
+	}
+	if (err_cli->command) {
+		fputs(",\"command\":", stderr);
+		json_write_str(stderr, err_cli->command);
+	}
+	if (extra)
+		fprintf(stderr, ",%s", extra);
+	fprintf(stderr, ",\"status\":%d}\n", status);
+}
+
 int cli_fail(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("rtcmsctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(CLI_FAIL, NULL, NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	return CLI_FAIL;
+}
+
+int cli_fail_with(const char *code, const char *extra, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report(CLI_FAIL, code, extra, fmt, ap);
+	va_end(ap);
 	return CLI_FAIL;
 }
 
 int cli_usage(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("rtcmsctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(CLI_USAGE, NULL, NULL, fmt, ap);
 	va_end(ap);
-	fputs(" (see --help)\n", stderr);
 	return CLI_USAGE;
 }
 
@@ -104,8 +148,10 @@ int cli_fail_rc(struct net_client *c, const char *what, int rc)
 {
 	const struct proto_error *e = c ? net_client_last_error(c) : NULL;
 	if (e && e->code == rc && e->text[0])
-		return cli_fail("%s: %s (%s)", what, e->text, rtcms_errname(rc));
-	return cli_fail("%s: %s (%s)", what, rtcms_strerror(rc), rtcms_errname(rc));
+		return cli_fail_with(rtcms_errname(rc), NULL, "%s: %s (%s)", what, e->text,
+				     rtcms_errname(rc));
+	return cli_fail_with(rtcms_errname(rc), NULL, "%s: %s (%s)", what,
+			     rtcms_strerror(rc), rtcms_errname(rc));
 }
 
 struct net_client *cli_connect(struct cli *cli, const char *addr)
@@ -258,17 +304,7 @@ int cli_parse_node(const char *s, uint64_t *out)
 
 void cli_json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+	json_write_str(f, s);
 }
 
 const char *cli_hex(const uint8_t *p, size_t n, char *buf, size_t len)
@@ -318,6 +354,24 @@ int cli_data_keys(const struct cli *cli, struct datakey_ring *ring)
 	return CLI_OK;
 }
 
+/* Take every --json out of argv[first..argc-1] (up to a "--": what follows
+ * is left alone), setting cli->json; returns the new argc. */
+static int take_json(struct cli *cli, int argc, char **argv, int first)
+{
+	int n = first, i;
+
+	for (i = first; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			cli->json = 1;
+		else
+			argv[n++] = argv[i];
+	}
+	while (i < argc)
+		argv[n++] = argv[i++];
+	argv[n] = NULL;
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -328,6 +382,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli cli = {
@@ -337,13 +392,17 @@ int main(int argc, char **argv)
 		.timeout_ms = 10000,
 	};
 	static char env_managers[4096], default_manager[] = "127.0.0.1:7600";
+	char bad[512] = ""; /* the first bad global option, told once --json is known */
 	int given = 0, c, rc;
 
+	err_cli = &cli;
 	if (!cli.store_addr)
 		cli.store_addr = "127.0.0.1:7400";
 	signal(SIGPIPE, SIG_IGN);
-	/* "+": stop at the command name; its options are its own. */
-	while ((c = getopt_long(argc, argv, "+k:d:s:m:jt:h", opts, NULL)) != -1) {
+	/* "+": stop at the command name; its options are its own. ":": a
+	 * missing value is told apart from an unknown option. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:k:d:s:m:jt:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': cli.key_file = optarg; break;
 		case 'd': cli.data_keyring = optarg; break;
@@ -363,9 +422,30 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout); return CLI_OK;
-		default: usage(stderr); return CLI_USAGE;
+		case 'V': version_print(stdout, "rtcmsctl"); return CLI_OK;
+		case ':':
+			if (!bad[0])
+				snprintf(bad, sizeof(bad), "option %s needs a value",
+					 argv[optind - 1]);
+			break;
+		default:
+			if (bad[0])
+				break;
+			if (optopt)
+				snprintf(bad, sizeof(bad), "unknown option -%c", optopt);
+			else
+				snprintf(bad, sizeof(bad), "unknown option %s", argv[optind - 1]);
+			break;
 		}
 	}
+	const struct cli_command *cmd = NULL;
+	if (optind < argc)
+		for (cmd = commands; cmd->name && strcmp(cmd->name, argv[optind]); cmd++)
+			;
+	if (cmd && !cmd->verbatim) /* an unknown command too: its error in JSON */
+		argc = take_json(&cli, argc, argv, optind + 1);
+	if (bad[0])
+		return cli_usage("%s", bad);
 	if (!given) {
 		const char *env = getenv("RTCMS_MANAGER");
 		if (env && strlen(env) >= sizeof(env_managers))
@@ -381,15 +461,14 @@ int main(int argc, char **argv)
 	}
 	cli.manager_addr = cli.managers[0];
 	if (optind >= argc) {
+		if (cli.json)
+			return cli_usage("no command given");
 		usage(stderr);
 		return CLI_USAGE;
 	}
-	for (const struct cli_command *cmd = commands; cmd->name; cmd++) {
-		if (strcmp(cmd->name, argv[optind]) == 0) {
-			optind++;
-			cli.command = cmd->name;
-			return cmd->run(&cli, argc - optind + 1, argv + optind - 1);
-		}
-	}
-	return cli_usage("unknown command \"%s\"", argv[optind]);
+	if (!cmd->name)
+		return cli_usage("unknown command \"%s\"", argv[optind]);
+	optind++;
+	cli.command = cmd->name;
+	return cmd->run(&cli, argc - optind + 1, argv + optind - 1);
 }

@@ -99,7 +99,8 @@ static void usage(FILE *f)
 "  -p, --placement POLICY     weighted (default) or thesis ([placement] weights)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
-"  -h, --help                 this help\n");
+"  -h, --help                 this help\n"
+"      --version              the version and the git revision it was built from\n");
 }
 
 static int weight(const char *name, const char *s, double *out, char *err, size_t errlen)

@@ -21,6 +21,7 @@
 #include "store.h"
 #include "util/config.h"
 #include "util/keyfile.h"
+#include "util/version.h"
 
 struct settings {
 	char listen[128];
@@ -92,7 +93,8 @@ static void usage(FILE *f)
 "                           known manager to renew, or this long at most\n"
 "      --ready-file FILE    write the bound address here once listening\n"
 "  -v, --log-level LEVEL    error, warn, info (default) or debug\n"
-"  -h, --help               this help\n");
+"  -h, --help               this help\n"
+"      --version            the version and the git revision it was built from\n");
 }
 
 static uint64_t real_now_ms(void *ctx)
@@ -192,6 +194,7 @@ static int options_parse(int argc, char **argv)
 		{ "ready-file", required_argument, NULL, 'R' },
 		{ "log-level", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL;
@@ -205,6 +208,9 @@ static int options_parse(int argc, char **argv)
 			config = optarg;
 		else if (c == 'h') {
 			usage(stdout);
+			return 0;
+		} else if (c == 'V') {
+			version_print(stdout, "rtcms-store");
 			return 0;
 		} else if (c == '?') {
 			usage(stderr);

@@ -1,7 +1,9 @@
 #!/bin/bash
 # cli.sh - rtcmsctl and rtcms-store as an operator uses them: key files,
-# config files and their errors, every store subcommand, tables and --json,
-# exit statuses and error messages. Usage: cli.sh BUILD_DIR
+# config files and their errors, every store subcommand, tables and --json
+# (before and after the command, errors as JSON on stderr, names that are
+# not UTF-8; a manager and an agent for the manager commands), exit
+# statuses and error messages. Usage: cli.sh BUILD_DIR
 set -euo pipefail
 
 BUILD=$(cd "${1:?usage: cli.sh BUILD_DIR}" && pwd)
@@ -9,16 +11,24 @@ CTL="$BUILD/rtcmsctl"
 STORE="$BUILD/rtcms-store"
 DIR=$(mktemp -d /tmp/rtcms-cli-XXXXXX)
 PID=""
+MPID=""
+APID=""
 CHECKS=0
 
 cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	for p in $APID $MPID $PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
 
 ok() { CHECKS=$((CHECKS + 1)); }
-fail() { echo "cli.sh: FAILED: $*" >&2; [ -f "$DIR/store.log" ] && tail -20 "$DIR/store.log" >&2; exit 1; }
+fail() {
+	echo "cli.sh: FAILED: $*" >&2
+	for l in store manager agent; do
+		[ -f "$DIR/$l.log" ] && { echo "-- $l.log" >&2; tail -20 "$DIR/$l.log" >&2; }
+	done
+	exit 1
+}
 
 # expect STATUS PATTERN -- command...: exit status and a pattern in stdout+stderr
 expect() {
@@ -139,7 +149,11 @@ expect 2 "unknown option --colour" -- "$CTL" store list --colour
 out=$("$CTL" store claim app --claimant manager-1 --lease 60000) || fail "claim"
 CLAIM=$(sed -n 's/.*claim \([0-9a-f]\{16\}\).*/\1/p' <<<"$out"); ok
 expect 1 "already claimed by manager-1 until" -- "$CTL" store claim app --claimant manager-2
-"$CTL" --json store claim app --claimant manager-2 | python3 -c 'import json,sys; e=json.load(sys.stdin); assert e["claimant"]=="manager-1"' && fail "json claim should exit 1" || true; ok
+st=0; "$CTL" --json store claim app --claimant manager-2 >"$DIR/out" 2>"$DIR/err" || st=$?
+[ "$st" = 1 ] || fail "a refused claim with --json exited $st"
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); assert e["code"]=="ECLAIMED" and e["claimant"]=="manager-1" and e["until_ms"]>0, e' "$DIR/err" ||
+	fail "a refused claim's JSON error: $(cat "$DIR/err")"; ok
+[ ! -s "$DIR/out" ] || fail "a refused claim wrote to stdout: $(cat "$DIR/out")"; ok
 expect 1 "ECLAIMED" -- "$CTL" store delete app --all
 expect 0 "released" -- "$CTL" store release app "$CLAIM"
 expect 1 "ENOENT" -- "$CTL" store release app "$CLAIM"
@@ -212,6 +226,116 @@ expect 1 "no such process, checkpoint or claim" -- "$CTL" area capture "$DIR/are
 expect 1 "malformed" -- "$CTL" area install "$DIR/img" "$DIR/area"
 expect 2 "usage: area capture" -- "$CTL" area capture "$DIR/area"
 expect 2 "usage: rtcmsctl area" -- "$CTL" area
+
+# --json before and after the command: stdout is JSON when the command
+# succeeds, every line of stderr a JSON error object when it fails; all of
+# it valid UTF-8. json_both STATUS CHECK -- ARGS...: ARGS run twice, with
+# --json first and last ("{pos}" in an argument becomes before or after),
+# CHECK a python expression over d (the parsed stdout, or the last error
+# object) or "".
+json_check() {
+	python3 - "$@" <<'PY'
+import json, sys
+out, err, status, check = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+text = open(out, encoding="utf-8").read()   # strict: invalid UTF-8 fails
+errs = [json.loads(l) for l in open(err, encoding="utf-8").read().splitlines()]
+for e in errs:
+    assert isinstance(e, dict) and e["error"] and e["status"] == status, e
+if status == 0:
+    assert not errs, errs
+    d = json.loads(text)
+else:
+    assert errs, "no JSON error on stderr"
+    if text.strip():
+        json.loads(text)
+    d = errs[-1]
+assert not check or eval(check), (check, d)
+PY
+}
+json_both() {
+	local want=$1 check=$2 pos
+	shift 3
+	for pos in before after; do
+		local args=() a st=0
+		for a in "$@"; do args+=("${a//\{pos\}/$pos}"); done
+		if [ $pos = before ]; then
+			"$CTL" --json "${args[@]}" >"$DIR/out" 2>"$DIR/err" || st=$?
+		else
+			"$CTL" "${args[@]}" --json >"$DIR/out" 2>"$DIR/err" || st=$?
+		fi
+		[ "$st" = "$want" ] || fail "'rtcmsctl ${args[*]}' with --json $pos exited $st, expected $want: $(cat "$DIR/out" "$DIR/err")"
+		json_check "$DIR/out" "$DIR/err" "$st" "$check" ||
+			fail "'rtcmsctl ${args[*]}' with --json $pos: $(cat "$DIR/out" "$DIR/err")"
+		ok
+	done
+}
+
+json_both 0 'd["key_file"].endswith("j-before.key") or d["key_file"].endswith("j-after.key")' -- keygen "$DIR/j-{pos}.key"
+json_both 1 '"use --force" in d["error"] and d["command"]=="keygen"' -- keygen "$DIR/key"
+json_both 2 '"FILE missing" in d["error"]' -- keygen
+json_both 0 'd["key_id"]==1' -- keygen --data "$DIR/jd-{pos}.keys"
+json_both 0 '[k["state"] for k in d]==["retired","active"]' -- datakey list "$DIR/rot.keys"
+json_both 0 'd["key_id"]==2 and d["done"]=="add"' -- datakey add "$DIR/jd-{pos}.keys" --pending
+json_both 1 '"no data key 9" in d["error"]' -- datakey retire "$DIR/rot.keys" 9
+json_both 2 '"unknown command" in d["error"]' -- frobnicate
+json_both 2 '"unknown option --colour" in d["error"] and d["command"]=="store"' -- store list --colour
+json_both 2 '"give a subcommand" in d["error"]' -- store
+json_both 2 '"give a subcommand" in d["error"]' -- area
+json_both 0 'd["capacity"]==1048576 and d["path"].endswith("-\u00ff")' -- area create "$DIR/area-{pos}-"$'\xff' --capacity 1M
+json_both 0 'd["sequence"]==0 and d["regions"]==[]' -- area show "$DIR/area"
+json_both 1 '"not an rtcms checkpoint area" in d["error"]' -- area show "$DIR/img"
+json_both 1 '"no such process" in d["error"]' -- area capture "$DIR/area" --output "$DIR/x.img"
+json_both 0 'd["copies"]==2 and not d["existed"]' -- store put japp-{pos} "$DIR/img" --sequence 1
+json_both 0 'len(d)==1 and d[0]["process"]=="japp-before"' -- store list --process japp-before
+json_both 0 'd["sequence"]==1 and d["size"]==3000000' -- store get japp-{pos} --meta
+json_both 0 'd["verified"] and d["repaired"]==0' -- store get japp-{pos} --output "$DIR/jback-{pos}"
+json_both 1 'd["code"]=="ENOENT"' -- store get nobody --meta
+json_both 0 'len(d["mirrors"])==2' -- store status
+json_both 0 'd["unrepairable"]==0' -- store scrub
+json_both 0 'd=={"ok":True}' -- store delete japp-{pos} --incarnation 1 --sequence 1
+json_both 1 '"wrong cluster key" in d["error"]' -- --key "$DIR/other.key" store list
+json_both 1 '"cannot connect to 127.0.0.1:1" in d["error"] and d["command"]=="status"' -- --manager 127.0.0.1:1 status
+json_both 2 '"usage: status" in d["error"]' -- status extra
+st=0; "$CTL" --json --key >"$DIR/out" 2>"$DIR/err" || st=$?
+[ "$st" = 2 ] && json_check "$DIR/out" "$DIR/err" 2 '"option --key needs a value" in d["error"]' ||
+	fail "--json --key: $(cat "$DIR/err")"; ok
+st=0; "$CTL" run --json --manager 127.0.0.1:1 app /bin/true >"$DIR/out" 2>"$DIR/err" || st=$?
+[ "$st" = 2 ] && json_check "$DIR/out" "$DIR/err" 2 '"unknown option --manager" in d["error"]' ||
+	fail "run --json, usage error: $(cat "$DIR/err")"; ok
+st=0; "$CTL" --manager 127.0.0.1:1 run --json app /bin/true --json >"$DIR/out" 2>"$DIR/err" || st=$?
+[ "$st" = 1 ] && json_check "$DIR/out" "$DIR/err" 1 '"run: cannot connect" in d["error"]' ||
+	fail "run --json, no manager: $(cat "$DIR/err")"; ok
+
+# a manager and an agent whose name is not valid UTF-8: the manager
+# commands with --json in both places; the name comes out escaped
+"$BUILD/rtcms-manager" --listen 127.0.0.1:0 --store "$RTCMS_STORE" --key "$DIR/key" \
+	--agent-lease 1000 --node-timeout 1500 --ready-file "$DIR/mready" 2>"$DIR/manager.log" &
+MPID=$!
+for _ in $(seq 200); do [ -s "$DIR/mready" ] && break; sleep 0.05; done
+[ -s "$DIR/mready" ] || fail "the manager did not start"
+export RTCMS_MANAGER
+RTCMS_MANAGER=$(cat "$DIR/mready")
+"$BUILD/rtcms-agent" --listen 127.0.0.1:0 --manager "$RTCMS_MANAGER" --key "$DIR/key" \
+	--node-id 7 --name $'agent-\xff\xc3' --lease 1000 --ready-file "$DIR/aready" 2>"$DIR/agent.log" &
+APID=$!
+for _ in $(seq 200); do
+	"$CTL" --json status 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["nodes"] else 1)' && break
+	sleep 0.05
+done
+json_both 0 'd["store_up"] and [n["name"] for n in d["nodes"]]==["agent-\u00ff\u00c3"] and d["nodes"][0]["node"]=="0000000000000007"' -- status
+json_both 0 'd["node"]=="0000000000000007" and d["cordoned"] and d["managers"][0]["ok"]' -- cordon 7
+json_both 0 'd["cordoned"] is False' -- uncordon 7
+json_both 0 'd=={"node":"0000000000000007","moved":0,"failed":0}' -- drain 7
+json_both 0 'd["cordoned"] is False' -- uncordon 7
+json_both 1 'd["command"]=="forget"' -- forget 7
+json_both 1 'd["code"]=="ENOENT"' -- migrate nobody
+json_both 0 'd==[]' -- checkpoints nobody
+json_both 2 '"not a node id" in d["error"]' -- cordon zz
+st=0; "$CTL" run --json --node 99 app /bin/true >"$DIR/out" 2>"$DIR/err" || st=$?
+[ "$st" = 1 ] && json_check "$DIR/out" "$DIR/err" 1 'd["command"]=="run"' ||
+	fail "run --json on an unknown node: $(cat "$DIR/out" "$DIR/err")"; ok
+kill "$APID" "$MPID"; wait "$APID" "$MPID" || true; APID=""; MPID=""
+unset RTCMS_MANAGER
 
 kill "$PID"; wait "$PID" || true; PID=""
 grep -q "handshake refused" "$DIR/store.log" || fail "wrong key not logged"; ok

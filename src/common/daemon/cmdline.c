@@ -7,12 +7,16 @@
 
 #include "log/log.h"
 #include "rtcms_error.h"
+#include "util/version.h"
 
 #define OPTS_MAX 64
 
-/* getopt_long's tables for opts, plus --config and --help. */
+/* getopt_long's value of --version (it has no short form). */
+#define OPT_VERSION 999
+
+/* getopt_long's tables for opts, plus --config, --help and --version. */
 struct getopt_tables {
-	struct option lo[OPTS_MAX + 3];
+	struct option lo[OPTS_MAX + 4];
 	char shorts[3 * OPTS_MAX + 8];
 };
 
@@ -22,6 +26,7 @@ static void tables_build(const struct cmdline_opt *opts, struct getopt_tables *t
 	strcpy(t->shorts, "c:h");
 	t->lo[n++] = (struct option){ "config", required_argument, NULL, 'c' };
 	t->lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	t->lo[n++] = (struct option){ "version", no_argument, NULL, OPT_VERSION };
 	for (size_t i = 0; opts[i].long_name && n < OPTS_MAX; i++) {
 		int val = opts[i].short_name ? opts[i].short_name : 1000 + (int)i;
 		t->lo[n++] = (struct option){ opts[i].long_name, required_argument, NULL, val };
@@ -116,6 +121,9 @@ enum cmdline_result cmdline_parse(const char *prog, int argc, char **argv,
 			config = optarg;
 		else if (c == 'h') {
 			usage(stdout);
+			return CMDLINE_HELP;
+		} else if (c == OPT_VERSION) {
+			version_print(stdout, prog);
 			return CMDLINE_HELP;
 		} else if (c == '?') {
 			usage(stderr);

@@ -2,6 +2,8 @@
  * cmdline.h - command line of the rtcms daemons: `--config FILE` is read
  * first, then every other option overrides the setting of the same name
  * (a list setting given on the command line replaces the file's list).
+ * `--help` prints the daemon's usage, `--version` its version and git
+ * revision (util/version.h); both exit 0.
  */
 #ifndef RTCMS_DAEMON_CMDLINE_H
 #define RTCMS_DAEMON_CMDLINE_H
@@ -20,7 +22,7 @@ struct cmdline_opt {
 /* What cmdline_parse() found: run the daemon, or exit with this status. */
 enum cmdline_result {
 	CMDLINE_RUN = 0,  /* settings parsed: go on */
-	CMDLINE_HELP,     /* --help printed: exit 0 */
+	CMDLINE_HELP,     /* --help or --version printed: exit 0 */
 	CMDLINE_USAGE,    /* an error printed to stderr: exit 2 */
 };
 
