@@ -25,15 +25,16 @@
  *              buffer.
  *   conn       one detached thread per manager connection (rpc_server,
  *              at most 32): the requests of handlers.c. A PULL streams its
- *              encoding from this thread (pull.c, the pull sender); a
+ *              encoding from this thread (pull.c, the pull sender), read
+ *              from the area through one chunk buffer of its own; a
  *              RESTORE receives, verifies, starts the program and waits
  *              for its resume and the ADOPT here (restore.c); FREEZE waits
  *              here for the program's final checkpoint (freeze.c). Owns
  *              its net_client and what it decodes.
- *   pool       libuv's worker threads: captures (capture.c: copy the
- *              committed slot, hash the changed blocks) and restarts of
- *              crashed programs (restart.c: capture of the dead
- *              program's area, then the new start).
+ *   pool       libuv's worker threads: captures (capture.c: read the
+ *              committed slot in place, hash the changed blocks) and
+ *              restarts of crashed programs (restart.c: the new start,
+ *              its area loaded from the dead program's).
  *   resolve    one short-lived detached thread per program frozen longer
  *              than freeze_hold (resolve.c): RESOLVE to the managers.
  *   migrate    one short-lived detached thread per MIGRATE a program asks
@@ -51,6 +52,10 @@
  *                capture copies and hashes (without agent.lock).
  *   image.lock   an image's encodings (built on the first PULL asking for
  *                one, then held by users while a PULL streams it).
+ * An image's data is in its program's area, which the program rewrites
+ * without any lock (it never waits): a reader copies, then checks the
+ * slot's generation (area_snap_read), and a PULL sends only what such a
+ * check passed; aproc.copy_full and image.gone are under agent.lock.
  * Lock order: aproc.cap_lock, then agent.lock; image.lock is taken with
  * neither agent.lock held nor taken inside it. Images and aprocs are
  * reference counted (under agent.lock): a thread that drops agent.lock

@@ -464,6 +464,12 @@ int capture_take(struct agent *a, struct aproc *p, struct image **out)
 	}
 	bool reuse = cur && cur->refs == 1; /* nobody reads it: reuse its memory */
 	bool copy = p->copy_full;
+	if (copy && !reuse && cur && !out) {
+		/* a PULL streams the private copy: a second one would cost a
+		 * state more; the poll captures once it is given back */
+		uv_mutex_unlock(&a->lock);
+		goto out_unlock;
+	}
 	if (reuse)
 		p->img = NULL;
 	else if (cur)

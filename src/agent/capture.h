@@ -20,7 +20,9 @@
  * of the blocks changed since the last capture, read from the area (or,
  * with p->copy_full, copied into a private copy first). Returns 0 and, if
  * out is not NULL, a new reference to the newest image in *out (NULL
- * while nothing is committed yet: not a failure); or RTCMS_ENOMEM,
+ * while nothing is committed yet: not a failure; without out, a
+ * program with a private copy that a PULL holds is not captured until
+ * it is given back); or RTCMS_ENOMEM,
  * RTCMS_EAGAIN (the program rewrote the slot during every attempt) or
  * the area's errors. One capture of p at a time (p->cap_lock); call
  * without agent.lock.
