@@ -27,6 +27,7 @@
 #include "client/store_client.h"
 #include "cluster.h"
 #include "util/datakey.h"
+#include "util/tsan.h"
 
 #define LEDGER RTCMS_BIN_DIR "/rtcms-ledger"
 
@@ -286,7 +287,13 @@ static void test_agent_memory(void **state)
 	       "program; bound %ld KiB%s)\n", hwm, mib, (double)hwm / 1024 / (double)mib, idle,
 	       bound, copies ? ", with its private copy" : "");
 	assert_true(idle > 0);
+#if defined(RTCMS_THREAD_SANITIZER) || defined(__SANITIZE_ADDRESS__)
+	/* a sanitizer's shadow memory (and ASan's quarantine of freed
+	 * buffers) grows with what the agent touches: no bound to check */
+	printf("sanitizer build: the bound is not checked\n");
+#else
 	assert_true(hwm <= bound);
+#endif
 	cl_stop(&cl);
 }
 
