@@ -111,9 +111,10 @@ static void on_poll(uv_timer_t *t)
 		if (seq == 0 || (p->img && p->img->sequence == seq))
 			continue;
 		/* the managers pull at their own pace: a newer checkpoint is
-		 * captured (copied and hashed) once they took the last one, or
-		 * when it is capture_lag old (no manager reachable) */
-		if (p->img && !p->img->pulled && p->state == AP_RUNNING &&
+		 * captured (its changed blocks hashed) once they took the last
+		 * one, a PULL found it rewritten in the area, or it is
+		 * capture_lag old (no manager reachable) */
+		if (p->img && !p->img->pulled && !p->img->gone && p->state == AP_RUNNING &&
 		    agent_mono_ms() - p->img->captured_ms < a->cfg.capture_lag_ms)
 			continue;
 		struct capture_work *cw = calloc(1, sizeof(*cw));

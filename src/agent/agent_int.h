@@ -25,15 +25,16 @@
  *              buffer.
  *   conn       one detached thread per manager connection (rpc_server,
  *              at most 32): the requests of handlers.c. A PULL streams its
- *              encoding from this thread (pull.c, the pull sender); a
+ *              encoding from this thread (pull.c, the pull sender), read
+ *              from the area through one chunk buffer of its own; a
  *              RESTORE receives, verifies, starts the program and waits
  *              for its resume and the ADOPT here (restore.c); FREEZE waits
  *              here for the program's final checkpoint (freeze.c). Owns
  *              its net_client and what it decodes.
- *   pool       libuv's worker threads: captures (capture.c: copy the
- *              committed slot, hash the changed blocks) and restarts of
- *              crashed programs (restart.c: capture of the dead
- *              program's area, then the new start).
+ *   pool       libuv's worker threads: captures (capture.c: read the
+ *              committed slot in place, hash the changed blocks) and
+ *              restarts of crashed programs (restart.c: the new start,
+ *              its area loaded from the dead program's).
  *   resolve    one short-lived detached thread per program frozen longer
  *              than freeze_hold (resolve.c): RESOLVE to the managers.
  *   migrate    one short-lived detached thread per MIGRATE a program asks
@@ -51,6 +52,10 @@
  *                capture copies and hashes (without agent.lock).
  *   image.lock   an image's encodings (built on the first PULL asking for
  *                one, then held by users while a PULL streams it).
+ * An image's data is in its program's area, which the program rewrites
+ * without any lock (it never waits): a reader copies, then checks the
+ * slot's generation (area_snap_read), and a PULL sends only what such a
+ * check passed; aproc.copy_full and image.gone are under agent.lock.
  * Lock order: aproc.cap_lock, then agent.lock; image.lock is taken with
  * neither agent.lock held nor taken inside it. Images and aprocs are
  * reference counted (under agent.lock): a thread that drops agent.lock
@@ -67,6 +72,8 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "area/area.h"
+#include "area/image.h"
 #include "net/client.h"
 #include "proto/msg.h"
 #include "stream/stream.h"
@@ -81,38 +88,52 @@
  * PULL that asks for it, under image.lock; a PULL then streams it without
  * the lock, so an encoding never changes while users is not 0: a PULL
  * for another base builds another delta (the image keeps one per base
- * asked for at the same time, and rebuilds only one nobody streams). */
+ * asked for at the same time, and rebuilds only one nobody streams).
+ * Neither holds the image's data: a delta holds its head and block list,
+ * the blocks are read from where the image's data is (capture.h). */
 struct encoding {
 	bool ready;
 	int users;                     /* PULLs streaming it (image.lock) */
 	uint64_t base;                 /* 0: the full image */
-	uint8_t *bytes;                /* the delta (NULL for the full image) */
-	size_t cap;                    /* bytes allocated */
+	uint8_t *head;                 /* a delta's header, region table and block list */
+	size_t head_len;               /* bytes in use at head */
+	size_t cap;                    /* bytes allocated at head */
+	uint32_t count;                /* a delta's blocks */
 	struct stream_chunks chunks;   /* its size, chunk ids and image hash */
 	struct encoding *next;         /* the image's other deltas */
 };
 
-/* A captured checkpoint: the full image, its block versions and hashes,
- * and its encodings for pulls. Only the capture writes an image, and only
- * one nobody else references (refs == 1: a copy otherwise). */
+/* A captured checkpoint: where its data is, its block versions and
+ * hashes, and its encodings for pulls. Its data is not copied: it is the
+ * area's slot snap names, for as long as the program has not rewritten
+ * that slot (two commits later; every read checks it, capture.h), or,
+ * for a program whose full images outran its checkpoints once
+ * (aproc.copy_full), a private copy of the full image. Only the capture
+ * writes an image, and only one nobody else references (refs == 1: a
+ * copy otherwise). */
 struct image {
 	int refs;                      /* under agent.lock */
 	uint64_t sequence;
 	uint64_t created_ms;
-	uint8_t *data;                 /* the full image */
+	const void *area;              /* its program's area (borrowed: users hold the aproc) */
+	struct area_snap snap;         /* the slot, generation and layout it was read at */
+	uint8_t head[IMAGE_HEAD_MAX];  /* the full image's header and region table */
+	size_t head_len;
 	size_t size;                   /* image bytes */
-	size_t cap;                    /* allocated */
+	uint8_t *copy;                 /* the private copy of the full image, or NULL */
+	size_t copy_cap;               /* bytes allocated at copy */
 	uint64_t *versions;            /* per data block: sequence it last changed */
 	uint8_t (*block_hash)[PROTO_HASH_SIZE];
 	size_t blocks;                 /* data blocks in use */
 	size_t block_cap;              /* entries allocated */
 	uint8_t state_hash[PROTO_HASH_SIZE];
-	uint64_t copied;               /* bytes copied from the area by the capture */
+	uint64_t copied;               /* bytes hashed by the capture */
 	uv_mutex_t lock;               /* the encodings */
 	struct encoding full;
 	struct encoding *deltas;       /* list, one per base */
 	const struct datakey *key;     /* its chunks are sealed under it (NULL: plain) */
 	bool pulled;                   /* a manager pulled it (agent.lock) */
+	bool gone;                     /* a PULL found its slot rewritten (agent.lock) */
 	uint64_t captured_ms;          /* monotonic */
 };
 
@@ -144,6 +165,9 @@ struct aproc {
 	uint32_t spec_len;
 	struct image *img;             /* latest capture (agent.lock) */
 	bool capturing;                /* a capture is queued on the pool */
+	bool copy_full;                /* a full image's PULL outran the program's
+					* checkpoints: captures keep a private copy
+					* (agent.lock) */
 	uv_mutex_t cap_lock;           /* one capture at a time */
 	uint64_t notified[AGENT_MANAGERS_MAX]; /* sequence told to each manager */
 	uint32_t exit_told;            /* bit per manager: EXITED sent */
@@ -186,6 +210,8 @@ struct launch_req {
 	uint32_t spec_len;
 	const uint8_t *image;          /* NULL: a fresh start */
 	size_t image_len;
+	const void *from_area;         /* or (a restart) the committed checkpoint of
+					* this area, which nobody writes any more */
 };
 
 /*

@@ -96,7 +96,8 @@ int freeze_program(struct agent *a, const char *who, const struct proto_proc_ref
 		 img->size, agent_mono_ms() - start);
 	/* the full image: a migration moves it whole (and its chunk hashes
 	 * are then ready for the PULL that follows) */
-	struct encoding *e = image_encoding(img, 0);
+	struct encoding *e = NULL;
+	image_encoding(img, 0, &e); /* without: FROZEN without chunk hashes */
 	image_meta(a, p, img, e, meta);
 	image_encoding_done(img, e);
 	image_unref(a, img);

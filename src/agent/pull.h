@@ -13,7 +13,9 @@
 
 enum pull_result {
 	PULL_SENT,                     /* the checkpoint (or its metadata) went out */
-	PULL_REFUSED,                  /* answered with an ERROR: nothing held, no memory */
+	PULL_REFUSED,                  /* answered with an ERROR: nothing held, no memory,
+					* or the program rewrote the checkpoint in its area
+					* while it was sent (ENOENT: pull the newer one) */
 	PULL_BROKEN,                   /* the connection broke: close it */
 };
 

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "capture.h"
+#include "area/area.h"
 #include "launch.h"
 #include "log/log.h"
 #include "proc.h"
@@ -169,28 +169,21 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 		 backoff, p->restarts + 1, a->cfg.max_restarts, a->cfg.restart_window_ms / 1000);
 }
 
-/* Restart p (exited, pending): newest checkpoint captured from its area,
- * then a new instance of the same incarnation. Pool thread; lock not held. */
+/* Restart p (exited, pending): a new instance of the same incarnation
+ * whose area starts with the newest checkpoint of p's area. Pool thread;
+ * lock not held. */
 static void restart_one(struct agent *a, struct aproc *p)
 {
-	struct image *img = NULL;
 	char err[256];
 	struct aproc *np = NULL;
 
-	/* the checkpoint the crashed program committed last (the area is
-	 * still mapped); else the last capture; else from the start */
-	if (capture_take(a, p, &img) != 0 || !img) {
-		uv_mutex_lock(&a->lock);
-		img = p->img;
-		if (img)
-			img->refs++;
-		uv_mutex_unlock(&a->lock);
-	}
+	/* the checkpoint the crashed program committed last: its area is
+	 * still mapped and nobody writes it any more (else from the start) */
+	uint64_t seq = area_committed_sequence(p->area);
 	uint64_t t0 = agent_mono_ms();
 	struct launch_req r = {
 		.id = p->id, .incarnation = p->incarnation, .spec = p->spec,
-		.spec_len = p->spec_len, .image = img ? img->data : NULL,
-		.image_len = img ? img->size : 0,
+		.spec_len = p->spec_len, .from_area = seq ? p->area : NULL,
 	};
 	int rc = launch_start(a, &r, &np, err, sizeof(err));
 	uv_mutex_lock(&a->lock);
@@ -200,11 +193,12 @@ static void restart_one(struct agent *a, struct aproc *p)
 		np->restarts = p->restarts + 1;
 		np->window_start = p->window_start;
 		np->started_lapses = a->lapses;
+		np->copy_full = p->copy_full;
 		snprintf(np->reason, sizeof(np->reason), "restarted after %.100s", p->reason);
 		proc_seen_record(a, np->id, np->incarnation);
 		log_info("[program %s] restarted as pid %d from checkpoint %" PRIu64 " in %"
-			 PRIu64 " ms (restart %u)", np->id, (int)np->pid,
-			 img ? img->sequence : 0, agent_mono_ms() - t0, np->restarts);
+			 PRIu64 " ms (restart %u)", np->id, (int)np->pid, seq,
+			 agent_mono_ms() - t0, np->restarts);
 		np->refs--; /* proc_launch's reference */
 	} else {
 		p->outcome = PROTO_AP_FAILED;
@@ -215,8 +209,6 @@ static void restart_one(struct agent *a, struct aproc *p)
 	}
 	a->procs_gen++;
 	uv_mutex_unlock(&a->lock);
-	if (img)
-		image_unref(a, img);
 	proc_wake_outbox(a);
 }
 

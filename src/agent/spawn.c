@@ -72,11 +72,13 @@ static void free_env(char **env)
 }
 
 /* The area's capacity: the agent's, or what the image being restored
- * needs. 0 or the image's error, with the reason in err. */
+ * (the area being restarted from) needs. 0 or the image's error, with the reason in err. */
 static int area_capacity(const struct agent *a, const struct launch_req *r,
 			 uint64_t *capacity, char *err, size_t errlen)
 {
 	*capacity = a->cfg.area_capacity;
+	if (r->from_area && area_data_capacity(r->from_area) > *capacity)
+		*capacity = area_data_capacity(r->from_area);
 	if (!r->image)
 		return 0;
 	uint64_t seq, dsize;
@@ -94,7 +96,7 @@ static int area_capacity(const struct agent *a, const struct launch_req *r,
 }
 
 /* p's area: a memfd of the capacity, mapped, formatted, holding the
- * image of a restore. 0 or an error with the reason in err (what was
+ * image of a restore or the checkpoint a restart continues from. 0 or an error with the reason in err (what was
  * made is released with the entry). */
 static int area_make(struct aproc *p, uint64_t capacity, const struct launch_req *r,
 		     char *err, size_t errlen)
@@ -113,6 +115,14 @@ static int area_make(struct aproc *p, uint64_t capacity, const struct launch_req
 		return RTCMS_ENOMEM;
 	}
 	area_format(p->area, p->area_len);
+	if (r->from_area) {
+		int rc = area_copy(p->area, r->from_area);
+		if (rc) {
+			snprintf(err, errlen, "cannot copy the checkpoint: %s",
+				 rtcms_strerror(rc));
+			return rc;
+		}
+	}
 	if (r->image) {
 		int rc = image_install(p->area, r->image, r->image_len);
 		if (rc) {

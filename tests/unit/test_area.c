@@ -162,12 +162,71 @@ static void test_reader_never_sees_torn_data(void **state)
 	free(mem);
 }
 
+/* Commit seq with every data byte set to fill (one region of len bytes). */
+static void commit_fill(void *mem, uint64_t seq, uint8_t fill, size_t len)
+{
+	struct area_slot *s = area_write_begin(mem);
+	s->region_count = 1;
+	s->regions[0] = (struct area_region){ 7, 0, len, 0 };
+	s->data_size = len;
+	memset(area_slot_data(mem, s), fill, len);
+	for (size_t b = 0; b < area_block_round(len) / AREA_BLOCK; b++)
+		area_slot_versions(mem, s)[b] = seq;
+	area_write_commit(mem, s, seq);
+}
+
+/* A checkpoint read in place stays readable through the next commit (the
+ * other slot) and is refused as soon as the writer begins the one after
+ * (its slot); area_copy carries the committed one into another area. */
+static void test_snap_in_place(void **state)
+{
+	(void)state;
+	size_t len = area_size_for(CAP);
+	void *mem = calloc(1, len), *other = calloc(1, len);
+	uint64_t versions[CAP / AREA_BLOCK];
+	struct area_snap snap;
+	uint8_t buf[3 * AREA_BLOCK], want[sizeof(buf)];
+	assert_int_equal(area_format(mem, len), 0);
+	assert_int_equal(area_format(other, len), 0);
+	assert_int_equal(area_snap_take(mem, &snap, versions, CAP / AREA_BLOCK), RTCMS_ENOENT);
+	commit_fill(mem, 1, 0x11, sizeof(buf));
+	assert_int_equal(area_snap_take(mem, &snap, versions, 1), RTCMS_ETOOBIG);
+	assert_int_equal(area_snap_take(mem, &snap, versions, CAP / AREA_BLOCK), 0);
+	assert_int_equal(snap.sequence, 1);
+	assert_int_equal(snap.data_size, sizeof(buf));
+	assert_int_equal(snap.region_count, 1);
+	assert_int_equal(versions[2], 1);
+	memset(want, 0x11, sizeof(want));
+	assert_int_equal(area_snap_read(mem, &snap, 0, buf, sizeof(buf)), 0);
+	assert_memory_equal(buf, want, sizeof(buf));
+	assert_int_equal(area_snap_read(mem, &snap, 1, buf, sizeof(buf)), RTCMS_EINVAL);
+	commit_fill(mem, 2, 0x22, sizeof(buf)); /* the other slot */
+	assert_true(area_snap_valid(mem, &snap));
+	assert_int_equal(area_snap_read(mem, &snap, AREA_BLOCK, buf, AREA_BLOCK), 0);
+	assert_memory_equal(buf, want, AREA_BLOCK);
+	struct area_slot *s = area_write_begin(mem); /* 1's slot, being rewritten */
+	assert_false(area_snap_valid(mem, &snap));
+	assert_int_equal(area_snap_read(mem, &snap, 0, buf, AREA_BLOCK), RTCMS_ENOENT);
+	area_write_abort(mem, s);
+	assert_false(area_snap_valid(mem, &snap)); /* gone for good */
+	/* a restart: the committed checkpoint into a fresh area */
+	assert_int_equal(area_copy(other, mem), 0);
+	assert_int_equal(area_committed_sequence(other), 2);
+	assert_int_equal(area_snap_take(other, &snap, versions, CAP / AREA_BLOCK), 0);
+	assert_int_equal(area_snap_read(other, &snap, 0, buf, sizeof(buf)), 0);
+	memset(want, 0x22, sizeof(want));
+	assert_memory_equal(buf, want, sizeof(buf));
+	free(mem);
+	free(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_and_empty),
 		cmocka_unit_test(test_commit_read_abort),
 		cmocka_unit_test(test_reader_never_sees_torn_data),
+		cmocka_unit_test(test_snap_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

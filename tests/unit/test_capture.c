@@ -1,12 +1,15 @@
 /*
  * test_capture.c - the agent's captures and their encodings (src/agent/capture.c):
  * an encoding a PULL streams never changes under it, whatever other PULLs
- * (other bases) and captures do meanwhile. A writer thread commits
- * checkpoints into a real area, a capture thread captures them, and two
+ * (other bases) and captures do meanwhile, and the bytes it reads from the
+ * area are the image's or are refused (the program rewrote the slot). A
+ * writer thread commits checkpoints into a real area (and keeps each
+ * one's state for the checks), a capture thread captures them, and two
  * streaming threads do what PULL and the manager's fetch do: snapshot the
- * metadata, send the chunks with the hashes of the encoding and verify each
- * chunk, the image hash, the base, and the state hash of what a store would
- * assemble from it.
+ * metadata, read the chunks where the image's data is (image_read), and
+ * verify each chunk read, the image hash, the base, and the state hash of
+ * what a store would assemble from it; a stream the writer overtook must
+ * be refused by the read, never pass with wrong bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,10 +49,26 @@ struct world {
 	pthread_mutex_t ring_lock;
 	struct { uint64_t seq; uint8_t *img; size_t len; } ring[RING];
 	atomic_int stop;
-	atomic_int streams, deltas, failures;
+	atomic_int streams, deltas, failures, gones;
+	int pause_every;                 /* the writer pauses every so many commits */
 };
 
-/* Commit the next checkpoint: dirty random blocks changed (all at first). */
+/* The full image of the state data with sequence seq into a fresh buffer
+ * (*len bytes), or NULL. */
+static uint8_t *full_image(const uint8_t *data, uint64_t seq, size_t *len)
+{
+	struct area_region r = { 1, 0, DATA, 0 };
+	uint8_t *img = malloc(image_size(1, DATA));
+	if (img) {
+		size_t head = image_head(img, seq, &r, 1, DATA);
+		memcpy(img + head, data, DATA);
+		*len = head + DATA;
+	}
+	return img;
+}
+
+/* Commit the next checkpoint: dirty random blocks changed (all at first);
+ * its full image goes into the ring (the bases a store holds). */
 static void commit(struct world *w, int dirty, unsigned *rng)
 {
 	uint64_t seq = ++w->seq;
@@ -66,6 +85,15 @@ static void commit(struct world *w, int dirty, unsigned *rng)
 	memcpy(area_slot_data(w->p.area, s), w->truth, DATA);
 	memcpy(area_slot_versions(w->p.area, s), w->ver, sizeof(w->ver));
 	area_write_commit(w->p.area, s, seq);
+	size_t len = 0;
+	uint8_t *img = full_image(w->truth, seq, &len);
+	pthread_mutex_lock(&w->ring_lock);
+	int i = (int)(seq % RING);
+	free(w->ring[i].img);
+	w->ring[i].img = img;
+	w->ring[i].len = len;
+	w->ring[i].seq = img ? seq : 0;
+	pthread_mutex_unlock(&w->ring_lock);
 }
 
 static void world_init(struct world *w)
@@ -111,9 +139,11 @@ static void *writer(void *arg)
 {
 	struct world *w = arg;
 	unsigned rng = 12345;
-	while (!atomic_load(&w->stop)) {
+	for (int n = 1; !atomic_load(&w->stop); n++) {
 		commit(w, 8, &rng);
-		usleep(2000);
+		/* now and then slower than a stream (else the full images,
+		 * five chunks, would rarely get through) */
+		usleep(w->pause_every && n % w->pause_every == 0 ? 100000 : 2000);
 	}
 	return NULL;
 }
@@ -124,22 +154,8 @@ static void *capturer(void *arg)
 	while (!atomic_load(&w->stop)) {
 		struct image *img = NULL;
 		int rc = capture_take(&w->a, &w->p, &img);
-		if (rc == 0 && img) {
-			pthread_mutex_lock(&w->ring_lock);
-			int i = (int)(img->sequence % RING);
-			if (w->ring[i].seq != img->sequence) {
-				uint8_t *copy = realloc(w->ring[i].img, img->size);
-				if (copy) {
-					memcpy(copy, img->data, img->size);
-					w->ring[i].img = copy;
-					w->ring[i].len = img->size;
-					w->ring[i].seq = img->sequence;
-				}
-			}
-			pthread_mutex_unlock(&w->ring_lock);
-		} else if (rc && rc != RTCMS_EAGAIN) {
+		if (rc && rc != RTCMS_EAGAIN)
 			atomic_fetch_add(&w->failures, 1);
-		}
 		image_unref(&w->a, img);
 		usleep(20000); /* the agent captures at the managers' pace */
 	}
@@ -205,9 +221,14 @@ static void *streamer(void *arg)
 			continue;
 		}
 		uint64_t base = pick_base(w, img->sequence, &rng);
-		struct encoding *e = image_encoding(img, base);
-		if (!e)
-			FAIL("no encoding\n");
+		struct encoding *e = NULL;
+		int rc = image_encoding(img, base, &e);
+		if (rc == RTCMS_ENOENT) { /* rewritten while its ids were cut */
+			atomic_fetch_add(&w->gones, 1);
+			goto out;
+		}
+		if (rc)
+			FAIL("no encoding: %s\n", rtcms_strerror(rc));
 		/* GET_META, as fill_meta takes it */
 		uint64_t seq = img->sequence, size = e->chunks.size, ebase = e->base;
 		uint32_t chunks = e->chunks.count;
@@ -216,8 +237,8 @@ static void *streamer(void *arg)
 		if (ebase && ebase != base)
 			FAIL("asked for a delta against %llu, got one against %llu\n",
 			     (unsigned long long)base, (unsigned long long)ebase);
-		/* the CHUNKs, as handle_pull sends them and fetch checks them */
-		const uint8_t *bytes = e->bytes && e->base ? e->bytes : img->data;
+		/* the CHUNKs, as pull.c reads and sends them and fetch checks them */
+		struct image_reader rd = { img, e, false };
 		struct proto_image_hash ih;
 		proto_image_hash_init(&ih, size);
 		uint32_t n = 0;
@@ -226,8 +247,13 @@ static void *streamer(void *arg)
 								   : PROTO_MAX_CHUNK;
 			uint8_t sent[PROTO_HASH_SIZE], h[PROTO_HASH_SIZE];
 			memcpy(sent, e->chunks.id[n], sizeof(sent));
-			memcpy(copy + off, bytes + off, len); /* on the wire */
 			usleep(100);
+			if (image_read(&rd, off, copy + off, len) != 0) { /* on the wire */
+				if (!rd.gone)
+					FAIL("chunk %u not read, not gone\n", n);
+				atomic_fetch_add(&w->gones, 1);
+				goto out;
+			}
 			proto_chunk_hash(copy + off, len, h);
 			if (memcmp(h, sent, sizeof(h)) != 0)
 				FAIL("checkpoint %llu base %llu: chunk %u does not match its hash\n",
@@ -261,6 +287,7 @@ static void test_streams_under_captures(void **state)
 	pthread_t t[4];
 	world_init(&w);
 	unsigned rng = 1;
+	w.pause_every = 25;
 	commit(&w, 0, &rng);
 	assert_int_equal(pthread_create(&t[0], NULL, writer, &w), 0);
 	assert_int_equal(pthread_create(&t[1], NULL, capturer, &w), 0);
@@ -270,17 +297,49 @@ static void test_streams_under_captures(void **state)
 	 * streams of both kinds ran */
 	usleep(RUN_MS * 1000);
 	while (atomic_load(&w.failures) == 0 &&
-	       (atomic_load(&w.deltas) < 10 || atomic_load(&w.streams) - atomic_load(&w.deltas) < 2))
+	       (atomic_load(&w.deltas) < 10 || atomic_load(&w.gones) < 1 ||
+		atomic_load(&w.streams) - atomic_load(&w.deltas) < 2))
 		usleep(100 * 1000);
 	atomic_store(&w.stop, 1);
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
-	printf("%d streams verified (%d deltas), %d failures\n", atomic_load(&w.streams),
-	       atomic_load(&w.deltas), atomic_load(&w.failures));
+	printf("%d streams verified (%d deltas), %d overtaken and refused, %d failures\n",
+	       atomic_load(&w.streams), atomic_load(&w.deltas), atomic_load(&w.gones),
+	       atomic_load(&w.failures));
+	assert_true(atomic_load(&w.gones) >= 1);
 	assert_int_equal(atomic_load(&w.failures), 0);
 	assert_true(atomic_load(&w.deltas) >= 10);
 	assert_true(atomic_load(&w.streams) - atomic_load(&w.deltas) >= 2);
 	world_free(&w);
+}
+
+/* The encoding of img against base, which must build. */
+static struct encoding *encoding_of(struct image *img, uint64_t base)
+{
+	struct encoding *e = NULL;
+	assert_int_equal(image_encoding(img, base, &e), 0);
+	assert_non_null(e);
+	return e;
+}
+
+/* The state hash of img's full image, read where its data is (0), or the
+ * read's error (RTCMS_ENOENT: gone from the area). */
+static int read_state_hash(struct image *img, uint8_t h[STATE_HASH_SIZE])
+{
+	struct encoding *full = NULL;
+	int rc = image_encoding(img, 0, &full);
+	uint8_t *buf = malloc(img->size);
+	struct image_reader rd = { img, full, false };
+	assert_non_null(buf);
+	if (rc == 0)
+		rc = image_read(&rd, 0, buf, img->size);
+	if (rc == 0)
+		assert_int_equal(state_hash(buf, img->size, h), 0);
+	else
+		assert_true(rd.gone || !full);
+	image_encoding_done(img, full);
+	free(buf);
+	return rc;
 }
 
 /* An encoding held by one PULL stays as it is while another PULL asks for
@@ -297,27 +356,24 @@ static void test_encoding_held(void **state)
 	assert_int_equal(capture_take(&w.a, &w.p, &img), 0);
 	assert_int_equal(img->sequence, 4);
 
-	struct encoding *d3 = image_encoding(img, 3);
-	assert_non_null(d3);
+	struct encoding *d3 = encoding_of(img, 3);
 	assert_int_equal(d3->base, 3);
 	uint8_t before[PROTO_HASH_SIZE];
 	memcpy(before, d3->chunks.image_hash, sizeof(before));
-	struct encoding *d2 = image_encoding(img, 2);
-	assert_non_null(d2);
+	struct encoding *d2 = encoding_of(img, 2);
 	assert_ptr_not_equal(d2, d3);
 	assert_int_equal(d2->base, 2);
 	assert_int_equal(d3->base, 3);
 	assert_memory_equal(d3->chunks.image_hash, before, sizeof(before));
-	struct encoding *again = image_encoding(img, 3); /* the same base: shared */
+	struct encoding *again = encoding_of(img, 3); /* the same base: shared */
 	assert_ptr_equal(again, d3);
 	image_encoding_done(img, again);
 	image_encoding_done(img, d3);
 	/* nobody streams d3 any more: a third base reuses it */
-	struct encoding *d1 = image_encoding(img, 1);
+	struct encoding *d1 = encoding_of(img, 1);
 	assert_ptr_equal(d1, d3);
 	assert_int_equal(d1->base, 1);
-	struct encoding *full = image_encoding(img, 0);
-	assert_non_null(full);
+	struct encoding *full = encoding_of(img, 0);
 	assert_int_equal(full->base, 0);
 	assert_int_equal(full->chunks.size, img->size);
 	image_encoding_done(img, full);
@@ -325,8 +381,9 @@ static void test_encoding_held(void **state)
 	image_encoding_done(img, d2);
 	image_encoding_done(img, NULL);
 
-	/* a capture while img is held builds a new image: img stays as it was */
-	uint8_t sh[STATE_HASH_SIZE];
+	/* a capture while img is held builds a new image: img stays as it
+	 * was, readable until the program rewrites its slot */
+	uint8_t sh[STATE_HASH_SIZE], h[STATE_HASH_SIZE];
 	memcpy(sh, img->state_hash, sizeof(sh));
 	commit(&w, 10, &rng);
 	struct image *next = NULL;
@@ -334,9 +391,52 @@ static void test_encoding_held(void **state)
 	assert_ptr_not_equal(next, img);
 	assert_int_equal(next->sequence, 5);
 	assert_int_equal(img->sequence, 4);
-	uint8_t h[STATE_HASH_SIZE];
-	assert_int_equal(state_hash(img->data, img->size, h), 0);
+	assert_true(image_current(img));
+	assert_int_equal(read_state_hash(img, h), 0);
 	assert_memory_equal(h, sh, sizeof(h));
+	assert_int_equal(read_state_hash(next, h), 0);
+	assert_memory_equal(h, next->state_hash, sizeof(h));
+	/* the next commit rewrites 4's slot: gone, whatever reads it */
+	commit(&w, 10, &rng);
+	assert_false(image_current(img));
+	assert_int_equal(read_state_hash(img, h), RTCMS_ENOENT);
+	assert_true(image_current(next));
+	image_unref(&w.a, next);
+	image_unref(&w.a, img);
+	world_free(&w);
+}
+
+/* A program whose full images outran it: its captures keep a private
+ * copy, built on the last one, which every later commit leaves alone. */
+static void test_private_copy(void **state)
+{
+	(void)state;
+	static struct world w;
+	world_init(&w);
+	unsigned rng = 9;
+	struct image *img = NULL, *next = NULL;
+	uint8_t h[STATE_HASH_SIZE];
+	commit(&w, 0, &rng);
+	assert_int_equal(capture_take(&w.a, &w.p, &img), 0); /* from the area */
+	assert_null(img->copy);
+	image_unref(&w.a, img);
+	w.p.copy_full = true;
+	commit(&w, 10, &rng);
+	assert_int_equal(capture_take(&w.a, &w.p, &img), 0);
+	assert_non_null(img->copy);
+	assert_true(img->copied < DATA); /* only the changed blocks hashed */
+	commit(&w, 10, &rng);
+	assert_int_equal(capture_take(&w.a, &w.p, &next), 0); /* a copy of img's copy */
+	commit(&w, 10, &rng);
+	commit(&w, 10, &rng);
+	assert_true(image_current(img));
+	assert_int_equal(read_state_hash(img, h), 0);
+	assert_memory_equal(h, img->state_hash, sizeof(h));
+	struct encoding *d = encoding_of(next, img->sequence);
+	assert_int_equal(d->base, img->sequence);
+	image_encoding_done(next, d);
+	assert_int_equal(read_state_hash(next, h), 0);
+	assert_memory_equal(h, next->state_hash, sizeof(h));
 	image_unref(&w.a, next);
 	image_unref(&w.a, img);
 	world_free(&w);
@@ -346,6 +446,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encoding_held),
+		cmocka_unit_test(test_private_copy),
 		cmocka_unit_test(test_streams_under_captures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -99,6 +99,15 @@ static struct area_slot *slot_at(const void *mem, unsigned i)
 	return (struct area_slot *)((uint8_t *)mem + h->slot_offset[i & 1]);
 }
 
+/* Whether the region table fits n regions inside size bytes of data. */
+static bool regions_fit(const struct area_region *r, uint32_t n, uint64_t size)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (r[i].offset > size || r[i].size > size - r[i].offset)
+			return false;
+	return true;
+}
+
 uint8_t *area_slot_data(void *mem, const struct area_slot *slot)
 {
 	const struct area_header *h = mem;
@@ -215,15 +224,115 @@ int area_committed_view(void *mem, const uint8_t **data, uint64_t *data_size,
 	uint32_t n = s->region_count;
 	if ((g & 1) || s->sequence != c >> 1)
 		return RTCMS_EAGAIN; /* someone writes: not a restore */
-	if (n > AREA_MAX_REGIONS || size > area_data_capacity(mem))
+	if (n > AREA_MAX_REGIONS || size > area_data_capacity(mem) ||
+	    !regions_fit(s->regions, n, size))
 		return RTCMS_EPROTO;
-	for (uint32_t i = 0; i < n; i++)
-		if (s->regions[i].offset > size || s->regions[i].size > size - s->regions[i].offset)
-			return RTCMS_EPROTO;
 	memcpy(regions, s->regions, n * sizeof(*regions));
 	*data = area_slot_data(mem, s);
 	*data_size = size;
 	*count = n;
 	*sequence = s->sequence;
 	return 0;
+}
+
+/* One validated read of the committed slot's description and versions:
+ * 0, or RTCMS_EAGAIN when the writer came by. */
+static int snap_once(const void *mem, struct area_snap *snap, uint64_t *versions, size_t vcap)
+{
+	struct area_header *h = (struct area_header *)mem;
+	uint64_t c = atomic_load_explicit(&h->committed, memory_order_acquire);
+	if (c == 0)
+		return RTCMS_ENOENT;
+	unsigned idx = (unsigned)(c & 1);
+	struct area_slot *s = slot_at(mem, idx);
+	uint64_t g1 = atomic_load_explicit(&s->gen, memory_order_acquire);
+	if (g1 & 1)
+		return RTCMS_EAGAIN;
+	int rc = 0;
+	TSAN_IGNORE_READS_BEGIN();
+	uint64_t seq = s->sequence, size = s->data_size;
+	uint32_t n = s->region_count;
+	uint64_t blocks = area_block_round(size) / AREA_BLOCK;
+	if (n > AREA_MAX_REGIONS || size > area_data_capacity(mem))
+		rc = RTCMS_EPROTO; /* inconsistent unless the writer came by */
+	else if (blocks > vcap)
+		rc = RTCMS_ETOOBIG;
+	if (rc == 0) {
+		memcpy(snap->regions, s->regions, n * sizeof(snap->regions[0]));
+		memcpy(versions, area_slot_versions((void *)mem, s), (size_t)blocks * sizeof(uint64_t));
+	}
+	TSAN_IGNORE_READS_END();
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != g1 || seq != c >> 1)
+		return RTCMS_EAGAIN;
+	if (rc == 0 && !regions_fit(snap->regions, n, size))
+		rc = RTCMS_EPROTO;
+	if (rc)
+		return rc;
+	snap->slot = idx;
+	snap->gen = g1;
+	snap->sequence = seq;
+	snap->data_size = size;
+	snap->region_count = n;
+	return 0;
+}
+
+int area_snap_take(const void *mem, struct area_snap *snap, uint64_t *versions, size_t vcap)
+{
+	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		int rc = snap_once(mem, snap, versions, vcap);
+		if (rc != RTCMS_EAGAIN)
+			return rc;
+	}
+	return RTCMS_EAGAIN;
+}
+
+bool area_snap_valid(const void *mem, const struct area_snap *snap)
+{
+	struct area_slot *s = slot_at(mem, snap->slot);
+	/* the reads before are ordered before the generation's load */
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&s->gen, memory_order_relaxed) == snap->gen;
+}
+
+int area_snap_read(const void *mem, const struct area_snap *snap, uint64_t off, void *out,
+		   size_t len)
+{
+	if (off > snap->data_size || len > snap->data_size - off)
+		return RTCMS_EINVAL;
+	struct area_slot *s = slot_at(mem, snap->slot);
+	TSAN_IGNORE_READS_BEGIN();
+	memcpy(out, area_slot_data((void *)mem, s) + off, len);
+	TSAN_IGNORE_READS_END();
+	return area_snap_valid(mem, snap) ? 0 : RTCMS_ENOENT;
+}
+
+int area_load(void *mem, const struct area_region *regions, uint32_t n,
+		 const uint8_t *data, uint64_t size, uint64_t seq)
+{
+	if (seq == 0 || n > AREA_MAX_REGIONS || !regions_fit(regions, n, size))
+		return RTCMS_EPROTO;
+	if (size > area_data_capacity(mem))
+		return RTCMS_ENOSPC;
+	struct area_slot *s = area_write_begin(mem);
+	memcpy(s->regions, regions, n * sizeof(regions[0]));
+	s->region_count = n;
+	memcpy(area_slot_data(mem, s), data, (size_t)size);
+	uint64_t *ver = area_slot_versions(mem, s);
+	for (uint64_t b = 0; b < area_block_round(size) / AREA_BLOCK; b++)
+		ver[b] = seq; /* all of it is new here: the next checkpoint is full */
+	s->data_size = size;
+	area_write_commit(mem, s, seq);
+	return 0;
+}
+
+int area_copy(void *dst, const void *src)
+{
+	struct area_region regions[AREA_MAX_REGIONS];
+	const uint8_t *data;
+	uint64_t size, seq;
+	uint32_t n;
+	int rc = area_committed_view((void *)src, &data, &size, regions, &n, &seq);
+
+	return rc ? rc : area_load(dst, regions, n, data, size, seq);
 }

@@ -36,6 +36,7 @@
 #define RTCMS_AREA_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -146,6 +147,62 @@ uint64_t area_committed_sequence(const void *mem);
  */
 int area_read(const void *mem, uint8_t *out, size_t cap, uint64_t *data_size,
 	      struct area_region *regions, uint32_t *count, uint64_t *sequence);
+
+/*
+ * A committed checkpoint read in place (the agent's captures and pulls):
+ * which slot holds it at which (even) generation, and its layout. Its data
+ * is that slot's for as long as the slot's generation is unchanged: the
+ * writer makes it odd before it rewrites the slot, two commits later.
+ */
+struct area_snap {
+	unsigned slot;
+	uint64_t gen;
+	uint64_t sequence;
+	uint64_t data_size;
+	uint32_t region_count;
+	struct area_region regions[AREA_MAX_REGIONS];
+};
+
+/*
+ * Describe the committed checkpoint into *snap and copy its block
+ * versions (area_block_round(data_size) / AREA_BLOCK of them) into
+ * versions (vcap entries), validated as area_read() validates its copy.
+ * Returns 0, RTCMS_ENOENT (nothing committed), RTCMS_EAGAIN (the writer
+ * came by during every attempt), RTCMS_ETOOBIG (vcap too small),
+ * RTCMS_EPROTO (an inconsistent slot).
+ */
+int area_snap_take(const void *mem, struct area_snap *snap, uint64_t *versions, size_t vcap);
+
+/*
+ * Copy len bytes at off of snap's data into out, then check that the
+ * slot still holds snap (seqlock style): only then are the bytes snap's.
+ * Returns 0, RTCMS_ENOENT when the slot was rewritten meanwhile (out
+ * holds garbage: the checkpoint is gone from the area), RTCMS_EINVAL for
+ * a range outside the data.
+ */
+int area_snap_read(const void *mem, const struct area_snap *snap, uint64_t off, void *out,
+		   size_t len);
+
+/* Whether snap's slot still holds it (its generation is unchanged). */
+bool area_snap_valid(const void *mem, const struct area_snap *snap);
+
+/*
+ * Install a checkpoint (region table, data of size bytes, sequence) as
+ * the committed checkpoint of area mem, which nobody writes yet (before a
+ * restored or restarted program starts); every block gets version seq, so
+ * the program's next checkpoint is full. 0, RTCMS_EPROTO (seq 0 or a
+ * region outside the data), RTCMS_ENOSPC (it does not fit).
+ */
+int area_load(void *mem, const struct area_region *regions, uint32_t n,
+		 const uint8_t *data, uint64_t size, uint64_t seq);
+
+/*
+ * Load the committed checkpoint of area src, which nobody writes any more
+ * (its program is gone), into area dst as area_load() does (a restart
+ * continues from it). 0, the errors of area_committed_view() and of
+ * area_load().
+ */
+int area_copy(void *dst, const void *src);
 
 /*
  * The committed checkpoint in place, without a copy: *data points into the

@@ -64,14 +64,13 @@ int delta_parse(const uint8_t *img, size_t len, struct delta_info *out)
 	return 0;
 }
 
-int64_t delta_build(const uint8_t *full, size_t full_len, const uint64_t *versions,
-		    uint64_t base, uint8_t *out, size_t cap)
+int64_t delta_head(const uint8_t *head, size_t head_len, uint64_t full_len,
+		   const uint64_t *versions, uint64_t base, uint8_t *out, size_t cap)
 {
 	struct area_region regions[AREA_MAX_REGIONS];
-	const uint8_t *data;
 	uint64_t seq, d;
 	uint32_t n;
-	int rc = image_parse(full, full_len, &seq, regions, &n, &data, &d);
+	int rc = image_parse_head(head, head_len, full_len, &seq, regions, &n, &d);
 	if (rc)
 		return rc;
 	if (base == 0 || base >= seq || d % AREA_BLOCK)
@@ -79,23 +78,38 @@ int64_t delta_build(const uint8_t *full, size_t full_len, const uint64_t *versio
 	uint32_t k = 0;
 	for (uint64_t b = 0; b < d / AREA_BLOCK; b++)
 		k += versions[b] > base;
-	if (cap < delta_size(n, k))
+	size_t len = delta_size(n, k) - (size_t)k * AREA_BLOCK;
+	if (cap < len)
 		return RTCMS_ETOOBIG;
-	memcpy(out, full, FULL_HEAD + (size_t)n * ENTRY); /* magic, seq, n, d, table */
+	memcpy(out, head, FULL_HEAD + (size_t)n * ENTRY); /* magic, seq, n, d, table */
 	memmove(out + DELTA_HEAD, out + FULL_HEAD, (size_t)n * ENTRY);
 	put_be32(out + 4, DELTA_VERSION);
 	put_be64(out + 32, base);
 	put_be32(out + 40, k);
 	put_be32(out + 44, 0);
-	uint8_t *list = out + DELTA_HEAD + (size_t)n * ENTRY, *dst = list + (size_t)k * 4;
+	uint8_t *list = out + DELTA_HEAD + (size_t)n * ENTRY;
 	for (uint64_t b = 0; b < d / AREA_BLOCK; b++) {
 		if (versions[b] <= base)
 			continue;
 		put_be32(list, (uint32_t)b);
 		list += 4;
-		memcpy(dst, data + b * AREA_BLOCK, AREA_BLOCK);
-		dst += AREA_BLOCK;
 	}
+	return (int64_t)len;
+}
+
+int64_t delta_build(const uint8_t *full, size_t full_len, const uint64_t *versions,
+		    uint64_t base, uint8_t *out, size_t cap)
+{
+	int64_t len = delta_head(full, full_len, full_len, versions, base, out, cap);
+	if (len < 0)
+		return len;
+	uint32_t n = get_be32(out + 16), k = get_be32(out + 40);
+	if (cap < delta_size(n, k))
+		return RTCMS_ETOOBIG;
+	const uint8_t *data = full + image_size(n, 0), *list = out + DELTA_HEAD + (size_t)n * ENTRY;
+	uint8_t *dst = out + len;
+	for (uint32_t i = 0; i < k; i++, dst += AREA_BLOCK)
+		memcpy(dst, data + (size_t)get_be32(list + (size_t)i * 4) * AREA_BLOCK, AREA_BLOCK);
 	return (int64_t)delta_size(n, k);
 }
 

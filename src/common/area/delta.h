@@ -76,6 +76,17 @@ int64_t delta_build(const uint8_t *full, size_t full_len, const uint64_t *versio
 		    uint64_t base, uint8_t *out, size_t cap);
 
 /*
+ * The same without the blocks' data: from the head of a full image of
+ * full_len bytes (its header and region table, head_len bytes), the
+ * delta's header, region table and block list (its first
+ * delta_size(n, k) - k * AREA_BLOCK bytes; the data of the listed blocks
+ * follows them in order). Returns that length, or the errors of
+ * delta_build().
+ */
+int64_t delta_head(const uint8_t *head, size_t head_len, uint64_t full_len,
+		   const uint64_t *versions, uint64_t base, uint8_t *out, size_t cap);
+
+/*
  * Apply a delta to the full image in buf (*len bytes, capacity cap), which
  * must be the image of the delta's base sequence; a delta that changes the
  * region table or the data size must carry every block. On success buf

@@ -16,7 +16,7 @@ size_t image_size(uint32_t n, uint64_t d)
 	return HEAD + (size_t)n * ENTRY + (size_t)d;
 }
 
-/* The image's head (the HEAD bytes before its region table). */
+/* The image's header (the HEAD bytes before its region table). */
 static void head_put(uint8_t *out, uint64_t seq, uint32_t n, uint64_t size)
 {
 	put_be32(out, IMAGE_MAGIC);
@@ -25,6 +25,26 @@ static void head_put(uint8_t *out, uint64_t seq, uint32_t n, uint64_t size)
 	put_be32(out + 16, n);
 	put_be32(out + 20, 0);
 	put_be64(out + 24, size);
+}
+
+/* The region table after the header. */
+static void table_put(uint8_t *out, const struct area_region *regions, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *e = out + HEAD + (size_t)i * ENTRY;
+		put_be32(e, regions[i].id);
+		put_be32(e + 4, 0);
+		put_be64(e + 8, regions[i].size);
+		put_be64(e + 16, regions[i].offset);
+	}
+}
+
+size_t image_head(uint8_t *out, uint64_t seq, const struct area_region *regions, uint32_t n,
+		  uint64_t size)
+{
+	head_put(out, seq, n, size);
+	table_put(out, regions, n);
+	return image_size(n, 0);
 }
 
 int64_t image_capture(const void *mem, uint8_t *out, size_t cap)
@@ -44,14 +64,7 @@ int64_t image_capture(const void *mem, uint8_t *out, size_t cap)
 	/* close the gap left for unused table entries */
 	uint8_t *dst = out + image_size(n, 0);
 	memmove(dst, data, (size_t)size);
-	head_put(out, seq, n, size);
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *e = out + HEAD + (size_t)i * ENTRY;
-		put_be32(e, regions[i].id);
-		put_be32(e + 4, 0);
-		put_be64(e + 8, regions[i].size);
-		put_be64(e + 16, regions[i].offset);
-	}
+	image_head(out, seq, regions, n, size);
 	return (int64_t)image_size(n, size);
 }
 
@@ -98,13 +111,7 @@ static int read_since(const void *mem, uint64_t *sincep, uint8_t *out, size_t ca
 		size_t off = (size_t)b * AREA_BLOCK;
 		memcpy(dst + off, src + off, d - off < AREA_BLOCK ? (size_t)(d - off) : AREA_BLOCK);
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *e = out + HEAD + (size_t)i * ENTRY;
-		put_be32(e, s->regions[i].id);
-		put_be32(e + 4, 0);
-		put_be64(e + 8, s->regions[i].size);
-		put_be64(e + 16, s->regions[i].offset);
-	}
+	table_put(out, s->regions, n);
 check:
 	TSAN_IGNORE_READS_END();
 	atomic_thread_fence(memory_order_acquire);
@@ -197,20 +204,5 @@ int image_install(void *mem, const uint8_t *img, size_t len)
 	uint32_t n;
 	int rc = image_parse(img, len, &seq, regions, &n, &data, &size);
 
-	if (rc)
-		return rc;
-	if (seq == 0)
-		return RTCMS_EPROTO;
-	if (size > area_data_capacity(mem))
-		return RTCMS_ENOSPC;
-	struct area_slot *s = area_write_begin(mem);
-	memcpy(s->regions, regions, n * sizeof(regions[0]));
-	s->region_count = n;
-	memcpy(area_slot_data(mem, s), data, (size_t)size);
-	uint64_t *ver = area_slot_versions(mem, s);
-	for (uint64_t b = 0; b < area_block_round(size) / AREA_BLOCK; b++)
-		ver[b] = seq; /* all of it is new here: the next checkpoint is full */
-	s->data_size = size;
-	area_write_commit(mem, s, seq);
-	return 0;
+	return rc ? rc : area_load(mem, regions, n, data, size, seq);
 }

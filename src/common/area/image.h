@@ -24,9 +24,17 @@
 
 #define IMAGE_MAGIC   0x52544349u
 #define IMAGE_VERSION 1
+/* The longest head (header and region table) of an image. */
+#define IMAGE_HEAD_MAX (32 + 24 * AREA_MAX_REGIONS)
 
 /* Size of the image of a checkpoint with n regions and d data bytes. */
 size_t image_size(uint32_t n, uint64_t d);
+
+/* The head of the image of sequence seq with regions (n) and size data
+ * bytes (header and region table) into out (image_size(n, 0) bytes).
+ * Returns its length. */
+size_t image_head(uint8_t *out, uint64_t seq, const struct area_region *regions, uint32_t n,
+		  uint64_t size);
 
 /*
  * Capture the committed checkpoint of area mem as an image into out
