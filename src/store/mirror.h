@@ -3,7 +3,9 @@
  * online state, metadata transactions applied to every online mirror's
  * catalog, chunk writes and flushes fanned out to all of them, and the
  * mirror's directory itself (identity file, meta.db files, the scan and
- * reconciliation at open, taking a failed mirror back).
+ * reconciliation at open, taking a failed mirror back). A mirror's copy
+ * of a chunk is its chunk file, or its inline copy in the mirror's
+ * meta.db (small PUTs), which the mirror_chunk_* calls look at first.
  *
  * Chunk files go through a backend (struct mirror_backend): the engine
  * (put, get, repair, gc) never calls chunkfile.c itself, so another kind

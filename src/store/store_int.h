@@ -28,7 +28,9 @@
  * nothing else is taken while it is held, and it is never held across a
  * chunk file read or write (the chunks in use are pinned instead), only
  * across metadata transactions (whose per-mirror COMMITs run in parallel)
- * and chunk file unlinks of garbage collection. A PUT handle's counters
+ * and chunk file unlinks of garbage collection. An inline chunk (a small
+ * PUT's, in a mirror's meta.db) is read and rewritten under it, one copy
+ * at a time (at most 64 KiB plus a header), and verified outside it. A PUT handle's counters
  * are atomics (written by concurrent chunk writes); the rest of a handle
  * belongs to its one caller at a time.
  */
