@@ -162,8 +162,9 @@ int mirror_chunk_read(struct store *st, struct mirror *m, const uint8_t hash[PRO
 	if (size == 0 || size > PROTO_MAX_CHUNK)
 		return RTCMS_ECORRUPT;
 	pthread_mutex_lock(&st->mu);
+	/* no valid form is longer: a longer copy is not copied (corrupt) */
 	if (m->cat)
-		rc = catalog_inline_get(m->cat, hash, buf, CHUNKFILE_MAX, len, inl);
+		rc = catalog_inline_get(m->cat, hash, buf, size + CHUNKFILE_SEALED_EXTRA, len, inl);
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		return rc;

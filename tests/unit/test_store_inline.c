@@ -152,6 +152,16 @@ static void test_repair_and_scrub(void **state)
 	assert_int_equal(get_check(f->st, "p", 1, 1, 4096, 8, &repaired), 0);
 	assert_int_equal(repaired, 0);
 	assert_int_equal(tu_count_chunk_files(f->m0), 0); /* repaired inline */
+	/* a copy longer than any stored form is corrupt too (never copied
+	 * beyond the chunk's largest form) */
+	assert_int_equal(tu_meta_exec(f->m1, "UPDATE inline_chunks SET form ="
+				      " form || zeroblob(2000000)"), 0);
+	assert_int_equal(get_check(f->st, "p", 1, 1, 4096, 8, &repaired), 0);
+	assert_int_equal(store_scrub(f->st, false, &r), 0);
+	assert_int_equal(r.mirrors[1].corrupt, 1);
+	assert_int_equal(store_scrub(f->st, true, &r), 0);
+	assert_int_equal(r.mirrors[1].repaired, 1);
+	assert_int_equal(tu_meta_query(f->m1, "SELECT length(form) FROM inline_chunks"), 4096);
 
 	assert_int_equal(tu_meta_exec(f->m1, "DELETE FROM inline_chunks"), 0);
 	/* one byte short */
