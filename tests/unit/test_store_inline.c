@@ -286,6 +286,19 @@ static void test_sealed_inline_and_keys(void **state)
 	assert_int_equal(k.count, 1);
 	assert_int_equal(k.keys[0].key_id, 7);
 
+	/* rows of before key ids (an older meta.db): read from the sealed
+	 * form and recorded again at the next open */
+	store_free(f->st);
+	assert_int_equal(tu_meta_exec(f->m0, "UPDATE chunks SET key_id = NULL"), 0);
+	assert_int_equal(tu_meta_exec(f->m1, "UPDATE chunks SET key_id = NULL"), 0);
+	open_store(f);
+	assert_int_equal(store_keys(f->st, 0, &k, &more), 0);
+	assert_int_equal(k.unknown_chunks, 0);
+	assert_int_equal(k.count, 2);
+	assert_int_equal(k.keys[1].key_id, 7);
+	assert_int_equal(tu_meta_query(f->m1, "SELECT count(*) FROM chunks WHERE key_id = 7"),
+			 1);
+
 	/* one bit of the sealed bytes flipped on both mirrors: the sum
 	 * finds it, nothing is served */
 	static const char flip[] = "UPDATE inline_chunks SET form = substr(form, 1, 40) ||"
@@ -296,6 +309,16 @@ static void test_sealed_inline_and_keys(void **state)
 	assert_int_equal(store_get_next(g, buf, &got, &end), RTCMS_ECORRUPT);
 	store_get_close(g);
 	free(buf);
+	/* with no good copy its key id cannot be read: it stays unknown */
+	store_free(f->st);
+	static const char unkey[] = "UPDATE chunks SET key_id = NULL WHERE size = 4000";
+	assert_int_equal(tu_meta_exec(f->m0, unkey), 0);
+	assert_int_equal(tu_meta_exec(f->m1, unkey), 0);
+	open_store(f);
+	assert_int_equal(store_keys(f->st, 0, &k, &more), 0);
+	assert_int_equal(k.unknown_chunks, 1);
+	assert_int_equal(k.unknown_bytes, sizeof(plain));
+	assert_int_equal(k.count, 1);
 
 	/* the key seals nothing kept once its last checkpoint goes */
 	assert_int_equal(store_delete(f->st, "s", 0, 0), 1);
