@@ -220,10 +220,10 @@ static int put_keep(struct store_put *put, const struct proto_chunk *chunk)
 	size_t len = chunk->key_id ? chunk->len + CHUNKFILE_SEALED_EXTRA : chunk->len;
 	uint32_t k = atomic_fetch_add(&put->nforms, 1);
 	uint64_t off = atomic_fetch_add(&put->ibuf_used, len);
-	uint8_t *p = put->ibuf + off;
 
 	if (k >= put->meta.chunk_count || off + len > cap)
 		return RTCMS_EPROTO;
+	uint8_t *p = put->ibuf + off;
 	if (chunk->key_id) {
 		chunkfile_sealed_head(chunk->key_id, chunk->sum, p);
 		memcpy(p + CHUNKFILE_SHDR, chunk->data, chunk->len + PROTO_CHUNK_TAG);
