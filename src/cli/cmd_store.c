@@ -1,6 +1,6 @@
 /*
  * cmd_store.c - rtcmsctl store SUBCOMMAND: put, get, list, claim, commit,
- * release, delete, scrub, status.
+ * release, delete, scrub, status, keys.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -633,6 +633,76 @@ static int do_status(struct cli *cli, const struct cli_args *a)
 	return do_report(cli, a, 0);
 }
 
+/* ---- keys ----------------------------------------------------------- */
+
+static void print_key(struct cli *cli, const struct proto_key_count *k, bool first)
+{
+	char sz[32], id[24];
+
+	if (cli->json) {
+		printf("%s{\"key_id\":%" PRIu32 ",\"chunks\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+		       first ? "" : ",", k->key_id, k->chunks, k->bytes);
+		return;
+	}
+	snprintf(id, sizeof(id), k->key_id ? "%" PRIu32 : "0 (plain)", k->key_id);
+	printf("%-12s %10" PRIu64 " %10s\n", id, k->chunks, cli_bytes(k->bytes, sz, sizeof(sz)));
+}
+
+/* KEYS, page by page: the chunks retained checkpoints reference, per data
+ * key id that seals them. */
+static int do_keys(struct cli *cli, const struct cli_args *a)
+{
+	static union proto_msg r;
+	struct proto_header hdr;
+	union proto_msg m;
+	uint32_t listed = 0;
+	char sz[32];
+	int rc;
+
+	if (a->npos != 0)
+		return cli_usage("usage: store keys");
+	struct net_client *c = cli_connect(cli, cli->store_addr);
+	if (!c)
+		return CLI_FAIL;
+	memset(&m, 0, sizeof(m));
+	if (cli->json)
+		printf("{\"keys\":[");
+	else
+		printf("%-12s %10s %10s\n", "KEY ID", "CHUNKS", "BYTES");
+	for (;;) {
+		rc = net_client_call(c, PROTO_KEYS, &m, PROTO_KEYS_REPLY, &hdr, &r);
+		if (rc) {
+			if (cli->json)
+				printf("]}\n");
+			rc = cli_fail_rc(c, "keys", rc);
+			net_client_free(c);
+			return rc;
+		}
+		const struct proto_keys_reply *k = &r.keys_reply;
+		for (uint16_t i = 0; i < k->count; i++)
+			print_key(cli, &k->keys[i], listed++ == 0);
+		if (!(hdr.flags & PROTO_F_MORE) || k->count == 0 ||
+		    k->keys[k->count - 1].key_id == UINT32_MAX)
+			break;
+		m.keys.from = k->keys[k->count - 1].key_id + 1;
+	}
+	net_client_free(c);
+	const struct proto_keys_reply *k = &r.keys_reply;
+	if (cli->json) {
+		printf("],\"unknown_chunks\":%" PRIu64 ",\"unknown_bytes\":%" PRIu64 "}\n",
+		       k->unknown_chunks, k->unknown_bytes);
+		return CLI_OK;
+	}
+	if (listed == 0)
+		printf("(no chunks)\n");
+	if (k->unknown_chunks)
+		printf("%" PRIu64 " chunk(s) (%s) of unknown key: no mirror had a good copy "
+		       "to read it from; see `store scrub`\n", k->unknown_chunks,
+		       cli_bytes(k->unknown_bytes, sz, sizeof(sz)));
+	printf("a data key id not listed seals no chunk of a kept checkpoint\n");
+	return CLI_OK;
+}
+
 static const struct {
 	const char *name;
 	const char *help;
@@ -652,6 +722,7 @@ static const struct {
 	  "incarnation sequence", "all" },
 	{ "scrub", "[--no-repair]   verify every byte on every mirror, repair", do_scrub, "", "no-repair" },
 	{ "status", "               mirrors and counts", do_status, "", "" },
+	{ "keys", "                 chunks and bytes each data key id seals", do_keys, "", "" },
 };
 
 int cmd_store(struct cli *cli, int argc, char **argv)

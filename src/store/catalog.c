@@ -29,7 +29,10 @@ static const char schema[] =
 	" idx INTEGER NOT NULL, offset INTEGER NOT NULL, len INTEGER NOT NULL,"
 	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
 	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
-	" refs INTEGER NOT NULL);"
+	" refs INTEGER NOT NULL, key_id INTEGER);"
+	/* chunks kept in the database instead of a chunk file (small PUTs):
+	 * their stored form, as a chunk file would hold it uncompressed */
+	"CREATE TABLE IF NOT EXISTS inline_chunks(hash BLOB PRIMARY KEY, form BLOB NOT NULL);"
 	/* nodes fenced for every manager (fence.h); fence_gen in meta */
 	"CREATE TABLE IF NOT EXISTS fences(node INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
 	" hold_ms INTEGER NOT NULL);"
@@ -38,7 +41,7 @@ static const char schema[] =
 
 /*
  * Columns added after the first schema (delta checkpoints; the moves after
- * a node gave up on a program), in the order a new database has them:
+ * a node gave up on a program; chunks' key ids), in the order a new database has them:
  * ALTER TABLE appends, so an upgraded database ends up with the same
  * columns as a new one.
  */
@@ -53,6 +56,9 @@ static const struct {
 	{ "checkpoints", "state_hash", "state_hash BLOB" },
 	{ "processes", "gave_up", "gave_up INTEGER NOT NULL DEFAULT 0" },
 	{ "processes", "claim_gave_up", "claim_gave_up INTEGER NOT NULL DEFAULT 0" },
+	/* the data key a chunk is sealed under (0 plain); NULL in rows from
+	 * before it was kept, until store_open fills them in */
+	{ "chunks", "key_id", "key_id INTEGER" },
 };
 
 /* ---- the database ------------------------------------------------------- */

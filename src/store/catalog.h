@@ -2,8 +2,8 @@
  * catalog.h - one mirror's metadata database (M/meta.db), and every SQL
  * statement of the store: schema and its upgrade, WAL with
  * synchronous=FULL, the generation and epoch counters, copying, and the
- * rows of processes, checkpoints, chunk lists, chunk reference counts,
- * claims, fences and managers.
+ * rows of processes, checkpoints, chunk lists, chunk reference counts
+ * and key ids, inline chunks, claims, fences and managers.
  *
  * A catalog is one database; it knows nothing of mirrors, pins or
  * threads. The store applies each mutation to every online mirror's
@@ -27,7 +27,15 @@ struct catalog;
 struct chunk_ref {
 	uint64_t offset;
 	uint32_t len;
+	uint32_t key_id;              /* the data key it is sealed under, 0 plain
+				       * (set by a PUT; not loaded back) */
 	uint8_t hash[PROTO_HASH_SIZE];
+};
+
+/* A chunk's stored form (chunkfile.h) to keep inline in the database. */
+struct chunk_form {
+	const uint8_t *data;
+	uint32_t len;
 };
 
 /* A checkpoint row as stored (spec left out). */
@@ -165,22 +173,38 @@ int catalog_ckpt_select(struct catalog *cat, const char *process, uint64_t inc,
 
 /*
  * Insert a checkpoint (meta, created at created_ms, of the given depth),
- * its chunk list and one reference to each of its chunks. 0 or RTCMS_EIO.
+ * its chunk list and one reference to each of its chunks (with its key
+ * id). With forms (one per chunk), a chunk not referenced yet is kept
+ * inline: forms[i] goes into inline_chunks in the same transaction; a
+ * chunk referenced already keeps the copy it has (a durable file or an
+ * inline one). 0 or RTCMS_EIO.
  */
 int catalog_ckpt_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 			uint64_t created_ms, uint32_t depth,
-			const struct chunk_ref *chunks, uint32_t count);
+			const struct chunk_ref *chunks, const struct chunk_form *forms,
+			uint32_t count);
 
 /* Called for a chunk whose last reference went; non-zero fails. */
 typedef int (*catalog_unref_fn)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE]);
 
+/* What dropping references does with a chunk whose last one went: its
+ * row goes, unref (if set) is told, and its inline copy goes too unless
+ * keep_inline (if set) says it is in use (pinned: catalog_inline_drop()
+ * removes it later). The same on every mirror. */
+struct catalog_unref {
+	catalog_unref_fn unref;
+	void *ctx;
+	bool (*keep_inline)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE]);
+	void *keep_ctx;
+};
+
 /*
  * Delete one checkpoint's rows and drop its chunk references; the rows of
- * chunks whose count reaches 0 are deleted and, with unref, passed to it.
- * 0 or RTCMS_EIO.
+ * chunks whose count reaches 0 are deleted as u says (u NULL: rows and
+ * inline copies go, nobody is told). 0 or RTCMS_EIO.
  */
 int catalog_ckpt_delete(struct catalog *cat, const char *process, uint64_t inc,
-			uint64_t seq, catalog_unref_fn unref, void *ctx);
+			uint64_t seq, const struct catalog_unref *u);
 
 /*
  * Load the chunk list of a checkpoint (count entries) into *out
@@ -204,6 +228,49 @@ typedef bool (*catalog_chunk_fn)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE],
  * or a row could not be read: the walk ends there), or RTCMS_EIO when the
  * query cannot start. */
 int catalog_chunks_each(struct catalog *cat, catalog_chunk_fn fn, void *ctx);
+
+/* ---- inline chunks (a mirror's own copies; no generation bump) ------------ */
+
+/* The inline copy of chunk hash into buf (cap bytes): 0 with *found and
+ * *len (a copy longer than cap is not copied: *len 0, the caller finds it
+ * corrupt), or RTCMS_EIO. */
+int catalog_inline_get(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		       uint8_t *buf, size_t cap, size_t *len, bool *found);
+
+/* Whether chunk hash has an inline copy (not read). */
+bool catalog_inline_has(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]);
+
+/* Write (or replace) the inline copy of chunk hash: a repair of this
+ * mirror's copy, durable when it returns. 0 or RTCMS_EIO. */
+int catalog_inline_put(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		       const uint8_t *form, size_t len);
+
+/* Remove the inline copy of chunk hash unless a checkpoint references it
+ * (garbage collection after its pins went). 0 or RTCMS_EIO. */
+int catalog_inline_drop(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]);
+
+/* Remove every inline copy no checkpoint references (at open); the number
+ * removed or RTCMS_EIO. */
+int catalog_inline_sweep(struct catalog *cat);
+
+/* ---- chunks by data key ---------------------------------------------------- */
+
+/*
+ * The referenced chunks per data key id (0: plain chunks), from key id
+ * `from` up, in key id order: at most PROTO_KEYS_MAX entries into r->keys
+ * (*more if further key ids follow), and those whose key id is not
+ * recorded (rows from before it was) into r->unknown_*. 0 or RTCMS_EIO.
+ */
+int catalog_keys(struct catalog *cat, uint32_t from, struct proto_keys_reply *r, bool *more);
+
+/* Call fn for every referenced chunk whose key id is not recorded. 0 or
+ * RTCMS_EIO. */
+int catalog_chunks_unkeyed(struct catalog *cat, catalog_chunk_fn fn, void *ctx);
+
+/* Record chunk hash's key id where it is not recorded (a mutation). 0 or
+ * RTCMS_EIO. */
+int catalog_chunk_set_key(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+			  uint32_t key_id);
 
 /* ---- listing, counts, fences, managers --------------------------------- */
 

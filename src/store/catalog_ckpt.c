@@ -1,9 +1,12 @@
-/* catalog_ckpt.c - the catalog's checkpoint rows, their chunk lists and
- * the chunks' reference counts (see catalog.h). */
+/* catalog_ckpt.c - the catalog's checkpoint rows, their chunk lists, the
+ * chunks' reference counts and key ids, and inline chunks (see
+ * catalog.h). */
 #include "catalog_int.h"
 
 #include <sodium.h>
 #include <stdlib.h>
+
+#include "chunkfile.h"
 
 /* ---- checkpoints -------------------------------------------------------- */
 
@@ -223,19 +226,40 @@ static int ckpt_row_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 	return sql_step_done(s);
 }
 
+/* A statement whose first parameter is a chunk's hash. NULL on error. */
+static sqlite3_stmt *sql_prep_hash(struct catalog *cat, const char *sql, const uint8_t *h)
+{
+	sqlite3_stmt *s = sql_prep(cat, sql);
+	if (s)
+		sql_bind_hash(s, 1, h);
+	return s;
+}
+
+/* A new chunk's inline copy (in the transaction that references it). */
+static int inline_insert(struct catalog *cat, const uint8_t *h, const struct chunk_form *f)
+{
+	sqlite3_stmt *s = sql_prep_hash(cat, "INSERT OR REPLACE INTO inline_chunks VALUES(?,?)", h);
+	if (s)
+		sqlite3_bind_blob(s, 2, f->data, (int)f->len, SQLITE_STATIC);
+	return sql_step_done(s);
+}
+
 int catalog_ckpt_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 			uint64_t created_ms, uint32_t depth,
-			const struct chunk_ref *chunks, uint32_t count)
+			const struct chunk_ref *chunks, const struct chunk_form *forms,
+			uint32_t count)
 {
 	int rc = ckpt_row_insert(cat, m, created_ms, depth, count);
 	if (rc)
 		return rc;
 	sqlite3_stmt *ins = sql_prep(cat, "INSERT INTO ckpt_chunks VALUES(?,?,?,?,?,?,?)");
-	sqlite3_stmt *ref = sql_prep(cat, "INSERT INTO chunks(hash, size, refs) VALUES(?,?,1)"
-				     " ON CONFLICT(hash) DO UPDATE SET refs = refs + 1");
+	sqlite3_stmt *ref = sql_prep(cat, "INSERT INTO chunks(hash, size, refs, key_id)"
+				     " VALUES(?,?,1,?) ON CONFLICT(hash) DO UPDATE SET"
+				     " refs = refs + 1, key_id = coalesce(key_id, excluded.key_id)");
 	rc = ins && ref ? 0 : RTCMS_EIO;
 	for (uint32_t i = 0; i < count && rc == 0; i++) {
 		const struct chunk_ref *c = &chunks[i];
+		bool known = true;
 		sqlite3_reset(ins);
 		sql_bind_text(ins, 1, m->process);
 		sql_bind_u64(ins, 2, m->incarnation);
@@ -247,41 +271,45 @@ int catalog_ckpt_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 		sqlite3_reset(ref);
 		sql_bind_hash(ref, 1, c->hash);
 		sqlite3_bind_int64(ref, 2, c->len);
-		if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(ref) != SQLITE_DONE)
+		sqlite3_bind_int64(ref, 3, c->key_id);
+		/* a chunk referenced already has its durable copy: only a new
+		 * one is kept inline */
+		if (forms && catalog_chunk_known(cat, c->hash, &known) != 0)
 			rc = RTCMS_EIO;
+		else if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(ref) != SQLITE_DONE)
+			rc = RTCMS_EIO;
+		else if (!known)
+			rc = inline_insert(cat, c->hash, &forms[i]);
 	}
 	sqlite3_finalize(ins);
 	sqlite3_finalize(ref);
 	return rc;
 }
 
-/* Drop one reference to chunk h; at 0 delete its row and tell unref. */
-static int chunk_unref(struct catalog *cat, const uint8_t *h, catalog_unref_fn unref,
-		       void *ctx)
+/* Drop one reference to chunk h; at 0 delete its row (and its inline
+ * copy, unless u keeps it) and tell u's unref. */
+static int chunk_unref(struct catalog *cat, const uint8_t *h, const struct catalog_unref *u)
 {
-	sqlite3_stmt *u = sql_prep(cat, "UPDATE chunks SET refs = refs - 1 WHERE hash=?");
-	if (!u)
+	if (sql_step_done(sql_prep_hash(cat, "UPDATE chunks SET refs = refs - 1 WHERE hash=?",
+					h)) != 0)
 		return RTCMS_EIO;
-	sql_bind_hash(u, 1, h);
-	if (sql_step_done(u) != 0)
-		return RTCMS_EIO;
-	sqlite3_stmt *q = sql_prep(cat, "SELECT refs FROM chunks WHERE hash=?");
-	if (q)
-		sql_bind_hash(q, 1, h);
+	sqlite3_stmt *q = sql_prep_hash(cat, "SELECT refs FROM chunks WHERE hash=?", h);
 	int zero = q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) <= 0;
 	sqlite3_finalize(q);
 	if (!zero)
 		return 0;
-	sqlite3_stmt *d = sql_prep(cat, "DELETE FROM chunks WHERE hash=?");
-	if (d)
-		sql_bind_hash(d, 1, h);
-	if (sql_step_done(d) != 0 || (unref && unref(ctx, h) != 0))
+	if (sql_step_done(sql_prep_hash(cat, "DELETE FROM chunks WHERE hash=?", h)) != 0)
+		return RTCMS_EIO;
+	if (!(u && u->keep_inline && u->keep_inline(u->keep_ctx, h)) &&
+	    sql_step_done(sql_prep_hash(cat, "DELETE FROM inline_chunks WHERE hash=?", h)) != 0)
+		return RTCMS_EIO;
+	if (u && u->unref && u->unref(u->ctx, h) != 0)
 		return RTCMS_EIO;
 	return 0;
 }
 
 int catalog_ckpt_delete(struct catalog *cat, const char *process, uint64_t inc,
-			uint64_t seq, catalog_unref_fn unref, void *ctx)
+			uint64_t seq, const struct catalog_unref *u)
 {
 	sqlite3_stmt *s = sql_prep_key(cat, "SELECT hash FROM ckpt_chunks WHERE process=?"
 				       " AND incarnation=? AND sequence=?", process, inc, seq);
@@ -292,7 +320,7 @@ int catalog_ckpt_delete(struct catalog *cat, const char *process, uint64_t inc,
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		uint8_t h[PROTO_HASH_SIZE];
 		sql_col_hash(s, 0, h);
-		if (chunk_unref(cat, h, unref, ctx) != 0) {
+		if (chunk_unref(cat, h, u) != 0) {
 			sqlite3_finalize(s);
 			return RTCMS_EIO;
 		}
@@ -359,9 +387,10 @@ int catalog_chunk_known(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
 }
 
-int catalog_chunks_each(struct catalog *cat, catalog_chunk_fn fn, void *ctx)
+/* Call fn for every (hash, size) row sql selects. */
+static int chunks_walk(struct catalog *cat, const char *sql, catalog_chunk_fn fn, void *ctx)
 {
-	sqlite3_stmt *s = sql_prep(cat, "SELECT hash, size FROM chunks");
+	sqlite3_stmt *s = sql_prep(cat, sql);
 	if (!s)
 		return RTCMS_EIO;
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -372,4 +401,124 @@ int catalog_chunks_each(struct catalog *cat, catalog_chunk_fn fn, void *ctx)
 	}
 	sqlite3_finalize(s);
 	return 0;
+}
+
+int catalog_chunks_each(struct catalog *cat, catalog_chunk_fn fn, void *ctx)
+{
+	return chunks_walk(cat, "SELECT hash, size FROM chunks", fn, ctx);
+}
+
+/* ---- inline chunks ------------------------------------------------------ */
+
+int catalog_inline_get(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		       uint8_t *buf, size_t cap, size_t *len, bool *found)
+{
+	sqlite3_stmt *s = sql_prep_hash(cat, "SELECT form FROM inline_chunks WHERE hash=?", hash);
+	if (!s)
+		return RTCMS_EIO;
+	int rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW;
+	*len = 0;
+	if (*found) {
+		const void *p = sqlite3_column_blob(s, 0);
+		size_t n = (size_t)sqlite3_column_bytes(s, 0);
+		if (p && n <= cap) {
+			memcpy(buf, p, n);
+			*len = n;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+bool catalog_inline_has(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE])
+{
+	sqlite3_stmt *s = sql_prep_hash(cat, "SELECT 1 FROM inline_chunks WHERE hash=?", hash);
+	bool has = s && sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return has;
+}
+
+int catalog_inline_put(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		       const uint8_t *form, size_t len)
+{
+	struct chunk_form f = { form, (uint32_t)len };
+	return len > CHUNKFILE_MAX ? RTCMS_EIO : inline_insert(cat, hash, &f);
+}
+
+int catalog_inline_drop(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE])
+{
+	bool known;
+	/* look first: a write transaction only where there is one to drop */
+	if (!catalog_inline_has(cat, hash))
+		return 0;
+	if (catalog_chunk_known(cat, hash, &known) != 0)
+		return RTCMS_EIO;
+	if (known)
+		return 0;
+	return sql_step_done(sql_prep_hash(cat, "DELETE FROM inline_chunks WHERE hash=?", hash));
+}
+
+int catalog_inline_sweep(struct catalog *cat)
+{
+	uint64_t n = 0;
+	int rc = catalog_query_u64(cat, "SELECT count(*) FROM inline_chunks WHERE hash NOT IN"
+				   " (SELECT hash FROM chunks)", &n);
+	if (rc || n == 0)
+		return rc;
+	rc = sql_exec(cat->db, "DELETE FROM inline_chunks WHERE hash NOT IN"
+		      " (SELECT hash FROM chunks)");
+	return rc ? rc : (int)n;
+}
+
+/* ---- chunks by data key ------------------------------------------------- */
+
+int catalog_keys(struct catalog *cat, uint32_t from, struct proto_keys_reply *r, bool *more)
+{
+	sqlite3_stmt *s = sql_prep(cat, "SELECT count(*), coalesce(sum(size), 0) FROM chunks"
+				   " WHERE key_id IS NULL");
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	*more = false;
+	if (!s || sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return RTCMS_EIO;
+	}
+	r->unknown_chunks = sql_col_u64(s, 0);
+	r->unknown_bytes = sql_col_u64(s, 1);
+	sqlite3_finalize(s);
+	s = sql_prep(cat, "SELECT key_id, count(*), sum(size) FROM chunks WHERE key_id >= ?"
+		     " GROUP BY key_id ORDER BY key_id LIMIT ?");
+	if (!s)
+		return RTCMS_EIO;
+	sql_bind_u64(s, 1, from);
+	sqlite3_bind_int64(s, 2, PROTO_KEYS_MAX + 1);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (r->count == PROTO_KEYS_MAX) {
+			*more = true;
+			break;
+		}
+		struct proto_key_count *k = &r->keys[r->count++];
+		k->key_id = (uint32_t)sql_col_u64(s, 0);
+		k->chunks = sql_col_u64(s, 1);
+		k->bytes = sql_col_u64(s, 2);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : RTCMS_EIO;
+}
+
+int catalog_chunks_unkeyed(struct catalog *cat, catalog_chunk_fn fn, void *ctx)
+{
+	return chunks_walk(cat, "SELECT hash, size FROM chunks WHERE key_id IS NULL", fn, ctx);
+}
+
+int catalog_chunk_set_key(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+			  uint32_t key_id)
+{
+	sqlite3_stmt *s = sql_prep_hash(cat, "UPDATE chunks SET key_id=?2 WHERE hash=?1"
+					" AND key_id IS NULL", hash);
+	if (s)
+		sql_bind_u64(s, 2, key_id);
+	return sql_step_done(s);
 }

@@ -260,7 +260,6 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		   size_t size, uint8_t *buf, size_t *len)
 {
 	char path[4200];
-	uint8_t h[PROTO_HASH_SIZE];
 	struct stat st;
 	int rc;
 
@@ -287,20 +286,32 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	close(fd);
 	if (rc)
 		return rc;
-	if (flen == size + CHUNKFILE_SEALED_EXTRA) {
+	/* decompressed: the plain chunk, size bytes */
+	if ((rc = chunkfile_form_check(buf, flen < size ? size : flen, hash, size)) != 0)
+		return rc;
+	*len = flen < size ? size : flen;
+	return 0;
+}
+
+int chunkfile_form_check(const uint8_t *form, size_t len, const uint8_t hash[PROTO_HASH_SIZE],
+			 size_t size)
+{
+	uint8_t h[PROTO_HASH_SIZE];
+
+	if (size == 0 || size > PROTO_MAX_CHUNK)
+		return RTCMS_ECORRUPT;
+	if (len == size + CHUNKFILE_SEALED_EXTRA) {
 		uint32_t key_id;
 		const uint8_t *sum, *sealed;
-		if (!chunkfile_sealed_view(buf, flen, size, &key_id, &sum, &sealed) ||
+		if (!chunkfile_sealed_view(form, len, size, &key_id, &sum, &sealed) ||
 		    !stream_chunk_sum_ok(sealed, size + PROTO_CHUNK_TAG, sum))
 			return RTCMS_ECORRUPT;
-		*len = flen;
 		return 0;
 	}
-	stream_chunk_id(buf, size, h);
-	if (sodium_memcmp(h, hash, PROTO_HASH_SIZE) != 0)
+	if (len != size)
 		return RTCMS_ECORRUPT;
-	*len = size;
-	return 0;
+	stream_chunk_id(form, size, h);
+	return sodium_memcmp(h, hash, PROTO_HASH_SIZE) == 0 ? 0 : RTCMS_ECORRUPT;
 }
 
 bool chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],

@@ -132,6 +132,16 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		   size_t size, uint8_t *buf, size_t *len);
 
 /*
+ * Verify a chunk's stored form (form[0..len), in memory: a chunk file's
+ * content once decompressed, or an inline copy from meta.db) for chunk
+ * hash of size bytes: a plain chunk (len == size) against its hash, a
+ * sealed one (len == size + CHUNKFILE_SEALED_EXTRA) by its header and
+ * sum. 0 or RTCMS_ECORRUPT (any other length too).
+ */
+int chunkfile_form_check(const uint8_t *form, size_t len, const uint8_t hash[PROTO_HASH_SIZE],
+			 size_t size);
+
+/*
  * Whether the chunk file exists in any form for a chunk of the given size
  * (raw: exactly that long; compressed: a header that says that size and
  * the file's length; sealed: CHUNKFILE_SEALED_EXTRA longer, with its

@@ -1,8 +1,13 @@
 /*
  * gc.c - garbage collection and retention: which checkpoints a process
- * keeps, DELETE, and unlinking the chunk files nothing references (never
- * one an open PUT, GET or scrub pins: those wait on st->deferred), and
- * the sweep of leftovers at open.
+ * keeps, DELETE, and removing the chunk files and inline copies nothing
+ * references (never one an open PUT, GET or scrub pins: those wait on
+ * st->deferred), and the sweep of leftovers at open.
+ *
+ * An inline copy lives in the chunk's mirrors' meta.db: the transaction
+ * that drops a chunk's last reference removes it on every mirror, unless
+ * the chunk is pinned (a GET or scrub is about to read it); then it stays
+ * until the pin goes (gc_deferred), or the sweep at the next start.
  */
 #include "store_int.h"
 
@@ -36,6 +41,18 @@ int gc_victim_unref(void *ctx, const uint8_t hash[PROTO_HASH_SIZE])
 	return gc_victims_add(ctx, hash);
 }
 
+/* A catalog_unref's keep_inline: the chunk is pinned (ctx: the store). */
+static bool gc_keep_inline(void *ctx, const uint8_t hash[PROTO_HASH_SIZE])
+{
+	const struct store *st = ctx;
+	return pinset_has(&st->pins, hash);
+}
+
+void gc_unref_init(struct store *st, struct victim_list *gc, struct catalog_unref *u)
+{
+	*u = (struct catalog_unref){ gc ? gc_victim_unref : NULL, gc, gc_keep_inline, st };
+}
+
 void gc_files(struct store *st, struct victim_list *gc, int committed)
 {
 	for (size_t k = 0; committed && k < gc->n; k++) {
@@ -62,7 +79,7 @@ void gc_unreferenced(struct store *st, const uint8_t (*hash)[PROTO_HASH_SIZE], s
 		/* a chunk whose reference cannot be looked up is kept */
 		if (!pinset_has(&st->pins, hash[k]) &&
 		    catalog_chunk_known(p->cat, hash[k], &known) == 0 && !known)
-			mirror_chunk_remove_all(st, hash[k]);
+			mirror_chunk_drop_all(st, hash[k]);
 	}
 }
 
@@ -99,14 +116,16 @@ void gc_deferred(struct store *st)
  * turn comes is needed by a kept checkpoint, one depended on by nothing is
  * not, and deleting it may free its base further down.
  */
-int gc_retention(struct catalog *cat, const char *process, unsigned retain,
-		 struct victim_list *gc, uint32_t *deleted)
+int gc_retention(struct store *st, struct catalog *cat, const char *process,
+		 unsigned retain, struct victim_list *gc, uint32_t *deleted)
 {
 	struct ckpt_key *old = NULL;
+	struct catalog_unref u;
 	size_t n = 0;
 	struct proc_row r;
 	int rc;
 
+	gc_unref_init(st, gc, &u);
 	*deleted = 0;
 	if (catalog_proc_load(cat, process, &r) != 0)
 		return RTCMS_EIO;
@@ -120,8 +139,7 @@ int gc_retention(struct catalog *cat, const char *process, unsigned retain,
 		if (rc == 0 && base)
 			continue; /* the base of a kept checkpoint */
 		if (rc == 0)
-			rc = catalog_ckpt_delete(cat, process, old[i].inc, old[i].seq,
-						 gc ? gc_victim_unref : NULL, gc);
+			rc = catalog_ckpt_delete(cat, process, old[i].inc, old[i].seq, &u);
 		if (rc == 0)
 			(*deleted)++;
 	}
@@ -132,6 +150,7 @@ int gc_retention(struct catalog *cat, const char *process, unsigned retain,
 /* ---- DELETE --------------------------------------------------------------- */
 
 struct delete_args {
+	struct store *st;
 	const char *process;
 	uint64_t inc, seq;
 	struct victim_list *gc;
@@ -144,9 +163,11 @@ static int delete_apply(struct catalog *cat, void *arg)
 	struct delete_args *a = arg;
 	struct proc_row r;
 	struct ckpt_key *list = NULL;
+	struct catalog_unref u;
 	size_t n = 0;
 	int rc;
 
+	gc_unref_init(a->st, a->first ? a->gc : NULL, &u);
 	if (catalog_proc_load(cat, a->process, &r) != 0)
 		return RTCMS_EIO;
 	rc = catalog_ckpt_select(cat, a->process, a->inc, a->seq, &list, &n);
@@ -165,8 +186,7 @@ static int delete_apply(struct catalog *cat, void *arg)
 			rc = RTCMS_EBUSY;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = catalog_ckpt_delete(cat, a->process, list[i].inc, list[i].seq,
-					 a->first ? gc_victim_unref : NULL, a->gc);
+		rc = catalog_ckpt_delete(cat, a->process, list[i].inc, list[i].seq, &u);
 	free(list);
 	/* the whole process went: a program run again under its id starts
 	 * with no give-up behind it */
@@ -180,7 +200,7 @@ int store_delete(struct store *st, const char *process, uint64_t incarnation,
 		 uint64_t sequence)
 {
 	struct victim_list gc = { 0 };
-	struct delete_args a = { process, incarnation, sequence, &gc, 1, 0 };
+	struct delete_args a = { st, process, incarnation, sequence, &gc, 1, 0 };
 
 	if (!proto_process_id_valid(process) || (incarnation == 0) != (sequence == 0))
 		return RTCMS_EINVAL;
@@ -208,9 +228,12 @@ void gc_sweep_orphans(struct store *st, struct mirror *m)
 {
 	struct mirror *p = mirror_primary(st);
 	uint64_t removed = m->be->sweep(m->be_state, sweep_keep, p->cat);
+	int dropped = m->cat ? catalog_inline_sweep(m->cat) : 0;
 
+	if (dropped > 0)
+		removed += (uint64_t)dropped;
 	if (removed)
 		store_log(st, LOG_INFO, "mirror %s: removed %" PRIu64 " unreferenced "
-			  "or temporary file(s) left by an interrupted run", m->path,
+			  "or temporary file(s) or inline chunk(s) left by an interrupted run", m->path,
 			  removed);
 }

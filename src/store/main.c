@@ -33,6 +33,7 @@ struct settings {
 	uint64_t retain;
 	char compress[16];
 	uint64_t compress_level;
+	uint64_t inline_max;
 	uint64_t client_timeout_ms;
 	uint64_t max_connections;
 	uint64_t manager_lease_max_ms;
@@ -45,6 +46,7 @@ static struct settings cfg = {
 	.retain = 2,
 	.compress = "off",
 	.compress_level = STORE_COMPRESS_LEVEL_DEFAULT,
+	.inline_max = STORE_INLINE_DEFAULT,
 	.client_timeout_ms = 10000,
 	.max_connections = 64,
 	.manager_lease_max_ms = 10000,
@@ -58,6 +60,7 @@ static const struct config_field fields[] = {
 	{ "store", "retain", CONFIG_U64, &cfg.retain, 0, 1, 1000000 },
 	{ "store", "compress", CONFIG_STR, cfg.compress, sizeof(cfg.compress), 0, 0 },
 	{ "store", "compress_level", CONFIG_U64, &cfg.compress_level, 0, 1, 19 },
+	{ "store", "inline_max", CONFIG_U64, &cfg.inline_max, 0, 0, PROTO_MAX_CHUNK },
 	{ "store", "client_timeout", CONFIG_U64, &cfg.client_timeout_ms, 0, 100, 3600000 },
 	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096 },
 	{ "store", "manager_lease_max", CONFIG_U64, &cfg.manager_lease_max_ms, 0, 100, 600000 },
@@ -85,6 +88,8 @@ static void usage(FILE *f)
 "                           or zstd (each compressed where that makes it\n"
 "                           smaller); stored chunks stay readable either way\n"
 "      --compress-level N   zstd level 1..19 (default 3)\n"
+"      --inline-max BYTES   PUTs up to this size keep their chunks in meta.db,\n"
+"                           one flush per mirror (default 65536; 0: never)\n"
 "  -n, --name NAME          name announced to peers (default store)\n"
 "      --client-timeout MS  a frame must arrive within this (default 10s)\n"
 "      --max-connections N  refuse connections beyond N (default 64)\n"
@@ -187,6 +192,7 @@ static int options_parse(int argc, char **argv)
 		{ "retain", required_argument, NULL, 'r' },
 		{ "compress", required_argument, NULL, 'Z' },
 		{ "compress-level", required_argument, NULL, 'L' },
+		{ "inline-max", required_argument, NULL, 'I' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "client-timeout", required_argument, NULL, 'T' },
 		{ "max-connections", required_argument, NULL, 'M' },
@@ -234,6 +240,7 @@ static int options_parse(int argc, char **argv)
 		case 'r': name = "retain"; break;
 		case 'Z': name = "compress"; break;
 		case 'L': name = "compress_level"; break;
+		case 'I': name = "inline_max"; break;
 		case 'n': name = "name"; break;
 		case 'T': name = "client_timeout"; break;
 		case 'M': name = "max_connections"; break;
@@ -324,6 +331,7 @@ static int store_serve(enum store_compress compress, const struct proto_key *key
 		.retain = (unsigned)cfg.retain,
 		.compress = compress,
 		.compress_level = (int)cfg.compress_level,
+		.inline_max = cfg.inline_max ? (int64_t)cfg.inline_max : -1,
 		.now_ms = real_now_ms,
 		.log = on_store_log,
 	};

@@ -152,10 +152,48 @@ void mirror_close(struct mirror *m)
 	m->be = NULL;
 }
 
-int mirror_chunk_read(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
-		      size_t size, uint8_t *buf, size_t *len)
+int mirror_chunk_read(struct store *st, struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
+		      size_t size, uint8_t *buf, size_t *len, bool *inl)
 {
-	return m->be->read(m->be_state, hash, size, buf, len);
+	int rc = 0;
+
+	*inl = false;
+	*len = 0;
+	if (size == 0 || size > PROTO_MAX_CHUNK)
+		return RTCMS_ECORRUPT;
+	pthread_mutex_lock(&st->mu);
+	/* no valid form is longer: a longer copy is not copied (corrupt) */
+	if (m->cat)
+		rc = catalog_inline_get(m->cat, hash, buf, size + CHUNKFILE_SEALED_EXTRA, len, inl);
+	pthread_mutex_unlock(&st->mu);
+	if (rc)
+		return rc;
+	if (!*inl)
+		return m->be->read(m->be_state, hash, size, buf, len);
+	/* checked outside the lock, as a file's copy is */
+	return chunkfile_form_check(buf, *len, hash, size);
+}
+
+bool mirror_chunk_stored(struct store *st, struct mirror *m,
+			 const uint8_t hash[PROTO_HASH_SIZE], size_t size)
+{
+	pthread_mutex_lock(&st->mu);
+	bool inl = m->cat && catalog_inline_has(m->cat, hash);
+	pthread_mutex_unlock(&st->mu);
+	return inl || mirror_chunk_present(m, hash, size);
+}
+
+int mirror_chunk_write_inline(struct store *st, struct mirror *m,
+			      const uint8_t hash[PROTO_HASH_SIZE], const uint8_t *form,
+			      size_t len)
+{
+	int rc = store_fault("chunk_write", m->path);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&st->mu);
+	rc = m->cat ? catalog_inline_put(m->cat, hash, form, len) : RTCMS_EIO;
+	pthread_mutex_unlock(&st->mu);
+	return rc;
 }
 
 bool mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE], size_t size)
@@ -173,6 +211,17 @@ void mirror_chunk_remove_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZ
 {
 	for (size_t i = 0; i < st->n; i++)
 		st->m[i].be->remove(st->m[i].be_state, hash);
+}
+
+void mirror_chunk_drop_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE])
+{
+	mirror_chunk_remove_all(st, hash);
+	for (size_t i = 0; i < st->n; i++)
+		if (st->m[i].online && st->m[i].cat &&
+		    catalog_inline_drop(st->m[i].cat, hash) != 0)
+			store_log(st, LOG_WARN, "mirror %s: an unreferenced inline chunk "
+				  "stays until the next start: %s", st->m[i].path,
+				  catalog_errmsg(st->m[i].cat));
 }
 
 /* ---- online state ------------------------------------------------------- */

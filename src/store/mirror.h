@@ -3,7 +3,9 @@
  * online state, metadata transactions applied to every online mirror's
  * catalog, chunk writes and flushes fanned out to all of them, and the
  * mirror's directory itself (identity file, meta.db files, the scan and
- * reconciliation at open, taking a failed mirror back).
+ * reconciliation at open, taking a failed mirror back). A mirror's copy
+ * of a chunk is its chunk file, or its inline copy in the mirror's
+ * meta.db (small PUTs), which the mirror_chunk_* calls look at first.
  *
  * Chunk files go through a backend (struct mirror_backend): the engine
  * (put, get, repair, gc) never calls chunkfile.c itself, so another kind
@@ -99,17 +101,43 @@ typedef int (*mirror_mutation_fn)(struct catalog *cat, void *arg);
  */
 int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg);
 
-/* ---- chunk files ----------------------------------------------------------- */
+/* ---- chunks: files, and inline copies in each mirror's meta.db ------------- */
 
-int mirror_chunk_read(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
-		      size_t size, uint8_t *buf, size_t *len);
+/*
+ * Read and verify mirror m's copy of chunk hash (size bytes) into buf
+ * (CHUNKFILE_MAX bytes), the stored form's length into *len: its inline
+ * copy in m's meta.db if it has one (*inl set, also when that copy is
+ * bad), else its chunk file. Takes st->mu for the inline look-up (call
+ * without it). 0, RTCMS_ENOENT, RTCMS_ECORRUPT, RTCMS_EIO.
+ */
+int mirror_chunk_read(struct store *st, struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
+		      size_t size, uint8_t *buf, size_t *len, bool *inl);
+
+/* Whether m holds chunk hash inline or as a file (not read). Takes
+ * st->mu. */
+bool mirror_chunk_stored(struct store *st, struct mirror *m,
+			 const uint8_t hash[PROTO_HASH_SIZE], size_t size);
+
+/* Whether m holds chunk hash's file (not read; inline copies are not
+ * looked at: a big PUT writes the file of a chunk kept inline). */
 bool mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 			 size_t size);
 int mirror_chunk_write(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 		       const struct chunkfile_enc *enc, int durable);
 
-/* Remove a chunk from every mirror (offline ones too). Under st->mu. */
+/* Write a verified stored form as m's inline copy of chunk hash (a
+ * repair; durable). Takes st->mu. 0 or RTCMS_EIO. */
+int mirror_chunk_write_inline(struct store *st, struct mirror *m,
+			      const uint8_t hash[PROTO_HASH_SIZE], const uint8_t *form,
+			      size_t len);
+
+/* Remove a chunk's files from every mirror (offline ones too). Under
+ * st->mu. */
 void mirror_chunk_remove_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE]);
+
+/* Remove a chunk no checkpoint references: its files everywhere and its
+ * inline copies on the online mirrors. Under st->mu. */
+void mirror_chunk_drop_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE]);
 
 /*
  * Write a verified chunk of size bytes, its stored form data[0..len)

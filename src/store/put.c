@@ -6,6 +6,12 @@
  * Chunk files are written outside st->mu (several in parallel) and
  * pinned in memory while a PUT uses them, so that retention's garbage
  * collection never removes a file an open PUT is about to reference.
+ *
+ * A small PUT (st->inline_max) writes no file and pins nothing: it keeps
+ * its chunks' stored forms in memory, and its commit's transaction, on
+ * every mirror, references each chunk already stored (a file, durable
+ * since the commit that first referenced it, or an inline copy) and puts
+ * the others into inline_chunks: one flush per mirror, the WAL's.
  */
 #include "store_int.h"
 
@@ -125,6 +131,8 @@ static int put_meta_check(const struct proto_ckpt_meta *meta)
 
 static void put_free(struct store_put *put)
 {
+	free(put->ibuf);
+	free(put->forms);
 	free(put->pinned);
 	free(put->chunks);
 	free(put->spec);
@@ -155,6 +163,16 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 		memcpy(put->spec, meta->spec, meta->spec_len);
 	}
 	put->meta.spec = put->spec;
+	put->inl = meta->size > 0 && meta->size <= st->inline_max &&
+		   meta->chunk_count <= STORE_INLINE_CHUNKS;
+	if (put->inl) {
+		put->ibuf = malloc(meta->size + (size_t)meta->chunk_count * CHUNKFILE_SEALED_EXTRA);
+		put->forms = calloc(meta->chunk_count, sizeof(*put->forms));
+		if (!put->ibuf || !put->forms) {
+			put_free(put);
+			return RTCMS_ENOMEM;
+		}
+	}
 	stream_verifier_begin(&put->v, meta, 0, 0);
 	pthread_mutex_lock(&st->mu);
 	rc = put_precheck(st, meta, ack, &stored);
@@ -189,7 +207,32 @@ int store_put_check(struct store_put *put, const struct proto_chunk *chunk)
 	struct chunk_ref *c = &put->chunks[put->count++];
 	c->offset = chunk->offset;
 	c->len = chunk->len;
+	c->key_id = chunk->key_id;
 	memcpy(c->hash, chunk->hash, PROTO_HASH_SIZE);
+	return 0;
+}
+
+/* A small PUT's chunk write: keep its stored form (a sealed chunk with
+ * its header) for the commit. 0 or RTCMS_EPROTO (more than announced). */
+static int put_keep(struct store_put *put, const struct proto_chunk *chunk)
+{
+	size_t cap = put->meta.size + (size_t)put->meta.chunk_count * CHUNKFILE_SEALED_EXTRA;
+	size_t len = chunk->key_id ? chunk->len + CHUNKFILE_SEALED_EXTRA : chunk->len;
+	uint32_t k = atomic_fetch_add(&put->nforms, 1);
+	uint64_t off = atomic_fetch_add(&put->ibuf_used, len);
+
+	if (k >= put->meta.chunk_count || off + len > cap)
+		return RTCMS_EPROTO;
+	uint8_t *p = put->ibuf + off;
+	if (chunk->key_id) {
+		chunkfile_sealed_head(chunk->key_id, chunk->sum, p);
+		memcpy(p + CHUNKFILE_SHDR, chunk->data, chunk->len + PROTO_CHUNK_TAG);
+	} else {
+		memcpy(p, chunk->data, chunk->len);
+	}
+	memcpy(put->forms[k].hash, chunk->hash, PROTO_HASH_SIZE);
+	put->forms[k].off = off;
+	put->forms[k].len = (uint32_t)len;
 	return 0;
 }
 
@@ -222,6 +265,8 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 	/* The data must be what its id says (checked off the event loop). */
 	if (!stream_chunk_intact(chunk))
 		return RTCMS_ECORRUPT;
+	if (put->inl)
+		return put_keep(put, chunk);
 
 	pthread_mutex_lock(&st->mu);
 	rc = put_pin(put, h);
@@ -248,12 +293,14 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk)
 void store_put_stats(const struct store_put *put, struct store_put_stats *out)
 {
 	out->new_chunks = (uint32_t)atomic_load(&put->new_chunks);
+	out->inline_chunks = put->inl ? (uint32_t)atomic_load(&put->nforms) : 0;
 	out->new_bytes = atomic_load(&put->new_bytes);
 	out->disk_bytes = atomic_load(&put->disk_bytes);
 }
 
 struct put_args {
 	struct store_put *put;
+	const struct chunk_form *forms; /* a small PUT's, one per chunk, or NULL */
 	uint64_t now;
 	unsigned retain;
 	struct victim_list *gc;       /* filled on the first mirror only */
@@ -289,10 +336,10 @@ static int put_apply(struct catalog *cat, void *arg)
 	    catalog_proc_save(cat, m->process, m->incarnation, m->node, !r.found) != 0)
 		return RTCMS_EIO;
 	rc = catalog_ckpt_insert(cat, m, m->created_ms ? m->created_ms : a->now, depth,
-				 put->chunks, put->count);
+				 put->chunks, a->forms, put->count);
 	if (rc)
 		return rc;
-	rc = gc_retention(cat, m->process, a->retain, a->first ? a->gc : NULL,
+	rc = gc_retention(put->st, cat, m->process, a->retain, a->first ? a->gc : NULL,
 			  &a->deleted);
 	if (rc)
 		return rc;
@@ -327,16 +374,43 @@ static int put_complete(struct store_put *put, uint32_t chunk_count)
 	return stream_verifier_end(&put->v, chunk_count);
 }
 
+/* A small PUT's stored forms, one per chunk in order, into *out
+ * (malloc'ed). 0, RTCMS_ENOMEM, RTCMS_EPROTO (a chunk was not written). */
+static int put_forms(const struct store_put *put, struct chunk_form **out)
+{
+	uint32_t n = (uint32_t)atomic_load(&put->nforms);
+	struct chunk_form *f = calloc(put->count ? put->count : 1, sizeof(*f));
+
+	*out = f;
+	if (!f)
+		return RTCMS_ENOMEM;
+	for (uint32_t i = 0; i < put->count; i++) {
+		uint32_t k = 0;
+		/* content-addressed: any kept chunk of the same id will do */
+		while (k < n && memcmp(put->forms[k].hash, put->chunks[i].hash,
+				       PROTO_HASH_SIZE) != 0)
+			k++;
+		if (k == n)
+			return RTCMS_EPROTO;
+		f[i] = (struct chunk_form){ put->ibuf + put->forms[k].off, put->forms[k].len };
+	}
+	return 0;
+}
+
 /* Make the chunk files durable on every online mirror before the metadata
  * that references them commits: one flush per mirror instead of an fsync
- * per chunk file and directory. Returns with st->mu held. */
-static void put_flush_lock(struct store *st)
+ * per chunk file and directory (a small PUT wrote none: nothing to
+ * flush). Returns with st->mu held. */
+static void put_flush_lock(struct store_put *put)
 {
+	struct store *st = put->st;
 	struct mirror *ms[STORE_MAX_MIRRORS];
 	int synced[STORE_MAX_MIRRORS];
 	size_t n;
 
 	pthread_mutex_lock(&st->mu);
+	if (put->inl)
+		return;
 	n = mirror_online(st, ms);
 	pthread_mutex_unlock(&st->mu);
 	mirror_sync(ms, n, synced);
@@ -351,17 +425,21 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 {
 	struct store *st = put->st;
 	struct victim_list gc = { 0 };
+	struct chunk_form *forms = NULL;
 	bool stored;
 	int rc = put_complete(put, chunk_count);
 
+	if (rc == 0 && put->inl)
+		rc = put_forms(put, &forms);
 	if (rc) {
+		free(forms);
 		store_put_abort(put);
 		return rc;
 	}
-	put_flush_lock(st);
+	put_flush_lock(put);
 	rc = put_precheck(st, &put->meta, ack, &stored);
 	if (rc == 0 && !stored) {
-		struct put_args a = { put, store_now(st), st->retain, &gc, 1, 0, 0 };
+		struct put_args a = { put, forms, store_now(st), st->retain, &gc, 1, 0, 0 };
 		rc = mirror_apply(st, put_apply, &a);
 		if (rc == RTCMS_ENOENT || rc == RTCMS_ETOOBIG)
 			delta_refused(st, &put->meta, rc);
@@ -377,6 +455,7 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 	/* stored meanwhile by someone else (same content): done, ack theirs */
 	put_release(put, &gc, rc == 0);
 	pthread_mutex_unlock(&st->mu);
+	free(forms);
 	put_free(put);
 	return rc;
 }

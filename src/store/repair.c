@@ -3,6 +3,11 @@
  * routine (repair_chunk) that the three repairs call: the resync at open
  * (missing chunk files), read repair (a GET that met a bad copy) and a
  * repairing SCRUB (every byte of every mirror verified).
+ *
+ * A mirror's copy of a chunk is its inline copy in the mirror's meta.db
+ * if it has one, else its chunk file (mirror_chunk_read); a bad copy is
+ * rewritten in the form the good one has, or inline where the bad one was
+ * inline, so the next read finds the repaired copy.
  */
 #include "store_int.h"
 
@@ -14,25 +19,30 @@
 #include "rtcms_error.h"
 
 size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
-		    const uint8_t *data, size_t len, struct repair_target *t,
+		    const uint8_t *data, size_t len, bool inl, struct repair_target *t,
 		    size_t n, bool durable, const char *log_prefix,
 		    const struct mirror *from)
 {
-	struct chunkfile_enc enc;
+	struct chunkfile_enc enc = { 0 };
 	size_t done = 0;
 	char hx[17];
 
-	if (n == 0)
-		return 0;
-	chunkfile_encode(data, len, st->zlevel, &enc);
 	for (size_t i = 0; i < n; i++) {
-		t[i].rc = mirror_chunk_write(t[i].m, hash, &enc, durable);
+		bool as_inline = inl || t[i].inl;
+		if (as_inline) {
+			t[i].rc = mirror_chunk_write_inline(st, t[i].m, hash, data, len);
+		} else {
+			if (!enc.data) /* encoded once, for the first file */
+				chunkfile_encode(data, len, st->zlevel, &enc);
+			t[i].rc = mirror_chunk_write(t[i].m, hash, &enc, durable);
+		}
 		if (t[i].rc != 0)
 			continue;
 		done++;
 		if (log_prefix)
-			store_log(st, LOG_WARN, "%smirror %s: chunk %s… was %s; repaired "
-				  "from %s", log_prefix, t[i].m->path, store_hex(hash, hx),
+			store_log(st, LOG_WARN, "%smirror %s: %schunk %s… was %s; repaired "
+				  "from %s", log_prefix, t[i].m->path, as_inline ? "inline " : "",
+				  store_hex(hash, hx),
 				  t[i].bad == RTCMS_ENOENT ? "missing" : "corrupt",
 				  from->path);
 	}
@@ -49,6 +59,7 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 	struct repair_target bad[STORE_MAX_MIRRORS];
 	size_t n, nbad = 0;
 	int good = -1;
+	bool inl = false;
 
 	if (c->len == 0 || c->len > PROTO_MAX_CHUNK)
 		return RTCMS_ECORRUPT;
@@ -57,11 +68,11 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 	pthread_mutex_unlock(&st->mu);
 
 	for (size_t i = 0; i < n && good < 0; i++) {
-		int rc = mirror_chunk_read(ms[i], c->hash, c->len, buf, len);
+		int rc = mirror_chunk_read(st, ms[i], c->hash, c->len, buf, len, &inl);
 		if (rc == 0)
 			good = (int)i;
 		else
-			bad[nbad++] = (struct repair_target){ ms[i], rc, 0 };
+			bad[nbad++] = (struct repair_target){ ms[i], rc, inl, 0 };
 	}
 	if (good < 0) {
 		char hx[17];
@@ -70,7 +81,7 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 		return RTCMS_ECORRUPT;
 	}
 	/* Repair the bad copies met before the good one. */
-	*repaired += (uint32_t)repair_chunk(st, c->hash, buf, *len, bad, nbad, true,
+	*repaired += (uint32_t)repair_chunk(st, c->hash, buf, *len, inl, bad, nbad, true,
 					    "", ms[good]);
 	pthread_mutex_lock(&st->mu);
 	for (size_t i = 0; i < nbad; i++)
@@ -97,19 +108,20 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 	struct repair_target t[STORE_MAX_MIRRORS];
 	int missing[STORE_MAX_MIRRORS] = { 0 }, good = -1;
 	size_t n = 0, len = 0;
+	bool inl = false;
 
 	for (size_t i = 0; i < st->n; i++) {
 		struct mirror *m = &st->m[i];
-		if (m->online && !mirror_chunk_present(m, h, (size_t)size)) {
+		if (m->online && !mirror_chunk_stored(st, m, h, (size_t)size)) {
 			missing[i] = 1;
-			t[n++] = (struct repair_target){ m, RTCMS_ENOENT, 0 };
+			t[n++] = (struct repair_target){ m, RTCMS_ENOENT, false, 0 };
 		}
 	}
 	if (!n)
 		return true;
 	for (size_t i = 0; i < st->n && good < 0; i++)
 		if (st->m[i].online && !missing[i] &&
-		    mirror_chunk_read(&st->m[i], h, (size_t)size, rs->buf, &len) == 0)
+		    mirror_chunk_read(st, &st->m[i], h, (size_t)size, rs->buf, &len, &inl) == 0)
 			good = (int)i;
 	if (good < 0) {
 		char hx[17];
@@ -118,7 +130,7 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 			  "any mirror", store_hex(h, hx));
 		return true;
 	}
-	rs->copied += repair_chunk(st, h, rs->buf, len, t, n, false, NULL, NULL);
+	rs->copied += repair_chunk(st, h, rs->buf, len, inl, t, n, false, NULL, NULL);
 	for (size_t k = 0; k < n; k++) {
 		if (t[k].rc != 0)
 			mirror_offline(st, t[k].m, "resync write failed");
@@ -155,6 +167,80 @@ int repair_resync(struct store *st)
 		store_log(st, LOG_ERROR, "resync: %" PRIu64 " chunk(s) have no good "
 			  "copy; `rtcmsctl store scrub` lists the damage", rs.lost);
 	return 0;
+}
+
+/* ---- key ids of chunks stored before they were recorded ------------------ */
+
+struct keyfill {
+	struct store *st;
+	uint8_t *buf;
+	struct victim_list found;     /* hashes whose key id was read ... */
+	uint32_t *ids;                /* ... and those key ids */
+	size_t cap;
+	int rc;
+};
+
+/* Read one unkeyed chunk's good copy and note its key id (0: plain). */
+static bool keyfill_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
+{
+	struct keyfill *kf = ctx;
+	struct store *st = kf->st;
+	const uint8_t *sum, *sealed;
+	uint32_t key_id = 0;
+	size_t len = 0;
+	bool inl, good = false;
+
+	for (size_t i = 0; i < st->n && !good; i++)
+		good = st->m[i].online &&
+		       mirror_chunk_read(st, &st->m[i], h, (size_t)size, kf->buf, &len, &inl) == 0;
+	if (!good)
+		return true; /* stays unknown: the resync or a scrub reports it */
+	if (!chunkfile_sealed_view(kf->buf, len, (size_t)size, &key_id, &sum, &sealed))
+		key_id = 0;
+	if (kf->found.n == kf->cap) {
+		size_t cap = kf->cap ? kf->cap * 2 : 64;
+		uint32_t *p = realloc(kf->ids, cap * sizeof(*p));
+		if (!p) {
+			kf->rc = RTCMS_ENOMEM;
+			return false;
+		}
+		kf->ids = p;
+		kf->cap = cap;
+	}
+	if ((kf->rc = gc_victims_add(&kf->found, h)) != 0)
+		return false;
+	kf->ids[kf->found.n - 1] = key_id;
+	return true;
+}
+
+static int keyfill_apply(struct catalog *cat, void *arg)
+{
+	const struct keyfill *kf = arg;
+	int rc = 0;
+	for (size_t i = 0; i < kf->found.n && rc == 0; i++)
+		rc = catalog_chunk_set_key(cat, kf->found.hash[i], kf->ids[i]);
+	return rc;
+}
+
+int repair_keys_fill(struct store *st)
+{
+	struct mirror *p = mirror_primary(st);
+	struct keyfill kf = { .st = st, .buf = malloc(CHUNKFILE_MAX) };
+	int rc = p && kf.buf ? catalog_chunks_unkeyed(p->cat, keyfill_one, &kf)
+			     : p ? RTCMS_ENOMEM : RTCMS_EIO;
+
+	if (rc == 0)
+		rc = kf.rc;
+	if (rc == 0 && kf.found.n) {
+		rc = mirror_apply(st, keyfill_apply, &kf);
+		if (rc == 0)
+			store_log(st, LOG_INFO, "recorded the data key id of %zu chunk(s) "
+				  "stored before key ids were kept", kf.found.n);
+	}
+	free(kf.found.hash);
+	free(kf.ids);
+	free(kf.buf);
+	return rc;
 }
 
 /* ---- SCRUB ----------------------------------------------------------------- */
@@ -211,11 +297,12 @@ static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool 
 	struct repair_target t[STORE_MAX_MIRRORS];
 	size_t n = 0, len = 0;
 	int good = -1;
+	bool inl = false;
 
 	if (size == 0 || size > PROTO_MAX_CHUNK)
 		return;
 	for (size_t i = 0; i < st->n; i++) {
-		int res = mirror_chunk_read(&st->m[i], h, size, buf, &len);
+		int res = mirror_chunk_read(st, &st->m[i], h, size, buf, &len, &inl);
 		if (res == 0) {
 			r->mirrors[i].chunks++;
 			r->mirrors[i].bytes += size;
@@ -227,7 +314,7 @@ static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool 
 			r->mirrors[i].missing++;
 		else
 			r->mirrors[i].corrupt++;
-		t[n++] = (struct repair_target){ &st->m[i], res, 0 };
+		t[n++] = (struct repair_target){ &st->m[i], res, inl, 0 };
 	}
 	if (good < 0) {
 		char hx[17];
@@ -237,9 +324,10 @@ static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool 
 		return;
 	}
 	/* buf holds the last mirror's read: read the good copy again */
-	if (!repair || n == 0 || mirror_chunk_read(&st->m[good], h, size, buf, &len) != 0)
+	if (!repair || n == 0 ||
+	    mirror_chunk_read(st, &st->m[good], h, size, buf, &len, &inl) != 0)
 		return;
-	repair_chunk(st, h, buf, len, t, n, true, "scrub: ", &st->m[good]);
+	repair_chunk(st, h, buf, len, inl, t, n, true, "scrub: ", &st->m[good]);
 	for (size_t k = 0; k < n; k++)
 		if (t[k].rc == 0)
 			r->mirrors[t[k].m - st->m].repaired++;

@@ -209,6 +209,16 @@ static void work_datakey(struct conn *c)
 			 q->key_id, q->kcv, recorded);
 }
 
+/* KEYS: the chunks each data key id seals, from the metadata. */
+static void work_keys(struct conn *c)
+{
+	bool more = false;
+
+	c->rc = store_keys(c->srv->store, c->msg.keys.from, &c->reply.keys_reply, &more);
+	c->reply_type = PROTO_KEYS_REPLY;
+	c->reply_flags = more ? PROTO_F_MORE : 0;
+}
+
 /* A manager's first lease: persisted first, so a restarted store knows it
  * may hold one. */
 static void work_mlease(struct conn *c)
@@ -291,6 +301,7 @@ static const struct request_handler handlers[] = {
 	{ PROTO_STATUS, work_status, NULL, NULL },
 	{ PROTO_FENCE, work_fence, NULL, NULL },
 	{ PROTO_DATAKEY, work_datakey, NULL, NULL },
+	{ PROTO_KEYS, work_keys, NULL, NULL },
 	{ PROTO_MLEASE, work_mlease, NULL, NULL },
 };
 

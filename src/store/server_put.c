@@ -159,10 +159,11 @@ static void after_commit(uv_work_t *w, int status)
 		const struct store_put_stats *ps = &c->put_stats;
 		log_info("[peer %s] PUT %s %" PRIu64 "/%" PRIu64 "%s: %" PRIu64
 			 " bytes in %u chunks (%u new: %" PRIu64 " bytes, %" PRIu64
-			 " on disk) durable on %u mirror(s) in %.1f ms",
+			 " on disk%s) durable on %u mirror(s) in %.1f ms",
 			 c->peer, c->ack.process, c->ack.incarnation,
 			 c->ack.sequence, kind, c->ack.size, c->end_count,
 			 ps->new_chunks, ps->new_bytes, ps->disk_bytes,
+			 ps->inline_chunks ? "; small: the new ones inline in meta.db" : "",
 			 c->ack.copies, ms);
 		m.put_ack = c->ack;
 		conn_send(c, PROTO_PUT_ACK, 0, c->put_request, &m, 0);

@@ -1,7 +1,7 @@
 /*
  * store.c - the checkpoint store engine's handle (see store.h for the
  * layout on disk, store_int.h for threads and locks): opening and closing
- * it over its mirrors, LIST, STATUS, and the persisted fences and
+ * it over its mirrors, LIST, STATUS, KEYS, and the persisted fences and
  * managers. The rest of the public API lives by feature: put.c, get.c
  * (with chain.c), claim.c, gc.c (retention, DELETE), repair.c (resync,
  * read repair, SCRUB); mirror.c replicates to every mirror and catalog.c
@@ -64,13 +64,16 @@ static int store_new(const struct store_options *opt, struct store **out)
 	*out = NULL;
 	if (opt->mirror_count < 1 || opt->mirror_count > STORE_MAX_MIRRORS ||
 	    (opt->compress != STORE_COMPRESS_OFF && opt->compress != STORE_COMPRESS_ZSTD) ||
-	    opt->compress_level < 0 || opt->compress_level > CHUNKFILE_LEVEL_MAX)
+	    opt->compress_level < 0 || opt->compress_level > CHUNKFILE_LEVEL_MAX ||
+	    opt->inline_max > PROTO_MAX_CHUNK)
 		return RTCMS_ECONFIG;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return RTCMS_ENOMEM;
 	pthread_mutex_init(&st->mu, NULL);
 	st->retain = opt->retain ? opt->retain : 2;
+	st->inline_max = opt->inline_max < 0 ? 0
+			 : opt->inline_max ? (uint64_t)opt->inline_max : STORE_INLINE_DEFAULT;
 	if (opt->compress == STORE_COMPRESS_ZSTD)
 		st->zlevel = opt->compress_level ? opt->compress_level
 						 : STORE_COMPRESS_LEVEL_DEFAULT;
@@ -125,6 +128,8 @@ int store_open(const struct store_options *opt, struct store **out)
 		if (st->m[i].online)
 			gc_sweep_orphans(st, &st->m[i]);
 	if ((rc = repair_resync(st)) != 0)
+		goto fail;
+	if ((rc = repair_keys_fill(st)) != 0)
 		goto fail;
 	char zinfo[48] = "off";
 	if (st->zlevel)
@@ -193,6 +198,15 @@ int store_status(struct store *st, struct proto_scrub_reply *report)
 			report->mirrors[i].chunks = st->m[i].online ? report->chunks : 0;
 			report->mirrors[i].bytes = st->m[i].online ? report->bytes : 0;
 		}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int store_keys(struct store *st, uint32_t from, struct proto_keys_reply *out, bool *more)
+{
+	pthread_mutex_lock(&st->mu);
+	struct mirror *p = mirror_primary(st);
+	int rc = p ? catalog_keys(p->cat, from, out, more) : RTCMS_EIO;
 	pthread_mutex_unlock(&st->mu);
 	return rc;
 }

@@ -11,16 +11,19 @@
  *                          claims; one copy per mirror, every transaction
  *                          applied to each
  *   M/chunks/ab/<hex>      content-addressed chunk files, named by the
- *                          BLAKE2b-256 of their content (64 hex digits),
- *                          fanned out by the first byte; raw, or zstd-
- *                          compressed where that is smaller (chunkfile.h)
+ *                          chunk's id (64 hex digits), fanned out by the
+ *                          first byte; raw, zstd-compressed where that is
+ *                          smaller, or sealed (chunkfile.h)
  *
  * A chunk file is written and flushed (one syncfs per mirror at commit) on
  * every online mirror before the transaction that references it commits,
  * and a checkpoint becomes visible only when that transaction commits: an
  * acknowledged PUT survives kill -9 and power loss; a half-received PUT is
- * never visible. Reads verify each chunk's hash and fall back to, and
- * repair from, another mirror.
+ * never visible. A small PUT (inline_max) writes no chunk file: its new
+ * chunks go into meta.db's inline_chunks in that same transaction, in the
+ * stored form a chunk file would hold, under the same id. Reads verify
+ * each chunk's hash (a sealed one's sum), file or inline, and fall back
+ * to, and repair from, another mirror.
  *
  * Delta checkpoints: a checkpoint is a full image (base 0, depth 0) or a
  * delta image (area/delta.h) against an earlier sequence `base` of the
@@ -51,6 +54,10 @@
 #define STORE_MAX_DEPTH 1024
 /* Largest full image (and delta) a GET assembles in memory. */
 #define STORE_MAX_FULL ((uint64_t)64 << 30)
+/* Small PUTs: up to this many bytes (by default) in at most this many
+ * chunks keep their chunks inline in meta.db (store_options.inline_max). */
+#define STORE_INLINE_DEFAULT (64u << 10)
+#define STORE_INLINE_CHUNKS 64
 
 struct store;
 struct store_put;
@@ -74,6 +81,11 @@ struct store_options {
 	 * are and readable either way. */
 	enum store_compress compress;
 	int compress_level;           /* zstd level 1..19; 0 = default (3) */
+	/* A PUT of at most inline_max bytes (and STORE_INLINE_CHUNKS chunks)
+	 * keeps its new chunks inline in meta.db, written in the transaction
+	 * that records the checkpoint: one flush per mirror, no chunk file.
+	 * 0 = STORE_INLINE_DEFAULT; negative: never (chunk files only). */
+	int64_t inline_max;
 	/* Clock in unix ms; NULL = real time. Tests inject their own. */
 	uint64_t (*now_ms)(void *ctx);
 	void *now_ctx;
@@ -90,7 +102,7 @@ struct store_options {
  * meta.db.bad-<ms>), stale or diverged meta.db is replaced by the newest
  * one; a mirror that cannot be used starts offline. Returns 0 and *out, or
  * RTCMS_EIO (no usable mirror) / RTCMS_ECONFIG (bad options: mirrors,
- * compression or its level) / RTCMS_ECORRUPT (no mirror
+ * compression or its level, inline_max over 1 MiB) / RTCMS_ECORRUPT (no mirror
  * has readable metadata but chunk files exist: nothing is removed, so a
  * meta.db can be restored), with a message through the log callback.
  */
@@ -152,6 +164,9 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk);
 struct store_put_stats {
 	uint32_t new_chunks;          /* chunks written as new files (the
 				       * others were stored already) */
+	uint32_t inline_chunks;       /* chunks of a small PUT, kept for its
+				       * commit (which stores those not stored
+				       * yet inline) */
 	uint64_t new_bytes;           /* their size */
 	uint64_t disk_bytes;          /* the size of their files (per mirror):
 				       * smaller where compressed */
@@ -323,5 +338,15 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *report)
 
 /* Counts and mirror states without reading data. */
 int store_status(struct store *st, struct proto_scrub_reply *report);
+
+/*
+ * The chunks retained checkpoints reference, per data key id that seals
+ * them (0: plain chunks), from key id `from` up in key id order (a page
+ * of at most PROTO_KEYS_MAX; *more: ask again from the last id + 1): how
+ * many distinct chunks and bytes (plaintext) each key still seals, read
+ * from the metadata (no key, no chunk data). A key id not listed seals
+ * nothing kept. 0 or RTCMS_EIO.
+ */
+int store_keys(struct store *st, uint32_t from, struct proto_keys_reply *out, bool *more);
 
 #endif

@@ -28,7 +28,9 @@
  * nothing else is taken while it is held, and it is never held across a
  * chunk file read or write (the chunks in use are pinned instead), only
  * across metadata transactions (whose per-mirror COMMITs run in parallel)
- * and chunk file unlinks of garbage collection. A PUT handle's counters
+ * and chunk file unlinks of garbage collection. An inline chunk (a small
+ * PUT's, in a mirror's meta.db) is read and rewritten under it, one copy
+ * at a time (at most 64 KiB plus a header), and verified outside it. A PUT handle's counters
  * are atomics (written by concurrent chunk writes); the rest of a handle
  * belongs to its one caller at a time.
  */
@@ -67,6 +69,7 @@ struct store {
 	size_t n;
 	unsigned retain;
 	int zlevel;                   /* chunk files: 0 raw, else zstd level */
+	uint64_t inline_max;          /* small PUTs go inline; 0 never */
 	pthread_mutex_t mu;
 	uint64_t (*now_ms)(void *);
 	void *now_ctx;
@@ -95,6 +98,21 @@ struct store_put {
 	/* store_put_stats(): added by concurrent writes */
 	atomic_uint_least32_t new_chunks;
 	atomic_uint_least64_t new_bytes, disk_bytes;
+	/* A small PUT (inl): no chunk file; each chunk's stored form is
+	 * kept in ibuf by store_put_write() (concurrent writes take their
+	 * places through the atomics) for the commit's transaction. */
+	bool inl;
+	uint8_t *ibuf;                /* size + chunk_count * SEALED_EXTRA bytes */
+	struct put_form *forms;       /* chunk_count places */
+	atomic_uint_least32_t nforms;
+	atomic_uint_least64_t ibuf_used;
+};
+
+/* A small PUT's chunk, kept in its ibuf. */
+struct put_form {
+	uint8_t hash[PROTO_HASH_SIZE];
+	uint64_t off;
+	uint32_t len;
 };
 
 /* One checkpoint of a chain, its chunks pinned. */
@@ -186,13 +204,18 @@ int gc_victims_add(struct victim_list *v, const uint8_t *h);
 /* A catalog_unref_fn adding to the victim list ctx. */
 int gc_victim_unref(void *ctx, const uint8_t hash[PROTO_HASH_SIZE]);
 
+/* What a mutation dropping references does (catalog_unref): victims go
+ * to gc (NULL: nowhere, on mirrors after the first), inline copies of
+ * pinned chunks stay. Call with st->mu held. */
+void gc_unref_init(struct store *st, struct victim_list *gc, struct catalog_unref *u);
+
 /* Unlink the files of the victims on every mirror, unless pinned (then
  * deferred); then empty the list. With committed 0 (no mirror committed)
  * only empty it. Call with st->mu held. */
 void gc_files(struct store *st, struct victim_list *gc, int committed);
 
-/* Unlink the files of the given chunks that are neither pinned nor
- * referenced any more. Call with st->mu held. */
+/* Remove the files and inline copies of the given chunks that are
+ * neither pinned nor referenced any more. Call with st->mu held. */
 void gc_unreferenced(struct store *st, const uint8_t (*hash)[PROTO_HASH_SIZE], size_t n);
 
 /* Collect the deferred victims no longer pinned. Call with st->mu held,
@@ -206,8 +229,8 @@ void gc_deferred(struct store *st);
  * their unreferenced chunks added to gc (if not NULL). *deleted counts
  * them. 0 or a negative RTCMS_E* code.
  */
-int gc_retention(struct catalog *cat, const char *process, unsigned retain,
-		 struct victim_list *gc, uint32_t *deleted);
+int gc_retention(struct store *st, struct catalog *cat, const char *process,
+		 unsigned retain, struct victim_list *gc, uint32_t *deleted);
 
 /* Remove temporary files and chunk files no checkpoint references from
  * mirror m (store_open, with trustworthy metadata). */
@@ -221,24 +244,28 @@ bool claim_pins(const struct proc_row *r, uint64_t inc, uint64_t seq);
 
 /* ---- repair.c: one repair for resync, read repair and scrub --------------- */
 
-/* A copy to rewrite: its mirror and what was wrong (RTCMS_ENOENT missing,
- * else corrupt); rc gets the write's result. */
+/* A copy to rewrite: its mirror, what was wrong (RTCMS_ENOENT missing,
+ * else corrupt) and whether the bad copy was inline; rc gets the write's
+ * result. */
 struct repair_target {
 	struct mirror *m;
 	int bad;
+	bool inl;
 	int rc;
 };
 
 /*
  * THE repair: copy a good chunk (hash, its stored form of len bytes, verified
- * by the caller) over the bad or missing copies on targets[0..n): encoded
- * once with the store's compression, written to each (durable: flushed
- * each; else the caller flushes the mirrors later). With log_prefix
- * (not NULL), each repaired copy is logged, naming the good mirror from.
- * Call without st->mu. Returns the number of copies repaired.
+ * by the caller; inl: it is an inline copy) over the bad or missing copies
+ * on targets[0..n): inline (durable) where the good or the bad copy is
+ * inline, else as a file, encoded once with the store's compression
+ * (durable: flushed each; else the caller flushes the mirrors later).
+ * With log_prefix (not NULL), each repaired copy is logged, naming the
+ * good mirror from. Call without st->mu. Returns the number of copies
+ * repaired.
  */
 size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
-		    const uint8_t *data, size_t len, struct repair_target *targets,
+		    const uint8_t *data, size_t len, bool inl, struct repair_target *targets,
 		    size_t n, bool durable, const char *log_prefix,
 		    const struct mirror *from);
 
@@ -255,5 +282,11 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 /* Bring every online mirror's chunk files up to date from a good copy
  * (store_open). 0, RTCMS_ENOMEM, RTCMS_EIO. */
 int repair_resync(struct store *st);
+
+/* Record the key id of every chunk whose key id is not recorded (rows of
+ * a meta.db from before they were), read from a good copy (store_open,
+ * after the resync; one transaction on every mirror). A chunk with no
+ * good copy stays unknown. 0, RTCMS_ENOMEM, RTCMS_EIO. */
+int repair_keys_fill(struct store *st);
 
 #endif

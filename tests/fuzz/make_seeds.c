@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 		PROTO_MSTATUS_REPLY, PROTO_FREEZE, PROTO_FROZEN, PROTO_ADOPT,
 		PROTO_CORDON, PROTO_UNCORDON, PROTO_FORGET, PROTO_FORGET_OK,
 		PROTO_MLEASE, PROTO_MLEASE_OK, PROTO_FENCE, PROTO_FENCE_OK, PROTO_PROCS,
+		PROTO_KEYS, PROTO_KEYS_REPLY,
 	};
 	struct proto_agent_proc aprocs[2];
 	struct proto_node_entry nodes[1];
@@ -123,6 +124,11 @@ int main(int argc, char **argv)
 			break;
 		case PROTO_FENCE: m.fence.node = 4; strcpy(m.fence.by, "m1"); m.fence.hold_ms = 300; break;
 		case PROTO_FENCE_OK: m.fence_ok.node = 4; m.fence_ok.gen = 3; m.fence_ok.state = PROTO_FENCE_PENDING; break;
+		case PROTO_KEYS: m.keys.from = 2; break;
+		case PROTO_KEYS_REPLY:
+			m.keys_reply.count = 2; m.keys_reply.keys[0].chunks = 3;
+			m.keys_reply.keys[1] = (struct proto_key_count){ 7, 12, 49152 };
+			break;
 		case PROTO_PROCS:
 			memset(aprocs, 0, sizeof(aprocs));
 			strcpy(aprocs[0].process, "p1"); aprocs[0].incarnation = 1;

@@ -107,6 +107,17 @@ cmp -s "$DIR/img" "$DIR/back" || fail "get returned other bytes"; ok
 "$CTL" --json store get app --meta | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["sequence"]==1 and m["chunks"]==12' || fail "get --meta --json"; ok
 expect 1 "no such process" -- "$CTL" store get nobody --output "$DIR/x"
 
+# a small checkpoint is kept inline in meta.db: no chunk file
+head -c 4096 /dev/urandom > "$DIR/small.img"
+files=$(find "$DIR/m0/chunks" "$DIR/m1/chunks" -type f | wc -l)
+expect 0 "durable on 2 mirror" -- "$CTL" store put small "$DIR/small.img" --sequence 1
+[ "$(find "$DIR/m0/chunks" "$DIR/m1/chunks" -type f | wc -l)" = "$files" ] || fail "a small PUT wrote a chunk file"; ok
+grep -q "small: the new ones inline in meta.db" "$DIR/store.log" || fail "the store did not log an inline PUT"; ok
+expect 0 "verified, written to" -- "$CTL" store get small --output "$DIR/small.back"
+cmp -s "$DIR/small.img" "$DIR/small.back" || fail "a small get returned other bytes"; ok
+expect 0 "every referenced chunk has a good copy" -- "$CTL" store scrub
+expect 0 "deleted every checkpoint of small" -- "$CTL" store delete small --all
+
 # sealed checkpoints: put under the data keyring, no plaintext on any
 # mirror, read back only with the keyring, verified by scrub
 for i in $(seq 1 40000); do echo "rtcms-cli-secret-$i"; done > "$DIR/secret.img"
@@ -141,6 +152,14 @@ grep -v "^rtcms-data-key-v1 1 " "$DIR/rot.keys" > "$DIR/only2.keys"; chmod 600 "
 expect 1 "keyring lacks" -- "$CTL" --data-keyring "$DIR/only2.keys" store get vault --sequence 2 --output "$DIR/x"
 expect 0 "verified" -- "$CTL" --data-keyring "$DIR/only2.keys" store get vault --sequence 3 --output "$DIR/x3"
 [ ! -e "$DIR/x" ] && [ ! -e "$DIR/x.part" ] || fail "a failed get left a file"; ok
+# which data keys still seal kept chunks: 1 (sequence 2, sealed while key 2
+# was pending) and 2 (sequence 3); once sequence 2 goes, key 1 seals nothing
+keys_json() { "$CTL" --json store keys | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["unknown_chunks"]==0, d; print(" ".join(str(k["key_id"]) for k in d["keys"] if k["chunks"] > 0))'; }
+[ "$(keys_json)" = "0 1 2" ] || fail "store keys: $(keys_json), expected 0 1 2"; ok
+expect 0 "a data key id not listed seals no chunk" -- "$CTL" store keys
+expect 0 "deleted vault incarnation 1 sequence 2" -- "$CTL" store delete vault --incarnation 1 --sequence 2
+[ "$(keys_json)" = "0 2" ] || fail "store keys after the delete: $(keys_json), expected 0 2"; ok
+expect 2 "usage: store keys" -- "$CTL" store keys extra
 expect 2 "not a valid process id" -- "$CTL" store get "a/b" --output "$DIR/x"
 expect 2 "needs a value" -- "$CTL" store put app "$DIR/img" --sequence
 expect 2 "unknown option --colour" -- "$CTL" store list --colour

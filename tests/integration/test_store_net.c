@@ -360,19 +360,95 @@ static void test_read_repair_over_network(void **state)
 	uint8_t data[4096], h[PROTO_HASH_SIZE];
 	uint32_t repaired = 0;
 
-	assert_int_equal(put(c, "p", 1, 1, 3 * 4096, 9, 4096, NULL), 0);
+	/* over 64 KiB: chunk files (smaller PUTs go inline) */
+	assert_int_equal(put(c, "p", 1, 1, 20 * 4096, 9, 4096, NULL), 0);
 	/* delete the first chunk from mirror 0 */
-	uint8_t *all = malloc(3 * 4096);
-	tu_fill(all, 3 * 4096, 9);
+	uint8_t *all = malloc(20 * 4096);
+	tu_fill(all, 20 * 4096, 9);
 	memcpy(data, all, 4096);
 	free(all);
 	proto_chunk_hash(data, 4096, h);
 	snprintf(m0, sizeof(m0), "%s/m0", e->dir);
 	chunkfile_path(m0, h, path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(get_check(c, "p", 1, 3 * 4096, 9, &repaired), 0);
+	assert_int_equal(get_check(c, "p", 1, 20 * 4096, 9, &repaired), 0);
 	assert_int_equal(repaired, 1);
 	assert_int_equal(access(path, F_OK), 0);
+	net_client_free(c);
+}
+
+static int scrub(struct net_client *c, bool repair, struct proto_scrub_reply *out)
+{
+	union proto_msg q, r;
+	struct proto_header h;
+	memset(&q, 0, sizeof(q));
+	q.scrub.repair = repair;
+	int rc = net_client_call(c, PROTO_SCRUB, &q, PROTO_SCRUB_REPLY, &h, &r);
+	if (rc == 0)
+		*out = r.scrub_reply;
+	return rc;
+}
+
+/* A small PUT over the network: one chunk inline in each mirror's meta.db
+ * and no chunk file; damaged on mirror 0, a GET repairs it; missing on
+ * mirror 1, a scrub reports it and a repairing scrub restores it; a
+ * mirror wiped while the store was down gets it back at the start and
+ * alone serves it; DELETE removes it everywhere. */
+static void test_small_put_inline(void **state)
+{
+	struct env *e = *state;
+	struct net_client *c = conn(e, "t");
+	struct proto_scrub_reply r;
+	char m0[600], m1[600];
+	uint32_t repaired = 9;
+	const char *extra[] = { "--retain", "1000", NULL };
+
+	snprintf(m0, sizeof(m0), "%s/m0", e->dir);
+	snprintf(m1, sizeof(m1), "%s/m1", e->dir);
+	assert_int_equal(put(c, "small", 1, 1, 4096, 21, 4096, NULL), 0);
+	assert_int_equal(get_check(c, "small", 1, 4096, 21, &repaired), 0);
+	assert_int_equal(repaired, 0);
+	assert_int_equal(tu_count_chunk_files(m0) + tu_count_chunk_files(m1), 0);
+	assert_int_equal(tu_count_inline(m0), 1);
+	assert_int_equal(tu_count_inline(m1), 1);
+
+	assert_int_equal(tu_meta_exec(m0, "UPDATE inline_chunks SET form ="
+				      " zeroblob(length(form))"), 0);
+	assert_int_equal(get_check(c, "small", 1, 4096, 21, &repaired), 0);
+	assert_int_equal(repaired, 1);
+	assert_int_equal(tu_meta_exec(m1, "DELETE FROM inline_chunks"), 0);
+	assert_int_equal(scrub(c, false, &r), 0);
+	assert_int_equal(r.chunks, 1);
+	assert_int_equal(r.mirrors[0].chunks, 1); /* the read repaired it */
+	assert_int_equal(r.mirrors[1].missing, 1);
+	assert_int_equal(scrub(c, true, &r), 0);
+	assert_int_equal(r.mirrors[1].repaired, 1);
+	assert_int_equal(scrub(c, false, &r), 0);
+	assert_int_equal(r.unrepairable, 0);
+	assert_int_equal(r.mirrors[1].chunks, 1);
+	assert_int_equal(r.mirrors[1].missing + r.mirrors[1].corrupt, 0);
+	net_client_free(c);
+
+	/* mirror 1 replaced by an empty disk while the store is down */
+	tu_daemon_stop(&e->d, SIGTERM);
+	tu_rmrf(m1);
+	assert_int_equal(tu_store_start(&e->d, e->dir, e->keyfile, 2, "127.0.0.1", extra), 0);
+	assert_int_equal(tu_count_inline(m1), 1);
+	tu_daemon_stop(&e->d, SIGTERM);
+	tu_rmrf(m0);
+	assert_int_equal(tu_store_start(&e->d, e->dir, e->keyfile, 2, "127.0.0.1", extra), 0);
+	c = conn(e, "t");
+	assert_int_equal(get_check(c, "small", 1, 4096, 21, NULL), 0);
+
+	union proto_msg q, rr;
+	struct proto_header h;
+	memset(&q, 0, sizeof(q));
+	strcpy(q.del.process, "small");
+	assert_int_equal(net_client_call(c, PROTO_DELETE, &q, PROTO_OK, &h, &rr), 0);
+	assert_int_equal(tu_count_inline(m0), 0);
+	assert_int_equal(tu_count_inline(m1), 0);
+	assert_int_equal(scrub(c, false, &r), 0);
+	assert_int_equal(r.chunks, 0);
 	net_client_free(c);
 }
 
@@ -417,6 +493,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lease_commit_fence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_repair_over_network, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wiped_mirror_resynced_at_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_put_inline, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -185,6 +185,16 @@ static void fill_store(uint8_t type, union proto_msg *m)
 		m->datakey.kcv = 0xa0a1a2a3a4a5a6a7ull;
 		m->datakey.first = type == PROTO_DATAKEY_OK;
 		break;
+	case PROTO_KEYS:
+		m->keys.from = 0xa8;
+		break;
+	case PROTO_KEYS_REPLY:
+		m->keys_reply.unknown_chunks = 0xa9;
+		m->keys_reply.unknown_bytes = 0xaa;
+		m->keys_reply.count = 2;
+		m->keys_reply.keys[0] = (struct proto_key_count){ 0, 0xab, 0xac };
+		m->keys_reply.keys[1] = (struct proto_key_count){ 0xad, 0xae, 0xaf };
+		break;
 	case PROTO_FENCE_OK:
 		m->fence_ok.node = 0x9b;
 		m->fence_ok.gen = 0x9d;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,85 @@ long tu_peak_rss_kib(pid_t pid)
 			break;
 	fclose(f);
 	return v;
+}
+
+/* mirror's meta.db, read-only; NULL if it cannot be opened. */
+static sqlite3 *meta_open(const char *mirror)
+{
+	char path[1024];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/meta.db", mirror);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+/* The first column of sql's first row, or -1. */
+static int meta_count(sqlite3 *db, const char *sql, const char *hex)
+{
+	sqlite3_stmt *s = NULL;
+	int n = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+		if (hex)
+			sqlite3_bind_text(s, 1, hex, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			n = sqlite3_column_int(s, 0);
+	}
+	sqlite3_finalize(s);
+	return n;
+}
+
+int64_t tu_meta_query(const char *mirror, const char *sql)
+{
+	sqlite3 *db = meta_open(mirror);
+	int n = db ? meta_count(db, sql, NULL) : -1;
+	sqlite3_close(db);
+	return n;
+}
+
+int tu_count_inline(const char *mirror)
+{
+	return (int)tu_meta_query(mirror, "SELECT count(*) FROM inline_chunks");
+}
+
+int tu_count_unreferenced(const char *mirror)
+{
+	char path[1024];
+	sqlite3 *db = meta_open(mirror);
+	int n = db ? meta_count(db, "SELECT count(*) FROM inline_chunks WHERE hash NOT IN"
+				" (SELECT hash FROM chunks)", NULL) : -1;
+
+	for (int i = 0; n >= 0 && i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && n >= 0 && (e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			int known = meta_count(db, "SELECT count(*) FROM chunks WHERE"
+					       " hex(hash) = upper(?)", e->d_name);
+			n = known < 0 ? -1 : n + (known == 0);
+		}
+		if (d)
+			closedir(d);
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+int tu_meta_exec(const char *mirror, const char *sql)
+{
+	char path[1024];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/meta.db", mirror);
+	int rc = sqlite3_open(path, &db) == SQLITE_OK &&
+		 sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+		 sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	sqlite3_close(db);
+	return rc;
 }
 
 int tu_count_chunk_files(const char *mirror)

@@ -21,6 +21,22 @@ void tu_rmrf(const char *path);
 /* Chunk files (any name not starting with '.') in mirror/chunks/00..ff. */
 int tu_count_chunk_files(const char *mirror);
 
+/* The first column of the first row of sql on mirror/meta.db (read by a
+ * connection of its own: the store may have it open), or -1. */
+int64_t tu_meta_query(const char *mirror, const char *sql);
+
+/* Inline chunk copies in mirror/meta.db, or -1. */
+int tu_count_inline(const char *mirror);
+
+/* Chunk files and inline copies in mirror that its meta.db references
+ * no chunk of: what garbage collection left behind. -1 if the database
+ * cannot be read. */
+int tu_count_unreferenced(const char *mirror);
+
+/* Run sql on mirror/meta.db behind the store's back (damage, tests).
+ * 0 or -1. */
+int tu_meta_exec(const char *mirror, const char *sql);
+
 /* Write a new key file at dir/key and load it into *key (may be NULL).
  * Returns the malloc'ed path. */
 char *tu_keyfile(const char *dir, struct proto_key *key);

@@ -49,6 +49,10 @@ struct fixture {
 	unsigned retain;
 	enum store_compress compress;  /* for open_store */
 	int compress_level;
+	/* store_options.inline_max: -1 (chunk files only) unless a test
+	 * sets it: the tests of chunk files store small images, which the
+	 * store would keep inline by default (test_store_inline.c) */
+	int64_t inline_max;
 };
 
 static inline uint64_t fake_now(void *ctx)
@@ -62,11 +66,14 @@ static inline void open_store(struct fixture *f)
 		.mirrors = f->mirrors, .mirror_count = 2, .retain = f->retain,
 		.now_ms = fake_now, .now_ctx = f,
 		.compress = f->compress, .compress_level = f->compress_level,
+		.inline_max = f->inline_max,
 	};
 	assert_int_equal(store_open(&o, &f->st), 0);
 }
 
-static inline int setup(void **state)
+/* A fixture whose store keeps PUTs of up to inline_max bytes inline
+ * (store_options.inline_max: -1 never). */
+static inline int setup_inline_max(void **state, int64_t inline_max)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	f->dir = tu_tmpdir("store");
@@ -76,9 +83,15 @@ static inline int setup(void **state)
 	f->mirrors[1] = f->m1;
 	f->clock = 1000000;
 	f->retain = 2;
+	f->inline_max = inline_max;
 	open_store(f);
 	*state = f;
 	return 0;
+}
+
+static inline int setup(void **state)
+{
+	return setup_inline_max(state, -1);
 }
 
 static inline int teardown(void **state)

@@ -367,8 +367,10 @@ static void test_scrub_brings_mirror_back(void **state)
 	assert_int_equal(get_check(f->st, "p", 1, 3, 10000, 3, NULL), 0);
 }
 
-/* A meta.db of the first schema (no base, depth, full_size, state_hash)
- * is upgraded when the store opens it, on every mirror, and works. */
+/* A meta.db of the first schema (no base, depth, full_size, state_hash,
+ * no chunk key ids, no inline chunks) is upgraded when the store opens
+ * it, on every mirror, and works; the chunks' key ids are read from
+ * their files. */
 static void test_old_meta_db_upgraded(void **state)
 {
 	struct fixture *f = *state;
@@ -414,7 +416,8 @@ static void test_old_meta_db_upgraded(void **state)
 			 "INSERT INTO checkpoints SELECT process, incarnation, sequence, node,"
 			 " size, hash, created_ms, spec, chunk_count FROM n.checkpoints;"
 			 "INSERT INTO ckpt_chunks SELECT * FROM n.ckpt_chunks;"
-			 "INSERT INTO chunks SELECT * FROM n.chunks; DETACH n;", m);
+			 "INSERT INTO chunks SELECT hash, size, refs FROM n.chunks;"
+			 " DETACH n;", m);
 		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 		sqlite3_close(db);
 		remove_meta(m);
@@ -427,6 +430,15 @@ static void test_old_meta_db_upgraded(void **state)
 	assert_int_equal(r.mirrors[0].online, 1);
 	assert_int_equal(r.mirrors[1].online, 1);
 	assert_int_equal(r.checkpoints, 1);
+	struct proto_keys_reply keys;
+	bool more = true;
+	assert_int_equal(store_keys(f->st, 0, &keys, &more), 0);
+	assert_false(more);
+	assert_int_equal(keys.unknown_chunks, 0);
+	assert_int_equal(keys.count, 1);
+	assert_int_equal(keys.keys[0].key_id, 0); /* plain chunks */
+	assert_int_equal(keys.keys[0].chunks, r.chunks);
+	assert_int_equal(keys.keys[0].bytes, r.bytes);
 	uint8_t *want;
 	size_t wlen = prog_full(&p, 1, &want);
 	get_expect_state(f->st, "p", 1, want, wlen, 0); /* an old row: none */

@@ -143,18 +143,20 @@ out:
 }
 
 /* The store writer's three steps: PUT_BEGIN and its answer (*start; with
- * STORE_PUT_STORED *ack is the store's), one CHUNK, PUT_END and the
- * durable PUT_ACK. Each 0 or an error (the store's ERROR code, kept for
+ * STORE_PUT_STORED *ack is the store's), or, streamed, PUT_BEGIN alone
+ * (the answer comes at the end); one CHUNK; PUT_END and the durable
+ * PUT_ACK. Each 0 or an error (the store's ERROR code, kept for
  * net_client_last_error()). */
 static int put_start(struct net_client *c, const struct proto_ckpt_meta *meta,
-		     enum store_put_start *start, struct proto_put_ack *ack)
+		     bool streamed, enum store_put_start *start, struct proto_put_ack *ack)
 {
 	union proto_msg m;
 	uint32_t id;
 
 	m.meta = *meta;
-	int rc = net_client_send(c, PROTO_PUT_BEGIN, 0, &m, &id);
-	return rc ? rc : put_answer(c, &id, start, ack);
+	*start = STORE_PUT_READY;
+	int rc = net_client_send(c, PROTO_PUT_BEGIN, streamed ? PROTO_F_STREAM : 0, &m, &id);
+	return rc || streamed ? rc : put_answer(c, &id, start, ack);
 }
 
 static int put_chunk(struct net_client *c, const struct proto_chunk *chunk)
@@ -164,14 +166,15 @@ static int put_chunk(struct net_client *c, const struct proto_chunk *chunk)
 	return net_client_send(c, PROTO_CHUNK, 0, &m, NULL);
 }
 
-static int put_finish(struct net_client *c, uint32_t chunk_count, struct proto_put_ack *ack)
+static int put_finish(struct net_client *c, uint32_t chunk_count, bool streamed,
+		      struct proto_put_ack *ack)
 {
 	union proto_msg m;
 
 	m.put_end.chunk_count = chunk_count;
 	int rc = net_client_send(c, PROTO_PUT_END, 0, &m, NULL);
 	/* the ack answers PUT_BEGIN's request */
-	return rc ? rc : put_outcome(c, false, 0, ack);
+	return rc ? rc : put_outcome(c, streamed, 0, ack);
 }
 
 /* ---- GET and PULL ------------------------------------------------------- */
@@ -290,7 +293,11 @@ static int sink_open(struct store_client_sink *w)
 	if (w->begun)
 		return 0;
 	w->begun = true;
-	int rc = put_start(w->c, &w->meta, &start, &w->ack);
+	/* a small checkpoint goes right behind PUT_BEGIN, without waiting
+	 * for PUT_READY (one round trip less); whether the store held it
+	 * already is known at the end then */
+	w->streamed = w->meta.size > 0 && w->meta.size <= STORE_CLIENT_STREAM_MAX;
+	int rc = put_start(w->c, &w->meta, w->streamed, &start, &w->ack);
 	stream_meta_drop(&w->meta, &w->spec);
 	if (rc)
 		return w->rc = rc;
@@ -322,8 +329,9 @@ static int sink_end(struct stream_sink *s, uint32_t count)
 	(void)count;
 	if (rc || w->existed)
 		return rc;
-	if ((rc = put_finish(w->c, w->count, &w->ack)) != 0)
+	if ((rc = put_finish(w->c, w->count, w->streamed, &w->ack)) != 0)
 		return w->rc = rc;
+	w->existed = w->ack.existed != 0;
 	return 0;
 }
 

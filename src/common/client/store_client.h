@@ -109,8 +109,11 @@ enum store_put_start {
  * The store writer: a sink that PUTs the stream it gets into the store on
  * c (PUT_BEGIN with the stream's metadata, sent with the first chunk, so
  * a stream that fails before one arrives reaches nobody; CHUNKs; PUT_END
- * and the durable PUT_ACK at its end). If the store holds the checkpoint
- * already it sets existed and is done (the source need not be read on).
+ * and the durable PUT_ACK at its end). A checkpoint of up to
+ * STORE_CLIENT_STREAM_MAX bytes is streamed (PROTO_F_STREAM): its chunks
+ * follow PUT_BEGIN without waiting for PUT_READY. If the store holds the
+ * checkpoint already it sets existed and is done (the source need not be
+ * read on; streamed: known at the end, from the ack).
  * rc is the store's failure (set when one of its calls failed: the caller
  * tells a failing store from a failing source by it); after any failure
  * or abort close c. store_client_sink_clear() frees the kept metadata.
@@ -120,6 +123,7 @@ struct store_client_sink {
 	struct net_client *c;
 	bool begun;                        /* PUT_BEGIN went out */
 	bool existed;                      /* already stored: ack is the store's */
+	bool streamed;                     /* small: sent without waiting for PUT_READY */
 	int rc;
 	struct proto_ckpt_meta meta;       /* kept from begin to PUT_BEGIN */
 	uint8_t *spec;

@@ -37,6 +37,7 @@
 #define PROTO_NODES_MAX     64    /* nodes per MSTATUS_REPLY */
 #define PROTO_PROCS_MAX     256   /* processes per MSTATUS_REPLY and PROCS */
 #define PROTO_MANAGERS_MAX  16    /* managers named in an MLEASE_OK */
+#define PROTO_KEYS_MAX      256   /* data key ids per KEYS_REPLY page */
 
 enum proto_type {
 	/* handshake (plaintext, MAC under the cluster key) */
@@ -72,6 +73,8 @@ enum proto_type {
 	PROTO_FENCE_OK     = 0x27, /* its answer: how far the fence has taken hold */
 	PROTO_DATAKEY      = 0x28, /* manager -> store: a data key's check value */
 	PROTO_DATAKEY_OK   = 0x29, /* its answer: the cluster's check value of it */
+	PROTO_KEYS         = 0x2A, /* -> store: chunks per data key id (key ids from) */
+	PROTO_KEYS_REPLY   = 0x2B, /* its answer: per key id, chunks and bytes */
 	/* manager and agent */
 	PROTO_REGISTER     = 0x40, /* thesis op 0: agent -> manager */
 	PROTO_REGISTER_OK  = 0x41,
@@ -542,6 +545,23 @@ struct proto_datakey {        /* DATAKEY, DATAKEY_OK: manager <-> store */
 	uint8_t first;                     /* DATAKEY_OK: 1 = recorded by this call */
 };
 
+struct proto_keys {           /* KEYS: -> store */
+	uint32_t from;                     /* key ids from this one up (0: all) */
+};
+
+struct proto_key_count {
+	uint32_t key_id;                   /* 0: plain chunks */
+	uint64_t chunks;                   /* distinct chunks retained checkpoints reference */
+	uint64_t bytes;                    /* their size (plaintext) */
+};
+
+struct proto_keys_reply {     /* KEYS_REPLY: store -> (flag MORE: ask again) */
+	uint64_t unknown_chunks;           /* chunks whose key id is not recorded */
+	uint64_t unknown_bytes;
+	uint16_t count;                    /* <= PROTO_KEYS_MAX, key ids ascending */
+	struct proto_key_count keys[PROTO_KEYS_MAX];
+};
+
 struct proto_fence_ok {       /* FENCE_OK */
 	uint64_t node;
 	uint64_t gen;
@@ -621,6 +641,8 @@ union proto_msg {
 	struct proto_fence fence;
 	struct proto_fence_ok fence_ok;
 	struct proto_datakey datakey;
+	struct proto_keys keys;
+	struct proto_keys_reply keys_reply;
 	struct proto_procs procs;
 	/* CKPT_NOTIFY, RESTORE and FROZEN use meta; PULL uses get */
 };

@@ -1,7 +1,7 @@
 /*
  * msg_store.c - the store's payloads: PUT and GET streams, LIST, DELETE,
  * claims (CLAIM, COMMIT, RELEASE), SCRUB and STATUS, manager leases and
- * node fences (MLEASE, FENCE). Encode and decode side by side;
+ * node fences (MLEASE, FENCE), data keys (DATAKEY, KEYS). Encode and decode side by side;
  * docs/protocol.md has the byte tables. The checkpoint metadata and GET
  * codecs are shared with the agent's messages (msg_int.h).
  */
@@ -517,6 +517,55 @@ static void dec_datakey(struct proto_rd *r, union proto_msg *m)
 	r_check(r, d->key_id != 0 && d->first <= 1);
 }
 
+/* ---- KEYS, KEYS_REPLY: chunks per data key id ---------------------------- */
+
+static void enc_keys(struct proto_wr *w, const union proto_msg *m)
+{
+	w_u32(w, m->keys.from);
+}
+
+static void dec_keys(struct proto_rd *r, union proto_msg *m)
+{
+	m->keys.from = r_u32(r);
+}
+
+static void enc_keys_reply(struct proto_wr *w, const union proto_msg *m)
+{
+	const struct proto_keys_reply *k = &m->keys_reply;
+	if (k->count > PROTO_KEYS_MAX) {
+		w_fail(w, RTCMS_EINVAL);
+		return;
+	}
+	w_u64(w, k->unknown_chunks);
+	w_u64(w, k->unknown_bytes);
+	w_u16(w, k->count);
+	for (uint16_t i = 0; i < k->count; i++) {
+		if (i > 0 && k->keys[i].key_id <= k->keys[i - 1].key_id)
+			w_fail(w, RTCMS_EINVAL);
+		w_u32(w, k->keys[i].key_id);
+		w_u64(w, k->keys[i].chunks);
+		w_u64(w, k->keys[i].bytes);
+	}
+}
+
+static void dec_keys_reply(struct proto_rd *r, union proto_msg *m)
+{
+	struct proto_keys_reply *k = &m->keys_reply;
+	k->unknown_chunks = r_u64(r);
+	k->unknown_bytes = r_u64(r);
+	k->count = r_u16(r);
+	if (!r->err && k->count > PROTO_KEYS_MAX) {
+		r->err = RTCMS_ETOOBIG;
+		return;
+	}
+	for (uint16_t i = 0; i < k->count && !r->err; i++) {
+		k->keys[i].key_id = r_u32(r);
+		k->keys[i].chunks = r_u64(r);
+		k->keys[i].bytes = r_u64(r);
+		r_check(r, i == 0 || k->keys[i].key_id > k->keys[i - 1].key_id);
+	}
+}
+
 const struct proto_codec proto_codecs_store[] = {
 	{ PROTO_PUT_BEGIN, "PUT_BEGIN", 17408, proto_meta_encode, proto_meta_decode },
 	{ PROTO_PUT_READY, "PUT_READY", 0, NULL, NULL },
@@ -543,6 +592,8 @@ const struct proto_codec proto_codecs_store[] = {
 	{ PROTO_FENCE_OK, "FENCE_OK", 64, enc_fence_ok, dec_fence_ok },
 	{ PROTO_DATAKEY, "DATAKEY", 16, enc_datakey, dec_datakey },
 	{ PROTO_DATAKEY_OK, "DATAKEY_OK", 16, enc_datakey, dec_datakey },
+	{ PROTO_KEYS, "KEYS", 4, enc_keys, dec_keys },
+	{ PROTO_KEYS_REPLY, "KEYS_REPLY", 8192, enc_keys_reply, dec_keys_reply },
 };
 const size_t proto_codecs_store_n =
 	sizeof(proto_codecs_store) / sizeof(proto_codecs_store[0]);
