@@ -170,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* byte 0: the first link, its tampering and whether to drain */
 	struct script s = { .ops = data + 1, .n = size - 1, .link = (data[0] >> 4) % 3 };
-	struct stream_in in = { { script_recv, NULL, NULL, &s }, PROTO_PUT_END,
+	struct stream_in in = { { script_recv, NULL, NULL, &s, NULL }, PROTO_PUT_END,
 				1 << 20, STREAM_VERIFY_STATE, (data[0] & 1) != 0, NULL };
 	struct proto_ckpt_meta meta = links[s.link].meta;
 	if (data[0] & 2)
