@@ -233,6 +233,7 @@ static void link_tell(struct outbox *ob, size_t i)
 		struct image *img = p->img;
 		if (p->state != AP_RUNNING || !img || img->sequence <= p->notified[i])
 			continue;
+		uint64_t seq = img->sequence; /* img may go with its reference */
 		img->refs++;
 		p->refs++;
 		uv_mutex_unlock(&a->lock);
@@ -244,8 +245,8 @@ static void link_tell(struct outbox *ob, size_t i)
 			link_drop(l, rtcms_strerror(rc));
 			break;
 		}
-		if (img->sequence > p->notified[i])
-			p->notified[i] = img->sequence;
+		if (seq > p->notified[i])
+			p->notified[i] = seq;
 	}
 }
 
