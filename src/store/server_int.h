@@ -122,6 +122,7 @@ struct server {
 	struct fence_table *fences;    /* manager leases, node fences (fence.h) */
 	uint64_t connections;          /* from HELLO on: max_connections */
 	int stopping;
+	char bound[80];                /* the address it listens on */
 };
 
 struct write_req {

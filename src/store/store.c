@@ -197,6 +197,24 @@ int store_status(struct store *st, struct proto_scrub_reply *report)
 	return rc;
 }
 
+bool store_mirrors_peek(struct store *st, size_t *online, size_t *total, char *offline,
+			size_t len)
+{
+	if (pthread_mutex_trylock(&st->mu) != 0)
+		return false;
+	*online = 0;
+	*total = st->n;
+	offline[0] = '\0';
+	for (size_t i = 0; i < st->n; i++) {
+		if (st->m[i].online)
+			(*online)++;
+		else if (!offline[0])
+			snprintf(offline, len, "%s", st->m[i].path);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return true;
+}
+
 /* ---- node fences and managers (persisted for fence.c) --------------------- */
 
 struct fence_args {

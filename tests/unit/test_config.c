@@ -20,11 +20,11 @@ static struct config_list mirrors;
 static int verbose;
 
 static const struct config_field fields[] = {
-	{ "store", "listen", CONFIG_STR, listen_addr, sizeof(listen_addr), 0, 0 },
-	{ "store", "retain", CONFIG_U64, &retain, 0, 1, 100 },
-	{ "store", "mirror", CONFIG_LIST, &mirrors, 0, 0, 0 },
-	{ "log", "verbose", CONFIG_BOOL, &verbose, 0, 0, 0 },
-	{ NULL, NULL, 0, NULL, 0, 0, 0 },
+	{ "store", "listen", CONFIG_STR, listen_addr, sizeof(listen_addr), 0, 0, NULL },
+	{ "store", "retain", CONFIG_U64, &retain, 0, 1, 100, NULL },
+	{ "store", "mirror", CONFIG_LIST, &mirrors, 0, 0, 0, NULL },
+	{ "log", "verbose", CONFIG_BOOL, &verbose, 0, 0, 0, NULL },
+	{ NULL, NULL, 0, NULL, 0, 0, 0, NULL },
 };
 
 static char *write_file(const char *text)
