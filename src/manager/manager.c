@@ -100,6 +100,9 @@ static void on_stop(uv_signal_t *s, int signum)
 	rpc_close_all(ls->m->loop);
 }
 
+/* The address the manager listens on (loop thread), for its STATUS=. */
+static char status_bound[PROTO_ADDR_MAX + 1];
+
 /* STATUS= for systemd (daemon/notify.h): nodes, programs, the store. */
 static bool status_line(void *ctx, char *buf, size_t len)
 {
@@ -109,8 +112,8 @@ static bool status_line(void *ctx, char *buf, size_t len)
 	for (size_t i = 0; i < m->node_count; i++)
 		if (!m->nodes[i].failed)
 			live++;
-	snprintf(buf, len, "serving %zu programs on %zu nodes (%zu failed); store %s%s%s%s",
-		 m->proc_count, live, m->node_count - live, m->store_up ? "up" : "DOWN",
+	snprintf(buf, len, "listening on %s: %zu programs on %zu nodes (%zu failed); store "
+		 "%s%s%s%s", status_bound, m->proc_count, live, m->node_count - live, m->store_up ? "up" : "DOWN",
 		 !m->store_up && m->store_error[0] ? " (" : "",
 		 m->store_up ? "" : m->store_error, !m->store_up && m->store_error[0] ? ")" : "");
 	uv_mutex_unlock(&m->lock);
@@ -194,10 +197,11 @@ int manager_run(struct manager *m)
 		log_warn("cannot write the ready file %s", m->cfg.ready_file);
 	/* serving: listening (TCP and heartbeats), its threads running, its
 	 * lease from the store taken if the store answered within 2 s */
+	snprintf(status_bound, sizeof(status_bound), "%s", bound);
 	notify_start(m->loop, status_line, m);
 	char status[512];
 	status_line(m, status, sizeof(status));
-	notify_ready("listening on %s; %s", bound, status);
+	notify_ready("%s", status);
 	uv_run(m->loop, UV_RUN_DEFAULT);
 	hb_thread_stop(ls.hbt);
 	puller_join(m);

@@ -36,7 +36,7 @@ struct rpc_conn {
 #define REFUSED_PEERS 16
 #define REFUSED_LOG_MS 30000
 struct refused_peer {
-	char key[160];                 /* "host name" */
+	char key[80 + PROTO_ID_MAX + 2]; /* "host name" */
 	uint64_t logged_ms;            /* monotonic ms of the last line */
 	uint64_t unlogged;             /* refusals since that line */
 };
@@ -76,7 +76,7 @@ static void hello_claimed_name(const uint8_t *hello, size_t len, char *out, size
  * with the count of those not logged. */
 static void log_refused(struct rpc_server *s, const struct rpc_conn *rc, int r)
 {
-	char name[PROTO_ID_MAX + 1], key[160], host[80];
+	char name[PROTO_ID_MAX + 1], key[80 + PROTO_ID_MAX + 2], host[80];
 	uint64_t now = uv_hrtime() / 1000000, unlogged = 0;
 	bool say = true;
 
