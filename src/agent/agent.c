@@ -24,6 +24,7 @@
 #include "area/area.h"
 #include "capture.h"
 #include "daemon/hbthread.h"
+#include "daemon/notify.h"
 #include "daemon/rpc_server.h"
 #include "handlers.h"
 #include "launch.h"
@@ -160,6 +161,7 @@ static void on_stop(uv_signal_t *s, int signum)
 
 	log_info("signal %d: stopping; the programs of this agent are stopped too",
 		 signum);
+	notify_stopping("signal %d: stopping its programs (SIGKILL), then itself", signum);
 	uv_mutex_lock(&a->lock);
 	a->stopping = true;
 	for (struct aproc *p = a->procs; p; p = p->next)
@@ -169,6 +171,26 @@ static void on_stop(uv_signal_t *s, int signum)
 	rpc_server_stop(ls->srv);
 	ls->srv = NULL;
 	rpc_close_all(a->loop);
+}
+
+/* STATUS= for systemd (daemon/notify.h): programs, managers, the lease. */
+static bool status_line(void *ctx, char *buf, size_t len)
+{
+	struct agent *a = ctx;
+	size_t running = 0, registered = 0;
+	uv_mutex_lock(&a->lock);
+	for (struct aproc *p = a->procs; p; p = p->next)
+		if (p->state != AP_EXITED)
+			running++;
+	for (size_t i = 0; i < a->mgr_count; i++)
+		if (a->mgrs[i].registered)
+			registered++;
+	bool fenced = a->fenced;
+	uv_mutex_unlock(&a->lock);
+	snprintf(buf, len, "node %016" PRIx64 " at %s: %zu programs; registered with %zu "
+		 "of %zu managers%s", a->node, a->address, running, registered, a->mgr_count,
+		 fenced ? "; lease lapsed: programs fenced" : "");
+	return true;
 }
 
 /* The control server on the loop; the bound address into bound. */
@@ -251,6 +273,12 @@ int agent_run(struct agent *a)
 	}
 	if (a->cfg.ready_file[0] && rpc_write_ready_file(a->cfg.ready_file, bound) != 0)
 		log_warn("cannot write the ready file %s", a->cfg.ready_file);
+	/* serving: listening, heartbeating and registering (the managers may
+	 * answer later: STATUS= says with how many it is registered) */
+	notify_start(a->loop, status_line, a);
+	char status[512];
+	status_line(a, status, sizeof(status));
+	notify_ready("%s", status);
 
 	uv_run(a->loop, UV_RUN_DEFAULT);
 	hb_thread_stop(ls.hbt);

@@ -11,7 +11,9 @@
  *              100 ms, SIGCHLD (restart.c: reap, decide the restart),
  *              SIGINT/SIGTERM, SIGHUP (main.c), housekeeping every
  *              heartbeat_interval (RESOLVE of programs frozen too long,
- *              the `run =` programs under the first lease). Owns the
+ *              the `run =` programs under the first lease), under
+ *              systemd the watchdog and status timer (daemon/notify.c;
+ *              takes agent.lock briefly once a second). Owns the
  *              uv handles; never waits on a connection.
  *   heartbeat  one thread with its own UDP socket (lease.c over
  *              daemon/hbthread.c; SCHED_FIFO where the agent may):

@@ -7,6 +7,7 @@
  *   rtcms-agent --config /etc/rtcms/agent.ini
  *   rtcms-agent --listen 127.0.0.2:0 --manager 127.0.0.1:7600 --key k
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,35 +31,65 @@
 
 static struct agent_config cfg;
 
+/* util/config.h's checks of the agent's own settings */
+static int node_id_check(const char *v, char *why, size_t whylen)
+{
+	char *end;
+	errno = 0;
+	uint64_t id = strtoull(v, &end, 16);
+	if (v[0] && v[0] != '-' && !*end && errno == 0 && id != 0)
+		return 0;
+	snprintf(why, whylen, "\"%s\": expected a non-zero hex number of at most 16 "
+		 "digits", v);
+	return RTCMS_ECONFIG;
+}
+
+static int run_check(const char *v, char *why, size_t whylen)
+{
+	char id[PROTO_ID_MAX + 2];
+	if (sscanf(v, "%129s", id) == 1 && proto_process_id_valid(id) && strchr(v, ' '))
+		return 0;
+	snprintf(why, whylen, "\"%s\": expected \"ID PATH [ARGS...]\"", v);
+	return RTCMS_ECONFIG;
+}
+
+static int restart_check(const char *v, char *why, size_t whylen)
+{
+	if (agent_restart_valid(v))
+		return 0;
+	snprintf(why, whylen, "\"%s\": expected on-failure, always or never", v);
+	return RTCMS_ECONFIG;
+}
+
 static const struct config_field fields[] = {
-	{ "agent", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
-	{ "agent", "advertise", CONFIG_STR, cfg.advertise, sizeof(cfg.advertise), 0, 0 },
-	{ "agent", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0 },
-	{ "agent", "data_keyring", CONFIG_STR, cfg.data_keyring, sizeof(cfg.data_keyring), 0, 0 },
-	{ "agent", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
-	{ "agent", "node_id", CONFIG_STR, cfg.node_id, sizeof(cfg.node_id), 0, 0 },
-	{ "agent", "manager", CONFIG_LIST, &cfg.managers, 0, 0, 0 },
-	{ "agent", "run", CONFIG_LIST, &cfg.programs, 0, 0, 0 },
-	{ "agent", "area_capacity", CONFIG_U64, &cfg.area_capacity, 0, 4096, 1ull << 40 },
-	{ "agent", "quota", CONFIG_U64, &cfg.quota, 0, 0, 100000 },
-	{ "agent", "poll_interval", CONFIG_U64, &cfg.poll_ms, 0, 1, 10000 },
-	{ "agent", "capture_lag", CONFIG_U64, &cfg.capture_lag_ms, 0, 1, 3600000 },
-	{ "agent", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000 },
-	{ "agent", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000 },
-	{ "agent", "adopt_timeout", CONFIG_U64, &cfg.adopt_timeout_ms, 0, 10, 600000 },
-	{ "agent", "freeze_hold", CONFIG_U64, &cfg.freeze_hold_ms, 0, 100, 3600000 },
-	{ "agent", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000 },
-	{ "agent", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000 },
-	{ "agent", "lease", CONFIG_U64, &cfg.lease_ms, 0, 20, 3600000 },
-	{ "agent", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
-	{ "agent", "restart", CONFIG_STR, cfg.restart, sizeof(cfg.restart), 0, 0 },
-	{ "agent", "restart_backoff", CONFIG_U64, &cfg.restart_backoff_ms, 0, 1, 600000 },
-	{ "agent", "max_restarts", CONFIG_U64, &cfg.max_restarts, 0, 0, 1000000 },
-	{ "agent", "restart_window", CONFIG_U64, &cfg.restart_window_ms, 0, 100, 86400000 },
-	{ "test", "report_mem_available", CONFIG_U64, &cfg.report_mem_available, 0, 0, UINT64_MAX },
-	{ "test", "report_cpu_load", CONFIG_U64, &cfg.report_cpu_permille, 0, 0, 1001 },
-	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0 },
-	{ NULL, NULL, 0, NULL, 0, 0, 0 },
+	{ "agent", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0, net_addr_check_listen },
+	{ "agent", "advertise", CONFIG_STR, cfg.advertise, sizeof(cfg.advertise), 0, 0, net_addr_check_peer },
+	{ "agent", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0, NULL },
+	{ "agent", "data_keyring", CONFIG_STR, cfg.data_keyring, sizeof(cfg.data_keyring), 0, 0, NULL },
+	{ "agent", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0, NULL },
+	{ "agent", "node_id", CONFIG_STR, cfg.node_id, sizeof(cfg.node_id), 0, 0, node_id_check },
+	{ "agent", "manager", CONFIG_LIST, &cfg.managers, 0, 0, 0, net_addr_check_peer },
+	{ "agent", "run", CONFIG_LIST, &cfg.programs, 0, 0, 0, run_check },
+	{ "agent", "area_capacity", CONFIG_U64, &cfg.area_capacity, 0, 4096, 1ull << 40, NULL },
+	{ "agent", "quota", CONFIG_U64, &cfg.quota, 0, 0, 100000, NULL },
+	{ "agent", "poll_interval", CONFIG_U64, &cfg.poll_ms, 0, 1, 10000, NULL },
+	{ "agent", "capture_lag", CONFIG_U64, &cfg.capture_lag_ms, 0, 1, 3600000, NULL },
+	{ "agent", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000, NULL },
+	{ "agent", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000, NULL },
+	{ "agent", "adopt_timeout", CONFIG_U64, &cfg.adopt_timeout_ms, 0, 10, 600000, NULL },
+	{ "agent", "freeze_hold", CONFIG_U64, &cfg.freeze_hold_ms, 0, 100, 3600000, NULL },
+	{ "agent", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000, NULL },
+	{ "agent", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000, NULL },
+	{ "agent", "lease", CONFIG_U64, &cfg.lease_ms, 0, 20, 3600000, NULL },
+	{ "agent", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0, NULL },
+	{ "agent", "restart", CONFIG_STR, cfg.restart, sizeof(cfg.restart), 0, 0, restart_check },
+	{ "agent", "restart_backoff", CONFIG_U64, &cfg.restart_backoff_ms, 0, 1, 600000, NULL },
+	{ "agent", "max_restarts", CONFIG_U64, &cfg.max_restarts, 0, 0, 1000000, NULL },
+	{ "agent", "restart_window", CONFIG_U64, &cfg.restart_window_ms, 0, 100, 86400000, NULL },
+	{ "test", "report_mem_available", CONFIG_U64, &cfg.report_mem_available, 0, 0, UINT64_MAX, NULL },
+	{ "test", "report_cpu_load", CONFIG_U64, &cfg.report_cpu_permille, 0, 0, 1001, NULL },
+	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0, log_level_check },
+	{ NULL, NULL, 0, NULL, 0, 0, 0, NULL },
 };
 
 static const struct cmdline_opt opts[] = {
@@ -165,20 +196,11 @@ static void on_sighup(void *ctx)
 		log_info("SIGHUP: changed in the file, take effect at the next start: %s", later);
 }
 
-/* The settings are usable (log level, restart policy, key, managers,
- * `run =` lines). 0, or 2 (the exit status) after saying why. */
+/* The settings are usable (the key and the managers are given; each
+ * setting's value was checked where it was set). 0, or 2 (the exit
+ * status) after saying why. */
 static int settings_check(void)
 {
-	if (log_level_parse(cfg.log_level) < 0) {
-		fprintf(stderr, "rtcms-agent: log level \"%s\": expected error, warn, "
-			"info or debug\n", cfg.log_level);
-		return 2;
-	}
-	if (!agent_restart_valid(cfg.restart)) {
-		fprintf(stderr, "rtcms-agent: restart \"%s\": expected on-failure, always or "
-			"never\n", cfg.restart);
-		return 2;
-	}
 	if (cfg.key[0] == '\0') {
 		fprintf(stderr, "rtcms-agent: no cluster key: give --key FILE or key = "
 			"FILE in [agent] (create one with `rtcmsctl keygen FILE`)\n");
@@ -189,15 +211,6 @@ static int settings_check(void)
 			"manager = HOST:PORT in [agent]\n");
 		return 2;
 	}
-	for (size_t i = 0; i < cfg.programs.count; i++) { /* check them now, start later */
-		char id[PROTO_ID_MAX + 2];
-		if (sscanf(cfg.programs.items[i], "%129s", id) != 1 || !proto_process_id_valid(id) ||
-		    !strchr(cfg.programs.items[i], ' ')) {
-			fprintf(stderr, "rtcms-agent: run = \"%s\": expected \"ID PATH "
-				"[ARGS...]\"\n", cfg.programs.items[i]);
-			return 2;
-		}
-	}
 	return 0;
 }
 
@@ -206,13 +219,7 @@ static int settings_check(void)
 static int node_id_of(uint64_t *node)
 {
 	if (cfg.node_id[0]) {
-		char *end;
-		*node = strtoull(cfg.node_id, &end, 16);
-		if (*end || *node == 0) {
-			fprintf(stderr, "rtcms-agent: node_id \"%s\": expected a non-zero "
-				"hex number\n", cfg.node_id);
-			return 2;
-		}
+		*node = strtoull(cfg.node_id, NULL, 16); /* checked where it was set */
 		return 0;
 	}
 	char ifname[64] = "";

@@ -9,9 +9,11 @@
  */
 #include "outbox.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "capture.h"
@@ -22,7 +24,7 @@
 
 #define REGISTER_EVERY_MS 1000
 #define RETRY_MS 500
-#define REFUSED_LOG_MS 30000   /* a REGISTER refusal is said again this often */
+#define REFUSED_LOG_MS 30000   /* a manager not joined is said again this often */
 
 /* ---- outbox -------------------------------------------------------- */
 
@@ -48,8 +50,9 @@ static void link_drop(struct mgr_link *l, const char *why)
 	l->retry_at_ms = agent_mono_ms() + RETRY_MS;
 }
 
-/* Connect if needed and REGISTER. Called without agent.lock. */
-static int link_register(struct agent *a, struct mgr_link *l)
+/* Connect if needed and REGISTER. Called without agent.lock. After a
+ * failed connect *sys_errno is why (net/client.h), else 0. */
+static int link_register(struct agent *a, struct mgr_link *l, int *sys_errno)
 {
 	union proto_msg m, r;
 	struct proto_header hdr;
@@ -58,6 +61,7 @@ static int link_register(struct agent *a, struct mgr_link *l)
 	if (!l->conn) {
 		rc = net_client_connect(l->addr, &a->key, PROTO_ROLE_AGENT, a->cfg.name,
 					(int)a->cfg.io_timeout_ms, &l->conn);
+		*sys_errno = rc == RTCMS_ECONN ? errno : 0;
 		if (rc)
 			return rc;
 	}
@@ -176,6 +180,32 @@ static void prune(struct agent *a)
 	}
 }
 
+/* Why REGISTER with l failed (rc, and after a connect errno's sys_errno),
+ * for the agent's warning: unreachable, timed out, wrong key, refused. */
+static void link_failure_text(struct agent *a, struct mgr_link *l, int rc, int sys_errno,
+			      char *out, size_t len)
+{
+	const struct proto_error *e = l->conn ? net_client_last_error(l->conn) : NULL;
+
+	if (l->conn && (rc == RTCMS_EEXIST || rc == RTCMS_EAUTH))
+		snprintf(out, len, "REGISTER refused: %s",
+			 e && e->code == rc ? e->text : rtcms_strerror(rc));
+	else if (rc == RTCMS_ECONN && sys_errno)
+		snprintf(out, len, "cannot reach the manager: %s", strerror(sys_errno));
+	else if (rc == RTCMS_ECONN)
+		snprintf(out, len, "cannot register: the manager closed the connection%s",
+			 l->conn ? "" : " during the handshake (not an rtcms manager, or "
+			 "it refused this agent)");
+	else if (rc == RTCMS_ETIMEDOUT)
+		snprintf(out, len, "cannot reach the manager: timed out after %" PRIu64 " ms "
+			 "(io_timeout)", a->cfg.io_timeout_ms);
+	else if (rc == RTCMS_EAUTH)
+		snprintf(out, len, "handshake failed: wrong cluster key (this agent's key "
+			 "file is not the manager's)");
+	else
+		snprintf(out, len, "cannot register: %s", rtcms_strerror(rc));
+}
+
 /* With agent.lock held: (re)register with manager i when it is due.
  * Returns whether the link is usable. */
 static bool link_join(struct outbox *ob, size_t i, uint64_t now)
@@ -183,15 +213,19 @@ static bool link_join(struct outbox *ob, size_t i, uint64_t now)
 	struct agent *a = ob->a;
 	struct mgr_link *l = &a->mgrs[i];
 
+	bool was_registered = l->registered;
+	int sys_errno = 0;
 	uv_mutex_unlock(&a->lock);
-	int rc = link_register(a, l);
+	int rc = link_register(a, l, &sys_errno);
 	uv_mutex_lock(&a->lock);
-	if ((rc == RTCMS_EEXIST || rc == RTCMS_EAUTH) && l->conn &&
-	    (!l->refused_log_ms || now - l->refused_log_ms >= REFUSED_LOG_MS)) {
-		const struct proto_error *e = net_client_last_error(l->conn);
-		log_error("[agent -> manager %s] REGISTER refused: %s%s", l->addr,
-			  e && e->code == rc ? e->text : rtcms_strerror(rc),
-			  l->refused_log_ms ? "" : " (retrying; said again every 30 s)");
+	if (rc && was_registered) {
+		l->refused_log_ms = now; /* "lost" says it now (link_drop) */
+	} else if (rc && (!l->refused_log_ms || now - l->refused_log_ms >= REFUSED_LOG_MS)) {
+		char why[PROTO_TEXT_MAX + 128];
+		link_failure_text(a, l, rc, sys_errno, why, sizeof(why));
+		log_msg(rc == RTCMS_EEXIST || rc == RTCMS_EAUTH ? LOG_ERROR : LOG_WARN,
+			"[agent -> manager %s] %s%s", l->addr, why,
+			l->refused_log_ms ? "" : " (retrying; said again every 30 s)");
 		l->refused_log_ms = now;
 	}
 	if (rc == 0)

@@ -16,6 +16,7 @@
 #include "daemon/hbthread.h"
 #include "log/log.h"
 #include "manager.h"
+#include "net/addr.h"
 #include "rtcms_error.h"
 #include "util/keyfile.h"
 
@@ -23,31 +24,51 @@ static struct manager_config cfg;
 static struct placement_config placement;
 static struct manager *mgr;
 
+/* [placement] policy and weights (util/config.h's checks) */
+static int policy_check(const char *v, char *why, size_t whylen)
+{
+	enum placement_policy p;
+	if (placement_policy_parse(v, &p) == 0)
+		return 0;
+	snprintf(why, whylen, "\"%s\": expected weighted or thesis", v);
+	return RTCMS_ECONFIG;
+}
+
+static int weight_check(const char *v, char *why, size_t whylen)
+{
+	char *end;
+	double w = strtod(v, &end);
+	if (v[0] && !*end && w >= 0 && w <= 1000)
+		return 0;
+	snprintf(why, whylen, "\"%s\": expected a number 0..1000", v);
+	return RTCMS_ECONFIG;
+}
+
 static const struct config_field fields[] = {
-	{ "manager", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
-	{ "manager", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0 },
-	{ "manager", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
-	{ "manager", "store", CONFIG_STR, cfg.store, sizeof(cfg.store), 0, 0 },
-	{ "manager", "pull_concurrency", CONFIG_U64, &cfg.pullers, 0, 1, MANAGER_PULLERS_MAX },
-	{ "manager", "claim_lease", CONFIG_U64, &cfg.claim_lease_ms, 0, 100, 3600000 },
-	{ "manager", "node_timeout", CONFIG_U64, &cfg.node_timeout_ms, 0, 100, 3600000 },
-	{ "manager", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000 },
-	{ "manager", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000 },
-	{ "manager", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000 },
-	{ "manager", "agent_lease", CONFIG_U64, &cfg.agent_lease_ms, 0, 20, 3600000 },
-	{ "manager", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000 },
-	{ "manager", "fence_margin", CONFIG_U64, &cfg.fence_margin_ms, 0, 0, 3600000 },
-	{ "manager", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
-	{ "manager", "chain_max", CONFIG_U64, &cfg.chain_max, 0, 0, 1024 },
-	{ "manager", "manager_lease", CONFIG_U64, &cfg.manager_lease_ms, 0, 100, 600000 },
-	{ "manager", "lease_renew", CONFIG_U64, &cfg.lease_renew_ms, 0, 10, 60000 },
-	{ "placement", "policy", CONFIG_STR, cfg.policy, sizeof(cfg.policy), 0, 0 },
-	{ "placement", "weight_ram", CONFIG_STR, cfg.w_ram, sizeof(cfg.w_ram), 0, 0 },
-	{ "placement", "weight_cpu", CONFIG_STR, cfg.w_cpu, sizeof(cfg.w_cpu), 0, 0 },
-	{ "placement", "weight_quota", CONFIG_STR, cfg.w_quota, sizeof(cfg.w_quota), 0, 0 },
-	{ "placement", "ram_reserve", CONFIG_U64, &cfg.reserve, 0, 0, 1ull << 50 },
-	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0 },
-	{ NULL, NULL, 0, NULL, 0, 0, 0 },
+	{ "manager", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0, net_addr_check_listen },
+	{ "manager", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0, NULL },
+	{ "manager", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0, NULL },
+	{ "manager", "store", CONFIG_STR, cfg.store, sizeof(cfg.store), 0, 0, net_addr_check_peer },
+	{ "manager", "pull_concurrency", CONFIG_U64, &cfg.pullers, 0, 1, MANAGER_PULLERS_MAX, NULL },
+	{ "manager", "claim_lease", CONFIG_U64, &cfg.claim_lease_ms, 0, 100, 3600000, NULL },
+	{ "manager", "node_timeout", CONFIG_U64, &cfg.node_timeout_ms, 0, 100, 3600000, NULL },
+	{ "manager", "freeze_timeout", CONFIG_U64, &cfg.freeze_timeout_ms, 0, 1, 600000, NULL },
+	{ "manager", "restore_timeout", CONFIG_U64, &cfg.restore_timeout_ms, 0, 10, 600000, NULL },
+	{ "manager", "io_timeout", CONFIG_U64, &cfg.io_timeout_ms, 0, 10, 600000, NULL },
+	{ "manager", "agent_lease", CONFIG_U64, &cfg.agent_lease_ms, 0, 20, 3600000, NULL },
+	{ "manager", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000, NULL },
+	{ "manager", "fence_margin", CONFIG_U64, &cfg.fence_margin_ms, 0, 0, 3600000, NULL },
+	{ "manager", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0, NULL },
+	{ "manager", "chain_max", CONFIG_U64, &cfg.chain_max, 0, 0, 1024, NULL },
+	{ "manager", "manager_lease", CONFIG_U64, &cfg.manager_lease_ms, 0, 100, 600000, NULL },
+	{ "manager", "lease_renew", CONFIG_U64, &cfg.lease_renew_ms, 0, 10, 60000, NULL },
+	{ "placement", "policy", CONFIG_STR, cfg.policy, sizeof(cfg.policy), 0, 0, policy_check },
+	{ "placement", "weight_ram", CONFIG_STR, cfg.w_ram, sizeof(cfg.w_ram), 0, 0, weight_check },
+	{ "placement", "weight_cpu", CONFIG_STR, cfg.w_cpu, sizeof(cfg.w_cpu), 0, 0, weight_check },
+	{ "placement", "weight_quota", CONFIG_STR, cfg.w_quota, sizeof(cfg.w_quota), 0, 0, weight_check },
+	{ "placement", "ram_reserve", CONFIG_U64, &cfg.reserve, 0, 0, 1ull << 50, NULL },
+	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0, log_level_check },
+	{ NULL, NULL, 0, NULL, 0, 0, 0, NULL },
 };
 
 static const struct cmdline_opt opts[] = {
@@ -103,19 +124,11 @@ static void usage(FILE *f)
 "      --version              the version and the git revision it was built from\n");
 }
 
-static int weight(const char *name, const char *s, double *out, char *err, size_t errlen)
+/* A weight (checked by weight_check where it was set); empty: the default. */
+static void weight(const char *s, double *out)
 {
-	char *end;
-	if (!s[0])
-		return 0;
-	double v = strtod(s, &end);
-	if (*end || v < 0 || v > 1000) {
-		snprintf(err, errlen, "[placement] %s = \"%s\": expected a number >= 0",
-			 name, s);
-		return RTCMS_EINVAL;
-	}
-	*out = v;
-	return 0;
+	if (s[0])
+		*out = strtod(s, NULL);
 }
 
 /* The placement settings c names (at the start and at SIGHUP). 0, or
@@ -124,15 +137,11 @@ static int placement_from(const struct manager_config *c, struct placement_confi
 			  char *err, size_t errlen)
 {
 	placement_defaults(out);
-	if (placement_policy_parse(c->policy, &out->policy) != 0) {
-		snprintf(err, errlen, "placement policy \"%s\": expected weighted or thesis",
-			 c->policy);
-		return RTCMS_EINVAL;
-	}
-	if (weight("weight_ram", c->w_ram, &out->w_ram, err, errlen) ||
-	    weight("weight_cpu", c->w_cpu, &out->w_cpu, err, errlen) ||
-	    weight("weight_quota", c->w_quota, &out->w_quota, err, errlen))
-		return RTCMS_EINVAL;
+	/* the policy and the weights were checked where they were set */
+	placement_policy_parse(c->policy, &out->policy);
+	weight(c->w_ram, &out->w_ram);
+	weight(c->w_cpu, &out->w_cpu);
+	weight(c->w_quota, &out->w_quota);
 	if (out->w_ram + out->w_cpu + out->w_quota <= 0) {
 		snprintf(err, errlen, "[placement] weights are all 0");
 		return RTCMS_EINVAL;
@@ -229,12 +238,7 @@ int main(int argc, char **argv)
 	enum cmdline_result cr = cmdline_parse("rtcms-manager", argc, argv, fields, opts, usage);
 	if (cr != CMDLINE_RUN)
 		return cr == CMDLINE_HELP ? 0 : 2;
-	int level = log_level_parse(cfg.log_level);
-	if (level < 0) {
-		fprintf(stderr, "rtcms-manager: log level \"%s\": expected error, warn, "
-			"info or debug\n", cfg.log_level);
-		return 2;
-	}
+	int level = log_level_parse(cfg.log_level); /* checked where it was set */
 	if (placement_from(&cfg, &placement, err, sizeof(err)) != 0) {
 		fprintf(stderr, "rtcms-manager: %s\n", err);
 		return 2;

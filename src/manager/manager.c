@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon/hbthread.h"
+#include "daemon/notify.h"
 #include "daemon/rpc_server.h"
 #include "detector.h"
 #include "handlers.h"
@@ -89,6 +90,7 @@ static void on_stop(uv_signal_t *s, int signum)
 {
 	struct loop_state *ls = s->data;
 	log_info("signal %d: stopping", signum);
+	notify_stopping("signal %d: stopping", signum);
 	uv_mutex_lock(&ls->m->lock);
 	ls->m->stopping = true;
 	uv_cond_broadcast(&ls->m->work);
@@ -96,6 +98,26 @@ static void on_stop(uv_signal_t *s, int signum)
 	rpc_server_stop(ls->srv);
 	ls->srv = NULL;
 	rpc_close_all(ls->m->loop);
+}
+
+/* The address the manager listens on (loop thread), for its STATUS=. */
+static char status_bound[PROTO_ADDR_MAX + 1];
+
+/* STATUS= for systemd (daemon/notify.h): nodes, programs, the store. */
+static bool status_line(void *ctx, char *buf, size_t len)
+{
+	struct manager *m = ctx;
+	size_t live = 0;
+	uv_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->node_count; i++)
+		if (!m->nodes[i].failed)
+			live++;
+	snprintf(buf, len, "listening on %s: %zu programs on %zu nodes (%zu failed); store "
+		 "%s%s%s%s", status_bound, m->proc_count, live, m->node_count - live, m->store_up ? "up" : "DOWN",
+		 !m->store_up && m->store_error[0] ? " (" : "",
+		 m->store_up ? "" : m->store_error, !m->store_up && m->store_error[0] ? ")" : "");
+	uv_mutex_unlock(&m->lock);
+	return true;
 }
 
 /* The listener and the heartbeat thread (the loop's own). */
@@ -173,6 +195,13 @@ int manager_run(struct manager *m)
 		return rc;
 	if (m->cfg.ready_file[0] && rpc_write_ready_file(m->cfg.ready_file, bound) != 0)
 		log_warn("cannot write the ready file %s", m->cfg.ready_file);
+	/* serving: listening (TCP and heartbeats), its threads running, its
+	 * lease from the store taken if the store answered within 2 s */
+	snprintf(status_bound, sizeof(status_bound), "%s", bound);
+	notify_start(m->loop, status_line, m);
+	char status[512];
+	status_line(m, status, sizeof(status));
+	notify_ready("%s", status);
 	uv_run(m->loop, UV_RUN_DEFAULT);
 	hb_thread_stop(ls.hbt);
 	puller_join(m);

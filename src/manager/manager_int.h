@@ -6,7 +6,9 @@
  *
  *   loop        the libuv event loop (manager.c): the listener and the
  *               gate (rpc_server), SIGINT/SIGTERM, SIGHUP (main.c: new
- *               placement settings through manager_set_placement). Owns
+ *               placement settings through manager_set_placement), under
+ *               systemd the watchdog and status timer (daemon/notify.c;
+ *               takes manager.lock briefly once a second). Owns
  *               the loop's handles; it never blocks on I/O.
  *   conn        one thread per control connection (rpc_server, at most
  *               64): handlers.c. REGISTER, PROCS, CKPT_NOTIFY, EXITED,

@@ -16,6 +16,7 @@
 
 #include "daemon/reload.h"
 #include "log/log.h"
+#include "net/addr.h"
 #include "rtcms_error.h"
 #include "server.h"
 #include "store.h"
@@ -52,21 +53,30 @@ static struct settings cfg = {
 	.manager_lease_max_ms = 10000,
 };
 
+/* compress = off | zstd (util/config.h's check) */
+static int compress_check(const char *v, char *why, size_t whylen)
+{
+	if (strcmp(v, "off") == 0 || strcmp(v, "zstd") == 0)
+		return 0;
+	snprintf(why, whylen, "\"%s\": expected off or zstd", v);
+	return RTCMS_ECONFIG;
+}
+
 static const struct config_field fields[] = {
-	{ "store", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0 },
-	{ "store", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0 },
-	{ "store", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0 },
-	{ "store", "mirror", CONFIG_LIST, &cfg.mirrors, 0, 0, 0 },
-	{ "store", "retain", CONFIG_U64, &cfg.retain, 0, 1, 1000000 },
-	{ "store", "compress", CONFIG_STR, cfg.compress, sizeof(cfg.compress), 0, 0 },
-	{ "store", "compress_level", CONFIG_U64, &cfg.compress_level, 0, 1, 19 },
-	{ "store", "inline_max", CONFIG_U64, &cfg.inline_max, 0, 0, PROTO_MAX_CHUNK },
-	{ "store", "client_timeout", CONFIG_U64, &cfg.client_timeout_ms, 0, 100, 3600000 },
-	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096 },
-	{ "store", "manager_lease_max", CONFIG_U64, &cfg.manager_lease_max_ms, 0, 100, 600000 },
-	{ "store", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0 },
-	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0 },
-	{ NULL, NULL, 0, NULL, 0, 0, 0 },
+	{ "store", "listen", CONFIG_STR, cfg.listen, sizeof(cfg.listen), 0, 0, net_addr_check_listen },
+	{ "store", "key", CONFIG_STR, cfg.key, sizeof(cfg.key), 0, 0, NULL },
+	{ "store", "name", CONFIG_STR, cfg.name, sizeof(cfg.name), 0, 0, NULL },
+	{ "store", "mirror", CONFIG_LIST, &cfg.mirrors, 0, 0, 0, NULL },
+	{ "store", "retain", CONFIG_U64, &cfg.retain, 0, 1, 1000000, NULL },
+	{ "store", "compress", CONFIG_STR, cfg.compress, sizeof(cfg.compress), 0, 0, compress_check },
+	{ "store", "compress_level", CONFIG_U64, &cfg.compress_level, 0, 1, 19, NULL },
+	{ "store", "inline_max", CONFIG_U64, &cfg.inline_max, 0, 0, PROTO_MAX_CHUNK, NULL },
+	{ "store", "client_timeout", CONFIG_U64, &cfg.client_timeout_ms, 0, 100, 3600000, NULL },
+	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096, NULL },
+	{ "store", "manager_lease_max", CONFIG_U64, &cfg.manager_lease_max_ms, 0, 100, 600000, NULL },
+	{ "store", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0, NULL },
+	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0, log_level_check },
+	{ NULL, NULL, 0, NULL, 0, 0, 0, NULL },
 };
 
 static void usage(FILE *f)
@@ -249,7 +259,7 @@ static int options_parse(int argc, char **argv)
 		case 'v': name = "level"; break;
 		case 'm': {
 			struct config_field f = { "store", "mirror", CONFIG_LIST,
-						  &cli_mirrors, 0, 0, 0 };
+						  &cli_mirrors, 0, 0, 0, NULL };
 			if (config_set(&f, optarg, err, sizeof(err)) != 0) {
 				fprintf(stderr, "rtcms-store: --mirror: %s\n", err);
 				return 2;
@@ -279,22 +289,10 @@ static int options_parse(int argc, char **argv)
 static int settings_check(enum store_compress *compress, struct proto_key *key)
 {
 	char err[1024];
-	int level = log_level_parse(cfg.log_level);
-	if (level < 0) {
-		fprintf(stderr, "rtcms-store: log level \"%s\": expected error, "
-			"warn, info or debug\n", cfg.log_level);
-		return 2;
-	}
-	log_init("store", (enum log_level)level);
-	if (strcmp(cfg.compress, "off") == 0) {
-		*compress = STORE_COMPRESS_OFF;
-	} else if (strcmp(cfg.compress, "zstd") == 0) {
-		*compress = STORE_COMPRESS_ZSTD;
-	} else {
-		fprintf(stderr, "rtcms-store: [store] compress \"%s\": expected off "
-			"or zstd\n", cfg.compress);
-		return 2;
-	}
+	/* the level, compress and listen were checked where they were set */
+	log_init("store", (enum log_level)log_level_parse(cfg.log_level));
+	*compress = strcmp(cfg.compress, "zstd") == 0 ? STORE_COMPRESS_ZSTD
+						      : STORE_COMPRESS_OFF;
 	if (cfg.mirrors.count == 0) {
 		fprintf(stderr, "rtcms-store: no mirror directory: give --mirror DIR "
 			"(once per mirror) or mirror = DIR in [store]\n");

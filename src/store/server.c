@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "daemon/gate.h"
+#include "daemon/notify.h"
 #include "daemon/rpc_server.h"
 #include "log/log.h"
 #include "net/addr.h"
@@ -420,6 +421,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	struct server *srv = s->data;
 
 	log_info("signal %d: shutting down", signum);
+	notify_stopping("signal %d: shutting down", signum);
 	srv->stopping = 1;
 	gate_stop(srv->gate);
 	uv_walk(srv->loop, close_walk, srv);
@@ -457,6 +459,20 @@ static int server_fences_open(struct server *srv)
 		return rc;
 	}
 	return 0;
+}
+
+/* STATUS= for systemd (daemon/notify.h): the mirrors, on the loop. */
+static bool status_line(void *ctx, char *buf, size_t len)
+{
+	struct server *srv = ctx;
+	char offline[256];
+	size_t online, total;
+	if (!store_mirrors_peek(srv->store, &online, &total, offline, sizeof(offline)))
+		return false;
+	snprintf(buf, len, "serving on %s: %zu of %zu mirrors online%s%s%s; %" PRIu64
+		 " connections", srv->bound, online, total, offline[0] ? " (mirror " : "",
+		 offline, offline[0] ? " OFFLINE)" : "", srv->connections);
+	return true;
 }
 
 int server_run(const struct server_options *opt, struct store *st)
@@ -502,6 +518,13 @@ int server_run(const struct server_options *opt, struct store *st)
 			  strerror(errno));
 		return RTCMS_EIO;
 	}
+	/* serving: the mirrors are open and resynchronised, the socket listens */
+	snprintf(srv.bound, sizeof(srv.bound), "%s", bound);
+	notify_start(srv.loop, status_line, &srv);
+	char status[512];
+	if (!status_line(&srv, status, sizeof(status)))
+		snprintf(status, sizeof(status), "serving on %s", bound);
+	notify_ready("%s", status);
 	uv_run(srv.loop, UV_RUN_DEFAULT);
 	uv_loop_close(srv.loop);
 	fence_table_free(srv.fences);

@@ -20,6 +20,9 @@
  * only when it is 0. The fence table (fence.h) has its own mutex, taken
  * by the loop (MLEASE) and the pool (FENCE, a first MLEASE); it is never
  * held while the engine's st->mu is taken, nor the other way round.
+ * Under systemd a timer on the loop kicks the watchdog and, once a
+ * second, peeks at the mirrors' state (store_mirrors_peek: a trylock of
+ * st->mu, so the loop never waits behind a transaction).
  */
 #ifndef RTCMS_STORE_SERVER_INT_H
 #define RTCMS_STORE_SERVER_INT_H
@@ -122,6 +125,7 @@ struct server {
 	struct fence_table *fences;    /* manager leases, node fences (fence.h) */
 	uint64_t connections;          /* from HELLO on: max_connections */
 	int stopping;
+	char bound[80];                /* the address it listens on */
 };
 
 struct write_req {

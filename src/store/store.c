@@ -211,6 +211,24 @@ int store_keys(struct store *st, uint32_t from, struct proto_keys_reply *out, bo
 	return rc;
 }
 
+bool store_mirrors_peek(struct store *st, size_t *online, size_t *total, char *offline,
+			size_t len)
+{
+	if (pthread_mutex_trylock(&st->mu) != 0)
+		return false;
+	*online = 0;
+	*total = st->n;
+	offline[0] = '\0';
+	for (size_t i = 0; i < st->n; i++) {
+		if (st->m[i].online)
+			(*online)++;
+		else if (!offline[0])
+			snprintf(offline, len, "%s", st->m[i].path);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return true;
+}
+
 /* ---- node fences and managers (persisted for fence.c) --------------------- */
 
 struct fence_args {

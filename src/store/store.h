@@ -349,4 +349,14 @@ int store_status(struct store *st, struct proto_scrub_reply *report);
  */
 int store_keys(struct store *st, uint32_t from, struct proto_keys_reply *out, bool *more);
 
+/*
+ * Which mirrors are online, without waiting: the count into *online, the
+ * total into *total, and the first offline mirror's directory into
+ * offline (len bytes; "" if none). Returns false, telling nothing, if
+ * the store is busy (a transaction holds it): for the daemon's loop,
+ * which must not wait on a disk.
+ */
+bool store_mirrors_peek(struct store *st, size_t *online, size_t *total, char *offline,
+			size_t len);
+
 #endif

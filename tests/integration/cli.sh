@@ -72,6 +72,8 @@ printf '[store]\nlisten = 127.0.0.1:0\nmirorr = /x\n' > "$DIR/bad2.ini"
 expect 2 "bad2.ini:3: \[store\] mirorr: unknown setting" -- "$STORE" --config "$DIR/bad2.ini"
 expect 2 "no mirror directory" -- "$STORE" --key "$DIR/key"
 expect 2 "no cluster key" -- "$STORE" --mirror "$DIR/m0"
+expect 2 "run \`chmod 600 $DIR/bad.ini\`" -- "$STORE" --mirror "$DIR/m0" --key "$DIR/bad.ini"
+chmod 600 "$DIR/bad.ini" # a key others may not read, but not a key
 expect 2 "not an rtcms key file" -- "$STORE" --mirror "$DIR/m0" --key "$DIR/bad.ini"
 
 # a store from a config file

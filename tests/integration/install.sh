@@ -46,11 +46,12 @@ has 'lib[^/]*(/[^/]+)?/cmake/rtcms/rtcmsConfig\.cmake'
 has 'lib[^/]*(/[^/]+)?/cmake/rtcms/rtcmsTargets\.cmake'
 for d in agent manager store; do
 	has "lib/systemd/system/rtcms-$d\.service"
-	grep -qx "ExecStart=$P/bin/rtcms-$d --config /etc/rtcms/$d.ini" "$P/lib/systemd/system/rtcms-$d.service" ||
+	grep -qE "^ExecStart=$P/bin/rtcms-$d --config /etc/rtcms/$d.ini( --key %d/cluster.key)?$" "$P/lib/systemd/system/rtcms-$d.service" ||
 		fail "rtcms-$d.service does not start the installed binary: $(grep ExecStart "$P/lib/systemd/system/rtcms-$d.service")"; ok
 	has "share/doc/rtcms/examples/$d\.ini"
 done
 has 'share/bash-completion/completions/rtcmsctl'
+has 'lib/sysusers\.d/rtcms\.conf'
 bash -c "source '$P/share/bash-completion/completions/rtcmsctl' && complete -p rtcmsctl" >/dev/null ||
 	fail "the installed completion does not register"; ok
 

@@ -141,8 +141,10 @@ static void test_sighup_reloads(void **state)
 	write_file(agent_ini, "[agent]\nno_such_setting = 1\n");
 	write_file(store_ini, "[log]\nlevel = loud\n");
 	hup_all(&cl);
-	assert_int_equal(cl_wait_log(&cl.manager, "SIGHUP: [log] level \"loud\": expected "
-				     "error, warn, info or debug: the settings stay", 1, 10000), 0);
+	/* named where it is: file, line, field */
+	assert_int_equal(cl_wait_log(&cl.manager, "manager.ini:2: [log] level: \"loud\": "
+				     "expected error, warn, info or debug: the settings stay", 1,
+				     10000), 0);
 	assert_int_equal(cl_wait_log(&cl.agents[0], "no_such_setting", 1, 10000), 0);
 	assert_int_equal(cl_wait_log(&cl.store, "the settings stay as they were", 1, 10000), 0);
 	int before = tu_log_count(&cl.store, "] debug [peer");

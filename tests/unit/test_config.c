@@ -18,13 +18,25 @@ static char listen_addr[64];
 static uint64_t retain;
 static struct config_list mirrors;
 static int verbose;
+static char mode[16];
+
+/* a check (config.h): only "a" or "b" */
+static int mode_check(const char *v, char *why, size_t whylen)
+{
+	if (strcmp(v, "a") == 0 || strcmp(v, "b") == 0)
+		return 0;
+	snprintf(why, whylen, "\"%s\": expected a or b", v);
+	return RTCMS_ECONFIG;
+}
 
 static const struct config_field fields[] = {
-	{ "store", "listen", CONFIG_STR, listen_addr, sizeof(listen_addr), 0, 0 },
-	{ "store", "retain", CONFIG_U64, &retain, 0, 1, 100 },
-	{ "store", "mirror", CONFIG_LIST, &mirrors, 0, 0, 0 },
-	{ "log", "verbose", CONFIG_BOOL, &verbose, 0, 0, 0 },
-	{ NULL, NULL, 0, NULL, 0, 0, 0 },
+	{ "store", "listen", CONFIG_STR, listen_addr, sizeof(listen_addr), 0, 0, NULL },
+	{ "store", "retain", CONFIG_U64, &retain, 0, 1, 100, NULL },
+	{ "store", "mirror", CONFIG_LIST, &mirrors, 0, 0, 0, NULL },
+	{ "log", "verbose", CONFIG_BOOL, &verbose, 0, 0, 0, NULL },
+	{ "store", "mode", CONFIG_STR, mode, sizeof(mode), 0, 0, mode_check },
+	{ "store", "modes", CONFIG_LIST, &mirrors, 0, 0, 0, mode_check },
+	{ NULL, NULL, 0, NULL, 0, 0, 0, NULL },
 };
 
 static char *write_file(const char *text)
@@ -54,6 +66,7 @@ static void reset(void)
 	retain = 0;
 	memset(&mirrors, 0, sizeof(mirrors));
 	verbose = 0;
+	memset(mode, 0, sizeof(mode));
 }
 
 static void test_good(void **state)
@@ -94,6 +107,21 @@ static void test_errors_name_line_and_field(void **state)
 	expect_error("[nope]\nlisten = x\n", ":2: [nope] listen: unknown setting");
 	expect_error("[log]\nverbose = perhaps\n", ":2: [log] verbose:");
 	expect_error("[store]\nthis line is broken\n", ":2: syntax error");
+	/* a field's own check: file, line, field and its reason */
+	expect_error("[store]\nmode = a\n\nmode = c\n", ":4: [store] mode: \"c\": expected a or b");
+	expect_error("[store]\nmodes = a, z\n", ":2: [store] modes: \"z\": expected a or b");
+}
+
+static void test_check_applies_to_overrides(void **state)
+{
+	(void)state;
+	char err[512];
+	reset();
+	assert_int_equal(config_set(&fields[4], "b", err, sizeof(err)), 0);
+	assert_string_equal(mode, "b");
+	assert_int_equal(config_set(&fields[4], "q", err, sizeof(err)), RTCMS_ECONFIG);
+	assert_string_equal(mode, "b"); /* refused: unchanged */
+	assert_non_null(strstr(err, "expected a or b"));
 }
 
 static void test_missing_file(void **state)
@@ -126,6 +154,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_errors_name_line_and_field),
+		cmocka_unit_test(test_check_applies_to_overrides),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_units),
 	};

@@ -64,11 +64,34 @@ static void test_bad_files(void **state)
 	assert_int_equal(keyfile_load("/nonexistent/k", &k, err, sizeof(err)), RTCMS_ECONFIG);
 }
 
+/* a key file others may read or write is refused, saying how to fix it */
+static void test_open_mode_refused(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("key");
+	char path[512], err[512];
+	struct proto_key k;
+	snprintf(path, sizeof(path), "%s/k", dir);
+	assert_int_equal(keyfile_generate(path, 0, err, sizeof(err)), 0);
+	const mode_t modes[] = { 0640, 0604, 0660, 0644 };
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(chmod(path, modes[i]), 0);
+		assert_int_equal(keyfile_load(path, &k, err, sizeof(err)), RTCMS_ECONFIG);
+		assert_non_null(strstr(err, "chmod 600"));
+		assert_non_null(strstr(err, path));
+	}
+	assert_int_equal(chmod(path, 0400), 0);
+	assert_int_equal(keyfile_load(path, &k, err, sizeof(err)), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_generate_load),
 		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_open_mode_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

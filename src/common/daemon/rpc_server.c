@@ -5,6 +5,7 @@
  */
 #include "rpc_server.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,16 @@ struct rpc_conn {
 	uint8_t hello[];               /* the peer's HELLO frame (gate.h) */
 };
 
+/* Refused handshakes, logged once per peer (host and claimed name) every
+ * REFUSED_LOG_MS: a peer with the wrong key retries twice a second. */
+#define REFUSED_PEERS 16
+#define REFUSED_LOG_MS 30000
+struct refused_peer {
+	char key[80 + PROTO_ID_MAX + 2]; /* "host name" */
+	uint64_t logged_ms;            /* monotonic ms of the last line */
+	uint64_t unlogged;             /* refusals since that line */
+};
+
 struct rpc_server {
 	struct gate *gate;
 	struct rpc_server_options opt;
@@ -38,7 +49,73 @@ struct rpc_server {
 	struct rpc_conn *conns;
 	int active;                    /* connection threads */
 	int stopping;
+	struct refused_peer refused[REFUSED_PEERS]; /* under lock */
+	size_t refused_next;
 };
+
+/* The name a HELLO claims (unauthenticated: its tag did not check, but
+ * it names the node for the operator), into out; "" if none. */
+static void hello_claimed_name(const uint8_t *hello, size_t len, char *out, size_t outlen)
+{
+	struct proto_header hdr;
+	union proto_msg m;
+	out[0] = '\0';
+	if (proto_header_decode(hello, len, &hdr) < 0 || hdr.type != PROTO_HELLO ||
+	    len < PROTO_HEADER_SIZE + (size_t)hdr.length)
+		return;
+	if (proto_msg_decode(PROTO_HELLO, hello + PROTO_HEADER_SIZE, hdr.length, &m) < 0)
+		return;
+	for (const char *c = m.hello.name; *c; c++)
+		if (*c < 0x21 || *c > 0x7e)
+			return; /* not a name to print */
+	snprintf(out, outlen, "%s", m.hello.name);
+}
+
+/* A refused handshake: logged with the peer's address and the name its
+ * HELLO claims, at once, then once per REFUSED_LOG_MS per host and name
+ * with the count of those not logged. */
+static void log_refused(struct rpc_server *s, const struct rpc_conn *rc, int r)
+{
+	char name[PROTO_ID_MAX + 1], key[80 + PROTO_ID_MAX + 2], host[80];
+	uint64_t now = uv_hrtime() / 1000000, unlogged = 0;
+	bool say = true;
+
+	hello_claimed_name(rc->hello, rc->hello_len, name, sizeof(name));
+	snprintf(host, sizeof(host), "%s", rc->peer);
+	char *colon = strrchr(host, ':'); /* the source port changes at every retry */
+	if (colon)
+		*colon = '\0';
+	snprintf(key, sizeof(key), "%s %s", host, name);
+	uv_mutex_lock(&s->lock);
+	struct refused_peer *p = NULL;
+	for (size_t i = 0; i < REFUSED_PEERS; i++)
+		if (strcmp(s->refused[i].key, key) == 0)
+			p = &s->refused[i];
+	if (!p) {
+		p = &s->refused[s->refused_next];
+		s->refused_next = (s->refused_next + 1) % REFUSED_PEERS;
+		snprintf(p->key, sizeof(p->key), "%s", key);
+		p->logged_ms = now;
+		p->unlogged = 0;
+	} else if (now - p->logged_ms < REFUSED_LOG_MS) {
+		p->unlogged++;
+		say = false;
+	} else {
+		unlogged = p->unlogged;
+		p->logged_ms = now;
+		p->unlogged = 0;
+	}
+	uv_mutex_unlock(&s->lock);
+	if (!say)
+		return;
+	char more[64] = "";
+	if (unlogged)
+		snprintf(more, sizeof(more), "; %" PRIu64 " more since", unlogged);
+	log_warn("[peer %s%s%s%s] handshake refused: %s%s%s", rc->peer, name[0] ? " \"" : "",
+		 name, name[0] ? "\"" : "", r == RTCMS_EAUTH ? "wrong cluster key (its HELLO "
+		 "does not check under this one's)" : rtcms_strerror(r), more,
+		 " (said once every 30 s per peer)");
+}
 
 /* Connection threads are detached (the loop never waits to join one): each
  * unlinks and frees itself, and the last one wakes rpc_server_stop. */
@@ -54,7 +131,7 @@ static void *conn_thread(void *arg)
 					s->opt.role, s->opt.name, s->opt.io_timeout_ms, &c);
 	if (r) {
 		if (r == RTCMS_EAUTH || r == RTCMS_EPROTO)
-			log_warn("[peer %s] refused: %s", rc->peer, rtcms_strerror(r));
+			log_refused(s, rc, r);
 		goto out;
 	}
 	for (;;) {

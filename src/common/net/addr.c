@@ -57,6 +57,26 @@ int net_addr_parse(const char *s, int allow_port0, struct sockaddr_storage *out)
 	return RTCMS_EINVAL;
 }
 
+static int addr_check(const char *s, int allow_port0, char *why, size_t whylen)
+{
+	struct sockaddr_storage ss;
+	if (net_addr_parse(s, allow_port0, &ss) == 0)
+		return 0;
+	snprintf(why, whylen, "\"%s\" is not a numeric host:port (e.g. 127.0.0.1:7400 "
+		 "or [::1]:7400%s)", s, allow_port0 ? "; port 0 picks a free port" : "");
+	return RTCMS_ECONFIG;
+}
+
+int net_addr_check_listen(const char *s, char *why, size_t whylen)
+{
+	return addr_check(s, 1, why, whylen);
+}
+
+int net_addr_check_peer(const char *s, char *why, size_t whylen)
+{
+	return addr_check(s, 0, why, whylen);
+}
+
 char *net_addr_format(const struct sockaddr *sa, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";

@@ -13,6 +13,12 @@
  * (the kernel picks one) only if allow_port0. */
 int net_addr_parse(const char *s, int allow_port0, struct sockaddr_storage *out);
 
+/* Config checks (util/config.h's check): a numeric host:port to listen
+ * on (port 0 allowed) or to reach (a peer: port 0 refused). 0, or
+ * RTCMS_ECONFIG with the problem in why. */
+int net_addr_check_listen(const char *s, char *why, size_t whylen);
+int net_addr_check_peer(const char *s, char *why, size_t whylen);
+
 /* Format a socket address as "host:port" into buf. Returns buf. */
 char *net_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 

@@ -153,6 +153,7 @@ static int dial(const char *addr, int timeout_ms, int *out)
 			rc = RTCMS_ECONN;
 		if (rc) {
 			close(fd);
+			errno = soerr; /* why, for the caller's log (client.h) */
 			return rc;
 		}
 	}
@@ -173,8 +174,13 @@ int net_client_connect(const char *addr, const struct proto_key *key,
 	if (!c)
 		return RTCMS_ENOMEM;
 	rc = dial(addr, timeout_ms, &c->fd);
-	if (rc)
-		goto fail;
+	if (rc) {
+		int e = errno; /* why the connect failed (client.h) */
+		net_client_free(c);
+		errno = e;
+		return rc;
+	}
+	errno = 0;
 	proto_session_init(&c->session, key, true, 0);
 	rc = proto_session_hello(&c->session, role, name, c->wbuf, PROTO_MAX_FRAME);
 	if (rc < 0)

@@ -20,6 +20,8 @@ struct net_client;
  * return the connection in *out. timeout_ms bounds the connect, the
  * handshake and every later send or receive. Returns 0, RTCMS_EINVAL (bad
  * address), RTCMS_ECONN, RTCMS_ETIMEDOUT or RTCMS_EAUTH (wrong key).
+ * After RTCMS_ECONN errno says why where the system told (ECONNREFUSED,
+ * EHOSTUNREACH, ECONNRESET, ...), else it is 0 (the peer closed).
  */
 int net_client_connect(const char *addr, const struct proto_key *key,
 		       uint8_t role, const char *name, int timeout_ms,

@@ -57,6 +57,8 @@ int config_parse_u64(const char *s, uint64_t *out)
 int config_set(const struct config_field *f, const char *value, char *err,
 	       size_t errlen)
 {
+	if (f->check && f->type != CONFIG_LIST && f->check(value, err, errlen) != 0)
+		return RTCMS_ECONFIG;
 	switch (f->type) {
 	case CONFIG_STR:
 		if (strlen(value) >= f->size) {
@@ -124,6 +126,8 @@ int config_set(const struct config_field *f, const char *value, char *err,
 					 sizeof(l->items[0]) - 1);
 				return RTCMS_ECONFIG;
 			}
+			if (f->check && f->check(tok, err, errlen) != 0)
+				return RTCMS_ECONFIG;
 			strcpy(l->items[l->count++], tok);
 		}
 		return 0;

@@ -33,6 +33,12 @@ struct config_field {
 	void *dst;
 	size_t size;       /* CONFIG_STR: buffer size */
 	uint64_t min, max; /* CONFIG_U64 range */
+	/* NULL, or a check of the value as written (each entry of a
+	 * CONFIG_LIST), called before it is stored: 0, or RTCMS_ECONFIG
+	 * with the problem (without location) in why. A failed check is
+	 * reported like any other error: "FILE:LINE: [section] name: why"
+	 * from the file, "--option: why" from the command line. */
+	int (*check)(const char *value, char *why, size_t whylen);
 };
 
 /*

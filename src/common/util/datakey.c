@@ -236,22 +236,10 @@ static int keyring_read(const char *path, char **buf, size_t *len, char *err, si
 	int fd, rc = 0;
 
 	*buf = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open the data keyring: %s", path,
-			 strerror(errno));
-		return RTCMS_ECONFIG;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		rc = RTCMS_ECONFIG;
-	} else if (st.st_mode & 077) {
-		snprintf(err, errlen,
-			 "%s: the data keyring may be read or written by others "
-			 "(mode %04o): run `chmod 600 %s`", path,
-			 (unsigned)(st.st_mode & 07777), path);
-		rc = RTCMS_ECONFIG;
-	} else if (st.st_size > DATAKEY_FILE_MAX) {
+	rc = keyfile_open_secret(path, "the data keyring", &fd, &st, err, errlen);
+	if (rc)
+		return rc;
+	if (st.st_size > DATAKEY_FILE_MAX) {
 		snprintf(err, errlen, "%s: the data keyring is over %d bytes", path,
 			 DATAKEY_FILE_MAX);
 		rc = RTCMS_ECONFIG;

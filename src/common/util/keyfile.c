@@ -13,6 +13,28 @@
 
 #define KEY_PREFIX "rtcms-key-v1 "
 
+int keyfile_open_secret(const char *path, const char *what, int *fd, struct stat *st,
+			char *err, size_t errlen)
+{
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		snprintf(err, errlen, "%s: cannot open %s: %s", path, what, strerror(errno));
+		return RTCMS_ECONFIG;
+	}
+	if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+	} else if (st->st_mode & 077) {
+		snprintf(err, errlen, "%s: %s may be read or written by others (mode "
+			 "%04o): run `chmod 600 %s`", path, what,
+			 (unsigned)(st->st_mode & 07777), path);
+	} else {
+		return 0;
+	}
+	close(*fd);
+	*fd = -1;
+	return RTCMS_ECONFIG;
+}
+
 int keyfile_load(const char *path, struct proto_key *key, char *err,
 		 size_t errlen)
 {
@@ -26,12 +48,10 @@ int keyfile_load(const char *path, struct proto_key *key, char *err,
 		snprintf(err, errlen, "libsodium failed to initialise");
 		return RTCMS_EINTERNAL;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open key file: %s", path,
-			 strerror(errno));
-		return RTCMS_ECONFIG;
-	}
+	struct stat st;
+	int rc = keyfile_open_secret(path, "the cluster key file", &fd, &st, err, errlen);
+	if (rc)
+		return rc;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n < 0) {

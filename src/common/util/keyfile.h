@@ -12,8 +12,20 @@
 #include "proto/frame.h"
 
 /*
+ * Open a secret file (what: "the cluster key file", "the data keyring")
+ * for reading into *fd: a regular file nobody but its owner may read or
+ * write (mode & 077 is refused: the message says `chmod 600 FILE`).
+ * Returns 0 and *fd (the caller closes it; *st its stat), or
+ * RTCMS_ECONFIG with a message naming the file in err.
+ */
+struct stat;
+int keyfile_open_secret(const char *path, const char *what, int *fd, struct stat *st,
+			char *err, size_t errlen);
+
+/*
  * Load the key in path into *key. On failure returns RTCMS_ECONFIG (or
- * RTCMS_EIO) and writes a message naming the file into err.
+ * RTCMS_EIO) and writes a message naming the file into err;
+ * a file others may read or write is refused (keyfile_open_secret).
  */
 int keyfile_load(const char *path, struct proto_key *key, char *err,
 		 size_t errlen);
