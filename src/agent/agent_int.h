@@ -203,27 +203,37 @@ struct mgr_link {
 	char name[PROTO_ID_MAX + 1];
 };
 
+/* A checkpoint area made before its program starts (spawn_area_new): a
+ * restore receives its image straight into it. A memfd of len bytes,
+ * mapped at mem (NULL: none). */
+struct launch_area {
+	int fd;
+	void *mem;
+	size_t len;
+};
+
 /* What a launch needs: the program, and for a restore or a restart the
- * image its area starts with. */
+ * checkpoint its area starts with. */
 struct launch_req {
 	const char *id;
 	uint64_t incarnation;
 	const uint8_t *spec;
 	uint32_t spec_len;
-	const uint8_t *image;          /* NULL: a fresh start */
-	size_t image_len;
+	struct launch_area *area;      /* a restore: the area its checkpoint was
+					* received and committed into, which the
+					* launch takes over (NULL: none) */
 	const void *from_area;         /* or (a restart) the committed checkpoint of
 					* this area, which nobody writes any more */
 };
 
 /*
  * The mechanism below a program's start, stop and end: the real one
- * (spawn.c) makes the checkpoint area (a memfd holding the image) and
+ * (spawn.c) makes the checkpoint area (a memfd) and
  * starts the program with posix_spawn; unit tests give fakes.
  *   start    for the entry p that launch.c made for r (id, incarnation,
  *            state, spec; in no table yet): make its area (p->area,
- *            p->area_len, p->area_fd) with r->image installed, and start
- *            the program (p->pid). Returns 0, or a negative RTCMS_E* code
+ *            p->area_len, p->area_fd; a restore's is there already: r->area,
+ *            taken over by launch.c), and start the program (p->pid). Returns 0, or a negative RTCMS_E* code
  *            with a reason in err (release() is called then).
  *   signal   send sig to p's program.
  *   release  unmap and close p's area, whatever start() made of it (the

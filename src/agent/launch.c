@@ -34,7 +34,18 @@ static bool lease_wait(struct agent *a)
 	}
 }
 
-/* A new entry for r, not started, in no table; NULL without memory. */
+/* r's area is the entry's now (or released): the restore holds none. */
+static void take_area(const struct launch_req *r)
+{
+	if (!r->area)
+		return;
+	r->area->mem = NULL;
+	r->area->fd = -1;
+	r->area->len = 0;
+}
+
+/* A new entry for r, not started, in no table, with r's area; NULL
+ * without memory. */
 static struct aproc *entry_new(const struct launch_req *r)
 {
 	struct aproc *p = calloc(1, sizeof(*p));
@@ -45,7 +56,7 @@ static struct aproc *entry_new(const struct launch_req *r)
 	uv_mutex_init(&p->cap_lock);
 	snprintf(p->id, sizeof(p->id), "%s", r->id);
 	p->incarnation = r->incarnation;
-	p->state = r->image ? AP_RESTORING : AP_RUNNING;
+	p->state = r->area ? AP_RESTORING : AP_RUNNING;
 	p->spec = malloc(r->spec_len ? r->spec_len : 1);
 	if (!p->spec) {
 		uv_mutex_destroy(&p->cap_lock);
@@ -54,6 +65,12 @@ static struct aproc *entry_new(const struct launch_req *r)
 	}
 	memcpy(p->spec, r->spec, r->spec_len);
 	p->spec_len = r->spec_len;
+	if (r->area) {
+		p->area_fd = r->area->fd;
+		p->area = r->area->mem;
+		p->area_len = r->area->len;
+		take_area(r);
+	}
 	return p;
 }
 
@@ -61,17 +78,24 @@ int launch_start(struct agent *a, const struct launch_req *r, struct aproc **out
 		 char *err, size_t errlen)
 {
 	*out = NULL;
-	if (!lease_wait(a)) {
-		snprintf(err, errlen, "this agent holds no lease (no manager answers its "
-			 "heartbeats yet)");
-		return RTCMS_ESTATE;
-	}
 	struct aproc *p = entry_new(r);
 	if (!p) {
+		struct aproc none = { .area_fd = r->area ? r->area->fd : -1,
+				      .area = r->area ? r->area->mem : NULL,
+				      .area_len = r->area ? r->area->len : 0 };
+		a->launcher->release(a->launcher_ctx, &none);
+		take_area(r);
 		snprintf(err, errlen, "no memory for a program");
 		return RTCMS_ENOMEM;
 	}
-	int rc = a->launcher->start(a->launcher_ctx, a, r, p, err, errlen);
+	int rc = RTCMS_ESTATE;
+	if (!lease_wait(a)) {
+		snprintf(err, errlen, "this agent holds no lease (no manager answers its "
+			 "heartbeats yet)");
+		proc_free(a, p);
+		return rc;
+	}
+	rc = a->launcher->start(a->launcher_ctx, a, r, p, err, errlen);
 	if (rc) {
 		proc_free(a, p);
 		return rc;
@@ -81,7 +105,7 @@ int launch_start(struct agent *a, const struct launch_req *r, struct aproc **out
 	p->refs = 1;
 	p->started_lapses = a->lapses;
 	a->procs_gen++;
-	if (!r->image)
+	if (!r->area)
 		proc_seen_record(a, r->id, r->incarnation);
 	atomic_store_explicit(&((struct area_header *)p->area)->lease_until_ms,
 			      a->lease_until, memory_order_release);

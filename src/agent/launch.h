@@ -12,10 +12,12 @@
 #include "agent_int.h"
 
 /*
- * Start r: wait up to a->lease_wait_ms for a lease (a program runs only
- * under one: its watchdog needs an end to enforce), make the entry, let
- * the launcher make its area (with r->image installed: state
- * AP_RESTORING) and start it, and put it into the table. Returns 0 and
+ * Start r: make the entry (with r->area, a restore's, taken over
+ * whatever happens: in the entry, or released on failure; state
+ * AP_RESTORING), wait up to a->lease_wait_ms for a lease (a program runs
+ * only under one: its watchdog needs an end to enforce), let the
+ * launcher make its area (unless r->area) and start it, and put it into
+ * the table. Returns 0 and
  * *out with a reference (proc_unref() it), or RTCMS_ESTATE (no lease),
  * RTCMS_ENOMEM or the launcher's code, with the reason in err.
  * Call without agent.lock.

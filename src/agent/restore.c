@@ -17,6 +17,7 @@
 #include "launch.h"
 #include "log/log.h"
 #include "proc.h"
+#include "spawn.h"
 #include "rtcms_error.h"
 #include "stream/stream_net.h"
 
@@ -33,7 +34,8 @@ struct restore {
 	int rc;                        /* the refusal or failure: 0, RTCMS_E* */
 	char why[PROTO_TEXT_MAX + 1];  /* its reason */
 	uint64_t max;                  /* the largest image this node takes */
-	struct stream_area_sink image; /* the verified image */
+	struct stream_area_sink image; /* the verified image, assembled in area */
+	struct launch_area area;       /* the new program's area (until the launch) */
 	struct aproc *p;               /* the started instance (a reference) */
 	uint64_t adopted;              /* the incarnation ADOPT gave */
 };
@@ -82,6 +84,26 @@ static void restore_admit(struct restore *r)
 		     "node's limit of %" PRIu64, m->size, r->max);
 }
 
+/* The image's area (stream_area_fn), asked for at the stream's first
+ * link: a memfd area whose slots hold the agent's area capacity, or the
+ * image's data if it needs more. The image is received into it. */
+static int restore_area(void *ctx, uint64_t size, void **mem)
+{
+	struct restore *r = ctx;
+	uint64_t capacity = r->a->cfg.area_capacity;
+	char err[PROTO_TEXT_MAX];
+
+	if (size > capacity)
+		capacity = size;
+	int rc = spawn_area_new(capacity, &r->area, err, sizeof(err));
+	if (rc) {
+		log_warn("[agent] RESTORE %s: %s", r->meta.process, err);
+		return rc;
+	}
+	*mem = r->area.mem;
+	return 0;
+}
+
 /* The sink of a refused restore: it wants nothing, so the stream is read
  * to its end unverified (the refusal, not this code, is answered). */
 static int refused_begin(struct stream_sink *s, const struct proto_ckpt_meta *meta)
@@ -108,8 +130,10 @@ static void refuse_stream(struct restore *r, int rc, const struct stream_result 
  * PUT_END with MORE, the next link's RESTORE) through the stream verifier,
  * even when refusing: a refused restore's stream unverified, else every
  * link verified (chunks, image hash, a full image's state hash) into
- * r->image, which applies a chain's deltas and checks the state hash of
- * what it assembled. r->meta becomes the last link's (the checkpoint
+ * r->image, which assembles it in place in r->area (the slot the new
+ * program restores from), applies a chain's deltas there, checks the
+ * state hash of what it assembled and commits it; a stream that fails
+ * leaves nothing committed there. r->meta becomes the last link's (the checkpoint
  * restored). 0 (r->rc says whether it was refused), or the receive's
  * error or RTCMS_EPROTO (another frame: answered) when the connection
  * must close. */
@@ -160,7 +184,8 @@ static int restore_receive(struct restore *r)
 	return rc;
 }
 
-/* Step 4: start the program in restore mode from the image. */
+/* Step 4: start the program in restore mode from its area, which holds
+ * the verified image (the launch takes the area over). */
 static void restore_launch(struct restore *r)
 {
 	if (r->rc)
@@ -170,8 +195,7 @@ static void restore_launch(struct restore *r)
 		.incarnation = r->meta.incarnation,
 		.spec = r->meta.spec,
 		.spec_len = r->meta.spec_len,
-		.image = r->image.image,
-		.image_len = r->image.len,
+		.area = &r->area,
 	};
 	r->launch_ms = agent_mono_ms();
 	r->rc = launch_start(r->a, &req, &r->p, r->why, sizeof(r->why));
@@ -313,13 +337,14 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 	memcpy(r->spec, meta->spec, meta->spec_len); /* meta's borrows the frame */
 	r->meta.spec = r->spec;
 
+	r->area.fd = -1;
 	restore_admit(r);
-	stream_area_sink_init(&r->image, r->max, NULL, NULL);
+	stream_area_sink_init(&r->image, r->max, restore_area, r);
 	if (restore_receive(r) != 0)
 		goto out_free;
-	restore_launch(r);
 	size_t image_len = r->image.len;
 	stream_area_sink_clear(&r->image);
+	restore_launch(r);
 	if (r->rc) {
 		log_warn("[%s -> agent] RESTORE %s seq %" PRIu64 " refused: %s", who,
 			 r->meta.process, r->meta.sequence, r->why);
@@ -334,6 +359,7 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 	proc_unref(a, r->p);
 out_free:
 	stream_area_sink_clear(&r->image);
+	spawn_area_free(&r->area); /* a failed restore's: discarded */
 	free(r);
 	return res;
 }

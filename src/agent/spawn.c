@@ -1,7 +1,7 @@
 /*
  * spawn.c - the agent's launcher (spawn.h): a program's checkpoint area
- * is a memfd, formatted, with the image of a restore installed, mapped
- * by the agent and inherited by the program as fd 3; the program starts
+ * is a memfd, formatted (a restore's made before, its image received
+ * into it), mapped by the agent and inherited by the program as fd 3; the program starts
  * with posix_spawn in its own process group.
  */
 #include "spawn.h"
@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "area/area.h"
-#include "area/image.h"
 #include "proto/spec.h"
 #include "rtcms_error.h"
 
@@ -71,62 +70,68 @@ static void free_env(char **env)
 	free(env);
 }
 
-/* The area's capacity: the agent's, or what the image being restored
- * (the area being restarted from) needs. 0 or the image's error, with the reason in err. */
-static int area_capacity(const struct agent *a, const struct launch_req *r,
-			 uint64_t *capacity, char *err, size_t errlen)
+/* The area's capacity: the agent's, or what the area being restarted
+ * from needs. */
+static uint64_t area_capacity(const struct agent *a, const struct launch_req *r)
 {
-	*capacity = a->cfg.area_capacity;
-	if (r->from_area && area_data_capacity(r->from_area) > *capacity)
-		*capacity = area_data_capacity(r->from_area);
-	if (!r->image)
-		return 0;
-	uint64_t seq, dsize;
-	struct area_region regs[AREA_MAX_REGIONS];
-	uint32_t count;
-	const uint8_t *data;
-	int rc = image_parse(r->image, r->image_len, &seq, regs, &count, &data, &dsize);
-	if (rc) {
-		snprintf(err, errlen, "bad checkpoint image: %s", rtcms_strerror(rc));
-		return rc;
-	}
-	if (dsize > *capacity)
-		*capacity = dsize;
-	return 0;
+	uint64_t capacity = a->cfg.area_capacity;
+	if (r->from_area && area_data_capacity(r->from_area) > capacity)
+		capacity = area_data_capacity(r->from_area);
+	return capacity;
 }
 
-/* p's area: a memfd of the capacity, mapped, formatted, holding the
- * image of a restore or the checkpoint a restart continues from. 0 or an error with the reason in err (what was
- * made is released with the entry). */
+int spawn_area_new(uint64_t capacity, struct launch_area *out, char *err, size_t errlen)
+{
+	out->len = area_size_for(capacity);
+	out->mem = NULL;
+	out->fd = memfd_create("rtcms-area", MFD_CLOEXEC);
+	if (out->fd < 0 || ftruncate(out->fd, (off_t)out->len) != 0)
+		goto fail;
+	out->mem = mmap(NULL, out->len, PROT_READ | PROT_WRITE, MAP_SHARED, out->fd, 0);
+	if (out->mem == MAP_FAILED) {
+		out->mem = NULL;
+		goto fail;
+	}
+	area_format(out->mem, out->len);
+	return 0;
+fail:
+	snprintf(err, errlen, "checkpoint area: %s", strerror(errno));
+	spawn_area_free(out);
+	return RTCMS_ENOMEM;
+}
+
+void spawn_area_free(struct launch_area *ar)
+{
+	if (!ar)
+		return;
+	if (ar->mem)
+		munmap(ar->mem, ar->len);
+	if (ar->fd >= 0)
+		close(ar->fd);
+	ar->mem = NULL;
+	ar->fd = -1;
+}
+
+/* p's area, unless a restore's is there already: a memfd of the
+ * capacity, holding the checkpoint a restart continues from. 0 or an
+ * error with the reason in err (what was made is released with the
+ * entry). */
 static int area_make(struct aproc *p, uint64_t capacity, const struct launch_req *r,
 		     char *err, size_t errlen)
 {
-	p->area_len = area_size_for(capacity);
-	p->area_fd = memfd_create("rtcms-area", MFD_CLOEXEC);
-	if (p->area_fd < 0 || ftruncate(p->area_fd, (off_t)p->area_len) != 0) {
-		snprintf(err, errlen, "checkpoint area: %s", strerror(errno));
-		return RTCMS_ENOMEM;
-	}
-	p->area = mmap(NULL, p->area_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       p->area_fd, 0);
-	if (p->area == MAP_FAILED) {
-		p->area = NULL;
-		snprintf(err, errlen, "checkpoint area: %s", strerror(errno));
-		return RTCMS_ENOMEM;
-	}
-	area_format(p->area, p->area_len);
+	if (p->area)
+		return 0;
+	struct launch_area ar;
+	int rc = spawn_area_new(capacity, &ar, err, errlen);
+	if (rc)
+		return rc;
+	p->area_fd = ar.fd;
+	p->area = ar.mem;
+	p->area_len = ar.len;
 	if (r->from_area) {
-		int rc = area_copy(p->area, r->from_area);
+		rc = area_copy(p->area, r->from_area);
 		if (rc) {
 			snprintf(err, errlen, "cannot copy the checkpoint: %s",
-				 rtcms_strerror(rc));
-			return rc;
-		}
-	}
-	if (r->image) {
-		int rc = image_install(p->area, r->image, r->image_len);
-		if (rc) {
-			snprintf(err, errlen, "cannot install the checkpoint: %s",
 				 rtcms_strerror(rc));
 			return rc;
 		}
@@ -171,7 +176,6 @@ static int spawn_start(void *ctx, const struct agent *a, const struct launch_req
 {
 	struct proto_spec sp;
 	char arena[PROTO_SPEC_MAX + 512];
-	uint64_t capacity;
 	(void)ctx;
 
 	int rc = proto_spec_decode(r->spec, r->spec_len, &sp, arena, sizeof(arena));
@@ -179,13 +183,10 @@ static int spawn_start(void *ctx, const struct agent *a, const struct launch_req
 		snprintf(err, errlen, "bad program spec: %s", rtcms_strerror(rc));
 		return rc;
 	}
-	rc = area_capacity(a, r, &capacity, err, errlen);
+	rc = area_make(p, area_capacity(a, r), r, err, errlen);
 	if (rc)
 		return rc;
-	rc = area_make(p, capacity, r, err, errlen);
-	if (rc)
-		return rc;
-	char **env = make_env(&sp, r->id, r->image != NULL);
+	char **env = make_env(&sp, r->id, r->area != NULL);
 	if (!env) {
 		snprintf(err, errlen, "no memory for the environment");
 		return RTCMS_ENOMEM;
@@ -204,11 +205,9 @@ static void spawn_signal(void *ctx, struct aproc *p, int sig)
 
 static void spawn_release(void *ctx, struct aproc *p)
 {
+	struct launch_area ar = { p->area_fd, p->area, p->area_len };
 	(void)ctx;
-	if (p->area)
-		munmap(p->area, p->area_len);
-	if (p->area_fd >= 0)
-		close(p->area_fd);
+	spawn_area_free(&ar);
 	p->area = NULL;
 	p->area_fd = -1;
 }

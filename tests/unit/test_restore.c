@@ -25,6 +25,7 @@
 #include "agent/agent_int.h"
 #include "agent/proc.h"
 #include "agent/restore.h"
+#include "agent/spawn.h"
 #include "area/area.h"
 #include "area/delta.h"
 #include "area/image.h"
@@ -130,20 +131,24 @@ static int fake_start(void *ctx, const struct agent *a, const struct launch_req 
 	snprintf(l->id, sizeof(l->id), "%s", r->id);
 	l->incarnation = r->incarnation;
 	l->restore_mode = p->state == AP_RESTORING;
-	crypto_generichash(l->image_hash, sizeof(l->image_hash), r->image, r->image_len,
-			   NULL, 0);
+	/* a restore's area came with the entry, its checkpoint committed */
+	assert_non_null(r->area);
+	assert_non_null(p->area);
+	assert_null(r->area->mem);
+	size_t cap = image_size(AREA_MAX_REGIONS, area_data_capacity(p->area));
+	uint8_t *back = malloc(cap);
+	assert_non_null(back);
+	int64_t n = image_capture(p->area, back, cap);
+	assert_true(n > 0);
+	crypto_generichash(l->image_hash, sizeof(l->image_hash), back, (size_t)n, NULL, 0);
+	free(back);
 	if (l->mode == FAKE_CANNOT_START) {
 		snprintf(err, errlen, "cannot start /nonexistent: No such file or directory");
 		return RTCMS_EIO;
 	}
-	p->area_len = area_size_for(AREA_BLOCK);
-	p->area = calloc(1, p->area_len);
-	assert_non_null(p->area);
-	assert_int_equal(area_format(p->area, p->area_len), 0);
 	p->pid = PID;
 	struct area_header *h = p->area;
-	uint64_t seq = 0;
-	assert_int_equal(image_sequence(r->image, r->image_len, &seq), 0);
+	uint64_t seq = area_committed_sequence(p->area);
 	if (l->mode == FAKE_RESUMES)
 		atomic_store(&h->resumed, seq); /* refilled its regions at once */
 	if (l->mode == FAKE_CRASHES) {
@@ -164,8 +169,9 @@ static void fake_signal(void *ctx, struct aproc *p, int sig)
 static void fake_release(void *ctx, struct aproc *p)
 {
 	struct fake_launcher *l = ctx;
+	struct launch_area ar = { p->area_fd, p->area, p->area_len };
 	l->releases++;
-	free(p->area);
+	spawn_area_free(&ar); /* the restore's, a memfd */
 	p->area = NULL;
 }
 

@@ -576,12 +576,11 @@ struct target {
 	int calls;
 };
 
-static int give_area(void *ctx, const uint8_t *image, size_t len, void **mem)
+static int give_area(void *ctx, uint64_t size, void **mem)
 {
 	struct target *t = ctx;
 
-	(void)image;
-	(void)len;
+	(void)size;
 	t->calls++;
 	*mem = t->mem;
 	return 0;
@@ -648,7 +647,8 @@ static void test_area_installer_refuses(void **state)
 	assert_int_equal(stream_sink_begin(&s.sink, &f->meta), 0);
 	stream_sink_abort(&s.sink, RTCMS_EIO);
 	assert_null(s.image);
-	assert_int_equal(t.calls, 1);
+	assert_int_equal(area_committed_sequence(t.mem), 0);
+	assert_int_equal(t.calls, 2);
 	stream_chunks_clear(&g.k);
 	free(g.img);
 	free(t.mem);
@@ -944,6 +944,137 @@ static void test_chain_assembled(void **state)
 	chain3_free(&c);
 }
 
+/* Whether area mem holds image (len bytes) as its committed checkpoint. */
+static void assert_area_holds(void *mem, const uint8_t *image, size_t len)
+{
+	uint8_t *back = malloc(CAP * 2);
+	assert_non_null(back);
+	assert_int_equal(image_capture(mem, back, CAP * 2), (int64_t)len);
+	assert_memory_equal(back, image, len);
+	free(back);
+}
+
+/* A chain received into an area by the tests below. */
+struct area_run {
+	struct chain3 c;
+	struct target t;
+	struct stream_area_sink img;
+	struct stream_result res;
+	struct proto_ckpt_meta m;
+	int left;
+};
+
+static void area_run_start(struct area_run *r)
+{
+	chain3_make(&r->c);
+	r->t = (struct target){ new_area(), 0 };
+	stream_area_sink_init(&r->img, CAP * 2, give_area, &r->t);
+}
+
+/* l0, l1, l2 (NULL: fewer links) into r's area. */
+static int area_run(struct area_run *r, const struct clink *l0, const struct clink *l1,
+		    const struct clink *l2)
+{
+	return recv_chain3(l0, l1, l2, &r->img.sink, &r->res, &r->m, &r->left);
+}
+
+/* Into an area, in place: a chain's root lands in the slot, its deltas
+ * are applied there, and the result is committed; the sink holds no copy
+ * of the image. */
+static void test_chain_in_area(void **state)
+{
+	(void)state;
+	struct area_run r;
+
+	area_run_start(&r);
+	assert_int_equal(area_run(&r, &r.c.l[0], &r.c.l[1], &r.c.l[2]), 0);
+	assert_int_equal(r.t.calls, 1);
+	assert_null(r.img.image);
+	assert_int_equal(r.img.len, r.c.want_len);
+	assert_int_equal(area_committed_sequence(r.t.mem), 11);
+	assert_area_holds(r.t.mem, r.c.want, r.c.want_len);
+	/* the next checkpoint of the restored program is a full one */
+	struct area_snap snap;
+	uint64_t ver[CAP / AREA_BLOCK];
+	assert_int_equal(area_snap_take(r.t.mem, &snap, ver, CAP / AREA_BLOCK), 0);
+	for (uint32_t b = 0; b < CBLOCKS; b++)
+		assert_int_equal(ver[b], 11);
+	stream_area_sink_clear(&r.img);
+	free(r.t.mem);
+
+	/* a full image alone */
+	r.t.mem = new_area();
+	assert_int_equal(area_run(&r, &r.c.l[0], NULL, NULL), 0);
+	assert_int_equal(area_committed_sequence(r.t.mem), 9);
+	assert_area_holds(r.t.mem, r.c.l[0].bytes, r.c.l[0].len);
+	stream_area_sink_clear(&r.img);
+	free(r.t.mem);
+	chain3_free(&r.c);
+}
+
+/* Into an area, a stream that fails leaves nothing committed there: a
+ * chain whose result lacks its state hash, a chunk that does not match
+ * its id, an image larger than the area. */
+static void test_area_in_place_refused(void **state)
+{
+	(void)state;
+	struct area_run r;
+
+	area_run_start(&r);
+	struct clink liar = r.c.l[2];
+	liar.meta.state_hash[0] ^= 1;
+	assert_int_equal(area_run(&r, &r.c.l[0], &r.c.l[1], &liar), RTCMS_ECORRUPT);
+	assert_non_null(strstr(r.img.why, "state hash"));
+	assert_int_equal(r.left, 0);
+	assert_int_equal(area_committed_sequence(r.t.mem), 0);
+	stream_area_sink_clear(&r.img);
+
+	/* a flipped byte in the root: the verifier fails it, the sink aborts */
+	struct clink bad = r.c.l[0];
+	bad.bytes = malloc(bad.len);
+	memcpy(bad.bytes, r.c.l[0].bytes, bad.len);
+	bad.bytes[bad.len - 5] ^= 1;
+	assert_int_equal(area_run(&r, &bad, &r.c.l[1], &r.c.l[2]), RTCMS_ECORRUPT);
+	assert_int_equal(r.res.fault, STREAM_FAULT_VERIFY);
+	assert_int_equal(area_committed_sequence(r.t.mem), 0);
+	free(bad.bytes);
+	stream_area_sink_clear(&r.img);
+	free(r.t.mem);
+
+	/* an area of one block: four blocks of state are too many */
+	size_t small = area_size_for(AREA_BLOCK);
+	r.t.mem = calloc(1, small);
+	assert_int_equal(area_format(r.t.mem, small), 0);
+	assert_int_equal(area_run(&r, &r.c.l[0], NULL, NULL), RTCMS_ETOOBIG);
+	assert_non_null(strstr(r.img.why, "checkpoint area"));
+	assert_int_equal(area_committed_sequence(r.t.mem), 0);
+	stream_area_sink_clear(&r.img);
+	free(r.t.mem);
+	chain3_free(&r.c);
+}
+
+/* Into an area, chunks shorter than the image's header: the head is
+ * gathered across them, the data placed after it. */
+static void test_area_small_chunks(void **state)
+{
+	struct fixture *f = *state;
+	struct fixture g = *f;
+	struct target t = { new_area(), 0 };
+	struct stream_area_sink s;
+
+	memset(&g.k, 0, sizeof(g.k));
+	assert_int_equal(stream_chunks_of(&g.k, g.img, g.len, 7), 0);
+	stream_chunks_meta(&g.k, &g.meta);
+	g.meta.sequence = f->meta.sequence;
+	stream_area_sink_init(&s, CAP * 2, give_area, &t);
+	assert_int_equal(drive(&g, &s.sink), 0);
+	assert_int_equal(area_committed_sequence(t.mem), 9);
+	assert_area_holds(t.mem, f->img, f->len);
+	stream_area_sink_clear(&s);
+	stream_chunks_clear(&g.k);
+	free(t.mem);
+}
+
 static void test_chain_refused(void **state)
 {
 	(void)state;
@@ -1074,6 +1205,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_area_installer_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_keep, setup, teardown),
 		cmocka_unit_test(test_chain_assembled),
+		cmocka_unit_test(test_chain_in_area),
+		cmocka_unit_test(test_area_in_place_refused),
+		cmocka_unit_test_setup_teardown(test_area_small_chunks, setup, teardown),
 		cmocka_unit_test(test_chain_refused),
 		cmocka_unit_test(test_chain_relayed),
 	};

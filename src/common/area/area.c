@@ -307,23 +307,42 @@ int area_snap_read(const void *mem, const struct area_snap *snap, uint64_t off, 
 	return area_snap_valid(mem, snap) ? 0 : RTCMS_ENOENT;
 }
 
-int area_load(void *mem, const struct area_region *regions, uint32_t n,
-		 const uint8_t *data, uint64_t size, uint64_t seq)
+/* Whether a checkpoint may be loaded into mem: 0, RTCMS_EPROTO, RTCMS_ENOSPC. */
+static int load_check(const void *mem, const struct area_region *regions, uint32_t n,
+		      uint64_t size, uint64_t seq)
 {
 	if (seq == 0 || n > AREA_MAX_REGIONS || !regions_fit(regions, n, size))
 		return RTCMS_EPROTO;
-	if (size > area_data_capacity(mem))
-		return RTCMS_ENOSPC;
-	struct area_slot *s = area_write_begin(mem);
+	return size > area_data_capacity(mem) ? RTCMS_ENOSPC : 0;
+}
+
+int area_load_commit(void *mem, struct area_slot *s, const struct area_region *regions,
+		     uint32_t n, uint64_t size, uint64_t seq)
+{
+	int rc = load_check(mem, regions, n, size, seq);
+	if (rc) {
+		area_write_abort(mem, s);
+		return rc;
+	}
 	memcpy(s->regions, regions, n * sizeof(regions[0]));
 	s->region_count = n;
-	memcpy(area_slot_data(mem, s), data, (size_t)size);
 	uint64_t *ver = area_slot_versions(mem, s);
 	for (uint64_t b = 0; b < area_block_round(size) / AREA_BLOCK; b++)
 		ver[b] = seq; /* all of it is new here: the next checkpoint is full */
 	s->data_size = size;
 	area_write_commit(mem, s, seq);
 	return 0;
+}
+
+int area_load(void *mem, const struct area_region *regions, uint32_t n,
+		 const uint8_t *data, uint64_t size, uint64_t seq)
+{
+	int rc = load_check(mem, regions, n, size, seq);
+	if (rc)
+		return rc;
+	struct area_slot *s = area_write_begin(mem);
+	memcpy(area_slot_data(mem, s), data, (size_t)size);
+	return area_load_commit(mem, s, regions, n, size, seq);
 }
 
 int area_copy(void *dst, const void *src)

@@ -197,6 +197,16 @@ int area_load(void *mem, const struct area_region *regions, uint32_t n,
 		 const uint8_t *data, uint64_t size, uint64_t seq);
 
 /*
+ * The same for data already in place: the slot s that area_write_begin()
+ * gave (a restore receives the image's data straight into its
+ * area_slot_data()) gets the region table and sequence and is committed.
+ * On failure (the errors of area_load()) the slot is given up
+ * (area_write_abort) and nothing is committed.
+ */
+int area_load_commit(void *mem, struct area_slot *s, const struct area_region *regions,
+		     uint32_t n, uint64_t size, uint64_t seq);
+
+/*
  * Load the committed checkpoint of area src, which nobody writes any more
  * (its program is gone), into area dst as area_load() does (a restart
  * continues from it). 0, the errors of area_committed_view() and of

@@ -113,38 +113,57 @@ int64_t delta_build(const uint8_t *full, size_t full_len, const uint64_t *versio
 	return (int64_t)delta_size(n, k);
 }
 
-int delta_apply(uint8_t *buf, size_t *len, size_t cap, const uint8_t *delta, size_t dlen)
+/* delta_apply() on a full image whose head is at head and whose data is
+ * at data (cap bytes of room), or, data NULL, right after its head in one
+ * buffer of cap bytes at head. */
+static int apply(uint8_t *head, uint8_t *data, uint64_t *len, size_t cap,
+		 const uint8_t *delta, size_t dlen)
 {
 	struct delta_info di;
 	struct area_region regions[AREA_MAX_REGIONS];
-	const uint8_t *data;
 	uint64_t seq, d;
 	uint32_t n;
 	int rc = delta_parse(delta, dlen, &di);
 	if (rc)
 		return rc;
-	rc = image_parse(buf, *len, &seq, regions, &n, &data, &d);
+	size_t avail = data ? IMAGE_HEAD_MAX : (size_t)*len;
+	rc = image_parse_head(head, avail, *len, &seq, regions, &n, &d);
 	if (rc || seq != di.base)
 		return RTCMS_EPROTO;
 	size_t table = (size_t)di.region_count * ENTRY;
 	int same = n == di.region_count && d == di.data_size &&
-		   memcmp(buf + FULL_HEAD, delta + DELTA_HEAD, table) == 0;
+		   memcmp(head + FULL_HEAD, delta + DELTA_HEAD, table) == 0;
 	if (!same && di.block_count != di.data_size / AREA_BLOCK)
 		return RTCMS_EPROTO; /* a new layout needs every block */
 	size_t full = image_size(di.region_count, di.data_size);
-	if (full > cap)
+	if (data ? di.data_size > cap : full > cap)
 		return RTCMS_ETOOBIG;
 	/* header and table of the new sequence; then its blocks */
-	memcpy(buf, delta, 32);
-	put_be32(buf + 4, IMAGE_VERSION);
-	memcpy(buf + FULL_HEAD, delta + DELTA_HEAD, table);
-	uint8_t *dst = buf + FULL_HEAD + table;
+	memcpy(head, delta, 32);
+	put_be32(head + 4, IMAGE_VERSION);
+	memcpy(head + FULL_HEAD, delta + DELTA_HEAD, table);
+	uint8_t *dst = data ? data : head + FULL_HEAD + table;
 	for (uint32_t i = 0; i < di.block_count; i++) {
 		uint32_t b = get_be32(di.blocks + (size_t)i * 4);
 		memcpy(dst + (size_t)b * AREA_BLOCK, di.data + (size_t)i * AREA_BLOCK, AREA_BLOCK);
 	}
 	*len = full;
 	return 0;
+}
+
+int delta_apply(uint8_t *buf, size_t *len, size_t cap, const uint8_t *delta, size_t dlen)
+{
+	uint64_t l = *len;
+	int rc = apply(buf, NULL, &l, cap, delta, dlen);
+	if (rc == 0)
+		*len = (size_t)l;
+	return rc;
+}
+
+int delta_apply_apart(uint8_t *head, uint8_t *data, uint64_t *len, size_t data_cap,
+		      const uint8_t *delta, size_t dlen)
+{
+	return apply(head, data, len, data_cap, delta, dlen);
 }
 
 void state_block_hash(const uint8_t *data, size_t len, uint8_t out[STATE_HASH_SIZE])

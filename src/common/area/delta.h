@@ -96,6 +96,17 @@ int64_t delta_head(const uint8_t *head, size_t head_len, uint64_t full_len,
  */
 int delta_apply(uint8_t *buf, size_t *len, size_t cap, const uint8_t *delta, size_t dlen);
 
+/*
+ * The same on a full image kept apart: its head (header and region table)
+ * at head, with room for IMAGE_HEAD_MAX bytes, its data at data, with
+ * room for data_cap bytes (a restore's: the data in the slot of the area
+ * it goes into); *len is the whole image's length, before and after. The
+ * blocks are written in place. Errors as delta_apply(), RTCMS_ETOOBIG
+ * for a data size over data_cap; head and data are unchanged on failure.
+ */
+int delta_apply_apart(uint8_t *head, uint8_t *data, uint64_t *len, size_t data_cap,
+		      const uint8_t *delta, size_t dlen);
+
 /* The BLAKE2b-256 of one data block (len <= AREA_BLOCK). */
 void state_block_hash(const uint8_t *data, size_t len, uint8_t out[STATE_HASH_SIZE]);
 

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "area/delta.h"
+#include "area/image.h"
 #include "proto/msg.h"
 #include "stream/chunk.h"
 
@@ -235,33 +236,52 @@ enum stream_tee_side stream_tee_failed(const struct stream_tee *t);
 /* ---- area installer: a verified image into a checkpoint area ----------- */
 
 /*
- * Gives the area an image of len bytes goes into: formatted (area_format)
- * and large enough for its data; 0 and *mem, or an error. The memory
- * stays the caller's.
+ * Gives the area an image of size bytes goes into (its data is less than
+ * size): formatted (area_format), nobody writing it, with the data
+ * capacity the caller chose for it; 0 and *mem, or an error. Called once
+ * per stream, at its first begin. The memory stays the caller's.
  */
-typedef int (*stream_area_fn)(void *ctx, const uint8_t *image, size_t len, void **mem);
+typedef int (*stream_area_fn)(void *ctx, uint64_t size, void **mem);
 
 /*
  * A sink that assembles a full image, from one full image or from a
  * chain (the root, then each delta applied in order: a delta that does
  * not apply, or a result without the last link's state hash, is
  * RTCMS_ECORRUPT; a stream that starts with a delta is RTCMS_EPROTO; an
- * image or delta over max bytes RTCMS_ETOOBIG; RTCMS_ENOMEM), and at the
- * end installs it as the committed checkpoint of the area area() gives
- * (image_install: RTCMS_EPROTO for a bad image, RTCMS_ENOSPC). With area
- * NULL it only holds the verified image. image/len, mem and last (the
- * last link's metadata, spec cleared) are the result; why says what
- * failed; stream_area_sink_clear() frees the image.
+ * image or delta over max bytes RTCMS_ETOOBIG; RTCMS_ENOMEM).
+ *
+ * With area set, the image is assembled in place in the area area()
+ * gives: the data of every chunk goes straight into the slot the area's
+ * load fills (area_write_begin), a delta's blocks are applied there, only
+ * the image's head (header and region table) and a delta being received
+ * are held aside; at the end the slot is committed as the area's
+ * checkpoint (RTCMS_EPROTO for bytes that are no checkpoint image,
+ * the errors of area_load_commit()). An image
+ * whose state is larger than the area's data capacity is RTCMS_ETOOBIG
+ * (as soon as its header or the delta's metadata says so). A stream that
+ * fails anywhere (a chunk, the end's checks, an abort) leaves nothing
+ * committed in the area: the slot is given up (area_write_abort).
+ *
+ * With area NULL it holds the verified image in a buffer of its own
+ * (image/len), the bytes as they came (a full image is not parsed). mem, len and last (the last link's metadata, spec
+ * cleared) are the result; why says what failed;
+ * stream_area_sink_clear() frees what it holds. Fields are private but
+ * those.
  */
 struct stream_area_sink {
 	struct stream_sink sink;
 	uint64_t max;
 	stream_area_fn area;
 	void *ctx;
-	uint8_t *image;                    /* the verified image (owned) */
-	size_t len;
-	size_t cap;                        /* bytes allocated at image */
-	void *mem;                         /* the area it was installed in */
+	uint8_t *image;                    /* area NULL: the verified image (owned) */
+	size_t len;                        /* the image's length */
+	void *mem;                         /* the area it goes into */
+	struct area_slot *slot;            /* its slot being loaded, until the end */
+	uint8_t head[IMAGE_HEAD_MAX];      /* the image's header and region table */
+	size_t head_len;                   /* known once its header came (0 before) */
+	uint8_t *data;                     /* where its data goes: the slot's, or image */
+	size_t data_cap;                   /* bytes of room at data */
+	size_t cap;                        /* area NULL: bytes allocated at image */
 	struct proto_ckpt_meta last;       /* the link being received, then the last */
 	uint32_t links;                    /* links begun */
 	uint8_t *delta;                    /* the delta being received (owned) */
