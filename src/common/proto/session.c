@@ -152,6 +152,13 @@ int proto_session_finish(struct proto_session *s, const uint8_t *ack,
 	return 0;
 }
 
+/* Whether a message goes with a raw tail: a sealed chunk's CHUNK (the one
+ * rule, for whole frames and frames in parts). */
+static bool sent_raw(uint8_t type, const union proto_msg *msg)
+{
+	return type == PROTO_CHUNK && msg->chunk.key_id != 0;
+}
+
 int proto_session_seal(struct proto_session *s, uint8_t type, uint16_t flags,
 		       uint64_t epoch, uint32_t request,
 		       const union proto_msg *msg, uint8_t *out, size_t cap)
@@ -178,7 +185,7 @@ int proto_session_seal(struct proto_session *s, uint8_t type, uint16_t flags,
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.type = type;
 	hdr.flags = flags & ~PROTO_F_RAW;
-	if (type == PROTO_CHUNK && msg->chunk.key_id)
+	if (sent_raw(type, msg))
 		hdr.flags |= PROTO_F_RAW; /* sealed once already: not again */
 	hdr.sender = s->self_node;
 	hdr.epoch = epoch;
@@ -195,7 +202,7 @@ int proto_session_seal_parts(struct proto_session *s, uint8_t type, uint16_t fla
 			     uint8_t *out, size_t cap, struct proto_frame_parts *parts)
 {
 	memset(parts, 0, sizeof(*parts));
-	if (type != PROTO_CHUNK || !msg || !msg->chunk.key_id) {
+	if (!msg || !sent_raw(type, msg)) {
 		int n = proto_session_seal(s, type, flags, epoch, request, msg, out, cap);
 		if (n < 0)
 			return n;
@@ -210,7 +217,7 @@ int proto_session_seal_parts(struct proto_session *s, uint8_t type, uint16_t fla
 	if (!tail_len)
 		return RTCMS_EINVAL;
 	struct proto_header hdr = { .type = type,
-				    .flags = (uint16_t)((flags & ~PROTO_F_RAW) | PROTO_F_RAW),
+				    .flags = (uint16_t)(flags | PROTO_F_RAW),
 				    .sender = s->self_node, .epoch = epoch,
 				    .request = request, .counter = s->tx_counter };
 	int n = proto_frame_seal_head(&s->tx_key, &hdr, PROTO_CHUNK_HEAD, tail_len, out, cap);
