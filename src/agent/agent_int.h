@@ -125,7 +125,7 @@ struct image {
 	uint8_t *copy;                 /* the private copy of the full image, or NULL */
 	size_t copy_cap;               /* bytes allocated at copy */
 	uint64_t *versions;            /* per data block: sequence it last changed */
-	uint8_t (*block_hash)[PROTO_HASH_SIZE];
+	uint8_t (*block_hash)[STATE_BLOCK_HASH_SIZE]; /* per data block (delta.h) */
 	size_t blocks;                 /* data blocks in use */
 	size_t block_cap;              /* entries allocated */
 	uint8_t state_hash[PROTO_HASH_SIZE];

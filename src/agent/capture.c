@@ -272,7 +272,7 @@ static int image_reserve(struct image *img, bool copy, size_t cap, size_t blocks
 		free(img->versions);
 		free(img->block_hash);
 		img->versions = malloc(blocks * sizeof(uint64_t));
-		img->block_hash = malloc(blocks * PROTO_HASH_SIZE);
+		img->block_hash = malloc(blocks * STATE_BLOCK_HASH_SIZE);
 		img->block_cap = img->versions && img->block_hash ? blocks : 0;
 		if (!img->block_cap)
 			return RTCMS_ENOMEM;
@@ -299,7 +299,7 @@ static struct image *image_next(struct image *cur, bool reuse, bool copy, size_t
 		}
 		if (cur && cur->blocks && cur->blocks <= blocks) {
 			memcpy(img->versions, cur->versions, cur->blocks * sizeof(uint64_t));
-			memcpy(img->block_hash, cur->block_hash, cur->blocks * PROTO_HASH_SIZE);
+			memcpy(img->block_hash, cur->block_hash, cur->blocks * STATE_BLOCK_HASH_SIZE);
 			img->blocks = cur->blocks;
 			img->sequence = cur->sequence;
 			img->snap = cur->snap;
@@ -427,7 +427,7 @@ static int capture_into(struct agent *a, struct aproc *p, struct image *img)
 				   snap.data_size);
 	img->size = image_size(snap.region_count, snap.data_size);
 	state_hash_blocks(img->head, img->head_len,
-			  (const uint8_t (*)[PROTO_HASH_SIZE])img->block_hash, img->blocks,
+			  (const uint8_t (*)[STATE_BLOCK_HASH_SIZE])img->block_hash, img->blocks,
 			  img->state_hash);
 	img->created_ms = agent_now_ms();
 	img->captured_ms = agent_mono_ms();

@@ -129,7 +129,7 @@ static void refuse_stream(struct restore *r, int rc, const struct stream_result 
 /* Step 2: read the whole stream (CHUNKs, PUT_END; a chain link by link:
  * PUT_END with MORE, the next link's RESTORE) through the stream verifier,
  * even when refusing: a refused restore's stream unverified, else every
- * link verified (chunks, image hash, a full image's state hash) into
+ * link verified (chunks, image hash) into
  * r->image, which assembles it in place in r->area (the slot the new
  * program restores from), applies a chain's deltas there, checks the
  * state hash of what it assembled and commits it; a stream that fails
@@ -145,7 +145,7 @@ static int restore_receive(struct restore *r)
 		.port = r->peer->port,
 		.end_type = PROTO_PUT_END,
 		.max_size = r->max,
-		.flags = STREAM_VERIFY_STATE, /* of a full image with a state hash */
+		.flags = 0, /* the state hash: by r->image, of what it assembled */
 		.drain = true,
 		.keys = r->a->seal_key ? &r->a->data_keys : NULL, /* opened once, here */
 	};

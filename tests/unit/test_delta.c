@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "area/delta.h"
 #include "area/image.h"
@@ -86,10 +88,11 @@ static void test_chain_equals_full(void **state)
 		want += versions[b] > 30;
 	assert_int_equal(di.block_count, want);
 	/* the state hash from block hashes is the same */
-	uint8_t (*bh)[STATE_HASH_SIZE] = malloc((size_t)BLOCKS * STATE_HASH_SIZE);
+	uint8_t (*bh)[STATE_BLOCK_HASH_SIZE] = malloc((size_t)BLOCKS * STATE_BLOCK_HASH_SIZE);
 	for (int b = 0; b < BLOCKS; b++)
 		state_block_hash(full + 32 + 48 + (size_t)b * AREA_BLOCK, AREA_BLOCK, bh[b]);
-	state_hash_blocks(full, 32 + 48, (const uint8_t (*)[STATE_HASH_SIZE])bh, BLOCKS, h2);
+	state_hash_blocks(full, 32 + 48, (const uint8_t (*)[STATE_BLOCK_HASH_SIZE])bh, BLOCKS,
+			  h2);
 	assert_int_equal(state_hash(full, flen, h1), 0);
 	assert_memory_equal(h1, h2, sizeof(h1));
 	free(bh);
@@ -201,12 +204,74 @@ static void test_state_hash_in_pieces(void **state)
 	free(h);
 }
 
+/* Both versions computed here from their definitions (delta.h): a tag,
+ * the head, then each block's hash (BLAKE2b-256 in version 1, XXH3-128
+ * in version 2, the last block shorter). */
+static void reference_hash(int version, const uint8_t *img, size_t head_len, size_t len,
+			   uint8_t out[STATE_HASH_SIZE])
+{
+	const char *tag = version == 1 ? "rtcms state v1" : "rtcms state v2";
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, STATE_HASH_SIZE);
+	crypto_generichash_update(&st, (const uint8_t *)tag, strlen(tag) + 1);
+	crypto_generichash_update(&st, img, head_len);
+	for (size_t off = head_len; off < len; off += AREA_BLOCK) {
+		size_t n = len - off < AREA_BLOCK ? len - off : AREA_BLOCK;
+		uint8_t bh[STATE_HASH_SIZE];
+		if (version == 1) {
+			crypto_generichash(bh, STATE_HASH_SIZE, img + off, n, NULL, 0);
+			crypto_generichash_update(&st, bh, STATE_HASH_SIZE);
+		} else {
+			XXH128_canonical_t c;
+			XXH128_canonicalFromHash(&c, XXH3_128bits(img + off, n));
+			crypto_generichash_update(&st, c.digest, sizeof(c.digest));
+		}
+	}
+	crypto_generichash_final(&st, out, STATE_HASH_SIZE);
+}
+
+/* Each version is what its definition says; an image kept apart is
+ * checked against either (a checkpoint stored before version 2 still
+ * restores), and against neither when one byte differs. */
+static void test_state_hash_versions(void **state)
+{
+	static uint8_t data[DSIZE], img[DSIZE + 4096];
+	uint8_t v1[STATE_HASH_SIZE], v2[STATE_HASH_SIZE], out[STATE_HASH_SIZE];
+	(void)state;
+
+	for (size_t i = 0; i < DSIZE; i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	size_t len = make_full(img, 9, data, 2) - 10;
+	put_be64(img + 24, DSIZE - 10);
+	put_be64(img + 32 + 24 + 8, DSIZE / 2 - 10);
+	size_t head = 32 + 2 * 24;
+	reference_hash(1, img, head, len, v1);
+	reference_hash(2, img, head, len, v2);
+	assert_int_equal(state_hash_version(img, len, STATE_HASH_V1, out), 0);
+	assert_memory_equal(out, v1, STATE_HASH_SIZE);
+	assert_int_equal(state_hash(img, len, out), 0);
+	assert_memory_equal(out, v2, STATE_HASH_SIZE);
+	assert_memory_not_equal(v1, v2, STATE_HASH_SIZE);
+
+	assert_int_equal(state_hash_check(img, head, img + head, len - head, v2), 0);
+	assert_int_equal(state_hash_check(img, head, img + head, len - head, v1), 0);
+	img[head + 5000] ^= 0x10;
+	assert_int_equal(state_hash_check(img, head, img + head, len - head, v2),
+			 RTCMS_ECORRUPT);
+	assert_int_equal(state_hash_check(img, head, img + head, len - head, v1),
+			 RTCMS_ECORRUPT);
+	img[head + 5000] ^= 0x10;
+	put_be32(img + 16, 3); /* a head that is not this image's */
+	assert_int_not_equal(state_hash_check(img, head, img + head, len - head, v2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chain_equals_full),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_state_hash_in_pieces),
+		cmocka_unit_test(test_state_hash_versions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -442,6 +442,22 @@ static void test_image_hash_mismatch(void **state)
 	world_free(w);
 }
 
+/* A checkpoint stored before state hashes of version 2 (BLAKE2b blocks)
+ * still restores. */
+static void test_state_hash_v1(void **state)
+{
+	(void)state;
+	struct world *w = world_new(FAKE_RESUMES);
+	assert_int_equal(state_hash_version(image, image_len, STATE_HASH_V1, w->meta.state_hash),
+			 0);
+	assert_memory_not_equal(w->meta.state_hash, image_state_hash, PROTO_HASH_SIZE);
+	push_stream(w);
+	push_adopt(w, "ledger", INC + 1);
+	assert_int_equal(run(w), RESTORE_ADOPTED);
+	assert_int_equal(w->l.starts, 1);
+	world_free(w);
+}
+
 static void test_state_hash_mismatch(void **state)
 {
 	(void)state;
@@ -844,6 +860,7 @@ int main(void)
 		cmocka_unit_test(test_adopted),
 		cmocka_unit_test(test_chunk_hash_mismatch),
 		cmocka_unit_test(test_image_hash_mismatch),
+		cmocka_unit_test(test_state_hash_v1),
 		cmocka_unit_test(test_state_hash_mismatch),
 		cmocka_unit_test(test_chunk_count_mismatch),
 		cmocka_unit_test(test_out_of_order),

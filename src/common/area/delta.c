@@ -2,7 +2,9 @@
 #include "delta.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "image.h"
 #include "rtcms_error.h"
@@ -166,34 +168,56 @@ int delta_apply_apart(uint8_t *head, uint8_t *data, uint64_t *len, size_t data_c
 	return apply(head, data, len, data_cap, delta, dlen);
 }
 
-void state_block_hash(const uint8_t *data, size_t len, uint8_t out[STATE_HASH_SIZE])
+void state_block_hash(const uint8_t *data, size_t len, uint8_t out[STATE_BLOCK_HASH_SIZE])
 {
-	crypto_generichash(out, STATE_HASH_SIZE, data, len, NULL, 0);
+	XXH128_canonicalFromHash((XXH128_canonical_t *)(void *)out, XXH3_128bits(data, len));
+}
+
+/* A block's hash of either version, into out (its size returned). */
+static size_t block_hash_of(int version, const uint8_t *data, size_t len,
+			    uint8_t out[STATE_HASH_SIZE])
+{
+	if (version == STATE_HASH_V1) {
+		crypto_generichash(out, STATE_HASH_SIZE, data, len, NULL, 0);
+		return STATE_HASH_SIZE;
+	}
+	state_block_hash(data, len, out);
+	return STATE_BLOCK_HASH_SIZE;
 }
 
 /* Start a state hash over a full image's head (header and region table). */
-static void state_begin(crypto_generichash_state *st, const uint8_t *head, size_t head_len)
+static void state_begin(crypto_generichash_state *st, int version, const uint8_t *head,
+			size_t head_len)
 {
-	static const char tag[] = "rtcms state v1";
+	/* the tags as they were written, their NUL included */
+	static const char v1[] = "rtcms state v1", v2[] = "rtcms state v2";
 	crypto_generichash_init(st, NULL, 0, STATE_HASH_SIZE);
-	crypto_generichash_update(st, (const uint8_t *)tag, sizeof(tag));
+	crypto_generichash_update(st, (const uint8_t *)(version == STATE_HASH_V1 ? v1 : v2),
+				  sizeof(v1));
 	crypto_generichash_update(st, head, head_len);
 }
 
 void state_hash_blocks(const uint8_t *head, size_t head_len,
-		       const uint8_t (*block_hash)[STATE_HASH_SIZE], size_t blocks,
+		       const uint8_t (*block_hash)[STATE_BLOCK_HASH_SIZE], size_t blocks,
 		       uint8_t out[STATE_HASH_SIZE])
 {
 	crypto_generichash_state st;
-	state_begin(&st, head, head_len);
-	crypto_generichash_update(&st, (const uint8_t *)block_hash, blocks * STATE_HASH_SIZE);
+	state_begin(&st, STATE_HASH_V2, head, head_len);
+	crypto_generichash_update(&st, (const uint8_t *)block_hash,
+				  blocks * STATE_BLOCK_HASH_SIZE);
 	crypto_generichash_final(&st, out, STATE_HASH_SIZE);
+}
+
+void state_hasher_init_version(struct state_hasher *h, uint64_t len, int version)
+{
+	memset(h, 0, sizeof(*h));
+	h->len = len;
+	h->version = version == STATE_HASH_V1 ? STATE_HASH_V1 : STATE_HASH_V2;
 }
 
 void state_hasher_init(struct state_hasher *h, uint64_t len)
 {
-	memset(h, 0, sizeof(*h));
-	h->len = len;
+	state_hasher_init_version(h, len, STATE_HASH_V2);
 }
 
 /* Take bytes of the head (header, then the table it names); once it is
@@ -219,7 +243,7 @@ static size_t hasher_head(struct state_hasher *h, const uint8_t *p, size_t n)
 		return take; /* the table next */
 	h->err = image_parse_head(h->head, h->fill, h->len, &seq, regions, &count, &d);
 	if (h->err == 0) {
-		state_begin(&h->st, h->head, h->fill);
+		state_begin(&h->st, h->version, h->head, h->fill);
 		h->data = true;
 		h->fill = 0;
 	}
@@ -243,8 +267,8 @@ int state_hasher_update(struct state_hasher *h, const uint8_t *p, size_t n)
 	uint8_t bh[STATE_HASH_SIZE];
 	while (n > 0) {
 		if (h->fill == 0 && n >= AREA_BLOCK) { /* a whole block in place */
-			state_block_hash(p, AREA_BLOCK, bh);
-			crypto_generichash_update(&h->st, bh, sizeof(bh));
+			crypto_generichash_update(&h->st, bh,
+						  block_hash_of(h->version, p, AREA_BLOCK, bh));
 			p += AREA_BLOCK;
 			n -= AREA_BLOCK;
 			continue;
@@ -255,8 +279,8 @@ int state_hasher_update(struct state_hasher *h, const uint8_t *p, size_t n)
 		p += take;
 		n -= take;
 		if (h->fill == AREA_BLOCK) {
-			state_block_hash(h->block, AREA_BLOCK, bh);
-			crypto_generichash_update(&h->st, bh, sizeof(bh));
+			crypto_generichash_update(&h->st, bh,
+						  block_hash_of(h->version, h->block, AREA_BLOCK, bh));
 			h->fill = 0;
 		}
 	}
@@ -271,8 +295,8 @@ int state_hasher_final(struct state_hasher *h, uint8_t out[STATE_HASH_SIZE])
 		return h->err;
 	if (h->fill) { /* the last block may be shorter */
 		uint8_t bh[STATE_HASH_SIZE];
-		state_block_hash(h->block, h->fill, bh);
-		crypto_generichash_update(&h->st, bh, sizeof(bh));
+		crypto_generichash_update(&h->st, bh,
+					  block_hash_of(h->version, h->block, h->fill, bh));
 		h->fill = 0;
 	}
 	crypto_generichash_final(&h->st, out, STATE_HASH_SIZE);
@@ -280,13 +304,52 @@ int state_hasher_final(struct state_hasher *h, uint8_t out[STATE_HASH_SIZE])
 	return 0;
 }
 
+int state_hash_version(const uint8_t *full, size_t len, int version,
+		       uint8_t out[STATE_HASH_SIZE])
+{
+	struct state_hasher *h = malloc(sizeof(*h)); /* 4 KiB and more: not on a stack */
+	if (!h)
+		return RTCMS_ENOMEM;
+	state_hasher_init_version(h, len, version);
+	int rc = state_hasher_update(h, full, len);
+	if (rc == 0)
+		rc = state_hasher_final(h, out);
+	free(h);
+	return rc == RTCMS_ENOMEM ? rc : rc ? RTCMS_EPROTO : 0;
+}
+
 int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE])
 {
-	struct state_hasher h;
+	return state_hash_version(full, len, STATE_HASH_V2, out);
+}
 
-	state_hasher_init(&h, len);
-	int rc = state_hasher_update(&h, full, len);
-	if (rc == 0)
-		rc = state_hasher_final(&h, out);
-	return rc ? RTCMS_EPROTO : 0;
+/* The state hash of an image kept apart, of one version. */
+static int apart_hash(const uint8_t *head, size_t head_len, const uint8_t *data,
+		      size_t data_len, int version, uint8_t out[STATE_HASH_SIZE])
+{
+	struct state_hasher *h = malloc(sizeof(*h));
+	if (!h)
+		return RTCMS_ENOMEM;
+	state_hasher_init_version(h, head_len + data_len, version);
+	state_hasher_update(h, head, head_len);
+	state_hasher_update(h, data, data_len);
+	int rc = state_hasher_final(h, out);
+	free(h);
+	return rc;
+}
+
+int state_hash_check(const uint8_t *head, size_t head_len, const uint8_t *data,
+		     size_t data_len, const uint8_t expected[STATE_HASH_SIZE])
+{
+	static const int versions[] = { STATE_HASH_V2, STATE_HASH_V1 };
+	uint8_t h[STATE_HASH_SIZE];
+
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		int rc = apart_hash(head, head_len, data, data_len, versions[i], h);
+		if (rc)
+			return rc; /* no image (the same for both), or no memory */
+		if (sodium_memcmp(h, expected, STATE_HASH_SIZE) == 0)
+			return 0;
+	}
+	return RTCMS_ECORRUPT;
 }

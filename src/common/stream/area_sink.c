@@ -203,23 +203,11 @@ static int area_link(struct stream_sink *s, uint32_t count)
 	return link_done(AREA_SINK(s));
 }
 
-/* The state hash of the image assembled (its head, then its data; held,
- * all of it is data). */
-static int assembled_hash(const struct stream_area_sink *a, uint8_t out[STATE_HASH_SIZE])
-{
-	struct state_hasher *h = malloc(sizeof(*h));
-	if (!h)
-		return RTCMS_ENOMEM;
-	state_hasher_init(h, a->len);
-	state_hasher_update(h, a->head, a->head_len);
-	state_hasher_update(h, a->data, a->len - a->head_len);
-	int rc = state_hasher_final(h, out);
-	free(h);
-	return rc;
-}
-
-/* The end of the stream: the last link applied, the chain's state hash
- * checked, the image committed into the area or held. */
+/* The end of the stream: the last link applied, the state hash of the
+ * image assembled checked (of a whole image too: the verifier checks its
+ * chunks and its image hash; this checks what they add up to, and takes
+ * the state hash of checkpoints stored before version 2), the image
+ * committed into the area or held. */
 static int finish(struct stream_area_sink *a)
 {
 	struct area_region regions[AREA_MAX_REGIONS];
@@ -230,14 +218,15 @@ static int finish(struct stream_area_sink *a)
 	a->links = 0;
 	if ((rc = link_done(a)) != 0)
 		return rc;
-	if (a->last.base != 0 && !sodium_is_zero(a->last.state_hash, PROTO_HASH_SIZE)) {
-		/* assembled here: the whole state must be what its source hashed */
-		uint8_t h[STATE_HASH_SIZE];
-		if (assembled_hash(a, h) != 0 ||
-		    sodium_memcmp(h, a->last.state_hash, STATE_HASH_SIZE) != 0)
-			return refuse(a, RTCMS_ECORRUPT, "the image assembled up to "
-				      "sequence %" PRIu64 " does not have its state hash",
-				      a->last.sequence);
+	if (!sodium_is_zero(a->last.state_hash, PROTO_HASH_SIZE)) {
+		/* the whole state must be what its source hashed */
+		rc = state_hash_check(a->head, a->head_len, a->data, a->len - a->head_len,
+				      a->last.state_hash);
+		if (rc == RTCMS_ENOMEM)
+			return refuse(a, rc, "no memory to hash %" PRIu64 " bytes", a->len);
+		if (rc)
+			return refuse(a, RTCMS_ECORRUPT, "the image of sequence %" PRIu64
+				      " does not match its state hash", a->last.sequence);
 	}
 	if (!a->area)
 		return 0;

@@ -74,8 +74,10 @@ void stream_chunks_clear(struct stream_chunks *k);
 
 enum stream_verify_flags {
 	/* also check the state hash (full images with a non-zero state_hash
-	 * only): hashed from the data as it arrives; a hop that gets sealed
-	 * chunks it does not open cannot, and does not */
+	 * only; version 2, delta.h): hashed from the data as it arrives; a
+	 * hop that gets sealed chunks it does not open cannot, and does not.
+	 * A restore checks it in its area sink instead, which holds the
+	 * image and takes version 1 too */
 	STREAM_VERIFY_STATE = 1u << 0,
 	/* a relay that neither stores nor opens the contents (the manager):
 	 * sealed chunks are placed but not read, their sum and MAC are the
@@ -246,7 +248,9 @@ typedef int (*stream_area_fn)(void *ctx, uint64_t size, void **mem);
 /*
  * A sink that assembles a full image, from one full image or from a
  * chain (the root, then each delta applied in order: a delta that does
- * not apply, or a result without the last link's state hash, is
+ * not apply, or a result without the last link's state hash (when it
+ * has one not zero; of version 2, or 1 for checkpoints stored before:
+ * state_hash_check()), is
  * RTCMS_ECORRUPT; a stream that starts with a delta is RTCMS_EPROTO; an
  * image or delta over max bytes RTCMS_ETOOBIG; RTCMS_ENOMEM).
  *
