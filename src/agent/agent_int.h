@@ -163,8 +163,12 @@ struct aproc {
 	int area_fd;
 	void *area;
 	size_t area_len;
-	uint8_t *spec;
+	uint8_t *spec;                 /* what starts it (proto/spec.h) */
 	uint32_t spec_len;
+	uint8_t *sealed_spec;          /* spec sealed under the data key, as its
+					* checkpoints carry it; NULL: no keyring,
+					* they carry spec */
+	uint32_t sealed_spec_len;
 	struct image *img;             /* latest capture (agent.lock) */
 	bool capturing;                /* a capture is queued on the pool */
 	bool copy_full;                /* a full image's PULL outran the program's

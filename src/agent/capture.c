@@ -15,6 +15,7 @@
 #include "area/delta.h"
 #include "area/image.h"
 #include "log/log.h"
+#include "proc.h"
 #include "rtcms_error.h"
 #include "util/bytes.h"
 
@@ -70,8 +71,7 @@ void image_meta(const struct agent *a, const struct aproc *p, const struct image
 	m->base = e ? e->base : 0;
 	m->full_size = img->size;
 	memcpy(m->state_hash, img->state_hash, PROTO_HASH_SIZE);
-	m->spec = p->spec;
-	m->spec_len = p->spec_len;
+	proc_ckpt_spec(p, &m->spec, &m->spec_len);
 }
 
 bool image_current(const struct image *img)

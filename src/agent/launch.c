@@ -88,7 +88,12 @@ int launch_start(struct agent *a, const struct launch_req *r, struct aproc **out
 		snprintf(err, errlen, "no memory for a program");
 		return RTCMS_ENOMEM;
 	}
-	int rc = RTCMS_ESTATE;
+	int rc = proc_seal_spec(a, p, err, errlen);
+	if (rc) {
+		proc_free(a, p);
+		return rc;
+	}
+	rc = RTCMS_ESTATE;
 	if (!lease_wait(a)) {
 		snprintf(err, errlen, "this agent holds no lease (no manager answers its "
 			 "heartbeats yet)");

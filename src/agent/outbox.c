@@ -112,8 +112,7 @@ static int link_notify(struct agent *a, struct mgr_link *l, struct aproc *p,
 	m.meta.chunk_count = (uint32_t)((img->size + PROTO_MAX_CHUNK - 1) / PROTO_MAX_CHUNK);
 	m.meta.full_size = img->size;
 	memcpy(m.meta.state_hash, img->state_hash, PROTO_HASH_SIZE);
-	m.meta.spec = p->spec;
-	m.meta.spec_len = p->spec_len;
+	proc_ckpt_spec(p, &m.meta.spec, &m.meta.spec_len);
 	int rc = net_client_call(l->conn, PROTO_CKPT_NOTIFY, &m, PROTO_OK, &hdr, &r);
 	if (rc == 0)
 		log_debug("[agent -> manager %s] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64

@@ -3,12 +3,14 @@
  */
 #include "proc.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rtcms_error.h"
+#include "stream/chunk.h"
 
 #define EXITED_LINGER_MS 10000 /* an ended program stays in the report */
 
@@ -48,12 +50,39 @@ void proc_unref(struct agent *a, struct aproc *p)
 	uv_mutex_unlock(&a->lock);
 }
 
+int proc_seal_spec(struct agent *a, struct aproc *p, char *err, size_t errlen)
+{
+	if (!a->seal_key || !p->spec_len)
+		return 0;
+	size_t cap = (size_t)p->spec_len + STREAM_SPEC_SEALED_EXTRA;
+	p->sealed_spec = malloc(cap);
+	int n = p->sealed_spec ? stream_spec_seal(a->seal_key, p->id, p->spec, p->spec_len,
+						  p->sealed_spec, cap)
+			       : RTCMS_ENOMEM;
+	if (n < 0 || n > PROTO_SPEC_MAX) {
+		free(p->sealed_spec);
+		p->sealed_spec = NULL;
+		snprintf(err, errlen, "cannot seal the program's spec of %" PRIu32 " bytes: %s",
+			 p->spec_len, n < 0 ? rtcms_strerror(n) : "too long");
+		return n < 0 ? n : RTCMS_ETOOBIG;
+	}
+	p->sealed_spec_len = (uint32_t)n;
+	return 0;
+}
+
+void proc_ckpt_spec(const struct aproc *p, const uint8_t **spec, uint32_t *len)
+{
+	*spec = p->sealed_spec ? p->sealed_spec : p->spec;
+	*len = p->sealed_spec ? p->sealed_spec_len : p->spec_len;
+}
+
 void proc_free(struct agent *a, struct aproc *p)
 {
 	if (!p)
 		return;
 	a->launcher->release(a->launcher_ctx, p);
 	free(p->spec);
+	free(p->sealed_spec);
 	uv_mutex_destroy(&p->cap_lock);
 	free(p);
 }

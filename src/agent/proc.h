@@ -26,6 +26,13 @@ void proc_unref(struct agent *a, struct aproc *p);
  * the launcher. Its image is the caller's. NULL is a no-op. */
 void proc_free(struct agent *a, struct aproc *p);
 
+/* Seal p's spec under the agent's active data key (none: nothing to do)
+ * into p->sealed_spec, once, before p is in the table. 0, or an error
+ * with the reason in err. */
+int proc_seal_spec(struct agent *a, struct aproc *p, char *err, size_t errlen);
+/* The spec p's checkpoints carry: sealed if the agent has a keyring. */
+void proc_ckpt_spec(const struct aproc *p, const uint8_t **spec, uint32_t *len);
+
 /* The agent stops p's program (SIGKILL marks it killed: not a crash,
  * never restarted here). Nothing if it has exited. agent.lock held or
  * not: it only reads p. */

@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "proc.h"
 #include "spawn.h"
 #include "rtcms_error.h"
+#include "stream/chunk.h"
 #include "stream/stream_net.h"
 
 /* One RESTORE in progress, on its connection thread. */
@@ -82,6 +84,37 @@ static void restore_admit(struct restore *r)
 	if (m->size > r->max)
 		fail(r, RTCMS_ETOOBIG, "checkpoint of %" PRIu64 " bytes is over this "
 		     "node's limit of %" PRIu64, m->size, r->max);
+}
+
+/* A spec sealed by its source agent (stream/chunk.h) opened into r->spec
+ * with this agent's keyring; a plain one (an agent without a keyring, or
+ * a checkpoint stored before specs were sealed) is used as it is. */
+static void restore_open_spec(struct restore *r)
+{
+	const struct proto_ckpt_meta *m = &r->meta;
+	uint32_t key_id;
+
+	if (!stream_spec_is_sealed(r->spec, m->spec_len))
+		return;
+	uint8_t *plain = malloc(PROTO_SPEC_MAX);
+	int n = plain ? stream_spec_open(&r->a->data_keys, m->process, r->spec, m->spec_len,
+					 plain, PROTO_SPEC_MAX, &key_id)
+		      : RTCMS_ENOMEM;
+	if (n >= 0) {
+		memcpy(r->spec, plain, (size_t)n);
+		r->meta.spec_len = (uint32_t)n;
+	} else if (n == RTCMS_ENOENT) {
+		fail(r, RTCMS_ECORRUPT, "%s seq %" PRIu64 ": its program spec is sealed under "
+		     "data key %" PRIu32 ", which this agent's keyring does not hold",
+		     m->process, m->sequence, key_id);
+	} else {
+		fail(r, n == RTCMS_ENOMEM ? n : RTCMS_ECORRUPT, "%s seq %" PRIu64 ": its "
+		     "program spec does not open under data key %" PRIu32 " (%s)", m->process,
+		     m->sequence, key_id, rtcms_strerror(n));
+	}
+	if (plain)
+		sodium_memzero(plain, PROTO_SPEC_MAX);
+	free(plain);
 }
 
 /* The image's area (stream_area_fn), asked for at the stream's first
@@ -339,6 +372,7 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 
 	r->area.fd = -1;
 	restore_admit(r);
+	restore_open_spec(r);
 	stream_area_sink_init(&r->image, r->max, restore_area, r);
 	if (restore_receive(r) != 0)
 		goto out_free;

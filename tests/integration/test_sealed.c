@@ -5,7 +5,8 @@
  * keyring (tu_agent_start).
  *  - The checkpoint read with the keyring holds a run of the table, and no
  *    file on either of the store's mirrors (chunk files, meta.db and its
- *    WAL, everything) holds that run anywhere.
+ *    WAL, everything) holds that run anywhere, nor the program's
+ *    environment (its spec travels sealed too).
  *  - Read without a keyring, or with another one, it is refused with the
  *    reason; nothing is written.
  *  - A sealed chunk damaged on one mirror is found by the store's checksum
@@ -41,8 +42,10 @@ static uint64_t entry_value(uint64_t i)
 }
 
 static uint8_t pattern[RUN * sizeof(uint64_t)];
-static int files_seen, files_with_pattern;
-static char first_hit[4200];
+static int files_seen, files_with_pattern, files_with_secret;
+static char first_hit[4200], first_secret_hit[4200];
+/* in the program's environment (its spec): sealed with the state */
+#define SECRET "RTCMS_TEST_SECRET=correct-horse-battery-staple"
 
 static int search_file(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
@@ -59,6 +62,10 @@ static int search_file(const char *path, const struct stat *sb, int type, struct
 	if (n > 0 && memmem(buf, (size_t)n, pattern, sizeof(pattern))) {
 		if (!files_with_pattern++)
 			snprintf(first_hit, sizeof(first_hit), "%s", path);
+	}
+	if (n > 0 && memmem(buf, (size_t)n, "correct-horse", 13)) {
+		if (!files_with_secret++)
+			snprintf(first_secret_hit, sizeof(first_secret_hit), "%s", path);
 	}
 	free(buf);
 	return 0;
@@ -145,7 +152,8 @@ static void test_no_plaintext_on_mirrors(void **state)
 	 * then a minute's sleep: the checkpoint stays the latest */
 	const char *counter[] = { COUNTER, "--iterations", "0", "--interval-ms", "60000",
 				  "--table-mib", "1", NULL };
-	assert_int_equal(cl_run(&cl, "vault", cl_node(0), counter, NULL), 0);
+	const char *env[] = { SECRET, NULL };
+	assert_int_equal(cl_run(&cl, "vault", cl_node(0), counter, env), 0);
 	assert_int_equal(cl_wait_durable(&cl, "vault", 1, 1, 30000), 0);
 
 	snprintf(path, sizeof(path), "%s.data", cl.key_file);
@@ -165,6 +173,9 @@ static void test_no_plaintext_on_mirrors(void **state)
 	if (files_with_pattern)
 		fail_msg("%d mirror file(s) hold the program's state in plaintext, e.g. %s",
 			 files_with_pattern, first_hit);
+	if (files_with_secret)
+		fail_msg("%d mirror file(s) hold the program's environment in plaintext, e.g. %s",
+			 files_with_secret, first_secret_hit);
 
 	/* without the keyring, or with another: refused, with the reason */
 	assert_int_equal(get(&cl, "vault", 0, NULL, &f, &res), RTCMS_ECORRUPT);

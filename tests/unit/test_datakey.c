@@ -375,6 +375,64 @@ static void test_seal_open(void **state)
 	datakey_ring_wipe(&ring);
 }
 
+/* A program spec sealed by one agent opens at another with the same
+ * keyring, for the same process only; damage, an unknown key id and
+ * another key of the same id are refused; a plain spec is no sealed one. */
+static void test_spec_seal(void **state)
+{
+	(void)state;
+	struct datakey_ring ring, other, empty = { 0 };
+	static const uint8_t spec[] = "\x00\x02 /usr/bin/vault --password=hunter2";
+	uint8_t blob[sizeof(spec) + STREAM_SPEC_SEALED_EXTRA], back[sizeof(spec)];
+	uint32_t key_id;
+
+	parse_ok("rtcms-data-key-v1 1 aes-256-gcm " HEX32 "\n"
+		 "rtcms-data-key-v1 2 chacha20-poly1305 " HEX32B "\n", &ring);
+	parse_ok("rtcms-data-key-v1 2 chacha20-poly1305 " HEX32 "\n", &other);
+	assert_false(stream_spec_is_sealed(spec, sizeof(spec)));
+	int n = stream_spec_seal(datakey_active(&ring), "vault", spec, sizeof(spec), blob,
+				 sizeof(blob));
+	assert_int_equal(n, (int)sizeof(blob));
+	assert_true(stream_spec_is_sealed(blob, sizeof(blob)));
+	assert_null(memmem(blob, sizeof(blob), "hunter2", 7));
+	/* deterministic: the same spec of the same process, the same blob */
+	uint8_t again[sizeof(blob)];
+	assert_int_equal(stream_spec_seal(datakey_active(&ring), "vault", spec, sizeof(spec),
+					  again, sizeof(again)), n);
+	assert_memory_equal(again, blob, sizeof(blob));
+
+	assert_int_equal(stream_spec_open(&ring, "vault", blob, sizeof(blob), back, sizeof(back),
+					  &key_id), (int)sizeof(spec));
+	assert_int_equal(key_id, 2);
+	assert_memory_equal(back, spec, sizeof(spec));
+	/* another process's checkpoint, another key of id 2, no key 2 */
+	assert_int_equal(stream_spec_open(&ring, "vault2", blob, sizeof(blob), back,
+					  sizeof(back), &key_id), RTCMS_ECORRUPT);
+	assert_int_equal(stream_spec_open(&other, "vault", blob, sizeof(blob), back,
+					  sizeof(back), &key_id), RTCMS_ECORRUPT);
+	assert_int_equal(stream_spec_open(&empty, "vault", blob, sizeof(blob), back,
+					  sizeof(back), &key_id), RTCMS_ENOENT);
+	assert_int_equal(key_id, 2);
+	/* every byte damaged in turn, a truncation, too little room */
+	for (size_t i = 4; i < sizeof(blob); i++) {
+		blob[i] ^= 0x20;
+		int rc = stream_spec_open(&ring, "vault", blob, sizeof(blob), back, sizeof(back),
+					  &key_id);
+		assert_true(rc == RTCMS_ECORRUPT || rc == RTCMS_ENOENT);
+		blob[i] ^= 0x20;
+	}
+	assert_int_equal(stream_spec_open(&ring, "vault", blob, sizeof(blob) - 1, back,
+					  sizeof(back), &key_id), RTCMS_ECORRUPT);
+	assert_int_equal(stream_spec_open(&ring, "vault", blob, STREAM_SPEC_SEALED_EXTRA, back,
+					  sizeof(back), &key_id), RTCMS_EPROTO);
+	assert_int_equal(stream_spec_open(&ring, "vault", blob, sizeof(blob), back,
+					  sizeof(back) - 1, &key_id), RTCMS_ETOOBIG);
+	assert_int_equal(stream_spec_seal(datakey_active(&ring), "vault", spec, sizeof(spec),
+					  blob, sizeof(blob) - 1), RTCMS_ETOOBIG);
+	datakey_ring_wipe(&ring);
+	datakey_ring_wipe(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_edit),
 		cmocka_unit_test(test_seal_known_answer),
 		cmocka_unit_test(test_seal_open),
+		cmocka_unit_test(test_spec_seal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

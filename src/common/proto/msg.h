@@ -30,6 +30,8 @@
 #define PROTO_ID_MAX        128   /* process id, claimant, node/peer name */
 #define PROTO_TEXT_MAX      512   /* error message, paths in replies */
 #define PROTO_SPEC_MAX      16384 /* program spec blob */
+#define PROTO_SPEC_PLAIN_MAX (PROTO_SPEC_MAX - 64) /* an encoded spec: room to
+						     * be sealed (stream/chunk.h) */
 #define PROTO_LIST_MAX      256   /* entries per LIST_REPLY page */
 #define PROTO_MIRRORS_MAX   16    /* mirrors reported by SCRUB/STATUS */
 #define PROTO_ADDR_MAX      64    /* "host:port" */

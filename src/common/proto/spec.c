@@ -41,8 +41,8 @@ int proto_spec_encode(const struct proto_spec *s, uint8_t *buf, size_t cap)
 
 	if (!valid(s))
 		return RTCMS_EINVAL;
-	if (cap > PROTO_SPEC_MAX)
-		cap = PROTO_SPEC_MAX;
+	if (cap > PROTO_SPEC_PLAIN_MAX)
+		cap = PROTO_SPEC_PLAIN_MAX; /* what an agent seals stays in a blob */
 	if (cap < 2)
 		return RTCMS_ETOOBIG;
 	put_be16(buf, s->argc);

@@ -7,7 +7,8 @@
  *   u16 envc (0..64), then envc strings "NAME=value"
  *   1 string: the working directory ("" = the agent's choice, else absolute)
  *   string = u16 length (<= 4096) + bytes (any byte but NUL)
- * The whole spec is at most PROTO_SPEC_MAX bytes.
+ * The whole spec is at most PROTO_SPEC_MAX bytes; one encoded here at most
+ * PROTO_SPEC_PLAIN_MAX, so that sealed (stream/chunk.h) it still fits.
  */
 #ifndef RTCMS_PROTO_SPEC_H
 #define RTCMS_PROTO_SPEC_H
@@ -30,7 +31,7 @@ struct proto_spec {
 };
 
 /* Encode spec into buf. Returns the length, RTCMS_EINVAL for an invalid
- * spec, RTCMS_ETOOBIG if it exceeds cap or PROTO_SPEC_MAX. */
+ * spec, RTCMS_ETOOBIG if it exceeds cap or PROTO_SPEC_PLAIN_MAX. */
 int proto_spec_encode(const struct proto_spec *spec, uint8_t *buf, size_t cap);
 
 /*

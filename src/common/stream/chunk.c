@@ -187,3 +187,77 @@ int stream_chunk_open(const struct datakey *key, const uint8_t id[STREAM_ID_SIZE
 		sodium_memzero(plain, len);
 	return rc;
 }
+
+#define SPEC_LABEL "rtcms-spec-v1"
+static const uint8_t spec_magic[4] = { 0x89, 'r', 't', 'S' };
+
+bool stream_spec_is_sealed(const uint8_t *blob, size_t len)
+{
+	return len >= 4 && memcmp(blob, spec_magic, 4) == 0;
+}
+
+/* The id of process's spec (len <= PROTO_SPEC_MAX) under key. */
+static void spec_id(const struct datakey *key, const char *process, const uint8_t *spec,
+		    size_t len, uint8_t id[STREAM_ID_SIZE])
+{
+	uint8_t in[sizeof(SPEC_LABEL) - 1 + PROTO_ID_MAX + 1 + PROTO_SPEC_MAX];
+	size_t plen = strnlen(process, PROTO_ID_MAX);
+	unsigned int n = STREAM_ID_SIZE;
+	uint8_t *p = in;
+
+	memcpy(p, SPEC_LABEL, sizeof(SPEC_LABEL) - 1);
+	p += sizeof(SPEC_LABEL) - 1;
+	memcpy(p, process, plen);
+	p += plen;
+	*p++ = 0;
+	memcpy(p, spec, len);
+	p += len;
+	if (!HMAC(EVP_sha256(), key->k_id, DATAKEY_SIZE, in, (size_t)(p - in), id, &n))
+		memset(id, 0, STREAM_ID_SIZE); /* opens nothing: refused there */
+	sodium_memzero(in, (size_t)(p - in));
+}
+
+int stream_spec_seal(const struct datakey *key, const char *process, const uint8_t *spec,
+		     size_t len, uint8_t *out, size_t cap)
+{
+	uint8_t sum[STREAM_SUM_SIZE];
+
+	if (len == 0 || len > PROTO_SPEC_MAX)
+		return RTCMS_EINVAL;
+	if (cap < len + STREAM_SPEC_SEALED_EXTRA)
+		return RTCMS_ETOOBIG;
+	memcpy(out, spec_magic, 4);
+	put_be32(out + 4, key->id);
+	spec_id(key, process, spec, len, out + 8);
+	int rc = stream_chunk_seal_as(key, out + 8, spec, len, out + STREAM_SPEC_SEALED_HEAD,
+				      sum);
+	return rc ? rc : (int)(len + STREAM_SPEC_SEALED_EXTRA);
+}
+
+int stream_spec_open(const struct datakey_ring *ring, const char *process,
+		     const uint8_t *blob, size_t len, uint8_t *out, size_t cap,
+		     uint32_t *key_id)
+{
+	uint8_t id[STREAM_ID_SIZE];
+
+	*key_id = 0;
+	if (!stream_spec_is_sealed(blob, len) || len <= STREAM_SPEC_SEALED_EXTRA)
+		return RTCMS_EPROTO;
+	size_t n = len - STREAM_SPEC_SEALED_EXTRA;
+	if (n > cap || n > PROTO_SPEC_MAX)
+		return RTCMS_ETOOBIG;
+	*key_id = get_be32(blob + 4);
+	const struct datakey *key = ring ? datakey_find(ring, *key_id) : NULL;
+	if (!key)
+		return RTCMS_ENOENT;
+	if (stream_chunk_open(key, blob + 8, blob + STREAM_SPEC_SEALED_HEAD,
+			      len - STREAM_SPEC_SEALED_HEAD, out) != 0)
+		return RTCMS_ECORRUPT;
+	/* the id is of this process's spec: not one moved from another */
+	spec_id(key, process, out, n, id);
+	if (sodium_memcmp(id, blob + 8, STREAM_ID_SIZE) != 0) {
+		sodium_memzero(out, n);
+		return RTCMS_ECORRUPT;
+	}
+	return (int)n;
+}

@@ -92,4 +92,44 @@ void stream_chunk_sum(const uint8_t *sealed, size_t len, uint8_t sum[STREAM_SUM_
 bool stream_chunk_sum_ok(const uint8_t *sealed, size_t len,
 			 const uint8_t sum[STREAM_SUM_SIZE]);
 
+/*
+ * A program's spec (proto/spec.h: its command line, environment and
+ * working directory, which may hold secrets) sealed under a data key, as
+ * an agent with a keyring sends it with every checkpoint, so that the
+ * store keeps it sealed like the state (docs/protocol.md "Sealed specs"):
+ *
+ *   offset  size  field
+ *   0       4     magic 89 72 74 53 ("\x89rtS"; a plain spec begins with
+ *                 00: its argument count is 1..64)
+ *   4       4     key id (big-endian, not 0)
+ *   8       32    id: HMAC-SHA-256 under the key's id key of
+ *                 "rtcms-spec-v1" || the process id || 00 || the spec
+ *   40      n+16  the spec sealed as a chunk with that id
+ *
+ * The id binds it to its process: a spec moved to another process's
+ * checkpoint does not open there.
+ */
+#define STREAM_SPEC_SEALED_HEAD 40
+#define STREAM_SPEC_SEALED_EXTRA (STREAM_SPEC_SEALED_HEAD + STREAM_TAG_SIZE)
+
+/* Whether a spec blob is sealed (else a plain spec, or nothing). */
+bool stream_spec_is_sealed(const uint8_t *blob, size_t len);
+
+/* Seal spec (len bytes) of process under key into out (cap bytes): its
+ * length (len + STREAM_SPEC_SEALED_EXTRA), or RTCMS_EINVAL (empty, over
+ * PROTO_SPEC_MAX) / RTCMS_ETOOBIG (out too small). */
+int stream_spec_seal(const struct datakey *key, const char *process, const uint8_t *spec,
+		     size_t len, uint8_t *out, size_t cap);
+
+/*
+ * Open a sealed spec blob of process with the keyring into out (cap
+ * bytes): the spec's length, or RTCMS_ENOENT (its key id is not in the
+ * ring; *key_id names it), RTCMS_ECORRUPT (it does not open: another key
+ * of that id, damaged, another process's), RTCMS_EPROTO (not a sealed
+ * spec), RTCMS_ETOOBIG (out too small).
+ */
+int stream_spec_open(const struct datakey_ring *ring, const char *process,
+		     const uint8_t *blob, size_t len, uint8_t *out, size_t cap,
+		     uint32_t *key_id);
+
 #endif
