@@ -165,6 +165,9 @@ static bool store_refused(int rc)
 static void log_pull(const struct job *j, int rc, const struct pull_result *res, double ms)
 {
 	bool store_side = res->store_side;
+	char kind[48] = "full";
+	if (res->base)
+		snprintf(kind, sizeof(kind), "a delta against %" PRIu64, res->base);
 	/* the checkpoint stored, or the one asked for */
 	const struct log_about about = { j->id, j->inc, rc == 0 ? res->sequence : j->seq };
 	if (rc == 0 && res->existed)
@@ -172,9 +175,8 @@ static void log_pull(const struct job *j, int rc, const struct pull_result *res,
 			 "(another manager)", j->id, j->inc, res->sequence);
 	else if (rc == 0) /* the first of an incarnation at info, the rest at debug */
 		log_with(j->first ? LOG_INFO : LOG_DEBUG, &about, "[manager -> store] %s %"
-			 PRIu64 "/%" PRIu64 " durable (%" PRIu64 " bytes, %s%" PRIu64 ", pulled "
-			 "and stored in %.1f ms)%s", j->id, j->inc, res->sequence, res->size,
-			 res->base ? "a delta against " : "full", res->base, ms,
+			 PRIu64 "/%" PRIu64 " durable (%" PRIu64 " bytes, %s, pulled and stored "
+			 "in %.1f ms)%s", j->id, j->inc, res->sequence, res->size, kind, ms,
 			 j->first ? "; later ones are logged at debug level" : "");
 	else if (res->cancelled)
 		log_with(LOG_DEBUG, &about, "%s %" PRIu64 "/%" PRIu64 ": pull given up, a "
