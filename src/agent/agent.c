@@ -59,7 +59,8 @@ static void work_capture(uv_work_t *w)
 	struct capture_work *cw = w->data;
 	int rc = capture_take(cw->a, cw->p, NULL);
 	if (rc)
-		log_warn("[program %s] capture failed: %s", cw->p->id, rtcms_strerror(rc));
+		log_prog(LOG_WARN, cw->p->id, cw->p->incarnation, 0,
+			 "[program %s] capture failed: %s", cw->p->id, rtcms_strerror(rc));
 }
 
 static void after_capture(uv_work_t *w, int status)

@@ -377,7 +377,8 @@ void copy_full_from_now(struct agent *a, struct aproc *p, const struct image *im
 	p->copy_full = true;
 	uv_mutex_unlock(&a->lock);
 	if (first)
-		log_info("[program %s] it rewrote its area faster than the agent's %s read it "
+		log_prog(LOG_INFO, p->id, p->incarnation, img->sequence,
+			 "[program %s] it rewrote its area faster than the agent's %s read it "
 			 "(after checkpoint %" PRIu64 "): its captures keep a private copy from "
 			 "now on", p->id, what, img->sequence);
 }
@@ -433,9 +434,10 @@ static int capture_into(struct agent *a, struct aproc *p, struct image *img)
 	img->captured_ms = agent_mono_ms();
 	img->pulled = false;
 	img->gone = false;
-	log_debug("[program %s] captured checkpoint %" PRIu64 ": %" PRIu64 " of %zu bytes "
-		  "hashed (built on %" PRIu64 ")%s", p->id, img->sequence, img->copied,
-		  img->size, since, img->copy ? ", copied" : "");
+	log_prog(LOG_DEBUG, p->id, p->incarnation, img->sequence,
+		 "[program %s] captured checkpoint %" PRIu64 ": %" PRIu64 " of %zu bytes "
+		 "hashed (built on %" PRIu64 ")%s", p->id, img->sequence, img->copied,
+		 img->size, since, img->copy ? ", copied" : "");
 	return 0;
 }
 

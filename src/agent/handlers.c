@@ -69,11 +69,13 @@ static enum rpc_result handle_run(struct agent *a, struct net_client *c, const c
 	};
 	rc = launch_start(a, &req, &p, why, sizeof(why));
 	if (rc) {
-		log_warn("[%s] RUN %s refused: %s", who, r->process, why);
+		log_prog(LOG_WARN, r->process, 1, 0, "[%s] RUN %s refused: %s", who, r->process,
+			 why);
 		return rpc_reply_error(c, hdr, rc, "%s", why);
 	}
-	log_info("[%s -> agent] RUN %s: started pid %d, incarnation 1", who,
-		 r->process, (int)p->pid);
+	log_prog(LOG_INFO, p->id, p->incarnation, 0,
+		 "[%s -> agent] RUN %s: started pid %d, incarnation 1", who, r->process,
+		 (int)p->pid);
 	memset(&m, 0, sizeof(m));
 	snprintf(m.run_ok.process, sizeof(m.run_ok.process), "%s", p->id);
 	m.run_ok.node = a->node;

@@ -154,10 +154,11 @@ static int start_configured(struct agent *a, const char *line)
 	struct launch_req r = { .id = id, .incarnation = 1, .spec = spec, .spec_len = (uint32_t)n };
 	int rc = launch_start(a, &r, &p, err, sizeof(err));
 	if (rc) {
-		log_error("cannot start %s: %s", id, err);
+		log_prog(LOG_ERROR, id, 1, 0, "cannot start %s: %s", id, err);
 		return rc;
 	}
-	log_info("[program %s] started pid %d from the config", id, (int)p->pid);
+	log_prog(LOG_INFO, id, p->incarnation, 0, "[program %s] started pid %d from the config",
+		 id, (int)p->pid);
 	proc_unref(a, p);
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "agent.h"
 #include "daemon/cmdline.h"
 #include "daemon/hbthread.h"
+#include "daemon/journal.h"
 #include "daemon/reload.h"
 #include "log/log.h"
 #include "net/addr.h"
@@ -306,6 +307,7 @@ int main(int argc, char **argv)
 	if (cfg.name[0] == '\0')
 		snprintf(cfg.name, sizeof(cfg.name), "agent-%" PRIx64, node);
 	log_init(cfg.name, (enum log_level)log_level_parse(cfg.log_level));
+	log_journal_attach("agent", cfg.name, journal_sendv);
 	signal(SIGPIPE, SIG_IGN);
 	r = serve(&key, &ring, node);
 	sodium_memzero(&key, sizeof(key));

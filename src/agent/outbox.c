@@ -115,9 +115,10 @@ static int link_notify(struct agent *a, struct mgr_link *l, struct aproc *p,
 	proc_ckpt_spec(p, &m.meta.spec, &m.meta.spec_len);
 	int rc = net_client_call(l->conn, PROTO_CKPT_NOTIFY, &m, PROTO_OK, &hdr, &r);
 	if (rc == 0)
-		log_debug("[agent -> manager %s] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64
-			  " (%zu bytes)", l->addr, p->id, p->incarnation, img->sequence,
-			  img->size);
+		log_prog(LOG_DEBUG, p->id, p->incarnation, img->sequence,
+			 "[agent -> manager %s] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64
+			 " (%zu bytes)", l->addr, p->id, p->incarnation, img->sequence,
+			 img->size);
 	return rc;
 }
 
@@ -378,13 +379,15 @@ static void *migration_thread(void *arg)
 			rc = net_client_call(c, PROTO_MIGRATE, &q, PROTO_MIGRATE_OK, &h, &rep);
 		}
 		if (rc == 0) {
-			log_info("[agent -> manager %s] MIGRATE %s (asked by the program): moved "
+			log_prog(LOG_INFO, r->id, rep.migrate_ok.incarnation, 0,
+				 "[agent -> manager %s] MIGRATE %s (asked by the program): moved "
 				 "to node %016" PRIx64 " as incarnation %" PRIu64 " in %u ms",
 				 a->mgrs[i].addr, r->id, rep.migrate_ok.to,
 				 rep.migrate_ok.incarnation, rep.migrate_ok.millis);
 		} else {
 			const struct proto_error *e = c ? net_client_last_error(c) : NULL;
-			log_warn("[agent -> manager %s] MIGRATE %s (asked by the program): %s",
+			log_prog(LOG_WARN, r->id, r->incarnation, 0,
+				 "[agent -> manager %s] MIGRATE %s (asked by the program): %s",
 				 a->mgrs[i].addr, r->id,
 				 e && e->code == rc ? e->text : rtcms_strerror(rc));
 		}
@@ -407,11 +410,13 @@ void outbox_request_migration(struct agent *a, struct aproc *p)
 	r->a = a;
 	snprintf(r->id, sizeof(r->id), "%s", p->id);
 	r->incarnation = p->incarnation;
-	log_info("[program %s] asks to be moved to another node", p->id);
+	log_prog(LOG_INFO, p->id, p->incarnation, 0, "[program %s] asks to be moved to another "
+		 "node", p->id);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, migration_thread, r) != 0) {
-		log_error("[program %s] cannot start the migration request", p->id);
+		log_prog(LOG_ERROR, p->id, p->incarnation, 0,
+			 "[program %s] cannot start the migration request", p->id);
 		free(r);
 	}
 	pthread_attr_destroy(&attr);

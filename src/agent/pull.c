@@ -114,10 +114,11 @@ static enum pull_sent pull_send(struct agent *a, const struct agent_peer *peer,
 	if (rc == 0)
 		rc = send_chunks(&out, img, e, buf, &gone);
 	free(buf);
-	log_debug("[%s] PULL %s seq %" PRIu64 " %s %" PRIu64 " (%" PRIu64 " bytes): %s", who,
-		  p->id, img->sequence, e->base ? "delta against" : "full, asked base", g->base,
-		  e->chunks.size, gone ? "rewritten in the area meanwhile"
-		  : rc ? rtcms_strerror(rc) : "sent");
+	log_prog(LOG_DEBUG, p->id, p->incarnation, img->sequence,
+		 "[%s] PULL %s seq %" PRIu64 " %s %" PRIu64 " (%" PRIu64 " bytes): %s", who,
+		 p->id, img->sequence, e->base ? "delta against" : "full, asked base", g->base,
+		 e->chunks.size, gone ? "rewritten in the area meanwhile"
+		 : rc ? rtcms_strerror(rc) : "sent");
 	enum pull_sent res = rc ? SENT_BROKEN : SENT_OK;
 	if (gone) {
 		pull_gone(a, p, img, e);

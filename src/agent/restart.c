@@ -43,10 +43,12 @@ void restart_reap(struct agent *a)
 		enum aproc_state was = p->state;
 		p->state = AP_EXITED;
 		if (WIFEXITED(st))
-			log_info("[program %s] pid %d exited with status %d", p->id,
+			log_prog(LOG_INFO, p->id, p->incarnation, 0,
+				 "[program %s] pid %d exited with status %d", p->id,
 				 (int)p->pid, WEXITSTATUS(st));
 		else
-			log_info("[program %s] pid %d killed by signal %d", p->id,
+			log_prog(LOG_INFO, p->id, p->incarnation, 0,
+				 "[program %s] pid %d killed by signal %d", p->id,
 				 (int)p->pid, WTERMSIG(st));
 		/* a restart here, finished, failed, or gone (restart.c); a
 		 * frozen instance stopped after its move, a restore never
@@ -124,7 +126,8 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 		snprintf(p->reason, sizeof(p->reason), "%s%s", fenced ? "fenced (lease lapsed): "
 			 : p->killed ? "stopped by the agent: " : "", h);
 		if (fenced)
-			log_info("[program %s] fenced: the lease had lapsed; the managers "
+			log_prog(LOG_INFO, p->id, p->incarnation, 0,
+				 "[program %s] fenced: the lease had lapsed; the managers "
 				 "restore it", p->id);
 		return;
 	}
@@ -137,7 +140,8 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 	if (policy == AGENT_RESTART_NEVER) {
 		p->outcome = PROTO_AP_FAILED;
 		snprintf(p->reason, sizeof(p->reason), "restart=never: %s", h);
-		log_warn("[program %s] %s; not restarted (restart = never)", p->id, h);
+		log_prog(LOG_WARN, p->id, p->incarnation, 0,
+			 "[program %s] %s; not restarted (restart = never)", p->id, h);
 		return; /* EXITED tells the managers */
 	}
 	if (!p->window_start || now - p->window_start > a->cfg.restart_window_ms) {
@@ -149,8 +153,9 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 		p->exit_told = ~0u; /* the managers move it, from the report */
 		snprintf(p->reason, sizeof(p->reason), "gave up after %u restarts in %" PRIu64
 			 " s: %s", p->restarts, a->cfg.restart_window_ms / 1000, h);
-		log_error("[program %s] %s; the managers move it to another node", p->id,
-			  p->reason);
+		log_prog(LOG_ERROR, p->id, p->incarnation, 0,
+			 "[program %s] %s; the managers move it to another node", p->id,
+			 p->reason);
 		return;
 	}
 	/* the first restart at once (a crash is repaired within a memory copy
@@ -164,7 +169,8 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 	p->exit_told = ~0u; /* it is not gone: no EXITED */
 	snprintf(p->reason, sizeof(p->reason), "%s, restart %u in %" PRIu64 " ms", h,
 		 p->restarts + 1, backoff);
-	log_warn("[program %s] %s: restarting it here from its newest checkpoint in %"
+	log_prog(LOG_WARN, p->id, p->incarnation, 0,
+		 "[program %s] %s: restarting it here from its newest checkpoint in %"
 		 PRIu64 " ms (restart %u of at most %" PRIu64 " in %" PRIu64 " s)", p->id, h,
 		 backoff, p->restarts + 1, a->cfg.max_restarts, a->cfg.restart_window_ms / 1000);
 }
@@ -196,7 +202,8 @@ static void restart_one(struct agent *a, struct aproc *p)
 		np->copy_full = p->copy_full;
 		snprintf(np->reason, sizeof(np->reason), "restarted after %.100s", p->reason);
 		proc_seen_record(a, np->id, np->incarnation);
-		log_info("[program %s] restarted as pid %d from checkpoint %" PRIu64 " in %"
+		log_prog(LOG_INFO, np->id, np->incarnation, seq,
+			 "[program %s] restarted as pid %d from checkpoint %" PRIu64 " in %"
 			 PRIu64 " ms (restart %u)", np->id, (int)np->pid, seq,
 			 agent_mono_ms() - t0, np->restarts);
 		np->refs--; /* proc_launch's reference */
@@ -204,8 +211,8 @@ static void restart_one(struct agent *a, struct aproc *p)
 		p->outcome = PROTO_AP_FAILED;
 		snprintf(p->reason, sizeof(p->reason), "gave up: restart failed: %.100s", err);
 		p->superseded = false;
-		log_error("[program %s] cannot restart it: %s; the managers move it", p->id,
-			  err);
+		log_prog(LOG_ERROR, p->id, p->incarnation, seq,
+			 "[program %s] cannot restart it: %s; the managers move it", p->id, err);
 	}
 	a->procs_gen++;
 	uv_mutex_unlock(&a->lock);

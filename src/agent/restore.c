@@ -320,7 +320,8 @@ static void restore_adopt(struct restore *r, uint32_t req)
 	proc_seen_record(a, p->id, p->incarnation);
 	memset(p->notified, 0, sizeof(p->notified));
 	uv_mutex_unlock(&a->lock);
-	log_info("[%s -> agent] ADOPT %s: incarnation %" PRIu64 " runs here", r->who,
+	log_prog(LOG_INFO, r->meta.process, r->adopted, 0,
+		 "[%s -> agent] ADOPT %s: incarnation %" PRIu64 " runs here", r->who,
 		 r->meta.process, r->adopted);
 	memset(&m, 0, sizeof(m));
 	r->peer->port.send(r->peer->port.ctx, PROTO_OK, PROTO_F_REPLY, req, &m);
@@ -369,6 +370,8 @@ enum restore_result restore_serve(struct agent *a, const struct agent_peer *peer
 	r->meta = *meta;
 	memcpy(r->spec, meta->spec, meta->spec_len); /* meta's borrows the frame */
 	r->meta.spec = r->spec;
+	/* every line of this thread until the end is about this checkpoint */
+	log_about_set(meta->process, meta->incarnation, meta->sequence);
 
 	r->area.fd = -1;
 	restore_admit(r);
@@ -395,5 +398,6 @@ out_free:
 	stream_area_sink_clear(&r->image);
 	spawn_area_free(&r->area); /* a failed restore's: discarded */
 	free(r);
+	log_about_clear();
 	return res;
 }

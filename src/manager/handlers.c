@@ -216,7 +216,8 @@ static enum rpc_result handle_notify(struct manager *m, struct net_client *c, co
 	if (p->incarnation && mt->incarnation < p->incarnation) {
 		uint64_t cur = p->incarnation;
 		uv_mutex_unlock(&m->lock);
-		log_warn("[%s -> manager] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64 " from an "
+		log_prog(LOG_WARN, mt->process, mt->incarnation, mt->sequence,
+			 "[%s -> manager] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64 " from an "
 			 "old incarnation (current %" PRIu64 "): ignored", who, mt->process,
 			 mt->incarnation, mt->sequence, cur);
 		return rpc_reply_error(c, hdr, RTCMS_EFENCED, "incarnation %" PRIu64 " is older "
@@ -236,8 +237,9 @@ static enum rpc_result handle_notify(struct manager *m, struct net_client *c, co
 		p->notified = mt->sequence;
 	uv_cond_signal(&m->work);
 	uv_mutex_unlock(&m->lock);
-	log_debug("[%s -> manager] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
-		  " bytes)", who, mt->process, mt->incarnation, mt->sequence, mt->size);
+	log_prog(LOG_DEBUG, mt->process, mt->incarnation, mt->sequence,
+		 "[%s -> manager] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
+		 " bytes)", who, mt->process, mt->incarnation, mt->sequence, mt->size);
 	return reply_ok(c, hdr);
 }
 
@@ -251,7 +253,8 @@ static enum rpc_result handle_exited(struct manager *m, struct net_client *c, co
 		p->state = PROTO_PS_EXITED;
 	uv_mutex_unlock(&m->lock);
 	bool clean = WIFEXITED((int)r->arg) && WEXITSTATUS((int)r->arg) == 0;
-	log_info("[%s -> manager] EXITED %s incarnation %" PRIu64 " (%s %d)", who,
+	log_prog(LOG_INFO, r->process, r->incarnation, 0,
+		 "[%s -> manager] EXITED %s incarnation %" PRIu64 " (%s %d)", who,
 		 r->process, r->incarnation, WIFEXITED((int)r->arg) ? "exit status" : "signal",
 		 WIFEXITED((int)r->arg) ? WEXITSTATUS((int)r->arg) : WTERMSIG((int)r->arg));
 	if (current && clean) {
@@ -455,7 +458,8 @@ static enum rpc_result handle_run(struct manager *m, struct net_client *c, const
 		p->notified = p->durable = p->failed_seq = 0;
 	}
 	uv_mutex_unlock(&m->lock);
-	log_info("[%s -> manager] RUN %s: started on node %016" PRIx64 " (pid %u)", who,
+	log_prog(LOG_INFO, run->process, r.run_ok.incarnation, 0,
+		 "[%s -> manager] RUN %s: started on node %016" PRIx64 " (pid %u)", who,
 		 run->process, r.run_ok.node, r.run_ok.pid);
 	return rpc_sent(net_client_reply(c, PROTO_RUN_OK, 0, hdr->request, &r));
 }
@@ -707,8 +711,8 @@ static enum rpc_result forget_process(struct manager *m, struct net_client *c, c
 	memset(p, 0, sizeof(*p));
 	p->state = PROTO_PS_EXITED;
 	uv_mutex_unlock(&m->lock);
-	log_info("[%s -> manager] FORGET %s: removed from the table; %s", who, id,
-		 rc == 0 ? "its checkpoints are deleted from the store"
+	log_prog(LOG_INFO, id, 0, 0, "[%s -> manager] FORGET %s: removed from the table; %s",
+		 who, id, rc == 0 ? "its checkpoints are deleted from the store"
 			 : "the store held no checkpoint of it");
 	memset(&out, 0, sizeof(out));
 	out.forget_ok.kind = PROTO_FORGET_PROCESS;

@@ -14,6 +14,7 @@
 
 #include "daemon/cmdline.h"
 #include "daemon/hbthread.h"
+#include "daemon/journal.h"
 #include "log/log.h"
 #include "manager.h"
 #include "net/addr.h"
@@ -274,6 +275,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init(cfg.name, (enum log_level)level);
+	log_journal_attach("manager", cfg.name, journal_sendv);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		log_error("libsodium cannot start");

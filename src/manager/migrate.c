@@ -80,6 +80,8 @@ static int freeze(struct migration *g)
 			 g->source, text);
 		return rc;
 	}
+	/* the rest of the move's lines are about the final checkpoint */
+	log_about_set(g->id, g->final.incarnation, g->final.sequence);
 	log_info("[manager -> %s] FREEZE %s: final checkpoint %" PRIu64 "/%" PRIu64
 		 " (%" PRIu64 " bytes)", g->src_addr, g->id, g->final.incarnation,
 		 g->final.sequence, g->final.size);
@@ -211,6 +213,9 @@ int migrate_run(struct manager *m, const char *who, const char *id, uint64_t tar
 				 .whylen = whylen };
 	if ((rc = mark(g)) != 0)
 		goto out_free;
+	/* every line of this thread until the end is about this program
+	 * (move.c's too) */
+	log_about_set(id, g->inc, 0);
 	res->from = g->source;
 	log_info("[%s -> manager] MIGRATE %s: from node %016" PRIx64 "%s", who, id, g->source,
 		 target ? "" : ", to the best node");
@@ -250,5 +255,6 @@ out_close:
 	manager_link_close(&g->link);
 out_free:
 	free(g);
+	log_about_clear();
 	return rc;
 }

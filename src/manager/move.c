@@ -158,7 +158,8 @@ static int restore_on(struct manager *m, struct rpc_link *link, const char *addr
 /* The checkpoint is durable now: so the table says (lock not held). */
 static void note_durable(struct manager *m, const struct proto_ckpt_meta *ckpt)
 {
-	log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable (relayed to the "
+	log_prog(LOG_INFO, ckpt->process, ckpt->incarnation, ckpt->sequence,
+		 "[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable (relayed to the "
 		 "store and the target at once)", ckpt->process, ckpt->incarnation,
 		 ckpt->sequence);
 	uv_mutex_lock(&m->lock);
@@ -222,7 +223,8 @@ int move_restore(struct manager *m, struct rpc_link *link, struct move_plan *pla
 			return rc;
 		}
 		if (how == ATTEMPT_RESUMED) {
-			log_info("[%s -> manager] RESTORE_OK %s: resumed from %" PRIu64,
+			log_prog(LOG_INFO, id, plan->ckpt->incarnation, plan->ckpt->sequence,
+				 "[%s -> manager] RESTORE_OK %s: resumed from %" PRIu64,
 				 plan->addrs[k], id, plan->ckpt->sequence);
 			return k;
 		}

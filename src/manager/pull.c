@@ -97,7 +97,8 @@ int pull_checkpoint(struct manager *m, struct rpc_link *link, const char *id,
 	rc = pull_once(m, link, id, incarnation, seq, base, addr, res, cancel, &base_gone);
 	if (!base_gone)
 		return rc;
-	log_info("[manager -> store] %s: the store no longer holds %" PRIu64 "/%" PRIu64
+	log_prog(LOG_INFO, id, incarnation, seq,
+		 "[manager -> store] %s: the store no longer holds %" PRIu64 "/%" PRIu64
 		 ", the delta's base: pulling the full image", id, incarnation, base);
 	res->store_side = true;
 	if ((rc = store->open(m->rpc.ctx, link)) != 0)

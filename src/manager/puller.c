@@ -42,13 +42,16 @@ void puller_forget(struct manager *m, const char *id)
 {
 	char why[PROTO_TEXT_MAX + 1];
 	int rc = m->rpc.store->remove(m->rpc.ctx, id, why, sizeof(why));
+	const struct log_about about = { id, 0, 0 };
 	if (rc == 0)
-		log_info("[manager -> store] %s finished: its checkpoints are deleted", id);
+		log_with(LOG_INFO, &about, "[manager -> store] %s finished: its checkpoints are "
+			 "deleted", id);
 	else if (rc == RTCMS_ENOENT)
-		log_info("[manager -> store] %s finished: the store holds no checkpoint of it", id);
+		log_with(LOG_INFO, &about, "[manager -> store] %s finished: the store holds no "
+			 "checkpoint of it", id);
 	else
-		log_warn("%s finished; its checkpoints stay in the store: %s", id,
-			 rtcms_strerror(rc));
+		log_with(LOG_WARN, &about, "%s finished; its checkpoints stay in the store: %s",
+			 id, rtcms_strerror(rc));
 }
 
 /* One pull job, copied out of the table. */
@@ -162,24 +165,29 @@ static bool store_refused(int rc)
 static void log_pull(const struct job *j, int rc, const struct pull_result *res, double ms)
 {
 	bool store_side = res->store_side;
+	char kind[48] = "full";
+	if (res->base)
+		snprintf(kind, sizeof(kind), "a delta against %" PRIu64, res->base);
+	/* the checkpoint stored, or the one asked for */
+	const struct log_about about = { j->id, j->inc, rc == 0 ? res->sequence : j->seq };
 	if (rc == 0 && res->existed)
-		log_debug("%s %" PRIu64 "/%" PRIu64 ": stored already (another manager)",
-			  j->id, j->inc, res->sequence);
+		log_with(LOG_DEBUG, &about, "%s %" PRIu64 "/%" PRIu64 ": stored already "
+			 "(another manager)", j->id, j->inc, res->sequence);
 	else if (rc == 0) /* the first of an incarnation at info, the rest at debug */
-		log_msg(j->first ? LOG_INFO : LOG_DEBUG, "[manager -> store] %s %" PRIu64
-			"/%" PRIu64 " durable (%" PRIu64 " bytes, %s%" PRIu64 ", pulled "
-			"and stored in %.1f ms)%s", j->id, j->inc, res->sequence, res->size,
-			res->base ? "a delta against " : "full", res->base, ms,
-			j->first ? "; later ones are logged at debug level" : "");
+		log_with(j->first ? LOG_INFO : LOG_DEBUG, &about, "[manager -> store] %s %"
+			 PRIu64 "/%" PRIu64 " durable (%" PRIu64 " bytes, %s, pulled and stored "
+			 "in %.1f ms)%s", j->id, j->inc, res->sequence, res->size, kind, ms,
+			 j->first ? "; later ones are logged at debug level" : "");
 	else if (res->cancelled)
-		log_debug("%s %" PRIu64 "/%" PRIu64 ": pull given up, a migration "
-			  "sends a newer checkpoint", j->id, j->inc, j->seq);
+		log_with(LOG_DEBUG, &about, "%s %" PRIu64 "/%" PRIu64 ": pull given up, a "
+			 "migration sends a newer checkpoint", j->id, j->inc, j->seq);
 	else if (!store_side && rc == RTCMS_ECORRUPT)
-		log_warn("%s %" PRIu64 "/%" PRIu64 " not stored: refused, the "
+		log_with(LOG_WARN, &about, "%s %" PRIu64 "/%" PRIu64 " not stored: refused, the "
 			 "data from %s does not match its hash", j->id, j->inc, j->seq, j->addr);
 	else if (!store_side || rc == RTCMS_EFENCED || rc == RTCMS_EEXIST)
-		log_warn("%s %" PRIu64 "/%" PRIu64 " not stored: %s%s", j->id, j->inc, j->seq,
-			 store_side ? "the store refused it: " : "", rtcms_strerror(rc));
+		log_with(LOG_WARN, &about, "%s %" PRIu64 "/%" PRIu64 " not stored: %s%s", j->id,
+			 j->inc, j->seq, store_side ? "the store refused it: " : "",
+			 rtcms_strerror(rc));
 }
 
 /* The newest durable checkpoint a delta may build on (lock held). */

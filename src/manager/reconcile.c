@@ -130,8 +130,9 @@ static bool gave_up(struct mproc *p, const struct proto_agent_proc *e)
 	p->restarts = e->restarts;
 	if (strncmp(e->reason, "restart=never", 13) == 0) {
 		if (p->state != PROTO_PS_FAILED)
-			log_error("%s failed for good on node %016" PRIx64 ": %s", p->id, p->node,
-				  e->reason);
+			log_prog(LOG_ERROR, p->id, p->incarnation, 0,
+				 "%s failed for good on node %016" PRIx64 ": %s", p->id, p->node,
+				 e->reason);
 		p->state = PROTO_PS_FAILED;
 		return true;
 	}
@@ -216,7 +217,8 @@ static void reconcile(struct manager *m, uint64_t now)
 			break;
 		case RECOVERY_RESTORE:
 			if (p->state != PROTO_PS_WAITING) {
-				log_warn("%s runs nowhere (%s): restoring it from its latest "
+				log_prog(LOG_WARN, p->id, p->incarnation, p->durable,
+					 "%s runs nowhere (%s): restoring it from its latest "
 					 "checkpoint", p->id, f.node_failed ? "its node failed"
 					 : gone ? gone->reason[0] ? gone->reason : "gone from its node"
 					 : "its node no longer reports it");
@@ -253,7 +255,7 @@ static void restored(struct manager *m, const char *id, int rc, const struct res
 	case RESTORE_RUNS_ELSEWHERE:
 		/* it runs (another manager restored it, or its agent holds it
 		 * after all): its reports tell the rest */
-		log_info("%s", why);
+		log_prog(LOG_INFO, id, p->incarnation, 0, "%s", why);
 		p->migrating = 0;
 		p->node = req->elsewhere;
 		p->state = PROTO_PS_RUNNING;
@@ -265,7 +267,7 @@ static void restored(struct manager *m, const char *id, int rc, const struct res
 		p->state = PROTO_PS_FAILED;
 		p->gave_up_move = 0;
 		snprintf(p->reason, sizeof(p->reason), "%.*s", (int)sizeof(p->reason) - 1, why);
-		log_error("%s failed for good: %s", id, why);
+		log_prog(LOG_ERROR, id, p->incarnation, 0, "%s failed for good: %s", id, why);
 		return;
 	case RESTORE_NOT_YET:
 		break;
@@ -273,7 +275,8 @@ static void restored(struct manager *m, const char *id, int rc, const struct res
 	p->migrating = 0;
 	if (rc == RTCMS_ENOENT) {
 		p->state = PROTO_PS_UNKNOWN;
-		log_error("%s cannot be restored: no durable checkpoint (%s)", id, why);
+		log_prog(LOG_ERROR, id, p->incarnation, 0,
+			 "%s cannot be restored: no durable checkpoint (%s)", id, why);
 		return;
 	}
 	/* claimed by another manager: try again right when its lease ends
@@ -282,7 +285,8 @@ static void restored(struct manager *m, const char *id, int rc, const struct res
 	if (rc == RTCMS_ECLAIMED && req->held_until > real && req->held_until - real < wait)
 		wait = req->held_until - real + 5;
 	p->retry_at = manager_mono_ms() + wait;
-	log_warn("%s not restored yet: %s; trying again in %" PRIu64 " ms", id, why, wait);
+	log_prog(LOG_WARN, id, p->incarnation, 0,
+		 "%s not restored yet: %s; trying again in %" PRIu64 " ms", id, why, wait);
 }
 
 /* Restore one WAITING program whose time came, if there is one (lock

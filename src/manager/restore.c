@@ -91,6 +91,7 @@ static int restore_claimed(struct restore *s, uint64_t t0)
 
 	if ((rc = read_meta(s)) != 0)
 		return rc;
+	log_about_set(s->id, s->meta.incarnation, s->meta.sequence); /* what it restores */
 	struct move_plan plan = {
 		.ckpt = &s->meta, .source = s->source, .allow_source = s->req->source_alive,
 		.src_addr = NULL, .durable = true, .nodes = s->nodes, .addrs = s->addrs,
@@ -140,6 +141,9 @@ int restore_run(struct manager *m, const char *id, struct restore_req *req, char
 		return RTCMS_ENOMEM;
 	}
 	*s = (struct restore){ .m = m, .id = id, .req = req, .why = why, .whylen = whylen };
+	/* every line of this thread until the end is about this program
+	 * (move.c's too) */
+	log_about_set(id, 0, 0);
 	uv_mutex_lock(&m->lock);
 	struct mproc *p = manager_proc(m, id);
 	s->source = p ? p->node : 0;
@@ -169,6 +173,7 @@ out_close:
 	manager_link_close(&s->link);
 out_free:
 	free(s);
+	log_about_clear();
 	return rc;
 }
 
@@ -187,6 +192,7 @@ int restore_resolve(struct manager *m, const char *id, uint64_t incarnation, uin
 		*verdict = PROTO_VERDICT_WAIT; /* this manager is moving it */
 		return 0;
 	}
+	log_about_set(id, incarnation, 0); /* move.c's lines too */
 	int rc = move_claim(m, &link, id, 0, &claim, &held_until, why, whylen);
 	if (rc == RTCMS_ECLAIMED) {
 		*verdict = PROTO_VERDICT_WAIT; /* another manager is moving it */
@@ -218,5 +224,6 @@ int restore_resolve(struct manager *m, const char *id, uint64_t incarnation, uin
 	move_release(m, &link, id, claim.claim_id);
 out_close:
 	manager_link_close(&link);
+	log_about_clear();
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/journal.h"
 #include "daemon/reload.h"
 #include "log/log.h"
 #include "net/addr.h"
@@ -291,6 +292,7 @@ static int settings_check(enum store_compress *compress, struct proto_key *key)
 	char err[1024];
 	/* the level, compress and listen were checked where they were set */
 	log_init("store", (enum log_level)log_level_parse(cfg.log_level));
+	log_journal_attach("store", cfg.name, journal_sendv);
 	*compress = strcmp(cfg.compress, "zstd") == 0 ? STORE_COMPRESS_ZSTD
 						      : STORE_COMPRESS_OFF;
 	if (cfg.mirrors.count == 0) {

@@ -243,7 +243,8 @@ static void log_claim(struct conn *c)
 	const struct proto_claim *q = &c->msg.claim;
 	const struct proto_claim_ok *r = &c->reply.claim_ok;
 
-	log_info("[peer %s] CLAIM %s by %s: won, claim %016" PRIx64
+	log_prog(LOG_INFO, q->process, r->incarnation, r->sequence,
+		 "[peer %s] CLAIM %s by %s: won, claim %016" PRIx64
 		 " on %" PRIu64 "/%" PRIu64 ", lease %u ms%s",
 		 c->peer, q->process, q->claimant, r->claim_id, r->incarnation,
 		 r->sequence, q->lease_ms, q->flags & PROTO_CLAIM_F_GAVE_UP
@@ -252,7 +253,8 @@ static void log_claim(struct conn *c)
 
 static void log_commit(struct conn *c)
 {
-	log_info("[peer %s] COMMIT %s claim %016" PRIx64
+	log_prog(LOG_INFO, c->msg.commit.process, c->reply.commit_ok.incarnation, 0,
+		 "[peer %s] COMMIT %s claim %016" PRIx64
 		 ": now incarnation %" PRIu64 " on node %016" PRIx64,
 		 c->peer, c->msg.commit.process, c->msg.commit.claim_id,
 		 c->reply.commit_ok.incarnation, c->reply.commit_ok.node);
@@ -260,13 +262,15 @@ static void log_commit(struct conn *c)
 
 static void log_release(struct conn *c)
 {
-	log_info("[peer %s] RELEASE %s claim %016" PRIx64, c->peer,
+	log_prog(LOG_INFO, c->msg.release.process, 0, 0,
+		 "[peer %s] RELEASE %s claim %016" PRIx64, c->peer,
 		 c->msg.release.process, c->msg.release.claim_id);
 }
 
 static void log_delete(struct conn *c)
 {
-	log_info("[peer %s] DELETE %s %" PRIu64 "/%" PRIu64, c->peer,
+	log_prog(LOG_INFO, c->msg.del.process, c->msg.del.incarnation, c->msg.del.sequence,
+		 "[peer %s] DELETE %s %" PRIu64 "/%" PRIu64, c->peer,
 		 c->msg.del.process, c->msg.del.incarnation, c->msg.del.sequence);
 }
 
@@ -328,14 +332,40 @@ static void work_request(uv_work_t *w)
 		c->rc = RTCMS_EINTERNAL;
 }
 
+/* The program a request is about, for the journal's fields of its log
+ * lines (process NULL: not about one). */
+static struct log_about request_about(const struct conn *c)
+{
+	const union proto_msg *m = &c->msg;
+
+	switch (c->req.type) {
+	case PROTO_PUT_BEGIN:
+		return (struct log_about){ m->meta.process, m->meta.incarnation,
+					   m->meta.sequence };
+	case PROTO_GET:
+		return (struct log_about){ m->get.process, m->get.incarnation, m->get.sequence };
+	case PROTO_DELETE:
+		return (struct log_about){ m->del.process, m->del.incarnation, m->del.sequence };
+	case PROTO_CLAIM:
+		return (struct log_about){ m->claim.process, 0, 0 };
+	case PROTO_COMMIT:
+		return (struct log_about){ m->commit.process, 0, 0 };
+	case PROTO_RELEASE:
+		return (struct log_about){ m->release.process, 0, 0 };
+	default:
+		return (struct log_about){ NULL, 0, 0 };
+	}
+}
+
 static void log_result(struct conn *c, const struct request_handler *h)
 {
 	if (c->rc < 0) {
 		/* a manager asking whether a checkpoint is stored yet is routine */
 		int probe = c->req.type == PROTO_GET && c->msg.get.meta_only &&
 			    c->rc == RTCMS_ENOENT;
-		log_msg(probe ? LOG_DEBUG : LOG_INFO, "[peer %s] %s refused: %s%s%s", c->peer,
-			 proto_type_name(c->req.type), rtcms_errname(c->rc),
+		struct log_about about = request_about(c);
+		log_with(probe ? LOG_DEBUG : LOG_INFO, &about, "[peer %s] %s refused: %s%s%s",
+			 c->peer, proto_type_name(c->req.type), rtcms_errname(c->rc),
 			 c->err.text[0] ? ": " : "", c->err.text);
 		return;
 	}

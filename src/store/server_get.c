@@ -43,13 +43,15 @@ bool server_get_after_open(struct conn *c, uint32_t req, enum conn_state next)
 	uint64_t top = 0;
 	uint32_t links = store_get_links(c->get, &top);
 	if (links > 1)
-		log_info("[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (a delta: its chain "
+		log_prog(LOG_INFO, c->reply.meta.process, c->reply.meta.incarnation, top,
+			 "[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (a delta: its chain "
 			 "of %u links from full image %" PRIu64 ", %" PRIu64 " bytes)",
 			 c->peer, c->reply.meta.process, c->reply.meta.incarnation, top,
 			 links, c->reply.meta.sequence, c->reply.meta.size);
 	else
-		log_info("[peer %s] GET %s %" PRIu64 "/%" PRIu64 " (%" PRIu64
-			 " bytes, %u chunks)", c->peer, c->reply.meta.process,
+		log_prog(LOG_INFO, c->reply.meta.process, c->reply.meta.incarnation,
+			 c->reply.meta.sequence, "[peer %s] GET %s %" PRIu64 "/%" PRIu64
+			 " (%" PRIu64 " bytes, %u chunks)", c->peer, c->reply.meta.process,
 			 c->reply.meta.incarnation, c->reply.meta.sequence,
 			 c->reply.meta.size, c->reply.meta.chunk_count);
 	conn_send(c, PROTO_GET_META, PROTO_F_MORE, req, &c->reply, 0);
@@ -113,7 +115,8 @@ static void after_get(uv_work_t *w, int status)
 		m.get_end.chunk_count = c->gcount;
 		m.get_end.repaired = store_get_repaired(c->get);
 		if (m.get_end.repaired)
-			log_warn("[peer %s] GET %s: %u bad copies repaired "
+			log_prog(LOG_WARN, c->msg.get.process, c->msg.get.incarnation,
+				 c->msg.get.sequence, "[peer %s] GET %s: %u bad copies repaired "
 				 "from a good mirror", c->peer,
 				 c->msg.get.process, m.get_end.repaired);
 		store_get_close(c->get);
@@ -124,8 +127,9 @@ static void after_get(uv_work_t *w, int status)
 		return;
 	}
 	if (c->rc < 0) {
-		log_error("[peer %s] GET %s failed after %u chunks: %s", c->peer,
-			  c->msg.get.process, c->gcount, rtcms_strerror(c->rc));
+		log_prog(LOG_ERROR, c->msg.get.process, c->msg.get.incarnation,
+			 c->msg.get.sequence, "[peer %s] GET %s failed after %u chunks: %s",
+			 c->peer, c->msg.get.process, c->gcount, rtcms_strerror(c->rc));
 		store_get_close(c->get);
 		c->get = NULL;
 		c->state = C_READY;

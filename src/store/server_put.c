@@ -64,7 +64,8 @@ void server_put_work_begin(struct conn *c)
 bool server_put_after_begin(struct conn *c, uint32_t req, enum conn_state next)
 {
 	if (c->reply_type == PROTO_PUT_ACK) {
-		log_info("[peer %s] PUT %s %" PRIu64 "/%" PRIu64
+		log_prog(LOG_INFO, c->msg.meta.process, c->msg.meta.incarnation,
+			 c->msg.meta.sequence, "[peer %s] PUT %s %" PRIu64 "/%" PRIu64
 			 ": already stored (idempotent)", c->peer,
 			 c->msg.meta.process, c->msg.meta.incarnation,
 			 c->msg.meta.sequence);
@@ -104,15 +105,17 @@ static void after_chunk(uv_work_t *w, int status)
 	if (s->rc < 0 && !c->put_failed) {
 		c->put_failed = s->rc;
 		if (s->rc == RTCMS_ECORRUPT || s->rc == RTCMS_EAUTH)
-			log_warn("[peer %s] PUT %s seq %" PRIu64 ": chunk at %" PRIu64
-				 " does not match its %s; PUT refused", c->peer,
+			log_prog(LOG_WARN, c->msg.meta.process, c->msg.meta.incarnation,
+				 c->msg.meta.sequence, "[peer %s] PUT %s seq %" PRIu64
+				 ": chunk at %" PRIu64 " does not match its %s; PUT refused", c->peer,
 				 c->msg.meta.process, c->msg.meta.sequence, s->chunk.offset,
 				 s->rc == RTCMS_EAUTH ? "MAC"
 				 : s->chunk.key_id ? "checksum" : "hash");
 		else
-			log_error("[peer %s] PUT %s: writing chunk at %" PRIu64
-				  " failed: %s", c->peer, c->msg.meta.process,
-				  s->chunk.offset, rtcms_strerror(s->rc));
+			log_prog(LOG_ERROR, c->msg.meta.process, c->msg.meta.incarnation,
+				 c->msg.meta.sequence, "[peer %s] PUT %s: writing chunk at %"
+				 PRIu64 " failed: %s", c->peer, c->msg.meta.process,
+				 s->chunk.offset, rtcms_strerror(s->rc));
 	}
 	if (c->put_failed) {
 		put_fail(c, c->put_failed);
@@ -143,7 +146,8 @@ static void after_commit(uv_work_t *w, int status)
 		return;
 	c->state = C_READY;
 	if (c->rc < 0) {
-		log_warn("[peer %s] PUT %s %" PRIu64 "/%" PRIu64
+		log_prog(LOG_WARN, c->msg.meta.process, c->msg.meta.incarnation,
+			 c->msg.meta.sequence, "[peer %s] PUT %s %" PRIu64 "/%" PRIu64
 			 " refused at commit: %s", c->peer, c->msg.meta.process,
 			 c->msg.meta.incarnation, c->msg.meta.sequence,
 			 rtcms_errname(c->rc));
@@ -157,7 +161,8 @@ static void after_commit(uv_work_t *w, int status)
 			snprintf(kind, sizeof(kind), " (delta against %" PRIu64
 				 ", depth %u)", c->msg.meta.base, c->ack.depth);
 		const struct store_put_stats *ps = &c->put_stats;
-		log_info("[peer %s] PUT %s %" PRIu64 "/%" PRIu64 "%s: %" PRIu64
+		log_prog(LOG_INFO, c->ack.process, c->ack.incarnation, c->ack.sequence,
+			 "[peer %s] PUT %s %" PRIu64 "/%" PRIu64 "%s: %" PRIu64
 			 " bytes in %u chunks (%u new: %" PRIu64 " bytes, %" PRIu64
 			 " on disk%s) durable on %u mirror(s) in %.1f ms",
 			 c->peer, c->ack.process, c->ack.incarnation,
@@ -233,7 +238,8 @@ int server_put_frame(struct conn *c, const struct proto_header *hdr,
 	if (hdr->type == PROTO_CHUNK) {
 		rc = store_put_check(c->put, &msg->chunk);
 		if (rc < 0) {
-			log_warn("[peer %s] PUT %s: chunk at %" PRIu64
+			log_prog(LOG_WARN, c->msg.meta.process, c->msg.meta.incarnation,
+				 c->msg.meta.sequence, "[peer %s] PUT %s: chunk at %" PRIu64
 				 " refused: %s; closing", c->peer,
 				 c->msg.meta.process, msg->chunk.offset,
 				 rtcms_strerror(rc));

@@ -2,7 +2,8 @@
 # install.sh - `cmake --install` into a temporary prefix: the installed
 # files (binaries, librtcms shared and static, headers, pkg-config file,
 # CMake package, systemd units naming the installed binaries, example
-# configs, bash completion, man pages), then an out-of-tree C program
+# configs, bash completion, man pages; rtcms(3) with the headers in
+# component dev), then an out-of-tree C program
 # built against the prefix with pkg-config and with CMake's
 # find_package(rtcms), run; the pkg-config file still right after the
 # prefix is moved. Exits 77 (skipped) at the end, the rest checked, when
@@ -114,11 +115,20 @@ if [ ! -f "$BUILD/man/rtcmsctl.1" ]; then
 	exit 77
 fi
 for page in man1/rtcmsctl.1 man8/rtcms-agent.8 man8/rtcms-manager.8 man8/rtcms-store.8 \
-	    man5/rtcms-agent.ini.5 man5/rtcms-manager.ini.5 man5/rtcms-store.ini.5; do
+	    man5/rtcms-agent.ini.5 man5/rtcms-manager.ini.5 man5/rtcms-store.ini.5 man3/rtcms.3; do
 	has "share/man/$page"
 	# rendered where man-db is installed (scdoc's output is roff)
 	if command -v man >/dev/null; then
 		[ -n "$(MANWIDTH=80 man -l "$P/share/man/$page" 2>/dev/null)" ] || fail "$page does not render"; ok
 	fi
 done
+# the library's page goes with its headers (component dev), not with rtcmsctl
+for c in dev tools; do
+	cmake --install "$BUILD" --prefix "$DIR/$c" --component "$c" >>"$DIR/install.log" 2>&1 ||
+		fail "cmake --install --component $c: $(tail -20 "$DIR/install.log")"
+done
+[ -f "$DIR/dev/share/man/man3/rtcms.3" ] && [ -f "$DIR/dev/include/rtcms.h" ] ||
+	fail "component dev lacks rtcms(3) or rtcms.h: $(cd "$DIR/dev" && find . -type f | tr '\n' ' ')"; ok
+[ ! -e "$DIR/tools/share/man/man3/rtcms.3" ] && [ -f "$DIR/tools/share/man/man1/rtcmsctl.1" ] ||
+	fail "component tools: $(cd "$DIR/tools" && find . -type f | tr '\n' ' ')"; ok
 echo "install.sh: $CHECKS checks passed"

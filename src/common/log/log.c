@@ -1,12 +1,15 @@
-/* log.c - component-prefixed, line-atomic logging to stderr. */
+/* log.c - component-prefixed, line-atomic logging to stderr or, as
+ * fields, to the journal (log.h). */
 #include "log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +20,23 @@ static char component[129] = "rtcms"; /* a daemon name: up to 128 bytes */
 static _Atomic int threshold = LOG_INFO; /* SIGHUP changes it under the threads */
 static const char *const names[] = { "error", "warn", "info", "debug" };
 static bool to_journal;               /* set by log_init, before the threads */
+
+/* The journal sender and the fields every line has ("KEY=value"), set by
+ * log_journal_attach before the threads. */
+static struct {
+	log_journal_send_fn send;
+	char ident[160];
+	char component[160];
+	char node[160];
+} jr;
+
+/* The program this thread works on (log_about_set). */
+static _Thread_local struct {
+	bool set;
+	char process[LOG_PROCESS_MAX + 1];
+	uint64_t incarnation;
+	uint64_t sequence;
+} here;
 
 void log_init(const char *name, enum log_level level)
 {
@@ -106,7 +126,117 @@ size_t log_format(char *line, size_t cap, bool journal, const struct timespec *t
 	return n;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+void log_journal_attach(const char *name, const char *node, log_journal_send_fn send)
+{
+	snprintf(jr.ident, sizeof(jr.ident), "SYSLOG_IDENTIFIER=rtcms-%s", name);
+	snprintf(jr.component, sizeof(jr.component), "RTCMS_COMPONENT=%s", name);
+	snprintf(jr.node, sizeof(jr.node), "RTCMS_NODE=%s", node);
+	jr.send = to_journal ? send : NULL;
+}
+
+/* One field "KEY=value" at the end of buf (used of cap bytes taken), as
+ * iov[*n]; cut where buf ends, left out if nothing is left of it. */
+static void __attribute__((format(printf, 6, 7)))
+field(struct iovec *iov, int *n, char *buf, size_t cap, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (*used + 1 >= cap)
+		return;
+	va_start(ap, fmt);
+	int m = vsnprintf(buf + *used, cap - *used, fmt, ap);
+	va_end(ap);
+	if (m <= 0)
+		return;
+	size_t len = (size_t)m < cap - *used ? (size_t)m : cap - *used - 1;
+	iov[*n].iov_base = buf + *used;
+	iov[*n].iov_len = len;
+	(*n)++;
+	*used += len + 1;
+}
+
+static void fixed(struct iovec *iov, int *n, char *text)
+{
+	if (!text[0])
+		return;
+	iov[*n].iov_base = text;
+	iov[*n].iov_len = strlen(text);
+	(*n)++;
+}
+
+/* A source file's path from its "src/" on (__FILE__ is absolute). */
+static const char *source_path(const char *file)
+{
+	const char *s = file;
+	for (const char *p = strstr(file, "/src/"); p; p = strstr(p + 1, "/src/"))
+		s = p + 1;
+	return s;
+}
+
+int log_journal_fields(struct iovec *iov, char *buf, size_t cap, enum log_level level,
+		       const struct log_site *site, const struct log_about *about,
+		       const char *msg, size_t msglen)
+{
+	size_t used = 0;
+	int n = 0;
+
+	/* "<N>": the digit is the journal's (syslog's) priority */
+	field(iov, &n, buf, cap, &used, "PRIORITY=%c", log_journal_prefix(level)[1]);
+	fixed(iov, &n, jr.ident);
+	fixed(iov, &n, jr.component);
+	fixed(iov, &n, jr.node);
+	if (site) {
+		field(iov, &n, buf, cap, &used, "CODE_FILE=%s", source_path(site->file));
+		field(iov, &n, buf, cap, &used, "CODE_LINE=%d", site->line);
+		field(iov, &n, buf, cap, &used, "CODE_FUNC=%s", site->func);
+	}
+	if (about && about->process) {
+		field(iov, &n, buf, cap, &used, "RTCMS_PROCESS=%s", about->process);
+		if (about->incarnation)
+			field(iov, &n, buf, cap, &used, "RTCMS_INCARNATION=%" PRIu64,
+			      about->incarnation);
+		if (about->sequence)
+			field(iov, &n, buf, cap, &used, "RTCMS_SEQUENCE=%" PRIu64,
+			      about->sequence);
+	}
+	field(iov, &n, buf, cap, &used, "MESSAGE=%.*s", (int)msglen, msg);
+	return n;
+}
+
+void log_about_set(const char *process, uint64_t incarnation, uint64_t sequence)
+{
+	snprintf(here.process, sizeof(here.process), "%s", process);
+	here.incarnation = incarnation;
+	here.sequence = sequence;
+	here.set = true;
+}
+
+void log_about_clear(void)
+{
+	here.set = false;
+}
+
+/* Send a formatted line (log_format's, for the journal: "<N>...\n") as
+ * fields: 0, or the sender's error (then it goes to stderr). */
+static int journal_send(enum log_level level, const struct log_site *site,
+			const struct log_about *about, const char *line, size_t n)
+{
+	struct iovec iov[LOG_JOURNAL_FIELDS];
+	char buf[2048 + 640]; /* the message and the other fields' values */
+	struct log_about mine;
+	size_t skip = strlen(log_journal_prefix(level));
+
+	if (!about && here.set) {
+		mine = (struct log_about){ here.process, here.incarnation, here.sequence };
+		about = &mine;
+	}
+	int k = log_journal_fields(iov, buf, sizeof(buf), level, site, about, line + skip,
+				   n - skip - 1);
+	return jr.send(iov, k);
+}
+
+void log_emit(enum log_level level, const struct log_site *site,
+	      const struct log_about *about, const char *fmt, ...)
 {
 	char line[2048];
 	struct timespec ts;
@@ -118,6 +248,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	size_t n = log_format(line, sizeof(line), to_journal, &ts, component, level, fmt, ap);
 	va_end(ap);
+	if (jr.send && journal_send(level, site, about, line, n) == 0)
+		return;
 	/* One write per line: lines of different threads never interleave. */
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
