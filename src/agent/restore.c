@@ -181,6 +181,8 @@ static int restore_receive(struct restore *r)
 		.flags = 0, /* the state hash: by r->image, of what it assembled */
 		.drain = true,
 		.keys = r->a->seal_key ? &r->a->data_keys : NULL, /* opened once, here */
+		.place = stream_area_sink_place, /* straight into the area's slot */
+		.place_ctx = &r->image,
 	};
 	struct proto_ckpt_meta meta = r->meta;
 	struct stream_result res;

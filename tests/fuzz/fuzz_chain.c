@@ -171,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* byte 0: the first link, its tampering and whether to drain */
 	struct script s = { .ops = data + 1, .n = size - 1, .link = (data[0] >> 4) % 3 };
 	struct stream_in in = { { script_recv, NULL, NULL, &s, NULL }, PROTO_PUT_END,
-				1 << 20, STREAM_VERIFY_STATE, (data[0] & 1) != 0, NULL };
+				1 << 20, STREAM_VERIFY_STATE, (data[0] & 1) != 0, NULL, NULL, NULL };
 	struct proto_ckpt_meta meta = links[s.link].meta;
 	if (data[0] & 2)
 		meta.chunk_count++;

@@ -14,6 +14,7 @@
 #include "area/delta.h"
 #include "area/image.h"
 #include "rtcms_error.h"
+#include "stream/chunk.h"
 #include "stream/stream_net.h"
 
 #define CAP (64 * 1024)
@@ -616,6 +617,110 @@ static void test_area_installer(void **state)
 	free(t.mem);
 }
 
+/* A stream of the fixture's image sealed under a data key, read by a
+ * receiver that opens each chunk: sealed[i] holds chunk i's sealed bytes. */
+struct sealed_script {
+	const struct fixture *f;
+	struct stream_chunks k;            /* the keyed ids */
+	uint8_t *sealed;                   /* CHUNK + tag bytes per chunk */
+	uint8_t sums[64][STREAM_SUM_SIZE];
+	uint32_t next;
+};
+
+static int sealed_recv(void *ctx, struct proto_header *hdr, union proto_msg *msg)
+{
+	struct sealed_script *s = ctx;
+
+	memset(hdr, 0, sizeof(*hdr));
+	memset(msg, 0, sizeof(*msg));
+	if (s->next > s->k.count)
+		return RTCMS_ECONN;
+	if (s->next == s->k.count) {
+		hdr->type = PROTO_PUT_END;
+		msg->put_end.chunk_count = s->k.count;
+	} else {
+		struct proto_chunk *c = &msg->chunk;
+		uint32_t len;
+		hdr->type = PROTO_CHUNK;
+		hdr->flags = PROTO_F_RAW;
+		stream_chunks_span(&s->k, s->next, &c->offset, &len);
+		c->len = len;
+		c->key_id = s->k.key->id;
+		c->data = s->sealed + (size_t)s->next * (CHUNK + STREAM_TAG_SIZE);
+		memcpy(c->hash, s->k.id[s->next], STREAM_ID_SIZE);
+		memcpy(c->sum, s->sums[s->next], STREAM_SUM_SIZE);
+	}
+	s->next++;
+	return 0;
+}
+
+/* Sealed chunks opened straight into the area's slot (struct stream_in's
+ * place): the image installed is the one sent, byte for byte; the place
+ * is refused for the head and for anything out of the slot's bounds. */
+static void test_area_opened_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct target t = { new_area(), 0 };
+	struct stream_area_sink sink;
+	struct datakey_ring ring;
+	struct sealed_script s = { .f = f };
+	struct proto_ckpt_meta meta = f->meta;
+	struct stream_result res;
+	char err[256];
+	static const char keys[] = "rtcms-data-key-v1 4 aes-256-gcm "
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+
+	assert_int_equal(datakey_parse(keys, sizeof(keys) - 1, &ring, err, sizeof(err)), 0);
+	s.k.key = datakey_active(&ring);
+	assert_int_equal(stream_chunks_of(&s.k, f->img, f->len, CHUNK), 0);
+	assert_true(s.k.count <= 64);
+	s.sealed = malloc((size_t)s.k.count * (CHUNK + STREAM_TAG_SIZE));
+	for (uint32_t i = 0; i < s.k.count; i++) {
+		uint64_t off;
+		uint32_t len;
+		stream_chunks_span(&s.k, i, &off, &len);
+		assert_int_equal(stream_chunk_seal_as(s.k.key, s.k.id[i], f->img + off, len,
+						      s.sealed + (size_t)i * (CHUNK + STREAM_TAG_SIZE),
+						      s.sums[i]), 0);
+	}
+	stream_chunks_meta(&s.k, &meta);
+
+	stream_area_sink_init(&sink, CAP * 2, give_area, &t);
+	struct stream_in in = { .port = { sealed_recv, NULL, NULL, &s, NULL },
+				.end_type = PROTO_PUT_END, .keys = &ring,
+				.place = stream_area_sink_place, .place_ctx = &sink };
+	assert_null(stream_area_sink_place(&sink, 2000, 100)); /* not begun */
+	assert_int_equal(stream_recv(&in, &meta, &sink.sink, &res), 0);
+	assert_int_equal(res.outcome, STREAM_ENDED);
+	assert_int_equal(area_committed_sequence(t.mem), 9);
+	uint8_t *back = malloc(CAP * 2);
+	assert_int_equal(image_capture(t.mem, back, CAP * 2), (int64_t)f->len);
+	assert_memory_equal(back, f->img, f->len);
+	free(back);
+
+	/* a new stream's first link: the head and out-of-bounds are refused */
+	assert_int_equal(stream_sink_begin(&sink.sink, &meta), 0);
+	assert_null(stream_area_sink_place(&sink, 0, CHUNK)); /* the head, unknown yet */
+	struct proto_chunk c = { 0 };
+	c.data = f->img;
+	c.len = CHUNK;
+	c.key_id = 4;
+	c.opened = true;
+	assert_int_equal(stream_sink_chunk(&sink.sink, &c), 0);
+	assert_null(stream_area_sink_place(&sink, 10, 100));           /* in the head */
+	assert_non_null(stream_area_sink_place(&sink, CHUNK, CHUNK));
+	assert_null(stream_area_sink_place(&sink, f->len - 10, 11));   /* past the image */
+	assert_null(stream_area_sink_place(&sink, UINT64_MAX - 5, 10));
+	stream_sink_abort(&sink.sink, RTCMS_EIO);
+	assert_int_equal(area_committed_sequence(t.mem), 9); /* the installed one stays */
+
+	stream_area_sink_clear(&sink);
+	stream_chunks_clear(&s.k);
+	free(s.sealed);
+	datakey_ring_wipe(&ring);
+	free(t.mem);
+}
+
 static void test_area_installer_refuses(void **state)
 {
 	struct fixture *f = *state;
@@ -730,7 +835,7 @@ static int recv_script(const struct fixture *f, uint32_t bad, uint32_t end_count
 		       const struct stream_sink_ops *ops, struct stream_result *res)
 {
 	struct script s = { .f = f, .bad = bad, .end_count = end_count };
-	struct stream_in in = { { script_recv, NULL, NULL, &s, NULL }, PROTO_PUT_END, 0, 0, true, NULL };
+	struct stream_in in = { { script_recv, NULL, NULL, &s, NULL }, PROTO_PUT_END, 0, 0, true, NULL, NULL, NULL };
 	struct stream_sink sink = { ops, false };
 	int rc = stream_recv(&in, &f->meta, &sink, res);
 
@@ -906,7 +1011,7 @@ static int recv_chain3(const struct clink *l0, const struct clink *l1, const str
 {
 	struct chain_script s = { .links = { l0, l1, l2 }, .n = l2 ? 3 : l1 ? 2 : 1 };
 	struct stream_in in = { { chain_recv, NULL, NULL, &s, NULL }, PROTO_PUT_END, 0,
-				STREAM_VERIFY_STATE, true, NULL };
+				STREAM_VERIFY_STATE, true, NULL, NULL, NULL };
 	int total = 0;
 
 	for (int i = 0; i < s.n; i++)
@@ -1201,6 +1306,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tee_primary_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tee_done_sides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_area_installer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_area_opened_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_area_installer_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_area_installer_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_keep, setup, teardown),

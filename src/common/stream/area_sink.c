@@ -148,8 +148,26 @@ static int place(struct stream_area_sink *a, uint64_t off, const uint8_t *p, siz
 	if (off + len <= a->head_len)
 		return 0;
 	size_t skip = off < a->head_len ? (size_t)(a->head_len - off) : 0;
-	memcpy(a->data + (off + skip - a->head_len), p + skip, len - skip);
+	uint8_t *to = a->data + (off + skip - a->head_len);
+	if (to != p + skip) /* else opened there already (stream_area_sink_place) */
+		memcpy(to, p + skip, len - skip);
 	return 0;
+}
+
+uint8_t *stream_area_sink_place(void *ctx, uint64_t offset, uint32_t len)
+{
+	struct stream_area_sink *a = ctx;
+
+	if (!a->area || !a->links)
+		return NULL;
+	if (a->last.base) /* a delta: received aside, whole */
+		return offset <= a->delta_len && len <= a->delta_len - offset
+			       ? a->delta + offset : NULL;
+	if (!a->data || !a->head_len || offset < a->head_len || offset > a->len ||
+	    len > a->len - offset || offset - a->head_len > a->data_cap ||
+	    len > a->data_cap - (offset - a->head_len))
+		return NULL;
+	return a->data + (offset - a->head_len);
 }
 
 static int area_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
@@ -165,7 +183,8 @@ static int area_chunk(struct stream_sink *s, const struct proto_chunk *chunk)
 		return RTCMS_EPROTO; /* a verifier never lets it through */
 	if (!a->last.base)
 		return place(a, chunk->offset, chunk->data, chunk->len);
-	memcpy(a->delta + chunk->offset, chunk->data, chunk->len);
+	if (a->delta + chunk->offset != chunk->data) /* else opened there */
+		memcpy(a->delta + chunk->offset, chunk->data, chunk->len);
 	return 0;
 }
 

@@ -50,12 +50,15 @@ static int recv_open(struct recv *r, const struct proto_chunk *c, union proto_ms
 			 c->offset, c->key_id);
 		return RTCMS_ECORRUPT;
 	}
-	if (!r->plain && !(r->plain = malloc(PROTO_MAX_CHUNK))) {
+	/* where the sink keeps it, if it says (no copy after), else a buffer */
+	uint8_t *to = r->in->place ? r->in->place(r->in->place_ctx, c->offset, c->len) : NULL;
+	if (!to && !r->plain && !(r->plain = malloc(PROTO_MAX_CHUNK))) {
 		snprintf(why, whylen, "no memory to open a chunk");
 		return RTCMS_ENOMEM;
 	}
-	rc = stream_chunk_open(key, c->hash, c->data, (size_t)c->len + STREAM_TAG_SIZE,
-			       r->plain);
+	if (!to)
+		to = r->plain;
+	rc = stream_chunk_open(key, c->hash, c->data, (size_t)c->len + STREAM_TAG_SIZE, to);
 	if (rc) {
 		snprintf(why, whylen, "chunk at %" PRIu64 " does not "
 			 "open under data key %" PRIu32 ": tampered, spliced from another "
@@ -64,7 +67,7 @@ static int recv_open(struct recv *r, const struct proto_chunk *c, union proto_ms
 		return RTCMS_ECORRUPT;
 	}
 	opened->chunk = *c;
-	opened->chunk.data = r->plain;
+	opened->chunk.data = to;
 	opened->chunk.opened = true;
 	return 0;
 }

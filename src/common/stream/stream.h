@@ -295,5 +295,11 @@ struct stream_area_sink {
 void stream_area_sink_init(struct stream_area_sink *s, uint64_t max, stream_area_fn area,
 			   void *ctx);
 void stream_area_sink_clear(struct stream_area_sink *s);
+/* Where the chunk at offset (len bytes) of the link being received goes
+ * in the sink's own memory, for a receiver to open it there (struct
+ * stream_in's place; ctx the sink): in an area, the slot's data for a
+ * full image's chunk past its head, the delta's buffer for a delta's;
+ * NULL where it cannot go whole (the head, out of bounds, no area). */
+uint8_t *stream_area_sink_place(void *ctx, uint64_t offset, uint32_t len);
 
 #endif

@@ -120,6 +120,14 @@ struct stream_in {
 	 * lacks, or that does not open, is ECORRUPT. NULL: sealed chunks are
 	 * checked by their checksum and passed on sealed (a hop). */
 	const struct datakey_ring *keys;
+	/* with keys: where the plaintext of the sealed chunk at offset (len
+	 * bytes) may be opened straight into (the sink's own memory, e.g. the
+	 * area slot it assembles the image in: stream_area_sink_place), or
+	 * NULL: into a buffer of the receive's, the sink copies it. The chunk
+	 * is opened before the verifier places it: the sink's answer must
+	 * hold len bytes whatever the offset. */
+	uint8_t *(*place)(void *ctx, uint64_t offset, uint32_t len);
+	void *place_ctx;
 };
 
 /*
