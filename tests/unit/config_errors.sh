@@ -41,6 +41,7 @@ expect() {
 expect store store "compress = lz4" "expected off or zstd"
 expect store log "level = loud" "expected error, warn, info or debug"
 expect store store "listen = localhost:7400" "not a numeric host:port"
+expect store store "metrics_listen = localhost:9400" "not a numeric host:port"
 expect store store "retain = 0" "out of range"
 expect manager placement "policy = random" "expected weighted or thesis"
 expect manager placement "weight_cpu = lots" "expected a number"

@@ -168,6 +168,23 @@ int metrics_http_start(const char *listen_addr, const struct metrics_registry *r
 	return 0;
 }
 
+int metrics_http_serve(const char *listen_addr, const struct metrics_registry *r,
+		       struct metrics_http **out)
+{
+	char bound[80], err[256];
+
+	*out = NULL;
+	if (!listen_addr[0])
+		return 0;
+	int rc = metrics_http_start(listen_addr, r, out, bound, sizeof(bound), err, sizeof(err));
+	if (rc) {
+		log_error("%s", err);
+		return rc;
+	}
+	log_info("metrics: GET /metrics on %s", bound);
+	return 0;
+}
+
 void metrics_http_stop(struct metrics_http *h)
 {
 	if (!h)

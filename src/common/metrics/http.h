@@ -38,6 +38,15 @@ int metrics_http_start(const char *listen, const struct metrics_registry *r,
 		       struct metrics_http **out, char *bound, size_t boundlen, char *err,
 		       size_t errlen);
 
+/*
+ * What each daemon does with its metrics_listen setting: nothing if it is
+ * empty (*out NULL), else metrics_http_start() and the log line "metrics:
+ * GET /metrics on ADDR" (the bound address: with port 0, the only place
+ * it is told). Returns 0, or the error (logged).
+ */
+int metrics_http_serve(const char *listen, const struct metrics_registry *r,
+		       struct metrics_http **out);
+
 /* Stop serving: close the socket and every connection, join the thread,
  * free h. NULL: nothing. */
 void metrics_http_stop(struct metrics_http *h);

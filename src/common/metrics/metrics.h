@@ -51,6 +51,14 @@ struct metric_histogram {
 	_Atomic uint64_t sum_ns;
 };
 
+/* Bounds in seconds for request latencies (from 0.5 ms to 30 s) and for
+ * round trips on a LAN (from 0.1 ms to 0.5 s), for a daemon's
+ * `static const double b[] = METRIC_BOUNDS_LATENCY;`. */
+#define METRIC_BOUNDS_LATENCY \
+	{ 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 }
+#define METRIC_BOUNDS_RTT \
+	{ 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5 }
+
 /* A histogram's initialiser: METRIC_HISTOGRAM(latency_bounds). */
 #define METRIC_HISTOGRAM(b) { .bounds = (b), .nbounds = sizeof(b) / sizeof((b)[0]) }
 
