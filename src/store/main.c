@@ -319,25 +319,6 @@ static int settings_check(enum store_compress *compress, struct proto_key *key)
 	return STEP_GO_ON;
 }
 
-/* The metrics endpoint, if metrics_listen is set: once the store is open
- * (the mirrors' gauges tell their state), on a thread of its own. 0, or
- * an error (logged). */
-static int metrics_start(const char *const *mirrors, struct metrics_http **mx)
-{
-	static struct metrics_registry reg;
-	char why[256];
-	size_t n;
-	const struct metric_family *f = store_stats_families(mirrors, cfg.mirrors.count, &n);
-
-	metrics_registry_init(&reg);
-	int rc = metrics_registry_add(&reg, f, n, why, sizeof(why));
-	if (rc) {
-		log_error("metrics: %s", why);
-		return rc;
-	}
-	return metrics_http_serve(cfg.metrics_listen, &reg, mx);
-}
-
 /* Open the store and serve until a signal stops it: the exit code. */
 static int store_serve(enum store_compress compress, const struct proto_key *key)
 {
@@ -367,8 +348,12 @@ static int store_serve(enum store_compress compress, const struct proto_key *key
 		log_error("cannot open the store: %s", rtcms_strerror(rc));
 		return 1;
 	}
+	/* the metrics endpoint, if metrics_listen is set: once the store is
+	 * open (the mirrors' gauges tell their state), on a thread of its own */
 	struct metrics_http *mx = NULL;
-	if (metrics_start(mirrors, &mx) != 0) {
+	size_t nf;
+	const struct metric_family *f = store_stats_families(mirrors, cfg.mirrors.count, &nf);
+	if (metrics_http_serve(cfg.metrics_listen, f, nf, &mx) != 0) {
 		store_free(st);
 		return 1;
 	}

@@ -176,13 +176,28 @@ static void test_registry_refuses(void **state)
 		assert_int_equal(r.count, 0);
 		assert_non_null(strstr(why, "metric"));
 	}
-	/* full */
-	const struct metric_family good = { "rtcms_ok", "h", METRIC_COUNTER, { NULL, NULL },
-					    NULL, 1, 0, { .counter = &c } };
+	/* a name twice: in one call, and in a later one */
+	const struct metric_family twice[] = {
+		{ "rtcms_ok", "h", METRIC_COUNTER, { NULL, NULL }, NULL, 1, 0, { .counter = &c } },
+		{ "rtcms_ok", "h", METRIC_COUNTER, { NULL, NULL }, NULL, 1, 0, { .counter = &c } },
+	};
 	memset(&r, 0, sizeof(r));
-	for (size_t i = 0; i < METRICS_FAMILIES_MAX; i++)
-		assert_int_equal(metrics_registry_add(&r, &good, 1, why, sizeof(why)), 0);
-	assert_int_equal(metrics_registry_add(&r, &good, 1, why, sizeof(why)), RTCMS_ENOSPC);
+	assert_int_equal(metrics_registry_add(&r, twice, 2, why, sizeof(why)), RTCMS_EINVAL);
+	assert_non_null(strstr(why, "rtcms_ok: added twice"));
+	assert_int_equal(metrics_registry_add(&r, twice, 1, why, sizeof(why)), 0);
+	assert_int_equal(metrics_registry_add(&r, twice, 1, why, sizeof(why)), RTCMS_EINVAL);
+	/* full */
+	static char buf[METRICS_FAMILIES_MAX + 1][16];
+	static struct metric_family many[METRICS_FAMILIES_MAX + 1];
+	for (size_t i = 0; i <= METRICS_FAMILIES_MAX; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "rtcms_m%zu", i);
+		many[i] = twice[0];
+		many[i].name = buf[i];
+	}
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(metrics_registry_add(&r, many, METRICS_FAMILIES_MAX, why, sizeof(why)), 0);
+	assert_int_equal(metrics_registry_add(&r, &many[METRICS_FAMILIES_MAX], 1, why, sizeof(why)),
+			 RTCMS_ENOSPC);
 }
 
 static void test_common_families(void **state)

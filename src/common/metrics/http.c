@@ -29,6 +29,7 @@
 struct metrics_http {
 	struct MHD_Daemon *d;
 	const struct metrics_registry *r;
+	struct metrics_registry *own;  /* metrics_http_serve's, or NULL */
 };
 
 /* libmicrohttpd's own messages (a client that sent garbage, a connection
@@ -168,7 +169,7 @@ int metrics_http_start(const char *listen_addr, const struct metrics_registry *r
 	return 0;
 }
 
-int metrics_http_serve(const char *listen_addr, const struct metrics_registry *r,
+int metrics_http_serve(const char *listen_addr, const struct metric_family *f, size_t n,
 		       struct metrics_http **out)
 {
 	char bound[80], err[256];
@@ -176,11 +177,22 @@ int metrics_http_serve(const char *listen_addr, const struct metrics_registry *r
 	*out = NULL;
 	if (!listen_addr[0])
 		return 0;
-	int rc = metrics_http_start(listen_addr, r, out, bound, sizeof(bound), err, sizeof(err));
+	struct metrics_registry *r = malloc(sizeof(*r));
+	if (!r) {
+		log_error("metrics: out of memory");
+		return RTCMS_ENOMEM;
+	}
+	metrics_registry_init(r);
+	int rc = metrics_registry_add(r, f, n, err, sizeof(err));
+	if (rc == 0)
+		rc = metrics_http_start(listen_addr, r, out, bound, sizeof(bound), err,
+					sizeof(err));
 	if (rc) {
-		log_error("%s", err);
+		log_error("metrics: %s", err);
+		free(r);
 		return rc;
 	}
+	(*out)->own = r;
 	log_info("metrics: GET /metrics on %s", bound);
 	return 0;
 }
@@ -190,5 +202,6 @@ void metrics_http_stop(struct metrics_http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->d); /* closes the socket, joins its thread */
+	free(h->own);
 	free(h);
 }

@@ -40,11 +40,12 @@ int metrics_http_start(const char *listen, const struct metrics_registry *r,
 
 /*
  * What each daemon does with its metrics_listen setting: nothing if it is
- * empty (*out NULL), else metrics_http_start() and the log line "metrics:
- * GET /metrics on ADDR" (the bound address: with port 0, the only place
- * it is told). Returns 0, or the error (logged).
+ * empty (*out NULL), else a registry of the common families and the n of
+ * f (the endpoint keeps it), metrics_http_start() and the log line
+ * "metrics: GET /metrics on ADDR" (the bound address: with port 0, the
+ * only place it is told). Returns 0, or the error (logged).
  */
-int metrics_http_serve(const char *listen, const struct metrics_registry *r,
+int metrics_http_serve(const char *listen, const struct metric_family *f, size_t n,
 		       struct metrics_http **out);
 
 /* Stop serving: close the socket and every connection, join the thread,

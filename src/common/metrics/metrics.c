@@ -147,6 +147,14 @@ int metrics_registry_add(struct metrics_registry *r, const struct metric_family 
 		int rc = family_check(&f[i], why, whylen);
 		if (rc)
 			return rc;
+		/* one family per name (a scrape with two is refused whole) */
+		for (size_t k = 0; k < r->count + i; k++) {
+			const char *other = k < r->count ? r->families[k]->name : f[k - r->count].name;
+			if (strcmp(other, f[i].name) == 0) {
+				snprintf(why, whylen, "metric %s: added twice", f[i].name);
+				return RTCMS_EINVAL;
+			}
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		r->families[r->count++] = &f[i];

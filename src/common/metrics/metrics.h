@@ -133,7 +133,8 @@ void metrics_registry_init(struct metrics_registry *r);
 
 /*
  * Add n families (an array, static storage: the registry keeps pointers)
- * after checking each: names and label names of the Prometheus alphabet,
+ * after checking each: a name not in r yet, names and label names of the
+ * Prometheus alphabet,
  * a histogram's bounds increasing and at most METRIC_BUCKETS_MAX, values
  * given for every label. Returns 0, RTCMS_EINVAL (naming the family in
  * why) or RTCMS_ENOSPC (more than METRICS_FAMILIES_MAX in all).
