@@ -19,6 +19,7 @@
 #include "proc.h"
 #include "spawn.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "stream/stream_net.h"
 
 /* One RESTORE in progress, on its connection thread. */
@@ -361,5 +362,8 @@ out_free:
 	stream_area_sink_clear(&r->image);
 	spawn_area_free(&r->area); /* a failed restore's: discarded */
 	free(r);
+	metric_counter_inc(&agent_stats.restores[res == RESTORE_ADOPTED ? ARESTORE_ADOPTED
+				: res == RESTORE_FAILED ? ARESTORE_FAILED
+				: res == RESTORE_UNADOPTED ? ARESTORE_UNADOPTED : ARESTORE_BROKEN]);
 	return res;
 }

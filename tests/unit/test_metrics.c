@@ -16,10 +16,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/stats.h"
+#include "manager/stats.h"
 #include "metrics/http.h"
 #include "metrics/metrics.h"
 #include "net/addr.h"
 #include "rtcms_error.h"
+#include "store/stats.h"
 
 static const double bounds[] = { 0.001, 0.01, 0.1, 1 };
 
@@ -217,6 +220,38 @@ static void test_common_families(void **state)
 	double v = strtod(st + strlen("\nprocess_start_time_seconds "), NULL);
 	assert_true(v > 1.5e9); /* after 2017, so from the clock, not zero */
 	free(t);
+}
+
+/* Each daemon's families pass the registry's checks, with the common
+ * ones, and render (the store's mirror gauge: a series per mirror). */
+static void test_daemon_families(void **state)
+{
+	(void)state;
+	static const char *const paths[] = { "/srv/a", "/srv/b" };
+	const struct metric_family *f[3];
+	size_t n[3];
+	char why[256], *t;
+	size_t len;
+
+	f[0] = store_stats_families(paths, 2, &n[0]);
+	f[1] = manager_stats_families(&n[1]);
+	f[2] = agent_stats_families(&n[2]);
+	for (int d = 0; d < 3; d++) {
+		struct metrics_registry r;
+		metrics_registry_init(&r);
+		if (metrics_registry_add(&r, f[d], n[d], why, sizeof(why)) != 0)
+			fail_msg("daemon %d: %s", d, why);
+		assert_int_equal(metrics_render(&r, &t, &len), 0);
+		assert_non_null(strstr(t, "\nrtcms_build_info{"));
+		if (d == 0) {
+			assert_non_null(strstr(t, "\nrtcms_store_mirror_online{mirror=\"0\","
+					       "path=\"/srv/a\"} "));
+			assert_non_null(strstr(t, "\nrtcms_store_mirror_online{mirror=\"1\","
+					       "path=\"/srv/b\"} "));
+			assert_null(strstr(t, "mirror=\"2\""));
+		}
+		free(t);
+	}
 }
 
 static void test_listen_check(void **state)
@@ -452,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_registry_refuses),
 		cmocka_unit_test(test_common_families),
+		cmocka_unit_test(test_daemon_families),
 		cmocka_unit_test(test_listen_check),
 		cmocka_unit_test(test_concurrent_updates),
 		cmocka_unit_test_setup_teardown(test_http_get_head, http_setup, http_teardown),
