@@ -17,7 +17,7 @@ static const char *const restore_outcomes[] = { "ok", "unconfirmed", "elsewhere"
 						"failed" };
 static const char *const node_states[] = { "alive", "suspect", "failed" };
 /* enum proto_proc_state 1..7, as rtcmsctl status names them */
-static const char *const proc_states[] = { "running", "migrating", "exited", "unknown",
+static const char *const proc_states[] = { "running", "migrating", "exited", "lost",
 					   "waiting", "stored", "failed" };
 static const char *const hb_outcomes[] = { "answered", "unanswered" };
 
