@@ -23,6 +23,7 @@ struct agent_config {
 	char node_id[32];
 	char log_level[16];
 	char ready_file[1024];
+	char metrics_listen[PROTO_ADDR_MAX + 1]; /* "": no metrics endpoint */
 	struct config_list managers;
 	struct config_list programs;   /* `run =` lines: "ID PATH ARGS..." */
 	uint64_t area_capacity;

@@ -41,6 +41,12 @@
  *              than freeze_hold (resolve.c): RESOLVE to the managers.
  *   migrate    one short-lived detached thread per MIGRATE a program asks
  *              for (outbox.c).
+ *   metrics    with metrics_listen set, libmicrohttpd's polling thread
+ *              (metrics/http.h): renders /metrics from the atomics of
+ *              stats.h, which the threads above raise; it takes no lock of
+ *              the agent's (the heartbeat thread sets the program and
+ *              registration gauges on its tick). Its sockets are
+ *              close-on-exec: no program inherits them.
  *
  * Locks:
  *   agent.lock   (a priority-inheritance mutex: the heartbeat thread
@@ -283,6 +289,7 @@ struct agent {
 	bool configured_started;       /* `run =` programs start under the first lease */
 	uint64_t hb_counter;           /* heartbeat thread */
 	uint64_t hb_sent[64];          /* send time by counter % 64 */
+	uint64_t hb_sent_ns[64];       /* the same in uv_hrtime() ns (round trips) */
 
 	/* the highest incarnation run here per process id (agent.lock), kept
 	 * after the program is gone: a restore of an older one is refused */

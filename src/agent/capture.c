@@ -17,6 +17,7 @@
 #include "log/log.h"
 #include "proc.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "util/bytes.h"
 
 static void encoding_free(struct encoding *e)
@@ -490,9 +491,13 @@ int capture_take(struct agent *a, struct aproc *p, struct image **out)
 		goto out_unlock;
 	}
 	img->key = a->seal_key;
+	uint64_t t0 = uv_hrtime();
 	rc = capture_into(a, p, img);
+	metric_counter_inc(&agent_stats.captures[rc ? ACAPTURE_FAILED : ACAPTURE_OK]);
 	if (rc)
 		goto out_free;
+	metric_histogram_observe_ns(&agent_stats.capture_seconds, uv_hrtime() - t0);
+	metric_counter_add(&agent_stats.hashed_bytes, img->copied);
 	uv_mutex_lock(&a->lock);
 	cur = p->img;
 	p->img = img;

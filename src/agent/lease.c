@@ -20,6 +20,7 @@
 #include "log/log.h"
 #include "proc.h"
 #include "proto/heartbeat.h"
+#include "stats.h"
 
 /* With agent.lock held: publish the lease to every program's area. */
 static void lease_publish(struct agent *a)
@@ -48,6 +49,8 @@ static void lease_check(struct agent *a, uint64_t now)
 		}
 	a->fenced = true;
 	a->lapses++;
+	metric_counter_inc(&agent_stats.lease_lapses);
+	metric_gauge_set(&agent_stats.fenced, 1);
 	a->procs_gen++;
 	log_warn("lease lapsed: no manager answered for %" PRIu64 " ms; %d "
 		 "program(s) stopped (fenced)", now - a->lease_until + a->lease_ms, n);
@@ -76,11 +79,14 @@ static void hb_recv(void *ctx, struct hb_thread *t, const uint8_t *buf, size_t l
 	lease_check(a, now);
 	/* only the last 64 heartbeats count: an old ack renews nothing */
 	if (hb.counter <= a->hb_counter && hb.counter + 64 > a->hb_counter) {
+		metric_histogram_observe_ns(&agent_stats.heartbeat_rtt,
+					    uv_hrtime() - a->hb_sent_ns[hb.counter % 64]);
 		uint64_t until = a->hb_sent[hb.counter % 64] + a->lease_ms;
 		if (until > a->lease_until && until > now) {
 			if (a->fenced)
 				log_info("lease regained: a manager answers again");
 			a->fenced = false;
+			metric_gauge_set(&agent_stats.fenced, 0);
 			a->lease_until = until;
 			lease_publish(a);
 		}
@@ -104,8 +110,15 @@ static void hb_tick(void *ctx, struct hb_thread *t)
 	memcpy(hb.boot, a->boot, PROTO_BOOT_SIZE);
 	hb.counter = ++a->hb_counter;
 	a->hb_sent[hb.counter % 64] = now;
+	a->hb_sent_ns[hb.counter % 64] = uv_hrtime();
 	hb.sent_ms = agent_now_ms();
 	hb.processes = (uint32_t)proc_running_count(a);
+	/* the metrics' gauges, on this tick (the lock is held anyway) */
+	size_t registered = 0;
+	for (size_t i = 0; i < a->mgr_count; i++)
+		registered += a->mgrs[i].registered;
+	metric_gauge_set(&agent_stats.programs, hb.processes);
+	metric_gauge_set(&agent_stats.managers_registered, (int64_t)registered);
 	uv_mutex_unlock(&a->lock);
 
 	int n = proto_heartbeat_seal(&a->key, PROTO_HEARTBEAT, &hb, dg, sizeof(dg));

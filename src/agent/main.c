@@ -23,9 +23,11 @@
 #include "daemon/journal.h"
 #include "daemon/reload.h"
 #include "log/log.h"
+#include "metrics/http.h"
 #include "net/addr.h"
 #include "proto/spec.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "util/datakey.h"
 #include "util/keyfile.h"
 #include "util/sysinfo.h"
@@ -83,6 +85,7 @@ static const struct config_field fields[] = {
 	{ "agent", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000, NULL },
 	{ "agent", "lease", CONFIG_U64, &cfg.lease_ms, 0, 20, 3600000, NULL },
 	{ "agent", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0, NULL },
+	{ "agent", "metrics_listen", CONFIG_STR, cfg.metrics_listen, sizeof(cfg.metrics_listen), 0, 0, metrics_listen_check },
 	{ "agent", "restart", CONFIG_STR, cfg.restart, sizeof(cfg.restart), 0, 0, restart_check },
 	{ "agent", "restart_backoff", CONFIG_U64, &cfg.restart_backoff_ms, 0, 1, 600000, NULL },
 	{ "agent", "max_restarts", CONFIG_U64, &cfg.max_restarts, 0, 0, 1000000, NULL },
@@ -109,6 +112,7 @@ static const struct cmdline_opt opts[] = {
 	{ "restore-timeout", 0, "restore_timeout" },
 	{ "freeze-hold", 0, "freeze_hold" },
 	{ "ready-file", 0, "ready_file" },
+	{ "metrics-listen", 0, "metrics_listen" },
 	{ "heartbeat-interval", 0, "heartbeat_interval" },
 	{ "lease", 0, "lease" },
 	{ "restart", 0, "restart" },
@@ -164,6 +168,9 @@ static void usage(FILE *f)
 "                             up and the managers move it once (default 5)\n"
 "      --restart-window MS    the window of --max-restarts (default 60000)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
+"      --metrics-listen HOST:PORT  serve Prometheus metrics at GET /metrics\n"
+"                             there (default: off; port 0 picks a free port,\n"
+"                             logged)\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
 "  -h, --help                 this help\n"
 "      --version              the version and the git revision it was built from\n");
@@ -262,8 +269,18 @@ static int serve(const struct proto_key *key, const struct datakey_ring *ring, u
 	/* SIGHUP re-reads the config file; it never stops the agent or a program */
 	if (reload_on_sighup(on_sighup, NULL) != 0)
 		log_warn("cannot handle SIGHUP: it would stop the agent and its programs");
+	/* the metrics endpoint, if metrics_listen is set: its own thread, its
+	 * socket close-on-exec (no program inherits it) */
+	struct metrics_http *mx = NULL;
+	size_t nf;
+	const struct metric_family *mf = agent_stats_families(&nf);
+	if (metrics_http_serve(cfg.metrics_listen, mf, nf, &mx) != 0) {
+		agent_free(a);
+		return 1;
+	}
 	rt_lock_memory("this daemon"); /* time-critical threads never wait on a fault */
 	int rc = agent_run(a);
+	metrics_http_stop(mx);
 	agent_free(a);
 	if (rc) {
 		log_error("%s", rtcms_strerror(rc));

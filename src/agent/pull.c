@@ -17,6 +17,7 @@
 #include "log/log.h"
 #include "proc.h"
 #include "rtcms_error.h"
+#include "stats.h"
 
 /* The image of p a PULL for sequence seq (0: the newest) gets, with a
  * reference, or NULL; *have is the newest sequence held. The image held
@@ -67,6 +68,8 @@ enum pull_sent {
 	SENT_GONE,                     /* the image was gone before anything went out */
 	SENT_REFUSED,                  /* answered with an ERROR */
 	SENT_BROKEN,                   /* the connection broke */
+	SENT_GONE_REFUSED,             /* superseded while it was sent: told with an ERROR */
+	SENT_GONE_BROKEN,              /* the same, and the connection broke */
 };
 
 /* The CHUNKs of encoding e, read where img's data is and each checked to
@@ -120,19 +123,30 @@ static enum pull_sent pull_send(struct agent *a, const struct agent_peer *peer,
 		 e->chunks.size, gone ? "rewritten in the area meanwhile"
 		 : rc ? rtcms_strerror(rc) : "sent");
 	enum pull_sent res = rc ? SENT_BROKEN : SENT_OK;
+	if (rc == 0 && !gone)
+		metric_counter_add(&agent_stats.sent_bytes, e->chunks.size);
 	if (gone) {
 		pull_gone(a, p, img, e);
 		/* the manager drops what it got and pulls the newer one */
+		metric_counter_inc(&agent_stats.pulls[APULL_SUPERSEDED]);
 		res = peer_reply_errorf(peer, request, RTCMS_ENOENT, "%s: checkpoint %" PRIu64
 					" was superseded while it was pulled (the program "
 					"rewrote it)", p->id, img->sequence)
-		      ? SENT_BROKEN : SENT_REFUSED;
+		      ? SENT_GONE_BROKEN : SENT_GONE_REFUSED;
 	} else if (rc == 0) {
 		uv_mutex_lock(&a->lock);
 		img->pulled = true;
 		uv_mutex_unlock(&a->lock);
 	}
 	image_encoding_done(img, e);
+	return res;
+}
+
+/* res, counted for the metrics. */
+static enum pull_result counted(enum pull_result res)
+{
+	metric_counter_inc(&agent_stats.pulls[res == PULL_SENT ? APULL_SENT
+				: res == PULL_REFUSED ? APULL_REFUSED : APULL_BROKEN]);
 	return res;
 }
 
@@ -143,14 +157,17 @@ enum pull_result pull_serve(struct agent *a, const struct agent_peer *peer, cons
 			    uint32_t request, const struct proto_get *g)
 {
 	enum pull_result res = PULL_REFUSED;
+	bool superseded = false;
 	uint64_t have;
 
 	struct aproc *p = proc_find_live(a, g->process);
 	if (!p)
 		p = proc_find_state(a, g->process, AP_FROZEN);
-	if (!p)
-		return peer_reply_errorf(peer, request, RTCMS_ENOENT, "no program %s on this node",
-					 g->process) ? PULL_BROKEN : PULL_REFUSED;
+	if (!p) {
+		res = peer_reply_errorf(peer, request, RTCMS_ENOENT, "no program %s on this node",
+					g->process) ? PULL_BROKEN : PULL_REFUSED;
+		return counted(res);
+	}
 	for (int tries = 0;; tries++) {
 		struct image *img = pull_image(a, p, g->sequence, &have);
 		if (!img || tries == PULL_TRIES) {
@@ -164,11 +181,13 @@ enum pull_result pull_serve(struct agent *a, const struct agent_peer *peer, cons
 		enum pull_sent sent = pull_send(a, peer, who, request, g, p, img);
 		image_unref(a, img);
 		if (sent != SENT_GONE) {
-			res = sent == SENT_OK ? PULL_SENT : sent == SENT_REFUSED ? PULL_REFUSED
+			res = sent == SENT_OK ? PULL_SENT
+			      : sent == SENT_REFUSED || sent == SENT_GONE_REFUSED ? PULL_REFUSED
 			      : PULL_BROKEN;
+			superseded = sent == SENT_GONE_REFUSED || sent == SENT_GONE_BROKEN;
 			break;
 		}
 	}
 	proc_unref(a, p);
-	return res;
+	return superseded ? res : counted(res); /* (a superseded one was counted) */
 }

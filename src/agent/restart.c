@@ -28,6 +28,7 @@
 #include "proc.h"
 #include "proto/spec.h"
 #include "rtcms_error.h"
+#include "stats.h"
 
 void restart_reap(struct agent *a)
 {
@@ -119,8 +120,11 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 	 * fenced, not crashed; the managers restore it */
 	bool fenced = (a->lease_until && now >= a->lease_until) ||
 		     (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && a->lapses != p->started_lapses);
-	if (fenced || p->killed || was == AP_FROZEN || was == AP_RESTORING ||
-	    p->incarnation == 0) {
+	bool stopped = fenced || p->killed || was == AP_FROZEN || was == AP_RESTORING ||
+		       p->incarnation == 0;
+	metric_counter_inc(&agent_stats.exits[fenced ? AEXIT_FENCED : stopped ? AEXIT_STOPPED
+					      : clean ? AEXIT_FINISHED : AEXIT_CRASHED]);
+	if (stopped) {
 		p->outcome = PROTO_AP_GONE;
 		p->exit_told = ~0u; /* not news for the managers: not ended */
 		snprintf(p->reason, sizeof(p->reason), "%s%s", fenced ? "fenced (lease lapsed): "
@@ -149,6 +153,7 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 		p->restarts = 0;
 	}
 	if (p->restarts >= a->cfg.max_restarts) {
+		metric_counter_inc(&agent_stats.restarts[ARESTART_GAVE_UP]);
 		p->outcome = PROTO_AP_FAILED;
 		p->exit_told = ~0u; /* the managers move it, from the report */
 		snprintf(p->reason, sizeof(p->reason), "gave up after %u restarts in %" PRIu64
@@ -192,6 +197,7 @@ static void restart_one(struct agent *a, struct aproc *p)
 		.spec_len = p->spec_len, .from_area = seq ? p->area : NULL,
 	};
 	int rc = launch_start(a, &r, &np, err, sizeof(err));
+	metric_counter_inc(&agent_stats.restarts[rc ? ARESTART_FAILED : ARESTART_RESTARTED]);
 	uv_mutex_lock(&a->lock);
 	p->superseded = true;
 	if (rc == 0) {

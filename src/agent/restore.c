@@ -20,6 +20,7 @@
 #include "proc.h"
 #include "spawn.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "stream/chunk.h"
 #include "stream/stream_net.h"
 
@@ -401,5 +402,8 @@ out_free:
 	spawn_area_free(&r->area); /* a failed restore's: discarded */
 	free(r);
 	log_about_clear();
+	metric_counter_inc(&agent_stats.restores[res == RESTORE_ADOPTED ? ARESTORE_ADOPTED
+				: res == RESTORE_FAILED ? ARESTORE_FAILED
+				: res == RESTORE_UNADOPTED ? ARESTORE_UNADOPTED : ARESTORE_BROKEN]);
 	return res;
 }

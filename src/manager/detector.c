@@ -8,6 +8,7 @@
 #include "log/log.h"
 #include "proto/heartbeat.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "table.h"
 
 bool detector_node_alive(const struct manager *m, const struct mnode *n)
@@ -49,6 +50,7 @@ static void mark_unheard(struct manager *m, uint64_t now)
 		n->fencing = true;
 		n->fence_retry_at = 0;
 		n->fence_refused_logged = false;
+		metric_counter_inc(&manager_stats.suspicions);
 		log_warn("node %016" PRIx64 " (%s) unheard for %" PRIu64 " ms%s: no longer "
 			 "answered; asking the store to fence it", n->node, n->name,
 			 now - n->seen_ms, n->failed_notice ? " (declared failed by an operator)"
@@ -82,6 +84,7 @@ static void fence_answered(struct mnode *n, int rc, uint8_t state, uint32_t wait
 	n->fence_retry_at = now + (wait && wait < 50 ? wait : 50);
 	if (state == PROTO_FENCE_COMPLETE && !n->failed) {
 		n->failed = true;
+		metric_counter_inc(&manager_stats.node_failures);
 		log_warn("node %016" PRIx64 " (%s) failed: fenced, its lease has lapsed; "
 			 "its programs are restored elsewhere", n->node, n->name);
 	}
@@ -118,6 +121,7 @@ static void heard(struct mnode *n, uint64_t counter, uint64_t now)
 	if (n->fencing && !n->fence_inflight && !n->fence_state) {
 		/* heard again before the store fenced it: nothing happened */
 		n->fencing = false;
+		metric_counter_inc(&manager_stats.false_suspicions);
 		log_info("node %016" PRIx64 " (%s) is heard again: not fenced", n->node,
 			 n->name);
 	}
@@ -155,6 +159,7 @@ void detector_heartbeat(void *ctx, struct hb_thread *t, const uint8_t *buf, size
 		ok = detector_may_answer(m, n, now);
 	}
 	uv_mutex_unlock(&m->lock);
+	metric_counter_inc(&manager_stats.heartbeats[ok ? 0 : 1]);
 	if (!ok)
 		return; /* unknown node (it registers first), old boot, replay, fenced */
 	hb.sent_ms = (uint64_t)uv_hrtime() / 1000000;

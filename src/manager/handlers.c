@@ -233,8 +233,10 @@ static enum rpc_result handle_notify(struct manager *m, struct net_client *c, co
 		p->node = mt->node;
 		p->state = PROTO_PS_RUNNING;
 	}
-	if (mt->sequence > p->notified)
+	if (mt->sequence > p->notified) {
 		p->notified = mt->sequence;
+		p->notified_ns = uv_hrtime();
+	}
 	uv_cond_signal(&m->work);
 	uv_mutex_unlock(&m->lock);
 	log_prog(LOG_DEBUG, mt->process, mt->incarnation, mt->sequence,

@@ -23,6 +23,7 @@
 #include "detector.h"
 #include "log/log.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "table.h"
 
 /* With the lock held: take the store's view of the fences. A node listed
@@ -48,6 +49,7 @@ static void apply_fences(struct manager *m, const struct proto_mlease_ok *ok)
 		n->fence_state = st;
 		if (st == PROTO_FENCE_COMPLETE && !n->failed) {
 			n->failed = true;
+			metric_counter_inc(&manager_stats.node_failures);
 			log_warn("node %016" PRIx64 " (%s) failed: its fence is complete, its "
 				 "programs are restored elsewhere", n->node, n->name);
 		}
@@ -86,6 +88,8 @@ static void lease_answered(struct manager *m, int rc, const struct proto_mlease_
 	} else if (manager_mono_ms() >= m->lease_until && !m->lease_lost_logged) {
 		m->lease_lost_logged = 1;
 		m->manager_count = 0;
+		if (m->lease_until) /* it had one */
+			metric_counter_inc(&manager_stats.lease_lapses);
 		log_warn("[manager -> store %s] no lease (%s): this manager answers no "
 			 "heartbeat until the store grants one again", m->cfg.store,
 			 rtcms_strerror(rc));
@@ -110,6 +114,9 @@ static void lease_thread(void *arg)
 		manager_store_result(m, rc, "lease");
 		uv_mutex_lock(&m->lock);
 		lease_answered(m, rc, ok, now);
+		/* the metrics' gauges, on this tick (the lock is held anyway) */
+		metric_gauge_set(&manager_stats.lease_held, manager_mono_ms() < m->lease_until);
+		manager_stats_census(m);
 		uv_mutex_unlock(&m->lock);
 		uint64_t spent = manager_mono_ms() - now;
 		if (spent < m->cfg.lease_renew_ms)

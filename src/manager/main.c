@@ -17,8 +17,10 @@
 #include "daemon/journal.h"
 #include "log/log.h"
 #include "manager.h"
+#include "metrics/http.h"
 #include "net/addr.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "util/keyfile.h"
 
 static struct manager_config cfg;
@@ -60,6 +62,7 @@ static const struct config_field fields[] = {
 	{ "manager", "heartbeat_interval", CONFIG_U64, &cfg.heartbeat_ms, 0, 5, 60000, NULL },
 	{ "manager", "fence_margin", CONFIG_U64, &cfg.fence_margin_ms, 0, 0, 3600000, NULL },
 	{ "manager", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0, NULL },
+	{ "manager", "metrics_listen", CONFIG_STR, cfg.metrics_listen, sizeof(cfg.metrics_listen), 0, 0, metrics_listen_check },
 	{ "manager", "chain_max", CONFIG_U64, &cfg.chain_max, 0, 0, 1024, NULL },
 	{ "manager", "manager_lease", CONFIG_U64, &cfg.manager_lease_ms, 0, 100, 600000, NULL },
 	{ "manager", "lease_renew", CONFIG_U64, &cfg.lease_renew_ms, 0, 10, 60000, NULL },
@@ -87,6 +90,7 @@ static const struct cmdline_opt opts[] = {
 	{ "lease-renew", 0, "lease_renew" },
 	{ "placement", 'p', "policy" },
 	{ "ready-file", 0, "ready_file" },
+	{ "metrics-listen", 0, "metrics_listen" },
 	{ "log-level", 'v', "level" },
 	{ NULL, 0, NULL },
 };
@@ -120,6 +124,9 @@ static void usage(FILE *f)
 "      --lease-renew MS       how often the lease is renewed (default 100)\n"
 "  -p, --placement POLICY     weighted (default) or thesis ([placement] weights)\n"
 "      --ready-file FILE      write the bound address here once listening\n"
+"      --metrics-listen HOST:PORT  serve Prometheus metrics at GET /metrics\n"
+"                             there (default: off; port 0 picks a free port,\n"
+"                             logged)\n"
 "  -v, --log-level LEVEL      error, warn, info (default) or debug\n"
 "  -h, --help                 this help\n"
 "      --version              the version and the git revision it was built from\n");
@@ -290,8 +297,17 @@ int main(int argc, char **argv)
 	/* SIGHUP re-reads the config file; it never stops the manager */
 	if (reload_on_sighup(on_sighup, NULL) != 0)
 		log_warn("cannot handle SIGHUP: it would stop the manager");
+	/* the metrics endpoint, if metrics_listen is set (its own thread) */
+	struct metrics_http *mx = NULL;
+	size_t nf;
+	const struct metric_family *mf = manager_stats_families(&nf);
+	if (metrics_http_serve(cfg.metrics_listen, mf, nf, &mx) != 0) {
+		manager_free(mgr);
+		return 1;
+	}
 	rt_lock_memory("this daemon"); /* time-critical threads never wait on a fault */
 	rc = manager_run(mgr);
+	metrics_http_stop(mx);
 	manager_free(mgr);
 	if (rc) {
 		log_error("%s", rtcms_strerror(rc));

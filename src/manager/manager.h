@@ -22,6 +22,7 @@ struct manager_config {
 	char store[PROTO_ADDR_MAX + 1];
 	char log_level[16];
 	char ready_file[1024];
+	char metrics_listen[PROTO_ADDR_MAX + 1]; /* "": no metrics endpoint */
 	char policy[16];
 	char w_ram[16], w_cpu[16], w_quota[16];
 	uint64_t reserve;

@@ -33,6 +33,11 @@
  *               priority where it may) that owns the UDP socket; it runs
  *               detector_heartbeat() for each datagram: a few field
  *               updates under the lock, nothing else.
+ *   metrics     with metrics_listen set, libmicrohttpd's polling thread
+ *               (metrics/http.h): renders /metrics from the atomics of
+ *               stats.h, which the threads above raise; it takes no lock
+ *               of the manager's (the lease thread sets the node and
+ *               program gauges on its tick, under manager.lock).
  *
  * Locks:
  *   manager.lock (a priority-inheritance mutex: the heartbeat thread
@@ -111,6 +116,8 @@ struct mproc {
 	uint64_t node;
 	uint64_t incarnation;
 	uint64_t notified;             /* latest sequence announced */
+	uint64_t notified_ns;          /* uv_hrtime() when it was: its CKPT_NOTIFY or the
+					* PROCS report that named it came (0: not known) */
 	uint64_t durable;              /* latest sequence the store acknowledged */
 	uint64_t durable_size;
 	uint64_t durable_at_ms;        /* monotonic */

@@ -12,6 +12,7 @@
 #include "move.h"
 #include "pull.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "table.h"
 
 /* One migration under way (on its caller's thread). */
@@ -122,6 +123,10 @@ static int claim(struct migration *g, bool *stored_final)
 			return rc;
 		}
 		*stored_final = true;
+		if (!pr.existed) {
+			metric_counter_inc(&manager_stats.durable);
+			metric_counter_add(&manager_stats.stored_bytes, pr.size);
+		}
 		log_info("[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable (the first of "
 			 "it, before the move)", g->id, f->incarnation, f->sequence);
 		rc = move_claim(m, &g->link, g->id, 0, &g->claim, NULL, g->why, g->whylen);
@@ -211,8 +216,10 @@ int migrate_run(struct manager *m, const char *who, const char *id, uint64_t tar
 	}
 	*g = (struct migration){ .m = m, .id = id, .target = target, .why = why,
 				 .whylen = whylen };
-	if ((rc = mark(g)) != 0)
+	if ((rc = mark(g)) != 0) {
+		metric_counter_inc(&manager_stats.migrations[MMIGRATE_REFUSED]);
 		goto out_free;
+	}
 	/* every line of this thread until the end is about this program
 	 * (move.c's too) */
 	log_about_set(id, g->inc, 0);
@@ -220,6 +227,7 @@ int migrate_run(struct manager *m, const char *who, const char *id, uint64_t tar
 	log_info("[%s -> manager] MIGRATE %s: from node %016" PRIx64 "%s", who, id, g->source,
 		 target ? "" : ", to the best node");
 	if ((rc = freeze(g)) != 0) {
+		metric_counter_inc(&manager_stats.migrations[MMIGRATE_FAILED]);
 		log_warn("MIGRATE %s failed: %s", id, why);
 		manager_proc_settle(m, id, &stay);
 		goto out_free;
@@ -245,8 +253,10 @@ int migrate_run(struct manager *m, const char *who, const char *id, uint64_t tar
 	if (!committed)
 		goto fail;
 	moved(g, k, new_inc, rc, t0, res);
+	metric_counter_inc(&manager_stats.migrations[rc ? MMIGRATE_UNCONFIRMED : MMIGRATE_OK]);
 	goto out_close; /* 0, or RTCMS_ESTATE if the target did not confirm */
 fail:
+	metric_counter_inc(&manager_stats.migrations[MMIGRATE_FAILED]);
 	log_warn("MIGRATE %s failed: %s", id, why);
 	undo(g);
 	manager_proc_settle(m, id, &stay);

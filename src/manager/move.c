@@ -9,6 +9,7 @@
 #include "log/log.h"
 #include "relay.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "table.h"
 
 int move_claim(struct manager *m, struct rpc_link *link, const char *id, uint8_t flags,
@@ -162,6 +163,8 @@ static void note_durable(struct manager *m, const struct proto_ckpt_meta *ckpt)
 		 "[manager -> store] %s %" PRIu64 "/%" PRIu64 " durable (relayed to the "
 		 "store and the target at once)", ckpt->process, ckpt->incarnation,
 		 ckpt->sequence);
+	metric_counter_inc(&manager_stats.durable);
+	metric_counter_add(&manager_stats.stored_bytes, ckpt->size);
 	uv_mutex_lock(&m->lock);
 	struct mproc *p = manager_proc(m, ckpt->process);
 	if (p && p->incarnation == ckpt->incarnation && p->durable < ckpt->sequence) {

@@ -8,6 +8,7 @@
 #include "log/log.h"
 #include "pull.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "table.h"
 
 /* FNV-1a of the manager's name and the process id: the rendezvous weight. */
@@ -59,6 +60,7 @@ struct job {
 	char id[PROTO_ID_MAX + 1];
 	char addr[PROTO_ADDR_MAX + 1];
 	uint64_t inc, seq, base;
+	uint64_t notified_ns;          /* when seq was announced (0: not known) */
 	bool first;                    /* the first of its incarnation */
 	bool probe;                    /* another manager pulls it: only look */
 	struct mproc *p;               /* its slot (valid until the lock is taken
@@ -96,6 +98,7 @@ static bool next_job(struct manager *m, struct job *j)
 			snprintf(j->addr, sizeof(j->addr), "%s", n->address);
 		j->inc = p->incarnation;
 		j->seq = p->notified;
+		j->notified_ns = p->notified_ns;
 		j->first = p->durable == 0;
 		j->probe = probe;
 		j->p = p;
@@ -237,6 +240,30 @@ static void pulled(struct manager *m, const struct job *j, int rc, struct pull_r
 	uv_cond_broadcast(&m->work);
 }
 
+/* What a pull came to, for the metrics. */
+static void count_pull(const struct job *j, int rc, const struct pull_result *res)
+{
+	enum manager_pull_outcome o = MPULL_FAILED;
+	if (rc == 0 && res->existed)
+		o = MPULL_STORED;
+	else if (rc == 0)
+		o = MPULL_DURABLE;
+	else if (res->cancelled)
+		o = MPULL_CANCELLED;
+	else if (!res->store_side && rc == RTCMS_ENOENT && j->addr[0])
+		o = MPULL_SUPERSEDED;
+	else if (res->store_side && store_refused(rc))
+		o = MPULL_REFUSED;
+	metric_counter_inc(&manager_stats.pulls[o]);
+	if (o != MPULL_DURABLE)
+		return;
+	metric_counter_inc(&manager_stats.durable);
+	metric_counter_add(&manager_stats.stored_bytes, res->size);
+	if (j->notified_ns)
+		metric_histogram_observe_ns(&manager_stats.durable_seconds,
+					    uv_hrtime() - j->notified_ns);
+}
+
 /* Pull the job's checkpoint (lock not held on entry, held on return). */
 static void pull(struct manager *m, struct rpc_link *link, const struct job *j)
 {
@@ -244,9 +271,12 @@ static void pull(struct manager *m, struct rpc_link *link, const struct job *j)
 	uint64_t t0 = uv_hrtime();
 	int rc = RTCMS_ENOENT;
 
+	metric_gauge_add(&manager_stats.pulls_in_flight, 1);
 	if (j->addr[0])
 		rc = pull_checkpoint(m, link, j->id, j->inc, j->seq, j->base, j->addr, &res,
 				     &j->p->migrating);
+	metric_gauge_add(&manager_stats.pulls_in_flight, -1);
+	count_pull(j, rc, &res);
 	double ms = (double)(uv_hrtime() - t0) / 1e6;
 	if (rc == 0 || res.store_side)
 		manager_store_result(m, store_refused(rc) ? 0 : rc, "PUT");

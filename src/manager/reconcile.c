@@ -10,6 +10,7 @@
 #include "recovery.h"
 #include "restore.h"
 #include "rtcms_error.h"
+#include "stats.h"
 #include "table.h"
 
 /* One page of the store's LIST into the table: what is not reported by
@@ -181,8 +182,11 @@ static void present(struct mproc *p, const struct mnode *where,
 		p->notified = 0;
 		p->failed_seq = 0;
 	}
-	if (e->sequence > p->notified)
+	if (e->sequence > p->notified) {
+		/* the report told of it first: its announcement (the metrics) */
 		p->notified = e->sequence;
+		p->notified_ns = where->report_ms * 1000000;
+	}
 	p->node = where->node;
 	p->confirmed_ms = where->report_ms;
 	p->restarts = e->restarts;
@@ -245,6 +249,15 @@ static void reconcile(struct manager *m, uint64_t now)
 static void restored(struct manager *m, const char *id, int rc, const struct restore_req *req,
 		     const char *why)
 {
+	static const enum manager_restore_outcome outcome[] = {
+		[RESTORE_DONE] = MRESTORE_OK, [RESTORE_UNCONFIRMED] = MRESTORE_UNCONFIRMED,
+		[RESTORE_RUNS_ELSEWHERE] = MRESTORE_ELSEWHERE,
+		[RESTORE_FAILED_FOR_GOOD] = MRESTORE_FAILED, [RESTORE_NOT_YET] = MRESTORE_RETRY,
+	};
+	enum manager_restore_outcome o = outcome[req->outcome];
+	if (req->outcome == RESTORE_NOT_YET && rc == RTCMS_ENOENT)
+		o = MRESTORE_FAILED; /* nothing durable to restore: lost */
+	metric_counter_inc(&manager_stats.restores[o]);
 	struct mproc *p = manager_proc(m, id);
 	if (!p)
 		return;

@@ -7,6 +7,7 @@
 
 #include "log/log.h"
 #include "rtcms_error.h"
+#include "stats.h"
 
 uint64_t manager_mono_ms(void)
 {
@@ -95,6 +96,7 @@ void manager_store_result(struct manager *m, int rc, const char *what)
 		if (!m->store_up)
 			log_info("[manager -> store %s] store is reachable", m->cfg.store);
 		m->store_up = true;
+		metric_gauge_set(&manager_stats.store_up, 1);
 		m->store_error[0] = '\0';
 		m->store_backoff = 0;
 		m->store_retry_at = 0;
@@ -103,6 +105,7 @@ void manager_store_result(struct manager *m, int rc, const char *what)
 			log_warn("[manager -> store %s] %s: %s; announcements are kept and "
 				 "retried with back-off", m->cfg.store, what, rtcms_strerror(rc));
 		m->store_up = false;
+		metric_gauge_set(&manager_stats.store_up, 0);
 		snprintf(m->store_error, sizeof(m->store_error), "%s: %s", what,
 			 rtcms_strerror(rc));
 		m->store_backoff = m->store_backoff ? m->store_backoff * 2 : 100;

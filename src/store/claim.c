@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rtcms_error.h"
+#include "stats.h"
 
 /* processes.gave_up: how far the give-ups of a program went */
 enum gave_up {
@@ -125,19 +126,23 @@ int store_claim(struct store *st, const char *process, const char *claimant,
 		uint32_t lease_ms, uint8_t flags, struct proto_claim_ok *ok,
 		struct proto_error *err)
 {
+	enum store_claim_outcome how = STORE_CLAIM_REFUSED;
 	struct proc_row r;
 	int rc;
 
 	if (!proto_process_id_valid(process) || !claimant[0] ||
 	    strlen(claimant) > PROTO_ID_MAX || lease_ms == 0 || lease_ms > 3600000 ||
-	    (flags & ~PROTO_CLAIM_F_GAVE_UP))
+	    (flags & ~PROTO_CLAIM_F_GAVE_UP)) {
+		metric_counter_inc(&store_stats.claims[how]);
 		return RTCMS_EINVAL;
+	}
 	pthread_mutex_lock(&st->mu);
 	uint64_t t = store_now(st);
 	if ((rc = proc_load_known(st, process, &r)) != 0)
 		goto out;
 	if (r.claim_id && r.claim_expires > t && strcmp(r.claimant, claimant) != 0) {
 		rc = claim_held(&r, process, t, err);
+		how = STORE_CLAIM_HELD;
 		goto out;
 	}
 	if (r.gave_up == GAVE_UP_FAILED ||
@@ -158,9 +163,11 @@ int store_claim(struct store *st, const char *process, const char *claimant,
 		ok->sequence = a.seq;
 		ok->node = r.node;
 		ok->expires_ms = a.expires;
+		how = r.claim_id == a.claim_id ? STORE_CLAIM_RENEWED : STORE_CLAIM_WON;
 	}
 out:
 	pthread_mutex_unlock(&st->mu);
+	metric_counter_inc(&store_stats.claims[how]);
 	return rc;
 }
 
@@ -201,6 +208,7 @@ int store_commit(struct store *st, const char *process, uint64_t claim_id,
 		rc = mirror_apply(st, close_claim_apply, &a);
 		if (rc)
 			goto out;
+		metric_counter_inc(&store_stats.commits); /* not a retry's */
 		catalog_proc_load(mirror_primary(st)->cat, process, &r);
 	}
 	memset(ok, 0, sizeof(*ok));
@@ -221,5 +229,7 @@ int store_release(struct store *st, const char *process, uint64_t claim_id)
 	pthread_mutex_lock(&st->mu);
 	int rc = mirror_apply(st, close_claim_apply, &a);
 	pthread_mutex_unlock(&st->mu);
+	if (rc == 0)
+		metric_counter_inc(&store_stats.releases);
 	return rc;
 }

@@ -144,6 +144,7 @@ static void on_handle_closed(uv_handle_t *h)
 	free(c->gframe);
 	free(c->entries);
 	c->srv->connections--;
+	metric_gauge_set(&store_stats.connections, (int64_t)c->srv->connections);
 	sodium_memzero(&c->session, sizeof(c->session));
 	free(c);
 }
@@ -160,6 +161,8 @@ static void conn_close_finish(struct conn *c)
 	c->closed = 1;
 	store_put_abort(c->put);
 	c->put = NULL;
+	if (c->get && !(c->req.type == PROTO_GET && c->msg.get.meta_only))
+		metric_counter_inc(&store_stats.gets[STORE_GET_ABORTED]);
 	store_get_close(c->get);
 	c->get = NULL;
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -424,6 +427,7 @@ int conn_on_hello(void *ctx, int fd, const char *peer, const uint8_t *hello, siz
 	c->timer.data = c;
 	c->handles_open = 2;
 	srv->connections++;
+	metric_gauge_set(&store_stats.connections, (int64_t)srv->connections);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	proto_session_init(&c->session, srv->opt->key, false, 0);
 	c->state = C_HANDSHAKE;

@@ -17,9 +17,11 @@
 #include "daemon/journal.h"
 #include "daemon/reload.h"
 #include "log/log.h"
+#include "metrics/http.h"
 #include "net/addr.h"
 #include "rtcms_error.h"
 #include "server.h"
+#include "stats.h"
 #include "store.h"
 #include "util/config.h"
 #include "util/keyfile.h"
@@ -31,6 +33,7 @@ struct settings {
 	char name[PROTO_ID_MAX + 1];
 	char log_level[16];
 	char ready_file[1024];
+	char metrics_listen[128];
 	struct config_list mirrors;
 	uint64_t retain;
 	char compress[16];
@@ -76,6 +79,7 @@ static const struct config_field fields[] = {
 	{ "store", "max_connections", CONFIG_U64, &cfg.max_connections, 0, 1, 4096, NULL },
 	{ "store", "manager_lease_max", CONFIG_U64, &cfg.manager_lease_max_ms, 0, 100, 600000, NULL },
 	{ "store", "ready_file", CONFIG_STR, cfg.ready_file, sizeof(cfg.ready_file), 0, 0, NULL },
+	{ "store", "metrics_listen", CONFIG_STR, cfg.metrics_listen, sizeof(cfg.metrics_listen), 0, 0, metrics_listen_check },
 	{ "log", "level", CONFIG_STR, cfg.log_level, sizeof(cfg.log_level), 0, 0, log_level_check },
 	{ NULL, NULL, 0, NULL, 0, 0, 0, NULL },
 };
@@ -108,6 +112,9 @@ static void usage(FILE *f)
 "                           10000); after a restart a fence waits for each\n"
 "                           known manager to renew, or this long at most\n"
 "      --ready-file FILE    write the bound address here once listening\n"
+"      --metrics-listen HOST:PORT  serve Prometheus metrics at GET /metrics\n"
+"                           there (default: off; port 0 picks a free port,\n"
+"                           logged)\n"
 "  -v, --log-level LEVEL    error, warn, info (default) or debug\n"
 "  -h, --help               this help\n"
 "      --version            the version and the git revision it was built from\n");
@@ -209,6 +216,7 @@ static int options_parse(int argc, char **argv)
 		{ "max-connections", required_argument, NULL, 'M' },
 		{ "manager-lease-max", required_argument, NULL, 'G' },
 		{ "ready-file", required_argument, NULL, 'R' },
+		{ "metrics-listen", required_argument, NULL, 'P' },
 		{ "log-level", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -257,6 +265,7 @@ static int options_parse(int argc, char **argv)
 		case 'M': name = "max_connections"; break;
 		case 'G': name = "manager_lease_max"; break;
 		case 'R': name = "ready_file"; break;
+		case 'P': name = "metrics_listen"; break;
 		case 'v': name = "level"; break;
 		case 'm': {
 			struct config_field f = { "store", "mirror", CONFIG_LIST,
@@ -341,6 +350,15 @@ static int store_serve(enum store_compress compress, const struct proto_key *key
 		log_error("cannot open the store: %s", rtcms_strerror(rc));
 		return 1;
 	}
+	/* the metrics endpoint, if metrics_listen is set: once the store is
+	 * open (the mirrors' gauges tell their state), on a thread of its own */
+	struct metrics_http *mx = NULL;
+	size_t nf;
+	const struct metric_family *f = store_stats_families(mirrors, cfg.mirrors.count, &nf);
+	if (metrics_http_serve(cfg.metrics_listen, f, nf, &mx) != 0) {
+		store_free(st);
+		return 1;
+	}
 	struct server_options sv = {
 		.listen = cfg.listen,
 		.key = key,
@@ -354,6 +372,7 @@ static int store_serve(enum store_compress compress, const struct proto_key *key
 	if (reload_on_sighup(on_sighup, NULL) != 0)
 		log_warn("cannot handle SIGHUP: it would stop the store");
 	rc = server_run(&sv, st);
+	metrics_http_stop(mx);
 	store_free(st);
 	return rc == 0 ? 0 : 1;
 }

@@ -23,6 +23,7 @@
 
 #include "log/log.h"
 #include "rtcms_error.h"
+#include "stats.h"
 
 /* ---- the directory backend ------------------------------------------------ */
 
@@ -226,6 +227,13 @@ void mirror_chunk_drop_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE]
 
 /* ---- online state ------------------------------------------------------- */
 
+/* The one place a mirror's state changes: the metric follows it. */
+static void set_online(struct store *st, struct mirror *m, int online)
+{
+	m->online = online;
+	metric_gauge_set(&store_stats.mirror_online[m - st->m], online);
+}
+
 struct mirror *mirror_primary(struct store *st)
 {
 	for (size_t i = 0; i < st->n; i++)
@@ -255,7 +263,7 @@ void mirror_offline(struct store *st, struct mirror *m, const char *why)
 {
 	if (!m->online)
 		return;
-	m->online = 0;
+	set_online(st, m, 0);
 	store_log(st, LOG_ERROR, "mirror %s taken OFFLINE: %s; continuing on %zu "
 		  "mirror(s) — a repairing scrub or a restart resynchronises it",
 		  m->path, why, mirror_online_count(st));
@@ -655,7 +663,7 @@ static void reconcile(struct store *st, const struct mirror_scan *sc, size_t i, 
 			return;
 		}
 	}
-	m->online = 1;
+	set_online(st, m, 1);
 }
 
 int mirror_open_all(struct store *st, int *have_meta)
@@ -719,7 +727,7 @@ int mirror_revive(struct store *st, struct mirror *m)
 		goto fail;
 	if ((rc = meta_reset(st, m, p, 0)) != 0)
 		goto fail;
-	m->online = 1;
+	set_online(st, m, 1);
 	store_log(st, LOG_WARN, "mirror %s back ONLINE: metadata copied from %s; "
 		  "copying the chunk files it lacks", m->path, p->path);
 	return 0;

@@ -23,6 +23,7 @@
 
 #include "log/log.h"
 #include "rtcms_error.h"
+#include "stats.h"
 
 /* Log why a delta PUT was refused (its base missing or too deep). */
 static void delta_refused(struct store *st, const struct proto_ckpt_meta *m, int rc)
@@ -148,17 +149,20 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 
 	*out = NULL;
 	if ((rc = put_meta_check(meta)) != 0)
-		return rc;
+		goto out_refused;
 	put = calloc(1, sizeof(*put));
-	if (!put)
-		return RTCMS_ENOMEM;
+	if (!put) {
+		rc = RTCMS_ENOMEM;
+		goto out_refused;
+	}
 	put->st = st;
 	put->meta = *meta;
 	if (meta->spec_len) {
 		put->spec = malloc(meta->spec_len);
 		if (!put->spec) {
 			free(put);
-			return RTCMS_ENOMEM;
+			rc = RTCMS_ENOMEM;
+			goto out_refused;
 		}
 		memcpy(put->spec, meta->spec, meta->spec_len);
 	}
@@ -170,7 +174,8 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 		put->forms = calloc(meta->chunk_count, sizeof(*put->forms));
 		if (!put->ibuf || !put->forms) {
 			put_free(put);
-			return RTCMS_ENOMEM;
+			rc = RTCMS_ENOMEM;
+			goto out_refused;
 		}
 	}
 	stream_verifier_begin(&put->v, meta, 0, 0);
@@ -181,10 +186,16 @@ int store_put_begin(struct store *st, const struct proto_ckpt_meta *meta,
 	pthread_mutex_unlock(&st->mu);
 	if (rc != 0 || stored) {
 		put_free(put);
-		return rc;
+		if (rc)
+			goto out_refused;
+		metric_counter_inc(&store_stats.puts[STORE_PUT_DUPLICATE]);
+		return 0;
 	}
 	*out = put;
 	return 0;
+out_refused:
+	metric_counter_inc(&store_stats.puts[STORE_PUT_REFUSED]);
+	return rc;
 }
 
 int store_put_check(struct store_put *put, const struct proto_chunk *chunk)
@@ -420,6 +431,16 @@ static void put_flush_lock(struct store_put *put)
 			mirror_offline(st, ms[i], "flushing chunk files failed");
 }
 
+/* Chunks written for put stay as orphans only if nothing references
+ * them; they are swept at the next start. */
+static void put_drop(struct store_put *put)
+{
+	pthread_mutex_lock(&put->st->mu);
+	put_release(put, NULL, false);
+	pthread_mutex_unlock(&put->st->mu);
+	put_free(put);
+}
+
 int store_put_commit(struct store_put *put, uint32_t chunk_count,
 		     struct proto_put_ack *ack)
 {
@@ -433,7 +454,8 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 		rc = put_forms(put, &forms);
 	if (rc) {
 		free(forms);
-		store_put_abort(put);
+		put_drop(put);
+		metric_counter_inc(&store_stats.puts[STORE_PUT_FAILED]);
 		return rc;
 	}
 	put_flush_lock(put);
@@ -457,6 +479,7 @@ int store_put_commit(struct store_put *put, uint32_t chunk_count,
 	pthread_mutex_unlock(&st->mu);
 	free(forms);
 	put_free(put);
+	metric_counter_inc(&store_stats.puts[rc ? STORE_PUT_FAILED : STORE_PUT_DURABLE]);
 	return rc;
 }
 
@@ -464,10 +487,6 @@ void store_put_abort(struct store_put *put)
 {
 	if (!put)
 		return;
-	/* Chunks written for it stay as orphans only if nothing references
-	 * them; they are swept at the next start. */
-	pthread_mutex_lock(&put->st->mu);
-	put_release(put, NULL, false);
-	pthread_mutex_unlock(&put->st->mu);
-	put_free(put);
+	put_drop(put);
+	metric_counter_inc(&store_stats.puts[STORE_PUT_ABORTED]);
 }

@@ -17,6 +17,7 @@
 
 #include "log/log.h"
 #include "rtcms_error.h"
+#include "stats.h"
 
 size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 		    const uint8_t *data, size_t len, bool inl, struct repair_target *t,
@@ -47,6 +48,7 @@ size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 				  from->path);
 	}
 	chunkfile_enc_free(&enc);
+	metric_counter_add(&store_stats.repairs, done);
 	return done;
 }
 

@@ -51,12 +51,15 @@ static void work_fence(struct conn *c)
 	c->reply_type = PROTO_FENCE_OK;
 	if (c->rc == 0 && created) {
 		c->rc = store_fence_save(c->srv->store, f->node, created, f->hold_ms);
-		if (c->rc)
+		if (c->rc) {
 			fence_table_drop(c->srv->fences, f->node, created);
-		else
+		} else {
+			metric_counter_inc(&store_stats.fences_created);
+			metric_gauge_add(&store_stats.fences, 1);
 			log_warn("[peer %s] FENCE node %016" PRIx64 " by %s: generation %" PRIu64
 				 "; no manager may answer it from now on", c->peer, f->node,
 				 f->by, created);
+		}
 	}
 }
 
@@ -94,6 +97,7 @@ static void conn_mlease(struct conn *c, const struct proto_header *hdr,
 
 	if (l) {
 		l->n = fence_table_expire(srv->fences, now, l->nodes, PROTO_NODES_MAX);
+		metric_gauge_add(&store_stats.fences, -(int64_t)l->n);
 		for (size_t i = 0; i < l->n; i++)
 			log_info("fence of node %016" PRIx64 " lifted: it may rejoin (empty)",
 				 l->nodes[i]);
@@ -389,6 +393,9 @@ static void after_request(uv_work_t *w, int status)
 			       (c->req.flags & PROTO_F_STREAM) &&
 			       c->msg.meta.chunk_count > 0 ? C_DISCARD : C_READY;
 	if (c->rc < 0) {
+		if (c->req.type == PROTO_GET && !c->msg.get.meta_only)
+			metric_counter_inc(&store_stats.gets[c->rc == RTCMS_ENOENT ? STORE_GET_MISSING
+							     : STORE_GET_FAILED]);
 		c->state = next;
 		conn_error(c, req, c->rc, &c->err, 0);
 		conn_read_start(c);
@@ -423,6 +430,7 @@ int server_request_frame(struct conn *c, const struct proto_header *hdr,
 	 * The spec blob of PUT_BEGIN points into c->plain, which stays
 	 * untouched until the request is done. */
 	c->req = *hdr;
+	c->req_ns = mono_ns();
 	c->msg = *msg;
 	c->state = C_BUSY;
 	conn_read_stop(c);
@@ -460,6 +468,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static void fence_loaded(void *ctx, uint64_t node, uint64_t gen, uint32_t hold_ms)
 {
 	fence_table_load(ctx, node, gen, hold_ms);
+	metric_gauge_add(&store_stats.fences, 1);
 	log_warn("node %016" PRIx64 " is fenced (generation %" PRIu64 ", from before this "
 		 "start): no manager may answer it", node, gen);
 }

@@ -122,6 +122,8 @@ static void after_get(uv_work_t *w, int status)
 		store_get_close(c->get);
 		c->get = NULL;
 		c->state = C_READY;
+		metric_counter_inc(&store_stats.gets[STORE_GET_OK]);
+		metric_histogram_observe_ns(&store_stats.get_seconds, mono_ns() - c->req_ns);
 		conn_send(c, PROTO_GET_END, 0, c->get_request, &m, 0);
 		conn_read_start(c);
 		return;
@@ -133,10 +135,12 @@ static void after_get(uv_work_t *w, int status)
 		store_get_close(c->get);
 		c->get = NULL;
 		c->state = C_READY;
+		metric_counter_inc(&store_stats.gets[STORE_GET_FAILED]);
 		conn_error(c, c->get_request, c->rc, NULL, 1);
 		return;
 	}
 	c->gcount++;
+	metric_counter_add(&store_stats.sent_bytes, c->gchunk.len);
 	uint8_t *f = c->gframe;
 	c->gframe = NULL;
 	conn_write_parts(c, f, &c->gparts);

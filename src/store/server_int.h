@@ -23,6 +23,9 @@
  * Under systemd a timer on the loop kicks the watchdog and, once a
  * second, peeks at the mirrors' state (store_mirrors_peek: a trylock of
  * st->mu, so the loop never waits behind a transaction).
+ * With metrics_listen set, libmicrohttpd's thread (metrics/http.h) serves
+ * /metrics: it reads the atomics of stats.h that the loop (PUT and GET
+ * timings, bytes, connections, fences) and the pool raise, nothing else.
  */
 #ifndef RTCMS_STORE_SERVER_INT_H
 #define RTCMS_STORE_SERVER_INT_H
@@ -34,6 +37,7 @@
 #include "proto/msg.h"
 #include "proto/session.h"
 #include "server.h"
+#include "stats.h"
 #include "store.h"
 
 #define PUT_INFLIGHT 4
@@ -78,6 +82,7 @@ struct conn {
 
 	/* the request running on the thread pool */
 	uv_work_t work;
+	uint64_t req_ns;               /* when it arrived (mono_ns: its latency) */
 	struct proto_header req;       /* its header */
 	union proto_msg msg;           /* its decoded payload */
 	uint8_t reply_type;

@@ -170,6 +170,7 @@ static void after_commit(uv_work_t *w, int status)
 			 ps->new_chunks, ps->new_bytes, ps->disk_bytes,
 			 ps->inline_chunks ? "; small: the new ones inline in meta.db" : "",
 			 c->ack.copies, ms);
+		metric_histogram_observe_ns(&store_stats.put_seconds, mono_ns() - c->req_ns);
 		m.put_ack = c->ack;
 		conn_send(c, PROTO_PUT_ACK, 0, c->put_request, &m, 0);
 	}
@@ -246,6 +247,7 @@ int server_put_frame(struct conn *c, const struct proto_header *hdr,
 			put_fail(c, rc);
 			return rc;
 		}
+		metric_counter_add(&store_stats.received_bytes, msg->chunk.len);
 		slot->chunk = msg->chunk;
 		slot->busy = 1;
 		slot->conn = c;

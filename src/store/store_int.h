@@ -33,6 +33,11 @@
  * at a time (at most 64 KiB plus a header), and verified outside it. A PUT handle's counters
  * are atomics (written by concurrent chunk writes); the rest of a handle
  * belongs to its one caller at a time.
+ *
+ * The metrics (stats.h: PUT outcomes, claims, mirror states, repairs) are
+ * relaxed atomics raised by whichever thread does the work, under st->mu
+ * or not; rtcms-store's metrics endpoint thread only reads them and takes
+ * no lock of the engine's.
  */
 #ifndef RTCMS_STORE_STORE_INT_H
 #define RTCMS_STORE_STORE_INT_H
