@@ -28,6 +28,7 @@
 #include "client/store_client.h"
 #include "rtcms_error.h"
 #include "testutil.h"
+#include "util/datakey.h"
 
 static double now_s(void)
 {
@@ -136,6 +137,8 @@ static double bench_seqwrite(const char *dir, size_t len)
 struct row {
 	int mirrors;
 	int files;                    /* the store's inline_max 0: chunk files only */
+	const struct datakey *key;    /* sealed chunks (as an agent with a keyring
+				       * sends them), or NULL: plain */
 	size_t size;
 	int n;
 	double put_p50, put_p99, put_bw;
@@ -157,7 +160,8 @@ static int run_size(struct net_client *c, struct row *r, uint8_t *data)
 	char proc[64];
 	int rc = 0;
 
-	snprintf(proc, sizeof(proc), "bench-%d-%zu-%d", r->mirrors, r->size, r->files);
+	snprintf(proc, sizeof(proc), "bench-%d-%zu-%d%s", r->mirrors, r->size, r->files,
+		 r->key ? "-sealed" : "");
 	for (int i = 0; i < r->n && rc == 0; i++) {
 		struct proto_ckpt_meta m;
 		struct proto_put_ack ack;
@@ -170,8 +174,8 @@ static int run_size(struct net_client *c, struct row *r, uint8_t *data)
 		data[0] = (uint8_t)seq; /* new content each time */
 		data[r->size - 1] = (uint8_t)(seq >> 8);
 		double t = now_s();
-		rc = store_client_put(c, &m, PROTO_MAX_CHUNK,
-				      store_client_read_buf, &b, &ack);
+		rc = store_client_put_sealed(c, &m, PROTO_MAX_CHUNK, r->key,
+					     store_client_read_buf, &b, &ack);
 		put[i] = now_s() - t;
 		put_total += put[i];
 		if (rc)
@@ -213,6 +217,9 @@ static const char *fmt_size(const struct row *r)
 	size_t n = r->size;
 	if (r->files)
 		return "4 KiB, chunk files";
+	if (r->key)
+		return n == (64u << 20) ? "64 MiB, sealed" : n >= (1u << 20) ? "1 MiB, sealed"
+							     : "4 KiB, sealed";
 	return n >= (1u << 20) ? (n == (64u << 20) ? "64 MiB" : "1 MiB") : "4 KiB";
 }
 
@@ -258,8 +265,17 @@ int main(int argc, char **argv)
 	char *keyfile = tu_keyfile(dir, &key);
 	size_t sizes[3] = { 4096, 1u << 20, 64u << 20 };
 	int counts[3] = { quick ? 50 : 300, quick ? 20 : 60, quick ? 3 : 8 };
-	struct row rows[8];
+	struct row rows[16];
 	int nrows = 0;
+	/* a data key, as the agents of a cluster with a keyring seal under */
+	static const char keyring[] = "rtcms-data-key-v1 1 aes-256-gcm "
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+	struct datakey_ring ring;
+	char kerr[256];
+	if (datakey_parse(keyring, sizeof(keyring) - 1, &ring, kerr, sizeof(kerr)) != 0) {
+		fprintf(stderr, "bench: data key: %s\n", kerr);
+		return 1;
+	}
 	uint8_t *data = malloc(64u << 20);
 	tu_fill(data, 64u << 20, 7);
 
@@ -284,13 +300,16 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench: connect: %s\n", rtcms_strerror(rc));
 			return 1;
 		}
-		for (int s = 0; s < (files ? 1 : 3); s++) {
+		/* plain: the three sizes; sealed: 4 KiB and 64 MiB */
+		for (int s = 0; s < (files ? 1 : 5); s++) {
 			struct row *r = &rows[nrows++];
+			int k = s < 3 ? s : (s == 3 ? 0 : 2);
 			memset(r, 0, sizeof(*r));
 			r->mirrors = mirrors;
 			r->files = files;
-			r->size = sizes[s];
-			r->n = counts[s];
+			r->key = s < 3 ? NULL : datakey_active(&ring);
+			r->size = sizes[k];
+			r->n = counts[k];
 			printf("  %d mirror(s), %s x %d...\n", mirrors, fmt_size(r), r->n);
 			fflush(stdout);
 			if (run_size(c, r, data) != 0)
@@ -300,6 +319,7 @@ int main(int argc, char **argv)
 		tu_daemon_stop(&d, SIGTERM);
 	}
 	free(data);
+	datakey_ring_wipe(&ring);
 
 	/* The report. */
 	char *md = NULL;
@@ -321,8 +341,11 @@ int main(int argc, char **argv)
 	fprintf(f, "| 4 KiB write + fdatasync, p50 / p99 | %s / %s |\n\n",
 		fmt_t(fs_p50, t1, sizeof(t1)), fmt_t(fs_p99, t2, sizeof(t2)));
 	fprintf(f, "### PUT and GET\n\n");
-	fprintf(f, "PUT = hash pass + PUT_BEGIN + chunks + PUT_END until durable on "
-		"every mirror (ack). GET = GET + chunks verified at the client.\n\n");
+	fprintf(f, "PUT = the client's pass over the data (plain: BLAKE2b ids; "
+		"sealed: keyed ids, AES-256-GCM and the chunk MAC, as an agent with a "
+		"data keyring) + PUT_BEGIN + chunks + PUT_END until durable on every "
+		"mirror (ack). GET = GET + chunks checked at the client (plain: their "
+		"ids; sealed: their sums, as a hop without the keyring).\n\n");
 	fprintf(f, "| mirrors | size | n | PUT p50 | PUT p99 | PUT MB/s | GET p50 | GET p99 | GET MB/s |\n");
 	fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
 	for (int i = 0; i < nrows; i++) {
@@ -339,14 +362,14 @@ int main(int argc, char **argv)
 		struct row *r = &rows[i];
 		if (r->size == (64u << 20)) {
 			double ratio = r->put_bw / disk_limit;
-			fprintf(f, "| 64 MiB PUT, %d mirror(s) >= 50%% of min(TCP, disk) = %.0f MB/s | %.0f MB/s | %.2f | %s |\n",
-				r->mirrors, disk_limit / 1e6, r->put_bw / 1e6,
-				ratio, ratio >= 0.5 ? "yes" : "no");
+			fprintf(f, "| 64 MiB PUT%s, %d mirror(s) >= 0.7 of min(TCP, disk) = %.0f MB/s | %.0f MB/s | %.2f | %s |\n",
+				r->key ? " sealed" : "", r->mirrors, disk_limit / 1e6,
+				r->put_bw / 1e6, ratio, ratio >= 0.7 ? "yes" : "no");
 		}
 		if (r->size == 4096 && !r->files) {
 			double ratio = r->put_p99 / fs_p50;
-			fprintf(f, "| 4 KiB PUT p99, %d mirror(s) <= 3x fdatasync p50 (%s) | %s | %.2fx | %s |\n",
-				r->mirrors, fmt_t(fs_p50, t1, sizeof(t1)),
+			fprintf(f, "| 4 KiB PUT%s p99, %d mirror(s) <= 3x fdatasync p50 (%s) | %s | %.2fx | %s |\n",
+				r->key ? " sealed" : "", r->mirrors, fmt_t(fs_p50, t1, sizeof(t1)),
 				fmt_t(r->put_p99, t2, sizeof(t2)), ratio,
 				ratio <= 3 ? "yes" : "no");
 		}
@@ -362,12 +385,16 @@ int main(int argc, char **argv)
 		"*chunk files* row is the same PUT with `--inline-max 0`: two "
 		"flushes per mirror. With two mirrors on one disk their flushes "
 		"queue behind each other.\n"
-		"- Large PUTs are bounded by hashing and AEAD on both sides "
-		"(BLAKE2b and ChaCha20-Poly1305 run on each byte twice: client and "
-		"store) and by the disk; with two mirrors on one disk every byte is "
-		"written twice.\n"
-		"- GET reads, verifies and seals one chunk at a time, then the "
-		"client verifies again: it is CPU-bound on one core.\n");
+		"- Large plain PUTs are bounded by hashing on both sides (BLAKE2b "
+		"ids, at the client and again at the store, at about 0.7 GB/s) and "
+		"by the disk. Sealed ones carry no second pass of that kind: the "
+		"client seals once (AES-256-GCM, OpenSSL), the sessions seal only "
+		"each chunk's head (raw tails), and the store checks the chunk MAC "
+		"(Poly1305) and the XXH3 sum, both near memcpy's speed. With two "
+		"mirrors on one disk every byte is written twice.\n"
+		"- A GET reads each chunk and checks it (plain: its BLAKE2b id; "
+		"sealed: its sum) before it sends it, and the client checks it "
+		"again.\n");
 	fclose(f);
 	fputs("\n", stdout);
 	fputs(md, stdout);
