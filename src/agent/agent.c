@@ -59,7 +59,7 @@ static void work_capture(uv_work_t *w)
 	struct capture_work *cw = w->data;
 	int rc = capture_take(cw->a, cw->p, NULL);
 	if (rc)
-		log_prog(LOG_WARN, cw->p->id, cw->p->incarnation, 0,
+		log_prog(LOG_WARN, cw->p->id, proc_incarnation(cw->p), 0,
 			 "[program %s] capture failed: %s", cw->p->id, rtcms_strerror(rc));
 }
 

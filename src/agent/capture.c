@@ -378,7 +378,7 @@ void copy_full_from_now(struct agent *a, struct aproc *p, const struct image *im
 	p->copy_full = true;
 	uv_mutex_unlock(&a->lock);
 	if (first)
-		log_prog(LOG_INFO, p->id, p->incarnation, img->sequence,
+		log_prog(LOG_INFO, p->id, proc_incarnation(p), img->sequence,
 			 "[program %s] it rewrote its area faster than the agent's %s read it "
 			 "(after checkpoint %" PRIu64 "): its captures keep a private copy from "
 			 "now on", p->id, what, img->sequence);
@@ -435,7 +435,7 @@ static int capture_into(struct agent *a, struct aproc *p, struct image *img)
 	img->captured_ms = agent_mono_ms();
 	img->pulled = false;
 	img->gone = false;
-	log_prog(LOG_DEBUG, p->id, p->incarnation, img->sequence,
+	log_prog(LOG_DEBUG, p->id, proc_incarnation(p), img->sequence,
 		 "[program %s] captured checkpoint %" PRIu64 ": %" PRIu64 " of %zu bytes "
 		 "hashed (built on %" PRIu64 ")%s", p->id, img->sequence, img->copied,
 		 img->size, since, img->copy ? ", copied" : "");

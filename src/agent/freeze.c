@@ -91,7 +91,7 @@ int freeze_program(struct agent *a, const char *who, const struct proto_proc_ref
 		snprintf(why, len, "%s: no checkpoint to move: %s", r->process, rtcms_strerror(rc));
 		goto out_unref;
 	}
-	log_prog(LOG_INFO, p->id, p->incarnation, img->sequence,
+	log_prog(LOG_INFO, p->id, proc_incarnation(p), img->sequence,
 		 "[%s -> agent] FREEZE %s: frozen %s, final checkpoint %" PRIu64
 		 " (%zu bytes) after %" PRIu64 " ms", who, p->id, how, img->sequence,
 		 img->size, agent_mono_ms() - start);
@@ -141,7 +141,7 @@ int freeze_thaw(struct agent *a, const char *who, const struct proto_proc_ref *r
 	p->state = AP_RUNNING;
 	uv_mutex_unlock(&a->lock);
 	proc_signal(a, p, SIGCONT);
-	log_prog(LOG_INFO, p->id, p->incarnation, 0,
+	log_prog(LOG_INFO, p->id, proc_incarnation(p), 0,
 		 "[%s -> agent] THAW %s: the move failed, pid %d goes on", who, p->id,
 		 (int)p->pid);
 	proc_unref(a, p);
@@ -156,7 +156,7 @@ int freeze_stop(struct agent *a, const char *who, const struct proto_proc_ref *r
 	if (!p)
 		return rc;
 	proc_signal(a, p, SIGKILL);
-	log_prog(LOG_INFO, p->id, p->incarnation, 0,
+	log_prog(LOG_INFO, p->id, proc_incarnation(p), 0,
 		 "[%s -> agent] STOP %s: moved away, old instance pid %d killed", who,
 		 p->id, (int)p->pid);
 	proc_unref(a, p);

@@ -73,7 +73,7 @@ static enum rpc_result handle_run(struct agent *a, struct net_client *c, const c
 			 why);
 		return rpc_reply_error(c, hdr, rc, "%s", why);
 	}
-	log_prog(LOG_INFO, p->id, p->incarnation, 0,
+	log_prog(LOG_INFO, p->id, proc_incarnation(p), 0,
 		 "[%s -> agent] RUN %s: started pid %d, incarnation 1", who, r->process,
 		 (int)p->pid);
 	memset(&m, 0, sizeof(m));

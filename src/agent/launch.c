@@ -157,7 +157,7 @@ static int start_configured(struct agent *a, const char *line)
 		log_prog(LOG_ERROR, id, 1, 0, "cannot start %s: %s", id, err);
 		return rc;
 	}
-	log_prog(LOG_INFO, id, p->incarnation, 0, "[program %s] started pid %d from the config",
+	log_prog(LOG_INFO, id, proc_incarnation(p), 0, "[program %s] started pid %d from the config",
 		 id, (int)p->pid);
 	proc_unref(a, p);
 	return 0;

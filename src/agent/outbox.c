@@ -115,7 +115,7 @@ static int link_notify(struct agent *a, struct mgr_link *l, struct aproc *p,
 	proc_ckpt_spec(p, &m.meta.spec, &m.meta.spec_len);
 	int rc = net_client_call(l->conn, PROTO_CKPT_NOTIFY, &m, PROTO_OK, &hdr, &r);
 	if (rc == 0)
-		log_prog(LOG_DEBUG, p->id, p->incarnation, img->sequence,
+		log_prog(LOG_DEBUG, p->id, proc_incarnation(p), img->sequence,
 			 "[agent -> manager %s] CKPT_NOTIFY %s %" PRIu64 "/%" PRIu64
 			 " (%zu bytes)", l->addr, p->id, p->incarnation, img->sequence,
 			 img->size);
@@ -410,12 +410,12 @@ void outbox_request_migration(struct agent *a, struct aproc *p)
 	r->a = a;
 	snprintf(r->id, sizeof(r->id), "%s", p->id);
 	r->incarnation = p->incarnation;
-	log_prog(LOG_INFO, p->id, p->incarnation, 0, "[program %s] asks to be moved to another "
+	log_prog(LOG_INFO, p->id, proc_incarnation(p), 0, "[program %s] asks to be moved to another "
 		 "node", p->id);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, migration_thread, r) != 0) {
-		log_prog(LOG_ERROR, p->id, p->incarnation, 0,
+		log_prog(LOG_ERROR, p->id, proc_incarnation(p), 0,
 			 "[program %s] cannot start the migration request", p->id);
 		free(r);
 	}

@@ -26,6 +26,13 @@ void proc_unref(struct agent *a, struct aproc *p);
  * the launcher. Its image is the caller's. NULL is a no-op. */
 void proc_free(struct agent *a, struct aproc *p);
 
+/* p's incarnation, read without agent.lock (a log line's): the adoption
+ * of a restored instance changes it (under the lock, atomically). */
+static inline uint64_t proc_incarnation(const struct aproc *p)
+{
+	return __atomic_load_n(&p->incarnation, __ATOMIC_RELAXED);
+}
+
 /* Seal p's spec under the agent's active data key (none: nothing to do)
  * into p->sealed_spec, once, before p is in the table. 0, or an error
  * with the reason in err. */

@@ -117,7 +117,7 @@ static enum pull_sent pull_send(struct agent *a, const struct agent_peer *peer,
 	if (rc == 0)
 		rc = send_chunks(&out, img, e, buf, &gone);
 	free(buf);
-	log_prog(LOG_DEBUG, p->id, p->incarnation, img->sequence,
+	log_prog(LOG_DEBUG, p->id, proc_incarnation(p), img->sequence,
 		 "[%s] PULL %s seq %" PRIu64 " %s %" PRIu64 " (%" PRIu64 " bytes): %s", who,
 		 p->id, img->sequence, e->base ? "delta against" : "full, asked base", g->base,
 		 e->chunks.size, gone ? "rewritten in the area meanwhile"

@@ -37,7 +37,7 @@ static void apply_verdict(struct agent *a, struct aproc *p, uint32_t verdict,
 		p->exit_told = ~0u; /* it lives on elsewhere */
 		uv_mutex_unlock(&a->lock);
 		proc_signal(a, p, SIGKILL);
-		log_prog(LOG_WARN, p->id, p->incarnation, 0,
+		log_prog(LOG_WARN, p->id, proc_incarnation(p), 0,
 			 "[%s -> agent] RESOLVE %s: it runs elsewhere now; frozen instance "
 			 "pid %d killed", who, p->id, (int)p->pid);
 		return;
@@ -46,7 +46,7 @@ static void apply_verdict(struct agent *a, struct aproc *p, uint32_t verdict,
 		p->state = AP_RUNNING;
 		uv_mutex_unlock(&a->lock);
 		proc_signal(a, p, SIGCONT);
-		log_prog(LOG_WARN, p->id, p->incarnation, 0,
+		log_prog(LOG_WARN, p->id, proc_incarnation(p), 0,
 			 "[%s -> agent] RESOLVE %s: the move never committed; pid %d goes on",
 			 who, p->id, (int)p->pid);
 		return;
@@ -110,7 +110,7 @@ static void resolve_start(struct agent *a, struct aproc *p)
 	j->p = p;
 	p->refs++;
 	p->resolving = true;
-	log_prog(LOG_WARN, p->id, p->incarnation, 0,
+	log_prog(LOG_WARN, p->id, proc_incarnation(p), 0,
 		 "[program %s] frozen for %" PRIu64 " ms without THAW or STOP (its "
 		 "manager may have died): asking the managers", p->id,
 		 agent_mono_ms() - p->frozen_ms);

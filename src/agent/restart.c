@@ -44,11 +44,11 @@ void restart_reap(struct agent *a)
 		enum aproc_state was = p->state;
 		p->state = AP_EXITED;
 		if (WIFEXITED(st))
-			log_prog(LOG_INFO, p->id, p->incarnation, 0,
+			log_prog(LOG_INFO, p->id, proc_incarnation(p), 0,
 				 "[program %s] pid %d exited with status %d", p->id,
 				 (int)p->pid, WEXITSTATUS(st));
 		else
-			log_prog(LOG_INFO, p->id, p->incarnation, 0,
+			log_prog(LOG_INFO, p->id, proc_incarnation(p), 0,
 				 "[program %s] pid %d killed by signal %d", p->id,
 				 (int)p->pid, WTERMSIG(st));
 		/* a restart here, finished, failed, or gone (restart.c); a
@@ -130,7 +130,7 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 		snprintf(p->reason, sizeof(p->reason), "%s%s", fenced ? "fenced (lease lapsed): "
 			 : p->killed ? "stopped by the agent: " : "", h);
 		if (fenced)
-			log_prog(LOG_INFO, p->id, p->incarnation, 0,
+			log_prog(LOG_INFO, p->id, proc_incarnation(p), 0,
 				 "[program %s] fenced: the lease had lapsed; the managers "
 				 "restore it", p->id);
 		return;
@@ -144,7 +144,7 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 	if (policy == AGENT_RESTART_NEVER) {
 		p->outcome = PROTO_AP_FAILED;
 		snprintf(p->reason, sizeof(p->reason), "restart=never: %s", h);
-		log_prog(LOG_WARN, p->id, p->incarnation, 0,
+		log_prog(LOG_WARN, p->id, proc_incarnation(p), 0,
 			 "[program %s] %s; not restarted (restart = never)", p->id, h);
 		return; /* EXITED tells the managers */
 	}
@@ -158,7 +158,7 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 		p->exit_told = ~0u; /* the managers move it, from the report */
 		snprintf(p->reason, sizeof(p->reason), "gave up after %u restarts in %" PRIu64
 			 " s: %s", p->restarts, a->cfg.restart_window_ms / 1000, h);
-		log_prog(LOG_ERROR, p->id, p->incarnation, 0,
+		log_prog(LOG_ERROR, p->id, proc_incarnation(p), 0,
 			 "[program %s] %s; the managers move it to another node", p->id,
 			 p->reason);
 		return;
@@ -174,7 +174,7 @@ void restart_decide(struct agent *a, struct aproc *p, uint64_t now, enum aproc_s
 	p->exit_told = ~0u; /* it is not gone: no EXITED */
 	snprintf(p->reason, sizeof(p->reason), "%s, restart %u in %" PRIu64 " ms", h,
 		 p->restarts + 1, backoff);
-	log_prog(LOG_WARN, p->id, p->incarnation, 0,
+	log_prog(LOG_WARN, p->id, proc_incarnation(p), 0,
 		 "[program %s] %s: restarting it here from its newest checkpoint in %"
 		 PRIu64 " ms (restart %u of at most %" PRIu64 " in %" PRIu64 " s)", p->id, h,
 		 backoff, p->restarts + 1, a->cfg.max_restarts, a->cfg.restart_window_ms / 1000);
@@ -208,7 +208,7 @@ static void restart_one(struct agent *a, struct aproc *p)
 		np->copy_full = p->copy_full;
 		snprintf(np->reason, sizeof(np->reason), "restarted after %.100s", p->reason);
 		proc_seen_record(a, np->id, np->incarnation);
-		log_prog(LOG_INFO, np->id, np->incarnation, seq,
+		log_prog(LOG_INFO, np->id, proc_incarnation(np), seq,
 			 "[program %s] restarted as pid %d from checkpoint %" PRIu64 " in %"
 			 PRIu64 " ms (restart %u)", np->id, (int)np->pid, seq,
 			 agent_mono_ms() - t0, np->restarts);
@@ -217,7 +217,7 @@ static void restart_one(struct agent *a, struct aproc *p)
 		p->outcome = PROTO_AP_FAILED;
 		snprintf(p->reason, sizeof(p->reason), "gave up: restart failed: %.100s", err);
 		p->superseded = false;
-		log_prog(LOG_ERROR, p->id, p->incarnation, seq,
+		log_prog(LOG_ERROR, p->id, proc_incarnation(p), seq,
 			 "[program %s] cannot restart it: %s; the managers move it", p->id, err);
 	}
 	a->procs_gen++;

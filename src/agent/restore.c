@@ -318,7 +318,8 @@ static void restore_adopt(struct restore *r, uint32_t req)
 	union proto_msg m;
 
 	uv_mutex_lock(&a->lock);
-	p->incarnation = r->adopted;
+	/* atomic: log lines read it without the lock (proc_incarnation) */
+	__atomic_store_n(&p->incarnation, r->adopted, __ATOMIC_RELAXED);
 	p->state = AP_RUNNING;
 	proc_seen_record(a, p->id, p->incarnation);
 	memset(p->notified, 0, sizeof(p->notified));
