@@ -3,9 +3,9 @@
  * layout on disk, store_int.h for threads and locks): opening and closing
  * it over its mirrors, LIST, STATUS, KEYS, and the persisted fences and
  * managers. The rest of the public API lives by feature: put.c, get.c
- * (with chain.c), claim.c, gc.c (retention, DELETE), repair.c (resync,
- * read repair, SCRUB); mirror.c replicates to every mirror and catalog.c
- * holds all SQL.
+ * (with chain.c), claim.c, gc.c (retention, DELETE, compaction),
+ * repair.c (resync, read repair, SCRUB); mirror.c replicates to every
+ * mirror, pack.c keeps each mirror's packs and catalog*.c hold all SQL.
  */
 #include "store_int.h"
 
@@ -77,6 +77,7 @@ static int store_new(const struct store_options *opt, struct store **out)
 	if (opt->compress == STORE_COMPRESS_ZSTD)
 		st->zlevel = opt->compress_level ? opt->compress_level
 						 : STORE_COMPRESS_LEVEL_DEFAULT;
+	st->pack_size = opt->pack_size;
 	st->now_ms = opt->now_ms ? opt->now_ms : default_now;
 	st->now_ctx = opt->now_ctx;
 	st->log = opt->log;

@@ -10,20 +10,24 @@
  *                          checkpoints, their chunk lists, chunk refcounts,
  *                          claims; one copy per mirror, every transaction
  *                          applied to each
- *   M/chunks/ab/<hex>      content-addressed chunk files, named by the
- *                          chunk's id (64 hex digits), fanned out by the
- *                          first byte; raw, zstd-compressed where that is
- *                          smaller, or sealed (chunkfile.h)
+ *   M/packs/<16 hex>.pack  pack files: append-only, one record per chunk
+ *                          (its id, then its stored form: raw,
+ *                          zstd-compressed where that is smaller, or
+ *                          sealed; packfile.h, chunkfile.h); each
+ *                          mirror's meta.db records where its chunks are
+ *   M/chunks/ab/<hex>      chunk files of the layout before packs, named
+ *                          by the chunk's id: still read, no longer written
  *
- * A chunk file is written and flushed (one syncfs per mirror at commit) on
- * every online mirror before the transaction that references it commits,
- * and a checkpoint becomes visible only when that transaction commits: an
- * acknowledged PUT survives kill -9 and power loss; a half-received PUT is
- * never visible. A small PUT (inline_max) writes no chunk file: its new
- * chunks go into meta.db's inline_chunks in that same transaction, in the
- * stored form a chunk file would hold, under the same id. Reads verify
- * each chunk's hash (a sealed one's sum), file or inline, and fall back
- * to, and repair from, another mirror.
+ * A chunk's record is appended and flushed (fdatasync of the packs written)
+ * on every online mirror before the transaction that references it (and
+ * records its place) commits, and a checkpoint becomes visible only when
+ * that transaction commits: an acknowledged PUT survives kill -9 and
+ * power loss; a half-received PUT is never visible. A small PUT
+ * (inline_max) writes no record: its new chunks go into meta.db's
+ * inline_chunks in that same transaction, in the same stored form, under
+ * the same id. Reads verify each chunk's hash (a sealed one's sum), in a
+ * pack, inline or in a chunk file, and fall back to, and repair from,
+ * another mirror.
  *
  * Delta checkpoints: a checkpoint is a full image (base 0, depth 0) or a
  * delta image (area/delta.h) against an earlier sequence `base` of the
@@ -86,6 +90,10 @@ struct store_options {
 	 * that records the checkpoint: one flush per mirror, no chunk file.
 	 * 0 = STORE_INLINE_DEFAULT; negative: never (chunk files only). */
 	int64_t inline_max;
+	/* A pack is begun anew when a record would take it past this many
+	 * bytes; 0 = PACK_SIZE_DEFAULT (64 MiB). Not a setting: tests use
+	 * small packs. */
+	uint64_t pack_size;
 	/* Clock in unix ms; NULL = real time. Tests inject their own. */
 	uint64_t (*now_ms)(void *ctx);
 	void *now_ctx;
@@ -335,6 +343,30 @@ int store_release(struct store *st, const char *process, uint64_t claim_id);
  * Fills *report. 0, RTCMS_EIO or RTCMS_ENOMEM.
  */
 int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *report);
+
+/* What a compaction pass did, summed over the mirrors. */
+struct store_compact_stats {
+	uint32_t removed;             /* packs unlinked */
+	uint32_t compacted;           /* of them, their live records copied first */
+	uint64_t moved;               /* records copied */
+	uint64_t reclaimed;           /* bytes the unlinked packs took */
+};
+
+/* Whether garbage collection freed records since the last compaction pass
+ * began (or a pass left work): cheap, takes no lock. */
+bool store_compact_due(struct store *st);
+
+/*
+ * One compaction pass over every online mirror's packs: a pack no
+ * referenced chunk is in is unlinked; one whose live records take less
+ * than half of it has them copied to the write pack (read and verified
+ * first), flushed, their places moved in one transaction, and is then
+ * unlinked. Nothing blocks meanwhile but the records' reservations; reads
+ * of a moved chunk find its new place. Blocks on the disks (call it from
+ * the thread pool); one pass at a time (a second call returns at once).
+ * Fills *out (if set). 0 or a negative code (logged).
+ */
+int store_compact(struct store *st, struct store_compact_stats *out);
 
 /* Counts and mirror states without reading data. */
 int store_status(struct store *st, struct proto_scrub_reply *report);
