@@ -285,7 +285,8 @@ int store_compact(struct store *st, struct store_compact_stats *out)
 			store_log(st, LOG_WARN, "mirror %s: compacting its packs stopped: %s",
 				  st->m[i].path, rtcms_strerror(rc));
 	}
-	if (more || rc)
+	/* work left (not a failure: that waits for the next collection) */
+	if (more)
 		atomic_store(&st->compact_due, true);
 	if (sum.removed)
 		store_log(st, LOG_INFO, "compaction: %u pack(s) removed (%u after copying "

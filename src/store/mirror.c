@@ -178,11 +178,15 @@ int mirror_chunk_read(struct store *st, struct mirror *m, const uint8_t hash[PRO
 		rc = pack_read(m, &loc, hash, size, buf, len);
 		if (rc != RTCMS_ENOENT || tries == 2)
 			return rc;
-		/* the pack is gone: a compaction moved the chunk since */
+		/* the pack is gone: a compaction moved the chunk since, or
+		 * the file was removed (a repair then goes to another pack) */
 		pthread_mutex_lock(&st->mu);
 		placed = loc_lookup(m, hash, &again);
+		bool same = placed && again.pack == loc.pack && again.off == loc.off;
+		if (same)
+			pack_gone(m, loc.pack);
 		pthread_mutex_unlock(&st->mu);
-		if (placed && again.pack == loc.pack && again.off == loc.off)
+		if (same)
 			return RTCMS_ENOENT;
 		loc = again;
 	}

@@ -148,6 +148,24 @@ static void close_idle(struct mirror *m)
 	m->pk.nopen = k;
 }
 
+static bool is_stuck(const struct mirror *m, uint64_t id)
+{
+	for (size_t i = 0; i < m->pk.nstuck; i++)
+		if (m->pk.stuck[i] == id)
+			return true;
+	return false;
+}
+
+/* Under st->mu: remember a pack a compaction could not empty. */
+static void stuck_add(struct mirror *m, uint64_t id)
+{
+	if (m->pk.nstuck == PACK_STUCK_MAX) {
+		memmove(m->pk.stuck, m->pk.stuck + 1, (PACK_STUCK_MAX - 1) * sizeof(uint64_t));
+		m->pk.nstuck--;
+	}
+	m->pk.stuck[m->pk.nstuck++] = id;
+}
+
 static bool is_open(const struct mirror *m, uint64_t id)
 {
 	for (size_t i = 0; i < m->pk.nopen; i++)
@@ -269,13 +287,26 @@ int pack_flush(struct store *st, struct mirror *m)
 	 * finished before now is durable when this returns 0 */
 	if (rc == 0 && name)
 		rc = packfile_dir_sync(m->path);
-	for (size_t i = 0; i < n && rc == 0; i++)
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct stat sb;
 		rc = packfile_sync(m->path, jobs[i].po->fd);
+		/* a pack unlinked behind the store's back keeps nothing */
+		if (rc == 0 && (fstat(jobs[i].po->fd, &sb) != 0 || sb.st_nlink == 0)) {
+			store_log(st, LOG_ERROR, "mirror %s: pack %016" PRIx64 " was removed "
+				  "while written", m->path, jobs[i].po->id);
+			jobs[i].gen = 0;
+			rc = RTCMS_EIO;
+		}
+	}
 	pthread_mutex_lock(&st->mu);
 	for (size_t i = 0; i < n; i++) {
 		struct pack_open *po = jobs[i].po;
 		po->refs--;
-		if (rc == 0) {
+		if (jobs[i].gen == 0) {
+			/* lost: nothing more to flush in it, nothing goes into it */
+			po->full = true;
+			po->sgen = po->wgen;
+		} else if (rc == 0) {
 			po->named = true;
 			if (jobs[i].gen > po->sgen)
 				po->sgen = jobs[i].gen;
@@ -285,6 +316,14 @@ int pack_flush(struct store *st, struct mirror *m)
 	pthread_mutex_unlock(&st->mu);
 	free(jobs);
 	return rc;
+}
+
+void pack_gone(struct mirror *m, uint64_t id)
+{
+	for (size_t i = 0; i < m->pk.nopen; i++)
+		if (m->pk.open[i]->id == id)
+			m->pk.open[i]->full = true;
+	close_idle(m);
 }
 
 /* ---- reading ---------------------------------------------------------------- */
@@ -491,6 +530,8 @@ static int pack_copy(struct store *st, struct mirror *m, uint64_t id, uint64_t s
 		return rc;
 	pthread_mutex_lock(&st->mu);
 	rc = m->cat ? catalog_pack_usage(m->cat, id, &left, &bytes) : RTCMS_EIO;
+	if (rc == 0 && left)
+		stuck_add(m, id);
 	pthread_mutex_unlock(&st->mu);
 	if (rc == 0 && left == 0) {
 		pack_remove(st, m, id, size, out);
@@ -513,7 +554,7 @@ int pack_compact(struct store *st, struct mirror *m, struct pack_compact_stats *
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char path[4200];
 		uint64_t records = 0, bytes = 0;
-		bool skip, pend = false;
+		bool skip, stuck, pend = false;
 		struct stat sb;
 
 		/* only closed packs without pending places: nothing
@@ -523,6 +564,7 @@ int pack_compact(struct store *st, struct mirror *m, struct pack_compact_stats *
 		       catalog_pending_in(m->cat, ids[i], &pend) != 0 || pend ||
 		       catalog_pack_usage(m->cat, ids[i], &records, &bytes) != 0;
 		bool online = m->online;
+		stuck = is_stuck(m, ids[i]);
 		pthread_mutex_unlock(&st->mu);
 		if (!online)
 			break;
@@ -534,7 +576,7 @@ int pack_compact(struct store *st, struct mirror *m, struct pack_compact_stats *
 			pack_remove(st, m, ids[i], fsize, out);
 			continue;
 		}
-		if (live * PACK_COMPACT_RATIO >= fsize)
+		if (live * PACK_COMPACT_RATIO >= fsize || stuck)
 			continue;
 		if (copied == PACK_COMPACT_PASS) {
 			out->more = true;

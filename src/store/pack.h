@@ -51,6 +51,7 @@ struct pack_open;
  * is compacted; at most PACK_COMPACT_PASS packs per mirror in one pass. */
 #define PACK_COMPACT_RATIO 2
 #define PACK_COMPACT_PASS 4
+#define PACK_STUCK_MAX 16
 
 struct packs {
 	struct pack_open **open;      /* the write pack last; the others wait */
@@ -58,6 +59,10 @@ struct packs {
 	uint64_t next_id;             /* the id of the next pack begun */
 	uint64_t limit;               /* PACK_SIZE_DEFAULT or the option */
 	bool busy;                    /* a compaction or re-index runs on it */
+	/* packs a compaction could not empty (a damaged record stays until a
+	 * repair moves it): not copied again until then, or the next open */
+	uint64_t stuck[PACK_STUCK_MAX];
+	size_t nstuck;
 	bool stale;                   /* meta.db was replaced: pack_reindex due */
 };
 
@@ -96,8 +101,13 @@ void pack_release(struct mirror *m, struct pack_open *po);
 
 /* Without st->mu: make every record written to m so far durable (the
  * packs written since their last flush, fdatasync each; the packs
- * directory if a pack was begun). 0 or RTCMS_EIO. */
+ * directory if a pack was begun). 0 or RTCMS_EIO (also for a pack whose
+ * file was removed meanwhile: it takes no more records). */
 int pack_flush(struct store *st, struct mirror *m);
+
+/* Under st->mu: pack id's file was found missing (removed behind the
+ * store's back): if it is open, no record goes into it any more. */
+void pack_gone(struct mirror *m, uint64_t id);
 
 /* Without st->mu: read and verify the record at loc (chunk hash of size
  * bytes) as chunkfile_read() does. 0, RTCMS_ENOENT (no such pack: a

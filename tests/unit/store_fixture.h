@@ -54,6 +54,7 @@ struct fixture {
 	 * sets it: the tests of chunk files store small images, which the
 	 * store would keep inline by default (test_store_inline.c) */
 	int64_t inline_max;
+	uint64_t pack_size;            /* store_options.pack_size: 0 default */
 };
 
 static inline uint64_t fake_now(void *ctx)
@@ -67,7 +68,7 @@ static inline void open_store(struct fixture *f)
 		.mirrors = f->mirrors, .mirror_count = 2, .retain = f->retain,
 		.now_ms = fake_now, .now_ctx = f,
 		.compress = f->compress, .compress_level = f->compress_level,
-		.inline_max = f->inline_max,
+		.inline_max = f->inline_max, .pack_size = f->pack_size,
 	};
 	assert_int_equal(store_open(&o, &f->st), 0);
 }
@@ -230,6 +231,17 @@ static inline void flip_byte(const char *path)
 	fseek(fp, 0, SEEK_SET);
 	fputc(c ^ 0xff, fp);
 	fclose(fp);
+}
+
+/* Remove a mirror's meta.db and its WAL files (lost metadata). */
+static inline void remove_meta(const char *dir)
+{
+	static const char *const names[] = { "meta.db", "meta.db-wal", "meta.db-shm" };
+	char path[700];
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
 }
 
 /* Flip the byte at off of path. */

@@ -242,16 +242,6 @@ static void write_garbage(const char *dir, const char *name)
 	fclose(fp);
 }
 
-static void remove_meta(const char *dir)
-{
-	static const char *const names[] = { "meta.db", "meta.db-wal", "meta.db-shm" };
-	char path[700];
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		unlink(path);
-	}
-}
-
 /* An unreadable meta.db on one mirror is replaced by the other's at open;
  * the mirror is online and holds the metadata afterwards. */
 static void test_unreadable_meta_replaced(void **state)
