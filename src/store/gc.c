@@ -242,11 +242,18 @@ void gc_sweep_orphans(struct store *st, struct mirror *m)
 		removed += (uint64_t)dropped;
 	if (places > 0)
 		removed += (uint64_t)places;
-	removed += pack_sweep(st, m);
 	if (removed)
 		store_log(st, LOG_INFO, "mirror %s: removed %" PRIu64 " unreferenced "
-			  "or temporary file(s), inline chunk(s), places or empty packs left by "
-			  "an interrupted run", m->path, removed);
+			  "or temporary file(s), inline chunk(s) or places left by an "
+			  "interrupted run", m->path, removed);
+}
+
+void gc_sweep_packs(struct store *st, struct mirror *m)
+{
+	uint64_t removed = pack_sweep(st, m);
+	if (removed)
+		store_log(st, LOG_INFO, "mirror %s: removed %" PRIu64 " pack(s) no chunk "
+			  "is placed in", m->path, removed);
 	/* packs with dead records from before: the first pass looks */
 	atomic_store(&st->compact_due, true);
 }

@@ -1,7 +1,7 @@
 /*
  * repair.c - keeping every mirror's copy of every chunk good: one repair
  * routine (repair_chunk) that the three repairs call: the resync at open
- * (missing chunk files), read repair (a GET that met a bad copy) and a
+ * (missing copies), read repair (a GET that met a bad copy) and a
  * repairing SCRUB (every byte of every mirror verified).
  *
  * A mirror's copy of a chunk is its inline copy in the mirror's meta.db
@@ -182,7 +182,7 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 	return true;
 }
 
-int repair_resync(struct store *st)
+int repair_resync(struct store *st, uint64_t *lost)
 {
 	struct mirror *p = mirror_primary(st);
 	struct resync rs = { st, malloc(CHUNKFILE_MAX), 0, 0, { { 0 } } };
@@ -207,9 +207,14 @@ int repair_resync(struct store *st)
 	if (rs.copied)
 		store_log(st, LOG_WARN, "resync: copied %" PRIu64 " chunk(s) to "
 			  "mirrors that lacked them", rs.copied);
-	if (rs.lost)
+	if (rs.lost && lost)
+		store_log(st, LOG_WARN, "resync: %" PRIu64 " chunk(s) have no good copy "
+			  "where the metadata places them", rs.lost);
+	else if (rs.lost)
 		store_log(st, LOG_ERROR, "resync: %" PRIu64 " chunk(s) have no good "
 			  "copy; `rtcmsctl store scrub` lists the damage", rs.lost);
+	if (lost)
+		*lost = rs.lost;
 	return 0;
 }
 

@@ -12,7 +12,7 @@
  *    call there: store_put_begin/write/commit, GETs, LIST, DELETE, CLAIM,
  *    COMMIT, RELEASE, fences, scrub, status). Several run at once: chunk
  *    writes of one PUT may run concurrently, and reads and writes of
- *    chunk files run outside the lock;
+ *    chunks (packs, chunk files) run outside the lock;
  *  - store_open() and store_free() run alone, before the pool starts and
  *    after it stopped (main.c). store_open()'s resync runs there too;
  *  - short-lived threads of parallel_run() (mirror.c), one per extra
@@ -75,7 +75,7 @@ struct store {
 	struct mirror m[STORE_MAX_MIRRORS];
 	size_t n;
 	unsigned retain;
-	int zlevel;                   /* chunk files: 0 raw, else zstd level */
+	int zlevel;                   /* new records: 0 raw, else zstd level */
 	uint64_t inline_max;          /* small PUTs go inline; 0 never */
 	uint64_t pack_size;           /* packs are begun anew at this size */
 	atomic_bool compact_due;      /* garbage collection freed records */
@@ -108,7 +108,7 @@ struct store_put {
 	/* store_put_stats(): added by concurrent writes */
 	atomic_uint_least32_t new_chunks;
 	atomic_uint_least64_t new_bytes, disk_bytes;
-	/* A small PUT (inl): no chunk file; each chunk's stored form is
+	/* A small PUT (inl): no record; each chunk's stored form is
 	 * kept in ibuf by store_put_write() (concurrent writes take their
 	 * places through the atomics) for the commit's transaction. */
 	bool inl;
@@ -242,10 +242,15 @@ void gc_deferred(struct store *st);
 int gc_retention(struct store *st, struct catalog *cat, const char *process,
 		 unsigned retain, struct victim_list *gc, uint32_t *deleted);
 
-/* Remove temporary files, chunk files, inline copies, places and packs
- * no checkpoint references from mirror m (store_open, with trustworthy
+/* Remove temporary files, chunk files, inline copies and places no
+ * checkpoint references from mirror m (store_open, with trustworthy
  * metadata). */
 void gc_sweep_orphans(struct store *st, struct mirror *m);
+
+/* Remove m's packs no place points into (store_open, after the resync:
+ * a pack may hold the only copy of a chunk whose place the metadata did
+ * not know before its re-index). */
+void gc_sweep_packs(struct store *st, struct mirror *m);
 
 /* ---- claim.c --------------------------------------------------------------- */
 
@@ -294,9 +299,11 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 
 /* Bring every online mirror's copies up to date from a good copy
  * (store_open): a chunk a mirror lacks (no inline copy, no place in a pack
- * that is there, no chunk file) is appended to its packs. 0,
- * RTCMS_ENOMEM, RTCMS_EIO. */
-int repair_resync(struct store *st);
+ * that is there, no chunk file) is appended to its packs. With lost, the
+ * number of chunks with no good copy anywhere goes there (the caller
+ * decides what to do; logged as an error without). 0, RTCMS_ENOMEM,
+ * RTCMS_EIO. */
+int repair_resync(struct store *st, uint64_t *lost);
 
 /* Record the key id of every chunk whose key id is not recorded (rows of
  * a meta.db from before they were), read from a good copy (store_open,

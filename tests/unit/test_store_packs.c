@@ -5,7 +5,8 @@
  * (live chunks still read and verified after it, space reclaimed, a read
  * that meets a moved chunk), a damaged record repaired by a fresh one from
  * the other mirror, a mirror whose pack went missing resynchronised, a
- * mirror whose meta.db was replaced finding its chunks in its packs, two
+ * mirror whose meta.db was replaced finding its chunks in its packs, and
+ * both finding them after a meta.db from before a compaction came back, two
  * open PUTs sharing a pending record, the pack being written removed
  * behind the store's back, and the chunk files of the layout before packs
  * served, deduplicated against, collected and repaired.
@@ -375,6 +376,63 @@ static void test_compaction(void **state)
 	free(q);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	char buf[65536];
+	size_t n;
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* Both mirrors' meta.db put back from a copy taken before a compaction
+ * moved records: the places it knows point into packs that are gone; the
+ * store finds the chunks again in the packs (a re-index of every mirror)
+ * and serves what is still stored. */
+static void test_meta_from_backup(void **state)
+{
+	struct fixture *f = *state;
+	struct proto_put_ack ack;
+	struct proto_ckpt_meta m;
+	struct store_compact_stats cs;
+	char from[700], to[700];
+
+	assert_int_equal(put(f->st, "p", 1, 1, 9 * CH, 1, CH), 0);
+	uint8_t *q = mixed(9, 1, 2);
+	meta_for(&m, "q", 1, 1, 9 * CH);
+	assert_int_equal(put_data(f->st, &m, q, 9 * CH, CH, &ack), 0);
+	store_free(f->st);
+	f->st = NULL;
+	for (int i = 0; i < 2; i++) {
+		snprintf(from, sizeof(from), "%s/meta.db", f->mirrors[i]);
+		snprintf(to, sizeof(to), "%s/backup.db", f->mirrors[i]);
+		copy_file(from, to);
+	}
+	open_store(f);
+	assert_int_equal(store_delete(f->st, "q", 0, 0), 1);
+	assert_int_equal(store_delete(f->st, "p", 0, 0), 1);
+	assert_int_equal(put_data(f->st, &m, q, 9 * CH, CH, &ack), 0);
+	compact_all(f->st, &cs);
+	assert_true(cs.removed > 0); /* the packs the copy knows */
+	store_free(f->st);
+	f->st = NULL;
+	for (int i = 0; i < 2; i++) {
+		remove_meta(f->mirrors[i]);
+		snprintf(from, sizeof(from), "%s/backup.db", f->mirrors[i]);
+		snprintf(to, sizeof(to), "%s/meta.db", f->mirrors[i]);
+		assert_int_equal(rename(from, to), 0);
+	}
+	open_store(f);
+	get_same(f->st, "q", q, 9 * CH);
+	/* p's own chunks went with its deletion: reported, not served */
+	assert_int_equal(get_check(f->st, "p", 1, 1, 9 * CH, 1, NULL), RTCMS_ECORRUPT);
+	free(q);
+}
+
 /* A damaged record is never rewritten in place: the good copy from the
  * other mirror is appended and the place moves to it. */
 static void test_repair_appends(void **state)
@@ -545,6 +603,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_records, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction, setup_small_packs, teardown),
+		cmocka_unit_test_setup_teardown(test_meta_from_backup, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_repair_appends, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_pack_resynced, setup_small_packs,
 						teardown),
