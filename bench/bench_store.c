@@ -135,7 +135,7 @@ static double bench_seqwrite(const char *dir, size_t len)
 
 struct row {
 	int mirrors;
-	int files;                    /* the store's inline_max 0: chunk files only */
+	int files;                    /* the store's inline_max 0: every chunk in a pack */
 	size_t size;
 	int n;
 	double put_p50, put_p99, put_bw;
@@ -212,7 +212,7 @@ static const char *fmt_size(const struct row *r)
 {
 	size_t n = r->size;
 	if (r->files)
-		return "4 KiB, chunk files";
+		return "4 KiB, in a pack";
 	return n >= (1u << 20) ? (n == (64u << 20) ? "64 MiB" : "1 MiB") : "4 KiB";
 }
 
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
 	tu_fill(data, 64u << 20, 7);
 
 	/* per mirror count: the default store (small PUTs inline), then one
-	 * writing chunk files only (--inline-max 0) for the 4 KiB row */
+	 * writing every chunk to a pack (--inline-max 0) for the 4 KiB row */
 	for (int run = 0; run < 4; run++) {
 		int mirrors = 1 + run / 2, files = run % 2;
 		char sdir[600];
@@ -352,15 +352,15 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(f, "\n### Reading the figures\n\n"
-		"- A PUT is acknowledged only when its chunk files are flushed (one "
-		"`syncfs` per mirror) and its metadata transaction is committed "
-		"(one SQLite WAL fdatasync per mirror). A PUT of up to 64 KiB "
-		"(`inline_max`) writes no chunk file: its chunks go into meta.db in "
-		"that one transaction, so it costs one flush per mirror, one round "
-		"trip (the client streams it behind PUT_BEGIN) and three hops "
-		"through the thread pool (PUT_BEGIN, the chunk, the commit). The "
-		"*chunk files* row is the same PUT with `--inline-max 0`: two "
-		"flushes per mirror. With two mirrors on one disk their flushes "
+		"- A PUT is acknowledged only when its records are flushed (an "
+		"fdatasync of each pack written, per mirror) and its metadata "
+		"transaction is committed (one SQLite WAL fdatasync per mirror). A "
+		"PUT of up to 64 KiB (`inline_max`) writes no record: its chunks go "
+		"into meta.db in that one transaction, so it costs one flush per "
+		"mirror, one round trip (the client streams it behind PUT_BEGIN) and "
+		"three hops through the thread pool (PUT_BEGIN, the chunk, the "
+		"commit). The *in a pack* row is the same PUT with `--inline-max 0`: "
+		"two flushes per mirror. With two mirrors on one disk their flushes "
 		"queue behind each other.\n"
 		"- Large PUTs are bounded by hashing and AEAD on both sides "
 		"(BLAKE2b and ChaCha20-Poly1305 run on each byte twice: client and "

@@ -30,8 +30,8 @@ static const char schema[] =
 	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
 	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
 	" refs INTEGER NOT NULL, key_id INTEGER);"
-	/* chunks kept in the database instead of a chunk file (small PUTs):
-	 * their stored form, as a chunk file would hold it uncompressed */
+	/* chunks kept in the database instead of a pack (small PUTs): their
+	 * stored form, as a record would hold it uncompressed */
 	"CREATE TABLE IF NOT EXISTS inline_chunks(hash BLOB PRIMARY KEY, form BLOB NOT NULL);"
 	/* where this mirror keeps each chunk in its packs (packfile.h): the
 	 * pack, the offset of the record, the length of its stored form.

@@ -739,13 +739,13 @@ int mirror_open_all(struct store *st, int *have_meta)
 		store_log(st, LOG_ERROR, "no usable mirror");
 		return RTCMS_EIO;
 	}
-	/* No metadata anywhere: a new store, unless chunk files say that
+	/* No metadata anywhere: a new store, unless packs or chunk files say that
 	 * metadata was lost; then start nothing and remove nothing, so that
 	 * meta.db can be restored. */
 	for (size_t i = 0; best < 0 && i < st->n; i++) {
 		struct mirror *m = &st->m[i];
 		if (sc[i].reachable && m->be->any(m->be_state)) {
-			store_log(st, LOG_ERROR, "mirror %s holds chunk files but no "
+			store_log(st, LOG_ERROR, "mirror %s holds chunks but no "
 				  "mirror has readable metadata (meta.db): refusing "
 				  "to start; restore a meta.db, or empty the mirrors "
 				  "to start a new store", m->path);

@@ -1,6 +1,6 @@
 /*
  * put.c - PUT: begin (idempotency, fencing, base checks), check and write
- * chunks, commit (flush the chunk files on every mirror, then the
+ * chunks, commit (flush the packs written on every mirror, then the
  * metadata, then retention), abort.
  *
  * Chunks are appended to the mirrors' packs outside st->mu (several in

@@ -98,7 +98,7 @@ struct conn {
 	uint32_t end_count;
 	uint32_t put_request;
 	uint64_t put_start_ns;
-	struct store_put_stats put_stats; /* new chunk files, for the log */
+	struct store_put_stats put_stats; /* new chunks written, for the log */
 	struct proto_put_ack ack;
 
 	/* GET stream */

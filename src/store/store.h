@@ -67,7 +67,7 @@ struct store;
 struct store_put;
 struct store_get;
 
-/* How chunk files are written (every form is always read). */
+/* How chunks are written (every form is always read). */
 enum store_compress {
 	STORE_COMPRESS_OFF = 0,       /* raw */
 	STORE_COMPRESS_ZSTD = 1,      /* zstd, where that makes a file smaller */
@@ -80,15 +80,15 @@ struct store_options {
 	size_t mirror_count;          /* 1..STORE_MAX_MIRRORS */
 	unsigned retain;              /* sequences kept per process (>= 1; default 2),
 				       * with the checkpoints they depend on */
-	/* Chunk files written from now on (PUTs, repairs, resyncs): raw
-	 * (default) or compressed; chunk files already stored stay as they
+	/* Chunks written from now on (PUTs, repairs, resyncs): raw
+	 * (default) or compressed; chunks already stored stay as they
 	 * are and readable either way. */
 	enum store_compress compress;
 	int compress_level;           /* zstd level 1..19; 0 = default (3) */
 	/* A PUT of at most inline_max bytes (and STORE_INLINE_CHUNKS chunks)
 	 * keeps its new chunks inline in meta.db, written in the transaction
-	 * that records the checkpoint: one flush per mirror, no chunk file.
-	 * 0 = STORE_INLINE_DEFAULT; negative: never (chunk files only). */
+	 * that records the checkpoint: one flush per mirror, no record in a
+	 * pack. 0 = STORE_INLINE_DEFAULT; negative: never (packs only). */
 	int64_t inline_max;
 	/* A pack is begun anew when a record would take it past this many
 	 * bytes; 0 = PACK_SIZE_DEFAULT (64 MiB). Not a setting: tests use
@@ -105,14 +105,15 @@ struct store_options {
 /*
  * Open (or create) the store over its mirrors: create missing directories,
  * bring every mirror's meta.db to the newest generation among them, and
- * resynchronise any mirror that is new, wiped or missing chunk files
+ * resynchronise any mirror that is new, wiped or missing chunks
  * (copying from a good mirror). A missing, unreadable (kept as
  * meta.db.bad-<ms>), stale or diverged meta.db is replaced by the newest
  * one; a mirror that cannot be used starts offline. Returns 0 and *out, or
  * RTCMS_EIO (no usable mirror) / RTCMS_ECONFIG (bad options: mirrors,
  * compression or its level, inline_max over 1 MiB) / RTCMS_ECORRUPT (no mirror
- * has readable metadata but chunk files exist: nothing is removed, so a
- * meta.db can be restored), with a message through the log callback.
+ * has readable metadata but packs or chunk files exist: nothing is
+ * removed, so a meta.db can be restored), with a message through the log
+ * callback.
  */
 int store_open(const struct store_options *opt, struct store **out);
 
@@ -170,14 +171,14 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk);
 
 /* What a PUT's chunk writes added so far (see store_put_stats()). */
 struct store_put_stats {
-	uint32_t new_chunks;          /* chunks written as new files (the
+	uint32_t new_chunks;          /* chunks written as new records (the
 				       * others were stored already) */
 	uint32_t inline_chunks;       /* chunks of a small PUT, kept for its
 				       * commit (which stores those not stored
 				       * yet inline) */
 	uint64_t new_bytes;           /* their size */
-	uint64_t disk_bytes;          /* the size of their files (per mirror):
-				       * smaller where compressed */
+	uint64_t disk_bytes;          /* the size of their stored forms (per
+				       * mirror): smaller where compressed */
 };
 
 /*
