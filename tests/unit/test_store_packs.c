@@ -3,7 +3,8 @@
  * their size limit, a torn record at a pack's end after a crash ignored,
  * the records of a PUT that never committed are dead bytes, compaction
  * (live chunks still read and verified after it, space reclaimed, a read
- * that meets a moved chunk), a damaged record repaired by a fresh one from
+ * that meets a moved chunk, passes on another thread while PUTs and
+ * retention run), a damaged record repaired by a fresh one from
  * the other mirror, a mirror whose pack went missing resynchronised, a
  * mirror whose meta.db was replaced finding its chunks in its packs, and
  * both finding them after a meta.db from before a compaction came back, two
@@ -12,6 +13,8 @@
  * served, deduplicated against, collected and repaired.
  */
 #include "store_fixture.h"
+
+#include <stdatomic.h>
 
 #include "store/pack.h"
 #include "store/packfile.h"
@@ -72,8 +75,9 @@ static int packs_within(const char *mirror, uint64_t max)
 	return n;
 }
 
-/* GET (process, 1, 1) and compare it with want (size bytes). */
-static void get_same(struct store *st, const char *process, const uint8_t *want, size_t size)
+/* GET (process, 1, seq) and compare it with want (size bytes). */
+static void get_same_seq(struct store *st, const char *process, uint64_t seq,
+			 const uint8_t *want, size_t size)
 {
 	struct proto_ckpt_meta m;
 	struct store_get *g;
@@ -82,7 +86,7 @@ static void get_same(struct store *st, const char *process, const uint8_t *want,
 	uint64_t got = 0;
 	bool end = false;
 
-	assert_int_equal(store_get_open(st, process, 1, 1, &g, &m), 0);
+	assert_int_equal(store_get_open(st, process, 1, seq, &g, &m), 0);
 	assert_int_equal(m.size, size);
 	while (store_get_next(g, buf, &c, &end) == 0 && !end) {
 		assert_int_equal(c.offset, got);
@@ -93,6 +97,11 @@ static void get_same(struct store *st, const char *process, const uint8_t *want,
 	assert_int_equal(got, size);
 	store_get_close(g);
 	free(buf);
+}
+
+static void get_same(struct store *st, const char *process, const uint8_t *want, size_t size)
+{
+	get_same_seq(st, process, 1, want, size);
 }
 
 /* Compaction passes until none is due; their sums into *out. */
@@ -433,6 +442,82 @@ static void test_meta_from_backup(void **state)
 	free(q);
 }
 
+/* An image of n chunks for sequence seq whose chunks the neighbouring
+ * sequences share in part: chunk j holds content (seq - j % 3, j / 3). */
+static uint8_t *rolling(uint64_t seq, int n)
+{
+	uint8_t *img = malloc((size_t)n * CH);
+	for (int j = 0; j < n; j++)
+		tu_fill(img + (size_t)j * CH, CH, (seq + 10 - (uint64_t)(j % 3)) * 1000 + (uint64_t)(j / 3));
+	return img;
+}
+
+struct compactor {
+	struct store *st;
+	atomic_int stop;
+	int passes;
+	uint64_t moved;
+};
+
+static void *compact_loop(void *arg)
+{
+	struct compactor *c = arg;
+	do {
+		struct store_compact_stats cs;
+		assert_int_equal(store_compact(c->st, &cs), 0);
+		c->moved += cs.moved;
+		c->passes++;
+		usleep(1000);
+	} while (!atomic_load(&c->stop));
+	return NULL;
+}
+
+/* PUTs, retention and reads while compaction passes run on another
+ * thread: every checkpoint reads back as it was put, and afterwards
+ * every copy on both mirrors is good and each mirror alone serves the
+ * kept ones. */
+static void test_compaction_concurrent(void **state)
+{
+	struct fixture *f = *state;
+	struct compactor c = { .st = f->st, .stop = 0, .passes = 0, .moved = 0 };
+	struct proto_put_ack ack;
+	struct proto_ckpt_meta m;
+	pthread_t th;
+
+	f->retain = 2;
+	reopen(f);
+	c.st = f->st;
+	assert_int_equal(pthread_create(&th, NULL, compact_loop, &c), 0);
+	for (uint64_t seq = 1; seq <= 40; seq++) {
+		uint8_t *img = rolling(seq, 12);
+		meta_for(&m, "p", 1, seq, 12 * CH);
+		assert_int_equal(put_data(f->st, &m, img, 12 * CH, CH, &ack), 0);
+		get_same_seq(f->st, "p", seq, img, 12 * CH);
+		free(img);
+	}
+	atomic_store(&c.stop, 1);
+	pthread_join(th, NULL);
+	assert_true(c.passes > 0);
+	struct store_compact_stats cs;
+	compact_all(f->st, &cs);
+	print_message("%d compaction passes alongside, %" PRIu64 " records moved\n",
+		      c.passes, c.moved + cs.moved);
+	struct proto_scrub_reply r;
+	assert_int_equal(store_status(f->st, &r), 0);
+	scrub_clean(f->st, r.chunks);
+	for (int alone = 0; alone < 2; alone++) {
+		store_free(f->st);
+		f->st = NULL;
+		tu_rmrf(f->mirrors[alone]);
+		open_store(f);
+		for (uint64_t seq = 39; seq <= 40; seq++) {
+			uint8_t *img = rolling(seq, 12);
+			get_same_seq(f->st, "p", seq, img, 12 * CH);
+			free(img);
+		}
+	}
+}
+
 /* A damaged record is never rewritten in place: the good copy from the
  * other mirror is appended and the place moves to it. */
 static void test_repair_appends(void **state)
@@ -603,6 +688,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_records, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction, setup_small_packs, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_concurrent, setup_small_packs,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_meta_from_backup, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_repair_appends, setup_small_packs, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_pack_resynced, setup_small_packs,
