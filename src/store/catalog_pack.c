@@ -183,7 +183,8 @@ int catalog_locs_sweep(struct catalog *cat)
 
 int catalog_locs_clear(struct catalog *cat)
 {
-	return sql_exec(cat->db, "DELETE FROM chunk_locs; DELETE FROM packs;");
+	/* the pack rows first: the places' delete trigger then finds none */
+	return sql_exec(cat->db, "DELETE FROM packs; DELETE FROM chunk_locs;");
 }
 
 int catalog_pack_usage(struct catalog *cat, uint64_t pack, uint64_t *records,
