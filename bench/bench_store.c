@@ -136,7 +136,7 @@ static double bench_seqwrite(const char *dir, size_t len)
 
 struct row {
 	int mirrors;
-	int files;                    /* the store's inline_max 0: chunk files only */
+	int files;                    /* the store's inline_max 0: every chunk in a pack */
 	const struct datakey *key;    /* sealed chunks (as an agent with a keyring
 				       * sends them), or NULL: plain */
 	size_t size;
@@ -216,7 +216,7 @@ static const char *fmt_size(const struct row *r)
 {
 	size_t n = r->size;
 	if (r->files)
-		return "4 KiB, chunk files";
+		return "4 KiB, in a pack";
 	if (r->key)
 		return n == (64u << 20) ? "64 MiB, sealed" : n >= (1u << 20) ? "1 MiB, sealed"
 							     : "4 KiB, sealed";
@@ -280,7 +280,7 @@ int main(int argc, char **argv)
 	tu_fill(data, 64u << 20, 7);
 
 	/* per mirror count: the default store (small PUTs inline), then one
-	 * writing chunk files only (--inline-max 0) for the 4 KiB row */
+	 * writing every chunk to a pack (--inline-max 0) for the 4 KiB row */
 	for (int run = 0; run < 4; run++) {
 		int mirrors = 1 + run / 2, files = run % 2;
 		char sdir[600];
@@ -375,15 +375,15 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(f, "\n### Reading the figures\n\n"
-		"- A PUT is acknowledged only when its chunk files are flushed (one "
-		"`syncfs` per mirror) and its metadata transaction is committed "
-		"(one SQLite WAL fdatasync per mirror). A PUT of up to 64 KiB "
-		"(`inline_max`) writes no chunk file: its chunks go into meta.db in "
-		"that one transaction, so it costs one flush per mirror, one round "
-		"trip (the client streams it behind PUT_BEGIN) and three hops "
-		"through the thread pool (PUT_BEGIN, the chunk, the commit). The "
-		"*chunk files* row is the same PUT with `--inline-max 0`: two "
-		"flushes per mirror. With two mirrors on one disk their flushes "
+		"- A PUT is acknowledged only when its records are flushed (an "
+		"fdatasync of each pack written, per mirror) and its metadata "
+		"transaction is committed (one SQLite WAL fdatasync per mirror). A "
+		"PUT of up to 64 KiB (`inline_max`) writes no record: its chunks go "
+		"into meta.db in that one transaction, so it costs one flush per "
+		"mirror, one round trip (the client streams it behind PUT_BEGIN) and "
+		"three hops through the thread pool (PUT_BEGIN, the chunk, the "
+		"commit). The *in a pack* row is the same PUT with `--inline-max 0`: "
+		"two flushes per mirror. With two mirrors on one disk their flushes "
 		"queue behind each other.\n"
 		"- Large plain PUTs are bounded by hashing on both sides (BLAKE2b "
 		"ids, at the client and again at the store, at about 0.7 GB/s) and "

@@ -30,14 +30,49 @@ static const char schema[] =
 	" hash BLOB NOT NULL, PRIMARY KEY(process, incarnation, sequence, idx));"
 	"CREATE TABLE IF NOT EXISTS chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL,"
 	" refs INTEGER NOT NULL, key_id INTEGER);"
-	/* chunks kept in the database instead of a chunk file (small PUTs):
-	 * their stored form, as a chunk file would hold it uncompressed */
+	/* chunks kept in the database instead of a pack (small PUTs): their
+	 * stored form, as a record would hold it uncompressed */
 	"CREATE TABLE IF NOT EXISTS inline_chunks(hash BLOB PRIMARY KEY, form BLOB NOT NULL);"
+	/* where this mirror keeps each chunk in its packs (packfile.h): the
+	 * pack, the offset of the record, the length of its stored form.
+	 * This mirror's own rows: another mirror keeps the same chunks at
+	 * other places (a copy of another's meta.db is re-indexed) */
+	"CREATE TABLE IF NOT EXISTS chunk_locs(hash BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+	" off INTEGER NOT NULL, len INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS chunk_locs_pack ON chunk_locs(pack, off);"
+	/* per pack: how many records chunk_locs points to and their forms'
+	 * bytes (what compaction weighs against the file's size), kept by
+	 * triggers in the transactions that move the rows (no OR IGNORE in
+	 * them: an upsert's own conflict policy would override it) */
+	"CREATE TABLE IF NOT EXISTS packs(id INTEGER PRIMARY KEY, records INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL);"
+	"CREATE TRIGGER IF NOT EXISTS chunk_locs_ins AFTER INSERT ON chunk_locs BEGIN"
+	" INSERT INTO packs SELECT new.pack, 0, 0 WHERE NOT EXISTS"
+	" (SELECT 1 FROM packs WHERE id = new.pack);"
+	" UPDATE packs SET records = records + 1, bytes = bytes + new.len WHERE id = new.pack;"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS chunk_locs_del AFTER DELETE ON chunk_locs BEGIN"
+	" UPDATE packs SET records = records - 1, bytes = bytes - old.len WHERE id = old.pack;"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS chunk_locs_upd AFTER UPDATE ON chunk_locs BEGIN"
+	" UPDATE packs SET records = records - 1, bytes = bytes - old.len WHERE id = old.pack;"
+	" INSERT INTO packs SELECT new.pack, 0, 0 WHERE NOT EXISTS"
+	" (SELECT 1 FROM packs WHERE id = new.pack);"
+	" UPDATE packs SET records = records + 1, bytes = bytes + new.len WHERE id = new.pack;"
+	" END;"
 	/* nodes fenced for every manager (fence.h); fence_gen in meta */
 	"CREATE TABLE IF NOT EXISTS fences(node INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
 	" hold_ms INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO meta VALUES('fence_gen', 0);"
 	"CREATE TABLE IF NOT EXISTS managers(name TEXT PRIMARY KEY, lease_ms INTEGER NOT NULL);";
+
+/* Records written to this mirror's packs that no committed row points to
+ * yet (an open PUT's): in memory only, gone when the catalog closes. */
+static const char pending_schema[] =
+	"PRAGMA temp_store=MEMORY;"
+	"CREATE TEMP TABLE IF NOT EXISTS pending(hash BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+	" off INTEGER NOT NULL, len INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS temp.pending_pack ON pending(pack);";
 
 /*
  * Columns added after the first schema (delta checkpoints; the moves after
@@ -126,7 +161,8 @@ int catalog_open(const char *dir, struct catalog **out)
 	sqlite3_busy_timeout(cat->db, 5000);
 	if (sql_exec(cat->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 		     "PRAGMA foreign_keys=OFF;") != 0 ||
-	    sql_exec(cat->db, schema) != 0 || upgrade(cat) != 0)
+	    sql_exec(cat->db, schema) != 0 || upgrade(cat) != 0 ||
+	    sql_exec(cat->db, pending_schema) != 0)
 		goto fail;
 	*out = cat;
 	return 0;
@@ -140,6 +176,8 @@ void catalog_close(struct catalog *cat)
 	if (!cat)
 		return;
 	sqlite3_finalize(cat->known);
+	for (size_t i = 0; i < CATALOG_CACHED; i++)
+		sqlite3_finalize(cat->cached[i]);
 	sqlite3_close(cat->db);
 	free(cat);
 }

@@ -177,7 +177,9 @@ int catalog_ckpt_select(struct catalog *cat, const char *process, uint64_t inc,
  * id). With forms (one per chunk), a chunk not referenced yet is kept
  * inline: forms[i] goes into inline_chunks in the same transaction; a
  * chunk referenced already keeps the copy it has (a durable file or an
- * inline one). 0 or RTCMS_EIO.
+ * inline one). Without, a chunk that has no place in the packs yet gets
+ * the one its pending row says (catalog_pending_add: the PUT wrote it
+ * there). 0 or RTCMS_EIO.
  */
 int catalog_ckpt_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 			uint64_t created_ms, uint32_t depth,
@@ -188,13 +190,14 @@ int catalog_ckpt_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 typedef int (*catalog_unref_fn)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE]);
 
 /* What dropping references does with a chunk whose last one went: its
- * row goes, unref (if set) is told, and its inline copy goes too unless
- * keep_inline (if set) says it is in use (pinned: catalog_inline_drop()
- * removes it later). The same on every mirror. */
+ * row goes, unref (if set) is told, and its copies in the database (its
+ * inline copy, its place in the mirror's packs) go too unless keep_copies
+ * (if set) says it is in use (pinned: catalog_inline_drop() and
+ * catalog_loc_drop() remove them later). The same on every mirror. */
 struct catalog_unref {
 	catalog_unref_fn unref;
 	void *ctx;
-	bool (*keep_inline)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE]);
+	bool (*keep_copies)(void *ctx, const uint8_t hash[PROTO_HASH_SIZE]);
 	void *keep_ctx;
 };
 
@@ -252,6 +255,85 @@ int catalog_inline_drop(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]
 /* Remove every inline copy no checkpoint references (at open); the number
  * removed or RTCMS_EIO. */
 int catalog_inline_sweep(struct catalog *cat);
+
+/* ---- places in the mirror's packs (its own rows; no generation bump) ------- */
+
+/* Where a chunk's record is in this mirror's packs (packfile.h). */
+struct chunk_loc {
+	uint64_t pack;                /* the pack's id */
+	uint64_t off;                 /* the offset of the record's header */
+	uint32_t len;                 /* the length of its stored form */
+};
+
+/* A chunk and its place. */
+struct chunk_rec {
+	uint8_t hash[PROTO_HASH_SIZE];
+	struct chunk_loc loc;
+	uint32_t size;                /* the chunk's; 0: no checkpoint
+				       * references it (catalog_pack_locs) */
+};
+
+/* Chunk hash's committed place: 0 with *found (and *loc), or RTCMS_EIO. */
+int catalog_loc_get(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		    struct chunk_loc *loc, bool *found);
+
+/* Its committed place, else its pending one (written by an open PUT, not
+ * committed): 0 with *found and *pending, or RTCMS_EIO. */
+int catalog_loc_find(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		     struct chunk_loc *loc, bool *found, bool *pending);
+
+/* Pending places (a temporary table, in memory): a PUT's chunk written at
+ * loc (a first one stays), and its removal once no open PUT needs it.
+ * 0 or RTCMS_EIO. */
+int catalog_pending_add(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+			const struct chunk_loc *loc);
+int catalog_pending_drop(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]);
+
+/* Whether a pending place is in pack (*any). 0 or RTCMS_EIO. */
+int catalog_pending_in(struct catalog *cat, uint64_t pack, bool *any);
+
+/* Set chunk hash's place (a repair, a resync or a re-index; in the
+ * caller's transaction or on its own, durable then). 0 or RTCMS_EIO. */
+int catalog_loc_set(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		    const struct chunk_loc *loc);
+
+/* Move chunk hash's place from `from` to `to` if it is still at from
+ * (compaction: *moved says whether it was). 0 or RTCMS_EIO. */
+int catalog_loc_move(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		     const struct chunk_loc *from, const struct chunk_loc *to, bool *moved);
+
+/* Remove chunk hash's place unless a checkpoint references it (garbage
+ * collection after its pins went). 0 or RTCMS_EIO. */
+int catalog_loc_drop(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]);
+
+/* Remove every place no checkpoint references, and the rows of packs
+ * nothing is placed in (at open); the number of places removed or
+ * RTCMS_EIO. */
+int catalog_locs_sweep(struct catalog *cat);
+
+/* Remove every place and pack row (a re-index starts from nothing). 0 or
+ * RTCMS_EIO. */
+int catalog_locs_clear(struct catalog *cat);
+
+/* The records of pack that rows point to and their forms' bytes (0 and 0
+ * for a pack without a row). 0 or RTCMS_EIO. */
+int catalog_pack_usage(struct catalog *cat, uint64_t pack, uint64_t *records,
+		       uint64_t *bytes);
+
+/* The places in pack, by offset, with their chunks' sizes, into *out
+ * (malloc'ed, *n of them; NULL when none). 0, RTCMS_ENOMEM, RTCMS_EIO. */
+int catalog_pack_locs(struct catalog *cat, uint64_t pack, struct chunk_rec **out, size_t *n);
+
+/* Forget pack (its file is gone; no place points to it). 0 or RTCMS_EIO. */
+int catalog_pack_forget(struct catalog *cat, uint64_t pack);
+
+/* The size of referenced chunk hash into *size (0 if none references
+ * it). 0 or RTCMS_EIO. */
+int catalog_chunk_size(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE],
+		       uint64_t *size);
+
+/* The highest pack id the rows name (0 if none). 0 or RTCMS_EIO. */
+int catalog_pack_max(struct catalog *cat, uint64_t *max);
 
 /* ---- chunks by data key ---------------------------------------------------- */
 

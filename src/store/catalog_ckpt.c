@@ -226,15 +226,6 @@ static int ckpt_row_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 	return sql_step_done(s);
 }
 
-/* A statement whose first parameter is a chunk's hash. NULL on error. */
-static sqlite3_stmt *sql_prep_hash(struct catalog *cat, const char *sql, const uint8_t *h)
-{
-	sqlite3_stmt *s = sql_prep(cat, sql);
-	if (s)
-		sql_bind_hash(s, 1, h);
-	return s;
-}
-
 /* A new chunk's inline copy (in the transaction that references it). */
 static int inline_insert(struct catalog *cat, const uint8_t *h, const struct chunk_form *f)
 {
@@ -278,6 +269,8 @@ int catalog_ckpt_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 			rc = RTCMS_EIO;
 		else if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(ref) != SQLITE_DONE)
 			rc = RTCMS_EIO;
+		else if (!forms)
+			rc = catalog_loc_adopt(cat, c->hash);
 		else if (!known)
 			rc = inline_insert(cat, c->hash, &forms[i]);
 	}
@@ -286,8 +279,9 @@ int catalog_ckpt_insert(struct catalog *cat, const struct proto_ckpt_meta *m,
 	return rc;
 }
 
-/* Drop one reference to chunk h; at 0 delete its row (and its inline
- * copy, unless u keeps it) and tell u's unref. */
+/* Drop one reference to chunk h; at 0 delete its row (and its copies:
+ * inline and its place in the packs, unless u keeps them) and tell u's
+ * unref. */
 static int chunk_unref(struct catalog *cat, const uint8_t *h, const struct catalog_unref *u)
 {
 	if (sql_step_done(sql_prep_hash(cat, "UPDATE chunks SET refs = refs - 1 WHERE hash=?",
@@ -300,8 +294,9 @@ static int chunk_unref(struct catalog *cat, const uint8_t *h, const struct catal
 		return 0;
 	if (sql_step_done(sql_prep_hash(cat, "DELETE FROM chunks WHERE hash=?", h)) != 0)
 		return RTCMS_EIO;
-	if (!(u && u->keep_inline && u->keep_inline(u->keep_ctx, h)) &&
-	    sql_step_done(sql_prep_hash(cat, "DELETE FROM inline_chunks WHERE hash=?", h)) != 0)
+	if (!(u && u->keep_copies && u->keep_copies(u->keep_ctx, h)) &&
+	    (sql_step_done(sql_prep_hash(cat, "DELETE FROM inline_chunks WHERE hash=?", h)) != 0 ||
+	     sql_step_done(sql_prep_hash(cat, "DELETE FROM chunk_locs WHERE hash=?", h)) != 0))
 		return RTCMS_EIO;
 	if (u && u->unref && u->unref(u->ctx, h) != 0)
 		return RTCMS_EIO;

@@ -17,9 +17,14 @@
 #define CKPT_COLS "process, incarnation, sequence, node, size, hash, created_ms," \
 	" spec, chunk_count, base, depth, full_size, state_hash"
 
+/* Statements of the chunk write and read paths, prepared once. */
+enum catalog_stmt { CS_LOC_GET, CS_PENDING_GET, CS_PENDING_ADD, CS_PENDING_DROP,
+		    CS_ADOPT, CATALOG_CACHED };
+
 struct catalog {
 	sqlite3 *db;
 	sqlite3_stmt *known;          /* catalog_chunk_known(), kept prepared */
+	sqlite3_stmt *cached[CATALOG_CACHED];
 };
 
 /* ---- SQLite helpers ----------------------------------------------------- */
@@ -92,6 +97,15 @@ static inline sqlite3_stmt *sql_prep_key(struct catalog *cat, const char *sql, c
 	return s;
 }
 
+/* A statement whose first parameter is a chunk's hash. NULL on error. */
+static inline sqlite3_stmt *sql_prep_hash(struct catalog *cat, const char *sql, const uint8_t *h)
+{
+	sqlite3_stmt *s = sql_prep(cat, sql);
+	if (s)
+		sql_bind_hash(s, 1, h);
+	return s;
+}
+
 /* A statement with process as its parameter 1. NULL on error. */
 static inline sqlite3_stmt *sql_prep_proc(struct catalog *cat, const char *sql, const char *process)
 {
@@ -100,5 +114,12 @@ static inline sqlite3_stmt *sql_prep_proc(struct catalog *cat, const char *sql, 
 		sql_bind_text(s, 1, process);
 	return s;
 }
+
+/* ---- catalog_pack.c, for catalog_ckpt.c ---------------------------------- */
+
+/* Record chunk hash where this mirror's pending row says a PUT wrote it,
+ * unless it has a place already (inside the PUT's transaction). 0 or
+ * RTCMS_EIO. */
+int catalog_loc_adopt(struct catalog *cat, const uint8_t hash[PROTO_HASH_SIZE]);
 
 #endif

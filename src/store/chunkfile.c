@@ -59,7 +59,7 @@ void chunkfile_path(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	snprintf(buf, len, "%s/chunks/%.2s/%s", dir, hex, hex);
 }
 
-static int fsync_dir(const char *path)
+int chunkfile_fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -84,7 +84,7 @@ int chunkfile_prepare(const char *dir)
 			return RTCMS_EIO;
 	}
 	snprintf(path, sizeof(path), "%s/chunks", dir);
-	if (fsync_dir(path) != 0 || fsync_dir(dir) != 0)
+	if (chunkfile_fsync_dir(path) != 0 || chunkfile_fsync_dir(dir) != 0)
 		return RTCMS_EIO;
 	return 0;
 }
@@ -196,64 +196,89 @@ int chunkfile_write_enc(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	if (!durable)
 		return 0;
 	snprintf(sub, sizeof(sub), "%.*s", (int)(strrchr(path, '/') - path), path);
-	return fsync_dir(sub);
+	return chunkfile_fsync_dir(sub);
 }
 
-static int read_all(int fd, uint8_t *p, size_t len)
+int chunkfile_pread(int fd, uint8_t *p, size_t len, uint64_t off)
 {
 	while (len > 0) {
-		ssize_t n = read(fd, p, len);
+		ssize_t n = pread(fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n == 0 ? RTCMS_ECORRUPT : RTCMS_EIO;
 		p += n;
+		off += (uint64_t)n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
 /*
- * Check the header of a compressed chunk file of file_len bytes (read from
- * fd's current position) for a chunk of size bytes: magic, size, and a
- * frame that fills the rest of the file. The frame's length, or
- * RTCMS_ECORRUPT / RTCMS_EIO.
+ * Check the header of a compressed form of flen bytes at off for a chunk
+ * of size bytes: magic, size, and a frame that fills the rest of the
+ * form. The frame's length, or RTCMS_ECORRUPT / RTCMS_EIO.
  */
-static int64_t zheader_check(int fd, size_t file_len, size_t size)
+static int64_t zheader_check(int fd, uint64_t off, size_t flen, size_t size)
 {
 	uint8_t h[CHUNKFILE_ZHDR];
 
-	if (file_len <= CHUNKFILE_ZHDR || file_len >= size)
+	if (flen <= CHUNKFILE_ZHDR || flen >= size)
 		return RTCMS_ECORRUPT;
-	int rc = read_all(fd, h, sizeof(h));
+	int rc = chunkfile_pread(fd, h, sizeof(h), off);
 	if (rc)
 		return rc;
 	if (memcmp(h, zmagic, sizeof(zmagic)) != 0 || get_be32(h + 8) != size ||
-	    get_be32(h + 12) != file_len - CHUNKFILE_ZHDR)
+	    get_be32(h + 12) != flen - CHUNKFILE_ZHDR)
 		return RTCMS_ECORRUPT;
-	return (int64_t)(file_len - CHUNKFILE_ZHDR);
+	return (int64_t)(flen - CHUNKFILE_ZHDR);
 }
 
-/* Decompress the compressed chunk file on fd (file_len bytes, shorter
- * than size) into buf[0..size): all of it, nothing beyond. */
-static int read_compressed(int fd, size_t file_len, size_t size, uint8_t *buf)
+/* Decompress the compressed form at off (flen bytes, shorter than size)
+ * into buf[0..size): all of it, nothing beyond. */
+static int read_compressed(int fd, uint64_t off, size_t flen, size_t size, uint8_t *buf)
 {
-	int64_t flen = zheader_check(fd, file_len, size);
-	if (flen < 0)
-		return (int)flen;
-	uint8_t *frame = malloc((size_t)flen); /* < size */
+	int64_t zlen = zheader_check(fd, off, flen, size);
+	if (zlen < 0)
+		return (int)zlen;
+	uint8_t *frame = malloc((size_t)zlen); /* < size */
 	if (!frame)
 		return RTCMS_ENOMEM;
-	int rc = read_all(fd, frame, (size_t)flen);
+	int rc = chunkfile_pread(fd, frame, (size_t)zlen, off + CHUNKFILE_ZHDR);
 	if (rc == 0) {
 		/* the frame must announce exactly the chunk's size; the
 		 * decompressor is bounded by buf's size whatever it says */
-		unsigned long long want = ZSTD_getFrameContentSize(frame, (size_t)flen);
-		size_t n = want == size ? ZSTD_decompress(buf, size, frame, (size_t)flen) : 0;
+		unsigned long long want = ZSTD_getFrameContentSize(frame, (size_t)zlen);
+		size_t n = want == size ? ZSTD_decompress(buf, size, frame, (size_t)zlen) : 0;
 		rc = want == size && !ZSTD_isError(n) && n == size ? 0 : RTCMS_ECORRUPT;
 	}
 	free(frame);
 	return rc;
+}
+
+int chunkfile_read_at(int fd, uint64_t off, size_t flen, const uint8_t hash[PROTO_HASH_SIZE],
+		      size_t size, uint8_t *buf, size_t *len)
+{
+	int rc;
+
+	*len = 0;
+	if (size == 0 || size > PROTO_MAX_CHUNK)
+		return RTCMS_ECORRUPT;
+	/* the length tells the form: raw exactly size bytes, compressed
+	 * fewer, sealed CHUNKFILE_SEALED_EXTRA more */
+	if (flen == size || flen == size + CHUNKFILE_SEALED_EXTRA)
+		rc = chunkfile_pread(fd, buf, flen, off);
+	else if (flen < size)
+		rc = read_compressed(fd, off, flen, size, buf);
+	else
+		rc = RTCMS_ECORRUPT;
+	if (rc)
+		return rc;
+	/* decompressed: the plain chunk, size bytes */
+	if ((rc = chunkfile_form_check(buf, flen < size ? size : flen, hash, size)) != 0)
+		return rc;
+	*len = flen < size ? size : flen;
+	return 0;
 }
 
 int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
@@ -270,27 +295,11 @@ int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? RTCMS_ENOENT : RTCMS_EIO;
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		return RTCMS_EIO;
-	}
-	/* the size tells the form: raw exactly size bytes, compressed fewer,
-	 * sealed CHUNKFILE_SEALED_EXTRA more */
-	size_t flen = (size_t)st.st_size;
-	if (flen == size || flen == size + CHUNKFILE_SEALED_EXTRA)
-		rc = read_all(fd, buf, flen);
-	else if (flen < size)
-		rc = read_compressed(fd, flen, size, buf);
-	else
-		rc = RTCMS_ECORRUPT;
+	rc = fstat(fd, &st) == 0 ? chunkfile_read_at(fd, 0, (size_t)st.st_size, hash, size,
+						     buf, len)
+				 : RTCMS_EIO;
 	close(fd);
-	if (rc)
-		return rc;
-	/* decompressed: the plain chunk, size bytes */
-	if ((rc = chunkfile_form_check(buf, flen < size ? size : flen, hash, size)) != 0)
-		return rc;
-	*len = flen < size ? size : flen;
-	return 0;
+	return rc;
 }
 
 int chunkfile_form_check(const uint8_t *form, size_t len, const uint8_t hash[PROTO_HASH_SIZE],
@@ -334,10 +343,10 @@ bool chunkfile_present(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		return false;
 	bool ok;
 	if ((size_t)st.st_size > size)
-		ok = read_all(fd, head, sizeof(head)) == 0 &&
+		ok = chunkfile_pread(fd, head, sizeof(head), 0) == 0 &&
 		     memcmp(head, smagic, sizeof(smagic)) == 0;
 	else
-		ok = fstat(fd, &st) == 0 && zheader_check(fd, (size_t)st.st_size, size) >= 0;
+		ok = fstat(fd, &st) == 0 && zheader_check(fd, 0, (size_t)st.st_size, size) >= 0;
 	close(fd);
 	return ok;
 }

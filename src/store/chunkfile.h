@@ -48,6 +48,13 @@
 void chunkfile_path(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		    char *buf, size_t len);
 
+/* fsync a directory (the names in it durable). 0 or RTCMS_EIO. */
+int chunkfile_fsync_dir(const char *path);
+
+/* Read len bytes at off of the file on fd, all of them: 0, RTCMS_ECORRUPT
+ * (the file is shorter), RTCMS_EIO. */
+int chunkfile_pread(int fd, uint8_t *p, size_t len, uint64_t off);
+
 /* Create M/chunks and its 256 fan-out directories, durably. 0 or RTCMS_EIO. */
 int chunkfile_prepare(const char *dir);
 
@@ -130,6 +137,15 @@ int chunkfile_sync(const char *dir);
  */
 int chunkfile_read(const char *dir, const uint8_t hash[PROTO_HASH_SIZE],
 		   size_t size, uint8_t *buf, size_t *len);
+
+/*
+ * chunkfile_read() of a stored form of flen bytes at offset off of an
+ * open file (a chunk file: off 0 and its size; a pack record's form,
+ * packfile.h): the same forms, checks and results (a form shorter than
+ * flen in the file is RTCMS_ECORRUPT). Thread-safe (pread).
+ */
+int chunkfile_read_at(int fd, uint64_t off, size_t flen, const uint8_t hash[PROTO_HASH_SIZE],
+		      size_t size, uint8_t *buf, size_t *len);
 
 /*
  * Verify a chunk's stored form (form[0..len), in memory: a chunk file's

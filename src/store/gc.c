@@ -1,13 +1,17 @@
 /*
  * gc.c - garbage collection and retention: which checkpoints a process
- * keeps, DELETE, and removing the chunk files and inline copies nothing
- * references (never one an open PUT, GET or scrub pins: those wait on
- * st->deferred), and the sweep of leftovers at open.
+ * keeps, DELETE, and removing the copies nothing references (never one an
+ * open PUT, GET or scrub pins: those wait on st->deferred), the sweep of
+ * leftovers at open, and the compaction pass that reclaims the packs'
+ * dead records (store_compact).
  *
- * An inline copy lives in the chunk's mirrors' meta.db: the transaction
- * that drops a chunk's last reference removes it on every mirror, unless
- * the chunk is pinned (a GET or scrub is about to read it); then it stays
- * until the pin goes (gc_deferred), or the sweep at the next start.
+ * An inline copy and a chunk's place in a pack live in each mirror's
+ * meta.db: the transaction that drops a chunk's last reference removes
+ * them on every mirror, unless the chunk is pinned (a GET or scrub is
+ * about to read it); then they stay until the pin goes (gc_deferred), or
+ * the sweep at the next start. A record whose place went is dead bytes in
+ * its pack until compaction; chunk files (the layout before packs) are
+ * unlinked after the commit.
  */
 #include "store_int.h"
 
@@ -41,8 +45,8 @@ int gc_victim_unref(void *ctx, const uint8_t hash[PROTO_HASH_SIZE])
 	return gc_victims_add(ctx, hash);
 }
 
-/* A catalog_unref's keep_inline: the chunk is pinned (ctx: the store). */
-static bool gc_keep_inline(void *ctx, const uint8_t hash[PROTO_HASH_SIZE])
+/* A catalog_unref's keep_copies: the chunk is pinned (ctx: the store). */
+static bool gc_keep_copies(void *ctx, const uint8_t hash[PROTO_HASH_SIZE])
 {
 	const struct store *st = ctx;
 	return pinset_has(&st->pins, hash);
@@ -50,11 +54,14 @@ static bool gc_keep_inline(void *ctx, const uint8_t hash[PROTO_HASH_SIZE])
 
 void gc_unref_init(struct store *st, struct victim_list *gc, struct catalog_unref *u)
 {
-	*u = (struct catalog_unref){ gc ? gc_victim_unref : NULL, gc, gc_keep_inline, st };
+	*u = (struct catalog_unref){ gc ? gc_victim_unref : NULL, gc, gc_keep_copies, st };
 }
 
 void gc_files(struct store *st, struct victim_list *gc, int committed)
 {
+	/* the places went with the transaction: their records are dead */
+	if (committed && gc->n)
+		atomic_store(&st->compact_due, true);
 	for (size_t k = 0; committed && k < gc->n; k++) {
 		if (pinset_has(&st->pins, gc->hash[k])) {
 			/* in use by an open PUT, GET or scrub: look again
@@ -229,11 +236,73 @@ void gc_sweep_orphans(struct store *st, struct mirror *m)
 	struct mirror *p = mirror_primary(st);
 	uint64_t removed = m->be->sweep(m->be_state, sweep_keep, p->cat);
 	int dropped = m->cat ? catalog_inline_sweep(m->cat) : 0;
+	int places = m->cat ? catalog_locs_sweep(m->cat) : 0;
 
 	if (dropped > 0)
 		removed += (uint64_t)dropped;
+	if (places > 0)
+		removed += (uint64_t)places;
 	if (removed)
 		store_log(st, LOG_INFO, "mirror %s: removed %" PRIu64 " unreferenced "
-			  "or temporary file(s) or inline chunk(s) left by an interrupted run", m->path,
-			  removed);
+			  "or temporary file(s), inline chunk(s) or places left by an "
+			  "interrupted run", m->path, removed);
+}
+
+void gc_sweep_packs(struct store *st, struct mirror *m)
+{
+	uint64_t removed = pack_sweep(st, m);
+	if (removed)
+		store_log(st, LOG_INFO, "mirror %s: removed %" PRIu64 " pack(s) no chunk "
+			  "is placed in", m->path, removed);
+	/* packs with dead records from before: the first pass looks */
+	atomic_store(&st->compact_due, true);
+}
+
+/* ---- compaction ------------------------------------------------------------ */
+
+bool store_compact_due(struct store *st)
+{
+	return atomic_load(&st->compact_due);
+}
+
+int store_compact(struct store *st, struct store_compact_stats *out)
+{
+	struct store_compact_stats sum = { 0 };
+	bool more = false;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->mu);
+	bool running = st->compacting;
+	st->compacting = true;
+	pthread_mutex_unlock(&st->mu);
+	if (out)
+		*out = sum;
+	if (running)
+		return 0;
+	atomic_store(&st->compact_due, false);
+	for (size_t i = 0; i < st->n && rc == 0; i++) {
+		struct pack_compact_stats s;
+		rc = pack_compact(st, &st->m[i], &s);
+		sum.removed += s.removed;
+		sum.compacted += s.compacted;
+		sum.moved += s.moved;
+		sum.reclaimed += s.reclaimed;
+		more |= s.more;
+		if (rc)
+			store_log(st, LOG_WARN, "mirror %s: compacting its packs stopped: %s",
+				  st->m[i].path, rtcms_strerror(rc));
+	}
+	/* work left (not a failure: that waits for the next collection) */
+	if (more)
+		atomic_store(&st->compact_due, true);
+	if (sum.removed)
+		store_log(st, LOG_INFO, "compaction: %u pack(s) removed (%u after copying "
+			  "%" PRIu64 " live record(s)), %" PRIu64 " bytes reclaimed",
+			  sum.removed, sum.compacted, sum.moved, sum.reclaimed);
+	pthread_mutex_lock(&st->mu);
+	st->compacting = false;
+	pthread_mutex_unlock(&st->mu);
+	if (out)
+		*out = sum;
+	return rc;
 }

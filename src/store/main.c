@@ -99,7 +99,7 @@ static void usage(FILE *f)
 "  -m, --mirror DIR         a mirror directory; give it once per mirror\n"
 "  -k, --key FILE           cluster key file (rtcmsctl keygen FILE)\n"
 "  -r, --retain N           checkpoints kept per process (default 2)\n"
-"      --compress MODE      chunk files written from now on: off (default)\n"
+"      --compress MODE      chunks written from now on: off (default)\n"
 "                           or zstd (each compressed where that makes it\n"
 "                           smaller); stored chunks stay readable either way\n"
 "      --compress-level N   zstd level 1..19 (default 3)\n"

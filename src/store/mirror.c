@@ -38,9 +38,13 @@ static void dir_close(void *be)
 	(void)be;
 }
 
+/* The mirror's directory and its packs directory (a mirror written before
+ * packs keeps its chunks directory; a new one gets none). */
 static int dir_prepare(void *be)
 {
-	return chunkfile_prepare(be);
+	if (mkdir(be, 0700) != 0 && errno != EEXIST)
+		return RTCMS_EIO;
+	return packfile_prepare(be);
 }
 
 static int dir_probe(void *be)
@@ -50,7 +54,7 @@ static int dir_probe(void *be)
 
 static bool dir_any(void *be)
 {
-	return chunkfile_any(be);
+	return chunkfile_any(be) || pack_any(be);
 }
 
 static bool dir_present(void *be, const uint8_t h[PROTO_HASH_SIZE], size_t size)
@@ -62,17 +66,6 @@ static int dir_read(void *be, const uint8_t h[PROTO_HASH_SIZE], size_t size, uin
 		    size_t *len)
 {
 	return chunkfile_read(be, h, size, buf, len);
-}
-
-static int dir_write(void *be, const uint8_t h[PROTO_HASH_SIZE],
-		     const struct chunkfile_enc *enc, int durable)
-{
-	return chunkfile_write_enc(be, h, enc, durable);
-}
-
-static int dir_sync(void *be)
-{
-	return chunkfile_sync(be);
 }
 
 static void dir_remove(void *be, const uint8_t h[PROTO_HASH_SIZE])
@@ -128,8 +121,6 @@ const struct mirror_backend mirror_dir_backend = {
 	.any = dir_any,
 	.present = dir_present,
 	.read = dir_read,
-	.write = dir_write,
-	.sync = dir_sync,
 	.remove = dir_remove,
 	.sweep = dir_sweep,
 };
@@ -146,6 +137,7 @@ int mirror_init(struct mirror *m, const char *path)
 
 void mirror_close(struct mirror *m)
 {
+	pack_fini(m);
 	catalog_close(m->cat);
 	m->cat = NULL;
 	if (m->be)
@@ -153,9 +145,19 @@ void mirror_close(struct mirror *m)
 	m->be = NULL;
 }
 
+/* Under st->mu: m's committed place of chunk hash. */
+static bool loc_lookup(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
+		       struct chunk_loc *loc)
+{
+	bool found = false;
+	return m->cat && catalog_loc_get(m->cat, hash, loc, &found) == 0 && found;
+}
+
 int mirror_chunk_read(struct store *st, struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
 		      size_t size, uint8_t *buf, size_t *len, bool *inl)
 {
+	struct chunk_loc loc, again;
+	bool placed = false;
 	int rc = 0;
 
 	*inl = false;
@@ -166,22 +168,42 @@ int mirror_chunk_read(struct store *st, struct mirror *m, const uint8_t hash[PRO
 	/* no valid form is longer: a longer copy is not copied (corrupt) */
 	if (m->cat)
 		rc = catalog_inline_get(m->cat, hash, buf, size + CHUNKFILE_SEALED_EXTRA, len, inl);
+	if (rc == 0 && !*inl)
+		placed = loc_lookup(m, hash, &loc);
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		return rc;
-	if (!*inl)
-		return m->be->read(m->be_state, hash, size, buf, len);
-	/* checked outside the lock, as a file's copy is */
-	return chunkfile_form_check(buf, *len, hash, size);
+	if (*inl) /* checked outside the lock, as a pack's copy is */
+		return chunkfile_form_check(buf, *len, hash, size);
+	for (int tries = 0; placed; tries++) {
+		rc = pack_read(m, &loc, hash, size, buf, len);
+		if (rc != RTCMS_ENOENT || tries == 2)
+			return rc;
+		/* the pack is gone: a compaction moved the chunk since, or
+		 * the file was removed (a repair then goes to another pack) */
+		pthread_mutex_lock(&st->mu);
+		placed = loc_lookup(m, hash, &again);
+		bool same = placed && again.pack == loc.pack && again.off == loc.off;
+		if (same)
+			pack_gone(m, loc.pack);
+		pthread_mutex_unlock(&st->mu);
+		if (same)
+			return RTCMS_ENOENT;
+		loc = again;
+	}
+	return m->be->read(m->be_state, hash, size, buf, len);
 }
 
 bool mirror_chunk_stored(struct store *st, struct mirror *m,
 			 const uint8_t hash[PROTO_HASH_SIZE], size_t size)
 {
+	struct chunk_loc loc;
 	pthread_mutex_lock(&st->mu);
 	bool inl = m->cat && catalog_inline_has(m->cat, hash);
+	bool placed = !inl && loc_lookup(m, hash, &loc);
 	pthread_mutex_unlock(&st->mu);
-	return inl || mirror_chunk_present(m, hash, size);
+	return inl || (placed && pack_present(m, &loc)) ||
+	       m->be->present(m->be_state, hash, size);
 }
 
 int mirror_chunk_write_inline(struct store *st, struct mirror *m,
@@ -197,17 +219,6 @@ int mirror_chunk_write_inline(struct store *st, struct mirror *m,
 	return rc;
 }
 
-bool mirror_chunk_present(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE], size_t size)
-{
-	return m->be->present(m->be_state, hash, size);
-}
-
-int mirror_chunk_write(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE],
-		       const struct chunkfile_enc *enc, int durable)
-{
-	return m->be->write(m->be_state, hash, enc, durable);
-}
-
 void mirror_chunk_remove_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE])
 {
 	for (size_t i = 0; i < st->n; i++)
@@ -219,10 +230,19 @@ void mirror_chunk_drop_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE]
 	mirror_chunk_remove_all(st, hash);
 	for (size_t i = 0; i < st->n; i++)
 		if (st->m[i].online && st->m[i].cat &&
-		    catalog_inline_drop(st->m[i].cat, hash) != 0)
-			store_log(st, LOG_WARN, "mirror %s: an unreferenced inline chunk "
+		    (catalog_inline_drop(st->m[i].cat, hash) != 0 ||
+		     catalog_loc_drop(st->m[i].cat, hash) != 0))
+			store_log(st, LOG_WARN, "mirror %s: an unreferenced chunk's copy "
 				  "stays until the next start: %s", st->m[i].path,
 				  catalog_errmsg(st->m[i].cat));
+	atomic_store(&st->compact_due, true);
+}
+
+void mirror_chunk_unpend_all(struct store *st, const uint8_t hash[PROTO_HASH_SIZE])
+{
+	for (size_t i = 0; i < st->n; i++)
+		if (st->m[i].cat)
+			catalog_pending_drop(st->m[i].cat, hash);
 }
 
 /* ---- online state ------------------------------------------------------- */
@@ -295,6 +315,7 @@ static void parallel_run(void *(*fn)(void *), void *jobs, size_t size, size_t n)
 
 /* One mirror's part of a parallel COMMIT or flush. */
 struct mirror_job {
+	struct store *st;
 	struct mirror *m;
 	int rc;
 };
@@ -309,16 +330,16 @@ static void *commit_thread(void *arg)
 static void *sync_thread(void *arg)
 {
 	struct mirror_job *j = arg;
-	j->rc = j->m->be->sync(j->m->be_state);
+	j->rc = pack_flush(j->st, j->m);
 	return NULL;
 }
 
-void mirror_sync(struct mirror *const *ms, size_t n, int *rc)
+void mirror_sync(struct store *st, struct mirror *const *ms, size_t n, int *rc)
 {
 	struct mirror_job jobs[STORE_MAX_MIRRORS];
 
 	for (size_t i = 0; i < n; i++)
-		jobs[i] = (struct mirror_job){ ms[i], 0 };
+		jobs[i] = (struct mirror_job){ st, ms[i], 0 };
 	parallel_run(sync_thread, jobs, sizeof(jobs[0]), n);
 	for (size_t i = 0; i < n; i++)
 		rc[i] = jobs[i].rc;
@@ -387,7 +408,7 @@ int mirror_apply(struct store *st, mirror_mutation_fn fn, void *arg)
 		if (rc < 0)
 			return rc;
 		if (applied) {
-			jobs[npending++] = (struct mirror_job){ &st->m[i], 0 };
+			jobs[npending++] = (struct mirror_job){ st, &st->m[i], 0 };
 			have = 1;
 		}
 	}
@@ -435,32 +456,73 @@ int mirror_write_sealed(struct store *st, struct mirror *const *ms, size_t n,
 	return write_enc(st, ms, n, hash, size, &enc, disk_len);
 }
 
+/* Under st->mu: whether m has a place (committed or pending) for hash. */
+static bool placed_or_pending(struct mirror *m, const uint8_t hash[PROTO_HASH_SIZE])
+{
+	struct chunk_loc loc;
+	bool found = false, pending;
+	return m->cat && catalog_loc_find(m->cat, hash, &loc, &found, &pending) == 0 && found;
+}
+
 /* Write enc (its size 0: not encoded yet; encoded once, for the first
- * mirror lacking the chunk) to the mirrors that lack chunk hash. */
+ * mirror lacking the chunk) to the packs of the mirrors that lack chunk
+ * hash, each record at a place reserved under st->mu. */
 static int write_enc(struct store *st, struct mirror *const *ms, size_t n,
 		     const uint8_t hash[PROTO_HASH_SIZE], size_t size, struct chunkfile_enc *in,
 		     size_t *disk_len)
 {
 	size_t written = 0, failed = 0, full = 0, fresh = 0;
 	int res[STORE_MAX_MIRRORS];
+	bool need[STORE_MAX_MIRRORS], reserved[STORE_MAX_MIRRORS];
+	struct pack_slot slot[STORE_MAX_MIRRORS];
 	struct chunkfile_enc enc = { 0 };
-	const uint8_t *data = in->data;
-	size_t len = in->len;
+	size_t nneed = 0;
 	int rc = 0;
 
 	*disk_len = 0;
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < n; i++)
+		need[i] = !placed_or_pending(ms[i], hash);
+	pthread_mutex_unlock(&st->mu);
 	for (size_t i = 0; i < n; i++) {
+		/* a chunk file (the layout before packs) counts as stored */
+		if (need[i] && ms[i]->be->present(ms[i]->be_state, hash, size))
+			need[i] = false;
 		res[i] = 0;
-		if (mirror_chunk_present(ms[i], hash, size)) {
+		reserved[i] = false;
+		if (!need[i])
 			written++; /* deduplicated: an identical chunk is stored */
+		nneed += need[i];
+	}
+	if (!nneed)
+		return 0;
+	/* encoded (compressed) once, for every mirror lacking it */
+	if (in->size)
+		enc = *in; /* written as it is */
+	else
+		chunkfile_encode(in->data, in->len, st->zlevel, &enc);
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < n; i++)
+		if (need[i])
+			reserved[i] = (res[i] = pack_reserve(st, ms[i], enc.head_len + enc.len,
+							     &slot[i])) == 0;
+	pthread_mutex_unlock(&st->mu);
+	for (size_t i = 0; i < n; i++)
+		if (reserved[i])
+			res[i] = pack_write(ms[i], &slot[i], hash, &enc);
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (!reserved[i])
 			continue;
-		}
-		/* encoded (compressed) once, for the first mirror lacking it */
-		if (!enc.data && in->size)
-			enc = *in; /* written as it is */
-		else if (!enc.data)
-			chunkfile_encode(data, len, st->zlevel, &enc);
-		res[i] = mirror_chunk_write(ms[i], hash, &enc, 0);
+		pack_done(ms[i], &slot[i], res[i], false);
+		/* pending until the PUT's commit makes the place its own */
+		if (res[i] == 0 && catalog_pending_add(ms[i]->cat, hash, &slot[i].loc) != 0)
+			res[i] = RTCMS_EIO;
+	}
+	pthread_mutex_unlock(&st->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (!need[i])
+			continue;
 		if (res[i] == 0) {
 			written++;
 			fresh++;
@@ -483,7 +545,7 @@ static int write_enc(struct store *st, struct mirror *const *ms, size_t n,
 		return RTCMS_ENOSPC;
 	pthread_mutex_lock(&st->mu);
 	for (size_t i = 0; i < n; i++)
-		if (res[i] != 0)
+		if (need[i] && res[i] != 0)
 			mirror_offline(st, ms[i], res[i] == RTCMS_ENOSPC
 				       ? "disk full" : "chunk write failed");
 	pthread_mutex_unlock(&st->mu);
@@ -564,8 +626,11 @@ static int meta_reset(struct store *st, struct mirror *m, const struct mirror *f
 	meta_files_remove(st, m, aside);
 	if (catalog_open(m->path, &m->cat) != 0)
 		goto fail;
-	if (from && catalog_copy(m->cat, from->cat) != 0)
+	/* from's places in its packs are not m's: m finds its own again
+	 * (pack_reindex) */
+	if (from && (catalog_copy(m->cat, from->cat) != 0 || catalog_locs_clear(m->cat) != 0))
 		goto fail;
+	m->pk.stale = from != NULL;
 	return 0;
 fail:
 	catalog_close(m->cat);
@@ -682,13 +747,13 @@ int mirror_open_all(struct store *st, int *have_meta)
 		store_log(st, LOG_ERROR, "no usable mirror");
 		return RTCMS_EIO;
 	}
-	/* No metadata anywhere: a new store, unless chunk files say that
+	/* No metadata anywhere: a new store, unless packs or chunk files say that
 	 * metadata was lost; then start nothing and remove nothing, so that
 	 * meta.db can be restored. */
 	for (size_t i = 0; best < 0 && i < st->n; i++) {
 		struct mirror *m = &st->m[i];
 		if (sc[i].reachable && m->be->any(m->be_state)) {
-			store_log(st, LOG_ERROR, "mirror %s holds chunk files but no "
+			store_log(st, LOG_ERROR, "mirror %s holds chunks but no "
 				  "mirror has readable metadata (meta.db): refusing "
 				  "to start; restore a meta.db, or empty the mirrors "
 				  "to start a new store", m->path);
@@ -703,6 +768,21 @@ int mirror_open_all(struct store *st, int *have_meta)
 	if (!mirror_primary(st)) {
 		store_log(st, LOG_ERROR, "no usable mirror");
 		return RTCMS_EIO;
+	}
+	/* 3. Every mirror's packs; one whose metadata was copied finds its
+	 * chunks in them again. */
+	for (size_t i = 0; i < st->n; i++) {
+		struct mirror *m = &st->m[i];
+		uint64_t found = 0;
+		if (pack_init(st, m, st->pack_size) != 0)
+			store_log(st, LOG_WARN, "mirror %s: cannot list its packs", m->path);
+		if (!m->online || !m->pk.stale)
+			continue;
+		if (pack_reindex(st, m, &found) != 0)
+			mirror_offline(st, m, "re-indexing its packs failed");
+		else if (found)
+			store_log(st, LOG_WARN, "mirror %s: found %" PRIu64 " chunk(s) again "
+				  "in its packs", m->path, found);
 	}
 	*have_meta = best >= 0;
 	return 0;
@@ -725,11 +805,11 @@ int mirror_revive(struct store *st, struct mirror *m)
 		goto fail;
 	if (!identity_ok(m) && (rc = identity_write(m)) != 0)
 		goto fail;
-	if ((rc = meta_reset(st, m, p, 0)) != 0)
+	if ((rc = meta_reset(st, m, p, 0)) != 0 || (rc = pack_init(st, m, st->pack_size)) != 0)
 		goto fail;
 	set_online(st, m, 1);
 	store_log(st, LOG_WARN, "mirror %s back ONLINE: metadata copied from %s; "
-		  "copying the chunk files it lacks", m->path, p->path);
+		  "finding its chunks in its packs, copying those it lacks", m->path, p->path);
 	return 0;
 fail:
 	store_log(st, LOG_ERROR, "mirror %s stays offline: %s", m->path,

@@ -1,17 +1,20 @@
 /*
  * put.c - PUT: begin (idempotency, fencing, base checks), check and write
- * chunks, commit (flush the chunk files on every mirror, then the
+ * chunks, commit (flush the packs written on every mirror, then the
  * metadata, then retention), abort.
  *
- * Chunk files are written outside st->mu (several in parallel) and
- * pinned in memory while a PUT uses them, so that retention's garbage
- * collection never removes a file an open PUT is about to reference.
+ * Chunks are appended to the mirrors' packs outside st->mu (several in
+ * parallel, each at a place reserved under it) and pinned in memory while
+ * a PUT uses them, so that retention's garbage collection never drops a
+ * copy an open PUT is about to reference. A new record's place is pending
+ * (in memory) until the commit: the packs written are flushed, then the
+ * commit's transaction makes the places the mirror's own.
  *
- * A small PUT (st->inline_max) writes no file and pins nothing: it keeps
+ * A small PUT (st->inline_max) writes no record and pins nothing: it keeps
  * its chunks' stored forms in memory, and its commit's transaction, on
- * every mirror, references each chunk already stored (a file, durable
- * since the commit that first referenced it, or an inline copy) and puts
- * the others into inline_chunks: one flush per mirror, the WAL's.
+ * every mirror, references each chunk already stored (durable since the
+ * commit that first referenced it: in a pack, inline or as a chunk file)
+ * and puts the others into inline_chunks: one flush per mirror, the WAL's.
  */
 #include "store_int.h"
 
@@ -359,15 +362,20 @@ static int put_apply(struct catalog *cat, void *arg)
 	return 0;
 }
 
-/* Under st->mu: the PUT lets go of its pins, then the files of gc's
- * victims go (if committed); without committed, the files the PUT wrote
+/* Under st->mu: the PUT lets go of its pins (and of the pending places
+ * no open PUT uses any more: committed, they are the mirrors' own now;
+ * else their records are dead bytes), then the copies of gc's victims go
+ * (if committed); without committed, the copies of what the PUT wrote
  * that nothing else references or uses go too. */
 static void put_release(struct store_put *put, struct victim_list *gc, bool committed)
 {
 	struct store *st = put->st;
 
-	for (uint32_t i = 0; i < put->npinned; i++)
+	for (uint32_t i = 0; i < put->npinned; i++) {
 		pinset_del(&st->pins, put->pinned[i]);
+		if (!pinset_has(&st->pins, put->pinned[i]))
+			mirror_chunk_unpend_all(st, put->pinned[i]);
+	}
 	st->open_puts--;
 	if (gc)
 		gc_files(st, gc, committed);
@@ -408,10 +416,10 @@ static int put_forms(const struct store_put *put, struct chunk_form **out)
 	return 0;
 }
 
-/* Make the chunk files durable on every online mirror before the metadata
- * that references them commits: one flush per mirror instead of an fsync
- * per chunk file and directory (a small PUT wrote none: nothing to
- * flush). Returns with st->mu held. */
+/* Make the records durable on every online mirror before the metadata
+ * that references them commits: an fdatasync of each pack written since
+ * its last flush, on every mirror in parallel (a small PUT wrote none:
+ * nothing to flush). Returns with st->mu held. */
 static void put_flush_lock(struct store_put *put)
 {
 	struct store *st = put->st;
@@ -424,15 +432,15 @@ static void put_flush_lock(struct store_put *put)
 		return;
 	n = mirror_online(st, ms);
 	pthread_mutex_unlock(&st->mu);
-	mirror_sync(ms, n, synced);
+	mirror_sync(st, ms, n, synced);
 	pthread_mutex_lock(&st->mu);
 	for (size_t i = 0; i < n; i++)
 		if (synced[i] != 0)
-			mirror_offline(st, ms[i], "flushing chunk files failed");
+			mirror_offline(st, ms[i], "flushing its packs failed");
 }
 
-/* Chunks written for put stay as orphans only if nothing references
- * them; they are swept at the next start. */
+/* The PUT given up: its pending places go (what it wrote is dead bytes
+ * in the packs unless another PUT placed the same chunks). */
 static void put_drop(struct store_put *put)
 {
 	pthread_mutex_lock(&put->st->mu);
@@ -487,6 +495,8 @@ void store_put_abort(struct store_put *put)
 {
 	if (!put)
 		return;
+	/* records written for it are dead bytes (their places were only
+	 * pending); compaction reclaims them */
 	put_drop(put);
 	metric_counter_inc(&store_stats.puts[STORE_PUT_ABORTED]);
 }

@@ -1,13 +1,15 @@
 /*
  * repair.c - keeping every mirror's copy of every chunk good: one repair
  * routine (repair_chunk) that the three repairs call: the resync at open
- * (missing chunk files), read repair (a GET that met a bad copy) and a
+ * (missing copies), read repair (a GET that met a bad copy) and a
  * repairing SCRUB (every byte of every mirror verified).
  *
  * A mirror's copy of a chunk is its inline copy in the mirror's meta.db
- * if it has one, else its chunk file (mirror_chunk_read); a bad copy is
- * rewritten in the form the good one has, or inline where the bad one was
- * inline, so the next read finds the repaired copy.
+ * if it has one, else its record in the mirror's packs, else its chunk
+ * file (mirror_chunk_read); a bad copy is never rewritten in place: the
+ * good one is appended to the mirror's packs and the chunk's place moves
+ * there (or it is written inline where the good or the bad one was
+ * inline), so the next read finds the repaired copy.
  */
 #include "store_int.h"
 
@@ -19,9 +21,30 @@
 #include "rtcms_error.h"
 #include "stats.h"
 
+/* Append chunk hash (enc) to m's packs and move its place there: into
+ * later's batch for m, or durably now (a chunk file it had is redundant
+ * then, and goes). */
+static int repair_record(struct store *st, struct mirror *m, const uint8_t *hash,
+			 const struct chunkfile_enc *enc, struct pack_batch *later)
+{
+	struct pack_batch one = { m, false, NULL, 0, 0 };
+	size_t done = 0;
+	int rc;
+
+	if (later)
+		return pack_batch_add(st, &later[m - st->m], hash, enc, NULL);
+	rc = pack_batch_add(st, &one, hash, enc, NULL);
+	if (rc == 0)
+		rc = pack_batch_commit(st, &one, &done);
+	pack_batch_free(st, &one);
+	if (rc == 0 && done == 1)
+		m->be->remove(m->be_state, hash);
+	return rc ? rc : done == 1 ? 0 : RTCMS_EIO;
+}
+
 size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 		    const uint8_t *data, size_t len, bool inl, struct repair_target *t,
-		    size_t n, bool durable, const char *log_prefix,
+		    size_t n, struct pack_batch *later, const char *log_prefix,
 		    const struct mirror *from)
 {
 	struct chunkfile_enc enc = { 0 };
@@ -33,9 +56,9 @@ size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 		if (as_inline) {
 			t[i].rc = mirror_chunk_write_inline(st, t[i].m, hash, data, len);
 		} else {
-			if (!enc.data) /* encoded once, for the first file */
+			if (!enc.data) /* encoded once, for the first record */
 				chunkfile_encode(data, len, st->zlevel, &enc);
-			t[i].rc = mirror_chunk_write(t[i].m, hash, &enc, durable);
+			t[i].rc = repair_record(st, t[i].m, hash, &enc, later);
 		}
 		if (t[i].rc != 0)
 			continue;
@@ -83,7 +106,7 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 		return RTCMS_ECORRUPT;
 	}
 	/* Repair the bad copies met before the good one. */
-	*repaired += (uint32_t)repair_chunk(st, c->hash, buf, *len, inl, bad, nbad, true,
+	*repaired += (uint32_t)repair_chunk(st, c->hash, buf, *len, inl, bad, nbad, NULL,
 					    "", ms[good]);
 	pthread_mutex_lock(&st->mu);
 	for (size_t i = 0; i < nbad; i++)
@@ -95,12 +118,27 @@ int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 
 /* ---- resync at open -------------------------------------------------------- */
 
+/* Places of a resync's copies commit per mirror every this many. */
+#define RESYNC_BATCH 1024
+
 struct resync {
 	struct store *st;
 	uint8_t *buf;
 	uint64_t copied, lost;
-	int wrote[STORE_MAX_MIRRORS];
+	struct pack_batch b[STORE_MAX_MIRRORS];
 };
+
+/* Commit a mirror's batch of copies (flushed first); a failure takes the
+ * mirror offline. */
+static void resync_commit(struct resync *rs, size_t i)
+{
+	struct store *st = rs->st;
+	if (rs->b[i].n && pack_batch_commit(st, &rs->b[i], NULL) != 0) {
+		pthread_mutex_lock(&st->mu);
+		mirror_offline(st, &st->m[i], "committing resynchronised chunks failed");
+		pthread_mutex_unlock(&st->mu);
+	}
+}
 
 /* Copy one referenced chunk to the online mirrors that lack it. */
 static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t size)
@@ -132,42 +170,53 @@ static bool resync_one(void *ctx, const uint8_t h[PROTO_HASH_SIZE], uint64_t siz
 			  "any mirror", store_hex(h, hx));
 		return true;
 	}
-	rs->copied += repair_chunk(st, h, rs->buf, len, inl, t, n, false, NULL, NULL);
+	rs->copied += repair_chunk(st, h, rs->buf, len, inl, t, n, rs->b, NULL, NULL);
 	for (size_t k = 0; k < n; k++) {
-		if (t[k].rc != 0)
+		size_t i = (size_t)(t[k].m - st->m);
+		if (t[k].rc != 0) {
+			pthread_mutex_lock(&st->mu);
 			mirror_offline(st, t[k].m, "resync write failed");
-		else
-			rs->wrote[t[k].m - st->m] = 1;
+			pthread_mutex_unlock(&st->mu);
+		} else if (rs->b[i].n >= RESYNC_BATCH) {
+			resync_commit(rs, i);
+		}
 	}
 	return true;
 }
 
-int repair_resync(struct store *st)
+int repair_resync(struct store *st, uint64_t *lost)
 {
 	struct mirror *p = mirror_primary(st);
-	struct resync rs = { st, malloc(CHUNKFILE_MAX), 0, 0, { 0 } };
+	struct resync rs = { st, malloc(CHUNKFILE_MAX), 0, 0, { { 0 } } };
 	int rc;
 
 	if (!p || !rs.buf) {
 		free(rs.buf);
 		return p ? RTCMS_ENOMEM : RTCMS_EIO;
 	}
+	for (size_t i = 0; i < st->n; i++)
+		rs.b[i].m = &st->m[i];
 	rc = catalog_chunks_each(p->cat, resync_one, &rs);
 	free(rs.buf);
+	/* the rest of the copies: one flush and one transaction per mirror */
+	for (size_t i = 0; i < st->n; i++) {
+		if (rc == 0)
+			resync_commit(&rs, i);
+		pack_batch_free(st, &rs.b[i]);
+	}
 	if (rc)
 		return rc;
-	/* one flush per mirror for all the copies */
-	for (size_t i = 0; i < st->n; i++)
-		if (rs.wrote[i] && st->m[i].online &&
-		    st->m[i].be->sync(st->m[i].be_state) != 0)
-			mirror_offline(st, &st->m[i], "flushing resynchronised chunk "
-				       "files failed");
 	if (rs.copied)
-		store_log(st, LOG_WARN, "resync: copied %" PRIu64 " chunk file(s) to "
+		store_log(st, LOG_WARN, "resync: copied %" PRIu64 " chunk(s) to "
 			  "mirrors that lacked them", rs.copied);
-	if (rs.lost)
+	if (rs.lost && lost)
+		store_log(st, LOG_WARN, "resync: %" PRIu64 " chunk(s) have no good copy "
+			  "where the metadata places them", rs.lost);
+	else if (rs.lost)
 		store_log(st, LOG_ERROR, "resync: %" PRIu64 " chunk(s) have no good "
 			  "copy; `rtcmsctl store scrub` lists the damage", rs.lost);
+	if (lost)
+		*lost = rs.lost;
 	return 0;
 }
 
@@ -329,7 +378,7 @@ static void scrub_chunk(struct store *st, const uint8_t *h, uint32_t size, bool 
 	if (!repair || n == 0 ||
 	    mirror_chunk_read(st, &st->m[good], h, size, buf, &len, &inl) != 0)
 		return;
-	repair_chunk(st, h, buf, len, inl, t, n, true, "scrub: ", &st->m[good]);
+	repair_chunk(st, h, buf, len, inl, t, n, NULL, "scrub: ", &st->m[good]);
 	for (size_t k = 0; k < n; k++)
 		if (t[k].rc == 0)
 			r->mirrors[t[k].m - st->m].repaired++;
@@ -348,6 +397,14 @@ int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *r)
 	pthread_mutex_lock(&st->mu);
 	rc = scrub_start(st, repair, r, &l);
 	pthread_mutex_unlock(&st->mu);
+	/* a mirror taken back finds its own chunks in its packs first */
+	for (size_t i = 0; i < st->n && rc == 0; i++) {
+		uint64_t found = 0;
+		if (st->m[i].online && st->m[i].pk.stale &&
+		    pack_reindex(st, &st->m[i], &found) == 0 && found)
+			store_log(st, LOG_WARN, "mirror %s: found %" PRIu64 " chunk(s) again "
+				  "in its packs", st->m[i].path, found);
+	}
 	for (size_t k = 0; k < l.n && rc == 0; k++)
 		scrub_chunk(st, l.hashes[k], l.sizes[k], repair, buf, r);
 	pthread_mutex_lock(&st->mu);

@@ -114,6 +114,47 @@ static void conn_mlease(struct conn *c, const struct proto_header *hdr,
 	conn_send(c, PROTO_MLEASE_OK, 0, hdr->request, &out, 0);
 }
 
+/* ---- compaction of the packs (thread pool) ------------------------------ */
+
+struct compact_work {
+	uv_work_t w;
+	struct server *srv;
+	int rc;
+	struct store_compact_stats s;
+};
+
+static void work_compact(uv_work_t *w)
+{
+	struct compact_work *k = w->data;
+	k->rc = store_compact(k->srv->store, &k->s);
+}
+
+static void after_compact(uv_work_t *w, int status)
+{
+	struct compact_work *k = w->data;
+	(void)status;
+	/* the store logs what it did; the next request that frees records
+	 * (or a pass that left work: store_compact_due) starts the next */
+	k->srv->compacting = 0;
+	free(k);
+}
+
+void server_compact_maybe(struct server *srv)
+{
+	if (srv->compacting || srv->stopping || !store_compact_due(srv->store))
+		return;
+	struct compact_work *k = calloc(1, sizeof(*k));
+	if (!k)
+		return;
+	k->w.data = k;
+	k->srv = srv;
+	if (uv_queue_work(srv->loop, &k->w, work_compact, after_compact) != 0) {
+		free(k);
+		return;
+	}
+	srv->compacting = 1;
+}
+
 /* ---- the other requests (thread pool) ---------------------------------- */
 
 static void work_list(struct conn *c)
@@ -401,6 +442,7 @@ static void after_request(uv_work_t *w, int status)
 		conn_read_start(c);
 		return;
 	}
+	server_compact_maybe(c->srv);
 	if (h && h->after) {
 		if (!h->after(c, req, next))
 			return;
@@ -564,6 +606,7 @@ int server_run(const struct server_options *opt, struct store *st)
 	if (!status_line(&srv, status, sizeof(status)))
 		snprintf(status, sizeof(status), "serving on %s", bound);
 	notify_ready("%s", status);
+	server_compact_maybe(&srv); /* dead records left by the last run */
 	uv_run(srv.loop, UV_RUN_DEFAULT);
 	uv_loop_close(srv.loop);
 	fence_table_free(srv.fences);

@@ -20,6 +20,8 @@
  * only when it is 0. The fence table (fence.h) has its own mutex, taken
  * by the loop (MLEASE) and the pool (FENCE, a first MLEASE); it is never
  * held while the engine's st->mu is taken, nor the other way round.
+ * A compaction pass (store_compact) runs on the pool with no connection:
+ * srv->compacting, touched by the loop only, keeps it to one at a time.
  * Under systemd a timer on the loop kicks the watchdog and, once a
  * second, peeks at the mirrors' state (store_mirrors_peek: a trylock of
  * st->mu, so the loop never waits behind a transaction).
@@ -101,7 +103,7 @@ struct conn {
 	uint32_t end_count;
 	uint32_t put_request;
 	uint64_t put_start_ns;
-	struct store_put_stats put_stats; /* new chunk files, for the log */
+	struct store_put_stats put_stats; /* new chunks written, for the log */
 	struct proto_put_ack ack;
 
 	/* GET stream */
@@ -130,6 +132,7 @@ struct server {
 	struct fence_table *fences;    /* manager leases, node fences (fence.h) */
 	uint64_t connections;          /* from HELLO on: max_connections */
 	int stopping;
+	int compacting;                /* a store_compact() pass is on the pool */
 	char bound[80];                /* the address it listens on */
 };
 
@@ -187,6 +190,11 @@ bool conn_work_done(struct conn *c);
  * RTCMS_EPROTO (not a request: refused, the connection closes). */
 int server_request_frame(struct conn *c, const struct proto_header *hdr,
 			  const union proto_msg *msg);
+
+/* Queue a compaction pass of the packs on the thread pool if garbage
+ * collection freed records and none is running (a cheap check: call it
+ * after any request that may have freed some). */
+void server_compact_maybe(struct server *srv);
 
 /* ---- server_put.c: the PUT stream --------------------------------------- */
 

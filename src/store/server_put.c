@@ -174,6 +174,7 @@ static void after_commit(uv_work_t *w, int status)
 		m.put_ack = c->ack;
 		conn_send(c, PROTO_PUT_ACK, 0, c->put_request, &m, 0);
 	}
+	server_compact_maybe(c->srv); /* retention may have freed records */
 	conn_read_start(c);
 }
 

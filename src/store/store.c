@@ -3,9 +3,9 @@
  * layout on disk, store_int.h for threads and locks): opening and closing
  * it over its mirrors, LIST, STATUS, KEYS, and the persisted fences and
  * managers. The rest of the public API lives by feature: put.c, get.c
- * (with chain.c), claim.c, gc.c (retention, DELETE), repair.c (resync,
- * read repair, SCRUB); mirror.c replicates to every mirror and catalog.c
- * holds all SQL.
+ * (with chain.c), claim.c, gc.c (retention, DELETE, compaction),
+ * repair.c (resync, read repair, SCRUB); mirror.c replicates to every
+ * mirror, pack.c keeps each mirror's packs and catalog*.c hold all SQL.
  */
 #include "store_int.h"
 
@@ -77,6 +77,7 @@ static int store_new(const struct store_options *opt, struct store **out)
 	if (opt->compress == STORE_COMPRESS_ZSTD)
 		st->zlevel = opt->compress_level ? opt->compress_level
 						 : STORE_COMPRESS_LEVEL_DEFAULT;
+	st->pack_size = opt->pack_size;
 	st->now_ms = opt->now_ms ? opt->now_ms : default_now;
 	st->now_ctx = opt->now_ctx;
 	st->log = opt->log;
@@ -123,19 +124,37 @@ int store_open(const struct store_options *opt, struct store **out)
 	if ((rc = mirror_apply(st, catalog_epoch_apply, &epoch)) != 0)
 		goto fail;
 	/* 4. Remove what no checkpoint references (only with metadata that
-	 * can tell), and copy missing chunk files between mirrors. */
+	 * can tell), copy missing chunks between mirrors, then remove the
+	 * packs nothing is placed in. */
 	for (size_t i = 0; have_meta && i < st->n; i++)
 		if (st->m[i].online)
 			gc_sweep_orphans(st, &st->m[i]);
-	if ((rc = repair_resync(st)) != 0)
+	uint64_t lost = 0;
+	if ((rc = repair_resync(st, &lost)) != 0)
 		goto fail;
+	/* Chunks found nowhere their places say (a meta.db restored from a
+	 * backup older than a compaction): look for them in every mirror's
+	 * packs, then copy again; what is still missing is reported. */
+	if (lost) {
+		for (size_t i = 0; i < st->n; i++) {
+			uint64_t found = 0;
+			if (st->m[i].online && pack_reindex(st, &st->m[i], &found) != 0)
+				mirror_offline(st, &st->m[i], "re-indexing its packs failed");
+		}
+		store_log(st, LOG_WARN, "resync: re-indexed every mirror's packs");
+		if ((rc = repair_resync(st, NULL)) != 0)
+			goto fail;
+	}
+	for (size_t i = 0; have_meta && i < st->n; i++)
+		if (st->m[i].online)
+			gc_sweep_packs(st, &st->m[i]);
 	if ((rc = repair_keys_fill(st)) != 0)
 		goto fail;
 	char zinfo[48] = "off";
 	if (st->zlevel)
 		snprintf(zinfo, sizeof(zinfo), "zstd level %d", st->zlevel);
 	store_log(st, LOG_INFO, "store open: %zu of %zu mirror(s) online, metadata "
-		  "generation %" PRId64 ", compression of new chunk files %s",
+		  "generation %" PRId64 ", compression of new chunks %s",
 		  mirror_online_count(st), st->n,
 		  catalog_generation(mirror_primary(st)->cat), zinfo);
 	*out = st;

@@ -10,20 +10,24 @@
  *                          checkpoints, their chunk lists, chunk refcounts,
  *                          claims; one copy per mirror, every transaction
  *                          applied to each
- *   M/chunks/ab/<hex>      content-addressed chunk files, named by the
- *                          chunk's id (64 hex digits), fanned out by the
- *                          first byte; raw, zstd-compressed where that is
- *                          smaller, or sealed (chunkfile.h)
+ *   M/packs/<16 hex>.pack  pack files: append-only, one record per chunk
+ *                          (its id, then its stored form: raw,
+ *                          zstd-compressed where that is smaller, or
+ *                          sealed; packfile.h, chunkfile.h); each
+ *                          mirror's meta.db records where its chunks are
+ *   M/chunks/ab/<hex>      chunk files of the layout before packs, named
+ *                          by the chunk's id: still read, no longer written
  *
- * A chunk file is written and flushed (one syncfs per mirror at commit) on
- * every online mirror before the transaction that references it commits,
- * and a checkpoint becomes visible only when that transaction commits: an
- * acknowledged PUT survives kill -9 and power loss; a half-received PUT is
- * never visible. A small PUT (inline_max) writes no chunk file: its new
- * chunks go into meta.db's inline_chunks in that same transaction, in the
- * stored form a chunk file would hold, under the same id. Reads verify
- * each chunk's hash (a sealed one's sum), file or inline, and fall back
- * to, and repair from, another mirror.
+ * A chunk's record is appended and flushed (fdatasync of the packs written)
+ * on every online mirror before the transaction that references it (and
+ * records its place) commits, and a checkpoint becomes visible only when
+ * that transaction commits: an acknowledged PUT survives kill -9 and
+ * power loss; a half-received PUT is never visible. A small PUT
+ * (inline_max) writes no record: its new chunks go into meta.db's
+ * inline_chunks in that same transaction, in the same stored form, under
+ * the same id. Reads verify each chunk's hash (a sealed one's sum), in a
+ * pack, inline or in a chunk file, and fall back to, and repair from,
+ * another mirror.
  *
  * Delta checkpoints: a checkpoint is a full image (base 0, depth 0) or a
  * delta image (area/delta.h) against an earlier sequence `base` of the
@@ -63,7 +67,7 @@ struct store;
 struct store_put;
 struct store_get;
 
-/* How chunk files are written (every form is always read). */
+/* How chunks are written (every form is always read). */
 enum store_compress {
 	STORE_COMPRESS_OFF = 0,       /* raw */
 	STORE_COMPRESS_ZSTD = 1,      /* zstd, where that makes a file smaller */
@@ -76,16 +80,20 @@ struct store_options {
 	size_t mirror_count;          /* 1..STORE_MAX_MIRRORS */
 	unsigned retain;              /* sequences kept per process (>= 1; default 2),
 				       * with the checkpoints they depend on */
-	/* Chunk files written from now on (PUTs, repairs, resyncs): raw
-	 * (default) or compressed; chunk files already stored stay as they
+	/* Chunks written from now on (PUTs, repairs, resyncs): raw
+	 * (default) or compressed; chunks already stored stay as they
 	 * are and readable either way. */
 	enum store_compress compress;
 	int compress_level;           /* zstd level 1..19; 0 = default (3) */
 	/* A PUT of at most inline_max bytes (and STORE_INLINE_CHUNKS chunks)
 	 * keeps its new chunks inline in meta.db, written in the transaction
-	 * that records the checkpoint: one flush per mirror, no chunk file.
-	 * 0 = STORE_INLINE_DEFAULT; negative: never (chunk files only). */
+	 * that records the checkpoint: one flush per mirror, no record in a
+	 * pack. 0 = STORE_INLINE_DEFAULT; negative: never (packs only). */
 	int64_t inline_max;
+	/* A pack is begun anew when a record would take it past this many
+	 * bytes; 0 = PACK_SIZE_DEFAULT (64 MiB). Not a setting: tests use
+	 * small packs. */
+	uint64_t pack_size;
 	/* Clock in unix ms; NULL = real time. Tests inject their own. */
 	uint64_t (*now_ms)(void *ctx);
 	void *now_ctx;
@@ -97,14 +105,15 @@ struct store_options {
 /*
  * Open (or create) the store over its mirrors: create missing directories,
  * bring every mirror's meta.db to the newest generation among them, and
- * resynchronise any mirror that is new, wiped or missing chunk files
+ * resynchronise any mirror that is new, wiped or missing chunks
  * (copying from a good mirror). A missing, unreadable (kept as
  * meta.db.bad-<ms>), stale or diverged meta.db is replaced by the newest
  * one; a mirror that cannot be used starts offline. Returns 0 and *out, or
  * RTCMS_EIO (no usable mirror) / RTCMS_ECONFIG (bad options: mirrors,
  * compression or its level, inline_max over 1 MiB) / RTCMS_ECORRUPT (no mirror
- * has readable metadata but chunk files exist: nothing is removed, so a
- * meta.db can be restored), with a message through the log callback.
+ * has readable metadata but packs or chunk files exist: nothing is
+ * removed, so a meta.db can be restored), with a message through the log
+ * callback.
  */
 int store_open(const struct store_options *opt, struct store **out);
 
@@ -162,14 +171,14 @@ int store_put_write(struct store_put *put, const struct proto_chunk *chunk);
 
 /* What a PUT's chunk writes added so far (see store_put_stats()). */
 struct store_put_stats {
-	uint32_t new_chunks;          /* chunks written as new files (the
+	uint32_t new_chunks;          /* chunks written as new records (the
 				       * others were stored already) */
 	uint32_t inline_chunks;       /* chunks of a small PUT, kept for its
 				       * commit (which stores those not stored
 				       * yet inline) */
 	uint64_t new_bytes;           /* their size */
-	uint64_t disk_bytes;          /* the size of their files (per mirror):
-				       * smaller where compressed */
+	uint64_t disk_bytes;          /* the size of their stored forms (per
+				       * mirror): smaller where compressed */
 };
 
 /*
@@ -335,6 +344,30 @@ int store_release(struct store *st, const char *process, uint64_t claim_id);
  * Fills *report. 0, RTCMS_EIO or RTCMS_ENOMEM.
  */
 int store_scrub(struct store *st, bool repair, struct proto_scrub_reply *report);
+
+/* What a compaction pass did, summed over the mirrors. */
+struct store_compact_stats {
+	uint32_t removed;             /* packs unlinked */
+	uint32_t compacted;           /* of them, their live records copied first */
+	uint64_t moved;               /* records copied */
+	uint64_t reclaimed;           /* bytes the unlinked packs took */
+};
+
+/* Whether garbage collection freed records since the last compaction pass
+ * began (or a pass left work): cheap, takes no lock. */
+bool store_compact_due(struct store *st);
+
+/*
+ * One compaction pass over every online mirror's packs: a pack no
+ * referenced chunk is in is unlinked; one whose live records take less
+ * than half of it has them copied to the write pack (read and verified
+ * first), flushed, their places moved in one transaction, and is then
+ * unlinked. Nothing blocks meanwhile but the records' reservations; reads
+ * of a moved chunk find its new place. Blocks on the disks (call it from
+ * the thread pool); one pass at a time (a second call returns at once).
+ * Fills *out (if set). 0 or a negative code (logged).
+ */
+int store_compact(struct store *st, struct store_compact_stats *out);
 
 /* Counts and mirror states without reading data. */
 int store_status(struct store *st, struct proto_scrub_reply *report);

@@ -12,23 +12,28 @@
  *    call there: store_put_begin/write/commit, GETs, LIST, DELETE, CLAIM,
  *    COMMIT, RELEASE, fences, scrub, status). Several run at once: chunk
  *    writes of one PUT may run concurrently, and reads and writes of
- *    chunk files run outside the lock;
+ *    chunks (packs, chunk files) run outside the lock;
  *  - store_open() and store_free() run alone, before the pool starts and
  *    after it stopped (main.c). store_open()'s resync runs there too;
  *  - short-lived threads of parallel_run() (mirror.c), one per extra
  *    mirror, which only COMMIT one catalog or flush one mirror and are
  *    joined before the call that made them returns.
- * There is no repair or scrub thread of its own: read repair runs in the
- *    worker reading the chunk (repair.c), a scrub in the worker that
- *    serves SCRUB.
+ * There is no repair, scrub or compaction thread of its own: read repair
+ *    runs in the worker reading the chunk (repair.c), a scrub in the
+ *    worker that serves SCRUB, a compaction pass (store_compact) in a
+ *    worker the daemon queues when garbage collection freed records.
  *
  * The lock: one mutex, st->mu. It guards every catalog (all SQL: the
- * catalogs are opened SQLITE_OPEN_NOMUTEX), the mirrors' online state and
- * counters, st->pins, st->open_puts and st->deferred. It is a leaf lock:
- * nothing else is taken while it is held, and it is never held across a
- * chunk file read or write (the chunks in use are pinned instead), only
- * across metadata transactions (whose per-mirror COMMITs run in parallel)
- * and chunk file unlinks of garbage collection. An inline chunk (a small
+ * catalogs are opened SQLITE_OPEN_NOMUTEX), the mirrors' online state,
+ * counters and packs (struct packs: which packs are open, the write
+ * pack's end, where the next record goes), st->pins, st->open_puts,
+ * st->deferred and st->compacting. It is a leaf lock: nothing else is
+ * taken while it is held, and it is never held across a chunk read or
+ * write, in a pack or a chunk file (the chunks in use are pinned instead;
+ * a record's place in a pack is reserved under it, then written and
+ * flushed without it), only across metadata transactions (whose
+ * per-mirror COMMITs run in parallel), the creation of a pack, and chunk
+ * file unlinks of garbage collection. An inline chunk (a small
  * PUT's, in a mirror's meta.db) is read and rewritten under it, one copy
  * at a time (at most 64 KiB plus a header), and verified outside it. A PUT handle's counters
  * are atomics (written by concurrent chunk writes); the rest of a handle
@@ -49,16 +54,18 @@
 
 #include "catalog.h"
 #include "mirror.h"
+#include "pack.h"
 #include "pinset.h"
 #include "store.h"
 #include "stream/stream.h"
 
 /* One mirror: a handle the engine passes around (never its path). */
 struct mirror {
-	char path[PROTO_TEXT_MAX + 1]; /* its directory (MIRROR, meta.db, chunks) */
-	const struct mirror_backend *be; /* where its chunk files go */
+	char path[PROTO_TEXT_MAX + 1]; /* its directory (MIRROR, meta.db, packs) */
+	const struct mirror_backend *be; /* its chunk files (the layout before packs) */
 	void *be_state;               /* the backend's handle for it */
 	struct catalog *cat;          /* its meta.db, or NULL */
+	struct packs pk;              /* its packs: the write pack, ... (pack.h) */
 	int online;
 	uint32_t repaired;            /* copies rewritten since start */
 };
@@ -73,8 +80,11 @@ struct store {
 	struct mirror m[STORE_MAX_MIRRORS];
 	size_t n;
 	unsigned retain;
-	int zlevel;                   /* chunk files: 0 raw, else zstd level */
+	int zlevel;                   /* new records: 0 raw, else zstd level */
 	uint64_t inline_max;          /* small PUTs go inline; 0 never */
+	uint64_t pack_size;           /* packs are begun anew at this size */
+	atomic_bool compact_due;      /* garbage collection freed records */
+	bool compacting;              /* store_compact() runs */
 	pthread_mutex_t mu;
 	uint64_t (*now_ms)(void *);
 	void *now_ctx;
@@ -103,7 +113,7 @@ struct store_put {
 	/* store_put_stats(): added by concurrent writes */
 	atomic_uint_least32_t new_chunks;
 	atomic_uint_least64_t new_bytes, disk_bytes;
-	/* A small PUT (inl): no chunk file; each chunk's stored form is
+	/* A small PUT (inl): no record; each chunk's stored form is
 	 * kept in ibuf by store_put_write() (concurrent writes take their
 	 * places through the atomics) for the commit's transaction. */
 	bool inl;
@@ -237,9 +247,15 @@ void gc_deferred(struct store *st);
 int gc_retention(struct store *st, struct catalog *cat, const char *process,
 		 unsigned retain, struct victim_list *gc, uint32_t *deleted);
 
-/* Remove temporary files and chunk files no checkpoint references from
- * mirror m (store_open, with trustworthy metadata). */
+/* Remove temporary files, chunk files, inline copies and places no
+ * checkpoint references from mirror m (store_open, with trustworthy
+ * metadata). */
 void gc_sweep_orphans(struct store *st, struct mirror *m);
+
+/* Remove m's packs no place points into (store_open, after the resync:
+ * a pack may hold the only copy of a chunk whose place the metadata did
+ * not know before its re-index). */
+void gc_sweep_packs(struct store *st, struct mirror *m);
 
 /* ---- claim.c --------------------------------------------------------------- */
 
@@ -263,15 +279,17 @@ struct repair_target {
  * THE repair: copy a good chunk (hash, its stored form of len bytes, verified
  * by the caller; inl: it is an inline copy) over the bad or missing copies
  * on targets[0..n): inline (durable) where the good or the bad copy is
- * inline, else as a file, encoded once with the store's compression
- * (durable: flushed each; else the caller flushes the mirrors later).
- * With log_prefix (not NULL), each repaired copy is logged, naming the
- * good mirror from. Call without st->mu. Returns the number of copies
- * repaired.
+ * inline, else as a fresh record in the target's packs (encoded once with
+ * the store's compression) whose place replaces the old one: durable and
+ * committed when this returns, or, with later (one batch per mirror,
+ * indexed like st->m), added to the target's batch for the caller to
+ * commit. Nothing is rewritten in place. With log_prefix (not NULL), each
+ * repaired copy is logged, naming the good mirror from. Call without
+ * st->mu. Returns the number of copies repaired (or added to a batch).
  */
 size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 		    const uint8_t *data, size_t len, bool inl, struct repair_target *targets,
-		    size_t n, bool durable, const char *log_prefix,
+		    size_t n, struct pack_batch *later, const char *log_prefix,
 		    const struct mirror *from);
 
 /*
@@ -284,9 +302,13 @@ size_t repair_chunk(struct store *st, const uint8_t hash[PROTO_HASH_SIZE],
 int repair_read_chunk(struct store *st, const struct chunk_ref *c, uint8_t *buf,
 		      size_t *len, uint32_t *repaired);
 
-/* Bring every online mirror's chunk files up to date from a good copy
- * (store_open). 0, RTCMS_ENOMEM, RTCMS_EIO. */
-int repair_resync(struct store *st);
+/* Bring every online mirror's copies up to date from a good copy
+ * (store_open): a chunk a mirror lacks (no inline copy, no place in a pack
+ * that is there, no chunk file) is appended to its packs. With lost, the
+ * number of chunks with no good copy anywhere goes there (the caller
+ * decides what to do; logged as an error without). 0, RTCMS_ENOMEM,
+ * RTCMS_EIO. */
+int repair_resync(struct store *st, uint64_t *lost);
 
 /* Record the key id of every chunk whose key id is not recorded (rows of
  * a meta.db from before they were), read from a good copy (store_open,

@@ -109,11 +109,12 @@ cmp -s "$DIR/img" "$DIR/back" || fail "get returned other bytes"; ok
 "$CTL" --json store get app --meta | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["sequence"]==1 and m["chunks"]==12' || fail "get --meta --json"; ok
 expect 1 "no such process" -- "$CTL" store get nobody --output "$DIR/x"
 
-# a small checkpoint is kept inline in meta.db: no chunk file
+# a small checkpoint is kept inline in meta.db: nothing written to a pack
 head -c 4096 /dev/urandom > "$DIR/small.img"
-files=$(find "$DIR/m0/chunks" "$DIR/m1/chunks" -type f | wc -l)
+pack_bytes() { find "$DIR/m0/packs" "$DIR/m1/packs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+bytes=$(pack_bytes)
 expect 0 "durable on 2 mirror" -- "$CTL" store put small "$DIR/small.img" --sequence 1
-[ "$(find "$DIR/m0/chunks" "$DIR/m1/chunks" -type f | wc -l)" = "$files" ] || fail "a small PUT wrote a chunk file"; ok
+[ "$(pack_bytes)" = "$bytes" ] || fail "a small PUT wrote to a pack"; ok
 grep -q "small: the new ones inline in meta.db" "$DIR/store.log" || fail "the store did not log an inline PUT"; ok
 expect 0 "verified, written to" -- "$CTL" store get small --output "$DIR/small.back"
 cmp -s "$DIR/small.img" "$DIR/small.back" || fail "a small get returned other bytes"; ok
@@ -186,7 +187,7 @@ expect 0 "incarnation 2 sequence 2" -- "$CTL" store put app "$DIR/img" --sequenc
 
 # scrub and status, damage included
 expect 0 "every referenced chunk has a good copy" -- "$CTL" store scrub
-victim=$(find "$DIR/m1/chunks" -type f | head -1)
+victim=$(find "$DIR/m1/packs" -type f | head -1)
 rm -f "$victim"
 expect 0 "online" -- "$CTL" store scrub
 "$CTL" --json store scrub | python3 -c 'import json,sys; r=json.load(sys.stdin); assert all(m["missing"]==0 for m in r["mirrors"])' || fail "second scrub not clean"; ok

@@ -195,16 +195,16 @@ static void test_no_plaintext_on_mirrors(void **state)
 	assert_int_equal(get(&cl, "vault", 0, &ring, &f, &res), 0);
 	assert_true(f.have);
 	stream_area_sink_clear(&f.img);
-	char hex[2 * PROTO_HASH_SIZE + 1];
-	for (int i = 0; i < PROTO_HASH_SIZE; i++)
-		sprintf(hex + 2 * i, "%02x", f.id[i]);
-	snprintf(path, sizeof(path), "%s/m0/chunks/%.2s/%s", cl.dir, hex, hex);
+	char m0[4200];
+	uint64_t off, len;
+	snprintf(m0, sizeof(m0), "%s/m0", cl.dir);
+	assert_int_equal(tu_chunk_where(m0, f.id, path, sizeof(path), &off, &len), 0);
 	int fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
 	uint8_t b;
-	assert_int_equal(pread(fd, &b, 1, 100), 1);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off + 100), 1);
 	b ^= 0x40;
-	assert_int_equal(pwrite(fd, &b, 1, 100), 1);
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off + 100), 1);
 	close(fd);
 	assert_int_equal(get(&cl, "vault", 0, &ring, &f, &res), 0);
 	assert_int_equal(res.get_end.repaired, 1);

@@ -301,7 +301,7 @@ static void test_kill9_during_gc(void **state)
 		 * references (small deltas are kept inline) */
 		assert_int_equal(tu_count_unreferenced(m0), 0);
 		assert_int_equal(tu_count_unreferenced(m1), 0);
-		assert_true(tu_count_chunk_files(m0) + tu_count_inline(m0) >=
+		assert_true(tu_count_chunk_copies(m0) + tu_count_inline(m0) >=
 			    (int)r.scrub_reply.chunks);
 		print_message("round %2d: %3d PUTs acknowledged before kill -9; %d + %d "
 			      "checkpoints, %llu chunks after restart\n", round,

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,7 +19,6 @@
 
 #include "client/store_client.h"
 #include "rtcms_error.h"
-#include "store/chunkfile.h"
 #include "testutil.h"
 
 struct env {
@@ -360,20 +360,27 @@ static void test_read_repair_over_network(void **state)
 	uint8_t data[4096], h[PROTO_HASH_SIZE];
 	uint32_t repaired = 0;
 
-	/* over 64 KiB: chunk files (smaller PUTs go inline) */
+	/* over 64 KiB: records in packs (smaller PUTs go inline) */
 	assert_int_equal(put(c, "p", 1, 1, 20 * 4096, 9, 4096, NULL), 0);
-	/* delete the first chunk from mirror 0 */
+	/* damage the first chunk's record on mirror 0 */
 	uint8_t *all = malloc(20 * 4096);
 	tu_fill(all, 20 * 4096, 9);
 	memcpy(data, all, 4096);
 	free(all);
 	proto_chunk_hash(data, 4096, h);
 	snprintf(m0, sizeof(m0), "%s/m0", e->dir);
-	chunkfile_path(m0, h, path, sizeof(path));
-	assert_int_equal(unlink(path), 0);
+	uint64_t off, len, off2;
+	assert_int_equal(tu_chunk_where(m0, h, path, sizeof(path), &off, &len), 0);
+	assert_int_equal(len, 4096);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, (off_t)off + 100), 4);
+	close(fd);
 	assert_int_equal(get_check(c, "p", 1, 20 * 4096, 9, &repaired), 0);
 	assert_int_equal(repaired, 1);
-	assert_int_equal(access(path, F_OK), 0);
+	/* a fresh record, placed after the damaged one */
+	assert_int_equal(tu_chunk_where(m0, h, path, sizeof(path), &off2, &len), 0);
+	assert_true(off2 > off);
 	net_client_free(c);
 }
 
@@ -408,7 +415,7 @@ static void test_small_put_inline(void **state)
 	assert_int_equal(put(c, "small", 1, 1, 4096, 21, 4096, NULL), 0);
 	assert_int_equal(get_check(c, "small", 1, 4096, 21, &repaired), 0);
 	assert_int_equal(repaired, 0);
-	assert_int_equal(tu_count_chunk_files(m0) + tu_count_chunk_files(m1), 0);
+	assert_int_equal(tu_count_chunk_copies(m0) + tu_count_chunk_copies(m1), 0);
 	assert_int_equal(tu_count_inline(m0), 1);
 	assert_int_equal(tu_count_inline(m1), 1);
 
@@ -470,8 +477,8 @@ static void test_wiped_mirror_resynced_at_start(void **state)
 	/* resynced at the start: mirror 1 holds every chunk mirror 0 holds */
 	char m0[600];
 	snprintf(m0, sizeof(m0), "%s/m0", e->dir);
-	assert_true(tu_count_chunk_files(m0) > 0);
-	assert_int_equal(tu_count_chunk_files(path), tu_count_chunk_files(m0));
+	assert_true(tu_count_chunk_copies(m0) > 0);
+	assert_int_equal(tu_count_chunk_copies(path), tu_count_chunk_copies(m0));
 	/* now mirror 0 is lost: mirror 1 alone must hold everything */
 	tu_daemon_stop(&e->d, SIGTERM);
 	snprintf(path, sizeof(path), "%s/m0", e->dir);

@@ -343,8 +343,10 @@ int tu_count_unreferenced(const char *mirror)
 {
 	char path[1024];
 	sqlite3 *db = meta_open(mirror);
-	int n = db ? meta_count(db, "SELECT count(*) FROM inline_chunks WHERE hash NOT IN"
-				" (SELECT hash FROM chunks)", NULL) : -1;
+	int n = db ? meta_count(db, "SELECT (SELECT count(*) FROM inline_chunks WHERE hash"
+				" NOT IN (SELECT hash FROM chunks)) + (SELECT count(*) FROM"
+				" chunk_locs WHERE hash NOT IN (SELECT hash FROM chunks))",
+				NULL) : -1;
 
 	for (int i = 0; n >= 0 && i < 256; i++) {
 		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
@@ -386,6 +388,126 @@ int tu_count_chunk_files(const char *mirror)
 		struct dirent *e;
 		while (d && (e = readdir(d)))
 			n += e->d_name[0] != '.';
+		if (d)
+			closedir(d);
+	}
+	return n;
+}
+
+int tu_count_chunk_copies(const char *mirror)
+{
+	char path[1024];
+	struct stat sb;
+	int placed = 0;
+
+	/* a new mirror's meta.db may not be there yet: no places then */
+	snprintf(path, sizeof(path), "%s/meta.db", mirror);
+	if (stat(path, &sb) == 0 &&
+	    (placed = (int)tu_meta_query(mirror, "SELECT count(*) FROM chunk_locs")) < 0)
+		return -1;
+	return placed + tu_count_chunk_files(mirror);
+}
+
+int tu_count_packs(const char *mirror, uint64_t *bytes)
+{
+	char path[1024];
+	int n = 0;
+	if (bytes)
+		*bytes = 0;
+	snprintf(path, sizeof(path), "%s/packs", mirror);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		struct stat sb;
+		if (l < 5 || strcmp(e->d_name + l - 5, ".pack") != 0)
+			continue;
+		n++;
+		snprintf(path, sizeof(path), "%s/packs/%s", mirror, e->d_name);
+		if (bytes && stat(path, &sb) == 0)
+			*bytes += (uint64_t)sb.st_size;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+int tu_chunk_where(const char *mirror, const uint8_t *hash, char *path, size_t size,
+		   uint64_t *off, uint64_t *len)
+{
+	char hex[65];
+	struct stat sb;
+	sqlite3 *db = meta_open(mirror);
+	sqlite3_stmt *s = NULL;
+	int found = 0;
+
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+	if (db && sqlite3_prepare_v2(db, "SELECT pack, off, len FROM chunk_locs WHERE hash=?",
+				     -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(s, 1, hash, 32, SQLITE_TRANSIENT);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			/* the record's header (packfile.h: 48 bytes) comes first */
+			snprintf(path, size, "%s/packs/%016llx.pack", mirror,
+				 (unsigned long long)sqlite3_column_int64(s, 0));
+			*off = (uint64_t)sqlite3_column_int64(s, 1) + 48;
+			*len = (uint64_t)sqlite3_column_int64(s, 2);
+			found = 1;
+		}
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	if (found)
+		return 0;
+	snprintf(path, size, "%s/chunks/%.2s/%s", mirror, hex, hex);
+	if (stat(path, &sb) != 0)
+		return -1;
+	*off = 0;
+	*len = (uint64_t)sb.st_size;
+	return 0;
+}
+
+/* Append a hash to a growing list. */
+static int hash_push(uint8_t **v, int n, const uint8_t *h)
+{
+	uint8_t *p = realloc(*v, (size_t)(n + 1) * 32);
+	if (!p)
+		return -1;
+	memcpy(p + (size_t)n * 32, h, 32);
+	*v = p;
+	return n + 1;
+}
+
+int tu_chunk_list(const char *mirror, uint8_t **hashes)
+{
+	char path[1024];
+	sqlite3 *db = meta_open(mirror);
+	sqlite3_stmt *s = NULL;
+	int n = 0;
+
+	*hashes = NULL;
+	if (db && sqlite3_prepare_v2(db, "SELECT hash FROM chunk_locs", -1, &s, NULL) ==
+	    SQLITE_OK)
+		while (n >= 0 && sqlite3_step(s) == SQLITE_ROW &&
+		       sqlite3_column_bytes(s, 0) == 32)
+			n = hash_push(hashes, n, sqlite3_column_blob(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	for (int i = 0; n >= 0 && i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && n >= 0 && (e = readdir(d))) {
+			uint8_t h[32];
+			unsigned v;
+			if (strlen(e->d_name) != 64)
+				continue;
+			for (int k = 0; k < 32; k++) {
+				sscanf(e->d_name + 2 * k, "%2x", &v);
+				h[k] = (uint8_t)v;
+			}
+			n = hash_push(hashes, n, h);
+		}
 		if (d)
 			closedir(d);
 	}

@@ -18,8 +18,29 @@ char *tu_tmpdir(const char *tag);
 /* Remove path recursively (like rm -rf). */
 void tu_rmrf(const char *path);
 
-/* Chunk files (any name not starting with '.') in mirror/chunks/00..ff. */
+/* Chunk files (any name not starting with '.') in mirror/chunks/00..ff:
+ * the layout before packs. */
 int tu_count_chunk_files(const char *mirror);
+
+/* The chunks mirror holds outside its inline copies: its chunk files and
+ * the records its meta.db places in its packs (read by a connection of
+ * its own), or -1. */
+int tu_count_chunk_copies(const char *mirror);
+
+/* The ids of the chunks tu_count_chunk_copies() counts, into *hashes
+ * (malloc'ed, 32 bytes each; free it); their number, or -1. */
+int tu_chunk_list(const char *mirror, uint8_t **hashes);
+
+/* Pack files in mirror/packs; the sum of their sizes into *bytes (if not
+ * NULL). */
+int tu_count_packs(const char *mirror, uint64_t *bytes);
+
+/* Where mirror keeps chunk hash's stored form (PROTO_HASH_SIZE bytes):
+ * the file (its pack as its meta.db places it, else its chunk file) into
+ * path, the form's offset in it into *off and its length into *len. 0,
+ * or -1 if it has neither. */
+int tu_chunk_where(const char *mirror, const uint8_t *hash, char *path, size_t size,
+		   uint64_t *off, uint64_t *len);
 
 /* The first column of the first row of sql on mirror/meta.db (read by a
  * connection of its own: the store may have it open), or -1. */
@@ -28,9 +49,9 @@ int64_t tu_meta_query(const char *mirror, const char *sql);
 /* Inline chunk copies in mirror/meta.db, or -1. */
 int tu_count_inline(const char *mirror);
 
-/* Chunk files and inline copies in mirror that its meta.db references
- * no chunk of: what garbage collection left behind. -1 if the database
- * cannot be read. */
+/* Chunk files, inline copies and places in packs in mirror that its
+ * meta.db references no chunk of: what garbage collection left behind. -1
+ * if the database cannot be read. */
 int tu_count_unreferenced(const char *mirror);
 
 /* Run sql on mirror/meta.db behind the store's back (damage, tests).

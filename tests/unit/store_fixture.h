@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ struct fixture {
 	 * sets it: the tests of chunk files store small images, which the
 	 * store would keep inline by default (test_store_inline.c) */
 	int64_t inline_max;
+	uint64_t pack_size;            /* store_options.pack_size: 0 default */
 };
 
 static inline uint64_t fake_now(void *ctx)
@@ -66,7 +68,7 @@ static inline void open_store(struct fixture *f)
 		.mirrors = f->mirrors, .mirror_count = 2, .retain = f->retain,
 		.now_ms = fake_now, .now_ctx = f,
 		.compress = f->compress, .compress_level = f->compress_level,
-		.inline_max = f->inline_max,
+		.inline_max = f->inline_max, .pack_size = f->pack_size,
 	};
 	assert_int_equal(store_open(&o, &f->st), 0);
 }
@@ -229,6 +231,93 @@ static inline void flip_byte(const char *path)
 	fseek(fp, 0, SEEK_SET);
 	fputc(c ^ 0xff, fp);
 	fclose(fp);
+}
+
+/* Remove a mirror's meta.db and its WAL files (lost metadata). */
+static inline void remove_meta(const char *dir)
+{
+	static const char *const names[] = { "meta.db", "meta.db-wal", "meta.db-shm" };
+	char path[700];
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+}
+
+/* Flip the byte at off of path. */
+static inline void flip_at(const char *path, uint64_t off)
+{
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+	int c = fgetc(fp);
+	assert_true(c != EOF);
+	assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+	fputc(c ^ 0xff, fp);
+	fclose(fp);
+}
+
+/* Where mirror keeps chunk h's stored form: its pack (or chunk file), the
+ * form's offset and length. */
+static inline void chunk_where(const char *mirror, const uint8_t *h, char *path, size_t len,
+			       uint64_t *off, uint64_t *n)
+{
+	assert_int_equal(tu_chunk_where(mirror, h, path, len, off, n), 0);
+}
+
+/* How a test damages one mirror's copy of a chunk. */
+enum damage {
+	DMG_FORM,   /* a byte of its stored form */
+	DMG_HEAD,   /* a byte of its record's header (the chunk id in it) */
+	DMG_GONE,   /* its place forgotten (a chunk file: removed): missing */
+};
+
+static inline void damage(const char *mirror, const uint8_t *h, enum damage how)
+{
+	char path[4200], sql[200], hex[65];
+	uint64_t off, n;
+
+	chunk_where(mirror, h, path, sizeof(path), &off, &n);
+	sodium_bin2hex(hex, sizeof(hex), h, PROTO_HASH_SIZE);
+	if (how == DMG_FORM) {
+		flip_at(path, off);
+	} else if (how == DMG_HEAD) {
+		assert_true(off >= 48);
+		flip_at(path, off - 48 + 8);
+	} else if (off == 0 && strstr(path, "/chunks/")) {
+		assert_int_equal(unlink(path), 0);
+	} else {
+		snprintf(sql, sizeof(sql), "DELETE FROM chunk_locs WHERE hash = x'%s'", hex);
+		assert_int_equal(tu_meta_exec(mirror, sql), 0);
+	}
+}
+
+/* Turn a closed store's mirror into the layout before packs: each record
+ * its meta.db places goes into a chunk file of its own (the same stored
+ * form), then the places and the packs go. */
+static inline void to_chunk_files(const char *mirror)
+{
+	char path[4200];
+	uint8_t *hashes, *buf = malloc(CHUNKFILE_MAX);
+	int n = tu_chunk_list(mirror, &hashes);
+
+	assert_true(n >= 0);
+	assert_int_equal(chunkfile_prepare(mirror), 0);
+	for (int i = 0; i < n; i++) {
+		uint64_t off, len;
+		chunk_where(mirror, hashes + 32 * i, path, sizeof(path), &off, &len);
+		FILE *fp = fopen(path, "rb");
+		assert_non_null(fp);
+		assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+		assert_int_equal(fread(buf, 1, len, fp), len);
+		fclose(fp);
+		assert_int_equal(chunkfile_write(mirror, hashes + 32 * i, buf, len, 1), 0);
+	}
+	assert_int_equal(tu_meta_exec(mirror, "DELETE FROM chunk_locs; DELETE FROM packs"), 0);
+	snprintf(path, sizeof(path), "%s/packs", mirror);
+	tu_rmrf(path);
+	free(hashes);
+	free(buf);
 }
 
 #define DBLOCKS 320 /* 1.25 MiB of data: a GET of it is two chunks */

@@ -17,8 +17,8 @@ static void test_put_get_roundtrip(void **state)
 	assert_int_equal(get_check(f->st, "r", 1, 0, 100001, 3, NULL), 0);
 	assert_int_equal(get_check(f->st, "nobody", 0, 0, 0, 0, NULL), RTCMS_ENOENT);
 	/* both mirrors hold every chunk */
-	assert_int_equal(tu_count_chunk_files(f->m0), tu_count_chunk_files(f->m1));
-	assert_int_equal(tu_count_chunk_files(f->m0), 4 + 25);
+	assert_int_equal(tu_count_chunk_copies(f->m0), tu_count_chunk_copies(f->m1));
+	assert_int_equal(tu_count_chunk_copies(f->m0), 4 + 25);
 }
 
 static void test_idempotent_and_conflicting_put(void **state)
@@ -153,8 +153,8 @@ static void test_abort_keeps_other_pins(void **state)
 	assert_int_equal(store_delete(f->st, "c", 0, 0), 1);
 	assert_int_equal(store_put_commit(pa, 1, &ack), 0);
 	assert_int_equal(get_check(f->st, "a", 1, 1, 4096, 42, NULL), 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), 1);
-	assert_int_equal(tu_count_chunk_files(f->m1), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 1);
 }
 
 /* An abandoned PUT leaves no files behind (without waiting for a restart),
@@ -166,17 +166,17 @@ static void test_abort_removes_its_files(void **state)
 
 	assert_int_equal(put(f->st, "c", 1, 1, 4096, 42, 4096), 0);
 	store_put_abort(put_open_one(f->st, "a", 1, 4096, 7, 1, a));
-	assert_int_equal(tu_count_chunk_files(f->m0), 1);
-	assert_int_equal(tu_count_chunk_files(f->m1), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 1);
 	store_put_abort(put_open_one(f->st, "b", 1, 4096, 42, 1, b));
-	assert_int_equal(tu_count_chunk_files(f->m0), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 1);
 	assert_int_equal(get_check(f->st, "c", 1, 1, 4096, 42, NULL), 0);
 	/* a commit that fails (image hash) removes its files too */
 	struct store_put *p = put_open_one(f->st, "a", 1, 4096, 8, 1, a);
 	struct proto_put_ack ack;
 	assert_int_equal(store_put_commit(p, 2, &ack), RTCMS_EPROTO);
-	assert_int_equal(tu_count_chunk_files(f->m0), 1);
-	assert_int_equal(tu_count_chunk_files(f->m1), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 1);
 }
 
 /* A checkpoint deleted while a GET streams it stays readable to the end;
@@ -197,7 +197,7 @@ static void test_delete_during_get(void **state)
 	assert_false(end);
 	n++;
 	assert_int_equal(store_delete(f->st, "p", 1, 1), 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 3);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 3);
 	while ((rc = store_get_next(g, buf, &c, &end)) == 0 && !end) {
 		uint8_t all[3 * 4096];
 		tu_fill(all, sizeof(all), 5);
@@ -208,8 +208,8 @@ static void test_delete_during_get(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(n, 3);
 	store_get_close(g);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0);
-	assert_int_equal(tu_count_chunk_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 0);
 	free(buf);
 }
 

@@ -1,7 +1,7 @@
 /*
- * test_store_compress.c - compressed chunk files: fewer bytes on disk,
- * compression toggled between opens, scrub repair and resync of compressed
- * copies.
+ * test_store_compress.c - compressed stored forms (in packs, and chunk
+ * files of the layout before packs): fewer bytes on disk, compression
+ * toggled between opens, scrub repair and resync of compressed copies.
  */
 #include "store_fixture.h"
 
@@ -31,35 +31,32 @@ static void fill_mixed(uint8_t *buf, size_t len, uint64_t seed)
 	}
 }
 
-/* Sum of a mirror's chunk file sizes; *zfiles gets how many are in the
- * compressed form, *files how many there are. */
+/* Sum of the sizes of a mirror's stored forms (records in its packs and
+ * chunk files); *zfiles gets how many are in the compressed form, *files
+ * how many there are. */
 static uint64_t disk_bytes(const char *mirror, int *zfiles, int *files)
 {
-	char dir[600], path[900];
+	char path[4200];
+	uint8_t *hashes;
 	uint64_t sum = 0;
+	int n = tu_chunk_list(mirror, &hashes);
+
+	assert_true(n >= 0);
 	*zfiles = *files = 0;
-	for (int i = 0; i < 256; i++) {
-		snprintf(dir, sizeof(dir), "%s/chunks/%02x", mirror, i);
-		DIR *d = opendir(dir);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			uint8_t head[8] = { 0 };
-			struct stat sb;
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			assert_int_equal(stat(path, &sb), 0);
-			FILE *fp = fopen(path, "rb");
-			assert_non_null(fp);
-			size_t got = fread(head, 1, sizeof(head), fp);
-			fclose(fp);
-			sum += (uint64_t)sb.st_size;
-			(*files)++;
-			*zfiles += got == 8 && memcmp(head, ZMAGIC, 8) == 0;
-		}
-		if (d)
-			closedir(d);
+	for (int i = 0; i < n; i++) {
+		uint8_t head[8] = { 0 };
+		uint64_t off, len;
+		chunk_where(mirror, hashes + 32 * i, path, sizeof(path), &off, &len);
+		FILE *fp = fopen(path, "rb");
+		assert_non_null(fp);
+		assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+		size_t got = fread(head, 1, sizeof(head), fp);
+		fclose(fp);
+		sum += len;
+		(*files)++;
+		*zfiles += got == 8 && memcmp(head, ZMAGIC, 8) == 0;
 	}
+	free(hashes);
 	return sum;
 }
 
@@ -98,14 +95,15 @@ static void reopen_compress(struct fixture *f, enum store_compress c, int level)
 	open_store(f);
 }
 
-/* The path of chunk idx (of DCHUNK) of the image of seed in mirror. */
-static void mixed_chunk_path(const char *mirror, uint64_t seed, size_t idx,
-			     char *out, size_t len)
+/* Where mirror keeps chunk idx (of DCHUNK) of the image of seed: the
+ * file, the offset and the length of its stored form. */
+static void mixed_chunk_where(const char *mirror, uint64_t seed, size_t idx, char *out,
+			      size_t len, uint64_t *off, uint64_t *n)
 {
 	uint8_t *img = malloc(ZIMG), h[PROTO_HASH_SIZE];
 	fill_mixed(img, ZIMG, seed);
 	proto_chunk_hash(img + idx * DCHUNK, DCHUNK, h);
-	chunkfile_path(mirror, h, out, len);
+	chunk_where(mirror, h, out, len, off, n);
 	free(img);
 }
 
@@ -220,10 +218,12 @@ static void test_compression_toggled(void **state)
 		assert_int_equal(n, 128);
 		assert_int_equal(d, 2 * ZIMG);
 	}
-	/* the orphan sweep at open: an unreferenced compressed file (left
-	 * by a PUT that never committed) and a raw one go */
+	/* the orphan sweep at open: an unreferenced compressed chunk file
+	 * (of the layout before packs) and a raw one go */
 	uint8_t *img = malloc(ZIMG), h[PROTO_HASH_SIZE];
 	struct chunkfile_enc enc;
+	assert_int_equal(chunkfile_prepare(f->m0), 0);
+	assert_int_equal(chunkfile_prepare(f->m1), 0);
 	fill_mixed(img, ZIMG, 9);
 	proto_chunk_hash(img, DCHUNK, h);
 	chunkfile_encode(img, DCHUNK, 3, &enc);
@@ -255,25 +255,17 @@ static void test_compressed_scrub_repair(void **state)
 	struct fixture *f = *state;
 	struct proto_scrub_reply r;
 	char p0[4200], p1[4200];
+	uint64_t o0, o1, zsize, n1;
 	uint32_t repaired = 0;
-	struct stat sb;
 
 	reopen_compress(f, STORE_COMPRESS_ZSTD, 3);
 	put_mixed(f->st, "p", 1, 1);
 	/* chunks 0 and 1 compress (text), chunk 3 does not */
-	mixed_chunk_path(f->m1, 1, 0, p0, sizeof(p0));
-	mixed_chunk_path(f->m1, 1, 1, p1, sizeof(p1));
-	assert_int_equal(stat(p0, &sb), 0);
-	off_t zsize = sb.st_size;
+	mixed_chunk_where(f->m1, 1, 0, p0, sizeof(p0), &o0, &zsize);
+	mixed_chunk_where(f->m1, 1, 1, p1, sizeof(p1), &o1, &n1);
 	assert_true(zsize < DCHUNK / 2);
-	flip_byte(p0); /* the magic */
-	FILE *fp = fopen(p1, "r+b");
-	assert_non_null(fp);
-	fseek(fp, 200, SEEK_SET);
-	int c = fgetc(fp);
-	fseek(fp, 200, SEEK_SET);
-	fputc(c ^ 0x40, fp);
-	fclose(fp);
+	flip_at(p0, o0); /* the magic */
+	flip_at(p1, o1 + 200);
 	assert_int_equal(store_scrub(f->st, false, &r), 0);
 	assert_int_equal(r.mirrors[1].corrupt, 2);
 	assert_int_equal(r.mirrors[0].corrupt, 0);
@@ -282,17 +274,18 @@ static void test_compressed_scrub_repair(void **state)
 	assert_int_equal(store_scrub(f->st, true, &r), 0);
 	assert_int_equal(r.mirrors[1].corrupt + r.mirrors[1].missing, 0);
 	assert_int_equal(r.mirrors[1].chunks, 64);
-	/* rewritten compressed, as the store writes now */
-	assert_int_equal(stat(p0, &sb), 0);
-	assert_int_equal(sb.st_size, zsize);
+	/* rewritten compressed, as the store writes now: a fresh record */
+	uint64_t o2, n2;
+	mixed_chunk_where(f->m1, 1, 0, p1, sizeof(p1), &o2, &n2);
+	assert_int_equal(n2, zsize);
+	assert_true(o2 > o0);
 
-	/* mirror 0 (read first): truncated and corrupt copies, repaired by
-	 * the GET */
-	mixed_chunk_path(f->m0, 1, 0, p0, sizeof(p0));
-	mixed_chunk_path(f->m0, 1, 5, p1, sizeof(p1));
-	assert_int_equal(truncate(p0, zsize - 3), 0);
-	assert_int_equal(stat(p1, &sb), 0);
-	assert_int_equal(truncate(p1, sb.st_size / 2), 0);
+	/* mirror 0 (read first): the end of one compressed frame and the
+	 * middle of another damaged, repaired by the GET */
+	mixed_chunk_where(f->m0, 1, 0, p0, sizeof(p0), &o0, &zsize);
+	mixed_chunk_where(f->m0, 1, 5, p1, sizeof(p1), &o1, &n1);
+	flip_at(p0, o0 + zsize - 3);
+	flip_at(p1, o1 + n1 / 2);
 	struct proto_ckpt_meta m;
 	struct store_get *g;
 	uint8_t *buf = malloc(PROTO_MAX_CHUNK);
@@ -331,11 +324,12 @@ static void test_compressed_resync(void **state)
 	assert_int_equal(n1, 128);
 	assert_int_equal(z1, z0);
 	assert_int_equal(d1, d0);
-	/* mirror 0's chunks wiped, compression now off: resynced raw from
-	 * mirror 1's compressed files */
+	/* mirror 0's packs wiped (its meta.db still places the chunks
+	 * there), compression now off: resynced raw from mirror 1's
+	 * compressed records */
 	store_free(f->st);
 	f->st = NULL;
-	snprintf(path, sizeof(path), "%s/chunks", f->m0);
+	snprintf(path, sizeof(path), "%s/packs", f->m0);
 	tu_rmrf(path);
 	f->compress = STORE_COMPRESS_OFF;
 	open_store(f);

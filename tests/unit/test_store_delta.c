@@ -148,7 +148,7 @@ static void test_delta_base_missing(void **state)
 	log_base_missing = 0;
 	assert_int_equal(put_delta(f->st, "p", &p, 2, 1, &ack), RTCMS_ENOENT);
 	assert_int_equal(log_base_missing, 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0);
 	assert_int_equal(put_full(f->st, "p", &p, 1, &ack), 0);
 	/* the base of another incarnation does not count */
 	uint8_t *d;
@@ -200,8 +200,8 @@ static void test_delta_base_missing(void **state)
 	log_base_missing = 0;
 	assert_int_equal(store_put_commit(put, count, &ack), RTCMS_ENOENT);
 	assert_int_equal(log_base_missing, 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0);
-	assert_int_equal(tu_count_chunk_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 0);
 	free(d);
 	free(p.live);
 }
@@ -290,8 +290,8 @@ static void test_retention_keeps_chains(void **state)
 	assert_int_equal(s[0], 13);
 	/* the chunk files are exactly what the rows reference */
 	assert_int_equal(store_status(f->st, &r), 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), (int)r.chunks);
-	assert_int_equal(tu_count_chunk_files(f->m1), (int)r.chunks);
+	assert_int_equal(tu_count_chunk_copies(f->m0), (int)r.chunks);
+	assert_int_equal(tu_count_chunk_copies(f->m1), (int)r.chunks);
 	free(claimed);
 	free(p.live);
 }
@@ -322,8 +322,8 @@ static void test_delete_base_busy(void **state)
 		} else {
 			assert_int_equal(store_delete(f->st, "p", 0, 0), 3);
 		}
-		assert_int_equal(tu_count_chunk_files(f->m0), 0);
-		assert_int_equal(tu_count_chunk_files(f->m1), 0);
+		assert_int_equal(tu_count_chunk_copies(f->m0), 0);
+		assert_int_equal(tu_count_chunk_copies(f->m1), 0);
 		for (uint32_t b = 0; b < DBLOCKS; b++)
 			p.versions[b] = 1;
 	}
@@ -351,32 +351,24 @@ static void hashset_add_image(struct hashset *s, const uint8_t *data, size_t siz
 	}
 }
 
-/* The mirror's chunk files are exactly the set. */
+/* The mirror's stored chunks (records in its packs, chunk files) are
+ * exactly the set. */
 static void files_exactly(const char *mirror, const struct hashset *s)
 {
-	char path[600];
-	size_t n = 0;
-	for (int i = 0; i < 256; i++) {
-		snprintf(path, sizeof(path), "%s/chunks/%02x", mirror, i);
-		DIR *d = opendir(path);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			uint8_t h[PROTO_HASH_SIZE];
-			size_t k;
-			if (e->d_name[0] == '.')
-				continue;
-			assert_int_equal(chunkfile_parse_name(e->d_name, h), 0);
-			for (k = 0; k < s->n && memcmp(s->h[k], h, PROTO_HASH_SIZE) != 0; k++)
-				;
-			if (k == s->n)
-				fail_msg("%s: chunk file %s is referenced by nothing",
-					 mirror, e->d_name);
-			n++;
-		}
-		if (d)
-			closedir(d);
+	uint8_t *got;
+	int n = tu_chunk_list(mirror, &got);
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++) {
+		size_t k;
+		char hx[17];
+		for (k = 0; k < s->n && memcmp(s->h[k], got + 32 * i, PROTO_HASH_SIZE) != 0; k++)
+			;
+		if (k == s->n)
+			fail_msg("%s: chunk %s… is referenced by nothing", mirror,
+				 sodium_bin2hex(hx, sizeof(hx), got + 32 * i, 8));
 	}
 	assert_int_equal(n, s->n);
+	free(got);
 }
 
 /* Chunks shared by sequences of a chain and by two processes survive the

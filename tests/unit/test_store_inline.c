@@ -26,8 +26,8 @@ static void test_small_put_inline(void **state)
 	assert_int_equal(last_stats.new_chunks, 0);
 	assert_int_equal(last_stats.inline_chunks, 1);
 	assert_int_equal(get_check(f->st, "p", 1, 1, 4096, 3, NULL), 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0);
-	assert_int_equal(tu_count_chunk_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 0);
 	assert_int_equal(tu_count_inline(f->m0), 1);
 	assert_int_equal(tu_count_inline(f->m1), 1);
 	assert_int_equal(store_status(f->st, &r), 0);
@@ -38,7 +38,7 @@ static void test_small_put_inline(void **state)
 	assert_int_equal(put(f->st, "q", 1, 1, 64 << 10, 4, 4096), 0);
 	assert_int_equal(tu_count_inline(f->m0), 17);
 	assert_int_equal(put(f->st, "r", 1, 1, (64 << 10) + 1, 5, 4096), 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), 17);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 17);
 	assert_int_equal(tu_count_inline(f->m1), 17);
 	assert_int_equal(get_check(f->st, "q", 1, 1, 64 << 10, 4, NULL), 0);
 	assert_int_equal(get_check(f->st, "r", 1, 1, (64 << 10) + 1, 5, NULL), 0);
@@ -58,28 +58,28 @@ static void test_dedup_with_files(void **state)
 
 	/* big: 5 chunks of 16 KiB (content 9) as files */
 	assert_int_equal(put(f->st, "big", 1, 1, 80 << 10, 9, 16 << 10), 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), 5);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 5);
 	/* small: the first 16 KiB of the same content: the same chunk */
 	assert_int_equal(put(f->st, "small", 1, 1, 16 << 10, 9, 16 << 10), 0);
 	assert_int_equal(tu_count_inline(f->m0), 0);
 	assert_int_equal(store_delete(f->st, "big", 0, 0), 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 1);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 1);
 	assert_int_equal(get_check(f->st, "small", 1, 1, 16 << 10, 9, NULL), 0);
 	assert_int_equal(store_delete(f->st, "small", 0, 0), 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0);
 
 	/* the other way round: inline first, then a big PUT with it */
 	assert_int_equal(put(f->st, "small", 1, 2, 16 << 10, 9, 16 << 10), 0);
 	assert_int_equal(tu_count_inline(f->m0), 1);
 	assert_int_equal(put(f->st, "big", 1, 2, 80 << 10, 9, 16 << 10), 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), 5);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 5);
 	assert_int_equal(store_delete(f->st, "small", 0, 0), 1);
 	assert_int_equal(tu_count_inline(f->m0), 1); /* big references it */
 	assert_int_equal(get_check(f->st, "big", 1, 2, 80 << 10, 9, NULL), 0);
 	assert_int_equal(store_delete(f->st, "big", 0, 0), 1);
 	assert_int_equal(tu_count_inline(f->m0), 0);
 	assert_int_equal(tu_count_inline(f->m1), 0);
-	assert_int_equal(tu_count_chunk_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 0);
 }
 
 /* Retention and DELETE remove inline chunks with their last reference,
@@ -151,7 +151,7 @@ static void test_repair_and_scrub(void **state)
 	assert_int_equal(repaired, 1);
 	assert_int_equal(get_check(f->st, "p", 1, 1, 4096, 8, &repaired), 0);
 	assert_int_equal(repaired, 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0); /* repaired inline */
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0); /* repaired inline */
 	/* a copy longer than any stored form is corrupt too (never copied
 	 * beyond the chunk's largest form) */
 	assert_int_equal(tu_meta_exec(f->m1, "UPDATE inline_chunks SET form ="

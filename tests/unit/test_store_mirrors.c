@@ -6,47 +6,49 @@
  */
 #include "store_fixture.h"
 
-/* Paths of the chunk files of content seed (chunks of 4096). */
-static void chunk_path(const char *mirror, size_t size, uint64_t seed, int idx,
-		       char *out, size_t len)
+/* The id of chunk idx of content seed (chunks of 4096). */
+static void chunk_hash(size_t size, uint64_t seed, int idx, uint8_t h[PROTO_HASH_SIZE])
 {
-	uint8_t *data = malloc(size), h[PROTO_HASH_SIZE];
+	uint8_t *data = malloc(size);
 	tu_fill(data, size, seed);
 	size_t off = (size_t)idx * 4096;
 	size_t n = size - off < 4096 ? size - off : 4096;
 	proto_chunk_hash(data + off, n, h);
-	chunkfile_path(mirror, h, out, len);
 	free(data);
+}
+
+/* Damage mirror's copy of chunk idx of content seed. */
+static void damage_chunk(const char *mirror, size_t size, uint64_t seed, int idx,
+			 enum damage how)
+{
+	uint8_t h[PROTO_HASH_SIZE];
+	chunk_hash(size, seed, idx, h);
+	damage(mirror, h, how);
 }
 
 static void test_read_repair_and_scrub(void **state)
 {
 	struct fixture *f = *state;
-	char p0[4200], p1[4200], p2[4200];
 	uint32_t repaired = 0;
 	struct proto_scrub_reply r;
 
 	assert_int_equal(put(f->st, "p", 1, 1, 4 * 4096, 5, 4096), 0);
-	/* mirror 0 (read first): one corrupt, one truncated, one deleted */
-	chunk_path(f->m0, 4 * 4096, 5, 0, p0, sizeof(p0));
-	chunk_path(f->m0, 4 * 4096, 5, 1, p1, sizeof(p1));
-	chunk_path(f->m0, 4 * 4096, 5, 2, p2, sizeof(p2));
-	flip_byte(p0);
-	assert_int_equal(truncate(p1, 100), 0);
-	assert_int_equal(unlink(p2), 0);
+	/* mirror 0 (read first): a bad form, a bad record header, a place
+	 * lost */
+	damage_chunk(f->m0, 4 * 4096, 5, 0, DMG_FORM);
+	damage_chunk(f->m0, 4 * 4096, 5, 1, DMG_HEAD);
+	damage_chunk(f->m0, 4 * 4096, 5, 2, DMG_GONE);
 	assert_int_equal(get_check(f->st, "p", 1, 1, 4 * 4096, 5, &repaired), 0);
 	assert_int_equal(repaired, 3);
-	/* repaired in place: a scrub now finds nothing */
+	/* repaired (fresh records, the places moved): a scrub finds nothing */
 	assert_int_equal(store_scrub(f->st, true, &r), 0);
 	assert_int_equal(r.mirrors[0].corrupt + r.mirrors[0].missing, 0);
 	assert_int_equal(r.unrepairable, 0);
 	assert_int_equal(r.mirrors[0].chunks, 4);
 
 	/* damage mirror 1: scrub reports and repairs; a second scrub is clean */
-	chunk_path(f->m1, 4 * 4096, 5, 3, p0, sizeof(p0));
-	chunk_path(f->m1, 4 * 4096, 5, 0, p1, sizeof(p1));
-	flip_byte(p0);
-	unlink(p1);
+	damage_chunk(f->m1, 4 * 4096, 5, 3, DMG_FORM);
+	damage_chunk(f->m1, 4 * 4096, 5, 0, DMG_GONE);
 	assert_int_equal(store_scrub(f->st, false, &r), 0);
 	assert_int_equal(r.mirrors[1].corrupt, 1);
 	assert_int_equal(r.mirrors[1].missing, 1);
@@ -57,10 +59,8 @@ static void test_read_repair_and_scrub(void **state)
 	assert_int_equal(r.mirrors[1].corrupt + r.mirrors[1].missing, 0);
 
 	/* both copies bad: unrepairable, reported, and GET says so */
-	chunk_path(f->m0, 4 * 4096, 5, 1, p0, sizeof(p0));
-	chunk_path(f->m1, 4 * 4096, 5, 1, p1, sizeof(p1));
-	flip_byte(p0);
-	flip_byte(p1);
+	damage_chunk(f->m0, 4 * 4096, 5, 1, DMG_FORM);
+	damage_chunk(f->m1, 4 * 4096, 5, 1, DMG_FORM);
 	assert_int_equal(store_scrub(f->st, true, &r), 0);
 	assert_int_equal(r.unrepairable, 1);
 	assert_int_equal(get_check(f->st, "p", 1, 1, 4 * 4096, 5, NULL), RTCMS_ECORRUPT);
@@ -77,13 +77,13 @@ static void test_resync_wiped_mirror(void **state)
 	f->st = NULL;
 	tu_rmrf(f->m1);
 	open_store(f);
-	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
+	assert_int_equal(tu_count_chunk_copies(f->m1), tu_count_chunk_copies(f->m0));
 	/* mirror 1 alone now holds everything: wipe mirror 0's chunks */
 	store_free(f->st);
 	snprintf(cmd, sizeof(cmd), "%s/chunks", f->m0);
 	tu_rmrf(cmd);
 	open_store(f);
-	assert_int_equal(tu_count_chunk_files(f->m0), 20);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 20);
 	assert_int_equal(get_check(f->st, "p", 1, 1, 40000, 1, NULL), 0);
 	assert_int_equal(get_check(f->st, "q", 1, 1, 40000, 2, NULL), 0);
 }
@@ -116,7 +116,7 @@ static void test_failing_mirror_degrades(void **state)
 	open_store(f);
 	assert_int_equal(store_status(f->st, &r), 0);
 	assert_int_equal(r.mirrors[1].online, 1);
-	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
+	assert_int_equal(tu_count_chunk_copies(f->m1), tu_count_chunk_copies(f->m0));
 	assert_int_equal(r.checkpoints, 2);
 	/* and holds the newest metadata: remove m0 entirely and read from m1 */
 	store_free(f->st);
@@ -228,7 +228,7 @@ static void test_disk_full_everywhere(void **state)
 	assert_int_equal(get_check(f->st, "p", 1, 1, 10000, 1, NULL), 0);
 	store_fault_hook = NULL;
 	assert_int_equal(put(f->st, "p", 1, 2, 10000, 2, 4096), 0);
-	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
+	assert_int_equal(tu_count_chunk_copies(f->m1), tu_count_chunk_copies(f->m0));
 }
 
 static void write_garbage(const char *dir, const char *name)
@@ -240,16 +240,6 @@ static void write_garbage(const char *dir, const char *name)
 	for (int i = 0; i < 8192; i++)
 		fputc((i * 7919) & 0xff, fp);
 	fclose(fp);
-}
-
-static void remove_meta(const char *dir)
-{
-	static const char *const names[] = { "meta.db", "meta.db-wal", "meta.db-shm" };
-	char path[700];
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		unlink(path);
-	}
 }
 
 /* An unreadable meta.db on one mirror is replaced by the other's at open;
@@ -306,27 +296,44 @@ static void test_lost_metadata_refuses_start(void **state)
 	};
 	struct store *st = NULL;
 
+	uint64_t b0, b1, b;
+
 	assert_int_equal(put(f->st, "p", 1, 1, 10000, 1, 4096), 0);
 	store_free(f->st);
 	f->st = NULL;
+	assert_int_equal(tu_count_packs(f->m0, &b0), 1);
+	assert_int_equal(tu_count_packs(f->m1, &b1), 1);
 	remove_meta(f->m0);
 	write_garbage(f->m0, "meta.db");
 	remove_meta(f->m1);
 	write_garbage(f->m1, "meta.db");
 	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
 	assert_null(st);
-	assert_int_equal(tu_count_chunk_files(f->m0), 3);
-	assert_int_equal(tu_count_chunk_files(f->m1), 3);
+	assert_int_equal(tu_count_packs(f->m0, &b), 1);
+	assert_int_equal(b, b0);
+	assert_int_equal(tu_count_packs(f->m1, &b), 1);
+	assert_int_equal(b, b1);
 	remove_meta(f->m0);
 	remove_meta(f->m1);
 	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
 	assert_null(st);
-	assert_int_equal(tu_count_chunk_files(f->m0), 3);
-	assert_int_equal(tu_count_chunk_files(f->m1), 3);
+	assert_int_equal(tu_count_packs(f->m0, &b), 1);
+	assert_int_equal(b, b0);
+	assert_int_equal(tu_count_packs(f->m1, &b), 1);
+	assert_int_equal(b, b1);
 	/* a wiped mirror next to the lost one changes nothing */
 	tu_rmrf(f->m1);
 	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
-	assert_int_equal(tu_count_chunk_files(f->m0), 3);
+	assert_int_equal(tu_count_packs(f->m0, &b), 1);
+	assert_int_equal(b, b0);
+	/* nor do chunk files (the layout before packs) without metadata */
+	tu_rmrf(f->m0);
+	assert_int_equal(chunkfile_prepare(f->m0), 0);
+	uint8_t h[PROTO_HASH_SIZE], data[100] = { 1 };
+	proto_chunk_hash(data, sizeof(data), h);
+	assert_int_equal(chunkfile_write(f->m0, h, data, sizeof(data), 1), 0);
+	assert_int_equal(store_open(&o, &st), RTCMS_ECORRUPT);
+	assert_int_equal(tu_count_chunk_files(f->m0), 1);
 }
 
 /* A mirror taken offline by failed writes is brought back by a repairing
@@ -355,7 +362,7 @@ static void test_scrub_brings_mirror_back(void **state)
 	assert_int_equal(r.mirrors[1].online, 1);
 	assert_int_equal(r.mirrors[1].repaired, 3);
 	assert_int_equal(r.unrepairable, 0);
-	assert_int_equal(tu_count_chunk_files(f->m1), tu_count_chunk_files(f->m0));
+	assert_int_equal(tu_count_chunk_copies(f->m1), tu_count_chunk_copies(f->m0));
 	assert_int_equal(put(f->st, "p", 1, 3, 10000, 3, 4096), 0);
 	assert_int_equal(store_status(f->st, &r), 0);
 	assert_int_equal(r.mirrors[1].online, 1);
@@ -367,10 +374,11 @@ static void test_scrub_brings_mirror_back(void **state)
 	assert_int_equal(get_check(f->st, "p", 1, 3, 10000, 3, NULL), 0);
 }
 
-/* A meta.db of the first schema (no base, depth, full_size, state_hash,
- * no chunk key ids, no inline chunks) is upgraded when the store opens
- * it, on every mirror, and works; the chunks' key ids are read from
- * their files. */
+/* A store of the first layout, a meta.db of the first schema (no base,
+ * depth, full_size, state_hash, no chunk key ids, no inline chunks, no
+ * packs) and a chunk file per chunk, is upgraded when the store opens it,
+ * on every mirror, and works: the chunks' key ids are read from their
+ * files, the chunk files serve reads, new chunks go to packs. */
 static void test_old_meta_db_upgraded(void **state)
 {
 	struct fixture *f = *state;
@@ -401,10 +409,15 @@ static void test_old_meta_db_upgraded(void **state)
 	assert_int_equal(put_full(f->st, "p", &p, 1, &ack), 0);
 	store_free(f->st);
 	f->st = NULL;
-	/* rewrite each mirror's meta.db in the old schema, same rows */
+	int nfiles = tu_count_chunk_copies(f->m0);
+	assert_true(nfiles > 1);
+	/* rewrite each mirror in the old layout: chunk files, and its
+	 * meta.db in the old schema, same rows */
 	for (int i = 0; i < 2; i++) {
 		const char *m = f->mirrors[i];
 		sqlite3 *db;
+		to_chunk_files(m);
+		assert_int_equal(tu_count_chunk_files(m), nfiles);
 		snprintf(path, sizeof(path), "%s/old.db", m);
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db, old_schema, NULL, NULL, NULL), SQLITE_OK);
@@ -449,6 +462,14 @@ static void test_old_meta_db_upgraded(void **state)
 	wlen = prog_full(&p, 2, &want);
 	get_expect(f->st, "p", 2, want, wlen);
 	free(want);
+	/* the base's chunks are still chunk files, the delta's new ones in
+	 * packs; a scrub finds every copy good */
+	assert_int_equal(tu_count_chunk_files(f->m0), nfiles);
+	assert_int_equal(tu_count_packs(f->m0, NULL), 1);
+	assert_true(tu_count_chunk_copies(f->m0) > nfiles);
+	assert_int_equal(store_scrub(f->st, false, &r), 0);
+	assert_int_equal(r.mirrors[0].corrupt + r.mirrors[0].missing, 0);
+	assert_int_equal(r.mirrors[1].corrupt + r.mirrors[1].missing, 0);
 	store_free(f->st);
 	f->st = NULL;
 	/* both mirrors have the new columns */

@@ -18,8 +18,8 @@ static void test_retention_and_gc(void **state)
 	assert_int_equal(e[1].sequence, 5);
 	assert_int_equal(get_check(f->st, "p", 1, 3, 8192, 3, NULL), RTCMS_ENOENT);
 	/* chunk files of removed sequences are gone from both mirrors */
-	assert_int_equal(tu_count_chunk_files(f->m0), 4);
-	assert_int_equal(tu_count_chunk_files(f->m1), 4);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 4);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 4);
 }
 
 static void test_shared_chunks_survive(void **state)
@@ -28,12 +28,12 @@ static void test_shared_chunks_survive(void **state)
 	/* the same content under two processes shares its chunks */
 	assert_int_equal(put(f->st, "a", 1, 1, 16384, 9, 4096), 0);
 	assert_int_equal(put(f->st, "b", 1, 1, 16384, 9, 4096), 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), 4);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 4);
 	assert_int_equal(store_delete(f->st, "a", 0, 0), 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 4);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 4);
 	assert_int_equal(get_check(f->st, "b", 1, 1, 16384, 9, NULL), 0);
 	assert_int_equal(store_delete(f->st, "b", 1, 1), 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0);
 	assert_int_equal(store_delete(f->st, "b", 1, 1), RTCMS_ENOENT);
 }
 
@@ -167,11 +167,11 @@ static void test_parallel_writes_and_gc(void **state)
 	}
 	pthread_join(t, NULL);
 	assert_int_equal(c.failures, 0);
-	assert_int_equal(tu_count_chunk_files(f->m0), PAR_CHUNKS);
-	assert_int_equal(tu_count_chunk_files(f->m1), PAR_CHUNKS);
+	assert_int_equal(tu_count_chunk_copies(f->m0), PAR_CHUNKS);
+	assert_int_equal(tu_count_chunk_copies(f->m1), PAR_CHUNKS);
 	assert_int_equal(store_delete(f->st, "keep", 0, 0), 1);
-	assert_int_equal(tu_count_chunk_files(f->m0), 0);
-	assert_int_equal(tu_count_chunk_files(f->m1), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m0), 0);
+	assert_int_equal(tu_count_chunk_copies(f->m1), 0);
 }
 
 int main(void)
