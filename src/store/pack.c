@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,9 +51,17 @@ static int pack_ids(const char *dir, uint64_t **ids, size_t *n)
 	*ids = NULL;
 	*n = 0;
 	snprintf(path, sizeof(path), "%s/packs", dir);
-	DIR *d = opendir(path);
-	if (!d)
+	/* open + fdopendir, not opendir: this runs on the pool while the loop
+	 * accepts and closes sockets, and GCC 12's libtsan does not see
+	 * opendir() make a descriptor, so it would take closedir() for a
+	 * race with the socket that last had the same number */
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return 0;
+	}
 	while ((e = readdir(d)) != NULL) {
 		uint64_t id;
 		if (packfile_parse_name(e->d_name, &id) != 0)
