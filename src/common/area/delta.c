@@ -304,38 +304,33 @@ int state_hasher_final(struct state_hasher *h, uint8_t out[STATE_HASH_SIZE])
 	return 0;
 }
 
-int state_hash_version(const uint8_t *full, size_t len, int version,
-		       uint8_t out[STATE_HASH_SIZE])
+/* The state hash of an image kept apart, of one version. */
+static int apart_hash(const uint8_t *head, size_t head_len, const uint8_t *data,
+		      size_t data_len, int version, uint8_t out[STATE_HASH_SIZE])
 {
 	struct state_hasher *h = malloc(sizeof(*h)); /* 4 KiB and more: not on a stack */
 	if (!h)
 		return RTCMS_ENOMEM;
-	state_hasher_init_version(h, len, version);
-	int rc = state_hasher_update(h, full, len);
-	if (rc == 0)
-		rc = state_hasher_final(h, out);
+	state_hasher_init_version(h, head_len + data_len, version);
+	state_hasher_update(h, head, head_len);
+	if (data_len)
+		state_hasher_update(h, data, data_len);
+	int rc = state_hasher_final(h, out);
 	free(h);
+	return rc;
+}
+
+int state_hash_version(const uint8_t *full, size_t len, int version,
+		       uint8_t out[STATE_HASH_SIZE])
+{
+	/* a whole image is one kept apart with nothing after its "head" */
+	int rc = apart_hash(full, len, NULL, 0, version, out);
 	return rc == RTCMS_ENOMEM ? rc : rc ? RTCMS_EPROTO : 0;
 }
 
 int state_hash(const uint8_t *full, size_t len, uint8_t out[STATE_HASH_SIZE])
 {
 	return state_hash_version(full, len, STATE_HASH_V2, out);
-}
-
-/* The state hash of an image kept apart, of one version. */
-static int apart_hash(const uint8_t *head, size_t head_len, const uint8_t *data,
-		      size_t data_len, int version, uint8_t out[STATE_HASH_SIZE])
-{
-	struct state_hasher *h = malloc(sizeof(*h));
-	if (!h)
-		return RTCMS_ENOMEM;
-	state_hasher_init_version(h, head_len + data_len, version);
-	state_hasher_update(h, head, head_len);
-	state_hasher_update(h, data, data_len);
-	int rc = state_hasher_final(h, out);
-	free(h);
-	return rc;
 }
 
 int state_hash_check(const uint8_t *head, size_t head_len, const uint8_t *data,
